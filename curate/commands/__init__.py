@@ -1,0 +1,1 @@
+"""Command modules: each defines ORDER, NAME, HELP and register(subparsers)."""

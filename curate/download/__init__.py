@@ -1,0 +1,1 @@
+"""Image downloader: fetch (polite, safe), process (decode, resize), write shards."""

@@ -1,0 +1,133 @@
+"""Arrow schemas of every file curate writes, the uid, and the public vocabularies.
+
+The schemas here are the contract documented in docs/FORMAT.md: a user can open any file
+with DuckDB, pandas or Spark without this toolkit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pyarrow as pa
+
+UID_BYTES = 16
+
+
+def make_uid(url: str, caption: str | None) -> str:
+    """Stable id of a (url, caption) pair: 32 hex chars of BLAKE2b-128.
+
+    The same pair gets the same uid on any machine and in any shard layout, so that
+    signals, decisions and takedowns can be joined across runs.
+    """
+    h = hashlib.blake2b(digest_size=UID_BYTES)
+    h.update(url.encode("utf-8", "surrogatepass"))
+    h.update(b"\x1f")
+    h.update((caption or "").encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+# Manifest rows: one image URL and its alt text, plus preserved source columns.
+MANIFEST_FIELDS = [
+    pa.field("uid", pa.string(), nullable=False),
+    pa.field("url", pa.string()),
+    pa.field("caption", pa.string()),
+    # "ok", or why the row cannot be downloaded (missing_url, invalid_url); such rows are kept, not dropped.
+    pa.field("status", pa.string()),
+]
+MANIFEST_SCHEMA = pa.schema(MANIFEST_FIELDS)
+
+DOWNLOAD_STATUSES = ("success", "failed", "skipped")
+
+# The download error vocabulary (docs/FORMAT.md). Stable public strings.
+ERROR_CLASSES = (
+    "dns",
+    "connect",
+    "timeout",
+    "http_4xx",
+    "http_5xx",
+    "http_429",
+    "too_many_redirects",
+    "too_large",
+    "not_an_image",
+    "decode_error",
+    "decompression_bomb",
+    "image_too_small",
+    "aspect_ratio",
+    "opted_out",
+    "robots_disallowed",
+    "x_robots_tag",
+    "private_address",
+    "invalid_url",
+    "host_unreachable",
+    "missing_url",
+    "protocol_error",
+    "unknown",
+)
+
+SHARD_FIELDS = [
+    pa.field("uid", pa.string(), nullable=False),
+    pa.field("url", pa.string()),
+    pa.field("caption", pa.string()),
+    pa.field("status", pa.string(), nullable=False),
+    pa.field("error_class", pa.string()),
+    pa.field("error_message", pa.string()),
+    pa.field("http_status", pa.int32()),
+    pa.field("final_url", pa.string()),
+    pa.field("content_type", pa.string()),
+    pa.field("image", pa.binary()),
+    pa.field("width", pa.int32()),
+    pa.field("height", pa.int32()),
+    pa.field("original_width", pa.int32()),
+    pa.field("original_height", pa.int32()),
+    pa.field("image_format", pa.string()),
+    pa.field("sha256", pa.string()),
+    pa.field("bytes", pa.int64()),
+    pa.field("fetched_at", pa.timestamp("ms", tz="UTC")),
+]
+SHARD_SCHEMA = pa.schema(SHARD_FIELDS)
+
+DECISIONS_SCHEMA = pa.schema(
+    [
+        pa.field("uid", pa.string(), nullable=False),
+        pa.field("keep", pa.bool_(), nullable=False),
+        pa.field("reasons", pa.list_(pa.string())),
+    ]
+)
+
+# Reasons a recipe can drop a sample for (docs/FORMAT.md). Stable public strings.
+DROP_REASONS = (
+    "download_failed",
+    "opted_out",
+    "takedown",
+    "image_too_small",
+    "aspect_ratio",
+    "blank_image",
+    "caption_too_short",
+    "caption_boilerplate",
+    "language",
+    "nsfw_image",
+    "nsfw_text",
+    "exact_duplicate",
+    "near_duplicate",
+    "benchmark_overlap",
+)
+
+TAKEDOWN_SCHEMA = pa.schema(
+    [
+        pa.field("kind", pa.string(), nullable=False),  # uid | url | domain
+        pa.field("value", pa.string(), nullable=False),
+        pa.field("reason", pa.string()),
+        pa.field("requested_at", pa.timestamp("ms", tz="UTC")),
+        pa.field("uids_purged", pa.int64()),
+    ]
+)
+
+
+def with_extra_columns(base: pa.Schema, extra: pa.Schema | None) -> pa.Schema:
+    """Base schema followed by preserved source columns that it does not already name."""
+    if extra is None:
+        return base
+    fields = list(base)
+    names = set(base.names)
+    fields += [f for f in extra if f.name not in names]
+    return pa.schema(fields)

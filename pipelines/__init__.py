@@ -1,0 +1,1 @@
+"""The pipeline recipes shipped with curate (TOML files beside this module)."""
