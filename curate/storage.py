@@ -38,6 +38,8 @@ def join(base: str, *parts: str) -> str:
 
 def exists(path: str) -> bool:
     fs, inner = url_to_fs(path)
+    if not is_local(fs):
+        fs.invalidate_cache(inner)  # other processes write here: never trust a cached listing
     return fs.exists(inner)
 
 
@@ -102,6 +104,8 @@ def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
 def list_files(directory: str, suffix: str) -> list[str]:
     """Sorted full paths (URLs keep their scheme) of files in `directory` ending with `suffix`."""
     fs, inner = url_to_fs(directory)
+    if not is_local(fs):
+        fs.invalidate_cache(inner)
     if not fs.exists(inner):
         return []
     names = [p for p in fs.ls(inner, detail=False) if p.endswith(suffix)]
