@@ -19,11 +19,13 @@ def make_uid(url: str, caption: str | None) -> str:
     The same pair gets the same uid on any machine and in any shard layout, so that
     signals, decisions and takedowns can be joined across runs.
     """
-    h = hashlib.blake2b(digest_size=UID_BYTES)
-    h.update(url.encode("utf-8", "surrogatepass"))
-    h.update(b"\x1f")
-    h.update((caption or "").encode("utf-8", "surrogatepass"))
-    return h.hexdigest()
+    return uid_digest(url, caption).hex()
+
+
+def uid_digest(url: str, caption: str | None) -> bytes:
+    """The 16 raw bytes behind `make_uid` (compact enough to keep one per row when deduplicating)."""
+    data = f"{url}\x1f{caption or ''}".encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=UID_BYTES).digest()
 
 
 # Manifest rows: one image URL and its alt text, plus preserved source columns.
@@ -35,6 +37,7 @@ MANIFEST_FIELDS = [
     pa.field("status", pa.string()),
 ]
 MANIFEST_SCHEMA = pa.schema(MANIFEST_FIELDS)
+MANIFEST_STATUSES = ("ok", "missing_url", "invalid_url")
 
 DOWNLOAD_STATUSES = ("success", "failed", "skipped")
 

@@ -1,0 +1,167 @@
+"""build_manifest: URL lists in, OUT_DIR/part-NNNNN.parquet + summary.json out, streaming throughout."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+import pyarrow as pa
+from tqdm import tqdm
+
+from curate import storage
+from curate.errors import CurateError
+from curate.manifest.columns import plan_columns
+from curate.manifest.inputs import Source, resolve
+from curate.manifest.jsonread import JsonArrayReader, JsonlReader
+from curate.manifest.normalize import Normalizer
+from curate.manifest.problems import Problems
+from curate.manifest.readers import READ_ERRORS, CsvReader, ParquetReader, Reader, TxtReader
+from curate.manifest.takedown import Takedown
+from curate.manifest.values import cast_lenient
+from curate.schema import MANIFEST_SCHEMA, MANIFEST_STATUSES, with_extra_columns
+
+log = logging.getLogger(__name__)
+
+READERS = {"txt": TxtReader, "csv": CsvReader, "tsv": CsvReader, "parquet": ParquetReader,
+           "jsonl": JsonlReader, "json": JsonArrayReader}
+SUMMARY = "summary.json"
+
+
+class PartWriter:
+    """Buffers rows and writes OUT_DIR/part-NNNNN.parquet files of exactly rows_per_part rows (the last fewer)."""
+
+    def __init__(self, out_dir: str, rows_per_part: int) -> None:
+        self.out_dir, self.rows_per_part = out_dir, rows_per_part
+        self.schema: pa.Schema | None = None
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_rows = 0
+        self.parts: list[str] = []
+        self.rows = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self.pending.append(batch)
+        self.pending_rows += batch.num_rows
+        while self.pending_rows >= self.rows_per_part:
+            table = pa.Table.from_batches(self.pending, self.schema)
+            self._write(table.slice(0, self.rows_per_part))
+            rest = table.slice(self.rows_per_part)
+            self.pending = rest.combine_chunks().to_batches() if rest.num_rows else []
+            self.pending_rows = rest.num_rows
+
+    def close(self) -> None:
+        if self.pending_rows or not self.parts:
+            self._write(pa.Table.from_batches(self.pending, self.schema))
+        self.pending, self.pending_rows = [], 0
+
+    def _write(self, table: pa.Table) -> None:
+        path = storage.join(self.out_dir, f"part-{len(self.parts):05d}.parquet")
+        storage.write_parquet_atomic(table, path)
+        self.parts.append(path)
+        self.rows += table.num_rows
+
+
+def build_manifest(
+    inputs: list[str],
+    out_dir: str,
+    *,
+    fmt: str = "auto",
+    url_col: str | None = None,
+    caption_col: str | None = None,
+    keep_cols: Iterable[str] = (),
+    rows_per_part: int = 10_000,
+    takedown: str | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Normalise URL lists into a manifest; return the summary that is also written as OUT_DIR/summary.json.
+
+    `takedown` names a takedown.parquet whose requests are honoured (matching rows are left out and
+    counted); a path that does not exist means no requests. summary.json is written last: its presence
+    means the manifest is complete. An OUT_DIR that already holds a manifest is refused unless `overwrite`.
+    """
+    if rows_per_part < 1:
+        raise CurateError(f"rows_per_part must be at least 1, not {rows_per_part}")
+    keep_cols = tuple(keep_cols)
+    sources = resolve(list(inputs), fmt)
+    _prepare_out_dir(out_dir, overwrite)
+    start = time.perf_counter()
+    problems = Problems()
+    normalize = Normalizer(Takedown.load(takedown))
+    writer = PartWriter(out_dir, rows_per_part)
+    files = []
+    with tqdm(desc="manifest", unit=" rows", unit_scale=True, dynamic_ncols=True, disable=None) as bar:
+        for src in sources:
+            reader: Reader = READERS[src.fmt](src, problems)
+            info = {"path": src.name, "format": src.fmt, "gzip": src.gzip, "rows": 0}
+            files.append(info)
+            try:
+                columns = reader.columns()
+                if columns is not None:
+                    plan = plan_columns(columns, src.name, url_col=url_col, caption_col=caption_col,
+                                        keep_cols=keep_cols)
+                    info.update(url_col=plan.url, caption_col=plan.caption)
+                    for batch in reader.batches(plan):
+                        info["rows"] += batch.num_rows
+                        writer.add(_conform(normalize(batch), writer, src, info["rows"] - batch.num_rows, problems))
+                        bar.update(batch.num_rows)
+            except READ_ERRORS as exc:
+                problems.add("unreadable_file", src.name, f"stopped after {info['rows']} rows: {exc}")
+            if info["rows"] == 0 and not problems.counts.get("unreadable_file"):
+                problems.add("empty_file", src.name, "no data rows")
+    if writer.schema is None:
+        writer.schema = with_extra_columns(MANIFEST_SCHEMA, None)
+    writer.close()
+    seconds = time.perf_counter() - start
+    summary = {
+        "inputs": files,
+        "rows_read": normalize.rows_in,
+        "rows_written": writer.rows,
+        "duplicates": normalize.duplicates,
+        "takedown_skipped": normalize.taken_down,
+        "status": {s: normalize.status.get(s, 0) for s in MANIFEST_STATUSES},
+        "malformed": problems.to_dict(),
+        "rows_not_read": problems.rows_not_read,
+        "parts": len(writer.parts),
+        "rows_per_part": rows_per_part,
+        "columns": writer.schema.names,
+        "dedupe_index_bytes": normalize.seen.nbytes,
+        "seconds": round(seconds, 3),
+        "rows_per_second": round(normalize.rows_in / seconds) if seconds else None,
+    }
+    storage.write_json_atomic(summary, storage.join(out_dir, SUMMARY))
+    return summary
+
+
+def _conform(batch: pa.RecordBatch, writer: PartWriter, src: Source, offset: int, problems: Problems
+             ) -> pa.RecordBatch:
+    """Fix the output schema on the first batch; cast later batches (other files) to it."""
+    if writer.schema is None:
+        extra = batch.schema.remove(0).remove(0).remove(0).remove(0)
+        writer.schema = with_extra_columns(MANIFEST_SCHEMA, extra)
+        return batch.cast(writer.schema)
+    if batch.schema.names != writer.schema.names:
+        raise CurateError(
+            f"{src.name}: its columns {batch.schema.names[4:]} differ from the earlier inputs' "
+            f"{writer.schema.names[4:]}; run one manifest per kind of input"
+        )
+    arrays = []
+    for field, arr in zip(writer.schema, batch.columns):
+        def bad(i: int, msg: str, name: str = field.name) -> None:
+            problems.add("bad_value", src.name, f"column {name!r}: {msg}", row=offset + i + 1)
+
+        arrays.append(cast_lenient(arr, field.type, bad))
+    return pa.RecordBatch.from_arrays(arrays, schema=writer.schema)
+
+
+def _prepare_out_dir(out_dir: str, overwrite: bool) -> None:
+    old = storage.list_files(out_dir, ".parquet") + [p for p in [storage.join(out_dir, SUMMARY)] if storage.exists(p)]
+    old = [p for p in old if p.rpartition("/")[2].startswith(("part-", SUMMARY))]
+    if not old:
+        return
+    if not overwrite:
+        raise CurateError(
+            f"{out_dir} already holds a manifest ({len(old)} files); choose an empty folder or pass --overwrite"
+        )
+    fs, _ = storage.url_to_fs(out_dir)
+    for path in old:
+        fs.rm(storage.url_to_fs(path)[1])

@@ -1,0 +1,107 @@
+"""Expand INPUT arguments (files, folders, globs, fsspec URLs) into sources with a known format."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import fsspec
+
+from curate import storage
+from curate.errors import CurateError
+
+FORMATS = ("txt", "csv", "tsv", "json", "jsonl", "parquet")
+EXTENSIONS = {
+    "txt": "txt", "text": "txt", "urls": "txt", "csv": "csv", "tsv": "tsv", "json": "json",
+    "jsonl": "jsonl", "ndjson": "jsonl", "parquet": "parquet", "pq": "parquet",
+}
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file: where it is, its format, and whether it is gzip-compressed."""
+
+    fs: fsspec.AbstractFileSystem
+    path: str  # path inside fs
+    name: str  # as the user wrote it (URL scheme kept): used in every message
+    fmt: str
+    gzip: bool
+
+    def open(self) -> BinaryIO:
+        """A binary stream of the decompressed bytes."""
+        raw = self.fs.open(self.path, "rb")
+        if self.gzip:
+            return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        return raw
+
+    def open_buffered(self) -> io.BufferedReader:
+        return io.BufferedReader(self.open(), buffer_size=1 << 20)  # type: ignore[arg-type]
+
+
+def format_of(name: str) -> str | None:
+    """Format named by the extension (".gz" looked through), or None."""
+    base = name.rpartition("/")[2].lower()
+    base = base.removesuffix(".gz")
+    return EXTENSIONS.get(base.rpartition(".")[2]) if "." in base else None
+
+
+def resolve(inputs: list[str], fmt: str = "auto") -> list[Source]:
+    """Sources in the order given (folders and globs sorted by name); errors name the input at fault."""
+    if fmt != "auto" and fmt not in FORMATS:
+        raise CurateError(f"unknown format {fmt!r}: use one of auto, {', '.join(FORMATS)}")
+    if not inputs:
+        raise CurateError("no input given: pass one or more files, folders, globs or URLs")
+    sources: list[Source] = []
+    for given in inputs:
+        fs, inner = storage.url_to_fs(given)
+        prefix = given[: len(given) - len(inner)] if given.endswith(inner) else ""
+        if any(ch in inner for ch in "*?["):
+            paths = sorted(p for p in fs.glob(inner) if fs.isfile(p))
+            if not paths:
+                raise CurateError(f"input {given!r}: the glob matches no file")
+            picked = _supported(paths, fmt, given)
+        elif fs.isdir(inner):
+            paths = sorted(p for p in fs.find(inner) if not _hidden(p, inner))
+            picked = _supported(paths, fmt, given)
+        elif fs.exists(inner):
+            picked = [inner]
+        else:
+            raise CurateError(f"input {given!r} does not exist")
+        for path in picked:
+            name = f"{prefix}{path}" if prefix and not path.startswith(prefix) else path
+            sources.append(_source(fs, path, name, fmt))
+    return sources
+
+
+def _hidden(path: str, root: str) -> bool:
+    rel = path[len(root):].lstrip("/")
+    return any(part.startswith((".", "_")) for part in rel.split("/"))
+
+
+def _supported(paths: list[str], fmt: str, given: str) -> list[str]:
+    if fmt != "auto":
+        return paths
+    picked = [p for p in paths if format_of(p)]
+    if not picked:
+        raise CurateError(
+            f"input {given!r} holds no file with a known extension "
+            f"({', '.join(sorted(EXTENSIONS))}, optionally .gz); pass --format to read them anyway"
+        )
+    return picked
+
+
+def _source(fs: fsspec.AbstractFileSystem, path: str, name: str, fmt: str) -> Source:
+    if fmt == "auto":
+        fmt_found = format_of(path)
+        if fmt_found is None:
+            raise CurateError(
+                f"cannot tell the format of {name!r} from its extension; pass --format "
+                f"({', '.join(FORMATS)})"
+            )
+        fmt = fmt_found
+    with fs.open(path, "rb") as fh:
+        compressed = fh.read(2) == GZIP_MAGIC
+    return Source(fs=fs, path=path, name=name, fmt=fmt, gzip=compressed)

@@ -1,0 +1,195 @@
+"""Streaming readers for txt, csv/tsv and parquet sources (JSON lives in jsonread.py).
+
+A reader first reports the source's column names (so that the url/caption columns can be picked),
+then yields record batches of `url` (string), `caption` (string) and the kept columns, in input order.
+No reader ever holds more than one block of its file in memory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from curate import storage
+from curate.manifest.columns import ColumnPlan
+from curate.manifest.inputs import Source
+from curate.manifest.problems import Problems
+from curate.manifest.values import cast_lenient, infer_type, to_text
+
+BATCH_ROWS = 65_536
+CSV_BLOCK_BYTES = 4 << 20
+BOM = b"\xef\xbb\xbf"
+# Errors that mean "this file cannot be read (any further)": the rows before are kept, the file is recorded.
+READ_ERRORS = (pa.ArrowException, OSError, EOFError, ValueError)
+
+
+class Reader(Protocol):
+    def columns(self) -> list[str] | None:
+        """Column names, or None when the source holds no data at all."""
+
+    def batches(self, plan: ColumnPlan) -> Iterator[pa.RecordBatch]:
+        """Batches of url, caption and plan.keep columns."""
+
+
+def make_batch(url: pa.Array, caption: pa.Array | None, kept: dict[str, pa.Array]) -> pa.RecordBatch:
+    caption = caption if caption is not None else pa.nulls(len(url), pa.string())
+    return pa.RecordBatch.from_arrays([url, caption, *kept.values()], names=["url", "caption", *kept])
+
+
+def _arrow_stream(src: Source) -> pa.NativeFile:
+    if storage.is_local(src.fs):
+        return pa.input_stream(src.path, compression="gzip" if src.gzip else None)
+    raw = pa.PythonFile(src.fs.open(src.path, "rb"), mode="r")
+    return pa.CompressedInputStream(raw, "gzip") if src.gzip else raw
+
+
+class TxtReader:
+    """One URL a line; blank lines are not rows."""
+
+    def __init__(self, src: Source, problems: Problems) -> None:
+        self.src, self.problems = src, problems
+
+    def columns(self) -> list[str] | None:
+        return ["url"]
+
+    def batches(self, plan: ColumnPlan) -> Iterator[pa.RecordBatch]:
+        urls: list[str] = []
+        try:
+            yield from self._lines(urls)
+        except READ_ERRORS:
+            if urls:  # keep what was read before a truncated or corrupt stream; the caller records the error
+                yield make_batch(pa.array(urls, pa.string()), None, {})
+            raise
+        if urls:
+            yield make_batch(pa.array(urls, pa.string()), None, {})
+
+    def _lines(self, urls: list[str]) -> Iterator[pa.RecordBatch]:
+        with self.src.open_buffered() as fh:
+            for lineno, raw in enumerate(fh, 1):
+                line = raw.strip()
+                if lineno == 1 and line.startswith(BOM):
+                    line = line[len(BOM):].strip()
+                if not line:
+                    continue
+                try:
+                    urls.append(line.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    self.problems.add("invalid_utf8", self.src.name, f"bytes that are not UTF-8 ({exc.reason}); "
+                                      "replaced by U+FFFD", line=lineno)
+                    urls.append(line.decode("utf-8", "replace"))
+                if len(urls) >= BATCH_ROWS:
+                    yield make_batch(pa.array(urls, pa.string()), None, {})
+                    urls.clear()
+
+
+class CsvReader:
+    """CSV (quoted fields may span lines) or TSV (no quoting), with a header row.
+
+    All columns are read as bytes so that one non-UTF-8 value or one odd number cannot stop the
+    stream: url/caption are decoded per block, kept columns take the type of their first block.
+    """
+
+    def __init__(self, src: Source, problems: Problems) -> None:
+        self.src, self.problems = src, problems
+        tsv = src.fmt == "tsv"
+        self.delimiter = "\t" if tsv else ","
+        self.quoting = not tsv
+
+    def _parse_options(self, record: bool) -> pacsv.ParseOptions:
+        def on_invalid(row: pacsv.InvalidRow) -> str:
+            if record:
+                self.problems.add(
+                    "ragged_row", self.src.name,
+                    f"{row.actual_columns} fields where the header has {row.expected_columns}: {row.text[:100]!r}",
+                    line=row.number,
+                )
+            return "skip"
+
+        return pacsv.ParseOptions(delimiter=self.delimiter, quote_char='"' if self.quoting else False,
+                                  newlines_in_values=self.quoting, invalid_row_handler=on_invalid)
+
+    def columns(self) -> list[str] | None:
+        try:
+            with _arrow_stream(self.src) as stream:
+                reader = pacsv.open_csv(stream, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                                        parse_options=self._parse_options(record=False))
+                return reader.schema.names
+        except pa.ArrowInvalid as exc:
+            if "Empty CSV file" in str(exc):
+                return None
+            raise
+
+    def batches(self, plan: ColumnPlan) -> Iterator[pa.RecordBatch]:
+        wanted = list(dict.fromkeys([plan.url, *([plan.caption] if plan.caption else []), *plan.keep]))
+        convert = pacsv.ConvertOptions(include_columns=wanted, column_types={c: pa.binary() for c in wanted})
+        types: dict[str, pa.DataType] = {}
+        done = 0
+        with _arrow_stream(self.src) as stream:
+            reader = pacsv.open_csv(stream, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                                    parse_options=self._parse_options(record=True), convert_options=convert)
+            for rb in reader:
+                def bad(kind: str, offset: int = done):
+                    return lambda i, msg: self.problems.add(kind, self.src.name, msg, row=offset + i + 1)
+
+                url = to_text(rb.column(plan.url), bad("invalid_utf8"))
+                caption = to_text(rb.column(plan.caption), bad("invalid_utf8")) if plan.caption else None
+                kept = {}
+                for name in plan.keep:
+                    text = to_text(rb.column(name), bad("invalid_utf8"))
+                    if name not in types:
+                        types[name] = infer_type(pc.if_else(pc.equal(text, ""), None, text))
+                    if types[name] != pa.string():
+                        text = pc.if_else(pc.equal(text, ""), None, text)
+                    kept[name] = cast_lenient(text, types[name], bad("bad_value"))
+                done += rb.num_rows
+                yield make_batch(url, caption, kept)
+
+
+class ParquetReader:
+    """Parquet, read a row group slice at a time with only the needed columns.
+
+    Parquet needs random access (its footer is at the end), so a gzipped parquet file is first
+    decompressed to a temporary file on local disk, never into memory.
+    """
+
+    def __init__(self, src: Source, problems: Problems) -> None:
+        self.src, self.problems = src, problems
+        self._unzipped: tempfile._TemporaryFileWrapper | None = None
+
+    def _file(self) -> pq.ParquetFile:
+        if self.src.gzip:
+            if self._unzipped is None:
+                self._unzipped = tempfile.NamedTemporaryFile(prefix="curate-manifest-", suffix=".parquet")  # noqa: SIM115 - closed after the last batch
+                with self.src.open() as fh:
+                    shutil.copyfileobj(fh, self._unzipped, 4 << 20)
+                self._unzipped.flush()
+            return pq.ParquetFile(self._unzipped.name)
+        if storage.is_local(self.src.fs):
+            return pq.ParquetFile(self.src.path)
+        return pq.ParquetFile(self.src.fs.open(self.src.path, "rb"))
+
+    def columns(self) -> list[str] | None:
+        if self.src.fs.size(self.src.path) == 0:
+            return None
+        return self._file().schema_arrow.names
+
+    def batches(self, plan: ColumnPlan) -> Iterator[pa.RecordBatch]:
+        wanted = list(dict.fromkeys([plan.url, *([plan.caption] if plan.caption else []), *plan.keep]))
+        done = 0
+        for rb in self._file().iter_batches(batch_size=BATCH_ROWS, columns=wanted):
+            def bad(i: int, msg: str, offset: int = done) -> None:
+                self.problems.add("invalid_utf8", self.src.name, msg, row=offset + i + 1)
+
+            url = to_text(rb.column(plan.url), bad)
+            caption = to_text(rb.column(plan.caption), bad) if plan.caption else None
+            done += rb.num_rows
+            yield make_batch(url, caption, {name: rb.column(name) for name in plan.keep})
+        if self._unzipped is not None:
+            self._unzipped.close()
