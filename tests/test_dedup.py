@@ -1,0 +1,139 @@
+"""curate dedup: multi-index hashing is exact, clusters and representatives on real images."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import numpy as np
+import pytest
+from curation_data import Sample, encode, make_photo, transformed_copy, write_dataset
+
+from curate.dedup import dedup, mih
+from curate.errors import CurateError
+
+
+def _reference_pairs(h: np.ndarray, k: int) -> set[tuple[int, int]]:
+    """Independent all-pairs check with Python integers."""
+    vals = [int(x) for x in h]
+    return {(i, j) for i in range(len(vals)) for j in range(i + 1, len(vals))
+            if (vals[i] ^ vals[j]).bit_count() <= k}
+
+
+def _planted(n: int, k: int, seed: int) -> np.ndarray:
+    """Random 64-bit hashes plus copies of some of them with 0..k bits flipped."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 2**64, n, dtype=np.uint64)
+    copies = base[rng.integers(0, n, n // 4)].copy()
+    for t in range(len(copies)):
+        for bit in rng.choice(64, int(rng.integers(0, k + 1)), replace=False):
+            copies[t] ^= np.uint64(1) << np.uint64(int(bit))
+    return np.unique(np.concatenate([base, copies]))
+
+
+@pytest.mark.parametrize("shared", [1, 2, 3])
+def test_multi_index_search_finds_exactly_the_pairs_within_k(shared):
+    k = 6
+    h = _planted(1500, k, seed=shared)
+    a, b, d = mih.self_pairs(h, k, search=mih.Plan(k=k, bands=k + shared, shared=shared))
+    assert {(int(x), int(y)) for x, y in zip(a, b)} == _reference_pairs(h, k)
+    assert len(a) > 300  # the planted copies are there to be found
+    assert np.array_equal(d, np.bitwise_count(h[a] ^ h[b]))
+
+
+def test_cross_search_matches_brute_force_and_plan_avoids_all_pairs_at_scale():
+    k = 5
+    h = _planted(3000, k, seed=7)
+    q = h[:200] ^ np.uint64(0b10101)  # 3 bits flipped: every query has its source within k
+    qi, hj, _ = mih.cross_pairs(q, h, k, search=mih.Plan(k=k, bands=k + 2, shared=2))
+    found = {(int(x), int(y)) for x, y in zip(qi, hj)}
+    expected = {(i, j) for i in range(len(q)) for j in range(len(h)) if (int(q[i]) ^ int(h[j])).bit_count() <= k}
+    assert found == expected and all((i, i) in found for i in range(len(q)))
+    assert not mih.plan(1e6 * 1e6 / 2, 1_000_000, 8).all_pairs
+    assert mih.plan(100 * 99 / 2, 100, 8).all_pairs
+
+
+def _clusters(root: str) -> dict[str, dict]:
+    rows = duckdb.sql(f"SELECT * FROM '{root}/signals/dedup/clusters.parquet'").fetchall()
+    cols = ["uid", "cluster_id", "representative_uid", "is_representative", "duplicate_kind",
+            "distance_to_representative", "against_dataset"]
+    return {r[0]: dict(zip(cols, r)) for r in rows}
+
+
+@pytest.fixture(scope="module")
+def dup_dataset(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("dedup") / "ds")
+    rng = np.random.default_rng(3)
+    photos = [make_photo(i) for i in range(60)]
+    samples = [Sample(f"https://site.example/p{i}.jpg", f"photo number {i}", encode(p)) for i, p in enumerate(photos)]
+    # exact byte copy of photo 0 on another site
+    samples.append(Sample("https://mirror.example/a.jpg", "mirror of zero", samples[0].image))
+    # the same URL as photo 1 with another caption (and bytes re-encoded by the server)
+    samples.append(Sample(samples[1].url, "another caption for one", encode(photos[1], quality=70)))
+    # transformed re-uploads of photos 10..29; photo 10's copy is twice as large: it must be the representative
+    for i in range(10, 30):
+        data = transformed_copy(photos[i], rng) if i != 10 else encode(photos[i].resize((512, 512)))
+        samples.append(Sample(f"https://reupload.example/{i}.jpg", f"reupload {i}", data))
+    samples.append(Sample("https://gone.example/x.jpg", "a failed download", None))
+    write_dataset(root, samples, per_shard=40)
+    return root, samples
+
+
+def test_dedup_clusters_exact_url_and_near_duplicates_with_deterministic_representatives(dup_dataset):
+    root, samples = dup_dataset
+    summary = dedup(root, max_distance=8)
+    c = _clusters(root)
+    assert len(c) == len(samples) - 1  # every downloaded sample has a row; the failed one has none
+    assert samples[-1].uid not in c
+    mirror, same_url = samples[60], samples[61]
+    rep_uid = min(samples[0].uid, mirror.uid)  # same bytes, same size: the smallest uid represents
+    other_uid = max(samples[0].uid, mirror.uid)
+    assert c[rep_uid]["is_representative"] and c[other_uid]["representative_uid"] == rep_uid
+    assert c[other_uid]["duplicate_kind"] == "exact" and c[other_uid]["distance_to_representative"] == 0
+    follower = max(samples[1].uid, same_url.uid)  # different bytes, same URL
+    assert c[follower]["representative_uid"] == min(samples[1].uid, same_url.uid)
+    assert c[follower]["duplicate_kind"] == "url"
+    reuploads = samples[62:82]
+    found = sum(c[r.uid]["cluster_id"] == c[samples[10 + t].uid]["cluster_id"] for t, r in enumerate(reuploads))
+    assert found / len(reuploads) >= 0.95
+    big = reuploads[0]
+    assert c[big.uid]["is_representative"] and c[samples[10].uid]["representative_uid"] == big.uid
+    assert c[samples[10].uid]["duplicate_kind"] == "near"
+    assert c[samples[10].uid]["distance_to_representative"] <= 8
+    # distinct photos are never merged with each other (precision)
+    distinct_clusters = {c[s.uid]["cluster_id"] for s in samples[:60]}
+    assert len(distinct_clusters) == 60
+    reps = [r for r in c.values() if r["is_representative"]]
+    assert all(r["representative_uid"] == r["uid"] and r["duplicate_kind"] is None for r in reps)
+    assert summary["duplicates"] == len(c) - len(reps) == summary["samples"] - len(reps)
+    assert summary["duplicates_by_kind"]["exact"] >= 1 and summary["duplicates_by_kind"]["near"] >= 19
+    on_disk = json.load(open(f"{root}/signals/dedup/summary.json"))
+    assert on_disk["duplicates"] == summary["duplicates"]
+    # deterministic: a rerun writes the same clusters
+    dedup(root, max_distance=8)
+    assert _clusters(root) == c
+
+
+def test_dedup_against_a_built_dataset_marks_copies_of_its_samples(dup_dataset, tmp_path):
+    old_root, old = dup_dataset
+    rng = np.random.default_rng(11)
+    new = [Sample(f"https://new.example/{i}.jpg", f"new photo {i}", encode(make_photo(1000 + i))) for i in range(15)]
+    copies = [Sample(f"https://new.example/copy{i}.jpg", f"copy {i}", transformed_copy(make_photo(i), rng))
+              for i in range(40, 50)]
+    root = str(tmp_path / "new")
+    write_dataset(root, new + copies)
+    summary = dedup(root, max_distance=8, against=[old_root])
+    c = _clusters(root)
+    old_uids = {s.uid for s in old}
+    matched = [c[s.uid] for s in copies if c[s.uid]["against_dataset"] == old_root]
+    assert len(matched) >= 9
+    assert all(m["representative_uid"] in old_uids and not m["is_representative"] for m in matched)
+    assert all(c[s.uid]["is_representative"] and c[s.uid]["against_dataset"] is None for s in new)
+    assert summary["duplicates_of_against"] == len(matched)
+
+
+def test_dedup_without_hash_signals_names_the_annotate_stage(tmp_path):
+    root = tmp_path / "ds"
+    (root / "shards").mkdir(parents=True)
+    with pytest.raises(CurateError, match="curate annotate"):
+        dedup(str(root))
