@@ -24,9 +24,9 @@ def run_local(
 ) -> dict[str, tuple[str, object]]:
     """Run jobs; return {key: ("ok", stats) | ("error", message)}.
 
-    workers == 1 runs in this process (easy to debug and profile). Otherwise a pool whose broken
-    state (a worker killed by the OOM killer or SIGKILL) is repaired by starting a new pool and
-    resubmitting the jobs in flight, each such loss counting as one attempt.
+    workers == 1 runs in this process (easy to debug and profile). Otherwise a process pool; when a
+    worker dies (OOM killer, SIGKILL) the pool is replaced, and the jobs that were in flight are rerun
+    one at a time, so only a job that kills its worker itself uses up its attempts.
     """
     workers = workers or default_workers()
     results: dict[str, tuple[str, object]] = {}
@@ -44,59 +44,78 @@ def run_local(
                     log.warning("%s %s failed (attempt %d), retrying", desc, job.key, attempts[job.key])
                 bar.update(1)
             return results
+        pool = _Pool(fn, workers, retries, attempts, results, bar, desc)
         queue = list(jobs)
         while queue:
-            queue = _run_pool(fn, queue, workers, retries, attempts, results, bar, desc)
+            lost, queue = pool.run(queue, isolate=False)
+            # A dead worker takes every job in flight with it, and the pool cannot say whose fault it
+            # was: run each lost job alone, so that only the one that kills its worker is charged.
+            for job in lost:
+                while job.key not in results:
+                    pool.run([job], isolate=True)
         return results
     finally:
         bar.close()
 
 
-def _run_pool(fn, queue, workers, retries, attempts, results, bar, desc) -> list[Job]:
-    """Run the queue on one pool; return the jobs to resubmit if the pool broke."""
-    ctx = mp.get_context("spawn" if os.environ.get("CURATE_SPAWN") else "forkserver")
-    by_future: dict[Future, Job] = {}
-    resubmit: list[Job] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+class _Pool:
+    """Process pools for one run; `run` uses a fresh pool, since a crashed worker breaks a pool for good."""
+
+    def __init__(self, fn, workers, retries, attempts, results, bar, desc) -> None:
+        self.fn, self.workers, self.retries, self.desc = fn, workers, retries, desc
+        self.attempts, self.results, self.bar = attempts, results, bar
+        self.ctx = mp.get_context("spawn" if os.environ.get("CURATE_SPAWN") else "forkserver")
+
+    def run(self, queue: list[Job], *, isolate: bool) -> tuple[list[Job], list[Job]]:
+        """Run jobs until all are done or the pool breaks; return (jobs lost with a worker, jobs not started).
+
+        With `isolate` one job runs at a time in a one-worker pool, so a crash is that job's attempt.
+        """
         waiting = list(queue)
+        by_future: dict[Future, Job] = {}
+        lost: list[Job] = []
+        limit = 1 if isolate else self.workers * 2
+        with ProcessPoolExecutor(max_workers=1 if isolate else self.workers, mp_context=self.ctx) as pool:
 
-        def submit(job: Job) -> None:
-            attempts[job.key] += 1
-            by_future[pool.submit(run_job, fn, job)] = job
+            def fill() -> None:
+                while waiting and len(by_future) < limit:
+                    job = waiting.pop(0)
+                    self.attempts[job.key] += 1
+                    by_future[pool.submit(run_job, self.fn, job)] = job
 
-        for _ in range(min(len(waiting), workers * 2)):
-            submit(waiting.pop(0))
-        while by_future:
-            finished, _ = wait(by_future, return_when=FIRST_COMPLETED)
-            for future in finished:
-                job = by_future.pop(future)
-                try:
-                    state, value = future.result()
-                except BrokenProcessPool:
-                    state, value = "error", "worker process died (killed or out of memory)"
-                    broken = True
+            fill()
+            while by_future:
+                finished, _ = wait(by_future, return_when=FIRST_COMPLETED)
+                broken = False
+                for future in finished:
+                    job = by_future.pop(future)
+                    try:
+                        state, value = future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        if not isolate:
+                            self.attempts[job.key] -= 1  # not known to be its fault: it is retried alone
+                            lost.append(job)
+                            continue
+                        state, value = "error", "worker process died (killed or out of memory)"
+                    except Exception as exc:  # noqa: BLE001 - e.g. a payload that does not pickle
+                        state, value = "error", f"{type(exc).__name__}: {exc}"
+                    if state == "ok" or self.attempts[job.key] > self.retries:
+                        self.results[job.key] = (state, value)
+                        self.bar.update(1)
+                    elif broken:
+                        log.warning("%s %s killed its worker (attempt %d), retrying", self.desc, job.key,
+                                    self.attempts[job.key])
+                        lost.append(job)
+                    else:
+                        log.warning("%s %s failed (attempt %d), retrying", self.desc, job.key,
+                                    self.attempts[job.key])
+                        waiting.insert(0, job)
+                if broken:
+                    for job in by_future.values():  # the rest of the jobs in flight died with the pool
+                        self.attempts[job.key] -= 1
+                        lost.append(job)
+                    by_future.clear()
                 else:
-                    broken = False
-                if state == "ok" or attempts[job.key] > retries:
-                    results[job.key] = (state, value)
-                    bar.update(1)
-                elif broken:
-                    log.warning("%s %s lost with its worker (attempt %d), will retry", desc, job.key, attempts[job.key])
-                    resubmit.append(job)
-                else:
-                    log.warning("%s %s failed (attempt %d), retrying", desc, job.key, attempts[job.key])
-                    waiting.insert(0, job)
-                if not broken:
-                    while waiting and len(by_future) < workers * 2:
-                        try:
-                            submit(waiting.pop(0))
-                        except BrokenProcessPool:
-                            break
-            if resubmit:
-                # The pool is unusable: collect everything still in flight and start over.
-                for future, job in list(by_future.items()):
-                    if job.key not in results and job not in resubmit:
-                        resubmit.append(job)
-                by_future.clear()
-                return resubmit + waiting
-    return resubmit + waiting
+                    fill()
+        return lost, waiting
