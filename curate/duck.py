@@ -15,8 +15,8 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def source(con: duckdb.DuckDBPyConnection, paths: list[str], what: str, fix: str) -> str:
-    """SQL for `read_parquet([...])` over `paths`; a clear error naming `fix` when there are none.
+def source(con: duckdb.DuckDBPyConnection, paths: list[str], what: str, fix: str, options: str = "") -> str:
+    """SQL for `read_parquet([...], OPTIONS)` over `paths`; a clear error naming `fix` when there are none.
 
     Remote paths are served by the matching fsspec filesystem registered on the connection, so DuckDB
     reads s3:// or gs:// datasets with the credentials fsspec already uses.
@@ -29,4 +29,4 @@ def source(con: duckdb.DuckDBPyConnection, paths: list[str], what: str, fix: str
         if not con.filesystem_is_registered(protocol):
             con.register_filesystem(fs)
     quoted = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
-    return f"read_parquet([{quoted}], union_by_name = true)"
+    return f"read_parquet([{quoted}], union_by_name = true{', ' + options if options else ''})"

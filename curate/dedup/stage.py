@@ -171,7 +171,7 @@ def _summary(table: pa.Table, k: int, plan: mih.Plan, against: list[str], second
     n_clusters, n_against = con.execute("""
         SELECT (SELECT count(*) FROM (SELECT cluster_id FROM c GROUP BY 1 HAVING count(*) > 1 OR
                                       bool_or(against_dataset IS NOT NULL))),
-               count(*) FILTER (WHERE against_dataset IS NOT NULL) FROM c""").fetchone()
+               count(*) FILTER (WHERE against_dataset IS NOT NULL) FROM c""").fetchall()[0]
     return {
         "samples": table.num_rows,
         "clusters": int(n_clusters),

@@ -1,0 +1,124 @@
+"""`curate filter`: decisions as one DuckDB query over the shards and the stored signals.
+
+Every active filter (curate.filters) contributes a "drop when" expression; a sample's `reasons` lists
+those that fire, and keep = no reasons. Only Parquet columns the expressions read are scanned (never
+image bytes), so changing a threshold and rerunning takes seconds and recomputes no signal.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pyarrow as pa
+
+from curate import duck, filters, storage
+from curate.dataset import Dataset
+from curate.errors import CurateError
+from curate.filters.base import PRODUCERS
+from curate.recipe import Recipe, load_recipe
+from curate.schema import DECISIONS_SCHEMA, DROP_REASONS
+from curate.takedown import matching_uids_sql
+
+log = logging.getLogger(__name__)
+
+_SHARD_COLUMNS = "uid, url, caption, status, error_class, width, height"
+LABEL_ONLY_KEY = b"curate.label_only"
+
+
+def decisions_path(dataset: str, recipe_name: str) -> str:
+    return storage.join(Dataset(dataset).decisions_dir, f"{recipe_name}.parquet")
+
+
+def summary_path(dataset: str, recipe_name: str) -> str:
+    return storage.join(Dataset(dataset).decisions_dir, f"{recipe_name}.summary.json")
+
+
+def filter_dataset(dataset: str, recipe: str | dict | Recipe, *, label_only: bool = False,
+                   threads: int | None = None) -> dict:
+    """Write DATASET/decisions/<recipe>.parquet (uid, keep, reasons) and its summary; return the summary.
+
+    label_only: the decisions are the same, but `curate export` then includes every downloaded sample
+    (taken-down ones excepted) and carries `reasons` as a label column instead of dropping.
+    """
+    start = time.perf_counter()
+    rcp = load_recipe(recipe)
+    ds = Dataset(dataset)
+    active = filters.build(rcp.filter)
+    con = duck.connect(threads)
+    views = _register_views(con, ds, {need for f in active for need in f.needs})
+    cases = ", ".join(f"CASE WHEN {f.drop_when()} THEN '{f.reason}' END" for f in active)
+    joins = " ".join(f"LEFT JOIN {v} ON {v}.uid = s.uid" for v in views)
+    query = f"""
+        SELECT s.uid, reasons = [] AS keep, reasons FROM (
+            SELECT s.uid, list_filter([{cases}], lambda r: r IS NOT NULL)::VARCHAR[] AS reasons
+            FROM s {joins}
+        ) s ORDER BY s.uid"""
+    table = con.sql(query).to_arrow_table().cast(DECISIONS_SCHEMA)
+    table = table.replace_schema_metadata({LABEL_ONLY_KEY: b"true" if label_only else b"false"})
+    storage.write_parquet_atomic(table, decisions_path(dataset, rcp.name))
+
+    con.register("d", table)
+    kept, total = con.execute("SELECT count(*) FILTER (WHERE keep), count(*) FROM d").fetchall()[0]
+    counts = dict(con.execute("SELECT r, count(*) FROM (SELECT unnest(reasons) AS r FROM d) GROUP BY r").fetchall())
+    summary = {
+        "recipe": rcp.name,
+        "recipe_source": rcp.source,
+        "label_only": label_only,
+        "samples": int(total),
+        "kept": int(kept),
+        "dropped": int(total - kept),
+        "dropped_by_reason": {r: int(counts.get(r, 0)) for r in DROP_REASONS if r in {f.reason for f in active}},
+        "filters": {f.reason: f.drop_when() for f in active},
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    storage.write_json_atomic(summary, summary_path(dataset, rcp.name))
+    log.info("filter %s: kept %d of %d (%.2f s)", rcp.name, kept, total, summary["seconds"])
+    return summary
+
+
+def _register_views(con, ds: Dataset, needs: set[str]) -> list[str]:
+    """Create view `s` (shards without image bytes), `takedown`, and each needed signal view."""
+    shards = duck.source(con, ds.shard_paths(), f"download shards in {ds.shards_dir}",
+                         f"curate download ... {ds.root}")
+    con.execute(f"CREATE VIEW s AS SELECT {_SHARD_COLUMNS} FROM {shards}")
+    views = []
+    for name in sorted(needs):
+        if name == "dedup":
+            path = storage.join(ds.signals_dir("dedup"), "clusters.parquet")
+            files = [path] if storage.exists(path) else []
+        elif name == "overlap":
+            files = [p for p in storage.list_files(ds.signals_dir("overlap"), ".parquet")
+                     if not p.endswith(".eval.parquet")]
+        else:
+            files = storage.list_files(ds.signals_dir(name), ".parquet")
+        src = duck.source(con, files, f"'{name}' signals in {ds.signals_dir(name)} (the recipe needs them)",
+                          f"{PRODUCERS[name]} {ds.root}")
+        if name == "overlap":
+            con.execute(f"""CREATE VIEW overlap AS SELECT uid, count(*) AS matches,
+                            list(DISTINCT benchmark) AS benchmarks FROM {src} GROUP BY uid""")
+        else:
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM {src}")
+            _check_coverage(con, ds, name)
+        views.append(name)
+    _register_takedown(con, ds)
+    views.append("takedown")
+    return views
+
+
+def _check_coverage(con, ds: Dataset, name: str) -> None:
+    """Every downloaded sample must have the signal: a missing row would silently bypass a filter."""
+    missing = con.execute(f"""SELECT count(*) FROM s LEFT JOIN {name} v ON v.uid = s.uid
+                              WHERE s.status = 'success' AND v.uid IS NULL""").fetchall()[0][0]
+    if missing:
+        raise CurateError(f"{missing} downloaded samples have no '{name}' signal (new or changed shards). "
+                          f"Run `{PRODUCERS[name]} {ds.root}` first.")
+
+
+def _register_takedown(con, ds: Dataset) -> None:
+    if storage.exists(ds.takedown_path):
+        con.register("takedown_requests", storage.read_parquet(ds.takedown_path, columns=["kind", "value"]))
+    else:
+        con.register("takedown_requests", pa.table({"kind": pa.array([], pa.string()),
+                                                    "value": pa.array([], pa.string())}))
+    con.execute(f"CREATE VIEW takedown AS SELECT DISTINCT uid, true AS hit FROM ({matching_uids_sql('takedown_requests', 's')})")

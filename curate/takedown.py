@@ -1,0 +1,134 @@
+"""`curate takedown`: honour a consent request after the fact.
+
+A request names samples by uid, URL or domain (a domain covers its subdomains). The image bytes of
+every matching row are purged from the download shards (atomic rewrite: image -> null, status
+"skipped", error_class "takedown") and the samples are removed from every export of the dataset
+(Parquet shards and WebDataset tars rewritten). The request is appended to DATASET/takedown.parquet
+(curate.schema.TAKEDOWN_SCHEMA), which later downloads, filters and exports honour. See docs/CONSENT.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from tqdm import tqdm
+
+from curate import duck, storage
+from curate.dataset import Dataset
+from curate.errors import CurateError
+from curate.export_index import export_dirs, rewrite_export
+from curate.schema import TAKEDOWN_SCHEMA
+
+log = logging.getLogger(__name__)
+
+TAKEDOWN_STATUS = "skipped"
+TAKEDOWN_ERROR_CLASS = "takedown"
+_UID = re.compile(r"^[0-9a-f]{32}$")
+_HOST_SQL = r"lower(regexp_extract({col}, '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/]*@)?([^/:?#]+)', 1))"
+
+
+def matching_uids_sql(requests: str, rows: str) -> str:
+    """SQL selecting the uids of `rows` (uid, url) named by `requests` (kind, value)."""
+    host = _HOST_SQL.format(col="url")
+    return f"""
+        SELECT r.uid, t.kind, t.value FROM {rows} r JOIN {requests} t ON t.kind = 'uid' AND r.uid = t.value
+        UNION ALL
+        SELECT r.uid, t.kind, t.value FROM {rows} r JOIN {requests} t ON t.kind = 'url' AND r.url = t.value
+        UNION ALL
+        SELECT r.uid, t.kind, t.value FROM (SELECT uid, {host} AS host FROM {rows}) r
+        JOIN (SELECT kind, value, lower(trim(value, '.')) AS d FROM {requests} WHERE kind = 'domain') t
+          ON r.host = t.d OR ends_with(r.host, '.' || t.d)"""
+
+
+def parse_requests(uids=(), urls=(), domains=(), file: str | None = None) -> list[tuple[str, str]]:
+    """(kind, value) pairs; a file holds one uid, URL or domain per line (`#` starts a comment)."""
+    out = [("uid", u.strip().lower()) for u in uids] + [("url", u.strip()) for u in urls]
+    out += [("domain", d.strip().lower().strip(".")) for d in domains]
+    if file:
+        fs, inner = storage.url_to_fs(file)
+        if not fs.exists(inner):
+            raise CurateError(f"takedown file {file} does not exist")
+        with fs.open(inner, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                value = line.split("#", 1)[0].strip()
+                if not value:
+                    continue
+                kind = "uid" if _UID.match(value.lower()) else "url" if "://" in value else "domain"
+                out.append((kind, value.lower() if kind != "url" else value))
+    bad = [v for k, v in out if k == "uid" and not _UID.match(v)]
+    if bad:
+        raise CurateError(f"not a curate uid (32 hex characters): {bad[0]!r}")
+    if not [v for _, v in out if v]:
+        raise CurateError("nothing to take down: give --uid, --url, --domain or --file")
+    return sorted({(k, v) for k, v in out if v})
+
+
+def takedown(dataset: str, *, uids=(), urls=(), domains=(), file: str | None = None, reason: str = "") -> dict:
+    """Purge the named samples from shards and exports and record the request; returns counts."""
+    start = time.perf_counter()
+    ds = Dataset(dataset)
+    requests = parse_requests(uids, urls, domains, file)
+    req_table = pa.table({"kind": [k for k, _ in requests], "value": [v for _, v in requests]})
+    con = duck.connect()
+    con.register("requests", req_table)
+
+    hits: dict[tuple[str, str], set[str]] = {r: set() for r in requests}
+    purged_rows = 0
+    for path in tqdm(ds.shard_paths(), desc="takedown: shards", unit="shard", disable=None):
+        table = storage.read_parquet(path)
+        con.register("shard", table.select(["uid", "url"]))
+        matches = con.sql(matching_uids_sql("requests", "shard")).fetchall()
+        con.unregister("shard")
+        for uid, kind, value in matches:
+            hits[(kind, value)].add(uid)
+        matched = {m[0] for m in matches}
+        if matched:
+            purged_rows += _purge_shard(path, table, matched, reason)
+
+    all_uids = set().union(*hits.values()) if hits else set()
+    export_rows = sum(rewrite_export(d, all_uids) for d in export_dirs(dataset)) if all_uids else 0
+    _record(ds, hits, reason)
+    summary = {
+        "requests": len(requests),
+        "samples_matched": len(all_uids),
+        "shard_rows_purged": purged_rows,
+        "export_samples_removed": export_rows,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    log.info("takedown: %d samples matched, %d shard images purged, %d export samples removed",
+             len(all_uids), purged_rows, export_rows)
+    return summary
+
+
+def _purge_shard(path: str, table: pa.Table, uids: set[str], reason: str) -> int:
+    """Rewrite one shard with the image bytes of `uids` removed; returns the rows that held an image."""
+    hit = pc.is_in(table.column("uid"), pa.array(sorted(uids), pa.string()))
+    had_image = int(pc.sum(pc.and_(hit, pc.is_valid(table.column("image")))).as_py() or 0)
+
+    def masked(name: str, value) -> pa.ChunkedArray:
+        col = table.column(name)
+        return pc.if_else(hit, pa.scalar(value, col.type), col)
+
+    message = f"taken down: {reason}" if reason else "taken down"
+    for name, value in (("image", None), ("status", TAKEDOWN_STATUS), ("error_class", TAKEDOWN_ERROR_CLASS),
+                        ("error_message", message), ("sha256", None), ("bytes", None)):
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, masked(name, value))
+    storage.write_parquet_atomic(table, path)
+    return had_image
+
+
+def _record(ds: Dataset, hits: dict[tuple[str, str], set[str]], reason: str) -> None:
+    now = datetime.now(timezone.utc)
+    new = pa.table({
+        "kind": [k for k, _ in hits], "value": [v for _, v in hits], "reason": [reason or None] * len(hits),
+        "requested_at": [now] * len(hits), "uids_purged": [len(u) for u in hits.values()],
+    }, schema=TAKEDOWN_SCHEMA)
+    if storage.exists(ds.takedown_path):
+        new = pa.concat_tables([storage.read_parquet(ds.takedown_path).cast(TAKEDOWN_SCHEMA), new])
+    storage.write_parquet_atomic(new, ds.takedown_path)
