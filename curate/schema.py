@@ -7,6 +7,7 @@ with DuckDB, pandas or Spark without this toolkit.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 import pyarrow as pa
 
@@ -24,8 +25,16 @@ def make_uid(url: str, caption: str | None) -> str:
 
 def uid_digest(url: str, caption: str | None) -> bytes:
     """The 16 raw bytes behind `make_uid` (compact enough to keep one per row when deduplicating)."""
-    data = f"{url}\x1f{caption or ''}".encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(data, digest_size=UID_BYTES).digest()
+    return uid_digests([(url, caption)])
+
+
+def uid_digests(pairs: Iterable[tuple[str | None, str | None]]) -> bytes:
+    """`uid_digest` of many (url, caption) pairs, concatenated: the batch form for millions of rows."""
+    blake2b = hashlib.blake2b
+    return b"".join(
+        blake2b(f"{url or ''}\x1f{caption or ''}".encode("utf-8", "surrogatepass"), digest_size=UID_BYTES).digest()
+        for url, caption in pairs
+    )
 
 
 # Manifest rows: one image URL and its alt text, plus preserved source columns.
@@ -57,6 +66,7 @@ ERROR_CLASSES = (
     "image_too_small",
     "aspect_ratio",
     "opted_out",
+    "takedown",  # purged after download by `curate takedown` (status "skipped")
     "robots_disallowed",
     "x_robots_tag",
     "private_address",
