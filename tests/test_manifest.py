@@ -19,7 +19,8 @@ import pytest
 from conftest import shared_path
 
 from curate.errors import CurateError
-from curate.manifest import build_manifest, jsonread, readers
+from curate.manifest import build_manifest, dedupe, jsonread, readers
+from curate.manifest.dedupe import SeenSet
 from curate.schema import MANIFEST_SCHEMA, TAKEDOWN_SCHEMA, make_uid
 
 # url, caption: unicode, quotes, commas, a tab-free caption with a newline only where the format allows
@@ -155,8 +156,18 @@ def test_parts_dedupe_across_files_and_parts(tmp_path):
     assert summary["rows_read"] == summary["rows_written"] + summary["duplicates"] + summary["takedown_skipped"]
 
 
+def test_seen_set_compares_all_16_bytes():
+    seen = SeenSet()
+    a, b, c = b"\x01" * 8 + b"\x02" * 8, b"\x01" * 8 + b"\x03" * 8, b"\x01" * 8 + b"\x04" * 8
+    assert seen.first_seen(a + c + a).tolist() == [True, True, False]
+    assert seen.first_seen(b).tolist() == [True]  # same first 8 bytes as a and c: still new
+    assert seen.first_seen(c + b + a + b"\x09" * 16).tolist() == [False, False, False, True]
+    assert len(seen) == 4 and seen.nbytes == 64
+
+
 def test_dedupe_across_many_batches(tmp_path, monkeypatch):
     monkeypatch.setattr(readers, "BATCH_ROWS", 10)
+    monkeypatch.setattr(dedupe, "MAX_RUN", 40)  # many capped runs, as on a 100M-row input
     lines = [f"http://h/{i % 137}.jpg\n" for i in range(1000)]
     src = _write(tmp_path / "u.txt", "".join(lines).encode())
     summary = build_manifest([str(src)], str(tmp_path / "out"), rows_per_part=50)

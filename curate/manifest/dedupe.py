@@ -3,15 +3,17 @@
 Digests are held as sorted numpy runs (their first 8 bytes as the sort key, the last 8 beside),
 merged like a binary counter (an LSM tree in miniature). Membership is one binary search per run,
 and the full 16 bytes are compared, so two different pairs are never merged. 10M rows cost 160 MB
-(plus one transient copy while the largest runs merge), where a Python set of the same digests
-takes about 1 GB.
+(plus at most 64 MB while two runs merge); a Python set of the same digests takes about 1 GB.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-_KEY = np.dtype(">u8")  # big-endian: numeric order of the key is byte order of the digest
+_KEY = np.dtype(">u8")
+# Runs stop merging at this many digests, which bounds the transient copy of a merge at 64 MB;
+# a lookup then searches len/MAX_RUN runs (about 25 for 100M rows), each a cheap binary search.
+MAX_RUN = 4_000_000  # big-endian: numeric order of the key is byte order of the digest
 
 
 class SeenSet:
@@ -57,10 +59,12 @@ class SeenSet:
         if not len(hi):
             return
         self.runs.append((hi, lo))
-        while len(self.runs) > 1 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0]):
+        while (len(self.runs) > 1 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0])
+               and len(self.runs[-2][0]) + len(self.runs[-1][0]) <= MAX_RUN):
             top_hi, top_lo = self.runs.pop()
             low_hi, low_lo = self.runs.pop()
             merged_hi = np.concatenate([low_hi, top_hi])
             merged_lo = np.concatenate([low_lo, top_lo])
+            del low_hi, low_lo, top_hi, top_lo
             order = np.argsort(merged_hi, kind="stable")
             self.runs.append((merged_hi[order], merged_lo[order]))

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from curate.manifest.dedupe import SeenSet
 from curate.manifest.takedown import Takedown
-from curate.schema import uid_digest
+from curate.schema import uid_digests
 
 # http(s), then a non-empty host. A URL without a scheme ("www.x.com/a.jpg") is invalid_url, not
 # guessed at: http vs https is unknown, and rewriting it would change the row's uid.
@@ -33,9 +33,7 @@ class Normalizer:
         url = pc.utf8_trim_whitespace(batch.column("url"))
         url = pc.if_else(pc.equal(url, ""), pa.scalar(None, pa.string()), url)
         caption = batch.column("caption")
-        digests = b"".join(
-            uid_digest(u or "", c) for u, c in zip(url.to_pylist(), caption.to_pylist())
-        )
+        digests = uid_digests(zip(url.to_pylist(), caption.to_pylist()))
         uid = _hex(digests, batch.num_rows)
         keep = self.seen.first_seen(digests)
         self.duplicates += int(len(keep) - keep.sum())
