@@ -1,0 +1,143 @@
+"""What the synthetic web answers for each path: images, pages, robots.txt, and the faults."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+from curate.synthweb import faults
+from curate.synthweb.faults import FAULT_PATHS
+from curate.synthweb.pages import PIXEL_PATH
+from curate.synthweb.photos import MIME
+
+if TYPE_CHECKING:
+    from curate.synthweb.server import Handler
+    from curate.synthweb.web import SyntheticWeb
+
+_CHUNK = 64 * 1024
+_HTML = "text/html; charset=utf-8"
+_FAULT_BY_PATH = {path: name for name, path in FAULT_PATHS.items()}
+_CACHE = ("Cache-Control", "public, max-age=86400")
+
+
+def normalize(path: str) -> str:
+    """The lookup key of a request path: percent-decoded, so %C3%B6 and ö name the same file."""
+    return unquote(path)
+
+
+def respond(web: SyntheticWeb, h: Handler, head_only: bool) -> None:
+    key = normalize(h.path)
+    if key == "/robots.txt":
+        body = (faults.ROBOTS_TXT if web.faults_enabled else faults.ROBOTS_TXT_OPEN).encode()
+        return h.send(200, "text/plain; charset=utf-8", body, head_only)
+    fault = _fault_name(key)
+    if fault is not None:
+        return _fault(web, h, fault, key, head_only) if web.faults_enabled else _image(
+            web, h, web.fault_spec(fault), head_only)
+    spec = web.spec_for_path(key)
+    if spec is not None:
+        return _image(web, h, spec, head_only)
+    page = web.page_html(key)
+    if page is not None:
+        return h.send(200, _HTML, page, head_only, [_CACHE])
+    if key == PIXEL_PATH:
+        return h.send(200, "image/gif", faults.PIXEL_GIF, head_only, [_CACHE])
+    h.send(404, _HTML, faults.error_page(404, "Not Found"), head_only)
+
+
+def _fault_name(key: str) -> str | None:
+    if key.startswith("/fault/hop/"):
+        return "redirect_chain"
+    if key == "/fault/loop-b.jpg":
+        return "redirect_loop"
+    if key.startswith("/private/"):
+        return "robots_disallowed"
+    return _FAULT_BY_PATH.get(key)
+
+
+def _image(web: SyntheticWeb, h: Handler, spec, head_only: bool, extra=(), content_type=None) -> None:
+    h.send(200, content_type or MIME[spec.fmt], web.image_bytes(spec), head_only,
+           [_CACHE, ("ETag", f'"{spec.seed:x}-{spec.index}"'), *extra])
+
+
+def _fault(web: SyntheticWeb, h: Handler, name: str, key: str, head_only: bool) -> None:
+    spec = web.fault_spec(name)
+    if name == "http_404":
+        h.send(404, _HTML, faults.error_page(404, "Not Found"), head_only)
+    elif name == "http_500":
+        h.send(500, _HTML, faults.error_page(500, "Internal Server Error"), head_only)
+    elif name == "http_429":
+        if web.take_rate_limit_token(key):
+            h.send(429, _HTML, faults.error_page(429, "Too Many Requests"), head_only,
+                   [("Retry-After", str(web.retry_after))])
+        else:
+            _image(web, h, spec, head_only)
+    elif name == "http_503":
+        h.send(503, _HTML, faults.error_page(503, "Service Unavailable"), head_only,
+               [("Retry-After", str(web.retry_after))])
+    elif name == "slow":
+        if not h.server.closing.wait(web.slow_seconds):
+            _image(web, h, spec, head_only)
+    elif name == "stall":
+        body = web.image_bytes(spec)
+        h.wfile.write(h.head_bytes(200, [("Content-Type", MIME[spec.fmt]), ("Content-Length", str(len(body)))])
+                      + body[: len(body) // 4])
+        h.server.closing.wait(web.stall_seconds)
+        h.abort()
+    elif name == "truncated":
+        body = web.image_bytes(spec)
+        h.wfile.write(h.head_bytes(200, [("Content-Type", MIME[spec.fmt]), ("Content-Length", str(len(body))),
+                                         ("Connection", "close")]) + body[: len(body) // 2])
+        h.abort()
+    elif name == "redirect_chain":
+        hops = int(key.rsplit("/", 1)[1].split(".")[0])
+        if hops <= 0:
+            return _image(web, h, spec, head_only)
+        target = f"/fault/hop/{hops - 1}.jpg"
+        # Alternate absolute and relative Location headers, as real redirect chains do.
+        _redirect(h, web.base_url + target if hops % 2 else f"{hops - 1}.jpg", head_only)
+    elif name == "redirect_loop":
+        _redirect(h, "/fault/loop-b.jpg" if key.endswith("loop-a.jpg") else "/fault/loop-a.jpg", head_only)
+    elif name == "redirect_private":
+        _redirect(h, web.private_redirect_target, head_only)
+    elif name == "wrong_content_type":
+        _image(web, h, spec, head_only, content_type=_HTML)
+    elif name == "html_instead_of_image":
+        h.send(200, _HTML, faults.SOFT_404_HTML, head_only)
+    elif name == "corrupt_image":
+        h.send(200, "image/jpeg", faults.corrupt_jpeg(web.seed), head_only)
+    elif name in ("huge", "huge_chunked"):
+        _huge(web, h, chunked=name == "huge_chunked", head_only=head_only)
+    elif name == "decompression_bomb":
+        h.send(200, "image/png", faults.bomb_png(web.bomb_side), head_only)
+    elif name == "x_robots_noai":
+        _image(web, h, spec, head_only, extra=[("X-Robots-Tag", "noai, noimageai")])
+    elif name == "robots_disallowed":
+        _image(web, h, spec, head_only)
+    else:  # pragma: no cover - FAULT_PATHS and this dispatch are kept in step by test_every_fault_happens
+        raise AssertionError(f"unhandled fault {name}")
+
+
+def _redirect(h: Handler, location: str, head_only: bool) -> None:
+    h.send(302, _HTML, b"<html><body>Moved</body></html>\n", head_only, [("Location", location)])
+
+
+def _huge(web: SyntheticWeb, h: Handler, chunked: bool, head_only: bool) -> None:
+    """Stream `huge_bytes` of a JPEG-looking body made of one reused chunk: nothing big is ever held."""
+    total = web.huge_bytes
+    length = ("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(total))
+    h.wfile.write(h.head_bytes(200, [("Content-Type", "image/jpeg"), length]))
+    if head_only:
+        return
+    first = faults.JPEG_HEADER + bytes(_CHUNK - len(faults.JPEG_HEADER))
+    zeros = bytes(_CHUNK)
+    sent = 0
+    try:
+        while sent < total and not h.server.closing.is_set():
+            piece = (first if sent == 0 else zeros)[: min(_CHUNK, total - sent)]
+            h.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            sent += len(piece)
+        if chunked:
+            h.wfile.write(b"0\r\n\r\n")
+    except OSError:  # the client stopped reading past its size cap: exactly what should happen
+        h.close_connection = True
