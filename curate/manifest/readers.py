@@ -24,7 +24,7 @@ from curate.manifest.problems import Problems
 from curate.manifest.values import cast_lenient, infer_type, to_text
 
 BATCH_ROWS = 65_536
-CSV_BLOCK_BYTES = 4 << 20
+CSV_BLOCK_BYTES = 1 << 20
 BOM = b"\xef\xbb\xbf"
 # Errors that mean "this file cannot be read (any further)": the rows before are kept, the file is recorded.
 READ_ERRORS = (pa.ArrowException, OSError, EOFError, ValueError)
@@ -152,6 +152,10 @@ class CsvReader:
                 yield make_batch(url, caption, kept)
 
 
+# Read column chunks through a small buffer instead of prefetching whole row groups: less memory.
+_PARQUET_OPTIONS = {"pre_buffer": False, "buffer_size": 1 << 20}
+
+
 class ParquetReader:
     """Parquet, read a row group slice at a time with only the needed columns.
 
@@ -170,10 +174,10 @@ class ParquetReader:
                 with self.src.open() as fh:
                     shutil.copyfileobj(fh, self._unzipped, 4 << 20)
                 self._unzipped.flush()
-            return pq.ParquetFile(self._unzipped.name)
+            return pq.ParquetFile(self._unzipped.name, **_PARQUET_OPTIONS)
         if storage.is_local(self.src.fs):
-            return pq.ParquetFile(self.src.path)
-        return pq.ParquetFile(self.src.fs.open(self.src.path, "rb"))
+            return pq.ParquetFile(self.src.path, **_PARQUET_OPTIONS)
+        return pq.ParquetFile(self.src.fs.open(self.src.path, "rb"), **_PARQUET_OPTIONS)
 
     def columns(self) -> list[str] | None:
         if self.src.fs.size(self.src.path) == 0:
