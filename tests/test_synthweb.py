@@ -385,3 +385,41 @@ def test_not_serving_yet_is_a_clear_error():
     web = SyntheticWeb(n_images=2)
     with pytest.raises(RuntimeError, match="call start"):
         web.images  # noqa: B018
+
+
+# The command.
+
+def test_curate_serve_runs_until_interrupted(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "curate", "serve", "--images", "8", "--seed", "2",
+         "--write-url-list", str(tmp_path / "urls.jsonl"), "--write-warc", str(tmp_path / "pages.warc.gz")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        while not lines or not lines[-1].startswith("press Ctrl-C"):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        base = next(line for line in lines if line.startswith("synthetic web:")).split(" at ")[1].strip()
+        with requests.Session() as s:
+            s.trust_env = False
+            assert s.get(base + "robots.txt", timeout=5).status_code == 200
+        assert len((tmp_path / "urls.jsonl").read_text().splitlines()) == 8 + len(FAULT_PATHS)
+        assert (tmp_path / "pages.warc.gz").stat().st_size > 0
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "stopped after 1 requests" in out
+
+
+def test_curate_serve_reports_bad_options_in_one_line(tmp_path):
+    from curate.cli import main
+
+    assert main(["serve", "--images", "0"]) == 2
+    assert main(["serve", "--images", "3", "--write-url-list", str(tmp_path / "urls.xlsx")]) == 2
