@@ -1,0 +1,279 @@
+"""DuckDB views over a dataset folder (local or fsspec URL), opened read-only.
+
+`connect(dataset)` returns a DuckDB connection with one view per part of the dataset (docs/FORMAT.md,
+section "inspect"). A part that has not been built yet (no overlap run, no recipe applied) is an EMPTY
+view with its documented columns, so that queries and notebooks written for a finished dataset run on
+a partial one; `describe()` says which views have no files and which command makes them.
+
+Read-only: dataset files are served to DuckDB through `curate.readonly_fs` (every write raises), and
+external access is then switched off and the configuration locked, so a query can read the dataset
+and nothing else, and can write nowhere (no COPY TO, ATTACH, INSTALL or LOAD).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+from curate import storage
+from curate.dataset import Dataset
+from curate.errors import CurateError
+from curate.readonly_fs import PROTOCOL, ReadOnlyFileSystem
+from curate.schema import DECISIONS_SCHEMA, MANIFEST_SCHEMA, SHARD_SCHEMA, TAKEDOWN_SCHEMA
+
+log = logging.getLogger(__name__)
+
+# Columns of each `signals/<name>/` set written by `curate annotate` (docs/FORMAT.md, section "signals").
+# A set that is absent still contributes its columns (all NULL) to the `signals` view.
+SIGNAL_SETS: dict[str, pa.Schema] = {
+    "image": pa.schema([("width", pa.int32()), ("height", pa.int32()), ("aspect", pa.float32()),
+                        ("bytes", pa.int64()), ("format", pa.string()), ("is_blank", pa.bool_())]),
+    "hashes": pa.schema([("sha256", pa.string()), ("phash", pa.int64())]),
+    "language": pa.schema([("language", pa.string()), ("language_score", pa.float32()),
+                           ("language_backend", pa.string())]),
+    "nsfw": pa.schema([("nsfw_image", pa.float32()), ("nsfw_text", pa.float32()),
+                       ("nsfw_text_terms", pa.list_(pa.string()))]),
+    "caption": pa.schema([("caption_chars", pa.int32()), ("caption_words", pa.int32()),
+                          ("caption_is_filename", pa.bool_()), ("caption_is_url", pa.bool_()),
+                          ("caption_has_html", pa.bool_()), ("caption_is_boilerplate", pa.bool_())]),
+}
+# Folders under signals/ that hold global (not per-shard) outputs with their own views.
+GLOBAL_SIGNALS = ("dedup", "overlap")
+
+CLUSTERS_SCHEMA = pa.schema([
+    ("uid", pa.string()), ("cluster_id", pa.int64()), ("representative_uid", pa.string()),
+    ("is_representative", pa.bool_()), ("duplicate_kind", pa.string()),
+    ("distance_to_representative", pa.int16()), ("against_dataset", pa.string()),
+])
+OVERLAP_SCHEMA = pa.schema([("uid", pa.string()), ("benchmark", pa.string()), ("eval_id", pa.string()),
+                            ("distance", pa.int16()), ("match_kind", pa.string())])
+EVAL_SCHEMA = pa.schema([("benchmark", pa.string()), ("eval_id", pa.string()), ("image", pa.binary())])
+
+_FILE_COL = "curate_file"  # the file-name column DuckDB adds; a name no dataset column uses
+_KEY = rf"regexp_extract({_FILE_COL}, '([^/]+?)(\.eval)?\.parquet$', 1)"
+
+
+@dataclass
+class ViewInfo:
+    """One view: what it shows, its columns, and how many files back it (0: empty, `fix` builds it)."""
+
+    name: str
+    description: str
+    files: int
+    fix: str
+    columns: list[tuple[str, str]] = field(default_factory=list)
+
+
+_DESCRIPTIONS = {
+    "manifest": ("manifest rows: uid, url, caption, status, source columns", "curate manifest"),
+    "samples": ("download shards without image bytes (one row per manifest row, failures included)",
+                "curate download"),
+    "images": ("download shards with the image bytes (slow: select only the rows you need)", "curate download"),
+    "signals": ("all per-sample signals joined on uid", "curate annotate"),
+    "clusters": ("duplicate clusters: representative and duplicate kind per sample", "curate dedup"),
+    "overlap": ("training samples matching a benchmark image or caption", "curate overlap"),
+    "eval_images": ("benchmark eval images that overlap was run against", "curate overlap"),
+    "decisions": ("keep/drop and reasons per uid, one row per uid and recipe", "curate filter"),
+    "takedowns": ("consent requests honoured", "curate takedown"),
+}
+VIEW_NAMES = tuple(_DESCRIPTIONS)
+
+
+def connect(dataset: str, *, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection over `dataset` with the inspect views; it can read the dataset, write nothing."""
+    return open_views(dataset, threads=threads)[0]
+
+
+def open_views(dataset: str, *, threads: int | None = None) -> tuple[duckdb.DuckDBPyConnection, list[ViewInfo]]:
+    """`connect` plus the description of every view (for `--schema` and error messages)."""
+    ds = Dataset(str(dataset).rstrip("/") or "/")
+    if not storage.exists(ds.root):
+        raise CurateError(f"dataset {ds.root} does not exist: pass the folder given to `curate download`")
+    fs, _ = storage.url_to_fs(ds.root)
+    rofs = ReadOnlyFileSystem(fs)
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    con.register_filesystem(rofs)
+    builder = _ViewBuilder(con, ds, rofs)
+    infos = [builder.build(name) for name in VIEW_NAMES]
+    con.execute(f"SET allowed_directories = ['{PROTOCOL}://']")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con, infos
+
+
+def close(con: duckdb.DuckDBPyConnection) -> None:
+    """Close `con` and release the filesystem registered on it."""
+    with contextlib.suppress(duckdb.Error):  # already closed: nothing left to release
+        con.unregister_filesystem(PROTOCOL)
+    con.close()
+
+
+class _ViewBuilder:
+    """Creates each view from the files present, or an empty view with the documented columns."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, ds: Dataset, rofs: ReadOnlyFileSystem) -> None:
+        self.con, self.ds, self.rofs = con, ds, rofs
+
+    def build(self, name: str) -> ViewInfo:
+        description, fix = _DESCRIPTIONS[name]
+        sql, files = getattr(self, f"_{name}")()
+        self.con.execute(f"CREATE VIEW {name} AS {sql}")
+        columns = [(r[0], r[1]) for r in self.con.execute(f"DESCRIBE {name}").fetchall()]
+        return ViewInfo(name, description, files, fix, columns)
+
+    # sources ---------------------------------------------------------------------------------------
+
+    def _files(self, directory: str, suffix: str = ".parquet") -> list[str]:
+        return storage.list_files(directory, suffix)
+
+    def _read(self, paths: list[str], with_file: bool = False) -> str:
+        urls = ", ".join(_quote(self.rofs.url(storage.url_to_fs(p)[1])) for p in paths)
+        extra = f", filename = '{_FILE_COL}'" if with_file else ""
+        return f"read_parquet([{urls}], union_by_name = true{extra})"
+
+    def _columns(self, source: str) -> list[str]:
+        return [r[0] for r in self.con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+
+    # views -----------------------------------------------------------------------------------------
+
+    def _manifest(self) -> tuple[str, int]:
+        parts = self.ds.manifest_parts()
+        return (f"SELECT * FROM {self._read(parts)}" if parts else _empty(MANIFEST_SCHEMA)), len(parts)
+
+    def _shards(self, with_image: bool) -> tuple[str, int]:
+        shards = self.ds.shard_paths()
+        if not shards:
+            schema = SHARD_SCHEMA if with_image else SHARD_SCHEMA.remove(SHARD_SCHEMA.get_field_index("image"))
+            return _empty(pa.schema([("shard", pa.string()), *schema])), 0
+        source = self._read(shards, with_file=True)
+        drop = [_FILE_COL] + (["image"] if not with_image and "image" in self._columns(source) else [])
+        excluded = ", ".join(_ident(c) for c in drop)
+        return f"SELECT {_KEY} AS shard, * EXCLUDE ({excluded}) FROM {source}", len(shards)
+
+    def _samples(self) -> tuple[str, int]:
+        return self._shards(with_image=False)
+
+    def _images(self) -> tuple[str, int]:
+        return self._shards(with_image=True)
+
+    def _signals(self) -> tuple[str, int]:
+        present = self._signal_sets()
+        selects, joins, seen, n_files = ["uid"], [], {"uid"}, 0
+        for index, (name, paths) in enumerate(present.items()):
+            n_files += len(paths)
+            source = self._read(paths)
+            cols = [c for c in self._columns(source) if c != "uid"]
+            renamed = [(c, c if c not in seen else f"{name}_{c}") for c in cols]
+            seen.update(new for _, new in renamed)
+            inner = ", ".join(["uid"] + [f"{_ident(c)} AS {_ident(new)}" for c, new in renamed])
+            alias = f"s{index}"
+            joins.append(f"(SELECT {inner} FROM {source}) {alias}")
+            selects += [f"{alias}.{_ident(new)}" for _, new in renamed]
+        for name, schema in SIGNAL_SETS.items():  # documented columns of sets not annotated yet
+            for f in schema:
+                if name not in present and f.name not in seen:
+                    selects.append(f"NULL::{_duck_type(f.type)} AS {_ident(f.name)}")
+                    seen.add(f.name)
+        if not joins:
+            return _empty(pa.schema([("uid", pa.string())] + [f for s in SIGNAL_SETS.values() for f in s])), 0
+        sql = f"SELECT {', '.join(selects)} FROM {joins[0]}"
+        sql += "".join(f" FULL OUTER JOIN {j} USING (uid)" for j in joins[1:])
+        return sql, n_files
+
+    def _signal_sets(self) -> dict[str, list[str]]:
+        """Per-shard signal folders with files: the documented ones first, then any new ones by name."""
+        root = storage.join(self.ds.root, "signals")
+        fs, inner = storage.url_to_fs(root)
+        names = sorted(p.rstrip("/").rpartition("/")[2] for p in fs.ls(inner, detail=False)) if fs.exists(inner) else []
+        names = [n for n in names if n not in GLOBAL_SIGNALS and not n.startswith(".")]
+        ordered = [n for n in SIGNAL_SETS if n in names] + [n for n in names if n not in SIGNAL_SETS]
+        found = {n: self._files(self.ds.signals_dir(n)) for n in ordered}
+        return {n: paths for n, paths in found.items() if paths}
+
+    def _clusters(self) -> tuple[str, int]:
+        path = storage.join(self.ds.signals_dir("dedup"), "clusters.parquet")
+        if not storage.exists(path):
+            return _empty(CLUSTERS_SCHEMA), 0
+        return f"SELECT * FROM {self._read([path])}", 1
+
+    def _overlap_files(self, evals: bool) -> list[str]:
+        files = self._files(self.ds.signals_dir("overlap"))
+        return [p for p in files if p.endswith(".eval.parquet") == evals]
+
+    def _overlap(self) -> tuple[str, int]:
+        files = self._overlap_files(evals=False)
+        return (f"SELECT * FROM {self._read(files)}" if files else _empty(OVERLAP_SCHEMA)), len(files)
+
+    def _eval_images(self) -> tuple[str, int]:
+        files = self._overlap_files(evals=True)
+        if not files:
+            return _empty(EVAL_SCHEMA), 0
+        source = self._read(files, with_file=True)
+        cols = self._columns(source)
+        excluded = ", ".join(_ident(c) for c in (_FILE_COL, "benchmark") if c in cols)
+        return f"SELECT {_KEY} AS benchmark, * EXCLUDE ({excluded}) FROM {source}", len(files)
+
+    def _decisions(self) -> tuple[str, int]:
+        files = self._files(self.ds.decisions_dir)
+        if not files:
+            return _empty(pa.schema([("recipe", pa.string()), *DECISIONS_SCHEMA])), 0
+        source = self._read(files, with_file=True)
+        return f"SELECT {_KEY} AS recipe, * EXCLUDE ({_FILE_COL}) FROM {source}", len(files)
+
+    def _takedowns(self) -> tuple[str, int]:
+        path = self.ds.takedown_path
+        if not storage.exists(path):
+            return _empty(TAKEDOWN_SCHEMA), 0
+        return f"SELECT * FROM {self._read([path])}", 1
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _duck_type(arrow_type: pa.DataType) -> str:
+    return str(duckdb.from_arrow(pa.table({"x": pa.array([], arrow_type)})).types[0])
+
+
+def _empty(schema: pa.Schema) -> str:
+    cols = ", ".join(f"NULL::{_duck_type(f.type)} AS {_ident(f.name)}" for f in schema)
+    return f"SELECT {cols} WHERE false"
+
+
+def check_read_query(query: str) -> None:
+    """Refuse anything but read statements (SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN).
+
+    The connection cannot write the dataset anyway; this turns a write attempt into a message that
+    says so instead of a DuckDB permission error, and keeps `curate sql` free of side effects.
+    """
+    statements = duckdb.extract_statements(query)  # raises duckdb.ParserException on bad syntax
+    if not statements:
+        raise CurateError("the query is empty: pass one SQL statement, e.g. \"SELECT count(*) FROM samples\"")
+    for statement in statements:
+        kind = statement.type.name
+        if kind not in ("SELECT", "EXPLAIN"):
+            raise CurateError(f"{kind} statements are not allowed: curate sql is read-only (use SELECT, WITH, "
+                              "DESCRIBE, SHOW, SUMMARIZE or EXPLAIN; to save a result use --format and -o FILE)")
+
+
+def schema_text(infos: list[ViewInfo], compact: bool = False) -> str:
+    """The views, their columns and which are still empty (`--schema`; one line per view when compact)."""
+    lines = []
+    for info in infos:
+        state = f"{info.files} file(s)" if info.files else f"no files yet: empty until `{info.fix}`"
+        if compact:
+            lines.append(f"  {info.name}({', '.join(name for name, _ in info.columns)}) [{state}]")
+            continue
+        lines.append(f"{info.name}  -- {info.description} [{state}]")
+        lines += [f"    {name}  {dtype}" for name, dtype in info.columns]
+    return "\n".join(lines)

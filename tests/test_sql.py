@@ -1,0 +1,220 @@
+"""`curate sql` and curate.sql: views over a real dataset, errors, formats, read-only, fsspec URLs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from inspect_dataset import shared_dataset
+
+from curate import sql
+from curate.cli import main
+from curate.schema import SHARD_SCHEMA
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory) -> dict:
+    return shared_dataset(tmp_path_factory)
+
+
+def _query(root: str, query: str) -> list[tuple]:
+    con = sql.connect(root)
+    try:
+        return con.execute(query).fetchall()
+    finally:
+        sql.close(con)
+
+
+def _fingerprint(root: str) -> dict[str, str]:
+    out = {}
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            out[os.path.relpath(path, root)] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return out
+
+
+def test_view_counts_agree_with_the_shard_stats_files(ds):
+    root = ds["root"]
+    per_shard = dict(_query(root, "SELECT shard, count(*) FROM samples GROUP BY 1"))
+    status = dict(_query(root, "SELECT status, count(*) FROM samples GROUP BY 1"))
+    stats_files = sorted(Path(root, "shards").glob("*.stats.json"))
+    assert len(stats_files) == len(per_shard) == 2
+    summed: dict[str, int] = {}
+    for path in stats_files:
+        data = json.loads(path.read_text())
+        assert per_shard[path.name.split(".")[0]] == data["rows"]
+        for key, value in data["status"].items():
+            summed[key] = summed.get(key, 0) + value
+    assert status == summed == {"success": 25, "failed": 5}
+    counts = _query(root, "SELECT (SELECT count(*) FROM manifest), (SELECT count(*) FROM samples), "
+                          "(SELECT count(*) FROM images), (SELECT count(*) FROM signals)")[0]
+    assert counts == (30, 30, 30, 30)
+
+
+def test_samples_leave_out_image_bytes_and_images_carry_them(ds):
+    con, infos = sql.open_views(ds["root"])
+    try:
+        cols = {i.name: [c for c, _ in i.columns] for i in infos}
+        assert "image" not in cols["samples"] and "image" in cols["images"]
+        assert cols["samples"][:2] == ["shard", "uid"]
+        uid = ds["roles"]["kept"][0]
+        data = con.execute("SELECT image FROM images WHERE uid = ?", [uid]).fetchall()[0][0]
+        assert data == ds["samples"][0].image
+    finally:
+        sql.close(con)
+
+
+def test_signals_decisions_clusters_overlap_views(ds):
+    root, roles = ds["root"], ds["roles"]
+    de = roles["kept"][14]  # the German caption
+    assert _query(root, f"SELECT language, nsfw_image IS NOT NULL, caption_words FROM signals WHERE uid = '{de}'") == [
+        ("de", True, 8)]
+    recipes = dict(_query(root, "SELECT recipe, count(*) FROM decisions GROUP BY 1"))
+    assert recipes == {"basic": 30, "strict": 30}
+    dropped = _query(root, f"SELECT keep, reasons FROM decisions WHERE recipe = 'basic' AND uid = '{roles['small'][0]}'")
+    assert dropped == [(False, ["image_too_small"])]
+    near = roles["near_dup"][0]
+    assert _query(root, f"SELECT duplicate_kind, representative_uid FROM clusters WHERE uid = '{near}'") == [
+        ("near", roles["kept"][1])]
+    assert _query(root, "SELECT uid, benchmark, eval_id FROM overlap") == [(roles["bench"][0], "shapes", "test/0007")]
+    assert _query(root, "SELECT benchmark, count(*) FROM eval_images GROUP BY 1") == [("shapes", 4)]
+    assert _query(root, "SELECT kind, value FROM takedowns") == [("domain", "gone.example")]
+
+
+def test_missing_parts_are_empty_views_with_their_documented_columns(tmp_path):
+    root = tmp_path / "partial"
+    (root / "manifest").mkdir(parents=True)
+    pq.write_table(pa.table({"uid": ["a" * 32], "url": ["https://x.example/a.jpg"], "caption": ["c"],
+                             "status": ["ok"], "page_url": ["https://x.example/"]}), root / "manifest/part-00000.parquet")
+    con, infos = sql.open_views(str(root))
+    try:
+        by_name = {i.name: i for i in infos}
+        assert [c for c, _ in by_name["manifest"].columns] == ["uid", "url", "caption", "status", "page_url"]
+        assert [c for c, _ in by_name["samples"].columns] == ["shard"] + [f.name for f in SHARD_SCHEMA if f.name != "image"]
+        for name in ("samples", "images", "signals", "clusters", "overlap", "decisions", "takedowns"):
+            assert by_name[name].files == 0
+            assert con.execute(f"SELECT count(*) FROM {name}").fetchall() == [(0,)]
+        assert con.execute("SELECT count(*) FROM signals WHERE nsfw_image > 0.5").fetchall() == [(0,)]
+        assert "no files yet: empty until `curate download`" in sql.schema_text(infos)
+    finally:
+        sql.close(con)
+
+
+def test_signals_view_takes_new_sets_and_new_columns(ds, tmp_path):
+    import shutil
+
+    root = tmp_path / "grown"
+    shutil.copytree(ds["root"], root)
+    uids = [s.uid for s in ds["samples"]]
+    (root / "signals/aesthetics").mkdir()
+    pq.write_table(pa.table({"uid": uids, "aesthetic_score": [float(i) for i in range(len(uids))],
+                             "width": [1] * len(uids)}), root / "signals/aesthetics/00000.parquet")
+    # A newer annotate adds a column to one shard of the `language` set only.
+    lang = pq.read_table(root / "signals/language/00001.parquet")
+    pq.write_table(lang.append_column("script", pa.array(["Latn"] * lang.num_rows)),
+                   root / "signals/language/00001.parquet")
+    rows = _query(str(root), "SELECT count(*), sum(aesthetic_score), count(script), count(aesthetics_width), "
+                             "count(width) FROM signals")
+    assert rows == [(30, float(sum(range(30))), 10, 30, 25)]
+
+
+def test_cli_query_formats(ds, tmp_path, capsys):
+    root = ds["root"]
+    query = "SELECT status, count(*) AS n FROM samples GROUP BY 1 ORDER BY 1"
+    assert main(["sql", root, query]) == 0
+    out = capsys.readouterr().out
+    assert "failed   5" in out and "success  25" in out and "(2 rows)" in out
+    assert main(["sql", root, query, "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ['"status","n"', '"failed",5', '"success",25']
+    assert main(["sql", root, "SELECT uid, reasons FROM decisions WHERE recipe = 'basic' AND NOT keep", "--format", "json",
+                 "-o", str(tmp_path / "d.jsonl")]) == 0
+    lines = [json.loads(x) for x in (tmp_path / "d.jsonl").read_text().splitlines()]
+    assert len(lines) == 15 and all(isinstance(x["reasons"], list) and x["reasons"] for x in lines)
+    assert main(["sql", root, "SELECT uid, image FROM images", "--format", "parquet", "-o", str(tmp_path / "i.parquet")]) == 0
+    assert pq.read_table(tmp_path / "i.parquet").num_rows == 30
+    assert main(["sql", root, "SELECT 1", "--format", "parquet"]) == 2
+    assert "add -o FILE.parquet" in capsys.readouterr().err
+
+
+def test_bad_query_prints_duckdb_message_and_the_views(ds, capsys):
+    assert main(["sql", ds["root"], "SELECT no_such_column FROM samples"]) == 2
+    err = capsys.readouterr().err
+    assert 'Referenced column "no_such_column" not found' in err
+    assert "Traceback" not in err
+    assert "samples(shard, uid, url, caption, status, error_class" in err
+    assert "decisions(recipe, uid, keep, reasons)" in err
+    assert main(["sql", ds["root"], "SELEC 1"]) == 2
+    assert "Parser Error" in capsys.readouterr().err
+
+
+def test_schema_flag_lists_views_and_columns(ds, capsys):
+    assert main(["sql", ds["root"], "--schema"]) == 0
+    out = capsys.readouterr().out
+    for view in sql.VIEW_NAMES:
+        assert f"\n{view}  -- " in "\n" + out
+    assert "    nsfw_text_terms  VARCHAR[]" in out and "    image  BLOB" in out
+
+
+@pytest.mark.parametrize("statement", [
+    "COPY (SELECT 1) TO '{root}/manifest/part-00000.parquet'",
+    "CREATE TABLE t AS SELECT * FROM samples",
+    "ATTACH '{root}/x.duckdb'",
+    "INSTALL httpfs",
+])
+def test_cli_refuses_writes(ds, capsys, statement):
+    before = _fingerprint(ds["root"])
+    assert main(["sql", ds["root"], statement.format(root=ds["root"])]) == 2
+    assert "curate sql is read-only" in capsys.readouterr().err
+    assert _fingerprint(ds["root"]) == before
+
+
+def test_connection_cannot_write_the_dataset_or_anything_else(ds, tmp_path):
+    root = ds["root"]
+    before = _fingerprint(root)
+    con = sql.connect(root)
+    target = f"{root}/manifest/part-00000.parquet"
+    attempts = [
+        f"COPY (SELECT 1 AS x) TO '{target}' (FORMAT parquet, USE_TMP_FILE false)",
+        f"COPY (SELECT 1 AS x) TO 'curatero://{target}' (FORMAT parquet, USE_TMP_FILE false)",
+        f"COPY (SELECT 1 AS x) TO '{tmp_path}/out.csv'",
+        f"ATTACH '{root}/evil.duckdb'",
+        "SET enable_external_access = true",
+        "INSTALL httpfs",
+        "SELECT * FROM read_text('/etc/hostname')",
+    ]
+    try:
+        for statement in attempts:
+            with pytest.raises(duckdb.Error):
+                con.execute(statement)
+        assert con.execute("SELECT count(*) FROM manifest").fetchall() == [(30,)]
+    finally:
+        sql.close(con)
+    assert _fingerprint(root) == before
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_dataset_on_an_object_store(ds, s3_endpoint):
+    import fsspec
+
+    fs = fsspec.filesystem("s3", client_kwargs={"endpoint_url": s3_endpoint})
+    fs.put(ds["root"], "curate-test/inspect-ds", recursive=True)
+    url = "s3://curate-test/inspect-ds"
+    local = _query(ds["root"], "SELECT shard, status, count(*) FROM samples GROUP BY ALL ORDER BY ALL")
+    assert _query(url, "SELECT shard, status, count(*) FROM samples GROUP BY ALL ORDER BY ALL") == local
+    assert _query(url, "SELECT recipe, count(*) FILTER (WHERE keep) FROM decisions GROUP BY 1 ORDER BY 1") == [
+        ("basic", 15), ("strict", 14)]
+    con = sql.connect(url)
+    try:
+        with pytest.raises(duckdb.Error):
+            con.execute("COPY (SELECT 1 AS x) TO 'curatero://curate-test/inspect-ds/manifest/part-00000.parquet'")
+    finally:
+        sql.close(con)
+    assert fs.cat("curate-test/inspect-ds/manifest/part-00000.parquet") == Path(
+        ds["root"], "manifest/part-00000.parquet").read_bytes()

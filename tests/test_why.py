@@ -1,0 +1,94 @@
+"""`curate why` / explain on kept, dropped, duplicate, benchmark-matched and failed samples."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from inspect_dataset import shared_dataset
+
+from curate.cli import main
+from curate.errors import CurateError
+from curate.why import explain
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory) -> dict:
+    return shared_dataset(tmp_path_factory)
+
+
+def test_kept_sample(ds):
+    uid = ds["roles"]["kept"][0]
+    info = explain(ds["root"], uid)
+    assert info["decisions"] == {"basic": {"keep": True, "reasons": []}, "strict": {"keep": True, "reasons": []}}
+    assert info["manifest"]["url"] == "https://photos0.example/0.jpg"
+    assert info["download"]["status"] == "success" and info["download"]["shard"] == "00000"
+    assert info["signals"]["language"] == "en" and info["signals"]["language_score"] == 0.9
+    # It is the representative of the exact copy published on mirror.example.
+    dup = info["duplicates"]
+    assert dup["is_representative"] and dup["cluster_size"] == 2
+    assert [m["uid"] for m in dup["members"]] == [uid, ds["roles"]["exact_dup"][0]]
+    assert info["overlap"] == [] and info["takedowns"] == []
+
+
+def test_dropped_samples_carry_reasons_and_the_facts_behind_them(ds):
+    nsfw = explain(ds["root"], ds["roles"]["nsfw"][0])
+    assert nsfw["decisions"]["basic"] == {"keep": False, "reasons": ["nsfw_image", "nsfw_text"]}
+    assert nsfw["signals"]["nsfw_image"] == pytest.approx(0.93)
+    near = explain(ds["root"], ds["roles"]["near_dup"][0])
+    assert near["decisions"]["basic"]["reasons"] == ["near_duplicate"]
+    assert near["duplicates"]["duplicate_kind"] == "near"
+    assert near["duplicates"]["representative_uid"] == ds["roles"]["kept"][1]
+    bench = explain(ds["root"], ds["roles"]["bench"][0])
+    assert bench["overlap"] == [{"benchmark": "shapes", "eval_id": "test/0007", "distance": 3, "match_kind": "image"}]
+    assert bench["decisions"]["basic"]["reasons"] == ["benchmark_overlap:shapes/test/0007"]
+
+
+def test_failed_download(ds):
+    uid = ds["roles"]["failed"][2]
+    info = explain(ds["root"], uid)
+    assert info["download"]["status"] == "failed" and info["download"]["error_class"] == "timeout"
+    assert info["duplicates"] is None
+    assert info["decisions"]["basic"] == {"keep": False, "reasons": ["download_failed"]}
+
+
+def test_prefix_and_unknown_uids(ds):
+    uid = ds["roles"]["small"][0]
+    assert explain(ds["root"], uid[:10].upper())["uid"] == uid
+    with pytest.raises(CurateError, match="is not in"):
+        explain(ds["root"], "0" * 32)
+    with pytest.raises(CurateError, match="is not a uid"):
+        explain(ds["root"], "hello")
+
+
+def test_takedown_by_parent_domain(ds, tmp_path):
+    import shutil
+    from datetime import datetime, timezone
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curate.schema import TAKEDOWN_SCHEMA
+
+    root = tmp_path / "td"
+    shutil.copytree(ds["root"], root)
+    pq.write_table(pa.Table.from_pylist([{"kind": "domain", "value": "example", "reason": "tld request",
+                                          "requested_at": datetime(2026, 1, 1, tzinfo=timezone.utc),
+                                          "uids_purged": 1},
+                                         {"kind": "domain", "value": "mple", "reason": "not a parent",
+                                          "requested_at": None, "uids_purged": 0}],
+                                        schema=TAKEDOWN_SCHEMA), root / "takedown.parquet")
+    info = explain(str(root), ds["roles"]["kept"][3])
+    assert [t["reason"] for t in info["takedowns"]] == ["tld request"]
+
+
+def test_cli_text_and_json(ds, capsys):
+    uid = ds["roles"]["near_dup"][0]
+    assert main(["why", ds["root"], uid]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"uid {uid}\n  recipe basic: DROPPED: near_duplicate\n")
+    assert f"near duplicate of {ds['roles']['kept'][1]}" in out
+    assert main(["why", ds["root"], ds["roles"]["failed"][0], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["download"]["error_class"] == "http_4xx"
+    assert main(["why", ds["root"], "f" * 32]) == 2
+    assert "Traceback" not in capsys.readouterr().err
