@@ -39,7 +39,7 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         raise CurateError(str(exc)) from exc
     except OSError as exc:
         raise CurateError(f"cannot listen on {args.host}:{args.port} ({exc}); choose another --port") from exc
-    try:
+    try:  # Ctrl-C at any moment after this point is a normal stop
         print(f"synthetic web: {len(web.images)} images on {len(web.pages)} pages at {web.base_url}/", flush=True)
         print(f"  faults {'off' if args.no_faults else 'on'}: {', '.join(web.fault_urls)}", flush=True)
         try:
@@ -50,11 +50,11 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         except (ValueError, OSError) as exc:
             raise CurateError(str(exc)) from exc
         print("press Ctrl-C to stop", flush=True)
-        try:
-            (stop or threading.Event()).wait()
-        except KeyboardInterrupt:
-            pass
-        print(f"stopped after {len(web.request_log)} requests", flush=True)
+        (stop or threading.Event()).wait()
+    except KeyboardInterrupt:
+        pass
     finally:
+        served = len(web.request_log)
         web.stop()
+    print(f"stopped after {served} requests", flush=True)
     return 0
