@@ -8,8 +8,8 @@ join its own predictions to the overlap flags.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc

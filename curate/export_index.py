@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
-import pyarrow.compute as pc
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curate import storage
 from curate.dataset import Dataset

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import importlib.resources
 import os
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: the same parser, as a package
+    import tomli as tomllib
 
 from curate.errors import CurateError
 

@@ -12,7 +12,7 @@ import json
 import os
 import tarfile
 import tempfile
-from typing import Iterable
+from collections.abc import Iterable
 
 from curate import storage
 

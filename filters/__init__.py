@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from curate.errors import CurateError
 from curate.filters.aspect_ratio import AspectRatio
 from curate.filters.base import Filter
 from curate.filters.benchmark_overlap import BenchmarkOverlap
@@ -24,6 +23,8 @@ from curate.filters.nsfw_image import NsfwImage
 from curate.filters.nsfw_text import NsfwText
 from curate.filters.opted_out import OptedOut
 from curate.filters.takedown import Takedown
+
+from curate.errors import CurateError
 
 # In curate.schema.DROP_REASONS order (tests keep the two in sync).
 FILTERS: tuple[type[Filter], ...] = (

@@ -23,11 +23,14 @@ PRODUCERS = {
 }
 
 
+Settings = dict[str, tuple[type | tuple[type, ...], str]]  # recipe key -> (accepted type(s), help)
+
+
 class Filter:
     """Subclasses set `reason`, `settings` (recipe key -> (type, help)) and `needs`, and write `drop_when`."""
 
     reason: ClassVar[str]
-    settings: ClassVar[dict[str, tuple[type | tuple[type, ...], str]]] = {}
+    settings: ClassVar[Settings] = {}
     needs: ClassVar[tuple[str, ...]] = ()
     always: ClassVar[bool] = False  # active whatever the recipe says (no image, no sample)
 

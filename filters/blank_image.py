@@ -1,11 +1,13 @@
 """blank_image: a uniform or near-uniform image (placeholders, spacer GIFs)."""
 
-from curate.filters.base import Filter
+from typing import ClassVar
+
+from curate.filters.base import Filter, Settings
 
 
 class BlankImage(Filter):
     reason = "blank_image"
-    settings = {"drop_blank_images": (bool, "drop images that annotate flagged as blank")}
+    settings: ClassVar[Settings] = {"drop_blank_images": (bool, "drop images that annotate flagged as blank")}
     needs = ("image",)
 
     def drop_when(self) -> str:

@@ -1,11 +1,13 @@
 """caption_boilerplate: the alt text says nothing about the image ("image", "IMG_1234.jpg", a URL, HTML)."""
 
-from curate.filters.base import Filter
+from typing import ClassVar
+
+from curate.filters.base import Filter, Settings
 
 
 class CaptionBoilerplate(Filter):
     reason = "caption_boilerplate"
-    settings = {"drop_boilerplate_captions": (bool, "drop file-name, URL, HTML and boilerplate captions")}
+    settings: ClassVar[Settings] = {"drop_boilerplate_captions": (bool, "drop file-name, URL, HTML and boilerplate captions")}
     needs = ("caption",)
 
     def drop_when(self) -> str:

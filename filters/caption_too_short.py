@@ -1,11 +1,13 @@
 """caption_too_short: fewer than `min_caption_words` words or `min_caption_chars` characters."""
 
-from curate.filters.base import Filter
+from typing import ClassVar
+
+from curate.filters.base import Filter, Settings
 
 
 class CaptionTooShort(Filter):
     reason = "caption_too_short"
-    settings = {
+    settings: ClassVar[Settings] = {
         "min_caption_words": (int, "drop captions with fewer words (DataComp basic: 3, i.e. more than 2)"),
         "min_caption_chars": (int, "drop captions with fewer characters (DataComp basic: 5)"),
     }

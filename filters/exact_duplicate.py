@@ -1,11 +1,13 @@
 """exact_duplicate: same bytes (sha256) or same URL as its cluster's representative (curate dedup)."""
 
-from curate.filters.base import Filter
+from typing import ClassVar
+
+from curate.filters.base import Filter, Settings
 
 
 class ExactDuplicate(Filter):
     reason = "exact_duplicate"
-    settings = {"drop_exact_duplicates": (bool, "keep one sample per identical image or URL")}
+    settings: ClassVar[Settings] = {"drop_exact_duplicates": (bool, "keep one sample per identical image or URL")}
     needs = ("dedup",)
 
     def drop_when(self) -> str:

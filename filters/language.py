@@ -1,12 +1,15 @@
 """language: the caption's detected language is not kept, or detection is not confident enough."""
 
+from typing import ClassVar
+
+from curate.filters.base import Filter, Settings, literal
+
 from curate.errors import CurateError
-from curate.filters.base import Filter, literal
 
 
 class Language(Filter):
     reason = "language"
-    settings = {
+    settings: ClassVar[Settings] = {
         "languages": (list, "ISO 639-1 codes to keep, e.g. [\"en\"]"),
         "min_language_score": ((int, float), "drop captions whose language confidence is lower"),
     }

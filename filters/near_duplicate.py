@@ -4,12 +4,14 @@
 members within that Hamming distance of their representative are dropped.
 """
 
-from curate.filters.base import Filter
+from typing import ClassVar
+
+from curate.filters.base import Filter, Settings
 
 
 class NearDuplicate(Filter):
     reason = "near_duplicate"
-    settings = {
+    settings: ClassVar[Settings] = {
         "drop_near_duplicates": (bool, "keep one sample per cluster of near-identical images"),
         "max_near_duplicate_distance": (int, "only drop members this close (Hamming) to the representative"),
     }

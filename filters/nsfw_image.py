@@ -3,12 +3,14 @@
 A sample whose image score is null (it was not scored) is not dropped by this rule.
 """
 
-from curate.filters.base import Filter
+from typing import ClassVar
+
+from curate.filters.base import Filter, Settings
 
 
 class NsfwImage(Filter):
     reason = "nsfw_image"
-    settings = {"max_nsfw_image": ((int, float), "drop images whose NSFW score (0-1) is above this")}
+    settings: ClassVar[Settings] = {"max_nsfw_image": ((int, float), "drop images whose NSFW score (0-1) is above this")}
     needs = ("nsfw",)
 
     def drop_when(self) -> str:

@@ -1,11 +1,13 @@
 """nsfw_text: the caption's NSFW score (multilingual term list, 0-1) is above `max_nsfw_text`."""
 
-from curate.filters.base import Filter
+from typing import ClassVar
+
+from curate.filters.base import Filter, Settings
 
 
 class NsfwText(Filter):
     reason = "nsfw_text"
-    settings = {"max_nsfw_text": ((int, float), "drop captions whose NSFW text score (0-1) is above this")}
+    settings: ClassVar[Settings] = {"max_nsfw_text": ((int, float), "drop captions whose NSFW text score (0-1) is above this")}
     needs = ("nsfw",)
 
     def drop_when(self) -> str:

@@ -1,7 +1,7 @@
 """Real small datasets for the dedup / overlap / filter / export / takedown tests.
 
 Images are real encoded JPEG/PNG photos made with numpy (smooth colour fields, shapes and sensor noise),
-hashes come from imagehash (the reference pHash), and every file is written in the documented schemas:
+hashes come from the annotate stage's pHash (imagehash.phash where it is absent), and every file is written in the documented schemas:
 shards (curate.schema.SHARD_SCHEMA) and the signals of `curate annotate`.
 """
 
@@ -13,12 +13,12 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import imagehash
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw, ImageEnhance
 
+from curate.dedup.hashing import phash_images
 from curate.schema import SHARD_SCHEMA, make_uid
 
 
@@ -58,10 +58,10 @@ def transformed_copy(img: Image.Image, rng: np.random.Generator) -> bytes:
 
 
 def phash_int64(data: bytes) -> int:
-    """imagehash.phash as the int64 bit pattern of its 64 bits (row-major, first bit most significant)."""
-    bits = imagehash.phash(Image.open(io.BytesIO(data))).hash.flatten()
-    value = int("".join("1" if b else "0" for b in bits), 2)
-    return value - (1 << 64) if value >= 1 << 63 else value
+    """The perceptual hash `curate annotate` stores (curate.annotate.phash, else imagehash.phash)."""
+    hashes, errors = phash_images([data])
+    assert errors[0] is None, errors[0]
+    return int(hashes[0])
 
 
 @dataclass

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pytest
 from curation_data import Sample, encode, make_photo, transformed_copy, write_dataset
 
-from curate.dedup import dedup, mih
+from curate.dedup import dedup, default_max_distance, mih
 from curate.errors import CurateError
 
 
@@ -81,7 +82,9 @@ def dup_dataset(tmp_path_factory):
 
 def test_dedup_clusters_exact_url_and_near_duplicates_with_deterministic_representatives(dup_dataset):
     root, samples = dup_dataset
-    summary = dedup(root, max_distance=8)
+    summary = dedup(root)  # the annotate stage's measured default radius
+    k = summary["max_distance"]
+    assert k == default_max_distance()
     c = _clusters(root)
     assert len(c) == len(samples) - 1  # every downloaded sample has a row; the failed one has none
     assert samples[-1].uid not in c
@@ -99,7 +102,7 @@ def test_dedup_clusters_exact_url_and_near_duplicates_with_deterministic_represe
     big = reuploads[0]
     assert c[big.uid]["is_representative"] and c[samples[10].uid]["representative_uid"] == big.uid
     assert c[samples[10].uid]["duplicate_kind"] == "near"
-    assert c[samples[10].uid]["distance_to_representative"] <= 8
+    assert c[samples[10].uid]["distance_to_representative"] <= k
     # distinct photos are never merged with each other (precision)
     distinct_clusters = {c[s.uid]["cluster_id"] for s in samples[:60]}
     assert len(distinct_clusters) == 60
@@ -107,10 +110,10 @@ def test_dedup_clusters_exact_url_and_near_duplicates_with_deterministic_represe
     assert all(r["representative_uid"] == r["uid"] and r["duplicate_kind"] is None for r in reps)
     assert summary["duplicates"] == len(c) - len(reps) == summary["samples"] - len(reps)
     assert summary["duplicates_by_kind"]["exact"] >= 1 and summary["duplicates_by_kind"]["near"] >= 19
-    on_disk = json.load(open(f"{root}/signals/dedup/summary.json"))
+    on_disk = json.loads(Path(f"{root}/signals/dedup/summary.json").read_text())
     assert on_disk["duplicates"] == summary["duplicates"]
     # deterministic: a rerun writes the same clusters
-    dedup(root, max_distance=8)
+    dedup(root)
     assert _clusters(root) == c
 
 
@@ -122,7 +125,7 @@ def test_dedup_against_a_built_dataset_marks_copies_of_its_samples(dup_dataset, 
               for i in range(40, 50)]
     root = str(tmp_path / "new")
     write_dataset(root, new + copies)
-    summary = dedup(root, max_distance=8, against=[old_root])
+    summary = dedup(root, against=[old_root])
     c = _clusters(root)
     old_uids = {s.uid for s in old}
     matched = [c[s.uid] for s in copies if c[s.uid]["against_dataset"] == old_root]

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import tarfile
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -46,7 +47,7 @@ def test_parquet_export_holds_exactly_the_kept_samples_with_their_images(filtere
     for row in table.to_pylist():
         assert row["image"] == by_uid[row["uid"]].image and row["caption"] == by_uid[row["uid"]].caption
         assert Image.open(io.BytesIO(row["image"])).size == (row["width"], row["height"])
-    index = json.load(open(f"{out}/export.json"))
+    index = json.loads(Path(f"{out}/export.json").read_text())
     assert index["shards"] == {"00000.parquet": 4, "00001.parquet": 4, "00002.parquet": 2}
     assert summary["samples"] == 10 and not any(".tmp-" in f or ".old-" in f for f in os.listdir(f"{root}/export"))
 
@@ -84,7 +85,7 @@ def test_webdataset_tars_follow_the_key_grouping_rules(filtered, tmp_path):
         meta = json.loads(files["json"])
         assert meta["uid"] == key and meta["url"] == by_uid[key].url and meta["language"] == "en"
     # exports outside the dataset are registered so that a takedown reaches them
-    assert out in json.load(open(f"{root}/export/exports.json"))
+    assert out in json.loads(Path(f"{root}/export/exports.json").read_text())
 
 
 def test_label_only_exports_every_downloaded_sample_with_its_reasons(filtered):

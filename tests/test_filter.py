@@ -124,7 +124,7 @@ def test_laion_like_uses_dedup_nsfw_and_label_only_keeps_the_same_decisions(data
 
 
 def test_takedown_requests_and_missing_signals_are_reported(dataset):
-    root, ok, cases = dataset
+    root, _ok, cases = dataset
     pq.write_table(pa.Table.from_pylist([{"kind": "domain", "value": "mirror.example", "reason": "owner asked"}],
                                         schema=TAKEDOWN_SCHEMA), f"{root}/takedown.parquet")
     d_sum = filter_dataset(root, {"name": "t", "filter": {}})

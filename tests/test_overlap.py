@@ -38,7 +38,7 @@ def contaminated(tmp_path_factory):
 
 
 def test_planted_transformed_eval_copies_are_found_with_high_recall(contaminated):
-    root, eval_dir, planted, copies, train = contaminated
+    root, eval_dir, planted, copies, _train = contaminated
     results = overlap(root, {"bench": eval_dir}, max_distance=8)
     r = results["bench"]
     evals = {row["eval_id"]: row for row in
@@ -95,7 +95,7 @@ def test_overlap_errors_name_the_problem(contaminated, tmp_path):
 def test_filter_drops_the_flagged_training_samples(contaminated):
     from curate.decide import filter_dataset
 
-    root, eval_dir, _, copies, train = contaminated
+    root, eval_dir, _, _copies, train = contaminated
     overlap(root, {"bench": eval_dir}, max_distance=8)
     files = [f for f in glob.glob(f"{root}/signals/overlap/*.parquet") if not f.endswith(".eval.parquet")]
     flagged = {u for (u,) in duckdb.sql(f"SELECT uid FROM read_parquet({files})").fetchall()}

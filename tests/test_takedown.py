@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tarfile
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -67,7 +68,7 @@ def test_takedown_purges_shards_and_every_export_and_later_runs_skip_it(exported
     parquet_uids = set(duckdb.sql(f"SELECT uid FROM '{root}/export/datacomp_basic/*.parquet'").fetchnumpy()["uid"])
     assert parquet_uids == set(before) - gone
     assert _tar_keys(outside) == set(before) - gone
-    assert json.load(open(f"{outside}/export.json"))["samples"] == len(before) - 3
+    assert json.loads(Path(f"{outside}/export.json").read_text())["samples"] == len(before) - 3
 
     log = read_parquet(f"{root}/takedown.parquet").to_pylist()
     assert {(r["kind"], r["value"], r["uids_purged"]) for r in log} == {
@@ -96,3 +97,27 @@ def test_takedown_rejects_empty_or_malformed_requests(exported, tmp_path):
     with pytest.raises(CurateError, match="does not exist"):
         takedown(root, file=str(tmp_path / "missing.txt"))
     assert not os.path.exists(f"{root}/takedown.parquet")
+
+
+def test_cli_runs_the_curation_stages_and_reports_bad_input_in_one_line(exported, tmp_path, capsys):
+    from curate.cli import main
+
+    root, samples, _ = exported
+    bench = tmp_path / "bench" / "lake"
+    bench.mkdir(parents=True)
+    (bench / "0.png").write_bytes(encode(make_photo(3), "PNG"))
+    assert main(["dedup", root, "--max-distance", "6"]) == 0
+    assert main(["overlap", root, "--benchmark", f"lakes={bench.parent}", "--max-distance", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "lakes" in out and "100.00%" in out  # the one eval image is a copy of training sample 3
+    assert main(["filter", root, "--recipe", "laion_like"]) == 0
+    assert "benchmark_overlap" in capsys.readouterr().out
+    assert main(["export", root, "--recipe", "laion_like", "--format", "webdataset"]) == 0
+    assert samples[3].uid not in _tar_keys(f"{root}/export/laion_like")
+    assert main(["takedown", root, "--domain", "site0.example", "--reason", "cli"]) == 0
+    assert _tar_keys(f"{root}/export/laion_like").isdisjoint({samples[i].uid for i in range(0, 12, 3)})
+    assert main(["takedown", root]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["curate takedown: error: nothing to take down: give --uid, --url, --domain or --file"]
+    assert main(["filter", root, "--recipe", "nope"]) == 2
+    assert not os.path.exists(f"{root}/.lock")

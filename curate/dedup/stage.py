@@ -36,7 +36,7 @@ DUPLICATE_KINDS = ("exact", "url", "near")
 def default_max_distance() -> int:
     """The near-duplicate Hamming radius measured by the annotate stage for its perceptual hash."""
     try:
-        from curate.annotate import DEFAULT_NEAR_DUP_DISTANCE
+        from curate.annotate.phash import DEFAULT_NEAR_DUP_DISTANCE
     except ImportError:
         return _FALLBACK_DISTANCE
     return int(DEFAULT_NEAR_DUP_DISTANCE)
