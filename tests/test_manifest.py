@@ -315,13 +315,18 @@ def test_non_utf8_bytes_are_replaced_and_recorded(tmp_path, fmt):
     assert (example["line"], example["row"]) == ((None, 2) if fmt == "csv" else (2, None))
 
 
-def test_ragged_csv_rows_are_recorded_with_their_line(tmp_path):
-    src = _write(tmp_path / "x.csv", b"url,caption\nhttp://h/1.jpg,one\nhttp://h/2.jpg,two,extra\n"
-                                     b"http://h/3.jpg\nhttp://h/4.jpg,four\n")
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
+def test_ragged_csv_rows_are_recorded_with_their_line(tmp_path, gz):
+    src = _write(tmp_path / ("x.csv.gz" if gz else "x.csv"),
+                 b'url,caption\nhttp://h/1.jpg,"one\non two lines"\nhttp://h/2.jpg,two,extra\n'
+                 b"http://h/3.jpg\nhttp://h/4.jpg,four\n")
     summary = build_manifest([str(src)], str(tmp_path / "o"))
-    assert [r[0] for r in _rows(tmp_path / "o")] == ["http://h/1.jpg", "http://h/4.jpg"]
+    assert _rows(tmp_path / "o") == [("http://h/1.jpg", "one\non two lines", "ok"), ("http://h/4.jpg", "four", "ok")]
     assert summary["malformed"]["counts"] == {"ragged_row": 2}
-    assert all("where the header has 2" in e["message"] for e in summary["malformed"]["examples"])
+    assert [(e["line"], e["message"]) for e in summary["malformed"]["examples"]] == [
+        (4, "3 fields where the header has 2: 'http://h/2.jpg,two,extra'"),
+        (5, "1 fields where the header has 2: 'http://h/3.jpg'"),
+    ]
     assert summary["rows_not_read"] == 2
 
 

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from curate import storage
 from curate.manifest.columns import ColumnPlan
 from curate.manifest.inputs import Source
-from curate.manifest.problems import Problems
+from curate.manifest.problems import MAX_EXAMPLES, Problems
 from curate.manifest.values import cast_lenient, infer_type, to_text
 
 BATCH_ROWS = 65_536
@@ -102,14 +102,14 @@ class CsvReader:
         self.delimiter = "\t" if tsv else ","
         self.quoting = not tsv
 
-    def _parse_options(self, record: bool) -> pacsv.ParseOptions:
+    def _parse_options(self, ragged: list[pacsv.InvalidRow] | None) -> pacsv.ParseOptions:
         def on_invalid(row: pacsv.InvalidRow) -> str:
-            if record:
-                self.problems.add(
-                    "ragged_row", self.src.name,
-                    f"{row.actual_columns} fields where the header has {row.expected_columns}: {row.text[:100]!r}",
-                    line=row.number,
-                )
+            if ragged is None:
+                return "skip"
+            if row.number is None and len(ragged) < MAX_EXAMPLES:
+                ragged.append(row)  # its line is found after the file is read (see _record_ragged)
+            else:
+                self._record_ragged(row, row.number)
             return "skip"
 
         return pacsv.ParseOptions(delimiter=self.delimiter, quote_char='"' if self.quoting else False,
@@ -119,21 +119,49 @@ class CsvReader:
         try:
             with _arrow_stream(self.src) as stream:
                 reader = pacsv.open_csv(stream, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-                                        parse_options=self._parse_options(record=False))
+                                        parse_options=self._parse_options(None))
                 return reader.schema.names
         except pa.ArrowInvalid as exc:
             if "Empty CSV file" in str(exc):
                 return None
             raise
 
+    def _record_ragged(self, row: pacsv.InvalidRow, line: int | None) -> None:
+        self.problems.add("ragged_row", self.src.name, f"{row.actual_columns} fields where the header has "
+                          f"{row.expected_columns}: {row.text[:100]!r}", line=line)
+
+    def _locate(self, ragged: list[pacsv.InvalidRow]) -> None:
+        """Record ragged rows with their line numbers, which Arrow cannot give when quoted fields may
+        span lines: one more pass over the file, only when there are such rows (the first 100)."""
+        lines: list[int | None] = [None] * len(ragged)
+        try:
+            with self.src.open_buffered() as fh:
+                at = 0
+                for lineno, raw in enumerate(fh, 1):
+                    if at < len(ragged) and raw.rstrip(b"\r\n").decode("utf-8", "replace") == ragged[at].text:
+                        lines[at] = lineno
+                        at += 1
+        except READ_ERRORS:
+            pass  # the file's read error is recorded by the caller; these rows keep no line
+        for row, line in zip(ragged, lines):
+            self._record_ragged(row, line)
+
     def batches(self, plan: ColumnPlan) -> Iterator[pa.RecordBatch]:
+        ragged: list[pacsv.InvalidRow] = []
+        try:
+            yield from self._batches(plan, ragged)
+        finally:
+            if ragged:
+                self._locate(ragged)
+
+    def _batches(self, plan: ColumnPlan, ragged: list[pacsv.InvalidRow]) -> Iterator[pa.RecordBatch]:
         wanted = list(dict.fromkeys([plan.url, *([plan.caption] if plan.caption else []), *plan.keep]))
         convert = pacsv.ConvertOptions(include_columns=wanted, column_types={c: pa.binary() for c in wanted})
         types: dict[str, pa.DataType] = {}
         done = 0
         with _arrow_stream(self.src) as stream:
             reader = pacsv.open_csv(stream, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-                                    parse_options=self._parse_options(record=True), convert_options=convert)
+                                    parse_options=self._parse_options(ragged), convert_options=convert)
             for rb in reader:
                 def bad(kind: str, offset: int = done):
                     return lambda i, msg: self.problems.add(kind, self.src.name, msg, row=offset + i + 1)
