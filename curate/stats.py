@@ -99,7 +99,7 @@ def _pairs(con: duckdb.DuckDBPyConnection, query: str) -> dict:
 
 
 def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
+    return round(part / whole, 6) if whole else None
 
 
 def _dist_sql(d: Dist) -> str:

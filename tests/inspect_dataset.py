@@ -22,6 +22,7 @@ from curate.schema import DECISIONS_SCHEMA, MANIFEST_SCHEMA, TAKEDOWN_SCHEMA
 HOSTILE_CAPTION = ('<script>document.title="pwned"</script><img src=x onerror="document.title=\'pwned\'">'
                    '<a href="javascript:alert(1)">click</a> a hostile caption')
 HOSTILE_URL = 'https://evil.example/"><script>alert(1)</script>.jpg'
+HOSTILE_LINK = "javascript:document.title='pwned'"
 PER_SHARD = 20
 
 
@@ -48,7 +49,9 @@ def build_samples() -> dict[str, list[Sample]]:
                          encode(make_photo(304, (256, 256))))],
         "failed": [Sample(f"https://dead{i % 2}.example/{i}.jpg", f"a missing photo {i}", None,
                           error_class=cls, language=None, nsfw_image=None)
-                   for i, cls in enumerate(["http_4xx", "http_4xx", "timeout", "dns", "not_an_image"])],
+                   for i, cls in enumerate(["http_4xx", "http_4xx", "timeout", "dns", "not_an_image"])]
+                  + [Sample(HOSTILE_LINK, "a javascript: link as the image URL", None, error_class="invalid_url",
+                            language=None, nsfw_image=None)],
     }
     return groups
 

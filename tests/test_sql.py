@@ -52,10 +52,10 @@ def test_view_counts_agree_with_the_shard_stats_files(ds):
         assert per_shard[path.name.split(".")[0]] == data["rows"]
         for key, value in data["status"].items():
             summed[key] = summed.get(key, 0) + value
-    assert status == summed == {"success": 25, "failed": 5}
+    assert status == summed == {"success": 25, "failed": 6}
     counts = _query(root, "SELECT (SELECT count(*) FROM manifest), (SELECT count(*) FROM samples), "
                           "(SELECT count(*) FROM images), (SELECT count(*) FROM signals)")[0]
-    assert counts == (30, 30, 30, 30)
+    assert counts == (31, 31, 31, 31)
 
 
 def test_samples_leave_out_image_bytes_and_images_carry_them(ds):
@@ -77,7 +77,7 @@ def test_signals_decisions_clusters_overlap_views(ds):
     assert _query(root, f"SELECT language, nsfw_image IS NOT NULL, caption_words FROM signals WHERE uid = '{de}'") == [
         ("de", True, 8)]
     recipes = dict(_query(root, "SELECT recipe, count(*) FROM decisions GROUP BY 1"))
-    assert recipes == {"basic": 30, "strict": 30}
+    assert recipes == {"basic": 31, "strict": 31}
     dropped = _query(root, f"SELECT keep, reasons FROM decisions WHERE recipe = 'basic' AND uid = '{roles['small'][0]}'")
     assert dropped == [(False, ["image_too_small"])]
     near = roles["near_dup"][0]
@@ -122,7 +122,7 @@ def test_signals_view_takes_new_sets_and_new_columns(ds, tmp_path):
                    root / "signals/language/00001.parquet")
     rows = _query(str(root), "SELECT count(*), sum(aesthetic_score), count(script), count(aesthetics_width), "
                              "count(width) FROM signals")
-    assert rows == [(30, float(sum(range(30))), 10, 30, 25)]
+    assert rows == [(31, float(sum(range(31))), 11, 31, 25)]
 
 
 def test_cli_query_formats(ds, tmp_path, capsys):
@@ -130,15 +130,15 @@ def test_cli_query_formats(ds, tmp_path, capsys):
     query = "SELECT status, count(*) AS n FROM samples GROUP BY 1 ORDER BY 1"
     assert main(["sql", root, query]) == 0
     out = capsys.readouterr().out
-    assert "failed   5" in out and "success  25" in out and "(2 rows)" in out
+    assert "failed   6" in out and "success  25" in out and "(2 rows)" in out
     assert main(["sql", root, query, "--format", "csv"]) == 0
-    assert capsys.readouterr().out.splitlines() == ['"status","n"', '"failed",5', '"success",25']
+    assert capsys.readouterr().out.splitlines() == ['"status","n"', '"failed",6', '"success",25']
     assert main(["sql", root, "SELECT uid, reasons FROM decisions WHERE recipe = 'basic' AND NOT keep", "--format", "json",
                  "-o", str(tmp_path / "d.jsonl")]) == 0
     lines = [json.loads(x) for x in (tmp_path / "d.jsonl").read_text().splitlines()]
-    assert len(lines) == 15 and all(isinstance(x["reasons"], list) and x["reasons"] for x in lines)
+    assert len(lines) == 16 and all(isinstance(x["reasons"], list) and x["reasons"] for x in lines)
     assert main(["sql", root, "SELECT uid, image FROM images", "--format", "parquet", "-o", str(tmp_path / "i.parquet")]) == 0
-    assert pq.read_table(tmp_path / "i.parquet").num_rows == 30
+    assert pq.read_table(tmp_path / "i.parquet").num_rows == 31
     assert main(["sql", root, "SELECT 1", "--format", "parquet"]) == 2
     assert "add -o FILE.parquet" in capsys.readouterr().err
 
@@ -193,7 +193,7 @@ def test_connection_cannot_write_the_dataset_or_anything_else(ds, tmp_path):
         for statement in attempts:
             with pytest.raises(duckdb.Error):
                 con.execute(statement)
-        assert con.execute("SELECT count(*) FROM manifest").fetchall() == [(30,)]
+        assert con.execute("SELECT count(*) FROM manifest").fetchall() == [(31,)]
     finally:
         sql.close(con)
     assert _fingerprint(root) == before
