@@ -130,7 +130,7 @@ def test_near_duplicates_are_near_and_distinct_images_far(web):
 
 # Pages, URL lists, WARC.
 
-def _page_pairs(html: bytes, page_url: str) -> set[tuple[str, str]]:
+def _page_pairs(html: str, page_url: str) -> set[tuple[str, str]]:
     tree = HTMLParser(html)
     base = tree.css_first("base")
     base_url = urljoin(page_url, base.attributes["href"]) if base else page_url
@@ -144,15 +144,18 @@ def _page_pairs(html: bytes, page_url: str) -> set[tuple[str, str]]:
 
 
 def test_pages_embed_their_images_with_alt_text_and_are_served(web, session):
-    styles = set()
+    styles, encodings = set(), set()
     for page in web.pages:
         r = session.get(page.url, timeout=5)
         assert r.status_code == 200 and r.content == page.html
-        assert f'<html lang="{page.lang}">'.encode() in page.html
-        assert _page_pairs(page.html, page.url) == {(img.url, img.caption) for img in page.images}
-        text = page.html.decode()
+        assert r.headers["Content-Type"] == f"text/html; charset={page.encoding}"
+        text = page.html.decode(page.encoding)
+        assert f'<html lang="{page.lang}">' in text and f'<meta charset="{page.encoding}">' in text
+        assert _page_pairs(text, page.url) == {(img.url, img.caption) for img in page.images}
         styles |= {s for s in ("<base href", "data-src=", "srcset=", 'src="//', 'src="../') if s in text}
+        encodings.add(page.encoding)
     assert styles == {"<base href", "data-src=", "srcset=", 'src="//', 'src="../'}
+    assert "utf-8" in encodings and len(encodings) == 2  # one page in its language's legacy charset
     assert sum(len(p.images) for p in web.pages) == len(web.images)
 
 
@@ -200,6 +203,33 @@ def test_warc_is_gzip_member_compressed_and_readable_by_warcio(web, tmp_path):
         d.decompress(data)
         data, members = d.unused_data, members + 1
     assert members == len(records)
+
+
+def test_wat_links_resolve_to_the_pages_images_and_point_into_the_warc(web, tmp_path):
+    wat = web.write_wat(tmp_path / "pages.warc.wat.gz", warc_path=tmp_path / "pages.warc.gz")
+    with open(tmp_path / "pages.warc.gz", "rb") as fh:
+        it = ArchiveIterator(fh)
+        warc_ids = {it.get_record_offset(): r.rec_headers.get_header("WARC-Record-ID") for r in it}
+    pages = {page.url: page for page in web.pages}
+    seen = set()
+    with open(wat, "rb") as fh:
+        for record in ArchiveIterator(fh):
+            if record.rec_type != "metadata":
+                continue
+            doc = json.loads(record.content_stream().read())
+            envelope = doc["Envelope"]
+            assert warc_ids[int(doc["Container"]["Offset"])] == record.rec_headers.get_header("WARC-Refers-To")
+            meta = envelope["Payload-Metadata"].get("HTTP-Response-Metadata", {}).get("HTML-Metadata")
+            url = envelope["WARC-Header-Metadata"]["WARC-Target-URI"]
+            if meta is None or url not in pages:
+                continue
+            base = urljoin(url, meta["Head"].get("Base", url))
+            pairs = {(urljoin(base, link["url"]), link["alt"]) for link in meta["Links"]
+                     if link["path"] == "IMG@/src" and link.get("alt") and not link["url"].startswith("data:")}
+            page = pages[url]
+            assert pairs == {(img.url, img.caption) for img in page.images if img.url not in page.lazy}
+            seen.add(url)
+    assert seen == set(pages) and any(page.lazy for page in web.pages)
 
 
 def test_benchmark_has_heldout_images_and_planted_copies(web, tmp_path):

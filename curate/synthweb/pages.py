@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import posixpath
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -49,7 +50,26 @@ def _relative(target: str, from_dir: str) -> str:
     return rel + sep + query
 
 
-def _img_tag(spec: ImageSpec, style: str, base_url: str, page_dir: str, base_dir: str | None) -> str:
+# Legacy charsets some pages are served in (declared in <meta charset> and in the Content-Type header).
+_LEGACY_CHARSET = {"de": "windows-1252", "fr": "windows-1252", "es": "iso-8859-1", "it": "windows-1252",
+                   "pt": "iso-8859-1", "nl": "windows-1252", "ru": "windows-1251", "ja": "shift_jis",
+                   "zh": "gb18030", "en": "windows-1252"}
+
+
+@dataclass(frozen=True)
+class RenderedPage:
+    """A page's bytes plus what a crawl's metadata extract (WAT) records about it."""
+
+    html: bytes
+    encoding: str
+    title: str
+    base: str | None
+    links: tuple[dict, ...]  # WAT-style {"path": "IMG@/src" | "A@/href", "url": raw attribute, "alt"/"text"}
+    lazy: tuple[str, ...]  # absolute URLs of images named only by data-src (a src-only extractor misses them)
+
+
+def _img_tag(spec: ImageSpec, style: str, base_url: str, page_dir: str, base_dir: str | None) -> tuple[str, str]:
+    """The <img> markup for one image and its raw src attribute value."""
     netloc = urlsplit(base_url).netloc
     alt = html.escape(spec.caption, quote=True)
     if base_dir is not None:
@@ -62,47 +82,59 @@ def _img_tag(spec: ImageSpec, style: str, base_url: str, page_dir: str, base_dir
         src = f"//{netloc}{spec.path}"
     else:
         src = spec.path
-    src = html.escape(src, quote=True)
+    esc = html.escape(src, quote=True)
     size = f'width="{spec.width}" height="{spec.height}"'
     if style == "lazy":
-        return f'<img class="lazyload" src="{PLACEHOLDER}" data-src="{src}" alt="{alt}" {size}>'
+        return f'<img class="lazyload" src="{PLACEHOLDER}" data-src="{esc}" alt="{alt}" {size}>', PLACEHOLDER
     if style == "srcset":
-        return f'<img src="{src}" srcset="{src} 1x, {src} 2x" alt="{alt}" {size} loading="lazy">'
-    return f'<img src="{src}" alt="{alt}" {size} decoding="async">'
+        return f'<img src="{esc}" srcset="{esc} 1x, {esc} 2x" alt="{alt}" {size} loading="lazy">', src
+    return f'<img src="{esc}" alt="{alt}" {size} decoding="async">', src
 
 
-def render_page(p: int, n_pages: int, lang: str, specs: list[ImageSpec], base_url: str, seed: int) -> bytes:
-    """The UTF-8 HTML of page p embedding `specs`."""
+def render_page(p: int, n_pages: int, lang: str, specs: list[ImageSpec], base_url: str, seed: int) -> RenderedPage:
+    """Page p embedding `specs`: UTF-8 mostly, a legacy charset on every seventh page."""
     rng = np.random.default_rng([seed, 7, p])
     path = page_path(p)
     page_dir = path if path.endswith("/") else posixpath.dirname(path)
     base_dir = "/img/" if p % 4 == 1 else None  # some pages resolve their image srcs against <base href>
+    encoding = _LEGACY_CHARSET[lang] if p % 7 == 5 else "utf-8"
+    title = f"{_TITLES[lang]} {p + 1}"
     head = [
         "<!DOCTYPE html>",
         f'<html lang="{lang}">',
         "<head>",
-        '<meta charset="utf-8">',
+        f'<meta charset="{encoding}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_TITLES[lang]} {p + 1}</title>",
+        f"<title>{title}</title>",
     ]
-    if base_dir is not None:
-        head.append(f'<base href="{base_url}{base_dir}">')
-    links = [f'<a href="{base_url}/">Home</a>']
+    base = None if base_dir is None else base_url + base_dir
+    if base is not None:
+        head.append(f'<base href="{base}">')
+    nav = [(f"{base_url}/", "Home")]
     if p > 0:
-        links.append(f'<a href="{base_url}{page_path(p - 1)}">&laquo; {p}</a>')
+        nav.append((f"{base_url}{page_path(p - 1)}", f"\u00ab {p}"))
     if p + 1 < n_pages:
-        links.append(f'<a href="{base_url}{page_path(p + 1)}">{p + 2} &raquo;</a>')
-    body = ["</head>", "<body>", f"<header><nav>{' | '.join(links)}</nav></header>", "<main>", "<article>",
-            f"<h1>{_TITLES[lang]} {p + 1}</h1>", f"<p>{_INTRO[lang]}</p>"]
+        nav.append((f"{base_url}{page_path(p + 1)}", f"{p + 2} \u00bb"))
+    links = [{"path": "A@/href", "url": url, "text": text} for url, text in nav]
+    anchors = " | ".join(f'<a href="{url}">{html.escape(text)}</a>' for url, text in nav)
+    body = ["</head>", "<body>", f"<header><nav>{anchors}</nav></header>", "<main>", "<article>",
+            f"<h1>{title}</h1>", f"<p>{_INTRO[lang]}</p>"]
     styles = ("absolute", "root", "relative", "protocol", "lazy", "srcset")
+    lazy = []
     for spec in specs:
         style = styles[int(rng.integers(len(styles)))]
-        body.append(f"<figure>{_img_tag(spec, style, base_url, page_dir, base_dir)}</figure>")
+        tag, src = _img_tag(spec, style, base_url, page_dir, base_dir)
+        body.append(f"<figure>{tag}</figure>")
+        links.append({"path": "IMG@/src", "url": src, "alt": spec.caption})
+        if style == "lazy":
+            lazy.append(base_url + spec.path)
     if p % 3 == 0:
         body.append(f'<img src="{base_url}{PIXEL_PATH}" alt="" width="1" height="1">')
+        links.append({"path": "IMG@/src", "url": base_url + PIXEL_PATH, "alt": ""})
     body += ["</article>", "</main>", f"<footer><p>&copy; 2024 Synthetic Web {p}</p></footer>", "</body>",
              "</html>", ""]
-    return "\n".join(head + body).encode("utf-8")
+    data = "\n".join(head + body).encode(encoding, errors="xmlcharrefreplace")
+    return RenderedPage(html=data, encoding=encoding, title=title, base=base, links=tuple(links), lazy=tuple(lazy))
 
 
 def render_index(page_paths: list[str], base_url: str) -> bytes:

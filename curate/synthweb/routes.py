@@ -39,7 +39,7 @@ def respond(web: SyntheticWeb, h: Handler, head_only: bool) -> None:
         return _image(web, h, spec, head_only)
     page = web.page_html(key)
     if page is not None:
-        return h.send(200, _HTML, page, head_only, [_CACHE])
+        return h.send(200, f"text/html; charset={page[1]}", page[0], head_only, [_CACHE])
     if key == PIXEL_PATH:
         return h.send(200, "image/gif", faults.PIXEL_GIF, head_only, [_CACHE])
     h.send(404, _HTML, faults.error_page(404, "Not Found"), head_only)

@@ -19,7 +19,7 @@ import numpy as np
 from curate.synthweb.captions import caption_for
 from curate.synthweb.content import ImageSpec, _seed, build_specs, encode_spec
 from curate.synthweb.faults import FAULT_PATHS
-from curate.synthweb.pages import page_path, render_index, render_page
+from curate.synthweb.pages import RenderedPage, page_path, render_index, render_page
 from curate.synthweb.photos import BACKGROUNDS, CLASSES
 from curate.synthweb.routes import normalize
 from curate.synthweb.server import RequestRecord, SynthServer
@@ -56,9 +56,11 @@ class SynthImage:
 @dataclass(frozen=True)
 class SynthPage:
     url: str
-    html: bytes
+    html: bytes  # encoded in `encoding` (declared in <meta charset> and the Content-Type header)
     lang: str
     images: tuple[SynthImage, ...]  # the images embedded with non-empty alt text, in page order
+    encoding: str = "utf-8"
+    lazy: tuple[str, ...] = ()  # URLs of images named only by data-src (absent from a WAT's IMG@/src links)
 
 
 class SyntheticWeb:
@@ -93,7 +95,8 @@ class SyntheticWeb:
         self._thread: threading.Thread | None = None
         self._images: list[SynthImage] = []
         self._pages: list[SynthPage] = []
-        self._page_html: dict[str, bytes] = {}
+        self._page_html: dict[str, tuple[bytes, str]] = {}
+        self._rendered: dict[str, RenderedPage] = {}
 
     def _plan_fault_images(self) -> dict[str, ImageSpec]:
         """The valid image behind each fault URL (served when faults are off, or after a recoverable fault)."""
@@ -178,23 +181,26 @@ class SyntheticWeb:
     def _build_pages(self) -> None:
         base, per = self.base_url, self.images_per_page
         n_pages = len(self.page_langs)
-        self._images, self._pages, self._page_html = [], [], {}
+        self._images, self._pages, self._page_html, self._rendered = [], [], {}, {}
         for p, lang in enumerate(self.page_langs):
             specs = self.specs[p * per:(p + 1) * per]
             url = base + page_path(p)
-            html = render_page(p, n_pages, lang, specs, base, self.seed)
+            rendered = render_page(p, n_pages, lang, specs, base, self.seed)
             imgs = tuple(self._public(spec, url) for spec in specs)
             self._images.extend(imgs)
-            self._pages.append(SynthPage(url=url, html=html, lang=lang, images=imgs))
-            self._page_html[page_path(p)] = html
-        self._page_html["/"] = render_index([page_path(p) for p in range(n_pages)], base)
+            self._pages.append(SynthPage(url=url, html=rendered.html, lang=lang, images=imgs,
+                                         encoding=rendered.encoding, lazy=rendered.lazy))
+            self._rendered[url] = rendered
+            self._page_html[page_path(p)] = (rendered.html, rendered.encoding)
+        self._page_html["/"] = (render_index([page_path(p) for p in range(n_pages)], base), "utf-8")
 
     # Serving (called from server threads).
 
     def spec_for_path(self, key: str) -> ImageSpec | None:
         return self._by_path.get(key)
 
-    def page_html(self, key: str) -> bytes | None:
+    def page_html(self, key: str) -> tuple[bytes, str] | None:
+        """(bytes, charset) of the page at a normalized path."""
         return self._page_html.get(key)
 
     def fault_spec(self, name: str) -> ImageSpec:
@@ -266,6 +272,17 @@ class SyntheticWeb:
         from curate.synthweb.files import write_warc
 
         return write_warc(self, Path(path))
+
+    def write_wat(self, path: str | Path, warc_path: str | Path | None = None) -> Path:
+        """Write a WAT (Common Crawl's JSON metadata extract) of the pages' WARC; also the WARC when given."""
+        from curate.synthweb.files import write_wat
+
+        return write_wat(self, Path(path), None if warc_path is None else Path(warc_path))
+
+    def page_meta(self, url: str) -> RenderedPage:
+        """What a metadata extract records about a page: title, <base href>, raw IMG/A links, charset."""
+        self._require_started()
+        return self._rendered[url]
 
     def write_benchmark(self, directory: str | Path, n: int = 100, seed: int = 0,
                         include_copies_from: Iterable[SynthImage] = ()) -> BenchmarkSet:
