@@ -366,6 +366,17 @@ def test_x_robots_tag_and_robots_txt(web, session):
     assert session.get(web.fault_urls["robots_disallowed"], timeout=5).status_code == 200
 
 
+def test_exif_rotated_image_carries_orientation_and_gps(web, session):
+    from PIL import ExifTags, ImageOps
+
+    img = _decode(session.get(web.fault_urls["exif_rotated"], timeout=5).content)
+    assert img.size == (360, 480) and img.getexif()[ExifTags.Base.Orientation] == 6
+    assert img.getexif().get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitudeRef] == "N"
+    upright = np.asarray(ImageOps.exif_transpose(img), np.float32)
+    plain = np.asarray(_decode(web.image_bytes(web.fault_image("exif_rotated"))), np.float32)
+    assert upright.shape == plain.shape == (360, 480, 3) and np.abs(upright - plain).mean() < 6
+
+
 def test_set_faults_false_makes_every_fault_url_a_valid_image(session):
     with SyntheticWeb(n_images=4, seed=3, slow_seconds=5) as web:
         web.set_faults(False)

@@ -6,11 +6,13 @@ these paths serves a valid image instead, so a downloader's `--retry-failed` can
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from functools import lru_cache
 
 import numpy as np
+from PIL import ExifTags, Image
 
 # fault name -> URL path
 FAULT_PATHS: dict[str, str] = {
@@ -33,6 +35,7 @@ FAULT_PATHS: dict[str, str] = {
     "decompression_bomb": "/fault/bomb.png",  # a small PNG declaring `bomb_side` x `bomb_side` pixels
     "x_robots_noai": "/fault/noai.jpg",  # a valid image with X-Robots-Tag: noai, noimageai
     "robots_disallowed": "/private/photo-0001.jpg",  # a valid image under a path robots.txt disallows
+    "exif_rotated": "/fault/exif-rotated.jpg",  # stored 360x480 with EXIF Orientation 6 and GPS tags
 }
 
 # fault name -> the shard `error_class` a careful downloader records (None: it ends as a success).
@@ -56,6 +59,7 @@ EXPECTED_ERROR_CLASS: dict[str, str | None] = {
     "decompression_bomb": "decompression_bomb",
     "x_robots_noai": "x_robots_tag",
     "robots_disallowed": "robots_disallowed",
+    "exif_rotated": None,  # displays as 480x360 once the orientation is applied; the GPS tags must go
 }
 
 ROBOTS_TXT = (
@@ -114,3 +118,22 @@ def bomb_png(side: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"".join(parts))
             + _png_chunk(b"IEND", b""))
+
+
+@lru_cache(maxsize=4)
+def exif_rotated_jpeg(label: str, seed: int, size: tuple[int, int], background: str) -> bytes:
+    """A camera-style JPEG: pixels stored rotated, EXIF Orientation 6 to display them upright, and GPS
+    coordinates (the privacy leak a downloader strips by default)."""
+    from curate.synthweb.photos import make_photo
+
+    upright = make_photo(label, seed, size, background)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # "rotate 90 degrees clockwise to display"
+    exif[ExifTags.Base.Make] = "SynthCam"
+    exif[ExifTags.IFD.GPSInfo] = {
+        ExifTags.GPS.GPSLatitudeRef: "N", ExifTags.GPS.GPSLatitude: (52.0, 31.0, 12.0),
+        ExifTags.GPS.GPSLongitudeRef: "E", ExifTags.GPS.GPSLongitude: (13.0, 24.0, 36.0),
+    }
+    buf = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(buf, "JPEG", quality=85, exif=exif)
+    return buf.getvalue()

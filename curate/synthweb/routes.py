@@ -114,6 +114,9 @@ def _fault(web: SyntheticWeb, h: Handler, name: str, key: str, head_only: bool) 
         _image(web, h, spec, head_only, extra=[("X-Robots-Tag", "noai, noimageai")])
     elif name == "robots_disallowed":
         _image(web, h, spec, head_only)
+    elif name == "exif_rotated":
+        h.send(200, "image/jpeg", faults.exif_rotated_jpeg(spec.label, spec.seed, (spec.width, spec.height),
+                                                          spec.background), head_only)
     else:  # pragma: no cover - FAULT_PATHS and this dispatch are kept in step by test_every_fault_happens
         raise AssertionError(f"unhandled fault {name}")
 
