@@ -140,16 +140,17 @@ def test_ray_gives_the_same_outputs_as_local(tmp_path, local_ray):
     local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
     local_dir.mkdir()
     ray_dir.mkdir()
-    with_failure = lambda out: [
-        type(j)(j.key, j.stats_path, {**j.payload, "fail_times": 1}) if j.key == "shard-004" else j
-        for j in jobs(out, 8, rows=7)
+    faults = {"shard-004": {"fail_times": 1}, "shard-006": {"kill_first": True}}
+    with_failure = lambda out: [  # one job raises once, one kills its worker once
+        type(j)(j.key, j.stats_path, {**j.payload, **faults.get(j.key, {})}) for j in jobs(out, 8, rows=7)
     ]
     local = execute(write_shard, with_failure(local_dir), executor="local", workers=2, retries=2)
     remote = execute(write_shard, with_failure(ray_dir), executor="ray", workers=2, retries=2)
     assert local_ray.is_initialized()  # the executor reused the running Ray and left it running
     assert outputs(ray_dir) == outputs(local_dir) == expected(8, rows=7)
     assert (remote.done, remote.failed, remote.stats["rows"]) == (local.done, local.failed, local.stats["rows"])
-    assert calls(ray_dir).count("shard-004") == 2
+    assert calls(ray_dir).count("shard-004") == 2  # raised, then retried by the executor
+    assert calls(ray_dir).count("shard-006") == calls(local_dir).count("shard-006") == 2  # worker died, rerun
     for i in range(8):
         a = json.loads((local_dir / f"shard-{i:03d}.stats.json").read_text())
         b = json.loads((ray_dir / f"shard-{i:03d}.stats.json").read_text())
