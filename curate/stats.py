@@ -131,6 +131,10 @@ def _dist_out(row: dict, d: Dist) -> dict:
 
 
 def _num(v: float) -> str:
+    """Short bin-edge label: 0.5, 200, 30k, 1M."""
+    for div, unit in ((1_000_000, "M"), (1_000, "k")):
+        if v >= div and v % (div // 10) == 0:
+            return f"{v / div:g}{unit}"
     return f"{v:g}"
 
 
