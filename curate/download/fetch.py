@@ -1,0 +1,435 @@
+"""HTTP fetching that is safe and polite: own DNS and address checks, manual redirects, a streamed
+byte cap, timeouts, robots.txt and X-Robots-Tag, Retry-After backoff and host cut-off.
+
+Built on http.client with keep-alive connections pooled per host (hosts.py): it lets us connect to
+the address we checked, read headers before deciding to read a body, and drop a connection mid-body.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import logging
+import random
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import SplitResult, urljoin
+
+from curate.download.config import DownloadConfig
+from curate.download.hosts import HostState, HostTable
+from curate.download.robots import MAX_ROBOTS_BYTES, RobotsRules, parse_robots, x_robots_blocked
+from curate.download.safety import address_problem, parse_url
+
+log = logging.getLogger(__name__)
+
+CHUNK = 64 * 1024
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+DRAIN_LIMIT = 64 * 1024  # error/redirect bodies up to this size are read to keep the connection alive
+NETWORK_CLASSES = ("dns", "connect", "timeout", "private_address", "host_unreachable")
+
+
+class FetchError(Exception):
+    """A fetch that ended without an image body; `error_class` is from curate.schema.ERROR_CLASSES."""
+
+    def __init__(self, error_class: str, message: str, http_status: int | None = None,
+                 final_url: str | None = None, content_type: str | None = None) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.http_status = http_status
+        self.final_url = final_url
+        self.content_type = content_type
+
+
+class _Stale(Exception):
+    """The server closed the connection before answering (often an idle keep-alive one)."""
+
+
+class _RetryLater(Exception):
+    def __init__(self, status: int, wait: float | None) -> None:
+        self.status, self.wait = status, wait
+
+
+@dataclass
+class Response:
+    body: bytes
+    http_status: int
+    final_url: str
+    content_type: str | None
+
+
+@dataclass
+class _Answer:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes | None
+
+
+class Fetcher:
+    """Fetches URLs for one worker process; its caches (DNS, robots, hosts) are shared by its threads."""
+
+    def __init__(self, config: DownloadConfig) -> None:
+        self.config = config
+        self.hosts = HostTable(config.max_connections_per_host)
+        self._dns: dict[tuple[str, int], list[str] | FetchError] = {}
+        # glibc's stub resolver loses answers under many parallel queries (5 s timeouts): bound them.
+        self._dns_slots = threading.BoundedSemaphore(config.dns_concurrency)
+        self._dns_failures = 0
+        self._dns_successes = 0
+        self._dns_down = ""  # set when lookups fail for every host: the rest fail fast as `dns`
+        self._robots: dict[tuple, tuple[threading.Event, list]] = {}
+        self._lock = threading.Lock()
+        self._ssl = ssl.create_default_context()
+        self._headers = {
+            "User-Agent": config.user_agent,
+            "Accept": "image/avif,image/webp,image/png,image/jpeg,image/*;q=0.8,*/*;q=0.5",
+            "Accept-Encoding": "identity",
+        }
+
+    def close(self) -> None:
+        self.hosts.close()
+
+    # -- public -------------------------------------------------------------------------------
+    def fetch(self, url: str) -> Response:
+        """GET an image URL following at most max_redirects redirects; raise FetchError otherwise."""
+        current = url
+        for _ in range(self.config.max_redirects + 1):
+            parts = parse_url(current)
+            if parts is None:
+                raise FetchError("invalid_url", f"not an absolute http(s) URL: {current[:200]!r}", final_url=current)
+            if self.config.respect_robots_txt:
+                path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+                if not self._robots_rules(parts).allowed(path):
+                    raise FetchError("robots_disallowed",
+                                     f"robots.txt of {parts.hostname} disallows {path[:200]} for "
+                                     f"'{self.config.user_agent_token}'", final_url=current)
+            answer = self._get_with_backoff(parts, self.config.max_bytes, truncate=False, image=True)
+            if answer.status in REDIRECT_STATUSES:
+                location = answer.headers.get("Location")
+                if not location:
+                    raise FetchError("protocol_error", f"HTTP {answer.status} without a Location header",
+                                     answer.status, current)
+                current = urljoin(current, location.strip())
+                continue
+            ctype = answer.headers.get("Content-Type")
+            if answer.status >= 400 or answer.body is None:
+                cls = "http_429" if answer.status == 429 else "http_5xx" if answer.status >= 500 else "http_4xx"
+                raise FetchError(cls, f"HTTP {answer.status} {http.client.responses.get(answer.status, '')}".strip(),
+                                 answer.status, current, ctype)
+            return Response(answer.body, answer.status, current, ctype)
+        raise FetchError("too_many_redirects", f"more than {self.config.max_redirects} redirects", None, current)
+
+    # -- robots.txt ----------------------------------------------------------------------------
+    def _robots_rules(self, parts: SplitResult) -> RobotsRules:
+        """robots.txt of the URL's origin, fetched once per worker (others wait for the first fetch)."""
+        key = (parts.scheme.lower(), parts.hostname, parts.port)
+        with self._lock:
+            entry = self._robots.get(key)
+            owner = entry is None
+            if owner:
+                entry = self._robots[key] = (threading.Event(), [])
+        event, box = entry
+        if owner:
+            try:
+                box.append(self._load_robots(parts))
+            except FetchError as exc:
+                box.append(exc)
+            finally:
+                event.set()
+        else:
+            event.wait()
+        result = box[0]
+        if isinstance(result, FetchError):
+            raise FetchError(result.error_class, f"{result} (fetching robots.txt)", result.http_status,
+                             parts.geturl())
+        return result
+
+    def _load_robots(self, parts: SplitResult) -> RobotsRules:
+        url = f"{parts.scheme}://{parts.netloc}/robots.txt"
+        for _ in range(5):  # RFC 9309 2.3.1.2: follow at least five redirects
+            target = parse_url(url)
+            if target is None:
+                return RobotsRules()
+            answer = self._get_with_backoff(target, MAX_ROBOTS_BYTES, truncate=True, image=False)
+            if answer.status in REDIRECT_STATUSES and answer.headers.get("Location"):
+                url = urljoin(url, answer.headers["Location"].strip())
+                continue
+            if 200 <= answer.status < 300 and answer.body is not None:
+                return parse_robots(answer.body.decode("utf-8", "replace"), self.config.user_agent_token)
+            if answer.status == 429 or answer.status >= 500:
+                log.info("robots.txt of %s answered %d: assuming disallow (RFC 9309)", parts.hostname, answer.status)
+                return RobotsRules(disallow_all=True)
+            return RobotsRules()  # 4xx: no robots.txt, everything allowed
+        return RobotsRules()
+
+    # -- one request, with 429/503 backoff ----------------------------------------------------
+    def _get_with_backoff(self, parts: SplitResult, max_bytes: int, *, truncate: bool, image: bool) -> _Answer:
+        cfg = self.config
+        state = self.hosts.get((parts.scheme.lower(), parts.hostname, parts.port))
+        for attempt in range(cfg.retries + 1):
+            try:
+                return self._get(parts, state, max_bytes, truncate=truncate, image=image,
+                                 last_try=attempt == cfg.retries)
+            except _RetryLater as later:
+                backoff = cfg.backoff_base * (2 ** attempt) * random.uniform(0.5, 1.5)
+                wait = max(backoff, later.wait or 0.0)
+                state.pause_until(time.monotonic() + wait)
+                log.debug("%s answered %d, waiting %.2fs (attempt %d)", parts.hostname, later.status, wait, attempt)
+                time.sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _get(self, parts: SplitResult, state: HostState, max_bytes: int, *, truncate: bool, image: bool,
+             last_try: bool) -> _Answer:
+        cfg = self.config
+        url = parts.geturl()
+        if state.cut_off_reason:
+            raise FetchError("host_unreachable", f"{parts.hostname} cut off for this run: {state.cut_off_reason}",
+                             final_url=url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        with self.hosts.slot(state, cfg.max_backoff):
+            deadline = time.monotonic() + cfg.total_timeout
+            conn = state.take_idle()
+            try:
+                if conn is not None:
+                    try:
+                        resp, sock = self._send(conn, target, deadline)
+                    except _Stale:
+                        conn.close()  # the server closed an idle keep-alive connection: reconnect once
+                        conn = None
+                if conn is None:
+                    conn = self._connect(parts, state, deadline)
+                    try:
+                        resp, sock = self._send(conn, target, deadline)
+                    except _Stale as exc:
+                        raise FetchError("connect", f"server closed the connection without answering: {exc}") from exc
+                state.record(True, cfg.host_failure_limit)
+                answer = self._read(conn, sock, resp, state, max_bytes, deadline, truncate=truncate, image=image,
+                                    last_try=last_try)
+            except FetchError as exc:
+                if exc.error_class in ("connect", "timeout"):
+                    state.record(False, cfg.host_failure_limit, f"{exc.error_class}: {exc}")
+                if conn is not None:
+                    conn.close()
+                if exc.final_url is None:
+                    exc.final_url = url
+                raise
+            except _RetryLater:
+                raise
+            except BaseException:
+                if conn is not None:
+                    conn.close()
+                raise
+            return answer
+
+    def _send(self, conn: http.client.HTTPConnection, target: str,
+              deadline: float) -> tuple[http.client.HTTPResponse, socket.socket]:
+        """Send the GET and read the response headers; also return the socket (the response may own it)."""
+        sock = conn.sock
+        try:
+            sock.settimeout(self._timeout(deadline))
+            conn.putrequest("GET", target, skip_accept_encoding=True)
+            for name, value in self._headers.items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            return conn.getresponse(), sock
+        except (socket.timeout, TimeoutError) as exc:
+            raise FetchError("timeout", f"no response headers within {self.config.read_timeout}s") from exc
+        except (http.client.RemoteDisconnected, http.client.BadStatusLine, ConnectionError) as exc:
+            raise _Stale(str(exc) or type(exc).__name__) from exc
+        except (http.client.HTTPException, ValueError) as exc:
+            raise FetchError("protocol_error", f"bad HTTP response: {type(exc).__name__}: {exc}") from exc
+        except OSError as exc:
+            raise FetchError("connect", f"connection failed: {exc}") from exc
+
+    def _timeout(self, deadline: float) -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchError("timeout", f"total time limit of {self.config.total_timeout}s reached")
+        return min(self.config.read_timeout, remaining)
+
+    # -- connections ---------------------------------------------------------------------------
+    def _resolve(self, host: str, port: int) -> list[str]:
+        """Addresses of host (cached, failures too); lookups are rate-limited and stop when DNS is down."""
+        key = (host, port)
+        cached = self._dns.get(key)
+        if cached is None:
+            if self._dns_down:
+                cached = FetchError("dns", f"cannot resolve {host}: skipped, {self._dns_down}")
+            else:
+                cached = self._lookup(host, port)
+            if len(self._dns) > 100_000:
+                self._dns.clear()
+            self._dns[key] = cached
+        if isinstance(cached, FetchError):
+            raise FetchError(cached.error_class, str(cached))
+        return cached
+
+    def _lookup(self, host: str, port: int) -> list[str] | FetchError:
+        limit = self.config.dns_failure_limit
+        with self._dns_slots:
+            try:
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except (socket.gaierror, UnicodeError) as exc:
+                with self._lock:
+                    self._dns_failures += 1
+                    n = self._dns_failures
+                    if limit and (n >= 4 * limit or (n >= limit and not self._dns_successes)):
+                        self._dns_down = (f"DNS resolution failed for {n} hosts in a row "
+                                          f"({self._dns_successes} ever resolved): is this machine online?")
+                return FetchError("dns", f"cannot resolve {host}: {exc}")
+        with self._lock:
+            self._dns_failures = 0
+            self._dns_successes += 1
+        return list(dict.fromkeys(info[4][0] for info in infos))
+
+    def _connect(self, parts: SplitResult, state: HostState, deadline: float) -> http.client.HTTPConnection:
+        cfg = self.config
+        host = parts.hostname
+        https = parts.scheme.lower() == "https"
+        port = parts.port or (443 if https else 80)
+        addresses = self._resolve(host, port)
+        if not cfg.allow_private_network:
+            refused = {a: address_problem(a, cfg.allow_networks) for a in addresses}
+            addresses = [a for a in addresses if refused[a] is None]
+            if not addresses:
+                shown = ", ".join(f"{a} ({why})" for a, why in refused.items())
+                raise FetchError("private_address", f"{host} resolves only to non-public addresses: {shown}; "
+                                 "use --allow-private-network to fetch from such hosts")
+        last: Exception | None = None
+        for address in addresses[:3]:
+            if https:
+                conn = http.client.HTTPSConnection(host, port, timeout=cfg.connect_timeout, context=self._ssl)
+            else:
+                conn = http.client.HTTPConnection(host, port, timeout=cfg.connect_timeout)
+            conn._create_connection = self._socket_factory(address)  # connect to the address we checked
+            try:
+                conn.connect()
+                return conn
+            except FetchError:
+                conn.close()
+                raise
+            except (socket.timeout, TimeoutError) as exc:
+                conn.close()
+                last = FetchError("timeout", f"connect to {host} ({address}) timed out after {cfg.connect_timeout}s")
+                last.__cause__ = exc
+            except ssl.SSLError as exc:
+                conn.close()
+                raise FetchError("protocol_error", f"TLS error with {host}: {exc}") from exc
+            except OSError as exc:
+                conn.close()
+                last = FetchError("connect", f"cannot connect to {host} ({address}): {exc}")
+            if time.monotonic() > deadline:
+                break
+        assert last is not None
+        raise last
+
+    def _socket_factory(self, address: str):
+        allow_private = self.config.allow_private_network
+        allowed = self.config.allow_networks
+
+        def create(hostport: tuple, timeout: float, source_address=None) -> socket.socket:
+            sock = socket.create_connection((address, hostport[1]), timeout, source_address)
+            peer = sock.getpeername()[0]
+            problem = None if allow_private else address_problem(peer, allowed)
+            if problem:
+                sock.close()
+                raise FetchError("private_address", f"connected to {peer} ({problem}); refused")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+
+        return create
+
+    # -- responses -----------------------------------------------------------------------------
+    def _read(self, conn: http.client.HTTPConnection, sock: socket.socket, resp: http.client.HTTPResponse,
+              state: HostState, max_bytes: int, deadline: float, *, truncate: bool, image: bool,
+              last_try: bool) -> _Answer:
+        status = resp.status
+        if status in (429, 503) and not last_try:
+            wait = _retry_after(resp.headers.get("Retry-After"))
+            self._finish(conn, resp, state)
+            if wait is not None and wait > self.config.max_backoff:
+                raise FetchError("http_429" if status == 429 else "http_5xx",
+                                 f"HTTP {status} asking to wait {wait:.0f}s, more than --max-backoff "
+                                 f"{self.config.max_backoff:g}s", status)
+            raise _RetryLater(status, wait)
+        if not 200 <= status < 300:
+            self._finish(conn, resp, state)
+            return _Answer(status, resp.headers, None)
+        if image:
+            blocked = x_robots_blocked(resp.headers.get_all("X-Robots-Tag") or [],
+                                       self.config.user_agent_token, self.config.x_robots_tag_block)
+            if blocked:
+                conn.close()  # the body is never read
+                raise FetchError("x_robots_tag", f"X-Robots-Tag: {blocked}", status,
+                                 content_type=resp.headers.get("Content-Type"))
+        length = resp.headers.get("Content-Length")
+        if not truncate and length and length.isdigit() and int(length) > max_bytes:
+            conn.close()
+            raise FetchError("too_large", f"Content-Length {int(length):,} exceeds --max-bytes {max_bytes:,}", status,
+                             content_type=resp.headers.get("Content-Type"))
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while not resp.isclosed():  # http.client closes the response once the body is complete
+                sock.settimeout(self._timeout(deadline))
+                chunk = resp.read(CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > max_bytes:
+                    conn.close()
+                    if truncate:
+                        chunks.append(chunk[: max_bytes - (size - len(chunk))])
+                        return _Answer(status, resp.headers, b"".join(chunks))
+                    raise FetchError("too_large", f"body exceeds --max-bytes {max_bytes:,}; connection dropped",
+                                     status, content_type=resp.headers.get("Content-Type"))
+                chunks.append(chunk)
+        except http.client.IncompleteRead as exc:
+            raise FetchError("protocol_error", f"body truncated: got {size + len(exc.partial):,} bytes, "
+                             f"expected {length or 'more'}", status) from exc
+        except (socket.timeout, TimeoutError) as exc:
+            raise FetchError("timeout", f"body read stalled for {self.config.read_timeout}s "
+                             f"after {size:,} bytes", status) from exc
+        except (ConnectionError, OSError) as exc:
+            raise FetchError("protocol_error", f"connection lost while reading the body: {exc}", status) from exc
+        if length and length.isdigit() and size < int(length):
+            conn.close()
+            raise FetchError("protocol_error", f"body truncated: got {size:,} of {int(length):,} bytes", status)
+        self._finish(conn, resp, state)
+        return _Answer(status, resp.headers, b"".join(chunks))
+
+    def _finish(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, state: HostState) -> None:
+        """Return the connection to the host's idle pool if the response is fully read, else close it."""
+        if not resp.isclosed():
+            length = resp.length
+            if resp.will_close or length is None or length > DRAIN_LIMIT:
+                conn.close()
+                return
+            try:
+                resp.read()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                return
+        if resp.will_close:
+            conn.close()
+        else:
+            state.give_back(conn)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
