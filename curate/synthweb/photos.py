@@ -68,10 +68,11 @@ def _background(rng: np.random.Generator, name: str, w: int, h: int) -> np.ndarr
     bottom = np.array(bottom, np.float32) + rng.normal(0, 10, 3)
     # A gradient along a random direction, mostly vertical as in photos of scenes.
     angle = rng.uniform(-0.6, 0.6) + math.pi / 2
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    # 1-D coordinates broadcast to 2-D: no full-size coordinate grids are ever allocated.
+    xx = np.arange(w, dtype=np.float32)[None, :]
+    yy = np.arange(h, dtype=np.float32)[:, None]
     t = (xx / max(w - 1, 1) - 0.5) * math.cos(angle) + (yy / max(h - 1, 1) - 0.5) * math.sin(angle)
-    t = np.clip(t + 0.5, 0, 1)[..., None]
-    img = top * (1 - t) + bottom * t
+    t = np.clip(t + 0.5, 0, 1)
     lum = 38.0 * _fractal(rng, w, h)  # large-scale light and shade, different for every image
     if kind == "streaks_v":
         lum += 22.0 * _fractal(rng, w, h, grids=(24, 64, 160), stretch=(1.0, 0.08))
@@ -87,16 +88,18 @@ def _background(rng: np.random.Generator, name: str, w: int, h: int) -> np.ndarr
         rows = max(4, int(rng.integers(6, 14)))
         bh = h / rows
         bw = bh * 2.2
-        row = (yy // bh).astype(np.int32)
-        shift = (row % 2) * (bw / 2)
+        shift = (yy // bh) % 2 * (bw / 2)
         mortar = ((yy % bh) < bh * 0.1) | (((xx + shift) % bw) < bh * 0.1)
-        img = np.where(mortar[..., None], np.float32(175), img)
         lum += 10.0 * _fractal(rng, w, h, grids=(24, 48))
     elif kind == "clouds":
         lum += 30.0 * np.clip(_fractal(rng, w, h, grids=(4, 8, 16, 32)), 0, None)
     elif kind == "speckle":
         lum += 14.0 * _fractal(rng, w, h, grids=(32, 96))
-    return img + lum[..., None]
+    # top + (bottom - top) * t, plus the luminance field, per channel
+    img = t[..., None] * (bottom - top).astype(np.float32) + top.astype(np.float32) + lum[..., None]
+    if kind == "bricks":  # grey mortar lines, lit like the rest of the wall
+        img = np.where(mortar[..., None], (np.float32(175) + lum)[..., None], img)
+    return img
 
 
 def _polygon(shape: str, cx: float, cy: float, r: float, rot: float) -> list[tuple[float, float]]:
@@ -164,9 +167,10 @@ def _paint_object(img: np.ndarray, rng: np.random.Generator, colour, shape: str,
     mask = np.asarray(mask_img, np.float32) / 255.0
     win *= (1 - 0.45 * shadow)[..., None]
     # Shading: light from the upper left, a highlight and a darker rim, plus surface texture.
-    yy, xx = np.mgrid[0:wh, 0:ww].astype(np.float32)
     lx, ly = cx - 0.35 * r, cy - 0.4 * r
-    d = np.sqrt((xx - lx) ** 2 + (yy - ly) ** 2) / (1.7 * r)
+    dx2 = (np.arange(ww, dtype=np.float32)[None, :] - np.float32(lx)) ** 2
+    dy2 = (np.arange(wh, dtype=np.float32)[:, None] - np.float32(ly)) ** 2
+    d = np.sqrt(dx2 + dy2) / np.float32(1.7 * r)
     light = np.clip(1.25 - 0.65 * d, 0.45, 1.3)
     base = np.clip(np.array(colour, np.float32) + rng.normal(0, 10, 3), 0, 255)
     surface = base * light[..., None] + 10.0 * _fractal(rng, ww, wh, grids=(4, 12))[..., None]
