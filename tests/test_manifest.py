@@ -340,6 +340,16 @@ def test_empty_file_is_recorded_and_others_still_read(tmp_path, name):
     assert summary["malformed"]["examples"][0]["file"] == str(empty)
 
 
+def test_corrupt_parquet_is_recorded_and_an_empty_file_still_counts(tmp_path):
+    corrupt = _write(tmp_path / "corrupt.parquet", b"PAR1 this is not really parquet")
+    empty = _write(tmp_path / "empty.jsonl", b"\n\n")
+    summary = build_manifest([str(corrupt), str(empty)], str(tmp_path / "o"))
+    assert summary["malformed"]["counts"] == {"unreadable_file": 1, "empty_file": 1}
+    assert [e["file"] for e in summary["malformed"]["examples"]] == [str(corrupt), str(empty)]
+    table = pq.read_table(tmp_path / "o" / "part-00000.parquet")
+    assert table.num_rows == 0 and table.schema.names == MANIFEST_SCHEMA.names
+
+
 def test_truncated_gzip_keeps_rows_read_and_records_the_file(tmp_path):
     body = gzip.compress("".join(f"http://h/{i}.jpg\n" for i in range(400_000)).encode())
     src = tmp_path / "cut.txt.gz"

@@ -94,6 +94,7 @@ def build_manifest(
             reader: Reader = READERS[src.fmt](src, problems)
             info = {"path": src.name, "format": src.fmt, "gzip": src.gzip, "rows": 0}
             files.append(info)
+            unreadable = False
             try:
                 columns = reader.columns()
                 if columns is not None:
@@ -105,11 +106,12 @@ def build_manifest(
                         writer.add(_conform(normalize(batch), writer, src, info["rows"] - batch.num_rows, problems))
                         bar.update(batch.num_rows)
             except READ_ERRORS as exc:
+                unreadable = True
                 problems.add("unreadable_file", src.name, f"stopped after {info['rows']} rows: {exc}")
-            if info["rows"] == 0 and not problems.counts.get("unreadable_file"):
+            if info["rows"] == 0 and not unreadable:
                 problems.add("empty_file", src.name, "no data rows")
-    if writer.schema is None:
-        writer.schema = with_extra_columns(MANIFEST_SCHEMA, None)
+    if writer.schema is None:  # no input row at all: an empty manifest is still a manifest
+        writer.schema = MANIFEST_SCHEMA
     writer.close()
     seconds = time.perf_counter() - start
     summary = {
@@ -136,8 +138,8 @@ def _conform(batch: pa.RecordBatch, writer: PartWriter, src: Source, offset: int
              ) -> pa.RecordBatch:
     """Fix the output schema on the first batch; cast later batches (other files) to it."""
     if writer.schema is None:
-        extra = batch.schema.remove(0).remove(0).remove(0).remove(0)
-        writer.schema = with_extra_columns(MANIFEST_SCHEMA, extra)
+        kept = pa.schema(list(batch.schema)[len(MANIFEST_SCHEMA):])
+        writer.schema = with_extra_columns(MANIFEST_SCHEMA, kept)
         return batch.cast(writer.schema)
     if batch.schema.names != writer.schema.names:
         raise CurateError(
