@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -107,7 +108,7 @@ class CsvReader:
             if ragged is None:
                 return "skip"
             if row.number is None and len(ragged) < MAX_EXAMPLES:
-                ragged.append(row)  # its line is found after the file is read (see _record_ragged)
+                ragged.append(row)  # its line is found after the file is read (see _locate)
             else:
                 self._record_ragged(row, row.number)
             return "skip"
@@ -133,18 +134,25 @@ class CsvReader:
     def _locate(self, ragged: list[pacsv.InvalidRow]) -> None:
         """Record ragged rows with their line numbers, which Arrow cannot give when quoted fields may
         span lines: one more pass over the file, only when there are such rows (the first 100)."""
+        waiting: dict[str, deque[int]] = defaultdict(deque)
+        for i, row in enumerate(ragged):
+            waiting[row.text].append(i)
         lines: list[int | None] = [None] * len(ragged)
         try:
             with self.src.open_buffered() as fh:
-                at = 0
                 for lineno, raw in enumerate(fh, 1):
-                    if at < len(ragged) and raw.rstrip(b"\r\n").decode("utf-8", "replace") == ragged[at].text:
-                        lines[at] = lineno
-                        at += 1
+                    text = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+                    if text in waiting:
+                        lines[waiting[text].popleft()] = lineno
+                        if not waiting[text]:
+                            del waiting[text]
+                            if not waiting:
+                                break
         except READ_ERRORS:
             pass  # the file's read error is recorded by the caller; these rows keep no line
-        for row, line in zip(ragged, lines):
-            self._record_ragged(row, line)
+        found = sorted(zip(lines, range(len(ragged))), key=lambda p: (p[0] is None, p[0] or 0, p[1]))
+        for line, i in found:
+            self._record_ragged(ragged[i], line)
 
     def batches(self, plan: ColumnPlan) -> Iterator[pa.RecordBatch]:
         ragged: list[pacsv.InvalidRow] = []
