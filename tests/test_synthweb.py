@@ -246,6 +246,20 @@ def test_benchmark_has_heldout_images_and_planted_copies(web, tmp_path):
     assert min(imagehash.phash(Image.open(f.path)) - h for f in heldout for h in train_hash.values()) > 6
     with pytest.raises(ValueError, match="pass web="):
         write_benchmark(tmp_path / "b2", n=1, include_copies_from=train)
+    assert all(f.caption for f in bench.files)
+
+
+def test_benchmark_as_parquet_matches_the_folder_version(web, tmp_path):
+    train = web.images[:3]
+    folder = web.write_benchmark(tmp_path / "f", n=10, seed=2, include_copies_from=train)
+    table = web.write_benchmark(tmp_path / "p", n=10, seed=2, include_copies_from=train, fmt="parquet")
+    rows = pq.read_table(table.parquet).to_pylist()
+    assert [r["key"] for r in rows] == [f.key for f in folder.files]
+    for row, f in zip(rows, folder.files):
+        assert row["image"] == f.path.read_bytes() and row["label"] == f.label and row["caption"] == f.caption
+    assert table.planted_keys == folder.planted_keys and len(table.planted_keys) == 3
+    with pytest.raises(ValueError, match="planted_keys"):
+        table.planted  # noqa: B018
 
 
 # Faults, each over a real socket.

@@ -285,8 +285,9 @@ class SyntheticWeb:
         return self._rendered[url]
 
     def write_benchmark(self, directory: str | Path, n: int = 100, seed: int = 0,
-                        include_copies_from: Iterable[SynthImage] = ()) -> BenchmarkSet:
-        """A labelled eval folder of held-out images plus planted copies of some of this web's images."""
+                        include_copies_from: Iterable[SynthImage] = (), fmt: str = "folder") -> BenchmarkSet:
+        """A labelled eval set (folder or Parquet) of held-out images plus planted copies of some of this
+        web's images; see curate.synthweb.benchmark.write_benchmark."""
         from curate.synthweb.benchmark import write_benchmark
 
-        return write_benchmark(directory, n, seed, include_copies_from, web=self)
+        return write_benchmark(directory, n, seed, include_copies_from, web=self, fmt=fmt)
