@@ -451,7 +451,8 @@ def test_curate_serve_runs_until_interrupted(tmp_path):
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "curate", "serve", "--images", "8", "--seed", "2",
-         "--write-url-list", str(tmp_path / "urls.jsonl"), "--write-warc", str(tmp_path / "pages.warc.gz")],
+         "--write-url-list", str(tmp_path / "urls.jsonl"), "--write-warc", str(tmp_path / "pages.warc.gz"),
+         "--write-wat", str(tmp_path / "pages.warc.wat.gz")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines = []
@@ -464,7 +465,7 @@ def test_curate_serve_runs_until_interrupted(tmp_path):
             s.trust_env = False
             assert s.get(base + "robots.txt", timeout=5).status_code == 200
         assert len((tmp_path / "urls.jsonl").read_text().splitlines()) == 8 + len(FAULT_PATHS)
-        assert (tmp_path / "pages.warc.gz").stat().st_size > 0
+        assert (tmp_path / "pages.warc.gz").stat().st_size > 0 and (tmp_path / "pages.warc.wat.gz").exists()
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=10)
     finally:

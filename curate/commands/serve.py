@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--write-url-list", metavar="PATH",
                         help="write the URL list (.parquet, .csv, .tsv, .jsonl, .json, .txt; text may end .gz)")
     parser.add_argument("--write-warc", metavar="PATH", help="write the pages as a gzipped WARC file")
+    parser.add_argument("--write-wat", metavar="PATH",
+                        help="write a WAT (Common Crawl's JSON metadata) of the pages; its offsets point into "
+                             "the --write-warc file when both are given")
     parser.set_defaults(func=run)
 
 
@@ -45,8 +48,12 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         try:
             if args.write_url_list:
                 print(f"  URL list: {web.write_url_list(args.write_url_list)}", flush=True)
+            if args.write_wat:  # writes the WARC too, so the WAT's offsets point into it
+                print(f"  WAT: {web.write_wat(args.write_wat, warc_path=args.write_warc)}", flush=True)
+            elif args.write_warc:
+                web.write_warc(args.write_warc)
             if args.write_warc:
-                print(f"  WARC: {web.write_warc(args.write_warc)}", flush=True)
+                print(f"  WARC: {args.write_warc}", flush=True)
         except (ValueError, OSError) as exc:
             raise CurateError(str(exc)) from exc
         print("press Ctrl-C to stop", flush=True)
