@@ -1,0 +1,201 @@
+"""`curate run RECIPE`: the whole chain, stage by stage, from one TOML recipe.
+
+A recipe's tables configure the stages (docs/FORMAT.md, "Recipes"):
+
+    [input]     dataset = "PATH or s3://...", urls = [...] and/or crawl = [...], url_col, caption_col, keep_cols
+    [download]  any DownloadConfig field (image_size, resize_mode, allow_private_network, ...)
+    [annotate]  signals = [...], language_backend = "fasttext" | "langdetect"
+    [dedup]     max_distance, against = [...]
+    [overlap]   benchmarks = { NAME = "PATH" }
+    [filter]    the decision thresholds (curate.filters)
+    [export]    format = "parquet" | "webdataset", samples_per_shard
+    [train]     any TrainConfig field; trains on the export when present
+
+Every stage is resumable or idempotent, so rerunning the same command after an interruption finishes
+the job without redoing finished shards.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable
+
+from curate import storage
+from curate.dataset import Dataset
+from curate.errors import CurateError
+from curate.recipe import Recipe, load_recipe
+
+log = logging.getLogger(__name__)
+
+STAGES = ("ingest", "download", "annotate", "dedup", "overlap", "filter", "export", "train")
+
+
+@dataclass
+class PipelineRun:
+    """What a run did: per stage its summary and wall time."""
+
+    dataset: str
+    recipe: str
+    stages: dict[str, dict] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Context:
+    recipe: Recipe
+    dataset: str
+    executor: str
+    workers: int | None
+
+    def table(self, name: str) -> dict[str, Any]:
+        value = self.recipe.raw.get(name, {})
+        if not isinstance(value, dict):
+            raise CurateError(f"recipe {self.recipe.source}: [{name}] must be a table")
+        return value
+
+
+def _config(cls: type, table: dict[str, Any], section: str, **fixed: Any) -> Any:
+    """Build a config dataclass from a recipe table, naming the valid keys when one is unknown."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(table) - names)
+    if unknown:
+        raise CurateError(f"[{section}] has unknown keys {unknown}; valid keys: {', '.join(sorted(names))}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+    return cls(**{**values, **fixed})
+
+
+def _ingest(ctx: Context) -> dict:
+    from curate.crawl import crawl
+    from curate.manifest import build_manifest
+
+    spec = ctx.table("input")
+    ds = Dataset(ctx.dataset)
+    if storage.exists(storage.join(ds.manifest_dir, "summary.json")):
+        return {"skipped": "manifest already built"}
+    urls, archives = list(spec.get("urls", [])), list(spec.get("crawl", []))
+    if not urls and not archives:
+        raise CurateError(f"recipe {ctx.recipe.source}: [input] needs `urls = [...]` or `crawl = [...]`")
+    out: dict[str, Any] = {}
+    if archives and not urls:
+        out["crawl"] = crawl(archives, ds.manifest_dir, executor=ctx.executor, workers=ctx.workers,
+                             min_alt_chars=int(spec.get("min_alt_chars", 1)), overwrite=True)
+        return out
+    if archives:
+        # Both kinds: crawl pairs keep their full lineage in DATASET/crawl; the manifest merges them with the
+        # URL lists (same uids, so `curate sql` joins back to page_url and source).
+        crawl_dir = ds.path("crawl")
+        out["crawl"] = crawl(archives, crawl_dir, executor=ctx.executor, workers=ctx.workers,
+                             min_alt_chars=int(spec.get("min_alt_chars", 1)), overwrite=True)
+        urls = [crawl_dir, *urls]
+    out["manifest"] = build_manifest(
+        urls, ds.manifest_dir, url_col=spec.get("url_col"), caption_col=spec.get("caption_col"),
+        keep_cols=tuple(spec.get("keep_cols", ())), takedown=ds.takedown_path, overwrite=True,
+    )
+    return out
+
+
+def _download(ctx: Context) -> dict:
+    from curate.download import DownloadConfig, download
+
+    config = _config(DownloadConfig, ctx.table("download"), "download")
+    ds = Dataset(ctx.dataset)
+    return download(ds.manifest_dir, ctx.dataset, config, executor=ctx.executor, workers=ctx.workers).to_dict()
+
+
+def _annotate(ctx: Context) -> dict:
+    from curate.annotate import annotate
+
+    spec = ctx.table("annotate")
+    return annotate(ctx.dataset, signals=spec.get("signals"), executor=ctx.executor, workers=ctx.workers,
+                    language_backend=spec.get("language_backend", "fasttext")).to_dict()
+
+
+def _dedup(ctx: Context) -> dict:
+    from curate.dedup import dedup
+
+    return dedup(ctx.dataset, max_distance=ctx.recipe.dedup.get("max_distance"),
+                 against=list(ctx.recipe.dedup.get("against", [])))
+
+
+def _overlap(ctx: Context) -> dict:
+    from curate.overlap import overlap
+
+    benchmarks = dict(ctx.recipe.overlap.get("benchmarks", {}))
+    if not benchmarks:
+        return {"skipped": "no [overlap] benchmarks in the recipe"}
+    return overlap(ctx.dataset, benchmarks, max_distance=ctx.recipe.overlap.get("max_distance"))
+
+
+def _filter(ctx: Context) -> dict:
+    from curate.decide import filter_dataset
+
+    return filter_dataset(ctx.dataset, ctx.recipe)
+
+
+def _export(ctx: Context) -> dict:
+    from curate.export import export
+
+    spec = ctx.table("export")
+    return export(ctx.dataset, ctx.recipe, spec.get("out"), fmt=spec.get("format", "parquet"),
+                  samples_per_shard=int(spec.get("samples_per_shard", 10_000)))
+
+
+def _train(ctx: Context) -> dict:
+    spec = dict(ctx.table("train"))
+    if not spec:
+        return {"skipped": "no [train] table in the recipe"}
+    from curate.train.train import TrainConfig, train
+
+    ds = Dataset(ctx.dataset)
+    data = spec.pop("data", None) or ctx.table("export").get("out") or ds.export_dir(ctx.recipe.name)
+    out_dir = spec.pop("out_dir", None) or ds.path("runs", ctx.recipe.name)
+    return train(_config(TrainConfig, spec, "train", data=data, out_dir=out_dir))
+
+
+RUNNERS: dict[str, Callable[[Context], dict]] = {
+    "ingest": _ingest,
+    "download": _download,
+    "annotate": _annotate,
+    "dedup": _dedup,
+    "overlap": _overlap,
+    "filter": _filter,
+    "export": _export,
+    "train": _train,
+}
+
+
+def run_pipeline(
+    recipe: str | Recipe,
+    *,
+    dataset: str | None = None,
+    executor: str = "local",
+    workers: int | None = None,
+    stages: list[str] | None = None,
+) -> PipelineRun:
+    """Run the recipe's stages in order on DATASET (the recipe's [input] dataset unless given)."""
+    rcp = load_recipe(recipe)
+    root = dataset or rcp.raw.get("input", {}).get("dataset")
+    if not root:
+        raise CurateError(f"recipe {rcp.source}: no dataset folder: set [input] dataset = \"PATH\" or pass --dataset")
+    chosen = list(stages or STAGES)
+    unknown = [s for s in chosen if s not in STAGES]
+    if unknown:
+        raise CurateError(f"unknown stages {unknown}: choose from {', '.join(STAGES)}")
+    ctx = Context(rcp, root, executor, workers)
+    run = PipelineRun(dataset=root, recipe=rcp.name)
+    if "://" not in root:
+        os.makedirs(root, exist_ok=True)
+    for stage in STAGES:
+        if stage not in chosen:
+            continue
+        log.info("stage %s: starting", stage)
+        start = time.perf_counter()
+        run.stages[stage] = RUNNERS[stage](ctx)
+        run.seconds[stage] = round(time.perf_counter() - start, 2)
+        log.info("stage %s: done in %.1f s", stage, run.seconds[stage])
+    storage.write_json_atomic({"recipe": rcp.name, "seconds": run.seconds, "stages": run.stages},
+                              storage.join(root, f"run-{rcp.name}.summary.json"))
+    return run
