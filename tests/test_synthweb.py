@@ -100,6 +100,13 @@ def test_same_seed_same_web_other_seed_other_web():
     assert a.image_bytes(a.specs[3]) == b.image_bytes(b.specs[3])
 
 
+def test_prerender_in_processes_gives_the_bytes_rendered_on_demand():
+    ahead, lazy = SyntheticWeb(34, seed=8), SyntheticWeb(34, seed=8)
+    ahead.prerender(workers=2)
+    assert len(ahead._bytes) == 34
+    assert all(ahead.image_bytes(spec) == lazy.image_bytes(spec) for spec in lazy.specs)
+
+
 def test_captions_are_multilingual_with_english_majority_and_some_junk():
     web = SyntheticWeb(n_images=400, seed=2)
     langs = [s.lang for s in web.specs]

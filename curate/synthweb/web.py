@@ -8,13 +8,18 @@ is known in advance (`images`, `pages`, `fault_urls`, near-duplicate `group`s).
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from tqdm import tqdm
 
 from curate.synthweb.captions import caption_for
 from curate.synthweb.content import ImageSpec, _seed, build_specs, encode_spec
@@ -213,10 +218,35 @@ class SyntheticWeb:
         data = self._bytes.get(spec.index)
         if data is None:
             source = None if spec.source is None else self.specs[spec.source]
-            data = encode_spec(spec, source)
-            with self._lock:
-                data = self._bytes.setdefault(spec.index, data)
+            data = self._keep(spec.index, encode_spec(spec, source))
         return data
+
+    def prerender(self, workers: int | None = None) -> None:
+        """Render every image now, in `workers` processes (default: all CPUs), instead of on first request.
+
+        Worth it before many clients fetch a large web: serving threads render under one GIL. Processes are
+        spawned (safe while the server's threads run); if they cannot start, rendering goes on serially.
+        """
+        jobs = [(spec, None if spec.source is None else self.specs[spec.source])
+                for spec in self.specs if spec.index not in self._bytes]
+        workers = workers or os.cpu_count() or 1
+        with tqdm(total=len(jobs), desc="rendering synthetic images", unit="img", disable=len(jobs) < 100) as bar:
+            if workers > 1 and len(jobs) >= 32:
+                try:
+                    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                        for index, data in pool.map(_render_job, jobs, chunksize=8):
+                            self._keep(index, data)
+                            bar.update()
+                except BrokenProcessPool as exc:
+                    log.warning("render processes failed (%s); rendering in this process instead", exc)
+            for spec, _ in jobs:
+                if spec.index not in self._bytes:
+                    self.image_bytes(spec)
+                    bar.update()
+
+    def _keep(self, index: int, data: bytes) -> bytes:
+        with self._lock:
+            return self._bytes.setdefault(index, data)
 
     def take_rate_limit_token(self, key: str) -> bool:
         """True while `key` is still owed a 429 (the first `rate_limit_count` requests get one)."""
@@ -291,3 +321,8 @@ class SyntheticWeb:
         from curate.synthweb.benchmark import write_benchmark
 
         return write_benchmark(directory, n, seed, include_copies_from, web=self, fmt=fmt)
+
+
+def _render_job(job: tuple[ImageSpec, ImageSpec | None]) -> tuple[int, bytes]:
+    spec, source = job
+    return spec.index, encode_spec(spec, source)
