@@ -295,6 +295,25 @@ def test_bad_json_line_is_recorded_with_its_line(tmp_path):
     assert summary["rows_not_read"] == 2
 
 
+def test_jsonl_blocks_keep_every_good_line_around_bad_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(jsonread, "BATCH_ROWS", 4)
+    lines = [json.dumps({"url": f"http://h/{i}.jpg", "caption": f"c{i}", "n": i}).encode() for i in range(1, 17)]
+    lines[6] = b'{"url": "http://h/7.jpg", "caption": '  # bad JSON on line 7
+    lines[9] = b'{"url": "http://h/10.jpg", "caption": "c10", "n": "wide"}'  # n changes type on line 10
+    lines[10] = b'{"url": "http://h/11.jpg", "caption": "caf\xe9", "n": 11}'  # not UTF-8 on line 11
+    summary = build_manifest([str(_write(tmp_path / "x.jsonl", b"\n".join(lines)))], str(tmp_path / "o"),
+                             keep_cols=["n"])
+    table = _read(tmp_path / "o")
+    assert table.schema.field("n").type == pa.int64()
+    expected_n = [i for i in range(1, 17) if i != 7]
+    assert table.column("url").to_pylist() == [f"http://h/{i}.jpg" for i in expected_n]
+    assert table.column("n").to_pylist() == [None if i == 10 else i for i in expected_n]
+    assert table.column("caption").to_pylist()[9] == "caf\ufffd"
+    assert summary["malformed"]["counts"] == {"bad_json": 1, "bad_value": 1, "invalid_utf8": 1}
+    assert sorted((e["kind"], e["line"]) for e in summary["malformed"]["examples"]) == [
+        ("bad_json", 7), ("bad_value", 10), ("invalid_utf8", 11)]
+
+
 @pytest.mark.parametrize("fmt", ["txt", "csv", "jsonl", "json"])
 def test_non_utf8_bytes_are_replaced_and_recorded(tmp_path, fmt):
     bad = b"caf\xe9"

@@ -1,6 +1,7 @@
 """Streaming readers for JSON lines and JSON arrays of objects.
 
-JSON lines: every line is parsed on its own, so a bad line is recorded (file:line) and skipped.
+JSON lines: blocks of lines go through Arrow's JSON parser; a block it refuses is parsed line by
+line, so a bad line is recorded (file:line) and skipped, and its neighbours are kept.
 JSON array: elements are decoded one at a time from a bounded text buffer (no whole-file load);
 after a syntax error the array cannot be resynchronised, so the rest of that file is not read and
 the error (file:line) says so.
@@ -11,10 +12,11 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 import pyarrow as pa
+import pyarrow.json as pajson
 
 from curate.manifest.columns import ColumnPlan
 from curate.manifest.inputs import Source
@@ -31,50 +33,31 @@ Rows = list[tuple[int, dict]]
 
 
 class _JsonReader:
-    """Shared part: rows (line, object) in blocks; the first block names the columns."""
+    """Shared part: JSON objects (with their line) to record batches of the planned columns."""
 
     def __init__(self, src: Source, problems: Problems) -> None:
         self.src, self.problems = src, problems
-        self._rows: Iterator[tuple[int, Any]] | None = None
         self._first: Rows = []
+        self._types: dict[str, pa.DataType] = {}
 
-    def _iter_objects(self) -> Iterator[tuple[int, Any]]:
-        raise NotImplementedError
+    def _objects(self, items: Iterable[tuple[int, Any]]) -> Rows:
+        rows = []
+        for line, obj in items:
+            if isinstance(obj, dict):
+                rows.append((line, obj))
+            else:
+                self.problems.add("not_an_object", self.src.name, f"a JSON {type(obj).__name__}, not an object",
+                                  line=line)
+        return rows
 
-    def _blocks(self) -> Iterator[Rows]:
-        block: Rows = []
-        try:
-            for line, obj in self._iter_objects():
-                if not isinstance(obj, dict):
-                    self.problems.add("not_an_object", self.src.name,
-                                      f"a JSON {type(obj).__name__}, not an object", line=line)
-                    continue
-                block.append((line, obj))
-                if len(block) >= BATCH_ROWS:
-                    yield block
-                    block = []
-        except READ_ERRORS:
-            if block:  # keep what was read before a truncated or corrupt stream; the caller records the error
-                yield block
-            raise
-        if block:
-            yield block
-
-    def columns(self) -> list[str] | None:
-        self._rows = self._blocks()
-        self._first = next(self._rows, [])
+    def _first_rows(self, blocks: Iterator[Rows]) -> list[str] | None:
+        """Keep the first rows (they name the columns); None when the source has no object at all."""
+        self._first = next(blocks, [])
         names = dict.fromkeys(key for _, obj in self._first for key in obj)
         return list(names) or None
 
-    def batches(self, plan: ColumnPlan) -> Iterator[pa.RecordBatch]:
-        assert self._rows is not None, "columns() first"
-        types: dict[str, pa.DataType] = {}
-        block: Rows | None = self._first
-        while block:
-            yield self._batch(block, plan, types)
-            block = next(self._rows, None)
-
-    def _batch(self, block: Rows, plan: ColumnPlan, types: dict[str, pa.DataType]) -> pa.RecordBatch:
+    def _batch(self, block: Rows, plan: ColumnPlan) -> pa.RecordBatch:
+        """Batch from parsed objects; kept columns take the type of their first block (misfits -> null)."""
         url = pa.array([text_of(obj.get(plan.url)) for _, obj in block], pa.string())
         caption = (pa.array([text_of(obj.get(plan.caption)) for _, obj in block], pa.string())
                    if plan.caption else None)
@@ -83,37 +66,88 @@ class _JsonReader:
             def bad(i: int, msg: str, name: str = name) -> None:
                 self.problems.add("bad_value", self.src.name, f"column {name!r}: {msg}", line=block[i][0])
 
-            arr = array_lenient([obj.get(name) for _, obj in block], types.get(name), bad)
-            if name not in types:
-                types[name] = pa.string() if pa.types.is_null(arr.type) else arr.type
-                arr = arr.cast(types[name]) if pa.types.is_null(arr.type) else arr
+            arr = array_lenient([obj.get(name) for _, obj in block], self._types.get(name), bad)
+            if name not in self._types:
+                self._types[name] = pa.string() if pa.types.is_null(arr.type) else arr.type
+                arr = arr.cast(self._types[name])
             kept[name] = arr
         return make_batch(url, caption, kept)
 
 
 class JsonlReader(_JsonReader):
-    def _iter_objects(self) -> Iterator[tuple[int, Any]]:
-        with self.src.open_buffered() as fh:
-            for lineno, raw in enumerate(fh, 1):
-                line = raw.strip()
-                if lineno == 1 and line.startswith(BOM):
-                    line = line[len(BOM):]
-                if not line:
-                    continue
-                try:
-                    yield lineno, json.loads(line)
-                    continue
-                except UnicodeDecodeError as exc:
-                    self.problems.add("invalid_utf8", self.src.name,
-                                      f"bytes that are not UTF-8 ({exc.reason}); replaced by U+FFFD", line=lineno)
-                    text = line.decode("utf-8", "replace")
-                except json.JSONDecodeError as exc:
-                    self.problems.add("bad_json", self.src.name, f"{exc.msg} at column {exc.colno}", line=lineno)
-                    continue
-                try:
-                    yield lineno, json.loads(text)
-                except json.JSONDecodeError as exc:
-                    self.problems.add("bad_json", self.src.name, f"{exc.msg} at column {exc.colno}", line=lineno)
+    """One object a line. After the first block, blocks of lines go through Arrow's JSON parser with
+    the first block's column types; a block that Arrow refuses (a bad line, a type change, non-UTF-8
+    bytes) is parsed line by line instead, so every problem is still named with its line."""
+
+    def columns(self) -> list[str] | None:
+        self._raw = self._raw_blocks()
+        parsed = (rows for block in self._raw if (rows := self._objects(self._parse_lines(block))))
+        return self._first_rows(parsed)
+
+    def batches(self, plan: ColumnPlan) -> Iterator[pa.RecordBatch]:
+        if self._first:
+            yield self._batch(self._first, plan)
+        fields = {plan.url: pa.string(), **({plan.caption: pa.string()} if plan.caption else {})}
+        schema = pa.schema({**{n: self._types[n] for n in plan.keep}, **fields})
+        for block in self._raw:
+            batch = self._fast(block, plan, schema)
+            if batch is None:
+                rows = self._objects(self._parse_lines(block))
+                batch = self._batch(rows, plan) if rows else None
+            if batch is not None:
+                yield batch
+
+    def _raw_blocks(self) -> Iterator[list[tuple[int, bytes]]]:
+        block: list[tuple[int, bytes]] = []
+        try:
+            with self.src.open_buffered() as fh:
+                for lineno, raw in enumerate(fh, 1):
+                    line = raw.strip()
+                    if lineno == 1 and line.startswith(BOM):
+                        line = line[len(BOM):]
+                    if line:
+                        block.append((lineno, line))
+                    if len(block) >= BATCH_ROWS:
+                        yield block
+                        block = []
+        except READ_ERRORS:
+            if block:  # keep what was read before a truncated or corrupt stream; the caller records the error
+                yield block
+            raise
+        if block:
+            yield block
+
+    def _fast(self, block: list[tuple[int, bytes]], plan: ColumnPlan, schema: pa.Schema) -> pa.RecordBatch | None:
+        data = b"\n".join(line for _, line in block)
+        try:
+            table = pajson.read_json(
+                pa.BufferReader(data), read_options=pajson.ReadOptions(use_threads=False, block_size=len(data) + 1),
+                parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
+            table.validate(full=True)  # Arrow's JSON parser does not check UTF-8
+        except pa.ArrowException:
+            return None
+        if table.num_rows != len(block):
+            return None
+        batch = table.combine_chunks().to_batches()[0]
+        return make_batch(batch.column(plan.url), batch.column(plan.caption) if plan.caption else None,
+                          {name: batch.column(name) for name in plan.keep})
+
+    def _parse_lines(self, block: list[tuple[int, bytes]]) -> Iterator[tuple[int, Any]]:
+        for lineno, line in block:
+            try:
+                yield lineno, json.loads(line)
+                continue
+            except UnicodeDecodeError as exc:
+                self.problems.add("invalid_utf8", self.src.name,
+                                  f"bytes that are not UTF-8 ({exc.reason}); replaced by U+FFFD", line=lineno)
+                text = line.decode("utf-8", "replace")
+            except json.JSONDecodeError as exc:
+                self.problems.add("bad_json", self.src.name, f"{exc.msg} at column {exc.colno}", line=lineno)
+                continue
+            try:
+                yield lineno, json.loads(text)
+            except json.JSONDecodeError as exc:
+                self.problems.add("bad_json", self.src.name, f"{exc.msg} at column {exc.colno}", line=lineno)
 
 
 class _Utf8Chunks:
@@ -142,7 +176,35 @@ class _Utf8Chunks:
 
 
 class JsonArrayReader(_JsonReader):
-    def _iter_objects(self) -> Iterator[tuple[int, Any]]:
+    """One array of objects, decoded element by element."""
+
+    def columns(self) -> list[str] | None:
+        self._blocks = self._object_blocks()
+        return self._first_rows(self._blocks)
+
+    def batches(self, plan: ColumnPlan) -> Iterator[pa.RecordBatch]:
+        block = self._first
+        while block:
+            yield self._batch(block, plan)
+            block = next(self._blocks, [])
+
+    def _object_blocks(self) -> Iterator[Rows]:
+        block: list[tuple[int, Any]] = []
+        try:
+            for item in self._elements():
+                block.append(item)
+                if len(block) >= BATCH_ROWS:
+                    if rows := self._objects(block):
+                        yield rows
+                    block = []
+        except READ_ERRORS:
+            if rows := self._objects(block):  # keep what was read before a truncated or corrupt stream
+                yield rows
+            raise
+        if rows := self._objects(block):
+            yield rows
+
+    def _elements(self) -> Iterator[tuple[int, Any]]:
         decoder = json.JSONDecoder()
         with self.src.open_buffered() as fh:
             chunks = _Utf8Chunks(fh, self.src.name, self.problems)
