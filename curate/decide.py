@@ -11,6 +11,7 @@ import logging
 import time
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curate import duck, filters, storage
 from curate.dataset import Dataset
@@ -49,12 +50,18 @@ def filter_dataset(dataset: str, recipe: str | dict | Recipe, *, label_only: boo
     views = _register_views(con, ds, {need for f in active for need in f.needs})
     cases = ", ".join(f"CASE WHEN {f.drop_when()} THEN '{f.reason}' END" for f in active)
     joins = " ".join(f"LEFT JOIN {v} ON {v}.uid = s.uid" for v in views)
+    # A downloaded sample without a row in a per-sample signal would silently pass its filters.
+    covered = [v for v in views if v not in ("overlap", "takedown")]
+    missing = ", ".join(f"CASE WHEN s.status = 'success' AND {v}.uid IS NULL THEN '{v}' END" for v in covered)
     query = f"""
-        SELECT s.uid, reasons = [] AS keep, reasons FROM (
-            SELECT s.uid, list_filter([{cases}], lambda r: r IS NOT NULL)::VARCHAR[] AS reasons
+        SELECT uid, reasons = [] AS keep, reasons, missing FROM (
+            SELECT s.uid, list_filter([{cases}], lambda r: r IS NOT NULL)::VARCHAR[] AS reasons,
+                   list_filter([{missing or 'NULL'}], lambda r: r IS NOT NULL)::VARCHAR[] AS missing
             FROM s {joins}
-        ) s ORDER BY s.uid"""
-    table = con.sql(query).to_arrow_table().cast(DECISIONS_SCHEMA)
+        ) ORDER BY uid"""
+    table = con.sql(query).to_arrow_table()
+    _check_coverage(table.column("missing"), ds)
+    table = table.drop_columns(["missing"]).cast(DECISIONS_SCHEMA)
     table = table.replace_schema_metadata({LABEL_ONLY_KEY: b"true" if label_only else b"false"})
     storage.write_parquet_atomic(table, decisions_path(dataset, rcp.name))
 
@@ -99,26 +106,28 @@ def _register_views(con, ds: Dataset, needs: set[str]) -> list[str]:
                             list(DISTINCT benchmark) AS benchmarks FROM {src} GROUP BY uid""")
         else:
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM {src}")
-            _check_coverage(con, ds, name)
         views.append(name)
     _register_takedown(con, ds)
     views.append("takedown")
     return views
 
 
-def _check_coverage(con, ds: Dataset, name: str) -> None:
-    """Every downloaded sample must have the signal: a missing row would silently bypass a filter."""
-    missing = con.execute(f"""SELECT count(*) FROM s LEFT JOIN {name} v ON v.uid = s.uid
-                              WHERE s.status = 'success' AND v.uid IS NULL""").fetchall()[0][0]
-    if missing:
-        raise CurateError(f"{missing} downloaded samples have no '{name}' signal (new or changed shards). "
-                          f"Run `{PRODUCERS[name]} {ds.root}` first.")
+def _check_coverage(missing: pa.ChunkedArray, ds: Dataset) -> None:
+    """Name the first signal that some downloaded samples lack, and the command that writes it."""
+    lacking = pc.list_flatten(missing)
+    if len(lacking) == 0:
+        return
+    counts = pc.value_counts(lacking).to_pylist()
+    name, n = counts[0]["values"], counts[0]["counts"]
+    raise CurateError(f"{n} downloaded samples have no '{name}' signal (new or changed shards). "
+                      f"Run `{PRODUCERS[name]} {ds.root}` first.")
 
 
 def _register_takedown(con, ds: Dataset) -> None:
-    if storage.exists(ds.takedown_path):
-        con.register("takedown_requests", storage.read_parquet(ds.takedown_path, columns=["kind", "value"]))
-    else:
-        con.register("takedown_requests", pa.table({"kind": pa.array([], pa.string()),
-                                                    "value": pa.array([], pa.string())}))
-    con.execute(f"CREATE VIEW takedown AS SELECT DISTINCT uid, true AS hit FROM ({matching_uids_sql('takedown_requests', 's')})")
+    """View `takedown` (uid, hit) of the samples DATASET/takedown.parquet names; empty without requests."""
+    if not storage.exists(ds.takedown_path):
+        con.execute("CREATE VIEW takedown AS SELECT NULL::VARCHAR AS uid, NULL::BOOLEAN AS hit WHERE false")
+        return
+    con.register("takedown_requests", storage.read_parquet(ds.takedown_path, columns=["kind", "value"]))
+    con.execute(f"""CREATE VIEW takedown AS SELECT DISTINCT uid, true AS hit
+                    FROM ({matching_uids_sql('takedown_requests', 's')})""")

@@ -28,8 +28,8 @@ BITS = 64
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd, so multiplication is a bijection on uint64
 _PAIR_CHUNK = 4_000_000  # candidate pairs materialised at once (bounds memory)
 # Cost model, nanoseconds (measured with numpy 2.x on the 2-core development machine).
-_NS_PER_SORTED_ITEM = 25.0
-_NS_PER_CANDIDATE = 25.0
+_NS_PER_SORTED_ITEM = 20.0
+_NS_PER_CANDIDATE = 30.0
 _NS_PER_BRUTE_PAIR = 10.0
 _NS_PER_BUCKETING = 300_000.0  # fixed numpy call overhead of one bucketing
 
@@ -120,41 +120,55 @@ def _map(fn, items: list, workers: int) -> list:
         return list(pool.map(fn, items))
 
 
-def _keys(h: np.ndarray, mask: np.uint64, bits: int) -> np.ndarray:
-    """`bits`-bit bucket key of the masked band bits (equal bands -> equal keys)."""
+def _bucketed(h: np.ndarray, mask: np.uint64, idx_bits: int) -> np.ndarray:
+    """Sorted words (bucket key of the masked bits << idx_bits | index): equal bands sort together.
+
+    The key is the top bits of (h & mask) * odd constant: equal band values give equal keys, and
+    unequal ones collide rarely (an extra candidate the popcount check rejects). All in place.
+    """
+    buf = np.bitwise_and(h, mask)
     with np.errstate(over="ignore"):
-        return ((h & mask) * _MIX) >> np.uint64(BITS - bits)
+        np.multiply(buf, _MIX, out=buf)
+    np.bitwise_and(buf, np.uint64(~((1 << idx_bits) - 1) & (2**BITS - 1)), out=buf)
+    np.bitwise_or(buf, np.arange(len(h), dtype=np.uint64), out=buf)
+    buf.sort()
+    return buf
 
 
 def _bucket_self(h: np.ndarray, mask: np.uint64, k: int, idx_bits: int):
-    key_bits = BITS - idx_bits
-    packed = np.sort((_keys(h, mask, key_bits) << np.uint64(idx_bits)) | np.arange(len(h), dtype=np.uint64))
-    keys = packed >> np.uint64(idx_bits)
-    order = (packed & np.uint64((1 << idx_bits) - 1)).astype(np.int64)
-    same = keys[1:] == keys[:-1]
-    if not same.any():
+    words = _bucketed(h, mask, idx_bits)
+    idx_mask = np.uint64((1 << idx_bits) - 1)
+    # p such that words p and p + 1 share a bucket key (their XOR has no key bits)
+    pos = np.flatnonzero(np.bitwise_xor(words[1:], words[:-1]) <= idx_mask)
+    if len(pos) == 0:
         return _empty()
-    # Runs of equal keys: start position and length of each run with >= 2 members.
-    starts_flag = np.concatenate(([True], ~same))
-    run_start = np.flatnonzero(starts_flag)
-    run_len = np.diff(np.append(run_start, len(keys)))
-    multi = run_len >= 2
-    run_start, run_len = run_start[multi], run_len[multi]
-    cum = np.cumsum(run_len * (run_len - 1) // 2)
+    breaks = np.flatnonzero(np.diff(pos) != 1) + 1
+    run_start = pos[np.concatenate(([0], breaks))]
+    run_len = np.diff(np.concatenate(([0], breaks, [len(pos)]))) + 1  # members per bucket
+    two = run_len == 2  # the common case: a bucket of two is one candidate pair
+    chunks = [(run_start[two], run_start[two] + 1), *_run_chunks(run_start[~two], run_len[~two])]
+    order = (words & idx_mask).astype(np.int64)
+    hs = h[order]  # hashes in bucket order: candidates compare neighbours, not random memory
     out_a, out_b, out_d = [], [], []
+    for i, j in chunks:
+        d = popcount(hs[i] ^ hs[j])
+        ok = d <= k
+        a, b = order[i[ok]], order[j[ok]]
+        out_a.append(np.minimum(a, b))
+        out_b.append(np.maximum(a, b))
+        out_d.append(d[ok])
+    return np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_d)
+
+
+def _run_chunks(start: np.ndarray, length: np.ndarray):
+    """Candidate pairs of buckets larger than two, at most about _PAIR_CHUNK pairs at a time."""
+    cum = np.cumsum(length * (length - 1) // 2)
     lo = 0
-    while lo < len(run_start):
+    while lo < len(start):
         base = cum[lo - 1] if lo else 0
         hi = max(lo + 1, int(np.searchsorted(cum, base + _PAIR_CHUNK, side="right")))
-        i, j = _run_pairs(run_start[lo:hi], run_len[lo:hi])
-        a, b = order[i], order[j]
-        d = popcount(h[a] ^ h[b])
-        ok = d <= k
-        out_a.append(np.minimum(a[ok], b[ok]))
-        out_b.append(np.maximum(a[ok], b[ok]))
-        out_d.append(d[ok])
+        yield _run_pairs(start[lo:hi], length[lo:hi])
         lo = hi
-    return np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_d)
 
 
 def _run_pairs(start: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -168,17 +182,18 @@ def _run_pairs(start: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def _bucket_cross(q: np.ndarray, h: np.ndarray, mask: np.uint64, k: int):
     idx_bits = max(1, int(len(h) - 1).bit_length())
-    key_bits = BITS - idx_bits
-    packed = np.sort((_keys(h, mask, key_bits) << np.uint64(idx_bits)) | np.arange(len(h), dtype=np.uint64))
-    keys = packed >> np.uint64(idx_bits)
-    order = (packed & np.uint64((1 << idx_bits) - 1)).astype(np.int64)
-    qkeys = _keys(q, mask, key_bits)
+    words = _bucketed(h, mask, idx_bits)
+    idx_mask = np.uint64((1 << idx_bits) - 1)
+    key_mask = np.uint64(~((1 << idx_bits) - 1) & (2**BITS - 1))
+    keys = words & key_mask
+    with np.errstate(over="ignore"):
+        qkeys = ((q & mask) * _MIX) & key_mask
     lo = np.searchsorted(keys, qkeys, side="left")
     hi = np.searchsorted(keys, qkeys, side="right")
     count = hi - lo
     qi = np.repeat(np.arange(len(q)), count)
     pos = np.repeat(lo, count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count))
-    hj = order[pos]
+    hj = (words[pos] & idx_mask).astype(np.int64)
     d = popcount(q[qi] ^ h[hj])
     ok = d <= k
     return qi[ok], hj[ok], d[ok]
