@@ -61,7 +61,8 @@ def run_local(
 class _Pool:
     """Process pools for one run; `run` uses a fresh pool, since a crashed worker breaks a pool for good."""
 
-    def __init__(self, fn, workers, retries, attempts, results, bar, desc) -> None:
+    def __init__(self, fn: JobFn, workers: int, retries: int, attempts: dict[str, int],
+                 results: dict[str, tuple[str, object]], bar: tqdm, desc: str) -> None:
         self.fn, self.workers, self.retries, self.desc = fn, workers, retries, desc
         self.attempts, self.results, self.bar = attempts, results, bar
         self.ctx = mp.get_context("spawn" if os.environ.get("CURATE_SPAWN") else "forkserver")

@@ -101,6 +101,8 @@ def build_manifest(
                     plan = plan_columns(columns, src.name, url_col=url_col, caption_col=caption_col,
                                         keep_cols=keep_cols)
                     info.update(url_col=plan.url, caption_col=plan.caption)
+                    log.info("reading %s (%s%s): url column %r, caption column %r", src.name, src.fmt,
+                             ", gzip" if src.gzip else "", plan.url, plan.caption)
                     for batch in reader.batches(plan):
                         info["rows"] += batch.num_rows
                         writer.add(_conform(normalize(batch), writer, src, info["rows"] - batch.num_rows, problems))
