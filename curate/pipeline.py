@@ -89,7 +89,7 @@ def _ingest(ctx: Context) -> dict:
         crawl_dir = ds.path("crawl")
         out["crawl"] = crawl(archives, crawl_dir, executor=ctx.executor, workers=ctx.workers,
                              min_alt_chars=int(spec.get("min_alt_chars", 1)), overwrite=True)
-        urls = [crawl_dir, *urls]
+        urls = [*storage.list_files(crawl_dir, ".parquet"), *urls]
     out["manifest"] = build_manifest(
         urls, ds.manifest_dir, url_col=spec.get("url_col"), caption_col=spec.get("caption_col"),
         keep_cols=tuple(spec.get("keep_cols", ())), takedown=ds.takedown_path, overwrite=True,

@@ -1,0 +1,41 @@
+"""`curate demo`: the whole pipeline on a synthetic web on 127.0.0.1 (no data, no network needed)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from curate.commands._common import add_executor_args
+
+NAME = "demo"
+HELP = "run every stage on a synthetic web served on 127.0.0.1, into ./curate-demo (no network needed)"
+ORDER = 5
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(NAME, help=HELP, description=HELP)
+    p.add_argument("-o", "--output", default="curate-demo", help="folder for everything the demo writes")
+    p.add_argument("--images", type=int, default=600, help="images on the synthetic web")
+    p.add_argument("--steps", type=int, default=240, help="training steps of the tiny CLIP")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--no-train", action="store_true", help="stop after export (no training or evaluation)")
+    add_executor_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from curate.demo import run_demo
+
+    summary = run_demo(args.output, n_images=args.images, steps=args.steps, batch_size=args.batch_size,
+                       executor=args.executor, workers=args.workers, train=not args.no_train)
+    out, head = summary["outputs"], summary["headline"]
+    print("\ncurate demo: done in", summary["total_seconds"], "s")
+    for name, path in out.items():
+        if path:
+            print(f"  {name:<10} {path}")
+    print("\nheadline:")
+    print(json.dumps(head, indent=2, default=str))
+    print("\nseconds per stage:", json.dumps(summary["seconds"]))
+    print(f"\nnext: curate stats {out['dataset']}   |   curate sql {out['dataset']} \"SELECT status, count(*) "
+          "FROM samples GROUP BY 1\"   |   open", out["report"])
+    return 0
