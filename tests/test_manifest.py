@@ -216,6 +216,16 @@ def test_column_detection_and_override(tmp_path):
     assert _rows(tmp_path / "o2") == [("http://h/1.jpg", "the title", "ok")]
 
 
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
+def test_headerless_tsv_like_conceptual_captions(tmp_path, gz):
+    src = _write(tmp_path / ("cc3m.tsv.gz" if gz else "cc3m.tsv"),
+                 b"a bus at the station\thttp://h/1.jpg\nsunset over the sea\thttps://h/2.jpg\n")
+    summary = build_manifest([str(src)], str(tmp_path / "o"))
+    assert _rows(tmp_path / "o") == [("http://h/1.jpg", "a bus at the station", "ok"),
+                                     ("https://h/2.jpg", "sunset over the sea", "ok")]
+    assert (summary["inputs"][0]["url_col"], summary["inputs"][0]["caption_col"]) == ("url", "caption")
+
+
 def test_missing_column_names_the_columns_that_exist(tmp_path):
     src = _write(tmp_path / "x.csv", b"id,where,words\n1,http://h/1.jpg,hi\n")
     with pytest.raises(CurateError, match=r"no URL column.*'id', 'where', 'words'.*--url-col"):

@@ -7,6 +7,8 @@ No reader ever holds more than one block of its file in memory.
 
 from __future__ import annotations
 
+import logging
+import re
 import shutil
 import tempfile
 from collections import defaultdict, deque
@@ -24,11 +26,14 @@ from curate.manifest.inputs import Source
 from curate.manifest.problems import MAX_EXAMPLES, Problems
 from curate.manifest.values import cast_lenient, infer_type, to_text
 
+log = logging.getLogger(__name__)
+
 BATCH_ROWS = 65_536
 CSV_BLOCK_BYTES = 1 << 20
 BOM = b"\xef\xbb\xbf"
 # Errors that mean "this file cannot be read (any further)": the rows before are kept, the file is recorded.
 READ_ERRORS = (pa.ArrowException, OSError, EOFError, ValueError)
+_URL_LIKE = re.compile(r"^\s*https?://", re.IGNORECASE)
 
 
 class Reader(Protocol):
@@ -91,7 +96,8 @@ class TxtReader:
 
 
 class CsvReader:
-    """CSV (quoted fields may span lines) or TSV (no quoting), with a header row.
+    """CSV (quoted fields may span lines) or TSV (no quoting), with a header row, or without one when
+    the first row holds a URL (the columns are then named url, caption / column_N).
 
     All columns are read as bytes so that one non-UTF-8 value or one odd number cannot stop the
     stream: url/caption are decoded per block, kept columns take the type of their first block.
@@ -102,6 +108,7 @@ class CsvReader:
         tsv = src.fmt == "tsv"
         self.delimiter = "\t" if tsv else ","
         self.quoting = not tsv
+        self.names: list[str] | None = None  # set when the file has no header row
 
     def _parse_options(self, ragged: list[pacsv.InvalidRow] | None) -> pacsv.ParseOptions:
         def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -116,16 +123,28 @@ class CsvReader:
         return pacsv.ParseOptions(delimiter=self.delimiter, quote_char='"' if self.quoting else False,
                                   newlines_in_values=self.quoting, invalid_row_handler=on_invalid)
 
+    def _read_options(self) -> pacsv.ReadOptions:
+        return pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, column_names=self.names)
+
     def columns(self) -> list[str] | None:
         try:
             with _arrow_stream(self.src) as stream:
-                reader = pacsv.open_csv(stream, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                reader = pacsv.open_csv(stream, read_options=self._read_options(),
                                         parse_options=self._parse_options(None))
-                return reader.schema.names
+                header = reader.schema.names
         except pa.ArrowInvalid as exc:
             if "Empty CSV file" in str(exc):
                 return None
             raise
+        if any(_URL_LIKE.match(name) for name in header):
+            # No header row (Conceptual Captions ships "caption<TAB>url" like this): name the columns.
+            self.names = [f"column_{i}" for i in range(len(header))]
+            url_at = next(i for i, name in enumerate(header) if _URL_LIKE.match(name))
+            self.names[url_at] = "url"
+            if len(header) == 2:
+                self.names[1 - url_at] = "caption"
+            log.info("%s has no header row; its columns are read as %s", self.src.name, self.names)
+        return self.names or header
 
     def _record_ragged(self, row: pacsv.InvalidRow, line: int | None) -> None:
         self.problems.add("ragged_row", self.src.name, f"{row.actual_columns} fields where the header has "
@@ -168,7 +187,7 @@ class CsvReader:
         types: dict[str, pa.DataType] = {}
         done = 0
         with _arrow_stream(self.src) as stream:
-            reader = pacsv.open_csv(stream, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            reader = pacsv.open_csv(stream, read_options=self._read_options(),
                                     parse_options=self._parse_options(ragged), convert_options=convert)
             for rb in reader:
                 def bad(kind: str, offset: int = done):
