@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import shared_path
 
+from curate.cli import main
 from curate.errors import CurateError
 from curate.manifest import build_manifest, dedupe, jsonread, readers
 from curate.manifest.dedupe import SeenSet
@@ -245,15 +246,14 @@ def test_cli_reports_user_errors_in_one_line(tmp_path):
     assert "its columns are: 'id', 'where'" in proc.stderr
 
 
-def test_cli_prints_summary_and_writes_it(tmp_path):
-    src = _write_input(tmp_path, "csv", True)
-    proc = subprocess.run([sys.executable, "-m", "curate", "manifest", str(src), "-o", str(tmp_path / "o")],
-                          capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert "wrote 8 rows in 1 part(s)" in proc.stdout
-    assert "ok 5, missing_url 1, invalid_url 2" in proc.stdout
-    assert "1 duplicate" in proc.stdout
-    assert json.loads((tmp_path / "o" / "summary.json").read_text())["rows_written"] == 8
+def test_cli_prints_summary_and_writes_it(tmp_path, capsys):
+    src = _write(tmp_path / "x.jsonl", b'{"url": "http://h/1.jpg", "caption": "a", "w": 3}\n{"url": ""}\n{"url": \n')
+    assert main(["manifest", str(src), "-o", str(tmp_path / "o"), "--keep-cols", "w", "--rows-per-part", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote 2 rows in 2 part(s)" in out
+    assert "ok 1, missing_url 1, invalid_url 0" in out
+    assert "malformed input: bad_json 1" in out and "x.jsonl:3: bad_json" in out
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["columns"] == [*MANIFEST_SCHEMA.names, "w"]
 
 
 def test_kept_columns_keep_their_types(tmp_path):
