@@ -17,7 +17,7 @@ from download_server import FaultServer
 from curate.download import DownloadConfig, download
 from curate.schema import ERROR_CLASSES, MANIFEST_SCHEMA, SHARD_SCHEMA, make_uid
 
-FAST = dict(connect_timeout=1.0, read_timeout=1.0, total_timeout=2.0, backoff_base=0.05, max_backoff=5.0,
+FAST = dict(connect_timeout=2.0, read_timeout=2.0, total_timeout=3.0, backoff_base=0.05, max_backoff=5.0,
             threads=8)
 
 

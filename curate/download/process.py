@@ -52,6 +52,8 @@ def process_image(data: bytes, cfg: DownloadConfig) -> Processed:
     except Image.DecompressionBombError as exc:
         raise ImageError("decompression_bomb", str(exc)) from exc
     except UnidentifiedImageError as exc:
+        if _has_image_signature(data):
+            raise ImageError("decode_error", f"image header is corrupt (starts with {data[:16]!r})") from exc
         raise ImageError("not_an_image", f"not a recognised image format (starts with {data[:16]!r})") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError("decode_error", f"cannot read image header: {exc}") from exc
@@ -84,6 +86,16 @@ def process_image(data: bytes, cfg: DownloadConfig) -> Processed:
             raise ImageError("decode_error", f"cannot decode image: {exc}", (ow, oh)) from exc
     encoded = _encode(out, cfg)
     return Processed(encoded, out.width, out.height, ow, oh, cfg.encode_format)
+
+
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def _has_image_signature(data: bytes) -> bool:
+    """Magic bytes of an image format: such bytes that fail to parse are a corrupt image, not a web page."""
+    if data.startswith(_SIGNATURES):
+        return True
+    return (data[:4] == b"RIFF" and data[8:12] == b"WEBP") or data[4:12] in (b"ftypavif", b"ftypheic")
 
 
 def _orientation(img: Image.Image) -> int:

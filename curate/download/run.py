@@ -6,6 +6,7 @@ import hashlib
 import logging
 import shutil
 import tempfile
+import uuid
 from collections import Counter
 
 import pyarrow.parquet as pq
@@ -14,7 +15,7 @@ from curate import storage
 from curate.dataset import Dataset
 from curate.download.config import DownloadConfig
 from curate.download.progress import ProgressMonitor
-from curate.download.shard import ShardTask, download_shard
+from curate.download.shard import ShardTask, close_fetchers, download_shard
 from curate.errors import CurateError
 from curate.executor import Job, RunSummary, execute
 from curate.schema import ERROR_CLASSES
@@ -53,17 +54,18 @@ def download(
         takedown = ds.takedown_path if storage.exists(ds.takedown_path) else None
         optout_files = tuple(optout_files) + tuple(config.opt_out)
         progress_dir = tempfile.mkdtemp(prefix="curate-progress-")
+        run_id = uuid.uuid4().hex
         try:
             if retry_failed:
                 return _retry(ds, parts, config, executor, workers, retries, error_classes, takedown,
-                              optout_files, progress_dir)
+                              optout_files, progress_dir, run_id)
             jobs = []
             for index, part in enumerate(parts):
                 key = part_key(part, index)
                 shard = storage.join(ds.shards_dir, f"{key}.parquet")
                 stats = storage.join(ds.shards_dir, f"{key}.stats.json")
                 task = ShardTask(part, shard, stats, config, takedown, optout_files,
-                                 progress_path=f"{progress_dir}/{key}.json")
+                                 progress_path=f"{progress_dir}/{key}.json", run_id=run_id)
                 jobs.append(Job(key, stats, task))
             total = sum(_rows(p) for p in parts)
             done_rows = sum(_marker_rows(j.stats_path) for j in jobs)
@@ -72,6 +74,7 @@ def download(
                                   desc="download shards")
             return _finish(ds, summary, monitor.diagnosis)
         finally:
+            close_fetchers()
             shutil.rmtree(progress_dir, ignore_errors=True)
 
 
@@ -155,7 +158,7 @@ def _marker_rows(stats_path: str) -> int:
 
 
 def _retry(ds: Dataset, parts: list[str], config: DownloadConfig, executor: str, workers: int | None,
-           retries: int, error_classes, takedown, optout_files, progress_dir: str) -> RunSummary:
+           retries: int, error_classes, takedown, optout_files, progress_dir: str, run_id: str) -> RunSummary:
     classes = tuple(error_classes or TRANSIENT_CLASSES)
     unknown = sorted(set(classes) - set(ERROR_CLASSES))
     if unknown:
@@ -175,7 +178,8 @@ def _retry(ds: Dataset, parts: list[str], config: DownloadConfig, executor: str,
             continue
         to_retry += n
         task = ShardTask(None, storage.join(ds.shards_dir, f"{key}.parquet"), stats_path, config, takedown,
-                         optout_files, progress_path=f"{progress_dir}/{key}.json", retry_classes=classes)
+                         optout_files, progress_path=f"{progress_dir}/{key}.json", retry_classes=classes,
+                         run_id=run_id)
         jobs.append(Job(key, storage.join(marker_dir, f"{key}.json"), task))
     log.info("retrying %d rows (%s) in %d shards", to_retry, ", ".join(classes), len(jobs))
     total = sum(_marker_rows(j.payload.stats_path) for j in jobs)

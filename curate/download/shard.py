@@ -48,22 +48,31 @@ class ShardTask:
     optout_files: tuple[str, ...]
     progress_path: str | None = None
     retry_classes: tuple[str, ...] = ()
+    run_id: str = ""  # caches (DNS, robots.txt, host cut-offs) live for one run, not across runs
 
 
-# Per worker process: one Fetcher per config, so DNS, robots.txt, connection pools and host cut-offs are
-# shared across the shards that the process runs.
-_FETCHERS: dict[DownloadConfig, Fetcher] = {}
+# Per worker process: one Fetcher per run, so DNS, robots.txt, connection pools and host cut-offs are
+# shared across the shards that the process runs for that run.
+_FETCHERS: dict[tuple[str, DownloadConfig], Fetcher] = {}
 _OPTOUTS: dict[tuple, OptOut] = {}
 
 
-def _fetcher(config: DownloadConfig) -> Fetcher:
-    fetcher = _FETCHERS.get(config)
+def _fetcher(task: ShardTask) -> Fetcher:
+    key = (task.run_id, task.config)
+    fetcher = _FETCHERS.get(key)
     if fetcher is None:
         for old in _FETCHERS.values():
             old.close()
         _FETCHERS.clear()
-        fetcher = _FETCHERS[config] = Fetcher(config)
+        fetcher = _FETCHERS[key] = Fetcher(task.config)
     return fetcher
+
+
+def close_fetchers() -> None:
+    """Close this process's idle connections (the driver runs shards itself when workers == 1)."""
+    for fetcher in _FETCHERS.values():
+        fetcher.close()
+    _FETCHERS.clear()
 
 
 def _optout(task: ShardTask) -> OptOut:
@@ -148,7 +157,7 @@ def _run_rows(task: ShardTask, schema: pa.Schema, rows: Iterator[dict],
     from curate.download.writer import ShardWriter
 
     cfg = task.config
-    fetcher = _fetcher(cfg)
+    fetcher = _fetcher(task)
     optout = _optout(task)
     counts: Counter = Counter()
     errors: Counter = Counter()
