@@ -6,6 +6,7 @@ import gzip
 import http.client
 import io
 import json
+import socket
 import statistics
 import struct
 import threading
@@ -272,7 +273,18 @@ def test_benchmark_as_parquet_matches_the_folder_version(web, tmp_path):
 # Faults, each over a real socket.
 
 def test_fault_table_is_complete(web):
-    assert set(web.fault_urls) == set(FAULT_PATHS) == set(EXPECTED_ERROR_CLASS)
+    assert set(web.fault_urls) == set(FAULT_PATHS)
+    assert set(EXPECTED_ERROR_CLASS) == set(FAULT_PATHS) | set(web.unreachable_urls)
+
+
+def test_unreachable_urls_fail_to_resolve_or_connect(web, session):
+    urls = web.unreachable_urls
+    with pytest.raises(socket.gaierror):
+        socket.getaddrinfo(urlsplit(urls["dns"]).hostname, 80)
+    with pytest.raises(requests.exceptions.ConnectionError, match="refused"):
+        session.get(urls["connect_refused"], timeout=5)
+    rows = web.manifest_rows(include_unreachable=True)
+    assert [r["url"] for r in rows[-2:]] == list(urls.values()) and len(rows) == len(web.manifest_rows()) + 2
 
 
 @pytest.mark.parametrize("name,status", [("http_404", 404), ("http_500", 500), ("http_503", 503)])

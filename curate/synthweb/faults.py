@@ -60,6 +60,9 @@ EXPECTED_ERROR_CLASS: dict[str, str | None] = {
     "x_robots_noai": "x_robots_tag",
     "robots_disallowed": "robots_disallowed",
     "exif_rotated": None,  # displays as 480x360 once the orientation is applied; the GPS tags must go
+    # SyntheticWeb.unreachable_urls (not faults of the server: nothing answers them)
+    "dns": "dns",
+    "connect_refused": "connect",
 }
 
 ROBOTS_TXT = (

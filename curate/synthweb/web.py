@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import socket
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -97,6 +98,7 @@ class SyntheticWeb:
         self._lock = threading.Lock()
         self._rate_limited: dict[str, int] = {}
         self._server: SynthServer | None = None
+        self._refuser: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._images: list[SynthImage] = []
         self._pages: list[SynthPage] = []
@@ -122,6 +124,9 @@ class SyntheticWeb:
             return self
         self._server = SynthServer((self.host, self.port), self)
         self.port = self._server.server_address[1]
+        # A port that is bound but never listens: connecting to it is refused, reliably, for the web's life.
+        self._refuser = socket.socket()
+        self._refuser.bind((self.host, 0))
         self._build_pages()
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"synthweb:{self.port}", daemon=True)
@@ -137,6 +142,7 @@ class SyntheticWeb:
         self._server.close_all()
         self._server.server_close()
         self._thread.join(timeout=10)
+        self._refuser.close()
         self._server, self._thread = None, None
 
     def __enter__(self) -> Self:
@@ -170,6 +176,17 @@ class SyntheticWeb:
     @property
     def fault_urls(self) -> dict[str, str]:
         return {name: self.base_url + path for name, path in FAULT_PATHS.items()}
+
+    @property
+    def unreachable_urls(self) -> dict[str, str]:
+        """URLs no server answers: a name that never resolves (.invalid, RFC 2606) and a refused port.
+
+        They are not faults of this web (set_faults cannot fix them), so manifest_rows() leaves them out
+        unless asked; EXPECTED_ERROR_CLASS names their error classes ("dns", "connect").
+        """
+        self._require_started()
+        return {"dns": "http://images.synthweb.invalid/photo-0001.jpg",
+                "connect_refused": f"http://{self.host}:{self._refuser.getsockname()[1]}/photo-0001.jpg"}
 
     def fault_image(self, name: str) -> SynthImage:
         """The valid image a fault URL serves when faults are off (its caption and label are in manifest_rows)."""
@@ -283,19 +300,25 @@ class SyntheticWeb:
 
     # Files describing it.
 
-    def manifest_rows(self) -> list[dict]:
-        """{url, caption, label, lang} for every image, then for every fault URL: a URL list of this web."""
+    def manifest_rows(self, include_unreachable: bool = False) -> list[dict]:
+        """{url, caption, label, lang} for every image, then for every fault URL: a URL list of this web.
+
+        include_unreachable appends the unreachable_urls (label and lang None, a plain caption).
+        """
         rows = [{"url": img.url, "caption": img.caption, "label": img.label, "lang": img.lang} for img in self.images]
         for name, url in self.fault_urls.items():
             spec = self._fault_specs[name]
             rows.append({"url": url, "caption": spec.caption, "label": spec.label, "lang": spec.lang})
+        if include_unreachable:
+            rows += [{"url": url, "caption": "a photo that cannot be fetched", "label": None, "lang": None}
+                     for url in self.unreachable_urls.values()]
         return rows
 
-    def write_url_list(self, path: str | Path) -> Path:
+    def write_url_list(self, path: str | Path, include_unreachable: bool = False) -> Path:
         """Write manifest_rows() as .parquet, .csv, .tsv, .jsonl, .json or .txt (optionally .gz)."""
         from curate.synthweb.files import write_rows
 
-        return write_rows(self.manifest_rows(), Path(path))
+        return write_rows(self.manifest_rows(include_unreachable), Path(path))
 
     def write_warc(self, path: str | Path) -> Path:
         """Write the pages as a gzip member-compressed WARC (warcinfo, then request + response per page)."""
