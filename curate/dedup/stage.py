@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curate import duck, storage
 from curate.dataset import Dataset
@@ -53,19 +54,19 @@ def dedup(dataset: str, *, max_distance: int | None = None, against: list[str] |
     k = default_max_distance() if max_distance is None else int(max_distance)
     ds = Dataset(dataset)
     nodes = _load_nodes(ds, list(against))
-    n_own = int((nodes["against"] == "").sum())
+    from_other = pc.not_equal(nodes["against"], "").to_numpy(zero_copy_only=False)
+    n_own = int((~from_other).sum())
     n = len(nodes["uid"])
     log.info("dedup: %d samples, %d from --against datasets, max distance %d", n_own, n - n_own, k)
 
     edges_a, edges_b = [], []
-    for codes in (nodes["sha_code"], nodes["url_code"]):
-        a, b = _same_value_edges(codes)
+    for hashed, column in (("sha_h", "sha256"), ("url_h", "url")):
+        a, b = _same_value_edges(nodes[hashed], nodes[column])
         edges_a.append(a), edges_b.append(b)
     a, b, plan = _near_edges(nodes["phash"], nodes["phash_valid"], k, workers)
     edges_a.append(a), edges_b.append(b)
     labels = clusters.components(n, np.concatenate(edges_a), np.concatenate(edges_b))
 
-    from_other = nodes["against"] != ""
     priority = np.where(from_other, np.iinfo(np.int64).min, -nodes["pixels"])
     rep = clusters.representatives(labels, priority, np.arange(n))
     table = _clusters_table(nodes, rep, n_own)
@@ -78,7 +79,7 @@ def dedup(dataset: str, *, max_distance: int | None = None, against: list[str] |
     return summary
 
 
-def _load_nodes(ds: Dataset, against: list[str]) -> dict[str, np.ndarray]:
+def _load_nodes(ds: Dataset, against: list[str]) -> dict:
     """One row per hashed sample: this dataset's first (sorted by uid), then the --against ones."""
     con = duck.connect()
     hashes = duck.source(con, storage.list_files(ds.signals_dir("hashes"), ".parquet"),
@@ -95,36 +96,40 @@ def _load_nodes(ds: Dataset, against: list[str]) -> dict[str, np.ndarray]:
                           f"hash signals in --against dataset {other}", f"curate annotate {other}")
         lit = other.replace("'", "''")
         parts.append(f"SELECT uid, NULL AS url, sha256, phash, 0 AS pixels, '{lit}' AS against FROM {src}")
-    query = f"""
-        WITH nodes AS ({' UNION ALL '.join(parts)})
-        SELECT uid, against, phash, pixels, url, sha256,
-               CASE WHEN sha256 IS NULL THEN -1 ELSE dense_rank() OVER (ORDER BY sha256) END AS sha_code,
-               CASE WHEN url IS NULL THEN -1 ELSE dense_rank() OVER (ORDER BY url) END AS url_code
-        FROM nodes ORDER BY against <> '', against, uid"""
+    query = f"""SELECT *, hash(sha256) AS sha_h, hash(url) AS url_h
+                FROM ({' UNION ALL '.join(parts)}) ORDER BY against <> '', against, uid"""
     t = con.sql(query).to_arrow_table()
     phash = t.column("phash")
     return {
-        "uid": t.column("uid").to_numpy(zero_copy_only=False),
-        "against": t.column("against").to_numpy(zero_copy_only=False),
-        "url": t.column("url").to_numpy(zero_copy_only=False),
-        "sha256": t.column("sha256").to_numpy(zero_copy_only=False),
+        "uid": t.column("uid"),  # Arrow strings: never 10M Python objects
+        "against": t.column("against"),
         "phash": mih.as_uint64(phash.fill_null(0).to_numpy().astype(np.int64)),
         "phash_valid": phash.is_valid().to_numpy(zero_copy_only=False),
         "pixels": t.column("pixels").to_numpy().astype(np.int64),
-        "sha_code": t.column("sha_code").to_numpy().astype(np.int64),
-        "url_code": t.column("url_code").to_numpy().astype(np.int64),
+        "sha256": t.column("sha256"),
+        "url": t.column("url"),
+        "sha_h": _hashes(t.column("sha_h"), t.column("sha256")),
+        "url_h": _hashes(t.column("url_h"), t.column("url")),
     }
 
 
-def _same_value_edges(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Link every node to the first node with the same code (codes < 0 mean 'no value')."""
-    idx = np.flatnonzero(codes >= 0)
+def _hashes(h: pa.ChunkedArray, values: pa.ChunkedArray) -> np.ma.MaskedArray:
+    """64-bit hashes of a string column, masked where the string is null."""
+    return np.ma.array(h.to_numpy().astype(np.uint64), mask=~values.is_valid().to_numpy(zero_copy_only=False))
+
+
+def _same_value_edges(hashes: np.ma.MaskedArray, values: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Link every node to the first node with the same string (grouped by 64-bit hash, then compared,
+    so that a hash collision never merges two different values)."""
+    idx = np.flatnonzero(~np.ma.getmaskarray(hashes))
     if len(idx) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    _, first, inverse = np.unique(codes[idx], return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(hashes.data[idx], return_index=True, return_inverse=True)
     head = idx[first][inverse]
     link = head != idx
-    return idx[link], head[link]
+    a, b = idx[link], head[link]
+    same = pc.equal(pc.take(values, pa.array(a)), pc.take(values, pa.array(b))).to_numpy(zero_copy_only=False)
+    return a[same], b[same]
 
 
 def _near_edges(phash: np.ndarray, valid: np.ndarray, k: int, workers: int):
@@ -144,40 +149,35 @@ def _clusters_table(nodes: dict, rep: np.ndarray, n_own: int) -> pa.Table:
     own = np.arange(n_own)
     r = rep[own]
     is_rep = r == own
-    same_sha = (nodes["sha_code"][own] >= 0) & (nodes["sha_code"][own] == nodes["sha_code"][r])
-    same_url = (nodes["url_code"][own] >= 0) & (nodes["url_code"][own] == nodes["url_code"][r])
-    kind = np.where(same_sha, "exact", np.where(same_url, "url", "near")).astype(object)
-    kind[is_rep] = None
+    rep_idx = pa.array(r)
+    same_sha, same_url = (pc.fill_null(pc.equal(nodes[c].slice(0, n_own), pc.take(nodes[c], rep_idx)), False)
+                          .to_numpy(zero_copy_only=False) for c in ("sha256", "url"))
+    kind_idx = np.where(is_rep, -1, np.where(same_sha, 0, np.where(same_url, 1, 2)))
+    kind = pc.take(pa.array(DUPLICATE_KINDS), pa.array(kind_idx, mask=kind_idx < 0))
     both = nodes["phash_valid"][own] & nodes["phash_valid"][r]
     dist = mih.popcount(nodes["phash"][own] ^ nodes["phash"][r]).astype(np.int16)
-    against = nodes["against"][r].astype(object)
-    against[against == ""] = None
+    against = pc.take(nodes["against"], rep_idx)
     return pa.table({
-        "uid": pa.array(nodes["uid"][own], pa.string()),
+        "uid": nodes["uid"].slice(0, n_own),
         "cluster_id": pa.array(r, pa.int64()),
-        "representative_uid": pa.array(nodes["uid"][r], pa.string()),
+        "representative_uid": pc.take(nodes["uid"], rep_idx),
         "is_representative": pa.array(is_rep, pa.bool_()),
-        "duplicate_kind": pa.array(kind, pa.string()),
+        "duplicate_kind": kind,
         "distance_to_representative": pa.array(dist, pa.int16(), mask=~both),
-        "against_dataset": pa.array(against, pa.string()),
+        "against_dataset": pc.if_else(pc.equal(against, ""), pa.scalar(None, pa.string()), against),
     }, schema=CLUSTERS_SCHEMA)
 
 
 def _summary(table: pa.Table, k: int, plan: mih.Plan, against: list[str], seconds: float) -> dict:
-    con = duck.connect()
-    con.register("c", table)
-    kinds = dict(con.execute("""SELECT duplicate_kind, count(*) FROM c WHERE NOT is_representative
-                                GROUP BY 1""").fetchall())
-    n_clusters, n_against = con.execute("""
-        SELECT (SELECT count(*) FROM (SELECT cluster_id FROM c GROUP BY 1 HAVING count(*) > 1 OR
-                                      bool_or(against_dataset IS NOT NULL))),
-               count(*) FILTER (WHERE against_dataset IS NOT NULL) FROM c""").fetchall()[0]
+    """Counts for the summary JSON (a cluster counts when it has a duplicate in this dataset)."""
+    dups = table.filter(pc.invert(table.column("is_representative")))
+    kinds = {row["values"]: row["counts"] for row in pc.value_counts(dups.column("duplicate_kind")).to_pylist()}
     return {
         "samples": table.num_rows,
-        "clusters": int(n_clusters),
-        "duplicates": int(sum(kinds.values())),
+        "clusters": len(pc.unique(dups.column("cluster_id"))),
+        "duplicates": dups.num_rows,
         "duplicates_by_kind": {kind: int(kinds.get(kind, 0)) for kind in DUPLICATE_KINDS},
-        "duplicates_of_against": int(n_against),
+        "duplicates_of_against": table.num_rows - table.column("against_dataset").null_count,
         "against": against,
         "max_distance": k,
         "search": plan.describe(),
