@@ -16,6 +16,7 @@ import duckdb
 
 from curate import __version__, sql, storage
 from curate.errors import CurateError
+from curate.report_evals import benchmark_paths, eval_images
 from curate.report_html import card, esc, img, page, png_uri, table, thumbnail
 from curate.report_plots import make_plots
 from curate.stats import compute_stats
@@ -36,7 +37,7 @@ def build_report(dataset: str, output: str, recipe: str | None = None, *, kept: 
                           f"{recipe}` first (decided: {', '.join(stats['recipes']) or 'none'})")
     con = sql.connect(dataset)
     try:
-        galleries = _Galleries(con, recipe)
+        galleries = _Galleries(con, dataset, recipe)
         plots = make_plots(stats, recipe)
         sections = [
             _summary(stats, recipe),
@@ -109,8 +110,8 @@ def _failures(d: dict | None) -> str:
 class _Galleries:
     """Picks samples with small queries, then fetches only their image bytes."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, recipe: str | None) -> None:
-        self.con, self.recipe = con, recipe
+    def __init__(self, con: duckdb.DuckDBPyConnection, dataset: str, recipe: str | None) -> None:
+        self.con, self.dataset, self.recipe = con, dataset, recipe
         self.thumbnails_made = 0
 
     def _rows(self, query: str, *params: Any) -> list[dict]:
@@ -193,18 +194,18 @@ class _Galleries:
                              FROM overlap o LEFT JOIN samples s USING (uid) ORDER BY o.benchmark, o.eval_id, o.uid
                              LIMIT ?""", n)
         thumbs = self._thumbs([r["uid"] for r in rows])
-        has_image = "image" in [c[0] for c in self.con.execute("DESCRIBE eval_images").fetchall()]
+        paths = benchmark_paths(self.dataset)
+        evals: dict[tuple[str, str], str | None] = {}
+        for bench in {r["benchmark"] for r in rows}:
+            ids = sorted({r["eval_id"] for r in rows if r["benchmark"] == bench})
+            found = eval_images(paths[bench], ids) if bench in paths else {}
+            evals.update({(bench, i): thumbnail(data) for i, data in found.items()})
+        self.thumbnails_made += sum(1 for v in evals.values() if v)
         pairs = []
         for r in rows:
-            eval_uri = None
-            if has_image:
-                found = self._rows("SELECT image FROM eval_images WHERE benchmark = ? AND eval_id = ? LIMIT 1",
-                                   r["benchmark"], r["eval_id"])
-                eval_uri = thumbnail(found[0]["image"]) if found else None
-                self.thumbnails_made += eval_uri is not None
-            match = f'<div class="why">{esc(r["match_kind"])} match, distance {esc(r["distance"])}</div>'
-            eval_card = (f'<div class="card">{img(eval_uri, "eval image")}<div>eval image '
-                         f'{esc(r["benchmark"])}/{esc(r["eval_id"])}</div></div>')
+            distance = "" if r["distance"] is None else f", distance {r['distance']}"
+            match = f'<div class="why">{esc(r["match_kind"])} match{esc(distance)}</div>'
+            eval_card = (f'<div class="card">{img(evals.get((r["benchmark"], r["eval_id"])), "eval image")}'
+                         f'<div>eval image {esc(r["benchmark"])}/{esc(r["eval_id"])}</div></div>')
             pairs.append(f'<div class="row">{card(thumbs.get(r["uid"]), r, match)}{eval_card}</div>')
-        return "<h2>Benchmark overlap</h2>" + summary + "".join(pairs)
-
+        return "<h2>Benchmark overlap (training sample, then the eval image)</h2>" + summary + "".join(pairs)

@@ -21,7 +21,9 @@ import pyarrow as pa
 
 from curate import storage
 from curate.dataset import Dataset
+from curate.dedup.stage import CLUSTERS_SCHEMA
 from curate.errors import CurateError
+from curate.overlap import EVAL_SCHEMA, MATCHES_SCHEMA
 from curate.readonly_fs import PROTOCOL, ReadOnlyFileSystem
 from curate.schema import DECISIONS_SCHEMA, MANIFEST_SCHEMA, SHARD_SCHEMA, TAKEDOWN_SCHEMA
 
@@ -44,14 +46,8 @@ SIGNAL_SETS: dict[str, pa.Schema] = {
 # Folders under signals/ that hold global (not per-shard) outputs with their own views.
 GLOBAL_SIGNALS = ("dedup", "overlap")
 
-CLUSTERS_SCHEMA = pa.schema([
-    ("uid", pa.string()), ("cluster_id", pa.int64()), ("representative_uid", pa.string()),
-    ("is_representative", pa.bool_()), ("duplicate_kind", pa.string()),
-    ("distance_to_representative", pa.int16()), ("against_dataset", pa.string()),
-])
-OVERLAP_SCHEMA = pa.schema([("uid", pa.string()), ("benchmark", pa.string()), ("eval_id", pa.string()),
-                            ("distance", pa.int16()), ("match_kind", pa.string())])
-EVAL_SCHEMA = pa.schema([("benchmark", pa.string()), ("eval_id", pa.string()), ("image", pa.binary())])
+# The eval-image view adds the benchmark (from the file name) to overlap's per-eval flags.
+EVALS_SCHEMA = pa.schema([("benchmark", pa.string()), *EVAL_SCHEMA])
 
 _FILE_COL = "curate_file"  # the file-name column DuckDB adds; a name no dataset column uses
 _KEY = rf"regexp_extract({_FILE_COL}, '([^/]+?)(\.eval)?\.parquet$', 1)"
@@ -76,7 +72,7 @@ _DESCRIPTIONS = {
     "signals": ("all per-sample signals joined on uid", "curate annotate"),
     "clusters": ("duplicate clusters: representative and duplicate kind per sample", "curate dedup"),
     "overlap": ("training samples matching a benchmark image or caption", "curate overlap"),
-    "eval_images": ("benchmark eval images that overlap was run against", "curate overlap"),
+    "eval_images": ("benchmark eval images overlap searched for, with their overlapping flag", "curate overlap"),
     "decisions": ("keep/drop and reasons per uid, one row per uid and recipe", "curate filter"),
     "takedowns": ("consent requests honoured", "curate takedown"),
 }
@@ -208,12 +204,12 @@ class _ViewBuilder:
 
     def _overlap(self) -> tuple[str, int]:
         files = self._overlap_files(evals=False)
-        return (f"SELECT * FROM {self._read(files)}" if files else _empty(OVERLAP_SCHEMA)), len(files)
+        return (f"SELECT * FROM {self._read(files)}" if files else _empty(MATCHES_SCHEMA)), len(files)
 
     def _eval_images(self) -> tuple[str, int]:
         files = self._overlap_files(evals=True)
         if not files:
-            return _empty(EVAL_SCHEMA), 0
+            return _empty(EVALS_SCHEMA), 0
         source = self._read(files, with_file=True)
         cols = self._columns(source)
         excluded = ", ".join(_ident(c) for c in (_FILE_COL, "benchmark") if c in cols)

@@ -61,7 +61,7 @@ def ds(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def report(ds, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("report") / "report.html"
-    result = build_report(ds["root"], str(out))
+    result = build_report(ds["root"], str(out), "laion_like")
     return {"path": out, "html": out.read_text(encoding="utf-8"), "result": result}
 
 
@@ -82,7 +82,7 @@ def test_report_markup_is_self_contained_and_inert(report):
 
 def test_report_sections(ds, report):
     doc, roles = report["html"], ds["roles"]
-    for title in ("Summary", "Distributions", "Kept samples (recipe basic)", "Dropped samples by reason",
+    for title in ("Summary", "Distributions", "Kept samples (recipe laion_like)", "Dropped samples by reason",
                   "Duplicate clusters", "Benchmark overlap", "Download failures"):
         assert f"<h2>{title}" in doc
     for reason in ("download_failed", "language", "near_duplicate", "nsfw_image", "benchmark_overlap"):
@@ -93,7 +93,7 @@ def test_report_sections(ds, report):
     assert roles["kept"][1][:12] in cluster and "near duplicate, distance" in cluster
     # The benchmark match sits beside its eval image: two images in the row.
     bench = next(r for r in rows if roles["bench"][0][:12] in r)
-    assert bench.count('src="data:image/jpeg;base64,') == 2 and "eval image shapes/test/0007" in bench
+    assert bench.count('src="data:image/jpeg;base64,') == 2 and "eval image shapes/circle/0007.jpg" in bench
 
 
 def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
@@ -160,8 +160,8 @@ def test_partial_dataset_and_an_undecodable_image(ds, tmp_path):
 
 def test_cli(ds, tmp_path, capsys):
     out = tmp_path / "card.html"
-    assert main(["report", ds["root"], "-o", str(out), "--recipe", "strict", "--kept", "4"]) == 0
-    assert "recipe strict" in capsys.readouterr().out
+    assert main(["report", ds["root"], "-o", str(out), "--recipe", "datacomp_basic", "--kept", "4"]) == 0
+    assert "recipe datacomp_basic" in capsys.readouterr().out
     assert out.read_text().count('<div class="card">') >= 4
     assert main(["report", ds["root"], "-o", str(out), "--recipe", "nope"]) == 2
     assert "recipe 'nope' has no decisions" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from inspect_dataset import shared_dataset
+from inspect_dataset import RECIPES, shared_dataset
 
 from curate import sql
 from curate.cli import main
@@ -52,10 +52,19 @@ def test_view_counts_agree_with_the_shard_stats_files(ds):
         assert per_shard[path.name.split(".")[0]] == data["rows"]
         for key, value in data["status"].items():
             summed[key] = summed.get(key, 0) + value
-    assert status == summed == {"success": 25, "failed": 6}
+    # The takedown turned downloaded rows into skipped ones after the stats files were written.
+    purged = _query(root, "SELECT sum(uids_purged) FROM takedowns")[0][0]
+    assert purged == 1
+    assert status == {**summed, "success": summed["success"] - purged, "skipped": purged}
+    assert status == {"success": 25, "failed": 6, "skipped": 1}
     counts = _query(root, "SELECT (SELECT count(*) FROM manifest), (SELECT count(*) FROM samples), "
                           "(SELECT count(*) FROM images), (SELECT count(*) FROM signals)")[0]
-    assert counts == (31, 31, 31, 31)
+    assert counts == (32, 32, 32, 32)
+    for recipe in RECIPES:
+        table = pq.read_table(Path(root, "decisions", f"{recipe}.parquet"))
+        kept = sum(table.column("keep").to_pylist())
+        assert _query(root, f"SELECT count(*), count(*) FILTER (WHERE keep) FROM decisions WHERE recipe = '{recipe}'") \
+            == [(table.num_rows, kept)]
 
 
 def test_samples_leave_out_image_bytes_and_images_carry_them(ds):
@@ -76,16 +85,18 @@ def test_signals_decisions_clusters_overlap_views(ds):
     de = roles["kept"][14]  # the German caption
     assert _query(root, f"SELECT language, nsfw_image IS NOT NULL, caption_words FROM signals WHERE uid = '{de}'") == [
         ("de", True, 8)]
-    recipes = dict(_query(root, "SELECT recipe, count(*) FROM decisions GROUP BY 1"))
-    assert recipes == {"basic": 31, "strict": 31}
-    dropped = _query(root, f"SELECT keep, reasons FROM decisions WHERE recipe = 'basic' AND uid = '{roles['small'][0]}'")
-    assert dropped == [(False, ["image_too_small"])]
+    assert dict(_query(root, "SELECT recipe, count(*) FROM decisions GROUP BY 1")) == {r: 32 for r in RECIPES}
+    small = roles["small"][0]
+    assert _query(root, f"SELECT recipe, keep, reasons FROM decisions WHERE uid = '{small}' ORDER BY 1") == [
+        ("datacomp_basic", False, ["image_too_small"]), ("laion_like", False, ["image_too_small"])]
     near = roles["near_dup"][0]
     assert _query(root, f"SELECT duplicate_kind, representative_uid FROM clusters WHERE uid = '{near}'") == [
         ("near", roles["kept"][1])]
-    assert _query(root, "SELECT uid, benchmark, eval_id FROM overlap") == [(roles["bench"][0], "shapes", "test/0007")]
-    assert _query(root, "SELECT benchmark, count(*) FROM eval_images GROUP BY 1") == [("shapes", 4)]
-    assert _query(root, "SELECT kind, value FROM takedowns") == [("domain", "gone.example")]
+    assert _query(root, "SELECT uid, benchmark, eval_id, match_kind FROM overlap") == [
+        (roles["bench"][0], "shapes", "circle/0007.jpg", "image")]
+    assert _query(root, "SELECT benchmark, count(*), count(*) FILTER (WHERE overlapping) FROM eval_images "
+                        "GROUP BY 1") == [("shapes", 4, 1)]
+    assert _query(root, "SELECT kind, value, uids_purged FROM takedowns") == [("domain", "gone.example", 1)]
 
 
 def test_missing_parts_are_empty_views_with_their_documented_columns(tmp_path):
@@ -120,9 +131,11 @@ def test_signals_view_takes_new_sets_and_new_columns(ds, tmp_path):
     lang = pq.read_table(root / "signals/language/00001.parquet")
     pq.write_table(lang.append_column("script", pa.array(["Latn"] * lang.num_rows)),
                    root / "signals/language/00001.parquet")
+    widths = [pq.read_table(p, columns=["width"]).column("width") for p in (root / "signals/image").glob("*.parquet")]
+    with_width = sum(len(w) - w.null_count for w in widths)
     rows = _query(str(root), "SELECT count(*), sum(aesthetic_score), count(script), count(aesthetics_width), "
                              "count(width) FROM signals")
-    assert rows == [(31, float(sum(range(31))), 11, 31, 25)]
+    assert rows == [(32, float(sum(range(32))), lang.num_rows, 32, with_width)]
 
 
 def test_cli_query_formats(ds, tmp_path, capsys):
@@ -130,15 +143,16 @@ def test_cli_query_formats(ds, tmp_path, capsys):
     query = "SELECT status, count(*) AS n FROM samples GROUP BY 1 ORDER BY 1"
     assert main(["sql", root, query]) == 0
     out = capsys.readouterr().out
-    assert "failed   6" in out and "success  25" in out and "(2 rows)" in out
+    assert "failed   6" in out and "success  25" in out and "skipped  1" in out and "(3 rows)" in out
     assert main(["sql", root, query, "--format", "csv"]) == 0
-    assert capsys.readouterr().out.splitlines() == ['"status","n"', '"failed",6', '"success",25']
-    assert main(["sql", root, "SELECT uid, reasons FROM decisions WHERE recipe = 'basic' AND NOT keep", "--format", "json",
-                 "-o", str(tmp_path / "d.jsonl")]) == 0
+    assert capsys.readouterr().out.splitlines() == ['"status","n"', '"failed",6', '"skipped",1', '"success",25']
+    assert main(["sql", root, "SELECT uid, reasons FROM decisions WHERE recipe = 'laion_like' AND NOT keep",
+                 "--format", "json", "-o", str(tmp_path / "d.jsonl")]) == 0
     lines = [json.loads(x) for x in (tmp_path / "d.jsonl").read_text().splitlines()]
-    assert len(lines) == 16 and all(isinstance(x["reasons"], list) and x["reasons"] for x in lines)
+    decided = pq.read_table(Path(root, "decisions/laion_like.parquet")).to_pylist()
+    assert {x["uid"]: x["reasons"] for x in lines} == {d["uid"]: d["reasons"] for d in decided if not d["keep"]}
     assert main(["sql", root, "SELECT uid, image FROM images", "--format", "parquet", "-o", str(tmp_path / "i.parquet")]) == 0
-    assert pq.read_table(tmp_path / "i.parquet").num_rows == 31
+    assert pq.read_table(tmp_path / "i.parquet").num_rows == 32
     assert main(["sql", root, "SELECT 1", "--format", "parquet"]) == 2
     assert "add -o FILE.parquet" in capsys.readouterr().err
 
@@ -193,7 +207,7 @@ def test_connection_cannot_write_the_dataset_or_anything_else(ds, tmp_path):
         for statement in attempts:
             with pytest.raises(duckdb.Error):
                 con.execute(statement)
-        assert con.execute("SELECT count(*) FROM manifest").fetchall() == [(31,)]
+        assert con.execute("SELECT count(*) FROM manifest").fetchall() == [(32,)]
     finally:
         sql.close(con)
     assert _fingerprint(root) == before
@@ -208,8 +222,8 @@ def test_dataset_on_an_object_store(ds, s3_endpoint):
     url = "s3://curate-test/inspect-ds"
     local = _query(ds["root"], "SELECT shard, status, count(*) FROM samples GROUP BY ALL ORDER BY ALL")
     assert _query(url, "SELECT shard, status, count(*) FROM samples GROUP BY ALL ORDER BY ALL") == local
-    assert _query(url, "SELECT recipe, count(*) FILTER (WHERE keep) FROM decisions GROUP BY 1 ORDER BY 1") == [
-        ("basic", 15), ("strict", 14)]
+    kept = "SELECT recipe, count(*) FILTER (WHERE keep) FROM decisions GROUP BY 1 ORDER BY 1"
+    assert _query(url, kept) == _query(ds["root"], kept) and len(_query(url, kept)) == 2
     con = sql.connect(url)
     try:
         with pytest.raises(duckdb.Error):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from inspect_dataset import shared_dataset
+from inspect_dataset import RECIPES, shared_dataset
 
 from curate.cli import main
 from curate.stats import compute_stats
@@ -26,16 +27,20 @@ def stats(ds) -> dict:
 
 
 def _shards(root: str) -> pa.Table:
-    return pa.concat_tables(pq.read_table(p) for p in sorted(Path(root, "shards").glob("*.parquet")))
+    cols = ["status", "width", "height", "caption"]
+    return pa.concat_tables([pq.read_table(p, columns=cols) for p in sorted(Path(root, "shards").glob("*.parquet"))],
+                            promote_options="permissive")
 
 
 def test_download_section_matches_the_shards_and_their_stats_files(ds, stats):
     d = stats["download"]
     files = [json.loads(p.read_text()) for p in Path(ds["root"], "shards").glob("*.stats.json")]
-    assert d["rows"] == sum(f["rows"] for f in files) == stats["manifest"]["rows"] == 31
-    assert d["stats_files"] == {"shards": 2, "rows": 31, "by_status": {"success": 25, "failed": 6}}
-    assert d["by_status"] == {"success": 25, "failed": 6} and d["success_rate"] == round(25 / 31, 6)
-    assert d["failures_by_class"] == {"http_4xx": 2, "dns": 1, "invalid_url": 1, "not_an_image": 1, "timeout": 1}
+    assert d["rows"] == sum(f["rows"] for f in files) == stats["manifest"]["rows"] == 32
+    assert d["stats_files"] == {"shards": 2, "rows": 32, "by_status": {"success": 26, "failed": 6}}
+    assert d["by_status"] == {"success": 25, "failed": 6, "skipped": 1}  # one taken down after download
+    assert d["success_rate"] == round(25 / 32, 6)
+    assert d["failures_by_class"] == {"http_4xx": 2, "dns": 1, "invalid_url": 1, "not_an_image": 1,
+                                      "takedown": 1, "timeout": 1}
     assert [(h["host"], h["failed"], h["rows"]) for h in d["top_failing_hosts"]] == [
         ("dead0.example", 3, 3), ("dead1.example", 2, 2), ("(no host)", 1, 1)]
 
@@ -57,28 +62,38 @@ def test_image_and_caption_distributions_match_numpy(ds, stats):
     assert stats["captions"]["flags"] == {"filename": 1, "url": 0, "html": 1, "boilerplate": 0}
 
 
-def test_language_nsfw_duplicates_overlap_recipes(stats):
+def test_language_nsfw_duplicates_overlap_recipes(ds, stats):
     top = {t["language"]: t["count"] for t in stats["language"]["top"]}
-    assert top == {"en": 21, "unknown": 6, "de": 1, "fr": 1, "es": 1, "ja": 1}
+    assert top == {"en": 22, "unknown": 6, "de": 1, "fr": 1, "es": 1, "ja": 1}
     assert stats["nsfw"]["image"]["at_least_0.5"] == 1 and stats["nsfw"]["image"]["histogram"]["counts"][-1] == 1
     assert stats["duplicates"] == {"samples": 25, "duplicates": 2, "rate": 0.08, "by_kind": {"near": 1, "exact": 1},
                                    "clusters_with_duplicates": 2, "largest_cluster": 2}
-    assert stats["overlap"] == {"shapes": {"eval_images": 4, "eval_images_matched": 1, "overlap_pct": 25.0,
-                                           "training_samples_flagged": 1}}
-    basic = stats["recipes"]["basic"]
-    assert (basic["samples"], basic["kept"], basic["dropped"]) == (31, 15, 16)
-    assert basic["drops_by_reason"]["download_failed"] == 6 and basic["drops_by_reason"]["language"] == 4
-    assert basic["drops_by_reason"]["nsfw_image"] == 1 and basic["drops_by_reason_alone"]["nsfw_image"] == 0
-    assert set(stats["recipes"]) == {"basic", "strict"}
-    assert stats["takedowns"] == {"requests": {"domain": 1}, "uids_purged": 0}
+    summary = json.loads(Path(ds["root"], "signals/overlap/summary.json").read_text())["shapes"]
+    assert stats["overlap"] == {"shapes": {"eval_images": summary["eval_images"], "eval_images_matched":
+                                           summary["eval_overlapping"], "overlap_pct": summary["overlap_pct"],
+                                           "training_samples_flagged": summary["training_flagged"]}}
+    assert set(stats["recipes"]) == set(RECIPES)
+    for recipe in RECIPES:
+        rows = pq.read_table(Path(ds["root"], "decisions", f"{recipe}.parquet")).to_pylist()
+        got = stats["recipes"][recipe]
+        assert (got["samples"], got["kept"]) == (len(rows), sum(r["keep"] for r in rows))
+        by_reason = Counter(reason for r in rows for reason in set(r["reasons"]))
+        alone = Counter(r["reasons"][0] for r in rows if len(r["reasons"]) == 1)
+        assert got["drops_by_reason"] == dict(by_reason)
+        assert got["drops_by_reason_alone"] == {k: alone.get(k, 0) for k in by_reason}
+    laion = stats["recipes"]["laion_like"]["drops_by_reason"]
+    assert laion["nsfw_image"] == laion["benchmark_overlap"] == laion["near_duplicate"] == 1
+    assert stats["takedowns"] == {"requests": {"domain": 1}, "uids_purged": 1}
 
 
 def test_recipe_option_and_unknown_recipe(ds, capsys):
-    one = compute_stats(ds["root"], "strict")
-    assert list(one["recipes"]) == ["strict"] and one["recipes"]["strict"]["kept"] == 14
+    one = compute_stats(ds["root"], "laion_like")
+    assert list(one["recipes"]) == ["laion_like"]
+    assert one["recipes"]["laion_like"]["kept"] == sum(pq.read_table(
+        Path(ds["root"], "decisions/laion_like.parquet")).column("keep").to_pylist())
     assert main(["stats", ds["root"], "--recipe", "nope"]) == 2
     err = capsys.readouterr().err
-    assert "recipe 'nope' has no decisions" in err and "decided recipes: basic, strict" in err
+    assert "recipe 'nope' has no decisions" in err and "decided recipes: datacomp_basic, laion_like" in err
 
 
 def test_cli_text_and_json(ds, stats, capsys):
@@ -86,11 +101,13 @@ def test_cli_text_and_json(ds, stats, capsys):
     printed = json.loads(capsys.readouterr().out)
     printed.pop("seconds"), stats.pop("seconds", None)
     assert printed == json.loads(json.dumps(stats))
-    assert main(["stats", ds["root"], "--recipe", "basic"]) == 0
+    assert main(["stats", ds["root"], "--recipe", "laion_like"]) == 0
     out = capsys.readouterr().out
-    assert "download: 31 rows, success 80.6%" in out
+    assert "download: 32 rows, success 78.1% (success 25, failed 6, skipped 1)" in out
     assert "failing host dead0.example: 3 of 3 rows (http_4xx)" in out
-    assert "recipe basic: kept 15 of 31 (48.4%)" in out and "dropped for language: 4" in out
+    r = stats["recipes"]["laion_like"]
+    assert f"recipe laion_like: kept {r['kept']} of 32 ({100 * r['kept'] / 32:.1f}%)" in out
+    assert "dropped for nsfw_image: 1 (0 for this alone)" in out and "recipe datacomp_basic" not in out
 
 
 def test_partial_dataset_gets_a_card_with_missing_sections_named(ds, tmp_path, capsys):
@@ -100,7 +117,7 @@ def test_partial_dataset_gets_a_card_with_missing_sections_named(ds, tmp_path, c
     shutil.copytree(Path(ds["root"]) / "manifest", root / "manifest")
     shutil.copytree(Path(ds["root"]) / "shards", root / "shards")
     s = compute_stats(str(root))
-    assert s["download"]["rows"] == 31 and "flags" not in s["captions"]
+    assert s["download"]["rows"] == 32 and "flags" not in s["captions"]
     assert s["language"] is s["nsfw"] is s["duplicates"] is s["overlap"] is None and s["recipes"] == {}
     assert main(["stats", str(root)]) == 0
     out = capsys.readouterr().out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from inspect_dataset import shared_dataset
+from inspect_dataset import RECIPES, shared_dataset
 
 from curate.cli import main
 from curate.errors import CurateError
@@ -20,10 +20,11 @@ def ds(tmp_path_factory) -> dict:
 def test_kept_sample(ds):
     uid = ds["roles"]["kept"][0]
     info = explain(ds["root"], uid)
-    assert info["decisions"] == {"basic": {"keep": True, "reasons": []}, "strict": {"keep": True, "reasons": []}}
+    assert info["decisions"] == {r: {"keep": True, "reasons": []} for r in RECIPES}
     assert info["manifest"]["url"] == "https://photos0.example/0.jpg"
     assert info["download"]["status"] == "success" and info["download"]["shard"] == "00000"
     assert info["signals"]["language"] == "en" and info["signals"]["language_score"] == 0.9
+    assert info["signals"]["width"] == 224 and info["download"]["height"] == 300
     # It is the representative of the exact copy published on mirror.example.
     dup = info["duplicates"]
     assert dup["is_representative"] and dup["cluster_size"] == 2
@@ -33,15 +34,18 @@ def test_kept_sample(ds):
 
 def test_dropped_samples_carry_reasons_and_the_facts_behind_them(ds):
     nsfw = explain(ds["root"], ds["roles"]["nsfw"][0])
-    assert nsfw["decisions"]["basic"] == {"keep": False, "reasons": ["nsfw_image", "nsfw_text"]}
+    assert nsfw["decisions"] == {"datacomp_basic": {"keep": True, "reasons": []},
+                                 "laion_like": {"keep": False, "reasons": ["nsfw_image", "nsfw_text"]}}
     assert nsfw["signals"]["nsfw_image"] == pytest.approx(0.93)
     near = explain(ds["root"], ds["roles"]["near_dup"][0])
-    assert near["decisions"]["basic"]["reasons"] == ["near_duplicate"]
+    assert near["decisions"]["laion_like"]["reasons"] == ["near_duplicate"]
     assert near["duplicates"]["duplicate_kind"] == "near"
     assert near["duplicates"]["representative_uid"] == ds["roles"]["kept"][1]
     bench = explain(ds["root"], ds["roles"]["bench"][0])
-    assert bench["overlap"] == [{"benchmark": "shapes", "eval_id": "test/0007", "distance": 3, "match_kind": "image"}]
-    assert bench["decisions"]["basic"]["reasons"] == ["benchmark_overlap:shapes/test/0007"]
+    assert [(m["benchmark"], m["eval_id"], m["match_kind"]) for m in bench["overlap"]] == [
+        ("shapes", "circle/0007.jpg", "image")]
+    assert bench["overlap"][0]["distance"] <= 8
+    assert bench["decisions"]["laion_like"]["reasons"] == ["benchmark_overlap"]
 
 
 def test_failed_download(ds):
@@ -49,7 +53,7 @@ def test_failed_download(ds):
     info = explain(ds["root"], uid)
     assert info["download"]["status"] == "failed" and info["download"]["error_class"] == "timeout"
     assert info["duplicates"] is None
-    assert info["decisions"]["basic"] == {"keep": False, "reasons": ["download_failed"]}
+    assert all("download_failed" in d["reasons"] and not d["keep"] for d in info["decisions"].values())
 
 
 def test_prefix_and_unknown_uids(ds):
@@ -59,6 +63,14 @@ def test_prefix_and_unknown_uids(ds):
         explain(ds["root"], "0" * 32)
     with pytest.raises(CurateError, match="is not a uid"):
         explain(ds["root"], "hello")
+
+
+def test_taken_down_sample(ds):
+    info = explain(ds["root"], ds["roles"]["taken_down"][0])
+    assert [(t["kind"], t["value"], t["reason"]) for t in info["takedowns"]] == [
+        ("domain", "gone.example", "owner request")]
+    assert info["download"]["status"] == "skipped" and info["download"]["error_class"] == "takedown"
+    assert all("takedown" in d["reasons"] for d in info["decisions"].values())
 
 
 def test_takedown_by_parent_domain(ds, tmp_path):
@@ -86,7 +98,7 @@ def test_cli_text_and_json(ds, capsys):
     uid = ds["roles"]["near_dup"][0]
     assert main(["why", ds["root"], uid]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"uid {uid}\n  recipe basic: DROPPED: near_duplicate\n")
+    assert out.startswith(f"uid {uid}\n  recipe datacomp_basic: KEPT\n  recipe laion_like: DROPPED: near_duplicate\n")
     assert f"near duplicate of {ds['roles']['kept'][1]}" in out
     assert main(["why", ds["root"], ds["roles"]["failed"][0], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["download"]["error_class"] == "http_4xx"
