@@ -1,0 +1,47 @@
+"""Decode shard image bytes straight to a small thumbnail, as cheaply as the format allows.
+
+Signals that look at an image's overall layout (perceptual hash, blank detection) need a few dozen
+pixels per side, not the full image. For JPEG, PIL's `draft` asks libjpeg to decode at 1/2, 1/4 or
+1/8 scale (DCT scaling: the 1/8 image is exactly the 8x8 block averages), which skips most of the
+inverse DCT and colour conversion. Other formats are decoded in full and shrunk with `reduce`.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image
+
+# Everything PIL can raise on bad bytes: truncated files, unknown formats, decompression bombs.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError)
+
+
+def open_small(data: bytes, mode: str, side: int) -> Image.Image:
+    """The image in `mode` ("L" or "RGB") with both sides >= `side` where the source allows.
+
+    Raises one of DECODE_ERRORS when the bytes are not a decodable image.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = Image.open(io.BytesIO(data))
+        if img.format == "JPEG":
+            img.draft(mode, (side, side))
+        else:
+            img.load()
+            factor = min(img.size) // side
+            if factor >= 2:
+                img = img.reduce(factor)
+        if img.mode != mode:
+            img = img.convert(mode)  # palette, alpha (dropped) and 16-bit images alike
+        img.load()
+    return img
+
+
+def square(data: bytes, mode: str, side: int) -> np.ndarray:
+    """(side, side[, 3]) uint8 pixels of the whole image squashed to a square (as imagehash does)."""
+    img = open_small(data, mode, side)
+    if img.size != (side, side):
+        img = img.resize((side, side), Image.Resampling.BOX if min(img.size) >= side else Image.Resampling.BILINEAR)
+    return np.asarray(img)

@@ -1,0 +1,19 @@
+"""Settings that change what the signals contain (and so are recorded in each shard's stats marker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LANGUAGE_BACKENDS = ("fasttext", "langdetect")
+
+
+@dataclass(frozen=True)
+class Options:
+    language_backend: str = "fasttext"
+    batch_size: int = 512  # shard rows read, decoded and scored together (bounds memory per worker)
+    nsfw_batch_size: int = 32  # images per onnxruntime call
+    nsfw_threads: int | None = None  # onnxruntime intra-op threads per worker (None: its default)
+
+    def fingerprint(self, signal: str) -> str:
+        """What, besides the shard itself, a signal's values depend on."""
+        return f"backend={self.language_backend}" if signal == "language" else ""

@@ -1,0 +1,183 @@
+"""`curate annotate`: one job per (signal, shard), run by curate.executor, resumable and refreshable.
+
+Each job reads only the shard columns its signal needs, in batches of `batch_size` rows (bounded
+memory however large the shard), and writes DATASET/signals/<signal>/NNNNN.parquet atomically with
+exactly one row per shard row, in shard order. The executor then writes NNNNN.stats.json beside it:
+its presence marks the job done. The marker records what the signal was computed from (the shard's
+size in bytes, and the language backend for `language`); when that changed (a shard rewritten by
+`download --retry-failed` or a takedown purge, another backend) the job runs again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate import storage
+from curate.annotate.caption_signals import CAPTION_COLUMNS, CAPTION_SCHEMA, caption_signal
+from curate.annotate.image_signals import (HASHES_COLUMNS, HASHES_SCHEMA, IMAGE_COLUMNS, IMAGE_SCHEMA,
+                                           hashes_signal, image_signal)
+from curate.annotate.language import LANGUAGE_COLUMNS, LANGUAGE_SCHEMA, language_signal
+from curate.annotate.nsfw import NSFW_COLUMNS, NSFW_SCHEMA, model_path, nsfw_signal  # onnxruntime loads lazily
+from curate.annotate.options import LANGUAGE_BACKENDS, Options
+from curate.dataset import Dataset
+from curate.errors import CurateError
+from curate.executor import Job, RunSummary, execute
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A per-shard signal: the shard columns it reads and a function from a batch of rows to its rows."""
+
+    name: str
+    schema: pa.Schema
+    columns: tuple[str, ...]
+    compute: Callable[[pa.Table, Options], tuple[pa.Table, dict]]
+
+
+SIGNALS: dict[str, Signal] = {
+    "image": Signal("image", IMAGE_SCHEMA, IMAGE_COLUMNS, image_signal),
+    "hashes": Signal("hashes", HASHES_SCHEMA, HASHES_COLUMNS, hashes_signal),
+    "language": Signal("language", LANGUAGE_SCHEMA, LANGUAGE_COLUMNS, language_signal),
+    "caption": Signal("caption", CAPTION_SCHEMA, CAPTION_COLUMNS, caption_signal),
+    "nsfw": Signal("nsfw", NSFW_SCHEMA, NSFW_COLUMNS, nsfw_signal),
+}
+
+
+@dataclass(frozen=True)
+class SignalTask:
+    signal: str
+    shard: str
+    output: str
+    source: str  # what the output is computed from; recorded in the marker
+    options: Options
+
+
+def annotate_shard(job: Job) -> dict:
+    """Executor job: compute one signal for one shard and write it atomically; returns its stats."""
+    task: SignalTask = job.payload
+    signal = SIGNALS[task.signal]
+    parts: list[pa.Table] = []
+    stats: dict = {}
+    rows_in = 0
+    for batch in _read_batches(task.shard, signal.columns, task.options.batch_size):
+        rows_in += batch.num_rows
+        out, batch_stats = signal.compute(pa.Table.from_batches([batch]), task.options)
+        parts.append(out)
+        for key, value in batch_stats.items():
+            stats[key] = _add(stats.get(key), value)
+    table = pa.concat_tables(parts) if parts else signal.schema.empty_table()
+    if table.num_rows != rows_in:  # never write a signal that silently misses rows
+        raise RuntimeError(f"{signal.name} produced {table.num_rows} rows for {rows_in} shard rows")
+    storage.write_parquet_atomic(table, task.output)
+    return {"source": task.source, signal.name: stats}
+
+
+def _add(total, value):
+    if isinstance(value, dict):
+        merged = dict(total or {})
+        for key, v in value.items():
+            merged[key] = merged.get(key, 0) + v
+        return merged
+    return (total or 0) + value
+
+
+def _read_batches(path: str, columns: tuple[str, ...], batch_size: int):
+    fs, inner = storage.url_to_fs(path)
+    with fs.open(inner, "rb") as fh:
+        pf = pq.ParquetFile(fh)
+        missing = [c for c in columns if c not in pf.schema_arrow.names]
+        if missing:
+            raise CurateError(f"{path} lacks column(s) {', '.join(missing)}: it is not a curate download shard "
+                              "(curate.schema.SHARD_SCHEMA); write shards with `curate download`")
+        yield from pf.iter_batches(batch_size=batch_size, columns=list(columns))
+
+
+def resolve_signals(signals: list[str] | tuple[str, ...] | str | None) -> list[str]:
+    """Signal names in canonical order; None means all of them."""
+    if signals is None:
+        return list(SIGNALS)
+    names = [s.strip() for s in (signals.split(",") if isinstance(signals, str) else signals) if s.strip()]
+    unknown = [s for s in names if s not in SIGNALS]
+    if unknown or not names:
+        raise CurateError(f"unknown signal(s) {', '.join(unknown) or '(none given)'}: choose from "
+                          f"{', '.join(SIGNALS)}")
+    return [s for s in SIGNALS if s in names]
+
+
+def plan(ds: Dataset, names: list[str], opts: Options) -> list[Job]:
+    """One job per (signal, shard); markers whose recorded source no longer matches are removed."""
+    jobs = []
+    for shard in ds.shard_paths():
+        key = Dataset.shard_key(shard)
+        fs, inner = storage.url_to_fs(shard)
+        size = fs.size(inner)
+        for name in names:
+            out_dir = ds.signals_dir(name)
+            source = f"shard_bytes={size}"
+            if opts.fingerprint(name):
+                source += f";{opts.fingerprint(name)}"
+            stats_path = storage.join(out_dir, f"{key}.stats.json")
+            _drop_stale_marker(stats_path, source)
+            task = SignalTask(name, shard, storage.join(out_dir, f"{key}.parquet"), source, opts)
+            jobs.append(Job(f"{name}/{key}", stats_path, task))
+    return jobs
+
+
+def _drop_stale_marker(stats_path: str, source: str) -> None:
+    if not storage.exists(stats_path):
+        return
+    try:
+        recorded = storage.read_json(stats_path).get("source")
+    except (OSError, ValueError):
+        recorded = None
+    if recorded != source:
+        log.info("%s was computed from %s, now %s: recomputing", stats_path, recorded, source)
+        fs, inner = storage.url_to_fs(stats_path)
+        fs.rm(inner)
+
+
+def annotate(
+    dataset: str,
+    *,
+    signals: list[str] | tuple[str, ...] | str | None = None,
+    executor: str = "local",
+    workers: int | None = None,
+    retries: int = 2,
+    language_backend: str = "fasttext",
+    batch_size: int = 512,
+    nsfw_batch_size: int = 32,
+) -> RunSummary:
+    """Compute the chosen signals (default: all) for every download shard of DATASET.
+
+    Writes DATASET/signals/<name>/NNNNN.parquet (docs/FORMAT.md, section "signals") and a run summary
+    at DATASET/signals/annotate.summary.json. Finished (signal, shard) pairs are skipped.
+    """
+    names = resolve_signals(signals)
+    if language_backend not in LANGUAGE_BACKENDS:
+        raise CurateError(f"unknown language backend {language_backend!r}: use one of {', '.join(LANGUAGE_BACKENDS)}")
+    if batch_size < 1 or nsfw_batch_size < 1:
+        raise CurateError("batch sizes must be positive")
+    if "nsfw" in names:
+        model_path()  # fail now, with the install hint, rather than once per shard
+    ds = Dataset(dataset)
+    with ds.lock("annotate"):
+        if not ds.shard_paths():
+            raise CurateError(f"{ds.shards_dir} holds no shards: run `curate download MANIFEST -o {dataset}` first")
+        cpus = os.cpu_count() or 1
+        threads = max(1, cpus // (workers or cpus)) if executor == "local" else 1
+        opts = Options(language_backend=language_backend, batch_size=batch_size, nsfw_batch_size=nsfw_batch_size,
+                       nsfw_threads=threads)
+        jobs = plan(ds, names, opts)
+        summary = execute(annotate_shard, jobs, executor=executor, workers=workers, retries=retries,
+                          desc="annotate")
+        summary.stats.pop("source", None)  # per-shard marker detail, meaningless summed
+        storage.write_json_atomic(summary.to_dict(), storage.join(ds.path("signals"), "annotate.summary.json"))
+    return summary
