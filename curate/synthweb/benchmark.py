@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from curate.synthweb.captions import caption_for
-from curate.synthweb.content import CopyTransform, _seed, transform_image
+from curate.synthweb.content import CopyTransform, derive_seed, transform_image
 from curate.synthweb.photos import BACKGROUNDS, CLASSES, make_photo
 
 if TYPE_CHECKING:
@@ -87,14 +87,14 @@ def write_benchmark(directory: str | Path, n: int = 100, seed: int = 0,
     copies = list(include_copies_from)
     if copies and web is None:
         raise ValueError("planting copies of training images needs the web that serves them: pass web=...")
-    rng = np.random.default_rng(_seed(seed, 5))
+    rng = np.random.default_rng(derive_seed(seed, 5))
     items: list[tuple[BenchmarkFile, Image.Image]] = []
     for i in range(n):
         label = CLASSES[i % len(CLASSES)]
         background = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
         side = int(rng.integers(160, 400))
         size = (side, int(side * rng.choice([1.0, 0.75, 1.25])))
-        img = make_photo(label, _seed(seed, 6, i), size, background)
+        img = make_photo(label, derive_seed(seed, 6, i), size, background)
         caption = caption_for(label, background, "en", rng)
         items.append((BenchmarkFile(_key(label, f"heldout-{seed}-{i}"), label, caption), img))
     for k, train in enumerate(copies):

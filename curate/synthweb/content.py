@@ -65,7 +65,8 @@ class ImageSpec:
     source_size: tuple[int, int] | None = None  # the original's (width, height) for a copy
 
 
-def _seed(*key: int) -> int:
+def derive_seed(*key: int) -> int:
+    """A 64-bit seed for one purpose of one web: (web seed, stream, index) keys never collide in practice."""
     return int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0])
 
 
@@ -156,7 +157,7 @@ def build_specs(n_images: int, seed: int, near_duplicates: float, images_per_pag
         raise ValueError(f"n_images must be at least 1 (got {n_images})")
     if not 0 <= near_duplicates < 1:
         raise ValueError(f"near_duplicates is a fraction in [0, 1) (got {near_duplicates})")
-    rng = np.random.default_rng(_seed(seed, 0))
+    rng = np.random.default_rng(derive_seed(seed, 0))
     n_pages = math.ceil(n_images / images_per_page)
     page_langs = [choose_language(rng) for _ in range(n_pages)]
     n_copies = round(n_images * near_duplicates)
@@ -177,7 +178,7 @@ def build_specs(n_images: int, seed: int, near_duplicates: float, images_per_pag
             group, transform, src = len(originals), None, None
             size = _pick_size(rng)
             fmt, quality = _pick_format(rng, size)
-            img_seed = _seed(seed, 1, i)
+            img_seed = derive_seed(seed, 1, i)
             originals.append(i)
         junk = rng.random() < junk_captions
         caption = junk_caption(rng) if junk else caption_for(label, background, lang, rng)

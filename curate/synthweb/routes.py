@@ -11,6 +11,9 @@ from curate.synthweb.pages import PIXEL_PATH
 from curate.synthweb.photos import MIME
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from curate.synthweb.content import ImageSpec
     from curate.synthweb.server import Handler
     from curate.synthweb.web import SyntheticWeb
 
@@ -55,7 +58,8 @@ def _fault_name(key: str) -> str | None:
     return _FAULT_BY_PATH.get(key)
 
 
-def _image(web: SyntheticWeb, h: Handler, spec, head_only: bool, extra=(), content_type=None) -> None:
+def _image(web: SyntheticWeb, h: Handler, spec: ImageSpec, head_only: bool,
+           extra: Iterable[tuple[str, str]] = (), content_type: str | None = None) -> None:
     h.send(200, content_type or MIME[spec.fmt], web.image_bytes(spec), head_only,
            [_CACHE, ("ETag", f'"{spec.seed:x}-{spec.index}"'), *extra])
 

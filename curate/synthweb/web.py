@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from curate.synthweb.captions import caption_for
-from curate.synthweb.content import ImageSpec, _seed, build_specs, encode_spec
+from curate.synthweb.content import ImageSpec, build_specs, derive_seed, encode_spec
 from curate.synthweb.faults import FAULT_PATHS
 from curate.synthweb.pages import RenderedPage, page_path, render_index, render_page
 from curate.synthweb.photos import BACKGROUNDS, CLASSES
@@ -94,6 +94,7 @@ class SyntheticWeb:
         self.specs, self.page_langs = build_specs(n_images, seed, near_duplicates, images_per_page, junk_captions)
         self._by_path = {normalize(spec.path): spec for spec in self.specs}
         self._fault_specs = self._plan_fault_images()
+        self._by_index = {spec.index: spec for spec in [*self.specs, *self._fault_specs.values()]}
         self._bytes: dict[int, bytes] = {}
         self._lock = threading.Lock()
         self._rate_limited: dict[str, int] = {}
@@ -109,11 +110,11 @@ class SyntheticWeb:
         """The valid image behind each fault URL (served when faults are off, or after a recoverable fault)."""
         out = {}
         for k, name in enumerate(FAULT_PATHS):
-            rng = np.random.default_rng(_seed(self.seed, 2, k))
+            rng = np.random.default_rng(derive_seed(self.seed, 2, k))
             label, background = CLASSES[k % len(CLASSES)], BACKGROUNDS[k % len(BACKGROUNDS)]
             out[name] = ImageSpec(
                 index=self.n_images + k, path=FAULT_PATHS[name], label=label, background=background,
-                seed=_seed(self.seed, 3, k), fmt="jpeg", quality=85, width=480, height=360,
+                seed=derive_seed(self.seed, 3, k), fmt="jpeg", quality=85, width=480, height=360,
                 caption=caption_for(label, background, "en", rng), lang="en", group=-1 - k)
         return out
 
@@ -230,8 +231,7 @@ class SyntheticWeb:
 
     def image_bytes(self, image: ImageSpec | SynthImage) -> bytes:
         """The exact bytes served for an image (rendered once, then cached)."""
-        spec = self.specs[image.index] if image.index < len(self.specs) else self._fault_specs[
-            list(FAULT_PATHS)[image.index - len(self.specs)]]
+        spec = self._by_index[image.index]
         data = self._bytes.get(spec.index)
         if data is None:
             source = None if spec.source is None else self.specs[spec.source]
