@@ -74,6 +74,14 @@ class SyntheticWeb:
 
     Construction only plans the content (fast); `start()` (or `with web:`) binds 127.0.0.1 and serves.
     Image bytes are rendered on first request and cached, so large webs start instantly.
+
+    n_images: images on the pages (originals + near-duplicate copies); near_duplicates: the fraction that
+    are copies; faults: start with faults on (`set_faults` switches them); images_per_page: page size;
+    junk_captions: fraction of alt texts like "IMG_1234.jpg"; host/port: where to listen (port 0: any);
+    slow_seconds: delay before the slow fault's headers; stall_seconds: how long the stall fault hangs;
+    retry_after / rate_limit_count: the 429 fault's Retry-After and how many 429s precede the image;
+    huge_bytes: size of the huge bodies; bomb_side: declared side of the decompression bomb;
+    private_redirect_target: where the private-redirect fault points. Fault images have group < 0.
     """
 
     def __init__(self, n_images: int = 200, seed: int = 0, near_duplicates: float = 0.2, faults: bool = True, *,
