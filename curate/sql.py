@@ -96,7 +96,9 @@ def open_views(dataset: str, *, threads: int | None = None) -> tuple[duckdb.Duck
         con.execute(f"SET threads = {int(threads)}")
     con.register_filesystem(rofs)
     builder = _ViewBuilder(con, ds, rofs)
+    sets = [builder.build_signal_set(name) for name in builder.signal_set_names()]
     infos = [builder.build(name) for name in VIEW_NAMES]
+    infos[VIEW_NAMES.index("signals") + 1:VIEW_NAMES.index("signals") + 1] = sets
     con.execute(f"SET allowed_directories = ['{PROTOCOL}://']")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
@@ -115,6 +117,7 @@ class _ViewBuilder:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, ds: Dataset, rofs: ReadOnlyFileSystem) -> None:
         self.con, self.ds, self.rofs = con, ds, rofs
+        self.present: dict[str, int] = {}  # signal sets with files -> file count, in view order
 
     def build(self, name: str) -> ViewInfo:
         description, fix = _DESCRIPTIONS[name]
@@ -158,39 +161,49 @@ class _ViewBuilder:
     def _images(self) -> tuple[str, int]:
         return self._shards(with_image=True)
 
+    def signal_set_names(self) -> list[str]:
+        """The documented signal sets, then any other folder under signals/ (a newer annotator's)."""
+        root = storage.join(self.ds.root, "signals")
+        fs, inner = storage.url_to_fs(root)
+        names = sorted(p.rstrip("/").rpartition("/")[2] for p in fs.ls(inner, detail=False)) if fs.exists(inner) else []
+        names = [n for n in names if n not in GLOBAL_SIGNALS and not n.startswith(".") and n not in SIGNAL_SETS]
+        return list(SIGNAL_SETS) + names
+
+    def build_signal_set(self, name: str) -> ViewInfo:
+        """View `signals_<name>`: one set alone, without the joins of `signals` (fast for one signal)."""
+        paths = self._files(self.ds.signals_dir(name))
+        view = f"signals_{name}"
+        if paths:
+            self.present[name] = len(paths)
+            sql = f"SELECT * FROM {self._read(paths)}"
+        else:
+            sql = _empty(pa.schema([("uid", pa.string()), *SIGNAL_SETS.get(name, [])]))
+        self.con.execute(f"CREATE VIEW {_ident(view)} AS {sql}")
+        columns = [(r[0], r[1]) for r in self.con.execute(f"DESCRIBE {_ident(view)}").fetchall()]
+        return ViewInfo(view, f"signals/{name} alone, one row per sample (faster than the joined `signals`)",
+                        len(paths), "curate annotate", columns)
+
     def _signals(self) -> tuple[str, int]:
-        present = self._signal_sets()
-        selects, joins, seen, n_files = ["uid"], [], {"uid"}, 0
-        for index, (name, paths) in enumerate(present.items()):
-            n_files += len(paths)
-            source = self._read(paths)
-            cols = [c for c in self._columns(source) if c != "uid"]
+        selects, joins, seen = ["uid"], [], {"uid"}
+        for index, name in enumerate(self.present):
+            view = _ident(f"signals_{name}")
+            cols = [r[0] for r in self.con.execute(f"DESCRIBE {view}").fetchall() if r[0] != "uid"]
             renamed = [(c, c if c not in seen else f"{name}_{c}") for c in cols]
             seen.update(new for _, new in renamed)
             inner = ", ".join(["uid"] + [f"{_ident(c)} AS {_ident(new)}" for c, new in renamed])
             alias = f"s{index}"
-            joins.append(f"(SELECT {inner} FROM {source}) {alias}")
+            joins.append(f"(SELECT {inner} FROM {view}) {alias}")
             selects += [f"{alias}.{_ident(new)}" for _, new in renamed]
         for name, schema in SIGNAL_SETS.items():  # documented columns of sets not annotated yet
             for f in schema:
-                if name not in present and f.name not in seen:
+                if name not in self.present and f.name not in seen:
                     selects.append(f"NULL::{_duck_type(f.type)} AS {_ident(f.name)}")
                     seen.add(f.name)
         if not joins:
             return _empty(pa.schema([("uid", pa.string())] + [f for s in SIGNAL_SETS.values() for f in s])), 0
         sql = f"SELECT {', '.join(selects)} FROM {joins[0]}"
         sql += "".join(f" FULL OUTER JOIN {j} USING (uid)" for j in joins[1:])
-        return sql, n_files
-
-    def _signal_sets(self) -> dict[str, list[str]]:
-        """Per-shard signal folders with files: the documented ones first, then any new ones by name."""
-        root = storage.join(self.ds.root, "signals")
-        fs, inner = storage.url_to_fs(root)
-        names = sorted(p.rstrip("/").rpartition("/")[2] for p in fs.ls(inner, detail=False)) if fs.exists(inner) else []
-        names = [n for n in names if n not in GLOBAL_SIGNALS and not n.startswith(".")]
-        ordered = [n for n in SIGNAL_SETS if n in names] + [n for n in names if n not in SIGNAL_SETS]
-        found = {n: self._files(self.ds.signals_dir(n)) for n in ordered}
-        return {n: paths for n, paths in found.items() if paths}
+        return sql, sum(self.present.values())
 
     def _clusters(self) -> tuple[str, int]:
         path = storage.join(self.ds.signals_dir("dedup"), "clusters.parquet")

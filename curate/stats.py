@@ -75,9 +75,9 @@ def compute_stats(dataset: str, recipe: str | None = None, *, threads: int | Non
             "manifest": _manifest(con) if files["manifest"] else None,
             "download": _download(con, Dataset(str(dataset))) if files["samples"] else None,
             "images": _images(con) if files["samples"] else None,
-            "captions": _captions(con, annotated=files["signals"] > 0) if files["samples"] else None,
-            "language": _language(con) if files["signals"] else None,
-            "nsfw": _nsfw(con) if files["signals"] else None,
+            "captions": _captions(con, flags=files["signals_caption"] > 0) if files["samples"] else None,
+            "language": _language(con) if files["signals_language"] else None,
+            "nsfw": _nsfw(con) if files["signals_nsfw"] else None,
             "duplicates": _duplicates(con) if files["clusters"] else None,
             "overlap": _overlap(con) if files["overlap"] or files["eval_images"] else None,
             "recipes": {r: _recipe(con, r) for r in ([recipe] if recipe else recipes)},
@@ -195,25 +195,25 @@ def _images(con: duckdb.DuckDBPyConnection) -> dict:
     return out
 
 
-def _captions(con: duckdb.DuckDBPyConnection, annotated: bool) -> dict:
+def _captions(con: duckdb.DuckDBPyConnection, flags: bool) -> dict:
     row = _one(con, f"SELECT count(*) FILTER (WHERE trim(coalesce(caption, '')) = '') AS empty, "
                     f"{', '.join(_dist_sql(d) for d in CAPTION_DISTS)} FROM samples")
     out = {d.key: _dist_out(row, d) for d in CAPTION_DISTS}
     out["empty"] = int(row["empty"])
-    if annotated:
-        flags = _one(con, "SELECT count(*) FILTER (WHERE caption_is_filename) AS filename, "
+    if flags:
+        counts = _one(con, "SELECT count(*) FILTER (WHERE caption_is_filename) AS filename, "
                           "count(*) FILTER (WHERE caption_is_url) AS url, "
                           "count(*) FILTER (WHERE caption_has_html) AS html, "
-                          "count(*) FILTER (WHERE caption_is_boilerplate) AS boilerplate FROM signals")
-        out["flags"] = {k: int(v) for k, v in flags.items()}
+                          "count(*) FILTER (WHERE caption_is_boilerplate) AS boilerplate FROM signals_caption")
+        out["flags"] = {k: int(v) for k, v in counts.items()}
     return out
 
 
 def _language(con: duckdb.DuckDBPyConnection) -> dict | None:
     counts = con.execute("SELECT coalesce(language, 'unknown') AS language, count(*), avg(language_score) "
-                     "FROM signals GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
+                     "FROM signals_language GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
     total = sum(int(n) for _, n, _ in counts)
-    backends = _pairs(con, "SELECT language_backend, count(*) FROM signals WHERE language_backend IS NOT NULL "
+    backends = _pairs(con, "SELECT language_backend, count(*) FROM signals_language WHERE language_backend IS NOT NULL "
                            "GROUP BY 1 ORDER BY 2 DESC")
     if not backends:
         return None
@@ -226,7 +226,7 @@ def _language(con: duckdb.DuckDBPyConnection) -> dict | None:
 def _nsfw(con: duckdb.DuckDBPyConnection) -> dict | None:
     row = _one(con, f"SELECT {', '.join(_dist_sql(d) for d in NSFW_DISTS)}, "
                     "count(*) FILTER (WHERE nsfw_image >= 0.5) AS image_over_half, "
-                    "count(*) FILTER (WHERE nsfw_text >= 0.5) AS text_over_half FROM signals")
+                    "count(*) FILTER (WHERE nsfw_text >= 0.5) AS text_over_half FROM signals_nsfw")
     if not row["image__n"] and not row["text__n"]:
         return None
     out = {d.key: _dist_out(row, d) for d in NSFW_DISTS}

@@ -109,7 +109,7 @@ def test_missing_parts_are_empty_views_with_their_documented_columns(tmp_path):
         by_name = {i.name: i for i in infos}
         assert [c for c, _ in by_name["manifest"].columns] == ["uid", "url", "caption", "status", "page_url"]
         assert [c for c, _ in by_name["samples"].columns] == ["shard"] + [f.name for f in SHARD_SCHEMA if f.name != "image"]
-        for name in ("samples", "images", "signals", "clusters", "overlap", "decisions", "takedowns"):
+        for name in ("samples", "images", "signals", "signals_nsfw", "clusters", "overlap", "decisions", "takedowns"):
             assert by_name[name].files == 0
             assert con.execute(f"SELECT count(*) FROM {name}").fetchall() == [(0,)]
         assert con.execute("SELECT count(*) FROM signals WHERE nsfw_image > 0.5").fetchall() == [(0,)]
@@ -136,6 +136,9 @@ def test_signals_view_takes_new_sets_and_new_columns(ds, tmp_path):
     rows = _query(str(root), "SELECT count(*), sum(aesthetic_score), count(script), count(aesthetics_width), "
                              "count(width) FROM signals")
     assert rows == [(32, float(sum(range(32))), lang.num_rows, 32, with_width)]
+    # Each set is also a view of its own, without the joins.
+    assert _query(str(root), "SELECT count(*), max(aesthetic_score) FROM signals_aesthetics") == [(32, 31.0)]
+    assert _query(str(root), "SELECT count(*) FROM signals_nsfw") == [(32,)]
 
 
 def test_cli_query_formats(ds, tmp_path, capsys):
