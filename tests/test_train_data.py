@@ -1,0 +1,139 @@
+"""The training data stream: shard splitting over ranks and workers, bad samples, tars, crops, resume state."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+from train_data import samples, write_parquet_shards, write_tar_shards
+
+from curate.errors import CurateError
+from curate.train import data as D
+from curate.train.tokenizer import BytePairTokenizer
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return samples(48, size=48)
+
+
+@pytest.fixture(scope="module")
+def tok(rows):
+    return BytePairTokenizer.train([r["caption"] for r in rows], vocab_size=300)
+
+
+def _epoch0_keys(stream: D.ShardStream) -> list[str]:
+    """Keys of epoch 0 as delivered by a real DataLoader, read until every worker has moved on to epoch 1."""
+    loader = iter(D.make_loader(stream))
+    keys, done = [], set()
+    while len(done) < stream.workers:
+        batch = next(loader)
+        keys += [k for k, e in zip(batch["keys"], batch["epochs"].tolist()) if e == 0]
+        if batch["epochs"][-1] >= 1:
+            done.add(batch["worker"])
+    return keys
+
+
+def test_no_sample_twice_across_two_ranks_and_two_workers(tmp_path, rows, tok):
+    shards = write_parquet_shards(tmp_path, rows, n_shards=8)
+    seen = []
+    for rank in range(2):
+        stream = D.ShardStream(shards, tok, 32, batch_size=5, rank=rank, world_size=2, workers=2, seed=7,
+                               shuffle_buffer=6)
+        seen += _epoch0_keys(stream)
+    assert len(seen) == len(set(seen)) == len(rows)
+    assert set(seen) == {r["uid"] for r in rows}
+
+
+def test_shuffle_is_seeded(tmp_path, rows, tok):
+    shards = write_parquet_shards(tmp_path, rows, n_shards=4)
+
+    def first(seed):
+        return next(iter(D.make_loader(D.ShardStream(shards, tok, 32, 8, seed=seed, shuffle_buffer=10))))
+
+    a, b, c = first(1), first(1), first(2)
+    assert a["keys"] == b["keys"] and np.array_equal(a["images"], b["images"])
+    assert a["keys"] != c["keys"]
+    assert a["images"].shape == (8, 32, 32, 3) and a["images"].dtype.is_floating_point is False
+    assert a["texts"].shape == (8, 77)
+
+
+def test_bad_images_are_skipped_and_counted(tmp_path, rows, tok):
+    good = rows[:10]
+    bad = [{"uid": "broken", "caption": "a broken file", "image": b"\xff\xd8\xff\xe0 not really a jpeg", "label": "x"},
+           {"uid": "empty", "caption": "no image", "image": None, "label": "x"},
+           {"uid": "nocap", "caption": None, "image": rows[0]["image"], "label": "x"},
+           {"uid": "truncated", "caption": "cut", "image": rows[1]["image"][:200], "label": "x"}]
+    table = pa.table({k: [r[k] for r in bad + good] for k in ("uid", "caption", "image", "label")})
+    pq.write_table(table, tmp_path / "00000.parquet")
+    stream = D.ShardStream([str(tmp_path / "00000.parquet")], tok, 32, batch_size=10, shuffle_buffer=1)
+    batch = next(iter(D.make_loader(stream)))
+    assert sorted(batch["keys"]) == sorted(r["uid"] for r in good)
+    assert batch["bad"] == {"decode_error": 2, "missing_image": 1, "missing_caption": 1}
+
+
+def test_download_shards_yield_only_successes(tmp_path, rows, tok):
+    status = ["success", "failed"] * 5
+    table = pa.table({"uid": [r["uid"] for r in rows[:10]], "caption": [r["caption"] for r in rows[:10]],
+                      "image": [r["image"] if s == "success" else None for r, s in zip(rows, status)],
+                      "status": status})
+    pq.write_table(table, tmp_path / "00000.parquet")
+    recs = list(D.iter_records(str(tmp_path / "00000.parquet")))
+    assert [k for k, _, _ in recs] == [r["uid"] for r, s in zip(rows, status) if s == "success"]
+
+
+def test_webdataset_tars_stream_like_parquet(tmp_path, rows, tok):
+    tars = write_tar_shards(tmp_path / "tar", rows[:12], n_shards=3)
+    recs = [r for path in tars for r in D.iter_records(path)]
+    by_key = {r["uid"]: r for r in rows[:12]}
+    assert len(recs) == 12
+    for key, caption, image in recs:
+        assert caption == by_key[key]["caption"] and image == by_key[key]["image"]
+    assert D.list_shards(str(tmp_path / "tar")) == tars
+    assert D.count_samples(tars) is None
+    batch = next(iter(D.make_loader(D.ShardStream(tars, tok, 32, 6, workers=0))))
+    assert len(batch["keys"]) == 6
+
+
+def test_crops_and_reduced_decoding():
+    img = Image.new("RGB", (640, 480), (200, 10, 10))
+    img.paste((10, 10, 200), (320, 0, 640, 480))  # right half blue
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=95)
+    rng = np.random.default_rng(0)
+    out = D.train_image(buf.getvalue(), 64, rng)
+    assert out.shape == (64, 64, 3) and out.dtype == np.uint8
+    centre = D.eval_image(buf.getvalue(), 64)
+    assert centre[32, 4, 0] > 150 and centre[32, 60, 2] > 150  # red on the left, blue on the right
+    x0, y0, x1, y1 = D.random_box(640, 480, np.random.default_rng(1))
+    assert 0.9 * 640 * 480 * 0.99 <= (x1 - x0) * (y1 - y0) <= 640 * 480 and x1 <= 640 and y1 <= 480
+
+
+def test_loader_state_resume_replays_exactly(tmp_path, rows, tok):
+    shards = write_parquet_shards(tmp_path, rows, n_shards=4)
+    kwargs = {"batch_size": 4, "workers": 2, "seed": 3, "shuffle_buffer": 5}
+    full = D.ShardStream(shards, tok, 32, **kwargs)
+    loader = iter(D.make_loader(full))
+    batches = [next(loader) for _ in range(9)]
+    state = D.LoaderState(workers=2)
+    for b in batches[:5]:
+        state.update(b)
+    resumed = iter(D.make_loader(D.ShardStream(shards, tok, 32, state=D.LoaderState(**vars(state)), **kwargs)))
+    for expected in batches[5:]:
+        got = next(resumed)
+        assert got["keys"] == expected["keys"] and np.array_equal(got["images"], expected["images"])
+
+
+def test_too_few_shards_and_missing_data_are_clear_errors(tmp_path, rows, tok):
+    shards = write_parquet_shards(tmp_path, rows, n_shards=2)
+    with pytest.raises(CurateError, match="lower --workers"):
+        D.make_loader(D.ShardStream(shards, tok, 32, 4, rank=0, world_size=2, workers=2))
+    with pytest.raises(CurateError, match="does not exist"):
+        D.list_shards(str(tmp_path / "nope"))
+    pq.write_table(pa.table({"uid": ["a"], "text_only": ["b"]}), tmp_path / "odd.parquet")
+    with pytest.raises(CurateError, match="no image column"):
+        list(D.iter_records(str(tmp_path / "odd.parquet")))
