@@ -39,9 +39,14 @@ def open_small(data: bytes, mode: str, side: int) -> Image.Image:
     return img
 
 
-def square(data: bytes, mode: str, side: int) -> np.ndarray:
-    """(side, side[, 3]) uint8 pixels of the whole image squashed to a square (as imagehash does)."""
-    img = open_small(data, mode, side)
+def square(data: bytes, mode: str, side: int, decode_side: int | None = None) -> np.ndarray:
+    """(side, side[, 3]) uint8 pixels of the whole image squashed to a square (as imagehash does).
+
+    The image is decoded with both sides >= `decode_side` (default `side`) and then resized with an
+    antialiasing bilinear filter: decoding at twice the output side makes the result nearly independent
+    of the scale the image was stored at (DCT scaling steps are powers of two).
+    """
+    img = open_small(data, mode, decode_side or side)
     if img.size != (side, side):
-        img = img.resize((side, side), Image.Resampling.BOX if min(img.size) >= side else Image.Resampling.BILINEAR)
+        img = img.resize((side, side), Image.Resampling.BILINEAR)
     return np.asarray(img)
