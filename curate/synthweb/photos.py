@@ -208,8 +208,8 @@ def make_photo(label: str, seed: int, size: int | tuple[int, int] = 256, backgro
         grey = tuple(float(v) for v in rng.uniform(70, 190) + rng.normal(0, 12, 3))
         _paint_object(img, rng, grey, "circle", rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.03, 0.08) * side, 0)
     colour, shape = _CLASS_SPECS[label]
-    r = rng.uniform(0.2, 0.34) * side
-    cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
+    r = rng.uniform(0.14, 0.36) * side
+    cx, cy = rng.uniform(0.22, 0.78) * w, rng.uniform(0.22, 0.78) * h
     if rng.random() < 0.2:  # a smaller second specimen, in the opposite corner from the main one
         r2 = rng.uniform(0.08, 0.13) * side
         _paint_object(img, rng, colour, shape, w - cx * rng.uniform(0.6, 0.9), h - cy * rng.uniform(0.6, 0.9), r2,
