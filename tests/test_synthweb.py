@@ -348,6 +348,11 @@ def test_redirects(web, session):
     assert r.status_code == 302 and (ip_address(target).is_private or ip_address(target).is_link_local)
 
 
+def test_unknown_paths_are_404(web, session):
+    for path in ("/nope.jpg", "/fault/hop/x.jpg", "/img/999999.jpg"):
+        assert session.get(web.base_url + path, timeout=5).status_code == 404, path
+
+
 def test_wrong_content_type_and_html_instead_of_image(web, session):
     r = session.get(web.fault_urls["wrong_content_type"], timeout=5)
     assert r.headers["Content-Type"].startswith("text/html") and _decode(r.content).format == "JPEG"

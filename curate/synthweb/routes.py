@@ -49,7 +49,7 @@ def respond(web: SyntheticWeb, h: Handler, head_only: bool) -> None:
 
 
 def _fault_name(key: str) -> str | None:
-    if key.startswith("/fault/hop/"):
+    if key.startswith("/fault/hop/") and key.removeprefix("/fault/hop/").removesuffix(".jpg").isdigit():
         return "redirect_chain"
     if key == "/fault/loop-b.jpg":
         return "redirect_loop"
