@@ -143,6 +143,10 @@ class SynthServer(ThreadingHTTPServer):
         self._conns_lock = threading.Lock()
         super().__init__(address, Handler)
 
+    def handle_error(self, request, client_address) -> None:
+        """A handler failure is logged (not printed as a bare traceback) and ends that connection only."""
+        log.exception("synthetic web: error while serving %s", client_address)
+
     def track(self, conn: socket.socket, add: bool) -> None:
         with self._conns_lock:
             (self._conns.add if add else self._conns.discard)(conn)
