@@ -23,8 +23,8 @@ _NP: dict[str, tuple[str, ...]] = {
     "en": ("a red circle", "a blue square", "a green triangle", "a yellow star", "a purple hexagon",
            "an orange diamond", "a white cross", "a pink heart", "a black ring", "a turquoise crescent"),
     "de": ("ein roter Kreis", "ein blaues Quadrat", "ein grünes Dreieck", "ein gelber Stern",
-           "ein violettes Sechseck", "eine orange Raute", "ein weißes Kreuz", "ein rosa Herz",
-           "ein schwarzer Ring", "ein türkiser Halbmond"),
+           "ein violettes Sechseck", "eine orangefarbene Raute", "ein weißes Kreuz", "ein rosa Herz",
+           "ein schwarzer Ring", "ein türkisfarbener Halbmond"),
     "fr": ("un cercle rouge", "un carré bleu", "un triangle vert", "une étoile jaune", "un hexagone violet",
            "un losange orange", "une croix blanche", "un cœur rose", "un anneau noir", "un croissant turquoise"),
     "es": ("un círculo rojo", "un cuadrado azul", "un triángulo verde", "una estrella amarilla",
@@ -56,7 +56,7 @@ _BG: dict[str, tuple[str, ...]] = {
            "vor einer Backsteinmauer", "im Schnee", "auf einem Betonboden", "auf dem Wasser"),
     "fr": ("sur l'herbe", "sur le sable", "devant un ciel bleu", "sur une table en bois",
            "devant un mur de briques", "dans la neige", "sur un sol en béton", "sur l'eau"),
-    "es": ("sobre la hierba", "en la arena", "contra un cielo azul", "sobre una mesa de madera",
+    "es": ("sobre la hierba", "en la arena", "con el cielo azul de fondo", "sobre una mesa de madera",
            "delante de una pared de ladrillo", "en la nieve", "sobre un suelo de hormigón", "sobre el agua"),
     "it": ("sull'erba", "sulla sabbia", "contro un cielo azzurro", "su un tavolo di legno",
            "davanti a un muro di mattoni", "nella neve", "su un pavimento di cemento", "sull'acqua"),
@@ -74,7 +74,7 @@ _BG: dict[str, tuple[str, ...]] = {
 # Caption templates per language: {np} is the noun phrase, {bg} the background phrase.
 _TEMPLATES: dict[str, tuple[str, ...]] = {
     "en": ("{np} {bg}", "Photo of {np} {bg}", "A close-up of {np} {bg}", "{NP} {bg}, stock photo",
-           "{NP} {bg} - free image", "{NP} & more {bg}", "My photo: {np} {bg}"),
+           "{NP} {bg} - free image", "{NP} {bg} | Stock images & photos", "My photo: {np} {bg}"),
     "de": ("{NP} {bg}", "Foto: {np} {bg}", "Nahaufnahme: {np} {bg}", "{NP} {bg} - Stockfoto"),
     "fr": ("{NP} {bg}", "Photo d'{np} {bg}", "Gros plan : {np} {bg}", "{NP} {bg} - image libre de droits"),
     "es": ("{NP} {bg}", "Foto de {np} {bg}", "Primer plano de {np} {bg}", "{NP} {bg} - imagen gratis"),
