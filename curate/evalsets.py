@@ -35,6 +35,7 @@ class EvalBatch:
     captions: list[str | None]
     images: list[bytes] | None = None
     hashes: list[int | None] | None = None
+    thumbs: list[bytes | None] | None = None
     errors: list[str | None] = field(default_factory=list)
 
 
@@ -105,11 +106,14 @@ def _dataset(path: str, batch_size: int) -> Iterator[EvalBatch]:
         table = storage.read_parquet(shard, columns=cols)
         table = table.filter(pc.equal(table.column("status"), "success"))
         if use_hashes:
-            hashes = storage.read_parquet(hash_path, columns=["uid", "phash"])
+            hashes = storage.read_parquet(hash_path)
             lookup = dict(zip(hashes.column("uid").to_pylist(), hashes.column("phash").to_pylist()))
+            thumbs = (dict(zip(hashes.column("uid").to_pylist(), hashes.column("thumb").to_pylist()))
+                      if "thumb" in hashes.column_names else None)
         for s in range(0, table.num_rows, batch_size):
             part = table.slice(s, batch_size)
             uids = part.column("uid").to_pylist()
             yield EvalBatch(ids=uids, labels=[None] * len(uids), captions=part.column("caption").to_pylist(),
                             images=None if use_hashes else part.column("image").to_pylist(),
-                            hashes=[lookup.get(u) for u in uids] if use_hashes else None)
+                            hashes=[lookup.get(u) for u in uids] if use_hashes else None,
+                            thumbs=[thumbs.get(u) for u in uids] if use_hashes and thumbs else None)

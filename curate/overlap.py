@@ -1,7 +1,8 @@
 """`curate overlap`: which training samples near-duplicate an evaluation image (contamination).
 
-Evaluation images are hashed with the dataset's perceptual hash and searched against the training
-hashes by multi-index hashing (curate.dedup.mih, never all-pairs). For captioned benchmarks, training
+Evaluation images are hashed with the annotate stage's function and matched to training samples by
+its near-duplicate rule (pHash distance and thumbnail correlation; curate.dedup.near, never
+all-pairs). For captioned benchmarks, training
 captions equal to an evaluation caption after normalization (case, punctuation, spaces; at least
 MIN_CAPTION_WORDS words so that "image" matches nothing) are flagged too. Outputs per benchmark NAME:
 
@@ -18,12 +19,14 @@ import time
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
 from curate import duck, evalsets, storage
 from curate.dataset import Dataset
-from curate.dedup import default_max_distance, mih
-from curate.dedup.hashing import phash_images
+from curate.dedup import simhash
+from curate.dedup.hashing import default_max_distance, default_similarity, hash_eval_images
+from curate.dedup.near import cross_near
 from curate.errors import CurateError
 
 log = logging.getLogger(__name__)
@@ -60,13 +63,14 @@ def overlap(dataset: str, benchmarks: dict[str, str], *, max_distance: int | Non
     if bad:
         raise CurateError(f"benchmark name {bad[0]!r} must be letters, digits, '_', '-' or '.'")
     k = default_max_distance() if max_distance is None else int(max_distance)
+    min_similarity = default_similarity()
     ds = Dataset(dataset)
     train = _training(ds)
     results = {}
     for name, path in benchmarks.items():
         start = time.perf_counter()
         ev = _hash_eval_set(name, path)
-        matches = _matches(name, ev, train, k, workers)
+        matches = _matches(name, ev, train, k, min_similarity, workers)
         flagged_eval = set(matches.column("eval_id").to_pylist())
         eval_table = pa.table({
             "eval_id": ev["ids"], "label": ev["labels"],
@@ -104,46 +108,54 @@ def format_table(results: dict) -> str:
 
 
 def _training(ds: Dataset) -> dict:
-    """Training uids, hashes and normalized captions of the downloaded samples."""
+    """Training uids, hashes, thumbnails (when stored) and normalized captions of downloaded samples."""
     con = duck.connect()
     hashes = duck.source(con, storage.list_files(ds.signals_dir("hashes"), ".parquet"),
                          f"hash signals in {ds.signals_dir('hashes')}", f"curate annotate {ds.root}")
     shards = duck.source(con, ds.shard_paths(), f"download shards in {ds.shards_dir}", f"curate download ... {ds.root}")
-    t = con.sql(f"""SELECT h.uid, h.phash, s.caption FROM {hashes} h
+    thumb = ", h.thumb" if "thumb" in con.sql(f"SELECT * FROM {hashes} LIMIT 0").columns else ""
+    t = con.sql(f"""SELECT h.uid, h.phash{thumb}, s.caption FROM {hashes} h
                     JOIN (SELECT uid, caption, status FROM {shards}) s USING (uid)
                     WHERE s.status = 'success' ORDER BY h.uid""").to_arrow_table()
-    valid = t.column("phash").is_valid().to_numpy(zero_copy_only=False)
     return {
-        "uid": np.asarray(t.column("uid").to_pylist(), dtype=object),
+        "uid": t.column("uid"),
         "phash": t.column("phash").fill_null(0).to_numpy().astype(np.int64),
-        "valid": valid,
-        "caption": [normalize_caption(c) for c in t.column("caption").to_pylist()],
+        "valid": t.column("phash").is_valid().to_numpy(zero_copy_only=False),
+        "thumbs": simhash.as_matrix(t.column("thumb")) if thumb else None,
+        "caption": t.column("caption"),
     }
 
 
 def _hash_eval_set(name: str, path: str) -> dict:
-    ids, labels, captions, hashes, errors = [], [], [], [], []
+    ids, labels, captions, hashes, thumbs, errors = [], [], [], [], [], []
     for batch in tqdm(evalsets.read(path), desc=f"overlap: hashing {name}", unit="batch", disable=None):
         if batch.hashes is not None:
             h = np.array([v if v is not None else 0 for v in batch.hashes], dtype=np.int64)
             err = [None if v is not None else "no perceptual hash in the dataset's signals" for v in batch.hashes]
+            th = (simhash.as_matrix(pa.array(batch.thumbs, pa.binary(simhash.THUMB_VALUES)))
+                  if batch.thumbs is not None else None)
         else:
-            h, err = phash_images([b if b is not None else b"" for b in batch.images])
+            h, th, err = hash_eval_images(batch.images)
         ids += batch.ids
         labels += batch.labels
         captions += batch.captions
         hashes.append(h)
+        thumbs.append(th)
         errors += err
     return {"ids": ids, "labels": labels, "captions": captions, "errors": errors,
-            "hashes": np.concatenate(hashes) if hashes else np.empty(0, np.int64)}
+            "hashes": np.concatenate(hashes) if hashes else np.empty(0, np.int64),
+            "thumbs": np.concatenate(thumbs) if thumbs and all(t is not None for t in thumbs) else None}
 
 
-def _matches(name: str, ev: dict, train: dict, k: int, workers: int) -> pa.Table:
+def _matches(name: str, ev: dict, train: dict, k: int, min_similarity: float, workers: int) -> pa.Table:
     ok_eval = np.array([e is None for e in ev["errors"]], dtype=bool)
     eval_idx = np.flatnonzero(ok_eval)
     train_idx = np.flatnonzero(train["valid"])
-    qi, tj, dist = mih.cross_pairs(ev["hashes"][eval_idx], train["phash"][train_idx], k, workers=workers)
-    uids = list(train["uid"][train_idx[tj]])
+    qi, tj, dist, _ = cross_near(
+        ev["hashes"][eval_idx], None if ev["thumbs"] is None else ev["thumbs"][eval_idx],
+        train["phash"][train_idx], None if train["thumbs"] is None else train["thumbs"][train_idx],
+        k, min_similarity, workers)
+    uids = pc.take(train["uid"], pa.array(train_idx[tj])).to_pylist()
     eval_ids = [ev["ids"][i] for i in eval_idx[qi]]
     dists: list[int | None] = [int(d) for d in dist]
     kinds = ["image"] * len(uids)
@@ -154,8 +166,8 @@ def _matches(name: str, ev: dict, train: dict, k: int, workers: int) -> pa.Table
         if len(key.split()) >= MIN_CAPTION_WORDS:
             by_caption.setdefault(key, []).append(eid)
     if by_caption:
-        for uid, cap in zip(train["uid"], train["caption"]):
-            for eid in by_caption.get(cap, ()):
+        for uid, cap in zip(train["uid"].to_pylist(), train["caption"].to_pylist()):
+            for eid in by_caption.get(normalize_caption(cap), ()):
                 uids.append(uid), eval_ids.append(eid), dists.append(None), kinds.append("caption")
     return pa.table({"uid": uids, "benchmark": [name] * len(uids), "eval_id": eval_ids, "distance": dists,
                      "match_kind": kinds}, schema=MATCHES_SCHEMA)

@@ -1,7 +1,7 @@
 """Real small datasets for the dedup / overlap / filter / export / takedown tests.
 
 Images are real encoded JPEG/PNG photos made with numpy (smooth colour fields, shapes and sensor noise),
-hashes come from the annotate stage's pHash (imagehash.phash where it is absent), and every file is written in the documented schemas:
+hashes and thumbnails come from the annotate stage's own functions, and every file is written in the documented schemas:
 shards (curate.schema.SHARD_SCHEMA) and the signals of `curate annotate`.
 """
 
@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw, ImageEnhance
 
-from curate.dedup.hashing import phash_images
+from curate.annotate.image_signals import HASHES_SCHEMA
+from curate.annotate.phash import hash_images
 from curate.schema import SHARD_SCHEMA, make_uid
 
 
@@ -55,13 +56,6 @@ def transformed_copy(img: Image.Image, rng: np.random.Generator) -> bytes:
     img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.9, 1.1))
     ImageDraw.Draw(img).text((4, 4), "(c) example.org", fill=(255, 255, 255))
     return encode(img, "JPEG", int(rng.integers(30, 96)))
-
-
-def phash_int64(data: bytes) -> int:
-    """The perceptual hash `curate annotate` stores (curate.annotate.phash, else imagehash.phash)."""
-    hashes, errors = phash_images([data])
-    assert errors[0] is None, errors[0]
-    return int(hashes[0])
 
 
 @dataclass
@@ -122,8 +116,9 @@ def _write_signals(root: str, key: str, samples: list[Sample]) -> None:
                       "aspect": max(img.size) / min(img.size) if ok else None,
                       "bytes": len(s.image) if ok else None, "format": img.format.lower() if ok else None,
                       "is_blank": bool(arr.std() < 2.0) if ok else None})
+        phash, thumb, _ = hash_images([s.image]) if ok else (None, None, None)
         hashes.append({"uid": s.uid, "sha256": hashlib.sha256(s.image).hexdigest() if ok else None,
-                       "phash": phash_int64(s.image) if ok else None})
+                       "phash": int(phash[0]) if ok else None, "thumb": thumb[0].tobytes() if ok else None})
         language.append({"uid": s.uid, "language": s.language, "language_score": s.language_score,
                          "language_backend": "fasttext"})
         nsfw.append({"uid": s.uid, "nsfw_image": s.nsfw_image if ok else None, "nsfw_text": s.nsfw_text,
@@ -139,7 +134,7 @@ def _write_signals(root: str, key: str, samples: list[Sample]) -> None:
         "image": pa.schema([("uid", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
                             ("aspect", pa.float32()), ("bytes", pa.int64()), ("format", pa.string()),
                             ("is_blank", pa.bool_())]),
-        "hashes": pa.schema([("uid", pa.string()), ("sha256", pa.string()), ("phash", pa.int64())]),
+        "hashes": HASHES_SCHEMA,
         "language": pa.schema([("uid", pa.string()), ("language", pa.string()),
                                ("language_score", pa.float32()), ("language_backend", pa.string())]),
         "nsfw": pa.schema([("uid", pa.string()), ("nsfw_image", pa.float32()), ("nsfw_text", pa.float32()),

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from curation_data import Sample, encode, make_photo, transformed_copy, write_dataset
 
-from curate.dedup import dedup, default_max_distance, mih
+from curate.annotate.phash import similarity
+from curate.dedup import dedup, default_max_distance, mih, simhash
 from curate.errors import CurateError
 
 
@@ -140,3 +143,40 @@ def test_dedup_without_hash_signals_names_the_annotate_stage(tmp_path):
     (root / "shards").mkdir(parents=True)
     with pytest.raises(CurateError, match="curate annotate"):
         dedup(str(root))
+
+
+def test_thumbnail_lsh_finds_pairs_above_the_correlation_threshold():
+    """Candidates from SimHash LSH against brute force on real-valued thumbnails."""
+    rng = np.random.default_rng(4)
+    n, copies = 3000, 300
+    base = rng.integers(0, 256, (n, simhash.THUMB_VALUES)).astype(np.float32)
+    src = rng.choice(n, copies, replace=False)
+    noise = rng.normal(0, 1, (copies, simhash.THUMB_VALUES)).astype(np.float32)
+    centred = base[src] - base[src].mean(axis=1, keepdims=True)
+    # copies at correlation about 0.95-0.99 with their source
+    scale = rng.uniform(0.1, 0.33, (copies, 1)) * np.linalg.norm(centred, axis=1, keepdims=True) / 14
+    thumbs = np.clip(np.vstack([base, base[src] + noise * scale]), 0, 255).astype(np.uint8)
+    sims = similarity(thumbs[src], thumbs[n:])
+    assert sims.min() > 0.94
+    codes = simhash.simhash(thumbs)
+    search = simhash.plan(len(thumbs), 0.94)
+    a, b = simhash.self_candidates(codes, search)
+    found = set(zip(a.tolist(), b.tolist()))
+    recall = np.mean([(int(s), n + t) in found for t, s in enumerate(src)])
+    assert recall >= 0.99
+    assert len(found) < 20 * copies  # unrelated thumbnails rarely share a bucket
+    qi, hj = simhash.cross_candidates(codes[n:], codes[:n], search)
+    assert np.mean([(t, int(s)) in set(zip(qi.tolist(), hj.tolist())) for t, s in enumerate(src)]) >= 0.99
+
+
+def test_signals_without_thumbnails_fall_back_to_the_phash_radius(dup_dataset, tmp_path, caplog):
+    old_root, samples = dup_dataset
+    root = tmp_path / "nothumbs"
+    shutil.copytree(old_root, root)
+    for f in (root / "signals" / "hashes").iterdir():
+        pq.write_table(pq.read_table(f).drop_columns(["thumb"]), f)
+    summary = dedup(str(root), max_distance=10)
+    assert "rerun `curate annotate`" in caplog.text and summary["min_thumbnail_similarity"] is None
+    c = _clusters(str(root))
+    assert summary["search"].startswith("multi-index hashing") or summary["search"].startswith("all-pairs")
+    assert c[samples[10].uid]["representative_uid"] == samples[62].uid  # the 2x re-upload still wins

@@ -39,7 +39,7 @@ def contaminated(tmp_path_factory):
 
 def test_planted_transformed_eval_copies_are_found_with_high_recall(contaminated):
     root, eval_dir, planted, copies, _train = contaminated
-    results = overlap(root, {"bench": eval_dir}, max_distance=8)
+    results = overlap(root, {"bench": eval_dir})  # the annotate stage's rule: pHash radius + thumbnails
     r = results["bench"]
     evals = {row["eval_id"]: row for row in
              duckdb.sql(f"SELECT * FROM '{root}/signals/overlap/bench.eval.parquet'").to_arrow_table().to_pylist()}
@@ -52,7 +52,8 @@ def test_planted_transformed_eval_copies_are_found_with_high_recall(contaminated
     matches = duckdb.sql(f"SELECT uid, eval_id, distance, match_kind FROM '{root}/signals/overlap/bench.parquet'"
                          ).fetchall()
     copy_of = {c.uid: i for i, c in enumerate(copies)}
-    assert all(uid in copy_of and eid.endswith(f"/{copy_of[uid]:03d}.jpg") and d <= 8 and kind == "image"
+    k = r["max_distance"]
+    assert all(uid in copy_of and eid.endswith(f"/{copy_of[uid]:03d}.jpg") and d <= k and kind == "image"
                for uid, eid, d, kind in matches)
     assert r["training_flagged"] == len({m[0] for m in matches}) >= 48
     assert r["overlap_pct"] == pytest.approx(100 * r["eval_overlapping"] / 80, abs=0.01)
@@ -69,7 +70,7 @@ def test_parquet_benchmark_with_captions_and_a_dataset_benchmark(contaminated, t
                              "caption": captions, "label": [1, 2, 3, 4, 5, 6]}), path)
     other = str(tmp_path / "other")
     write_dataset(other, [copies[0], Sample("https://x.example/z.jpg", "unrelated", encode(make_photo(777)))])
-    results = overlap(root, {"captioned": str(path), "other_ds": other}, max_distance=8)
+    results = overlap(root, {"captioned": str(path), "other_ds": other})
 
     rows = duckdb.sql(f"SELECT * FROM '{root}/signals/overlap/captioned.parquet'").to_arrow_table().to_pylist()
     assert [(r["uid"], r["eval_id"], r["match_kind"], r["distance"]) for r in rows] == [
@@ -96,7 +97,7 @@ def test_filter_drops_the_flagged_training_samples(contaminated):
     from curate.decide import filter_dataset
 
     root, eval_dir, _, _copies, train = contaminated
-    overlap(root, {"bench": eval_dir}, max_distance=8)
+    overlap(root, {"bench": eval_dir})
     files = [f for f in glob.glob(f"{root}/signals/overlap/*.parquet") if not f.endswith(".eval.parquet")]
     flagged = {u for (u,) in duckdb.sql(f"SELECT uid FROM read_parquet({files})").fetchall()}
     assert len(files) >= 1 and len(flagged) >= 48  # every benchmark's matches count (earlier tests add some)

@@ -97,7 +97,7 @@ def self_pairs(hashes: np.ndarray, k: int, *, workers: int = 2, search: Plan | N
     if search.all_pairs:
         return _brute_self(h, k)
     idx_bits = max(1, int(n - 1).bit_length())
-    parts = _map(lambda mask: _bucket_self(h, mask, k, idx_bits), search.masks(), workers)
+    parts = map_threads(lambda mask: _bucket_self(h, mask, k, idx_bits), search.masks(), workers)
     return _unique_pairs(parts, n)
 
 
@@ -108,11 +108,11 @@ def cross_pairs(queries: np.ndarray, index: np.ndarray, k: int, *, workers: int 
     search = search or plan(len(q) * len(h), len(h) + len(q), k)
     if search.all_pairs:
         return _brute_cross(q, h, k)
-    parts = _map(lambda mask: _bucket_cross(q, h, mask, k), search.masks(), workers)
+    parts = map_threads(lambda mask: _bucket_cross(q, h, mask, k), search.masks(), workers)
     return _unique_pairs(parts, len(h))
 
 
-def _map(fn, items: list, workers: int) -> list:
+def map_threads(fn, items: list, workers: int) -> list:
     """numpy sorts and arithmetic release the GIL, so threads use several cores without copies."""
     if workers <= 1 or len(items) == 1:
         return [fn(x) for x in items]
@@ -120,34 +120,41 @@ def _map(fn, items: list, workers: int) -> list:
         return list(pool.map(fn, items))
 
 
-def _bucketed(h: np.ndarray, mask: np.uint64, idx_bits: int) -> np.ndarray:
-    """Sorted words (bucket key of the masked bits << idx_bits | index): equal bands sort together.
+def bucketed(keys: np.ndarray, idx_bits: int) -> np.ndarray:
+    """Sorted words (bucket key << idx_bits | index), so that equal keys sort together.
 
-    The key is the top bits of (h & mask) * odd constant: equal band values give equal keys, and
-    unequal ones collide rarely (an extra candidate the popcount check rejects). All in place.
+    The bucket key is the top bits of key * odd constant: equal keys give equal bucket keys, and
+    unequal ones collide rarely (an extra candidate the verification rejects). `keys` is overwritten.
     """
-    buf = np.bitwise_and(h, mask)
     with np.errstate(over="ignore"):
-        np.multiply(buf, _MIX, out=buf)
-    np.bitwise_and(buf, np.uint64(~((1 << idx_bits) - 1) & (2**BITS - 1)), out=buf)
-    np.bitwise_or(buf, np.arange(len(h), dtype=np.uint64), out=buf)
-    buf.sort()
-    return buf
+        np.multiply(keys, _MIX, out=keys)
+    np.bitwise_and(keys, np.uint64(~((1 << idx_bits) - 1) & (2**BITS - 1)), out=keys)
+    np.bitwise_or(keys, np.arange(len(keys), dtype=np.uint64), out=keys)
+    keys.sort()
+    return keys
 
 
-def _bucket_self(h: np.ndarray, mask: np.uint64, k: int, idx_bits: int):
-    words = _bucketed(h, mask, idx_bits)
+def bucket_pairs(keys: np.ndarray, idx_bits: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """(order, chunks): node indices sorted by key, and the (i, j) positions in `order` of every pair of
+    nodes with equal keys, in chunks of about _PAIR_CHUNK pairs. `keys` is overwritten."""
+    words = bucketed(keys, idx_bits)
     idx_mask = np.uint64((1 << idx_bits) - 1)
+    order = (words & idx_mask).astype(np.int64)
     # p such that words p and p + 1 share a bucket key (their XOR has no key bits)
     pos = np.flatnonzero(np.bitwise_xor(words[1:], words[:-1]) <= idx_mask)
     if len(pos) == 0:
-        return _empty()
+        return order, []
     breaks = np.flatnonzero(np.diff(pos) != 1) + 1
     run_start = pos[np.concatenate(([0], breaks))]
     run_len = np.diff(np.concatenate(([0], breaks, [len(pos)]))) + 1  # members per bucket
     two = run_len == 2  # the common case: a bucket of two is one candidate pair
-    chunks = [(run_start[two], run_start[two] + 1), *_run_chunks(run_start[~two], run_len[~two])]
-    order = (words & idx_mask).astype(np.int64)
+    return order, [(run_start[two], run_start[two] + 1), *_run_chunks(run_start[~two], run_len[~two])]
+
+
+def _bucket_self(h: np.ndarray, mask: np.uint64, k: int, idx_bits: int):
+    order, chunks = bucket_pairs(np.bitwise_and(h, mask), idx_bits)
+    if not chunks:
+        return _empty()
     hs = h[order]  # hashes in bucket order: candidates compare neighbours, not random memory
     out_a, out_b, out_d = [], [], []
     for i, j in chunks:
@@ -180,20 +187,26 @@ def _run_pairs(start: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.nd
     return i, i + 1 + offs
 
 
+def lookup(words: np.ndarray, query_keys: np.ndarray, idx_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(query index, position in `words`) of every word whose bucket key equals a query's key.
+    `words` comes from `bucketed`; `query_keys` is overwritten."""
+    key_mask = np.uint64(~((1 << idx_bits) - 1) & (2**BITS - 1))
+    with np.errstate(over="ignore"):
+        np.multiply(query_keys, _MIX, out=query_keys)
+    np.bitwise_and(query_keys, key_mask, out=query_keys)
+    keys = words & key_mask
+    lo = np.searchsorted(keys, query_keys, side="left")
+    count = np.searchsorted(keys, query_keys, side="right") - lo
+    qi = np.repeat(np.arange(len(query_keys), dtype=np.int64), count)
+    pos = np.repeat(lo, count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count))
+    return qi, pos
+
+
 def _bucket_cross(q: np.ndarray, h: np.ndarray, mask: np.uint64, k: int):
     idx_bits = max(1, int(len(h) - 1).bit_length())
-    words = _bucketed(h, mask, idx_bits)
-    idx_mask = np.uint64((1 << idx_bits) - 1)
-    key_mask = np.uint64(~((1 << idx_bits) - 1) & (2**BITS - 1))
-    keys = words & key_mask
-    with np.errstate(over="ignore"):
-        qkeys = ((q & mask) * _MIX) & key_mask
-    lo = np.searchsorted(keys, qkeys, side="left")
-    hi = np.searchsorted(keys, qkeys, side="right")
-    count = hi - lo
-    qi = np.repeat(np.arange(len(q)), count)
-    pos = np.repeat(lo, count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count))
-    hj = (words[pos] & idx_mask).astype(np.int64)
+    words = bucketed(np.bitwise_and(h, mask), idx_bits)
+    qi, pos = lookup(words, np.bitwise_and(q, mask), idx_bits)
+    hj = (words[pos] & np.uint64((1 << idx_bits) - 1)).astype(np.int64)
     d = popcount(q[qi] ^ h[hj])
     ok = d <= k
     return qi[ok], hj[ok], d[ok]

@@ -1,6 +1,6 @@
 """`curate dedup`: cluster a dataset's exact and near duplicates, optionally against built datasets.
 
-Reads only small columns (uid, url, size, sha256, phash): never image bytes. Writes
+Reads only small columns (uid, url, size, sha256, phash, thumbnail): never image bytes. Writes
 DATASET/signals/dedup/clusters.parquet and summary.json (docs/FORMAT.md).
 """
 
@@ -15,12 +15,11 @@ import pyarrow.compute as pc
 
 from curate import duck, storage
 from curate.dataset import Dataset
-from curate.dedup import clusters, mih
+from curate.dedup import clusters, mih, simhash
+from curate.dedup.hashing import default_max_distance, default_similarity
+from curate.dedup.near import near_edges
 
 log = logging.getLogger(__name__)
-
-# Used until curate.annotate (which owns the hash and its measured default) is installed.
-_FALLBACK_DISTANCE = 8
 
 CLUSTERS_SCHEMA = pa.schema([
     pa.field("uid", pa.string(), nullable=False),
@@ -34,15 +33,6 @@ CLUSTERS_SCHEMA = pa.schema([
 DUPLICATE_KINDS = ("exact", "url", "near")
 
 
-def default_max_distance() -> int:
-    """The near-duplicate Hamming radius measured by the annotate stage for its perceptual hash."""
-    try:
-        from curate.annotate.phash import DEFAULT_NEAR_DUP_DISTANCE
-    except ImportError:
-        return _FALLBACK_DISTANCE
-    return int(DEFAULT_NEAR_DUP_DISTANCE)
-
-
 def clusters_path(dataset: str) -> str:
     return storage.join(Dataset(dataset).signals_dir("dedup"), "clusters.parquet")
 
@@ -52,6 +42,7 @@ def dedup(dataset: str, *, max_distance: int | None = None, against: list[str] |
     """Group duplicates into clusters and pick one representative each; returns the summary."""
     start = time.perf_counter()
     k = default_max_distance() if max_distance is None else int(max_distance)
+    min_similarity = default_similarity()
     ds = Dataset(dataset)
     nodes = _load_nodes(ds, list(against))
     from_other = pc.not_equal(nodes["against"], "").to_numpy(zero_copy_only=False)
@@ -63,7 +54,10 @@ def dedup(dataset: str, *, max_distance: int | None = None, against: list[str] |
     for hashed, column in (("sha_h", "sha256"), ("url_h", "url")):
         a, b = _same_value_edges(nodes[hashed], nodes[column])
         edges_a.append(a), edges_b.append(b)
-    a, b, plan = _near_edges(nodes["phash"], nodes["phash_valid"], k, workers)
+    if nodes["thumbs"] is None:
+        log.warning("hash signals hold no thumbnails: near duplicates by pHash distance alone (lower "
+                    "precision); rerun `curate annotate` to add them")
+    a, b, search = near_edges(nodes["phash"], nodes["phash_valid"], nodes["thumbs"], k, min_similarity, workers)
     edges_a.append(a), edges_b.append(b)
     labels = clusters.components(n, np.concatenate(edges_a), np.concatenate(edges_b))
 
@@ -72,7 +66,8 @@ def dedup(dataset: str, *, max_distance: int | None = None, against: list[str] |
     table = _clusters_table(nodes, rep, n_own)
     storage.write_parquet_atomic(table, clusters_path(dataset))
 
-    summary = _summary(table, k, plan, list(against), time.perf_counter() - start)
+    summary = _summary(table, k, search, list(against), time.perf_counter() - start)
+    summary["min_thumbnail_similarity"] = min_similarity if nodes["thumbs"] is not None else None
     storage.write_json_atomic(summary, storage.join(ds.signals_dir("dedup"), "summary.json"))
     log.info("dedup: %d duplicates in %d clusters (%.1f s)", summary["duplicates"], summary["clusters"],
              summary["seconds"])
@@ -86,16 +81,19 @@ def _load_nodes(ds: Dataset, against: list[str]) -> dict:
                          f"hash signals in {ds.signals_dir('hashes')}", f"curate annotate {ds.root}")
     shards = duck.source(con, ds.shard_paths(), f"download shards in {ds.shards_dir}",
                          f"curate download ... {ds.root}")
-    parts = [f"""SELECT h.uid, s.url, h.sha256, h.phash,
+    sources = [hashes]
+    for other in against:
+        sources.append(duck.source(con, storage.list_files(Dataset(other).signals_dir("hashes"), ".parquet"),
+                                   f"hash signals in --against dataset {other}", f"curate annotate {other}"))
+    with_thumbs = all("thumb" in con.sql(f"SELECT * FROM {src} LIMIT 0").columns for src in sources)
+    thumb = ", thumb" if with_thumbs else ""
+    parts = [f"""SELECT h.uid, s.url, h.sha256, h.phash{thumb},
                         coalesce(s.width, 0)::BIGINT * coalesce(s.height, 0) AS pixels, '' AS against
                  FROM {hashes} h JOIN (SELECT uid, url, width, height, status FROM {shards}) s USING (uid)
                  WHERE s.status = 'success'"""]
-    for other in against:
-        o = Dataset(other)
-        src = duck.source(con, storage.list_files(o.signals_dir("hashes"), ".parquet"),
-                          f"hash signals in --against dataset {other}", f"curate annotate {other}")
+    for other, src in zip(against, sources[1:]):
         lit = other.replace("'", "''")
-        parts.append(f"SELECT uid, NULL AS url, sha256, phash, 0 AS pixels, '{lit}' AS against FROM {src}")
+        parts.append(f"SELECT uid, NULL AS url, sha256, phash{thumb}, 0 AS pixels, '{lit}' AS against FROM {src}")
     query = f"""SELECT *, hash(sha256) AS sha_h, hash(url) AS url_h
                 FROM ({' UNION ALL '.join(parts)}) ORDER BY against <> '', against, uid"""
     t = con.sql(query).to_arrow_table()
@@ -110,6 +108,7 @@ def _load_nodes(ds: Dataset, against: list[str]) -> dict:
         "url": t.column("url"),
         "sha_h": _hashes(t.column("sha_h"), t.column("sha256")),
         "url_h": _hashes(t.column("url_h"), t.column("url")),
+        "thumbs": simhash.as_matrix(t.column("thumb")) if with_thumbs else None,
     }
 
 
@@ -130,19 +129,6 @@ def _same_value_edges(hashes: np.ma.MaskedArray, values: pa.ChunkedArray) -> tup
     a, b = idx[link], head[link]
     same = pc.equal(pc.take(values, pa.array(a)), pc.take(values, pa.array(b))).to_numpy(zero_copy_only=False)
     return a[same], b[same]
-
-
-def _near_edges(phash: np.ndarray, valid: np.ndarray, k: int, workers: int):
-    """Edges between samples whose perceptual hashes are within k (identical hashes included)."""
-    idx = np.flatnonzero(valid)
-    values, first, inverse = np.unique(phash[idx], return_index=True, return_inverse=True)
-    head = idx[first]
-    same_a, same_b = idx, head[inverse]
-    n = len(values)
-    plan = mih.plan(n * (n - 1) / 2, n, k)
-    log.info("near duplicates over %d distinct hashes: %s", n, plan.describe())
-    ua, ub, _ = mih.self_pairs(values, k, workers=workers, search=plan)
-    return np.concatenate([same_a, head[ua]]), np.concatenate([same_b, head[ub]]), plan
 
 
 def _clusters_table(nodes: dict, rep: np.ndarray, n_own: int) -> pa.Table:
@@ -168,7 +154,7 @@ def _clusters_table(nodes: dict, rep: np.ndarray, n_own: int) -> pa.Table:
     }, schema=CLUSTERS_SCHEMA)
 
 
-def _summary(table: pa.Table, k: int, plan: mih.Plan, against: list[str], seconds: float) -> dict:
+def _summary(table: pa.Table, k: int, search: str, against: list[str], seconds: float) -> dict:
     """Counts for the summary JSON (a cluster counts when it has a duplicate in this dataset)."""
     dups = table.filter(pc.invert(table.column("is_representative")))
     kinds = {row["values"]: row["counts"] for row in pc.value_counts(dups.column("duplicate_kind")).to_pylist()}
@@ -180,6 +166,6 @@ def _summary(table: pa.Table, k: int, plan: mih.Plan, against: list[str], second
         "duplicates_of_against": table.num_rows - table.column("against_dataset").null_count,
         "against": against,
         "max_distance": k,
-        "search": plan.describe(),
+        "search": search,
         "seconds": round(seconds, 3),
     }

@@ -1,0 +1,135 @@
+"""Candidate near-duplicate pairs from the annotate stage's 8x8 thumbnails, by SimHash LSH.
+
+The annotate stage defines a near duplicate as pHash distance <= 14 AND thumbnail correlation >= 0.94
+(curate.annotate.phash). A 14-bit radius on 64-bit hashes leaves no room for exact banding at scale
+(bands get 3-4 bits long; see docs/PERFORMANCE.md), so candidates come from the thumbnails instead:
+Pearson correlation of two thumbnails is the cosine of the centred vectors, and a random hyperplane
+separates two vectors at angle theta with probability theta / pi (Charikar's SimHash). Each thumbnail
+gets PLANES sign bits; each of L tables keys the samples on b of those bits, so a pair at the
+threshold correlation meets in one table with probability p^b, p = 1 - arccos(threshold) / pi, and in
+at least one of L tables with probability 1 - (1 - p^b)^L, which `plan` sets to `recall` (0.99) for
+pairs exactly at the threshold (more similar pairs are found more surely). Candidates are then checked
+against the full rule. Seeds are fixed, so runs are deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from curate.dedup import mih
+
+PLANES = 256
+WORDS = PLANES // 64
+THUMB_VALUES = 192
+_SEED = 0x5EED_C0DE
+_CHUNK = 65_536
+_WORD_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93],
+                     dtype=np.uint64)
+
+
+@dataclass(frozen=True)
+class LshPlan:
+    threshold: float
+    bits: int
+    tables: int
+    recall: float
+
+    def masks(self) -> np.ndarray:
+        """(tables, WORDS) uint64: which `bits` of the PLANES sign bits each table keys on."""
+        rng = np.random.default_rng(_SEED + 1)
+        out = np.zeros((self.tables, WORDS), dtype=np.uint64)
+        for t in range(self.tables):
+            for bit in rng.choice(PLANES, self.bits, replace=False):
+                out[t, bit // 64] |= np.uint64(1) << np.uint64(bit % 64)
+        return out
+
+    def describe(self) -> str:
+        return (f"thumbnail SimHash LSH: {self.tables} tables of {self.bits} bits (a pair at correlation "
+                f"{self.threshold} is a candidate with probability >= {self.recall})")
+
+
+def plan(n: int, threshold: float, recall: float = 0.99) -> LshPlan:
+    """Key bits so that random pairs rarely collide (about log2 n), and enough tables for `recall`."""
+    bits = int(min(40, max(16, math.ceil(math.log2(max(n, 2))) + 2)))
+    p = 1.0 - math.acos(max(-1.0, min(1.0, threshold))) / math.pi
+    hit = p ** bits
+    tables = max(1, math.ceil(math.log(1.0 - recall) / math.log(1.0 - hit))) if hit < 1 else 1
+    return LshPlan(threshold=threshold, bits=bits, tables=tables, recall=recall)
+
+
+def as_matrix(thumbs) -> np.ndarray:
+    """Arrow binary thumbnails of 192 bytes (nulls as zeros) -> (N, 192) uint8."""
+    arr = thumbs.combine_chunks() if hasattr(thumbs, "combine_chunks") else thumbs
+    if arr.type != pa.binary(THUMB_VALUES):  # DuckDB hands BLOBs back as variable-length binary
+        arr = arr.cast(pa.binary(THUMB_VALUES))
+    data = np.frombuffer(arr.buffers()[1], dtype=np.uint8)
+    start = arr.offset * THUMB_VALUES
+    out = data[start:start + len(arr) * THUMB_VALUES].reshape(len(arr), THUMB_VALUES).copy()
+    if arr.null_count:
+        out[~arr.is_valid().to_numpy(zero_copy_only=False)] = 0
+    return out
+
+
+def informative(thumbs: np.ndarray) -> np.ndarray:
+    """Rows that are not flat: a flat thumbnail correlates with nothing (annotate's rule gives 0)."""
+    return thumbs.max(axis=1) != thumbs.min(axis=1)
+
+
+def simhash(thumbs: np.ndarray) -> np.ndarray:
+    """(N, WORDS) uint64 sign bits of the centred thumbnails against PLANES fixed random hyperplanes."""
+    planes = np.random.default_rng(_SEED).standard_normal((THUMB_VALUES, PLANES)).astype(np.float32)
+    out = np.empty((len(thumbs), WORDS), dtype=np.uint64)
+    for s in range(0, len(thumbs), _CHUNK):
+        x = thumbs[s:s + _CHUNK].astype(np.float32)
+        x -= x.mean(axis=1, keepdims=True)
+        bits = (x @ planes) > 0  # (B, PLANES)
+        out[s:s + _CHUNK] = np.packbits(bits, axis=1, bitorder="little").view(np.uint64)
+    return out
+
+
+def fold(codes: np.ndarray) -> np.ndarray:
+    """One uint64 per code (equal codes, equal folds; unequal ones rarely collide)."""
+    return _table_keys(codes, np.full(WORDS, np.uint64(2**64 - 1), dtype=np.uint64))
+
+
+def _table_keys(codes: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """One uint64 per row: equal masked sign bits give equal keys."""
+    with np.errstate(over="ignore"):
+        key = (codes[:, 0] & mask[0]) * _WORD_MIX[0]
+        for w in range(1, WORDS):
+            key += (codes[:, w] & mask[w]) * _WORD_MIX[w]
+    return key
+
+
+def self_candidates(codes: np.ndarray, search: LshPlan, workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct node pairs (a < b) that share a bucket in at least one table."""
+    n = len(codes)
+    idx_bits = max(1, int(n - 1).bit_length())
+
+    def one(mask: np.ndarray) -> np.ndarray:
+        order, chunks = mih.bucket_pairs(_table_keys(codes, mask), idx_bits)
+        out = [np.minimum(order[i], order[j]) * np.int64(n) + np.maximum(order[i], order[j]) for i, j in chunks]
+        return np.unique(np.concatenate(out)) if out else np.empty(0, np.int64)
+
+    pairs = np.unique(np.concatenate([np.empty(0, np.int64), *mih.map_threads(one, list(search.masks()), workers)]))
+    return pairs // n, pairs % n
+
+
+def cross_candidates(queries: np.ndarray, codes: np.ndarray, search: LshPlan,
+                     workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (query, index) pairs that share a bucket in at least one table."""
+    n = len(codes)
+    idx_bits = max(1, int(n - 1).bit_length())
+
+    def one(mask: np.ndarray) -> np.ndarray:
+        words = mih.bucketed(_table_keys(codes, mask), idx_bits)
+        qi, pos = mih.lookup(words, _table_keys(queries, mask), idx_bits)
+        order = (words[pos] & np.uint64((1 << idx_bits) - 1)).astype(np.int64)
+        return qi * np.int64(n) + order
+
+    pairs = np.unique(np.concatenate([np.empty(0, np.int64), *mih.map_threads(one, list(search.masks()), workers)]))
+    return pairs // n, pairs % n
