@@ -474,7 +474,7 @@ def test_curate_serve_runs_until_interrupted(tmp_path):
     import sys
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "curate", "serve", "--images", "8", "--seed", "2",
+        [sys.executable, "-m", "curate", "serve", "--images", "8", "--seed", "2", "--prerender",
          "--write-url-list", str(tmp_path / "urls.jsonl"), "--write-warc", str(tmp_path / "pages.warc.gz"),
          "--write-wat", str(tmp_path / "pages.warc.wat.gz")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--near-duplicates", type=float, default=0.2,
                         help="fraction of images that are transformed copies of others (default 0.2)")
     parser.add_argument("--no-faults", action="store_true", help="serve a valid image at every fault URL")
+    parser.add_argument("--prerender", action="store_true",
+                        help="render every image before serving (in all CPUs) instead of on first request")
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port (default: any free port)")
     parser.add_argument("--write-url-list", metavar="PATH",
@@ -37,6 +39,8 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     try:
         web = SyntheticWeb(n_images=args.images, seed=args.seed, near_duplicates=args.near_duplicates,
                            faults=not args.no_faults, host=args.host, port=args.port)
+        if args.prerender:
+            web.prerender()
         web.start()
     except ValueError as exc:
         raise CurateError(str(exc)) from exc
