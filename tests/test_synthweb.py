@@ -348,6 +348,13 @@ def test_redirects(web, session):
     assert r.status_code == 302 and (ip_address(target).is_private or ip_address(target).is_link_local)
 
 
+def test_head_gives_headers_without_body(web, session):
+    img = web.images[0]
+    r = session.head(img.url, timeout=5)
+    assert r.status_code == 200 and r.content == b""
+    assert int(r.headers["Content-Length"]) == len(web.image_bytes(img))
+
+
 def test_unknown_paths_are_404(web, session):
     for path in ("/nope.jpg", "/fault/hop/x.jpg", "/img/999999.jpg"):
         assert session.get(web.base_url + path, timeout=5).status_code == 404, path
