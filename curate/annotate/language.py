@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import re
 from collections import Counter
 from typing import Callable
 
@@ -34,16 +33,14 @@ LANGUAGE_SCHEMA = pa.schema([
 ])
 LANGUAGE_COLUMNS = ("uid", "caption")
 
-_SPACE = re.compile(r"\s+")
 Detect = Callable[[list[str]], tuple[list[str | None], list[float | None]]]
 
 
 def clean(text: str | None) -> str | None:
     """One line of text (fastText reads one line per prediction), or None when nothing is left."""
-    if text is None:
+    if not text:
         return None
-    text = _SPACE.sub(" ", text).strip()
-    return text or None
+    return " ".join(text.split()) or None  # every whitespace run, newlines included, becomes one space
 
 
 def lid176_path() -> str:
