@@ -77,6 +77,7 @@ def test_images_decode_with_advertised_size_and_format_and_are_photo_like(web, s
             jpeg_sizes.append(len(r.content) / (img.width * img.height))
     # Photo-like compression: well above a flat graphic's ~0.02 bytes/pixel.
     assert 0.05 < statistics.median(jpeg_sizes) < 1.0
+    assert {img.fmt for img in web.images} == {"jpeg", "png", "webp"}
     sides = [max(i.width, i.height) for i in web.images]
     assert min(sides) < 300 and max(sides) > 600 and all(48 <= s <= 1600 for s in sides)
 
