@@ -284,7 +284,7 @@ def test_corrupt_member_malformed_record_and_bad_json_are_skipped_and_counted(tm
     wat = write_wat([("http://w.example/p.html", page(7), None), ("http://w.example/q.html", page(8), None)],
                     tmp_path / "w.wat.gz")
     wat_members = member_offsets(wat)
-    raw = gzip.decompress(wat.read_bytes()[wat_members[-1]:]).replace(b'"Links":[', b'"Links":{')  # same length
+    raw = gzip.decompress(wat.read_bytes()[wat_members[-1]:]).replace(b'"alt":"', b'"alt":x')  # same length
     broken_wat = tmp_path / "in" / "broken.warc.wat.gz"
     broken_wat.write_bytes(wat.read_bytes()[: wat_members[-1]] + gzip.compress(raw))
     summary = crawl([str(damaged.parent)], str(tmp_path / "out"), workers=2)

@@ -1,8 +1,8 @@
 """Stream WARC records (WARC and WAT files alike) out of gzip-member archives, surviving damage.
 
-Common Crawl ships each record as its own gzip member. Decoding the members with zlib directly and
-parsing the WARC header by hand is several times faster than warcio's generic stream stack (measured in
-benchmarks/crawl.py), and it lets damage be handled per member: a member that does not decompress is
+Common Crawl ships each record as its own gzip member. Decoding the members directly (ISA-L's inflate
+through the isal package, else zlib) and parsing the WARC header by hand is faster than warcio's generic
+stream stack (measured in benchmarks/crawl.py), and it lets damage be handled per member: a member that does not decompress is
 counted and reading resumes at the next gzip magic; a file cut inside a member keeps every record before
 the cut; bytes that are not a WARC record are skipped to the next `WARC/` header; a record larger than the
 cap is skipped while it streams past, never held in memory. Plain (uncompressed) WARC files work too.
@@ -18,6 +18,14 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from curate.crawl.stats import CrawlStats
+
+try:  # ISA-L's inflate decodes the members about twice as fast as zlib's (benchmarks/crawl.py)
+    from isal import isal_zlib as _inflate_lib
+
+    _INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error, _inflate_lib.error)
+except ImportError:  # pragma: no cover - isal has wheels for the usual platforms; zlib is the fallback
+    _inflate_lib = zlib
+    _INFLATE_ERRORS = (zlib.error,)
 
 log = logging.getLogger(__name__)
 
@@ -228,12 +236,12 @@ def _decompressed(fh: BinaryIO, stats: CrawlStats) -> Iterator[tuple[int, object
                 i = nxt if nxt >= 0 else max(len(chunk) - 2, i + 1)
                 continue
             member = pos + i
-            decomp = zlib.decompressobj(31)
+            decomp = _inflate_lib.decompressobj(31)
             yield _MEMBER, member
         piece = view[i:i + FEED_SIZE]
         try:
             out = decomp.decompress(piece)
-        except zlib.error as exc:
+        except _INFLATE_ERRORS as exc:
             stats.error("corrupt_gzip", member, f"gzip member does not decompress ({exc}); skipped to the next")
             yield _GAP, None
             decomp = None

@@ -10,12 +10,12 @@ this file (`duplicate`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from hashlib import blake2b
 from urllib.parse import urljoin, urlsplit
 
 from curate.crawl.html_images import ImgRef
 from curate.crawl.stats import CrawlStats
-from curate.schema import uid_digest
+from curate.schema import UID_BYTES
 
 _URL_JUNK = str.maketrans("", "", "\t\n\r")
 
@@ -39,48 +39,52 @@ class PairCollector:
         return out
 
     def add_page(self, page_url: str, base_href: str | None, lang: str | None, crawl_time: int | None,
-                 source: str, images: Iterable[ImgRef]) -> None:
-        stats, cols = self.stats, self.columns
-        base = resolve_base(page_url, base_href)
+                 source: str, images: list[ImgRef]) -> None:
+        stats, cols, seen, min_chars = self.stats, self.columns, self.seen, self.min_alt_chars
+        resolver = Resolver(resolve_base(page_url, base_href))
+        stats.images_seen += len(images)
+        kept = []
         for img in images:
-            stats.images_seen += 1
             caption = " ".join(img.alt.split()) if img.alt else ""
-            if len(caption) < self.min_alt_chars:
-                stats.skip("no_alt")
+            if len(caption) < min_chars:
+                stats.skipped["no_alt"] += 1
                 continue
             src = img.src
             if not src:
-                stats.skip("no_src")
+                stats.skipped["no_src"] += 1
                 continue
             if src[:5].lower() == "data:":
-                stats.skip("data_uri")
+                stats.skipped["data_uri"] += 1
                 continue
             try:
-                url = urljoin(base, src.strip().translate(_URL_JUNK))
-                parts = urlsplit(url)
+                url = resolver(src)
             except ValueError:
-                stats.skip("invalid_url")
+                stats.skipped["invalid_url"] += 1
                 continue
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                stats.skip("not_http")
+            if url is None:
+                stats.skipped["not_http"] += 1
                 continue
-            if parts.fragment:
-                url = url.partition("#")[0]
-            digest = uid_digest(url, caption)
-            if digest in self.seen:
-                stats.skip("duplicate")
+            # = curate.schema.uid_digest(url, caption), inlined: this runs once per pair of a crawl
+            digest = blake2b(f"{url}\x1f{caption}".encode("utf-8", "surrogatepass"), digest_size=UID_BYTES).digest()
+            if digest in seen:
+                stats.skipped["duplicate"] += 1
                 continue
-            self.seen.add(digest)
-            cols["uid"].append(digest.hex())
-            cols["url"].append(url)
-            cols["caption"].append(caption)
-            cols["page_url"].append(page_url)
-            cols["page_lang"].append(lang)
-            cols["crawl_time"].append(crawl_time)
-            cols["source"].append(source)
-            cols["width"].append(_int32(img.width))
-            cols["height"].append(_int32(img.height))
-            stats.pairs_kept += 1
+            seen.add(digest)
+            kept.append((digest.hex(), url, caption, img.width, img.height))
+        if not kept:
+            return
+        n = len(kept)
+        uids, urls, captions, widths, heights = zip(*kept)
+        cols["uid"] += uids
+        cols["url"] += urls
+        cols["caption"] += captions
+        cols["width"] += [_int32(w) for w in widths]
+        cols["height"] += [_int32(h) for h in heights]
+        cols["page_url"] += [page_url] * n
+        cols["page_lang"] += [lang] * n
+        cols["crawl_time"] += [crawl_time] * n
+        cols["source"] += [source] * n
+        stats.pairs_kept += n
 
 
 def resolve_base(page_url: str, base_href: str | None) -> str:
@@ -92,6 +96,47 @@ def resolve_base(page_url: str, base_href: str | None) -> str:
     except ValueError:
         return page_url
     return base if base.startswith(("http://", "https://")) else page_url
+
+
+class Resolver:
+    """Absolute http(s) URLs of srcs on one page, as urljoin would make them, with fast paths for the
+    common absolute, protocol-relative and root-relative forms (the base is split once per page)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        parts = urlsplit(base)
+        self.scheme = parts.scheme
+        self.origin = f"{parts.scheme}://{parts.netloc}" if parts.netloc else None
+        self.folder = self.origin + parts.path.rpartition("/")[0] + "/" if self.origin else None
+
+    def __call__(self, src: str) -> str | None:
+        """The resolved URL without its fragment; None when it is not http(s) with a host; ValueError when
+        it does not parse."""
+        src = src.strip()
+        if "\t" in src or "\n" in src or "\r" in src:
+            src = src.translate(_URL_JUNK)
+        src = src.partition("#")[0]
+        if src.startswith(("http://", "https://")):
+            url = src
+        elif src.startswith("//") and self.scheme in ("http", "https"):
+            url = f"{self.scheme}:{src}"
+        elif src.startswith("/") and self.origin and "/." not in src:
+            return self.origin + src
+        elif self.folder and src and src[0] not in "./?" and ":" not in src and "/." not in src:
+            return self.folder + src  # a plain relative path: the base's folder + src
+        else:
+            return self._slow(src)
+        netloc = url[url.index("//") + 2:].partition("/")[0].partition("?")[0]
+        if not netloc or any(c in netloc for c in "[@\\ ") or not netloc.isascii():
+            return self._slow(url)  # let urlsplit judge IPv6 literals, userinfo and oddities
+        return url
+
+    def _slow(self, src: str) -> str | None:
+        url = urljoin(self.base, src)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return None
+        return url.partition("#")[0]
 
 
 def _int32(value: int | None) -> int | None:

@@ -3,7 +3,7 @@
 The JSON follows the layout of Common Crawl's WAT records (ia-web-commons): `Container`, and an
 `Envelope` with `WARC-Header-Metadata` and `Payload-Metadata.HTTP-Response-Metadata` holding
 `Response-Message`, `Headers` and `HTML-Metadata` (`Head` with `Title`, `Base`, `Metas`, `Link`, and `Links`
-with `A@/href`, `IMG@/src` + `alt`, `LINK@/href`, `SCRIPT@/src` entries, values as written in the page).
+with `A@/href` + `text`, `IMG@/src` + `alt`, `LINK@/href`, `SCRIPT@/src` entries, values as written in the page).
 The links are found with the standard library's html.parser, independently of the selectolax parser the
 WARC path uses, so tests of the WAT reader do not lean on the code they test. Tests, the benchmark and the
 demo make WAT files with it.
@@ -36,6 +36,7 @@ class _LinkCollector(HTMLParser):
         self.links: list[dict] = []
         self._in_title = False
         self._title: list[str] = []
+        self._anchor: dict | None = None  # the open <a> link, collecting its text
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v for k, v in attrs if v is not None}
@@ -55,6 +56,8 @@ class _LinkCollector(HTMLParser):
                 if extra in a:
                     link[extra] = a[extra]
             self.links.append(link)
+            if tag == "a":
+                self._anchor = link
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
@@ -62,10 +65,18 @@ class _LinkCollector(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "title":
             self._in_title = False
+        elif tag == "a" and self._anchor is not None:
+            text = " ".join(self._anchor.get("text", "").split())
+            self._anchor.pop("text", None)
+            if text:
+                self._anchor["text"] = text
+            self._anchor = None
 
     def handle_data(self, data: str) -> None:
         if self._in_title:
             self._title.append(data)
+        if self._anchor is not None:
+            self._anchor["text"] = self._anchor.get("text", "") + data
 
     def html_metadata(self) -> dict:
         head = {k: v for k, v in self.head.items() if v}
