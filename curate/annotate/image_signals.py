@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.annotate.decode import DECODE_ERRORS, open_small
+from curate.annotate.decode import DECODE_ERRORS, small_array
 from curate.annotate.options import Options
 from curate.annotate.phash import hash_images
 
@@ -63,7 +63,7 @@ def image_signal(shard: pa.Table, opts: Options) -> tuple[pa.Table, dict]:
         if data is None:
             continue
         try:
-            rgb = np.asarray(open_small(data, "RGB", THUMB_SIDE), np.float32)
+            rgb = small_array(data, "RGB", THUMB_SIDE).astype(np.float32)
         except DECODE_ERRORS as exc:
             errors += 1
             log.debug("image signal: cannot decode %s: %s", shard.column("uid")[i], exc)
