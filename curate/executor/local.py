@@ -80,9 +80,13 @@ class _Pool:
 
             def fill() -> None:
                 while waiting and len(by_future) < limit:
+                    try:
+                        future = pool.submit(run_job, self.fn, waiting[0])
+                    except BrokenProcessPool:  # a worker died since the last wait(): its future tells whose
+                        return
                     job = waiting.pop(0)
                     self.attempts[job.key] += 1
-                    by_future[pool.submit(run_job, self.fn, job)] = job
+                    by_future[future] = job
 
             fill()
             while by_future:
