@@ -132,3 +132,15 @@ def test_cli_annotates_and_reports(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "2 jobs done now" in out and "caption: 10 rows" in out and "blank 1" in out
     assert os.path.exists(tmp_path / "signals" / "image" / "00000.parquet")
+
+
+@pytest.mark.slow
+def test_ray_executor_writes_the_same_signal(tmp_path):
+    pytest.importorskip("ray")
+    root_a, root_b = str(tmp_path / "a"), str(tmp_path / "b")
+    make_dataset(root_a, shards=1, rows=10)
+    make_dataset(root_b, shards=1, rows=10)
+    annotate(root_a, signals="hashes", workers=1)
+    summary = annotate(root_b, signals="hashes", executor="ray", workers=1)
+    assert summary.failed == {} and summary.done == 1
+    assert read_signal(root_a, "hashes").equals(read_signal(root_b, "hashes"))

@@ -39,6 +39,9 @@ def run_command(args: argparse.Namespace) -> int:
         if isinstance(stats, dict) and "rows" in stats:
             detail = ", ".join(f"{k} {v:,}" for k, v in stats.items() if k != "rows" and isinstance(v, int))
             print(f"  {name}: {stats['rows']:,} rows" + (f" ({detail})" if detail else ""))
+            top = sorted(stats.get("languages", {}).items(), key=lambda kv: -kv[1])[:8]
+            if top:
+                print("    top languages: " + ", ".join(f"{code} {n:,}" for code, n in top))
     if summary.failed:
         first = next(iter(summary.failed.items()))
         print(f"  {len(summary.failed)} job(s) failed, first {first[0]}: {first[1].splitlines()[0]}; "
