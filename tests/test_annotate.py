@@ -62,6 +62,7 @@ def test_image_signal_sizes_aspect_and_blank_flag(annotated):
     root, tables, _ = annotated
     rows = read_signal(root, "image").to_pylist()
     assert rows[2]["width"] == 256 and rows[2]["height"] == 192 and rows[2]["aspect"] == pytest.approx(4 / 3)
+    assert rows[8]["width"] == rows[8]["height"] == 256 and rows[8]["aspect"] == 3.0  # the picture's, not the file's
     assert rows[3]["format"] == "png" and rows[5]["format"] == "webp" and rows[3]["is_blank"] is False
     assert rows[4]["is_blank"] is True and rows[4]["luma_std"] < 1.0  # flat grey placeholder
     assert [r["is_blank"] for r in rows if r["is_blank"] is not None].count(True) == 2  # rows 4 and 14

@@ -31,7 +31,7 @@ IMAGE_SCHEMA = pa.schema([
     pa.field("uid", pa.string(), nullable=False),
     pa.field("width", pa.int32()),
     pa.field("height", pa.int32()),
-    pa.field("aspect", pa.float32()),  # long side / short side, >= 1
+    pa.field("aspect", pa.float32()),  # long side / short side of the original image, >= 1
     pa.field("bytes", pa.int64()),
     pa.field("format", pa.string()),
     pa.field("original_width", pa.int32()),
@@ -74,8 +74,12 @@ def image_signal(shard: pa.Table, opts: Options) -> tuple[pa.Table, dict]:
     decoded = ~np.isnan(mean)
     width = shard.column("width").cast(pa.int32())
     height = shard.column("height").cast(pa.int32())
-    long_side = pc.max_element_wise(width, height).cast(pa.float32())
-    short_side = pc.min_element_wise(width, height).cast(pa.float32())
+    # The aspect of the picture, not of the stored file: the downloader's border / center_crop modes
+    # store squares, so the original (orientation-corrected) size decides, the stored one if it is absent.
+    ow = pc.coalesce(shard.column("original_width").cast(pa.int32()), width)
+    oh = pc.coalesce(shard.column("original_height").cast(pa.int32()), height)
+    long_side = pc.max_element_wise(ow, oh).cast(pa.float32())
+    short_side = pc.min_element_wise(ow, oh).cast(pa.float32())
     aspect = pc.if_else(pc.greater(short_side, 0), pc.divide(long_side, short_side), None)
     blank = pa.array(chan_std < BLANK_STD, mask=~decoded)
     table = pa.table({

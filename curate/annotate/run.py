@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -67,6 +68,7 @@ def annotate_shard(job: Job) -> dict:
     parts: list[pa.Table] = []
     stats: dict = {}
     rows_in = 0
+    start = time.perf_counter()
     for batch in _read_batches(task.shard, signal.columns, task.options.batch_size):
         rows_in += batch.num_rows
         out, batch_stats = signal.compute(pa.Table.from_batches([batch]), task.options)
@@ -77,6 +79,7 @@ def annotate_shard(job: Job) -> dict:
     if table.num_rows != rows_in:  # never write a signal that silently misses rows
         raise RuntimeError(f"{signal.name} produced {table.num_rows} rows for {rows_in} shard rows")
     storage.write_parquet_atomic(table, task.output)
+    stats["seconds"] = round(time.perf_counter() - start, 4)
     return {"source": task.source, signal.name: stats}
 
 

@@ -37,8 +37,9 @@ def run_command(args: argparse.Namespace) -> int:
           f"{len(summary.failed)} failed, in {summary.seconds:.1f}s")
     for name, stats in summary.stats.items():
         if isinstance(stats, dict) and "rows" in stats:
-            detail = ", ".join(f"{k} {v:,}" for k, v in stats.items() if k != "rows" and isinstance(v, int))
-            print(f"  {name}: {stats['rows']:,} rows" + (f" ({detail})" if detail else ""))
+            parts = [f"{k} {v:,}" for k, v in stats.items() if k != "rows" and isinstance(v, int)]
+            parts += [f"{stats['seconds']:.1f} s of work"] if "seconds" in stats else []
+            print(f"  {name}: {stats['rows']:,} rows ({', '.join(parts)})")
             top = sorted(stats.get("languages", {}).items(), key=lambda kv: -kv[1])[:8]
             if top:
                 print("    top languages: " + ", ".join(f"{code} {n:,}" for code, n in top))
