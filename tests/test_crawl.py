@@ -194,6 +194,8 @@ def test_synthetic_warc_gives_every_image_with_alt_at_its_absolute_url(synth, tm
     assert summary["pages"] == len(pages)
     assert summary["skipped"]["not_html"] == 1  # the image response in the WARC
     assert summary["skipped"]["http_status"] == 1  # its soft 404 page
+    image_reasons = ("no_alt", "no_src", "data_uri", "not_http", "invalid_url", "duplicate")
+    assert summary["images_seen"] == summary["pairs_written"] + sum(summary["skipped"][k] for k in image_reasons)
     assert not any(summary["errors"].values())
 
 
@@ -318,6 +320,26 @@ def test_wrong_and_unknown_charsets_are_counted_and_the_pages_still_read(tmp_pat
     assert summary["pages"] == 5
 
 
+def test_chunked_and_gzipped_bodies_of_other_crawlers_are_decoded(tmp_path):
+    html = page(1)
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(html[i:i + 40]), html[i:i + 40]) for i in range(0, len(html), 40)) + b"0\r\n\r\n"
+    path = tmp_path / "in" / "raw.warc.gz"
+    path.parent.mkdir()
+    with open(path, "wb") as fh:
+        writer = WARCWriter(fh, gzip=True)
+        for url, body, headers in [
+            ("http://c.example/", chunked, [("Transfer-Encoding", "chunked")]),
+            ("http://g.example/", gzip.compress(html), [("Content-Encoding", "gzip")]),
+            ("http://b.example/", b"\x8b\x00\x80binary", [("Content-Encoding", "br")]),
+        ]:
+            http_headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html")] + headers, protocol="HTTP/1.1")
+            writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(body),
+                                                          http_headers=http_headers))
+    summary = crawl([str(path)], str(tmp_path / "out"), workers=1)
+    assert pairs(tmp_path / "out") == {("http://c.example/i/1.jpg", "picture 1"), ("http://g.example/i/1.jpg", "picture 1")}
+    assert summary["errors"]["content_encoding"] == 1 and summary["pages"] == 2
+
+
 def test_a_50_mb_page_is_skipped_without_stopping_the_file(tmp_path):
     huge = b"<html><body>" + b"<p>filler</p>" * (50 * (1 << 20) // 13) + b'<img src="/big.jpg" alt="big"></body></html>'
     path = write_pages(tmp_path / "big.warc.gz", [("http://x.example/1", page(1)), ("http://x.example/huge", huge),
@@ -366,3 +388,33 @@ def test_cli_prints_the_summary(tmp_path, capsys):
     assert (tmp_path / "m" / "summary.json").exists()
     assert main(["crawl", str(tmp_path / "nope.warc.gz"), "-o", str(tmp_path / "n")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_archives_and_manifest_on_s3(tmp_path, s3_endpoint):
+    import fsspec
+
+    local = write_pages(tmp_path / "a.warc.gz", [(f"http://s3.example/{n}", page(n)) for n in range(3)])
+    fs = fsspec.filesystem("s3")
+    fs.put(str(local), "curate-test/crawl-in/a.warc.gz")
+    fs.put(str(local), "curate-test/crawl-in/b.warc.gz")
+    summary = crawl(["s3://curate-test/crawl-in/*.warc.gz"], "s3://curate-test/crawl-out", workers=1)
+    assert summary["inputs"] == 2 and summary["pairs_written"] == 3 and summary["duplicates_across_files"] == 3
+    names = sorted(p.rpartition("/")[2] for p in fs.ls("curate-test/crawl-out"))
+    assert names == ["_crawl", "part-00000-000.parquet", "part-00001-000.parquet", "summary.json"]
+    with fs.open("curate-test/crawl-out/part-00000-000.parquet", "rb") as fh:
+        table = pq.read_table(fh)
+    assert sorted(table.column("url").to_pylist()) == [f"http://s3.example/i/{n}.jpg" for n in range(3)]
+    assert table.column("source").to_pylist()[0] == f"s3://curate-test/crawl-in/a.warc.gz:{member_offsets(local)[0]}"
+    with fs.open("curate-test/crawl-out/part-00001-000.parquet", "rb") as fh:
+        assert pq.read_table(fh).num_rows == 0  # all of b's pairs were kept from a already
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_local_result(synth, tmp_path):
+    pytest.importorskip("ray")
+    _, warc, wat = synth
+    local = crawl([str(warc), str(wat)], str(tmp_path / "local"), workers=1)
+    remote = crawl([str(warc), str(wat)], str(tmp_path / "ray"), executor="ray", workers=2)
+    for key in ("pages", "images_seen", "pairs_written", "skipped", "errors", "parts"):
+        assert remote[key] == local[key], key
+    assert rows(tmp_path / "ray") == rows(tmp_path / "local")

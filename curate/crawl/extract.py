@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from curate.crawl.archive import Record
 from curate.crawl.html_images import parse_html
-from curate.crawl.http import HTML_TYPES, BadHttp, decode_html, parse_response
+from curate.crawl.http import HTML_TYPES, BadEncoding, BadHttp, decode_html, decoded_body, parse_response
 from curate.crawl.pairs import PairCollector
 from curate.crawl.stats import CrawlStats
 from curate.crawl.wat import InvalidWat, parse_wat
@@ -27,8 +27,9 @@ def wanted(headers: dict[str, str]) -> bool:
 class RecordHandler:
     """Turns the records of one archive into pairs in `collector`, counting everything in `stats`."""
 
-    def __init__(self, archive: str, collector: PairCollector, stats: CrawlStats) -> None:
+    def __init__(self, archive: str, collector: PairCollector, stats: CrawlStats, max_record_bytes: int) -> None:
         self.archive, self.collector, self.stats = archive, collector, stats
+        self.max_record_bytes = max_record_bytes
         self._date_text: str | None = None
         self._date_ms: int | None = None
 
@@ -52,7 +53,12 @@ class RecordHandler:
         if not 200 <= response.status < 300:
             stats.skip("http_status")
             return
-        text, problem = decode_html(response.body, response.headers.get("content-type", ""))
+        try:
+            body = decoded_body(response, self.max_record_bytes)
+        except BadEncoding as exc:
+            stats.error("content_encoding", record.offset, str(exc))
+            return
+        text, problem = decode_html(body, response.headers.get("content-type", ""))
         if problem:
             stats.error("charset", record.offset, problem)
         page = parse_html(text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import zlib
 from dataclasses import dataclass
 
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.IGNORECASE)
@@ -25,6 +26,10 @@ _LABEL_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252
 
 class BadHttp(ValueError):
     """The record's block is not an HTTP response."""
+
+
+class BadEncoding(ValueError):
+    """The body's transfer or content encoding cannot be undone."""
 
 
 @dataclass(slots=True)
@@ -56,6 +61,44 @@ def parse_response(block: bytes) -> Response:
         if colon:
             headers[name.strip().lower()] = value.strip()
     return Response(int(parts[1]), headers, block[head_end + sep:])
+
+
+def decoded_body(response: Response, max_bytes: int) -> bytes:
+    """The entity as the server meant it: de-chunked and un-gzipped where the headers say so.
+
+    Common Crawl stores bodies already decoded (and renames the headers to X-Crawler-*), but WARCs from
+    other crawlers (wget, warcprox, browsertrix) keep the bytes as sent. Output is capped at `max_bytes`.
+    """
+    body = response.body
+    if "chunked" in response.headers.get("transfer-encoding", "").lower():
+        body = _dechunk(body)
+    coding = response.headers.get("content-encoding", "").strip().lower()
+    if coding in ("gzip", "x-gzip", "deflate") and body:
+        inflater = zlib.decompressobj(47 if body[:1] in (b"\x1f", b"\x78") else -15)  # gzip/zlib, else raw
+        try:
+            body = inflater.decompress(body, max_bytes)
+        except zlib.error as exc:
+            raise BadEncoding(f"Content-Encoding {coding}: {exc}") from None
+    elif coding not in ("", "identity", "none", "utf-8"):
+        raise BadEncoding(f"Content-Encoding {coding!r} is not supported")
+    return body
+
+
+def _dechunk(body: bytes) -> bytes:
+    """Undo Transfer-Encoding: chunked; bodies that are not really chunked come back unchanged."""
+    out, i = [], 0
+    while True:
+        line_end = body.find(b"\r\n", i)
+        if line_end < 0:
+            return body
+        try:
+            size = int(body[i:line_end].split(b";")[0].strip(), 16)
+        except ValueError:
+            return body if not out else b"".join(out)
+        if size == 0:
+            return b"".join(out)
+        out.append(body[line_end + 2:line_end + 2 + size])
+        i = line_end + 2 + size + 2
 
 
 def declared_charset(body: bytes, content_type: str) -> tuple[str | None, int]:

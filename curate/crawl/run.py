@@ -48,7 +48,7 @@ def crawl_file(job: Job) -> dict:
     collector = PairCollector(stats, task.min_alt_chars)
     parts = FileParts(task.out_dir, task.index)
     parts.remove_stale()
-    handle = RecordHandler(task.archive, collector, stats)
+    handle = RecordHandler(task.archive, collector, stats, task.max_record_bytes)
     fs, inner = storage.url_to_fs(task.archive)
     start = time.perf_counter()
     try:

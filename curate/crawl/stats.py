@@ -31,6 +31,7 @@ ERROR_KINDS = {
     "incomplete_record": "a record cut short by a truncated or corrupt member; its partial bytes are dropped",
     "malformed_record": "bytes that are not a WARC record (bad header, bad Content-Length); skipped to the next one",
     "bad_http": "a response record whose HTTP header block cannot be parsed",
+    "content_encoding": "a body whose Content-Encoding cannot be undone (br, a broken gzip); the page is skipped",
     "invalid_json": "a WAT record whose JSON does not parse",
     "charset": "HTML in an unknown or wrong charset; decoded with a fallback (the page is still read)",
 }
