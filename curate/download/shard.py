@@ -12,9 +12,10 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import time
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterator
@@ -189,21 +190,37 @@ def _run_rows(task: ShardTask, schema: pa.Schema, rows: Iterator[dict],
                 last_progress = now
                 _write_progress(task.progress_path, counts, errors)
 
+        # Threads put finished rows on a queue; at most `limit` rows are in flight (bounded memory).
         limit = cfg.threads * 2
+        finished: queue.SimpleQueue = queue.SimpleQueue()
+
+        def work(row: dict) -> None:
+            try:
+                finished.put((_download_row(fetcher, cfg, row), row))
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the shard's thread below
+                finished.put((exc, row))
+
+        def collect() -> None:
+            result, row = finished.get()
+            if isinstance(result, BaseException):
+                raise result
+            record(result, row)
+
+        in_flight = 0
         with ThreadPoolExecutor(max_workers=cfg.threads, thread_name_prefix="curate-dl") as pool:
-            in_flight: dict[Future, dict] = {}
             for row in rows:
-                early = _precheck(row, optout)
+                early = precheck(row, optout)
                 if early is not None:
                     record(early, row)
                     continue
-                in_flight[pool.submit(_download_row, fetcher, cfg, row)] = row
-                if len(in_flight) >= limit:
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        record(fut.result(), in_flight.pop(fut))
-            for fut in list(in_flight):
-                record(fut.result(), in_flight.pop(fut))
+                pool.submit(work, row)
+                in_flight += 1
+                if in_flight >= limit:
+                    collect()
+                    in_flight -= 1
+            while in_flight:
+                collect()
+                in_flight -= 1
         writer.commit()
     except BaseException:
         writer.abort()
@@ -218,7 +235,7 @@ def _run_rows(task: ShardTask, schema: pa.Schema, rows: Iterator[dict],
     }
 
 
-def _base_row(row: dict) -> dict:
+def base_row(row: dict) -> dict:
     return {
         "uid": row["uid"], "url": row.get("url"), "caption": row.get("caption"), "status": "failed",
         "error_class": None, "error_message": None, "http_status": None, "final_url": None,
@@ -227,17 +244,17 @@ def _base_row(row: dict) -> dict:
     }
 
 
-def _precheck(row: dict, optout: OptOut) -> dict | None:
+def precheck(row: dict, optout: OptOut) -> dict | None:
     """The final row for manifest rows that are never requested (bad URL, opt-out), else None."""
     manifest_status = row.get("status") or "ok"
     if manifest_status != "ok":
-        out = _base_row(row)
+        out = base_row(row)
         out["error_class"] = manifest_status if manifest_status in ERROR_CLASSES else "invalid_url"
         out["error_message"] = f"manifest marked this row {manifest_status}"
         return out
     why = optout.reason(row["uid"], row.get("url"))
     if why:
-        out = _base_row(row)
+        out = base_row(row)
         out.update(status="skipped", error_class="opted_out", error_message=why)
         return out
     return None
@@ -245,7 +262,7 @@ def _precheck(row: dict, optout: OptOut) -> dict | None:
 
 def _download_row(fetcher: Fetcher, cfg: DownloadConfig, row: dict) -> dict:
     """Fetch and process one row; never raises for a bad URL, server or image."""
-    out = _base_row(row)
+    out = base_row(row)
     try:
         resp = fetcher.fetch(row["url"])
     except FetchError as exc:
