@@ -67,7 +67,7 @@ class ImageSpec:
 
 def derive_seed(*key: int) -> int:
     """A 64-bit seed for one purpose of one web: (web seed, stream, index) keys never collide in practice."""
-    return int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0])
+    return int.from_bytes(hashlib.blake2b(repr(key).encode(), digest_size=8).digest(), "little")
 
 
 def render(spec: ImageSpec, source: ImageSpec | None = None) -> Image.Image:
@@ -99,14 +99,17 @@ def encode_spec(spec: ImageSpec, source: ImageSpec | None = None) -> bytes:
     return encode(render(spec, source), spec.fmt, spec.quality)
 
 
+_ASPECTS = (1.0, 4 / 3, 3 / 2, 16 / 9, 5 / 4)
+
+
 def _pick_size(rng: np.random.Generator) -> tuple[int, int]:
     """Sizes as on the web: long side around 500 px, thumbnails and large photos, a few panoramas."""
     r = rng.random()
     if r < 0.06:
         long = int(rng.integers(MIN_SIDE, 129))
     else:
-        long = int(np.clip(round(500 * math.exp(rng.normal(0, 0.5))), MIN_SIDE, MAX_SIDE))
-    aspect = 3.5 if r > 0.97 else float(rng.choice([1.0, 4 / 3, 3 / 2, 16 / 9, 5 / 4]))
+        long = min(max(round(500 * math.exp(rng.normal(0, 0.5))), MIN_SIDE), MAX_SIDE)
+    aspect = 3.5 if r > 0.97 else _ASPECTS[int(rng.integers(len(_ASPECTS)))]
     short = max(MIN_SIDE, round(long / aspect))
     return (long, short) if rng.random() < 0.7 else (short, long)
 
