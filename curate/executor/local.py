@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import multiprocessing as mp
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
+import fsspec.config
 from tqdm import tqdm
 
 from curate.executor.base import Job, JobFn, run_job
 
 log = logging.getLogger(__name__)
+
+
+def _init_worker(environ: dict[str, str], fsspec_conf: dict) -> None:
+    """Give each worker the driver's environment and storage settings as they are now.
+
+    A forkserver is started once per process and keeps the environment of that moment; credentials or
+    endpoints set later (AWS_*, an fsspec endpoint) would otherwise never reach the workers.
+    """
+    os.environ.update(environ)
+    fsspec.config.conf.clear()
+    fsspec.config.conf.update(fsspec_conf)
 
 
 def default_workers() -> int:
@@ -76,7 +89,9 @@ class _Pool:
         by_future: dict[Future, Job] = {}
         lost: list[Job] = []
         limit = 1 if isolate else self.workers * 2
-        with ProcessPoolExecutor(max_workers=1 if isolate else self.workers, mp_context=self.ctx) as pool:
+        with ProcessPoolExecutor(max_workers=1 if isolate else self.workers, mp_context=self.ctx,
+                                 initializer=_init_worker,
+                                 initargs=(dict(os.environ), copy.deepcopy(fsspec.config.conf))) as pool:
 
             def fill() -> None:
                 while waiting and len(by_future) < limit:
