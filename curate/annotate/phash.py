@@ -2,8 +2,8 @@
 
 imagehash.phash: full decode -> greyscale -> Lanczos resize to 32x32 -> 2-D DCT-II -> keep the 8x8
 lowest frequencies -> bit = coefficient > their median. Here the same steps run cheaper:
-- decode at reduced size (JPEG DCT scaling through PIL's draft mode: a 256 px JPEG decodes straight
-  to 64x64, then a bilinear resize to 32x32), which is most of the cost of imagehash;
+- decode at reduced size (libjpeg DCT scaling, curate.annotate.decode: a 256 px JPEG decodes straight
+  to 64x64, then an antialiased bilinear resize to 32x32), which is most of the cost of imagehash;
 - only the 8x8 low-frequency block of the DCT is needed, so the transform is two small matrix products
   with a precomputed 8x32 DCT matrix, D @ X @ D.T, done for a whole batch of images at once.
 The scale of the DCT does not matter (bits compare against a median), so the matrix is unnormalised.
