@@ -201,3 +201,14 @@ def test_x_robots_tag_directives():
     assert x_robots_blocked(["curate: noai"], "curate", block) == "noai"
     assert x_robots_blocked(["noindex"], "curate", block) is None
     assert x_robots_blocked(["noindex"], "curate", block + ("noindex",)) == "noindex"
+
+
+def test_comments_and_icc_are_dropped_and_keep_exif_survives_padding():
+    img = Image.open(io.BytesIO(_exif_jpeg(orientation=1)))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=img.info["exif"], comment=b"shot at 12 Main St", icc_profile=b"\0" * 128)
+    stripped = decode(process_image(buf.getvalue(), DownloadConfig(resize_mode="border")).data)
+    assert not {"comment", "icc_profile", "exif"} & set(stripped.info)
+    kept = decode(process_image(buf.getvalue(), DownloadConfig(resize_mode="border", keep_exif=True)).data)
+    assert kept.size == (256, 256) and kept.getexif().get_ifd(0x8825)  # padding did not lose the EXIF
+    assert "comment" not in kept.info

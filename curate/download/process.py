@@ -129,7 +129,8 @@ def _transform(img: Image.Image, cfg: DownloadConfig, orientation: int) -> Image
     keep_alpha = cfg.encode_format != "jpg"
     img.load()
     if orientation != 1:
-        img = ImageOps.exif_transpose(img)
+        img = ImageOps.exif_transpose(img)  # also drops the orientation tag from info["exif"]
+    meta = {k: img.info[k] for k in ("exif", "icc_profile") if img.info.get(k)}
     img = _to_rgb(img, keep_alpha)
     if scale is not None:
         tw, th = _scaled_size(img.width, img.height, cfg)
@@ -147,6 +148,7 @@ def _transform(img: Image.Image, cfg: DownloadConfig, orientation: int) -> Image
             canvas = Image.new(img.mode, (max(size, img.width), max(size, img.height)), fill)
             canvas.paste(img, ((canvas.width - img.width) // 2, (canvas.height - img.height) // 2))
             img = canvas
+    img.info = meta  # only what --keep-exif may keep; comments, XMP and the rest are gone
     return img
 
 
@@ -177,12 +179,8 @@ def _encode(img: Image.Image, cfg: DownloadConfig) -> bytes:
         kwargs["compress_level"] = min(9, max(0, cfg.encode_quality if cfg.encode_quality <= 9 else 6))
     else:
         kwargs["quality"] = cfg.encode_quality
+    meta, img.info = img.info, {}  # Pillow copies some metadata from info (PNG ICC, JPEG comments)
     if cfg.keep_exif:
-        exif = img.info.get("exif")
-        if exif:
-            kwargs["exif"] = exif
-        icc = img.info.get("icc_profile")
-        if icc:
-            kwargs["icc_profile"] = icc
+        kwargs.update(meta)
     img.save(buf, FORMAT_NAMES[cfg.encode_format], **kwargs)
     return buf.getvalue()

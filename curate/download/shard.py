@@ -28,6 +28,7 @@ from curate.download.config import DownloadConfig
 from curate.download.fetch import Fetcher, FetchError
 from curate.download.optout import OptOut, load_optout
 from curate.download.process import ImageError, process_image
+from curate.download.safety import parse_url
 from curate.executor import Job
 from curate.schema import ERROR_CLASSES, SHARD_SCHEMA, with_extra_columns
 
@@ -251,6 +252,10 @@ def precheck(row: dict, optout: OptOut) -> dict | None:
         out = base_row(row)
         out["error_class"] = manifest_status if manifest_status in ERROR_CLASSES else "invalid_url"
         out["error_message"] = f"manifest marked this row {manifest_status}"
+        return out
+    if parse_url(row.get("url")) is None:
+        out = base_row(row)
+        out.update(error_class="invalid_url", error_message=f"not an absolute http(s) URL: {str(row.get('url'))[:200]!r}")
         return out
     why = optout.reason(row["uid"], row.get("url"))
     if why:
