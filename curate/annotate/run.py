@@ -29,6 +29,7 @@ from curate.annotate.options import LANGUAGE_BACKENDS, Options
 from curate.dataset import Dataset
 from curate.errors import CurateError
 from curate.executor import Job, RunSummary, execute
+from curate.extras import MissingExtraError
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def annotate(
     batch_size: int = 512,
     nsfw_batch_size: int = 32,
 ) -> RunSummary:
-    """Compute the chosen signals (default: all) for every download shard of DATASET.
+    """Compute the chosen signals (default: all; nsfw only if the [nsfw] extra is installed) per download shard.
 
     Writes DATASET/signals/<name>/NNNNN.parquet (docs/FORMAT.md, section "signals") and a run summary
     at DATASET/signals/annotate.summary.json. Finished (signal, shard) pairs are skipped.
@@ -169,7 +170,13 @@ def annotate(
     if batch_size < 1 or nsfw_batch_size < 1:
         raise CurateError("batch sizes must be positive")
     if "nsfw" in names:
-        model_path()  # fail now, with the install hint, rather than once per shard
+        try:
+            model_path()  # fail now, with the install hint, rather than once per shard
+        except MissingExtraError as exc:
+            if signals is not None:
+                raise
+            log.warning("skipping the nsfw signal (%s)", exc)  # "all signals" means all that can run here
+            names.remove("nsfw")
     ds = Dataset(dataset)
     with ds.lock("annotate"):
         if not ds.shard_paths():

