@@ -6,11 +6,16 @@ import json
 import os
 import sys
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image, ImageDraw
 
-from annotate_data import make_dataset, shard_table
+from annotate_data import encode, make_dataset, shard_table
 from curate.annotate import SIGNALS, annotate
+from curate.annotate.image_signals import image_signal
+from curate.annotate.options import Options
 from curate.cli import main
 from curate.errors import CurateError
 from curate.extras import MissingExtraError
@@ -156,3 +161,20 @@ def test_without_the_nsfw_extra_all_signals_skip_nsfw_but_asking_for_it_fails(tm
     assert summary.done == len(SIGNALS) - 1 and not os.path.exists(tmp_path / "signals" / "nsfw")
     with pytest.raises(MissingExtraError, match=r"pip install 'curate\[nsfw\]'"):
         annotate(str(tmp_path), signals="nsfw", workers=1)
+
+
+def test_blank_means_near_uniform_not_mostly_white():
+    rng = np.random.default_rng(0)
+    noisy = Image.fromarray(np.clip(rng.normal(128, 4, (300, 300, 3)), 0, 255).astype(np.uint8))
+    page = Image.new("RGB", (300, 300), "white")
+    ImageDraw.Draw(page).text((20, 140), "one line of text on a page", fill="black")
+    gradient = Image.fromarray(np.tile(np.linspace(100, 140, 300), (300, 1)).astype(np.uint8)).convert("RGB")
+    images = [encode(Image.new("RGB", (300, 300), (120, 180, 200)), "JPEG", 30), encode(noisy, "JPEG"),
+              encode(page, "PNG"), encode(gradient, "JPEG")]
+    n = len(images)
+    table = pa.table({"uid": [str(i) for i in range(n)], "image": images, "width": [300] * n, "height": [300] * n,
+                      "original_width": [None] * n, "original_height": [None] * n,
+                      "bytes": [len(d) for d in images], "image_format": ["jpeg", "jpeg", "png", "jpeg"]})
+    out, stats = image_signal(table, Options())
+    assert out.column("is_blank").to_pylist() == [True, True, False, False]
+    assert out.column("aspect").to_pylist() == [1.0] * n and stats["blank"] == 2

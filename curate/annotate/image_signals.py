@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 
 # An image is blank (placeholder, spacer, solid fill) when every RGB channel of its <=64 px thumbnail
 # has a standard deviation under 3 grey levels (of 255). The thumbnail averages away JPEG noise and
-# grain, so a flat colour with compression artefacts stays blank, while a white page with a small
-# logo or a line of text (std >= ~8 at that size) does not.
+# grain, so a flat colour with compression artefacts or sensor noise stays blank (std 0-1.2), while a
+# white page with one line of text (std 12), a small logo (29) or a gentle gradient (12) does not.
 BLANK_STD = 3.0
 THUMB_SIDE = 64
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as PIL's convert("L")
