@@ -103,6 +103,7 @@ def test_same_seed_same_web_other_seed_other_web():
     assert a.image_bytes(a.specs[3]) == b.image_bytes(b.specs[3])
 
 
+@pytest.mark.slow
 def test_prerender_in_processes_gives_the_bytes_rendered_on_demand():
     ahead, lazy = SyntheticWeb(34, seed=8), SyntheticWeb(34, seed=8)
     ahead.prerender(workers=2)
