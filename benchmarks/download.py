@@ -181,15 +181,28 @@ def run_img2dataset(urls: Path, out: Path, per_shard: int) -> dict:
     return res
 
 
-def run_curate(urls: Path, out: Path, per_shard: int, extra: list[str]) -> dict:
+CURATE_RUNNER = """
+import sys
+from curate.download import DownloadConfig, download
+from curate.manifest import build_manifest
+if __name__ == "__main__":  # the executor's worker processes import this file
+    url_list, out, per_part, size, mode, quality, procs, cap = sys.argv[1:9]
+    build_manifest([url_list], out + "/manifest", rows_per_part=int(per_part))
+    cfg = DownloadConfig(image_size=int(size), resize_mode=mode, encode_quality=int(quality),
+                         allow_private_network=True, max_connections_per_host=int(cap))
+    summary = download(out, out, cfg, workers=int(procs))
+    assert not summary.failed, summary.failed
+"""
+
+
+def run_curate(urls: Path, out: Path, per_shard: int, cap: int) -> dict:
+    """curate through its Python API (like img2dataset above): manifest + download, same settings."""
     shutil.rmtree(out, ignore_errors=True)
     s = SETTINGS
-    py = sys.executable
-    script = (f"set -e; {py} -m curate -q manifest {urls} -o {out}/manifest --rows-per-part {per_shard} >/dev/null; "
-              f"{py} -m curate -q download {out} -o {out} --allow-private-network --workers {s['processes']} "
-              f"--image-size {s['image_size']} --resize-mode {s['resize_mode']} --encode-quality {s['encode_quality']} "
-              + " ".join(extra))
-    res = measure(["bash", "-c", script])
+    runner = WORK / "curate_runner.py"
+    runner.write_text(CURATE_RUNNER)
+    res = measure([sys.executable, str(runner), str(urls), str(out), str(per_shard), str(s["image_size"]),
+                   s["resize_mode"], str(s["encode_quality"]), str(s["processes"]), str(cap)])
     rows = []
     for p in sorted((out / "shards").glob("[0-9]*.parquet")):
         rows += pq.read_table(p, columns=["url", "status", "image"]).to_pylist()
@@ -197,6 +210,13 @@ def run_curate(urls: Path, out: Path, per_shard: int, extra: list[str]) -> dict:
     res["success"] = sum(r["status"] == "success" for r in rows)
     res["images"] = {r["url"]: r["image"] for r in rows if r["status"] == "success"}
     return res
+
+
+def cli_startup_s() -> float:
+    """Wall seconds of `curate --help`: the fixed cost a CLI run adds (it imports every command)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "curate", "--help"], stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
 
 
 def fetch_only(urls: list[str], cap: int, threads: int) -> float:
@@ -261,9 +281,8 @@ def main() -> int:
         runs = {}
         if not args.skip_img2dataset:
             runs["img2dataset"] = run_img2dataset(url_file, WORK / "out-i2d", per_shard)
-        runs["curate"] = run_curate(url_file, WORK / "out-curate", per_shard, [])
-        runs["curate (16 conns/host)"] = run_curate(url_file, WORK / "out-curate16", per_shard,
-                                                    ["--max-connections-per-host", "16"])
+        runs["curate"] = run_curate(url_file, WORK / "out-curate", per_shard, cap=2)
+        runs["curate (16 conns/host)"] = run_curate(url_file, WORK / "out-curate16", per_shard, cap=16)
         for name, r in runs.items():
             q = quality(r.pop("images"), img_dir)
             r.update(q, images_per_s=r["success"] / r["wall_s"], cpu_ms_per_image=1000 * r["cpu_s"] / max(1, r["success"]))
@@ -273,6 +292,7 @@ def main() -> int:
             "cap 2, 32 threads": fetch_only(urls[:2000], 2, 32),
             "cap 16, 32 threads": fetch_only(urls[:2000], 16, 32),
         }
+        results["cli_startup_s"] = cli_startup_s()
         results["load_after"] = os.getloadavg()
     finally:
         nginx.terminate()
@@ -285,6 +305,10 @@ def main() -> int:
         ratio = f"{r['images_per_s'] / anchor:.2f}x" if anchor else "-"
         print(f"| {name} | {r['images_per_s']:.0f} | {ratio} | {r['success']}/{r['rows']} | {r['cpu_ms_per_image']:.2f} | "
               f"{r['peak_rss_mb']:.0f} | {r['psnr_db']:.1f} | {r['mean_kb']:.1f} |")
+    if anchor:
+        cpu_ratio = results["runs"]["img2dataset"]["cpu_ms_per_image"] / results["runs"]["curate"]["cpu_ms_per_image"]
+        print(f"CPU per image, img2dataset / curate: {cpu_ratio:.2f}x")
+    print(f"`curate --help` startup: {results['cli_startup_s']:.2f} s; load after {results['load_after'][0]:.2f}")
     for name, rps in results["fetch_only_rps"].items():
         print(f"fetch only ({name}): {rps:.0f} requests/s")
     out = WORK / "results.json"
