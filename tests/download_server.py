@@ -46,7 +46,8 @@ class FaultServer:
     /stall, /slow, /truncated, /redirect/N, /loop, /redirect-to?url=U, /html, /corrupt, /huge, /huge-chunked,
     /bomb, /noai/N.jpg, /private/N.jpg (disallowed by robots.txt)."""
 
-    def __init__(self, host: str = "127.0.0.1", robots: str = "User-agent: *\nDisallow: /private/\n") -> None:
+    def __init__(self, host: str = "127.0.0.1", robots: str = "User-agent: *\nDisallow: /private/\n",
+                 tls: tuple[str, str] | None = None) -> None:
         self.host = host
         self.robots = robots
         self.faults = True
@@ -95,7 +96,15 @@ class FaultServer:
         self._httpd = ThreadingHTTPServer((host, 0), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
-        self.base_url = f"http://{host}:{self.port}"
+        scheme = "http"
+        if tls:  # (certificate file, key file): serve HTTPS
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True)
+            scheme = "https"
+        self.base_url = f"{scheme}://{host}:{self.port}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> "FaultServer":

@@ -302,3 +302,27 @@ def test_real_url_list_without_internet_ends_as_dns_failures(tmp_path, caplog):
     assert dns >= 9_900, {c: sum(r["error_class"] == c for r in rows) for c in {r["error_class"] for r in rows}}
     assert "failed DNS resolution: is this machine online?" in summary.stats["diagnosis"]
     assert elapsed < 120
+
+
+def test_https_verifies_certificates_and_trusts_a_given_ca(tmp_path):
+    import shutil
+
+    if not shutil.which("openssl"):
+        pytest.skip("the openssl command is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    with FaultServer(tls=(str(cert), str(key))) as srv:
+        url = f"https://localhost:{srv.port}/img/1.jpg"  # localhost also resolves to ::1, where nobody listens
+        manifest = write_manifest(tmp_path / "m", [url])
+        download(str(manifest), str(tmp_path / "ds1"), DownloadConfig(allow_private_network=True, **FAST), workers=1)
+        untrusted = read_shards(tmp_path / "ds1")[0]
+        assert untrusted["error_class"] == "protocol_error"
+        assert "certificate" in untrusted["error_message"].lower()
+        assert not srv.log["/img/1.jpg"]
+        cfg = DownloadConfig(allow_private_network=True, ca_file=str(cert), **FAST)
+        download(str(manifest), str(tmp_path / "ds2"), cfg, workers=1)
+        trusted = read_shards(tmp_path / "ds2")[0]
+        assert trusted["status"] == "success", trusted["error_message"]
+        assert len(srv.log["/img/1.jpg"]) == 1

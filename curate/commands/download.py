@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="allow loopback/private/link-local destinations (local test servers)")
     net.add_argument("--allow-network", action="append", default=[], metavar="CIDR",
                      help="a private network allowed anyway, e.g. an internal mirror (repeatable)")
+    net.add_argument("--ca-file", default=None, help="CA bundle to trust for HTTPS (e.g. an internal mirror)")
     net.add_argument("--max-bytes", type=int, default=d.max_bytes, help="largest body read; larger is dropped")
     net.add_argument("--max-redirects", type=int, default=d.max_redirects)
     net.add_argument("--timeout", type=float, default=d.total_timeout, help="total seconds per request")
@@ -79,7 +80,7 @@ def _config(args: argparse.Namespace):
         encode_format=args.encode_format, encode_quality=args.encode_quality, reencode=not args.no_reencode,
         keep_exif=args.keep_exif, min_image_size=args.min_image_size, max_aspect_ratio=args.max_aspect_ratio,
         max_pixels=args.max_pixels, allow_private_network=args.allow_private_network,
-        allow_networks=tuple(args.allow_network),
+        allow_networks=tuple(args.allow_network), ca_file=args.ca_file,
         max_redirects=args.max_redirects, max_bytes=args.max_bytes, connect_timeout=args.connect_timeout,
         read_timeout=args.read_timeout, total_timeout=args.timeout, user_agent_token=args.user_agent_token,
         contact_url=args.contact_url, max_connections_per_host=args.max_connections_per_host,

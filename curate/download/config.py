@@ -27,6 +27,7 @@ class DownloadConfig:
     # Safety
     allow_private_network: bool = False
     allow_networks: tuple[str, ...] = ()  # CIDRs allowed even though private (an internal mirror)
+    ca_file: str | None = None  # extra CA bundle for HTTPS (an internal mirror with a private CA)
     max_redirects: int = 5
     max_bytes: int = 32 * 1024 * 1024
     connect_timeout: float = 5.0

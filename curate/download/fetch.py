@@ -82,7 +82,7 @@ class Fetcher:
         self._dns_down = ""  # set when lookups fail for every host: the rest fail fast as `dns`
         self._robots: dict[tuple, tuple[threading.Event, list]] = {}
         self._lock = threading.Lock()
-        self._ssl = ssl.create_default_context()
+        self._ssl = ssl.create_default_context(cafile=config.ca_file)
         self._headers = {
             "User-Agent": config.user_agent,
             "Accept": "image/avif,image/webp,image/png,image/jpeg,image/*;q=0.8,*/*;q=0.5",
