@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     except (CurateError, MissingExtraError) as exc:
         print(f"curate {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # Full disk, unwritable or vanished output: finished shards were written atomically and are intact.
+        print(f"curate {args.command}: error: {exc}. Finished outputs are intact: free space or fix the "
+              "path's permissions, then rerun the same command to resume.", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"curate {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -93,6 +93,7 @@ def _ingest(ctx: Context) -> dict:
     out["manifest"] = build_manifest(
         urls, ds.manifest_dir, url_col=spec.get("url_col"), caption_col=spec.get("caption_col"),
         keep_cols=tuple(spec.get("keep_cols", ())), takedown=ds.takedown_path, overwrite=True,
+        rows_per_part=int(spec.get("rows_per_part", 10_000)),
     )
     return out
 
@@ -167,6 +168,19 @@ RUNNERS: dict[str, Callable[[Context], dict]] = {
 }
 
 
+def _stop_on_failed_shards(stage: str, result: dict, root: str) -> None:
+    """Later stages must not run on a partial stage: name the shards that failed and how to resume."""
+    nested = [v for v in result.values() if isinstance(v, dict)]
+    failed = next((r.get("jobs_failed") or r.get("files_failed") for r in [result, *nested]
+                   if r.get("jobs_failed") or r.get("files_failed")), None)
+    if failed:
+        key, error = next(iter(failed.items()))
+        raise CurateError(
+            f"stage {stage}: {len(failed)} shard(s) failed after retries (first: {key}: {error.splitlines()[0]}). "
+            f"Finished shards in {root} are kept; fix the cause and rerun the same command to resume."
+        )
+
+
 def run_pipeline(
     recipe: str | Recipe,
     *,
@@ -195,6 +209,7 @@ def run_pipeline(
         start = time.perf_counter()
         run.stages[stage] = RUNNERS[stage](ctx)
         run.seconds[stage] = round(time.perf_counter() - start, 2)
+        _stop_on_failed_shards(stage, run.stages[stage], root)
         log.info("stage %s: done in %.1f s", stage, run.seconds[stage])
     storage.write_json_atomic({"recipe": rcp.name, "seconds": run.seconds, "stages": run.stages},
                               storage.join(root, f"run-{rcp.name}.summary.json"))
