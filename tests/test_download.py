@@ -274,7 +274,7 @@ def test_kill_mid_run_and_resume_gives_each_uid_once(tmp_path, server):
     proc.wait()
     done_before = len(list((ds / "shards").glob("*.stats.json")))
     assert 2 <= done_before < 12, "the kill should land mid-run"
-    (ds / ".lock").unlink(missing_ok=True)  # the killed run's lock (its pid is gone: also detected as stale)
+    assert (ds / ".lock").exists()  # the killed run's lock stays behind; its pid is gone, so it is stale
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     rows = read_shards(ds)
@@ -326,3 +326,24 @@ def test_https_verifies_certificates_and_trusts_a_given_ca(tmp_path):
         trusted = read_shards(tmp_path / "ds2")[0]
         assert trusted["status"] == "success", trusted["error_message"]
         assert len(srv.log["/img/1.jpg"]) == 1
+
+
+def test_raw_url_list_is_normalized_reused_on_rerun_and_a_different_manifest_is_refused(tmp_path, server):
+    from curate.errors import CurateError
+
+    urls = tmp_path / "urls.txt"
+    urls.write_text("\n".join(server.url(f"/img/{i}.jpg") for i in range(5)) + "\nnot a url\n")
+    ds = tmp_path / "ds"
+    cfg = DownloadConfig(allow_private_network=True, **FAST)
+    first = download(str(urls), str(ds), cfg, workers=1)
+    assert (ds / "manifest" / "part-00000.parquet").exists()
+    assert first.done == 1 and first.stats["dataset"]["rows"] == 6
+    rows = by_url(read_shards(ds))
+    assert rows["not a url"]["error_class"] == "invalid_url"  # kept as a row, never dropped
+    server.log.clear()
+    again = download(str(urls), str(ds), cfg, workers=1)  # resume: the finished shard is not redone
+    assert again.done == 0 and again.skipped == 1
+    assert not [p for p, t in server.log.items() if t]
+    other = write_manifest(tmp_path / "other", [server.url("/img/9.jpg")])
+    with pytest.raises(CurateError, match="holds shards downloaded from"):
+        download(str(other), str(ds), cfg, workers=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
 import uuid
@@ -93,7 +94,8 @@ def resolve_manifest(manifest: str, ds: Dataset) -> list[str]:
     parts = _manifest_parts(manifest)
     if parts is None:
         parts = _manifest_parts(storage.join(manifest, "manifest")) if _is_dir(manifest) else None
-    source = {"manifest": str(manifest)}
+    fs, inner = storage.url_to_fs(manifest)
+    source = {"manifest": os.path.abspath(inner) if storage.is_local(fs) else str(manifest)}
     if parts is None:
         # A raw URL list: normalize it once into DATASET/manifest, reused when the same list is given again.
         if not storage.exists(storage.join(ds.manifest_dir, SUMMARY_FILE)):
