@@ -60,8 +60,13 @@ def demo_recipe(out: Path, warc: Path, faults: Path, benchmark: Path, *, steps: 
 
 
 def run_demo(out: str = "curate-demo", *, n_images: int = 600, steps: int = 240, batch_size: int = 64,
-             executor: str = "local", workers: int | None = None, train: bool = True) -> dict:
-    """Run the demo into OUT; return the headline numbers and where each output is."""
+             executor: str = "local", workers: int | None = None, train: bool = True,
+             compare_raw: bool = False) -> dict:
+    """Run the demo into OUT; return the headline numbers and where each output is.
+
+    compare_raw: the DataComp experiment in miniature. Train the same model for the same steps on the raw
+    pool (every downloaded sample) and report its zero-shot accuracy beside the curated pool's.
+    """
     from curate.pipeline import STAGES, run_pipeline
     from curate.synthweb import SyntheticWeb
 
@@ -89,6 +94,10 @@ def run_demo(out: str = "curate-demo", *, n_images: int = 600, steps: int = 240,
     headline = _headline(result.stages, bench)
     if train:
         headline["eval"] = _evaluate(result.stages["train"], bench.root, dataset)
+    if train and compare_raw:
+        t0 = time.perf_counter()
+        headline["eval_raw_pool"] = _train_raw_pool(recipe, dataset, bench.root)
+        timings["raw pool train+eval"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
     from curate.report import build_report
 
@@ -118,6 +127,20 @@ def _headline(stages: dict[str, dict], bench) -> dict:
         "planted_benchmark_copies": len(bench.planted_keys),
         "exported": stages["export"].get("samples"),
     }
+
+
+def _train_raw_pool(recipe: dict, dataset: str, benchmark: Path) -> dict:
+    """Same model, steps and batch as the curated run, on every downloaded sample (no filter but failures)."""
+    from curate.decide import filter_dataset
+    from curate.export import export
+    from curate.pipeline import train_from_table
+
+    raw = {"name": "raw", "description": "the raw pool: every downloaded sample", "filter": {}}
+    decided = filter_dataset(dataset, raw)
+    exported = export(dataset, raw, fmt="webdataset", samples_per_shard=256)
+    spec = {k: v for k, v in recipe["train"].items() if k != "out_dir"}
+    trained = train_from_table(spec, exported["out"], str(Path(recipe["train"]["out_dir"]).with_name("run-raw-pool")))
+    return {"samples": decided["kept"], **_evaluate(trained, benchmark, dataset)}
 
 
 def _evaluate(trained: dict, benchmark: Path, dataset: str) -> dict:

@@ -148,12 +148,19 @@ def _train(ctx: Context) -> dict:
     spec = dict(ctx.table("train"))
     if not spec:
         return {"skipped": "no [train] table in the recipe"}
-    from curate.train.train import TrainConfig, train
-
     ds = Dataset(ctx.dataset)
     data = spec.pop("data", None) or ctx.table("export").get("out") or ds.export_dir(ctx.recipe.name)
     out_dir = spec.pop("out_dir", None) or ds.path("runs", ctx.recipe.name)
-    return train(_config(TrainConfig, spec, "train", data=data, out_dir=out_dir))
+    return train_from_table(spec, data, out_dir)
+
+
+def train_from_table(spec: dict[str, Any], data: str, out_dir: str) -> dict:
+    """Train with a recipe's [train] settings; a run dir that holds checkpoints is resumed, not refused."""
+    from curate.train.train import TrainConfig, train
+
+    ckpts = os.path.join(out_dir, "checkpoints")
+    resume = bool(os.path.isdir(ckpts) and os.listdir(ckpts))
+    return train(_config(TrainConfig, spec, "train", data=data, out_dir=out_dir, resume=resume))
 
 
 RUNNERS: dict[str, Callable[[Context], dict]] = {

@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=240, help="training steps of the tiny CLIP")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--no-train", action="store_true", help="stop after export (no training or evaluation)")
+    p.add_argument("--compare-raw", action="store_true",
+                   help="also train on the raw pool with the same budget and compare zero-shot (DataComp in miniature)")
     add_executor_args(p)
     p.set_defaults(func=run)
 
@@ -27,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from curate.demo import run_demo
 
     summary = run_demo(args.output, n_images=args.images, steps=args.steps, batch_size=args.batch_size,
-                       executor=args.executor, workers=args.workers, train=not args.no_train)
+                       executor=args.executor, workers=args.workers, train=not args.no_train,
+                       compare_raw=args.compare_raw)
     out, head = summary["outputs"], summary["headline"]
     print("\ncurate demo: done in", summary["total_seconds"], "s")
     for name, path in out.items():
