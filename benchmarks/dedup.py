@@ -1,12 +1,16 @@
-"""Near-duplicate search and clustering: curate's multi-index hashing beside all-pairs, in one run.
+"""Near-duplicate clustering: curate's searches beside all-pairs, in one run, each in a fresh process.
 
-Input: uniformly random 64-bit hashes (the hard case for banding: no structure to exploit) plus
-planted near copies (1% of N, each with 0..k random bits flipped). Each measurement runs in a fresh
-subprocess so that its peak RSS is its own. Checks that every planted pair is found.
+Data: N photo-like 8x8 RGB thumbnails (smooth random colour fields + noise, so distinct images
+correlate as photos do, not as white noise) with random 64-bit pHashes, plus planted near copies (1%
+of N): the source's thumbnail plus noise (correlation >= ~0.95) and its pHash with 0..10 bits flipped.
+The rule is the annotate stage's: pHash distance <= 14 AND thumbnail correlation >= 0.94.
 
-    python benchmarks/dedup.py                       # 100k all-pairs anchor; 1M and 10M at k = 4, 6, 10
-    python benchmarks/dedup.py --sizes 1000000 --ks 10 --workers 2
-    python benchmarks/dedup.py --stage 1000000       # also the whole `curate dedup` stage on files
+  rule, all-pairs    every pair's popcount, then thumbnails of those within 14 bits (the anchor)
+  rule, curate       thumbnail SimHash LSH candidates, then the rule (the `curate dedup` path)
+  pHash k, curate    exact multi-index hashing on pHashes alone (signals without thumbnails)
+
+    python benchmarks/dedup.py                                  # the figures in docs/PERFORMANCE.md
+    python benchmarks/dedup.py --sizes 1000000 --phash-ks 4 6 --anchor 0
 """
 
 from __future__ import annotations
@@ -23,129 +27,108 @@ import time
 
 import numpy as np
 
+K, SIM = 14, 0.94
 
-def planted_hashes(n: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """n random hashes + n // 100 copies with <= k flipped bits; returns (hashes, src idx, copy idx)."""
+
+def photo_thumbs(n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, 192) uint8: 3x3 colour grids bilinearly upsampled to 8x8, plus noise."""
+    x = np.linspace(0, 2, 8)
+    lo = np.clip(np.floor(x).astype(int), 0, 1)
+    w = x - lo
+    up = np.zeros((8, 3))
+    up[np.arange(8), lo] += 1 - w
+    up[np.arange(8), lo + 1] += w
+    out = np.empty((n, 192), np.uint8)
+    for s in range(0, n, 500_000):
+        m = min(500_000, n - s)
+        grid = rng.uniform(0, 255, (m, 3, 3, 3)).astype(np.float32)  # (m, gy, gx, rgb)
+        img = np.einsum("yi,xj,mijc->myxc", up, up, grid, optimize=True)
+        img += rng.normal(0, 12, img.shape).astype(np.float32)
+        out[s:s + m] = np.clip(img, 0, 255).reshape(m, 192)
+    return out
+
+
+def dataset(n: int, seed: int = 0):
+    """(phash uint64, thumbs, src, copy) with the planted copies appended after the n originals."""
     rng = np.random.default_rng(seed)
-    base = rng.integers(0, 2**64, n, dtype=np.uint64)
+    phash = rng.integers(0, 2**64, n, dtype=np.uint64)
+    thumbs = photo_thumbs(n, rng)
     m = n // 100
     src = rng.choice(n, m, replace=False)
-    flips = np.zeros(m, dtype=np.uint64)
-    counts = rng.integers(0, k + 1, m)
-    for f in range(k):
+    flips = np.zeros(m, np.uint64)
+    counts = rng.integers(0, 11, m)
+    for f in range(10):
         bit = rng.integers(0, 64, m).astype(np.uint64)
-        flips ^= np.where(counts > f, np.uint64(1) << bit, np.uint64(0))  # a repeated bit can cancel: still <= k
-    copies = base[src] ^ flips
-    return np.concatenate([base, copies]), src, np.arange(n, n + m)
+        flips ^= np.where(counts > f, np.uint64(1) << bit, np.uint64(0))
+    copy_thumbs = np.clip(thumbs[src].astype(np.float32) + rng.normal(0, 6, (m, 192)), 0, 255).astype(np.uint8)
+    return (np.concatenate([phash, phash[src] ^ flips]), np.vstack([thumbs, copy_thumbs]), src,
+            np.arange(n, n + m))
 
 
-def run_one(n: int, k: int, method: str, workers: int, bucketings: int | None) -> dict:
-    from curate.dedup import clusters, mih
+def run(n: int, method: str, k: int, workers: int, timed_bucketings: int | None) -> dict:
+    from curate.dedup import clusters, hashing, mih, near
 
-    h, src, cp = planted_hashes(n, k)
-    values, inverse = np.unique(h, return_inverse=True)
+    phash, thumbs, src, cp = dataset(n)
+    out = {"n": n, "hashes": len(phash), "method": method}
     t0 = time.perf_counter()
-    if method == "all_pairs":
-        plan = mih.Plan(k=k, all_pairs=True)
+    if method == "rule_all_pairs":
+        a, b, _ = mih.self_pairs(phash, K, workers=1, search=mih.Plan(k=K, all_pairs=True))
+        ok, _ = hashing.near(phash, phash, thumbs, thumbs, a, b, K, SIM)
+        a, b, desc = a[ok], b[ok], "all-pairs popcount, then thumbnails"
+    elif method == "rule_curate":
+        a, b, desc = near.near_edges(phash.view(np.int64).view(np.uint64), np.ones(len(phash), bool), thumbs, K, SIM,
+                                     workers)
     else:
-        plan = mih.plan(len(values) * (len(values) - 1) / 2, len(values), k)
-    extrapolated = None
-    if bucketings and not plan.all_pairs and math.comb(plan.bands, plan.shared) > bucketings:
-        # time a prefix of the bucketings and scale: the remaining ones cost the same on random hashes
-        masks = plan.masks()[:bucketings]
-        idx_bits = max(1, int(len(values) - 1).bit_length())
-        t = time.perf_counter()
-        for mask in masks:
-            mih._bucket_self(values, mask, k, idx_bits)
-        per = (time.perf_counter() - t) / len(masks)
-        extrapolated = per * math.comb(plan.bands, plan.shared) / max(1, workers)
-        return {"n": n, "k": k, "method": method, "plan": plan.describe(), "seconds": None,
-                "extrapolated_seconds": round(extrapolated, 1), "timed_bucketings": len(masks),
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
-    a, b, _ = mih.self_pairs(values, k, workers=workers, search=plan)
-    t_search = time.perf_counter() - t0
-    labels = clusters.components(len(values), a, b)
-    node_labels = labels[inverse]
-    rep = clusters.representatives(node_labels, np.zeros(len(h), np.int64), np.arange(len(h)))
+        values = np.unique(phash)
+        search = mih.plan(len(values) ** 2 / 2, len(values), k)
+        desc = search.describe()
+        total = math.comb(search.bands, search.shared) if not search.all_pairs else 0
+        if timed_bucketings and total > timed_bucketings:
+            idx_bits = max(1, int(len(values) - 1).bit_length())
+            t = time.perf_counter()
+            for mask in search.masks()[:timed_bucketings]:
+                mih._bucket_self(values, mask, k, idx_bits)
+            per = (time.perf_counter() - t) / timed_bucketings
+            return {**out, "k": k, "search": desc, "seconds": None, "timed_bucketings": timed_bucketings,
+                    "extrapolated_seconds": round(per * total / workers, 1),
+                    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+        a, b, _ = near.near_edges(phash, np.ones(len(phash), bool), None, k, SIM, workers)
+        out["k"] = k
+    labels = clusters.components(len(phash), a, b)
+    rep = clusters.representatives(labels, np.zeros(len(phash), np.int64), np.arange(len(phash)))
     seconds = time.perf_counter() - t0
-    found = float(np.mean(node_labels[src] == node_labels[cp]))
-    return {"n": n, "hashes": len(h), "k": k, "method": method, "plan": plan.describe(),
-            "seconds": round(seconds, 2), "search_seconds": round(t_search, 2), "pairs": len(a),
-            "duplicates": int(len(h) - len(np.unique(rep))),
-            "planted_pairs_found": found,
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
-
-
-def run_stage(n: int, k: int, workers: int) -> dict:
-    """The whole `curate dedup` stage: DuckDB reads signals + shard columns, search, clusters, write."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from curate.dedup import dedup
-
-    root = os.path.join(os.path.dirname(__file__), "_work", f"dedup_stage_{n}")
-    h, _, _ = planted_hashes(n, k)
-    if not os.path.exists(os.path.join(root, "shards")):
-        per = 100_000
-        for s in range(0, len(h), per):
-            part = h[s:s + per]
-            uid = [f"{i:032x}" for i in range(s, s + len(part))]
-            sha = [f"{(i * 2654435761) % (1 << 61):064x}" for i in range(s, s + len(part))]
-            os.makedirs(f"{root}/shards", exist_ok=True)
-            os.makedirs(f"{root}/signals/hashes", exist_ok=True)
-            key = f"{s // per:05d}"
-            pq.write_table(pa.table({"uid": uid, "url": [f"https://x.example/{i}.jpg" for i in range(s, s + len(part))],
-                                     "status": ["success"] * len(part), "width": pa.array(np.full(len(part), 256, np.int32)),
-                                     "height": pa.array(np.full(len(part), 256, np.int32))}), f"{root}/shards/{key}.parquet")
-            pq.write_table(pa.table({"uid": uid, "sha256": sha, "phash": pa.array(part.view(np.int64))}),
-                           f"{root}/signals/hashes/{key}.parquet")
-    t = time.perf_counter()
-    summary = dedup(root, max_distance=k, workers=workers)
-    return {"n": len(h), "k": k, "method": "curate dedup stage", "plan": summary["search"],
-            "seconds": round(time.perf_counter() - t, 2), "duplicates": summary["duplicates"],
+    return {**out, "search": desc, "seconds": round(seconds, 2), "edges": len(a),
+            "duplicates": int(len(phash) - len(np.unique(rep))),
+            "planted_found": round(float(np.mean(labels[src] == labels[cp])), 4),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    ap.add_argument("--ks", type=int, nargs="+", default=[4, 6, 10])
-    ap.add_argument("--anchor", type=int, default=100_000, help="all-pairs size (0: skip)")
+    ap.add_argument("--anchor", type=int, default=100_000, help="size of the all-pairs anchor (0: skip)")
+    ap.add_argument("--phash-ks", type=int, nargs="*", default=[4, 6, 14])
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--max-seconds", type=float, default=150.0,
-                    help="runs the cost model expects to exceed this are timed on a prefix and extrapolated")
-    ap.add_argument("--stage", type=int, default=0, help="also time the whole stage on this many samples")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        spec = json.loads(args.child)
-        out = run_stage(**spec) if spec.pop("stage", False) else run_one(**spec)
-        print(json.dumps(out))
+        print(json.dumps(run(**json.loads(args.child))))
         return
-
-    from curate.dedup import mih
-
     jobs = []
     if args.anchor:
-        for k in args.ks:
-            jobs.append({"n": args.anchor, "k": k, "method": "all_pairs", "workers": 1, "bucketings": None})
-            jobs.append({"n": args.anchor, "k": k, "method": "mih", "workers": args.workers, "bucketings": None})
+        jobs += [{"n": args.anchor, "method": m, "k": K, "workers": args.workers, "timed_bucketings": None}
+                 for m in ("rule_all_pairs", "rule_curate")]
     for n in args.sizes:
-        for k in args.ks:
-            p = mih.plan(n * n / 2, n, k)
-            est = mih._NS_PER_SORTED_ITEM * n * math.comb(p.bands, p.shared) / 1e9 / args.workers
-            jobs.append({"n": n, "k": k, "method": "mih", "workers": args.workers,
-                         "bucketings": 40 if est > args.max_seconds else None})
-    if args.stage:
-        jobs.append({"n": args.stage, "k": min(args.ks), "workers": args.workers, "stage": True})
+        jobs.append({"n": n, "method": "rule_curate", "k": K, "workers": args.workers, "timed_bucketings": None})
+        jobs += [{"n": n, "method": "phash_mih", "k": k, "workers": args.workers, "timed_bucketings": 20}
+                 for k in args.phash_ks]
     print(f"# {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}")
     for job in jobs:
-        res = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True, check=False)
-        if res.returncode:
-            print(json.dumps({"job": job, "error": res.stderr[-2000:]}))
-        else:
-            print(res.stdout.strip().splitlines()[-1], flush=True)
+        res = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True,
+                             check=False)
+        print(res.stdout.strip().splitlines()[-1] if res.returncode == 0 else json.dumps(
+            {"job": job, "error": res.stderr[-1500:]}), flush=True)
     print(f"# load after: {os.getloadavg()[0]:.2f}")
 
 

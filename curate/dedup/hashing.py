@@ -34,14 +34,15 @@ def hash_eval_images(images: list[bytes | None]) -> tuple[np.ndarray, np.ndarray
     return np.asarray(hashes, np.int64), thumbs, [None if v else "cannot decode the image" for v in valid]
 
 
-def near(a_hash: np.ndarray, b_hash: np.ndarray, a_thumb: np.ndarray | None, b_thumb: np.ndarray | None,
-         k: int, min_similarity: float) -> tuple[np.ndarray, np.ndarray]:
-    """(ok mask, distances) of paired rows: pHash distance <= k and (with thumbnails) correlation >= min."""
-    dist = np.bitwise_count(np.asarray(a_hash).view(np.uint64) ^ np.asarray(b_hash).view(np.uint64))
+def near(hash_a: np.ndarray, hash_b: np.ndarray, thumbs_a: np.ndarray | None, thumbs_b: np.ndarray | None,
+         a: np.ndarray, b: np.ndarray, k: int, min_similarity: float) -> tuple[np.ndarray, np.ndarray]:
+    """(ok mask, pHash distances) of the pairs (hash_a[a[i]], hash_b[b[i]]): distance <= k and, with
+    thumbnails, correlation >= min_similarity. Thumbnails are gathered only for pairs within k."""
+    dist = np.bitwise_count(np.asarray(hash_a).view(np.uint64)[a] ^ np.asarray(hash_b).view(np.uint64)[b])
     ok = dist <= k
-    if a_thumb is not None and ok.any():
+    if thumbs_a is not None and ok.any():
         rows = np.flatnonzero(ok)
         for s in range(0, len(rows), _VERIFY_CHUNK):
             r = rows[s:s + _VERIFY_CHUNK]
-            ok[r] = similarity(a_thumb[r], b_thumb[r]) >= min_similarity
+            ok[r] = similarity(thumbs_a[a[r]], thumbs_b[b[r]]) >= min_similarity
     return ok, dist

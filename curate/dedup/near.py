@@ -42,7 +42,7 @@ def _by_phash(phash: np.ndarray, valid: np.ndarray, k: int, workers: int):
 def _by_thumbnail(phash: np.ndarray, valid: np.ndarray, thumbs: np.ndarray, k: int, min_similarity: float,
                   workers: int):
     def check(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return hashing.near(phash[a], phash[b], thumbs[a], thumbs[b], k, min_similarity)[0]
+        return hashing.near(phash, phash, thumbs, thumbs, a, b, k, min_similarity)[0]
 
     idx = np.flatnonzero(valid & simhash.informative(thumbs))  # flat images correlate with nothing
     codes = simhash.simhash(thumbs[idx])
@@ -53,7 +53,7 @@ def _by_thumbnail(phash: np.ndarray, valid: np.ndarray, thumbs: np.ndarray, k: i
     ok = check(idx[member], idx[first[inverse[member]]])
     linked = (idx[member[ok]], idx[first[inverse[member[ok]]]])
     search_pos = np.concatenate([first, member[~ok]])
-    search = simhash.plan(len(search_pos), min_similarity)
+    search = simhash.plan(codes[search_pos], min_similarity)
     log.info("near duplicates over %d distinct thumbnails: %s", len(search_pos), search.describe())
     ca, cb = simhash.self_candidates(codes[search_pos], search, workers)
     a, b = idx[search_pos[ca]], idx[search_pos[cb]]
@@ -70,9 +70,9 @@ def cross_near(q_hash: np.ndarray, q_thumbs: np.ndarray | None, h_hash: np.ndarr
         return qi, hj, dist, "pHash radius, multi-index hashing"
     qpos = np.flatnonzero(simhash.informative(q_thumbs))
     hpos = np.flatnonzero(simhash.informative(h_thumbs))
-    search = simhash.plan(len(hpos), min_similarity)
-    ca, cb = simhash.cross_candidates(simhash.simhash(q_thumbs[qpos]), simhash.simhash(h_thumbs[hpos]), search,
-                                      workers)
+    q_codes, h_codes = simhash.simhash(q_thumbs[qpos]), simhash.simhash(h_thumbs[hpos])
+    search = simhash.plan(h_codes, min_similarity)
+    ca, cb = simhash.cross_candidates(q_codes, h_codes, search, workers)
     qi, hj = qpos[ca], hpos[cb]
-    ok, dist = hashing.near(q_hash[qi], h_hash[hj], q_thumbs[qi], h_thumbs[hj], k, min_similarity)
+    ok, dist = hashing.near(q_hash, h_hash, q_thumbs, h_thumbs, qi, hj, k, min_similarity)
     return qi[ok], hj[ok], dist[ok], search.describe()

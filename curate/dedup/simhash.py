@@ -27,6 +27,8 @@ WORDS = PLANES // 64
 THUMB_VALUES = 192
 _SEED = 0x5EED_C0DE
 _CHUNK = 65_536
+_NS_PER_ITEM = 25.0  # one table: key, sort, scan, per sample (2-core development machine)
+_NS_PER_CANDIDATE = 40.0  # dedupe across tables and check the rule, per candidate pair
 _WORD_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93],
                      dtype=np.uint64)
 
@@ -52,13 +54,31 @@ class LshPlan:
                 f"{self.threshold} is a candidate with probability >= {self.recall})")
 
 
-def plan(n: int, threshold: float, recall: float = 0.99) -> LshPlan:
-    """Key bits so that random pairs rarely collide (about log2 n), and enough tables for `recall`."""
-    bits = int(min(40, max(16, math.ceil(math.log2(max(n, 2))) + 2)))
+def plan(codes: np.ndarray, threshold: float, recall: float = 0.99, sample: int = 3000) -> LshPlan:
+    """Key bits and tables for these codes: `recall` for pairs at the threshold, least estimated work.
+
+    Photos' thumbnails are not random vectors (layouts repeat), so the chance that two distinct ones
+    share a key is measured on a sample of pairs rather than assumed to be 2^-bits.
+    """
+    n = len(codes)
     p = 1.0 - math.acos(max(-1.0, min(1.0, threshold))) / math.pi
-    hit = p ** bits
-    tables = max(1, math.ceil(math.log(1.0 - recall) / math.log(1.0 - hit))) if hit < 1 else 1
-    return LshPlan(threshold=threshold, bits=bits, tables=tables, recall=recall)
+    rng = np.random.default_rng(_SEED + 2)
+    pick = codes[rng.choice(n, min(n, sample), replace=False)]
+    hist = np.zeros(PLANES + 1, np.int64)  # pairs of the sample by number of agreeing sign bits
+    for s in range(0, len(pick), 256):
+        agree = PLANES - np.bitwise_count(pick[s:s + 256, None, :] ^ pick[None, :, :]).sum(axis=2)
+        upper = np.arange(len(pick))[None, :] > np.arange(s, s + len(agree))[:, None]
+        hist += np.bincount(agree[upper], minlength=PLANES + 1)
+    share = np.arange(PLANES + 1) / PLANES
+    best = None
+    for bits in range(12, 65):
+        hit = p ** bits
+        tables = max(1, math.ceil(math.log(1.0 - recall) / math.log(1.0 - hit)))
+        collide = float((hist * share ** bits).sum() / max(1, hist.sum()))
+        cost = tables * (n * _NS_PER_ITEM + n * (n - 1) / 2 * collide * _NS_PER_CANDIDATE)
+        if best is None or cost < best[0]:
+            best = (cost, LshPlan(threshold=threshold, bits=bits, tables=tables, recall=recall))
+    return best[1]
 
 
 def as_matrix(thumbs) -> np.ndarray:
@@ -91,6 +111,12 @@ def simhash(thumbs: np.ndarray) -> np.ndarray:
     return out
 
 
+def distinct(x: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (numpy's SIMD sort; np.unique's hash path is slower on large arrays)."""
+    x = np.sort(x)
+    return x[np.concatenate(([True], x[1:] != x[:-1]))] if len(x) else x
+
+
 def fold(codes: np.ndarray) -> np.ndarray:
     """One uint64 per code (equal codes, equal folds; unequal ones rarely collide)."""
     return _table_keys(codes, np.full(WORDS, np.uint64(2**64 - 1), dtype=np.uint64))
@@ -113,9 +139,9 @@ def self_candidates(codes: np.ndarray, search: LshPlan, workers: int = 2) -> tup
     def one(mask: np.ndarray) -> np.ndarray:
         order, chunks = mih.bucket_pairs(_table_keys(codes, mask), idx_bits)
         out = [np.minimum(order[i], order[j]) * np.int64(n) + np.maximum(order[i], order[j]) for i, j in chunks]
-        return np.unique(np.concatenate(out)) if out else np.empty(0, np.int64)
+        return distinct(np.concatenate(out)) if out else np.empty(0, np.int64)
 
-    pairs = np.unique(np.concatenate([np.empty(0, np.int64), *mih.map_threads(one, list(search.masks()), workers)]))
+    pairs = distinct(np.concatenate([np.empty(0, np.int64), *mih.map_threads(one, list(search.masks()), workers)]))
     return pairs // n, pairs % n
 
 
@@ -131,5 +157,5 @@ def cross_candidates(queries: np.ndarray, codes: np.ndarray, search: LshPlan,
         order = (words[pos] & np.uint64((1 << idx_bits) - 1)).astype(np.int64)
         return qi * np.int64(n) + order
 
-    pairs = np.unique(np.concatenate([np.empty(0, np.int64), *mih.map_threads(one, list(search.masks()), workers)]))
+    pairs = distinct(np.concatenate([np.empty(0, np.int64), *mih.map_threads(one, list(search.masks()), workers)]))
     return pairs // n, pairs % n
