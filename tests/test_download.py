@@ -90,6 +90,8 @@ def test_every_fault_class_is_recorded_and_no_row_is_lost(tmp_path, server):
         if cls:
             assert row["error_message"]
     assert got["ftp://example.org/x.jpg"]["error_class"] == "invalid_url"
+    assert "total time limit" in got[server.url("/slow")]["error_message"]  # bytes kept coming, too slowly
+    assert "stalled" in got[server.url("/stall")]["error_message"]
     assert got[server.url("/redirect/2")]["final_url"] == server.url("/redirect-target/2")
     assert all(r["error_class"] in ERROR_CLASSES for r in rows if r["error_class"])
     assert summary.stats["dataset"]["rows"] == len(urls)

@@ -375,7 +375,7 @@ class Fetcher:
         try:
             while not resp.isclosed():  # http.client closes the response once the body is complete
                 sock.settimeout(self._timeout(deadline))
-                chunk = resp.read(CHUNK)
+                chunk = resp.read1(CHUNK)  # what has arrived: a slow trickle still meets the total deadline
                 if not chunk:
                     break
                 size += len(chunk)
@@ -391,8 +391,11 @@ class Fetcher:
             raise FetchError("protocol_error", f"body truncated: got {size + len(exc.partial):,} bytes, "
                              f"expected {length or 'more'}", status) from exc
         except (socket.timeout, TimeoutError) as exc:
-            raise FetchError("timeout", f"body read stalled for {self.config.read_timeout}s "
-                             f"after {size:,} bytes", status) from exc
+            if time.monotonic() >= deadline - 0.05:
+                message = f"total time limit of {self.config.total_timeout}s reached after {size:,} bytes"
+            else:
+                message = f"body read stalled for {self.config.read_timeout}s after {size:,} bytes"
+            raise FetchError("timeout", message, status) from exc
         except (ConnectionError, OSError) as exc:
             raise FetchError("protocol_error", f"connection lost while reading the body: {exc}", status) from exc
         if length and length.isdigit() and size < int(length):
