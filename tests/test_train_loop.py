@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -71,6 +73,25 @@ def test_resume_gives_the_same_next_batches_and_losses(tmp_path, shards):
         assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-6, abs=1e-7)
     with pytest.raises(CurateError, match="batch_size"):
         train(_config(shards, crashed, steps=8, workers=2, batch_size=8, resume=True))
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_train_end_to_end(tmp_path, shards):
+    """`torchrun -m curate train` with 2 gloo processes: one report, both ranks' data positions checkpointed."""
+    run = tmp_path / "ddp-run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "curate",
+           "train", *shards, "-o", str(run), "--image-size", "32", "--vocab-size", "300", "--batch-size", "16",
+           "--steps", "4", "--workers", "1", "--save-every", "2", "--log-every", "1", "--warmup-steps", "1"]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=400,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count('"checkpoint"') == 1
+    ckpt = torch.load(run / "checkpoints" / "step_0000004.pt", weights_only=False)
+    assert ckpt["world_size"] == 2 and len(ckpt["data"]) == 2
+    # 4 steps x 8 samples per rank, one loader worker each reading 2 of the 4 shards (32 records an epoch)
+    assert [s["positions"][0][0] * 32 + s["positions"][0][1] for s in ckpt["data"]] == [32, 32]
+    assert json.loads((run / "config.json").read_text())["micro_batch"] == 8
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
 
 
 def _fixed_batch(n=8):

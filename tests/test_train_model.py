@@ -157,3 +157,26 @@ def test_siglip_loss_by_hand():
     assert got.item() == pytest.approx(expected, rel=1e-6)
     with pytest.raises(ValueError, match="logit_bias"):
         contrastive_loss("siglip", img, txt, scale)
+
+
+def test_gradient_checkpointing_and_bf16_autocast_keep_the_step():
+    """Checkpointed activations give the same gradients; a bf16-autocast step (the GPU path) runs and stays close."""
+    torch.manual_seed(4)
+    images, texts = torch.randn(4, 3, 32, 32), torch.randint(0, 48, (4, 77))
+    texts[:, 6] = 49
+    grads = []
+    for ckpt in (False, True):
+        torch.manual_seed(5)
+        model = CLIP(get_config("tiny", vocab_size=50, image_size=32))
+        model.set_grad_checkpointing(ckpt)
+        img, txt, scale = model(images, texts)
+        contrastive_loss("clip", img, txt, scale).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+    torch.manual_seed(5)
+    model = CLIP(get_config("tiny", vocab_size=50, image_size=32))
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    fp32 = train_step(model, model, [(images, texts)], opt)
+    bf16 = train_step(model, model, [(images, texts)], opt,
+                      autocast=lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+    assert math.isfinite(bf16) and bf16 == pytest.approx(fp32, rel=0.05)

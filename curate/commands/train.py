@@ -40,8 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps")
     parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--init", metavar="CHECKPOINT", help="start from OpenAI/open_clip weights (a state_dict file)")
-    parser.add_argument("--init-kind", choices=["open_clip", "openai"], default="open_clip")
+    parser.add_argument("--init", nargs=2, metavar=("KIND", "CHECKPOINT"),
+                        help="fine-tune from pretrained weights: KIND is openai (TorchScript or state_dict) or "
+                             "open_clip (a state_dict file with open_clip key names); needs --tokenizer CLIP_VOCAB")
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR from its latest checkpoint, exactly")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
     parser.set_defaults(func=run)
@@ -49,8 +50,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import os
 
+    from curate.errors import CurateError
     from curate.train.train import TrainConfig, train
+
+    init_kind, init = args.init or ("open_clip", None)
+    if init_kind not in ("openai", "open_clip"):
+        raise CurateError(f"--init {init_kind} {init}: KIND must be openai or open_clip")
 
     cfg = TrainConfig(
         data=args.data, out_dir=args.out, model=args.model, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
@@ -59,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         grad_clip=args.grad_clip or None, loss=args.loss, precision=args.precision,
         grad_checkpointing=args.grad_checkpointing, compile=args.compile, workers=args.workers,
         shuffle_buffer=args.shuffle_buffer, seed=args.seed, save_every=args.save_every, log_every=args.log_every,
-        init=args.init, init_kind=args.init_kind, resume=args.resume, device=args.device)
+        init=init, init_kind=init_kind, resume=args.resume, device=args.device)
     result = train(cfg)
-    print(json.dumps(result, indent=2))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report
+        print(json.dumps(result, indent=2))
     return 0

@@ -195,7 +195,7 @@ def train_image(data: bytes, size: int, rng: np.random.Generator) -> np.ndarray:
     box = random_box(w, h, rng)
     bw, bh = box[2] - box[0], box[3] - box[1]
     img, sx, sy = _open(data, (w * size / bw, h * size / bh))
-    return np.array(img.resize((size, size), Image.BILINEAR, box=(box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)))
+    return np.asarray(img.resize((size, size), Image.BILINEAR, box=(box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)))
 
 
 def eval_image(data: bytes, size: int) -> np.ndarray:
@@ -204,7 +204,7 @@ def eval_image(data: bytes, size: int) -> np.ndarray:
     side = min(w, h)
     img, sx, sy = _open(data, (w * size / side, h * size / side))
     x0, y0 = (w - side) / 2, (h - side) / 2
-    return np.array(img.resize((size, size), Image.BICUBIC, box=(x0 * sx, y0 * sy, (x0 + side) * sx, (y0 + side) * sy)))
+    return np.asarray(img.resize((size, size), Image.BICUBIC, box=(x0 * sx, y0 * sy, (x0 + side) * sx, (y0 + side) * sy)))
 
 
 def normalize(images: torch.Tensor, device: torch.device | str = "cpu", dtype=torch.float32) -> torch.Tensor:

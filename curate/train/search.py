@@ -97,7 +97,7 @@ def search(checkpoint, dataset: str, query: str | None = None, image: str | None
             pixels = D.eval_image(Path(image).read_bytes(), model.config.image_size)
         except D.DECODE_ERRORS as exc:
             raise CurateError(f"query image {image} cannot be decoded ({exc})") from None
-        q = embed_images(model, pixels[None], device)[0].numpy()
+        q = embed_images(model, np.array(pixels[None]), device)[0].numpy()  # a writable copy for torch
     scores = vectors @ q
     top = np.argsort(-scores, kind="stable")[:k]
     hits = [{"rank": r + 1, "score": float(scores[i]), "uid": table.column("uid")[int(i)].as_py(),

@@ -12,6 +12,7 @@ RUN_DIR/summary.json       final metrics and checkpoint path (written at the end
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import hashlib
@@ -84,6 +85,7 @@ def init_distributed(device: str) -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
+        atexit.register(dist.destroy_process_group)
     rank = dist.get_rank() if dist.is_initialized() else 0
     if use_cuda:
         local = int(os.environ.get("LOCAL_RANK", "0"))
