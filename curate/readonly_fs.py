@@ -7,12 +7,73 @@ filesystem: reads are delegated to the real one (local disk or an object store),
 
 from __future__ import annotations
 
+import datetime
+import io
+import os
+import stat
+import threading
 from typing import Any
 
 import fsspec
 from fsspec import AbstractFileSystem
+from fsspec.implementations.local import LocalFileSystem
 
 PROTOCOL = "curatero"
+
+
+class _PositionalReader(io.RawIOBase):
+    """A read-only file whose position is kept per thread.
+
+    DuckDB's threads share one handle per file and call seek() then read(); with one shared position two
+    threads interleave and read each other's bytes (seen as "ZSTD Decompression failure" on large files).
+    Local files are read with os.pread (no shared offset, no lock); other files under a lock.
+    """
+
+    def __init__(self, fd: int | None, handle: Any) -> None:
+        super().__init__()
+        self._fd, self._handle = fd, handle
+        self._lock = threading.Lock()
+        self._pos = threading.local()
+        self._size = os.fstat(fd).st_size if fd is not None else handle.size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return getattr(self._pos, "value", 0)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.tell(), io.SEEK_END: self._size}[whence]
+        self._pos.value = base + offset
+        return self._pos.value
+
+    def read(self, size: int = -1) -> bytes:
+        pos = self.tell()
+        size = self._size - pos if size is None or size < 0 else size
+        if self._fd is not None:
+            data = os.pread(self._fd, size, pos)
+        else:
+            with self._lock:
+                self._handle.seek(pos)
+                data = self._handle.read(size)
+        self._pos.value = pos + len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            if self._fd is not None:
+                os.close(self._fd)
+            else:
+                self._handle.close()
+        super().close()
 
 
 class ReadOnlyError(PermissionError):
@@ -32,6 +93,7 @@ class ReadOnlyFileSystem(AbstractFileSystem):
     def __init__(self, fs: fsspec.AbstractFileSystem, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fs = fs
+        self._local = isinstance(fs, LocalFileSystem)
 
     @classmethod
     def _strip_protocol(cls, path: str) -> str:
@@ -46,16 +108,34 @@ class ReadOnlyFileSystem(AbstractFileSystem):
     def _open(self, path: str, mode: str = "rb", **kwargs: Any):
         if mode != "rb":
             _refuse()
-        return self.fs.open(self._strip_protocol(path), "rb")
+        inner = self._strip_protocol(path)
+        if self._local:
+            return _PositionalReader(os.open(inner, os.O_RDONLY), None)
+        return _PositionalReader(None, self.fs.open(inner, "rb"))
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any):
         return self.fs.ls(self._strip_protocol(path), detail=detail, **kwargs)
 
+    def glob(self, path: str, **kwargs: Any):
+        """DuckDB globs every file of a list; a name without wildcards is itself (no listing, no stat)."""
+        inner = self._strip_protocol(path)
+        if not any(c in inner for c in "*?["):
+            return [inner]
+        return self.fs.glob(inner, **kwargs)
+
     def info(self, path: str, **kwargs: Any) -> dict:
-        return self.fs.info(self._strip_protocol(path), **kwargs)
+        inner = self._strip_protocol(path)
+        if self._local:  # DuckDB asks for every file on every bind: skip fsspec's path normalisation
+            st = os.stat(inner)
+            return {"name": inner, "size": st.st_size, "type": "directory" if stat.S_ISDIR(st.st_mode) else "file",
+                    "mtime": st.st_mtime}
+        return self.fs.info(inner, **kwargs)
 
     def modified(self, path: str):
-        return self.fs.modified(self._strip_protocol(path))
+        inner = self._strip_protocol(path)
+        if self._local:
+            return datetime.datetime.fromtimestamp(os.stat(inner).st_mtime, tz=datetime.timezone.utc)
+        return self.fs.modified(inner)
 
     # Every way fsspec (and DuckDB through it) can change a file system.
     rm = rm_file = _rm = mv = cp_file = copy = put_file = pipe_file = touch = _refuse

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import duckdb
@@ -22,14 +23,6 @@ log = logging.getLogger(__name__)
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 TOP_HOSTS = 10
 TOP_LANGUAGES = 15
-
-
-def host_sql(expr: str) -> str:
-    """SQL for the lower-cased host of the URL in `expr` ('' when it has none)."""
-    return rf"lower(regexp_extract({expr}, '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^:/?#]+)', 1))"
-
-
-HOST_SQL = host_sql("url")
 
 
 @dataclass(frozen=True)
@@ -49,11 +42,16 @@ IMAGE_DISTS = (
          (1, 1.25, 1.5, 2, 3, 5)),
     Dist("bytes", "bytes", (0, 10_000, 30_000, 100_000, 300_000, 1_000_000)),
 )
-CAPTION_DISTS = (
-    Dist("chars", "length(caption)", (0, 1, 10, 20, 40, 80, 160, 320)),
+CAPTION_CHAR_EDGES = (0, 1, 10, 20, 40, 80, 160, 320)
+CAPTION_WORD_EDGES = (0, 1, 2, 3, 5, 10, 20, 40)
+CAPTION_DISTS = (  # from the shards, before `curate annotate`: words are space-separated runs
+    Dist("chars", "length(caption)", CAPTION_CHAR_EDGES),
     Dist("words", "CASE WHEN trim(coalesce(caption, '')) = '' THEN 0 "
-                  "ELSE length(regexp_split_to_array(trim(caption), '\\s+')) END", (0, 1, 2, 3, 5, 10, 20, 40)),
+                  "ELSE len(list_filter(string_split(trim(caption), ' '), lambda w: w <> '')) END",
+         CAPTION_WORD_EDGES),
 )
+SIGNAL_CAPTION_DISTS = (Dist("chars", "caption_chars", CAPTION_CHAR_EDGES),
+                        Dist("words", "caption_words", CAPTION_WORD_EDGES))
 SCORE_EDGES = tuple(i / 10 for i in range(11))
 NSFW_DISTS = (Dist("image", "nsfw_image", SCORE_EDGES[:-1]), Dist("text", "nsfw_text", SCORE_EDGES[:-1]))
 
@@ -75,7 +73,7 @@ def compute_stats(dataset: str, recipe: str | None = None, *, threads: int | Non
             "manifest": _manifest(con) if files["manifest"] else None,
             "download": _download(con, Dataset(str(dataset))) if files["samples"] else None,
             "images": _images(con) if files["samples"] else None,
-            "captions": _captions(con, flags=files["signals_caption"] > 0) if files["samples"] else None,
+            "captions": _captions(con, annotated=files["signals_caption"] > 0) if files["samples"] else None,
             "language": _language(con) if files["signals_language"] else None,
             "nsfw": _nsfw(con) if files["signals_nsfw"] else None,
             "duplicates": _duplicates(con) if files["clusters"] else None,
@@ -103,17 +101,28 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def _dist_sql(d: Dist) -> str:
-    """Aggregates of one distribution, named `<key>__<stat>` so `_dist_out` can regroup them."""
-    q = ", ".join(str(p) for p in QUANTILES)
+    """Count, min, max, mean and histogram bins of one distribution, named `<key>__<stat>`."""
     parts = [f"count({d.expr}) AS {d.key}__n", f"min({d.expr})::DOUBLE AS {d.key}__min",
-             f"max({d.expr})::DOUBLE AS {d.key}__max", f"avg({d.expr})::DOUBLE AS {d.key}__mean",
-             f"quantile_cont({d.expr}, [{q}]) AS {d.key}__q"]
+             f"max({d.expr})::DOUBLE AS {d.key}__max", f"avg({d.expr})::DOUBLE AS {d.key}__mean"]
     edges = list(d.edges) + [None]
     for i, lo in enumerate(d.edges):
         hi = edges[i + 1]
         cond = f"{d.expr} >= {lo}" + (f" AND {d.expr} < {hi}" if hi is not None else "")
         parts.append(f"count(*) FILTER (WHERE {cond}) AS {d.key}__b{i}")
     return ", ".join(parts)
+
+
+def _dists(con: duckdb.DuckDBPyConnection, dists: tuple[Dist, ...], source: str, where: str = "true") -> dict:
+    """Every distribution of `dists` over `source`: two scans, one for counts and bins, one for quantiles.
+
+    Quantiles go in a query of their own: mixed with the FILTER aggregates DuckDB runs the whole
+    aggregate about three times slower (measured: 2.3 s against 0.8 s at 1M rows).
+    """
+    row = _one(con, f"SELECT {', '.join(_dist_sql(d) for d in dists)} FROM {source} WHERE {where}")
+    q = ", ".join(str(p) for p in QUANTILES)
+    row.update(_one(con, f"SELECT {', '.join(f'quantile_cont({d.expr}, [{q}]) AS {d.key}__q' for d in dists)} "
+                         f"FROM {source} WHERE {where}"))
+    return {d.key: _dist_out(row, d) for d in dists}
 
 
 def _dist_out(row: dict, d: Dist) -> dict:
@@ -150,28 +159,40 @@ def _manifest(con: duckdb.DuckDBPyConnection) -> dict:
 
 
 def _download(con: duckdb.DuckDBPyConnection, ds: Dataset) -> dict:
-    by_status = _pairs(con, "SELECT status, count(*) FROM samples GROUP BY 1 ORDER BY 2 DESC")
+    statuses: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    for status, error, n in con.execute("SELECT status, error_class, count(*) FROM samples GROUP BY ALL").fetchall():
+        statuses[status or "null"] += n
+        if status != "success":
+            errors[error or "unknown"] += n
+    by_status = dict(sorted(statuses.items(), key=lambda kv: (-kv[1], kv[0])))
+    failures = dict(sorted(errors.items(), key=lambda kv: (-kv[1], kv[0])))
     rows = sum(by_status.values())
     success = by_status.get("success", 0)
-    failures = _pairs(con, "SELECT coalesce(error_class, 'unknown'), count(*) FROM samples "
-                           "WHERE status <> 'success' GROUP BY 1 ORDER BY 2 DESC, 1")
-    hosts = con.execute(f"""
-        WITH f AS (SELECT {HOST_SQL} AS host, error_class FROM samples WHERE status = 'failed'),
-             top AS (SELECT host, count(*) AS failed, mode(error_class) AS main_error FROM f
-                     GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_HOSTS})
-        SELECT top.host, top.failed, t.rows, top.main_error FROM top JOIN
-               (SELECT {HOST_SQL} AS host, count(*) AS rows FROM samples
-                WHERE {HOST_SQL} IN (SELECT host FROM top) GROUP BY 1) t USING (host)
-        ORDER BY top.failed DESC, top.host""").fetchall()
+    hosts = _failing_hosts(con)
     return {
         "rows": rows,
         "by_status": by_status,
         "success_rate": _rate(success, rows),
         "failures_by_class": failures,
-        "top_failing_hosts": [{"host": h or "(no host)", "failed": int(f), "rows": int(r), "failure_rate":
-                               _rate(int(f), int(r)), "main_error": e} for h, f, r, e in hosts],
+        "top_failing_hosts": hosts,
         "stats_files": _stats_files(ds),
     }
+
+
+def _failing_hosts(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """The hosts with most failed rows, their total rows and most common error, in one scan.
+
+    Grouping by (host, failed, error class) first keeps the per-row work to one host parse and a
+    small hash key; mode() with a FILTER over every row measured three times slower."""
+    rows = con.execute(f"""
+        WITH g AS (SELECT coalesce(url_host(url), '') AS host, status = 'failed' AS failed, error_class,
+                          count(*) AS n FROM samples GROUP BY ALL)
+        SELECT host, sum(n) FILTER (WHERE failed) AS f, sum(n),
+               first(error_class ORDER BY n DESC, error_class) FILTER (WHERE failed)
+        FROM g GROUP BY 1 HAVING f > 0 ORDER BY f DESC, host LIMIT {TOP_HOSTS}""").fetchall()
+    return [{"host": h or "(no host)", "failed": int(f), "rows": int(n), "failure_rate": _rate(int(f), int(n)),
+             "main_error": e} for h, f, n, e in rows]
 
 
 def _stats_files(ds: Dataset) -> dict:
@@ -187,25 +208,28 @@ def _stats_files(ds: Dataset) -> dict:
 
 
 def _images(con: duckdb.DuckDBPyConnection) -> dict:
-    row = _one(con, f"SELECT {', '.join(_dist_sql(d) for d in IMAGE_DISTS)} FROM samples WHERE status = 'success'")
-    out = {d.key: _dist_out(row, d) for d in IMAGE_DISTS}
+    out = _dists(con, IMAGE_DISTS, "samples", "status = 'success'")
     out["count"] = out["width"]["count"]
     out["formats"] = _pairs(con, "SELECT image_format, count(*) FROM samples WHERE status = 'success' "
                                  "GROUP BY 1 ORDER BY 2 DESC, 1")
     return out
 
 
-def _captions(con: duckdb.DuckDBPyConnection, flags: bool) -> dict:
-    row = _one(con, f"SELECT count(*) FILTER (WHERE trim(coalesce(caption, '')) = '') AS empty, "
-                    f"{', '.join(_dist_sql(d) for d in CAPTION_DISTS)} FROM samples")
-    out = {d.key: _dist_out(row, d) for d in CAPTION_DISTS}
-    out["empty"] = int(row["empty"])
-    if flags:
-        counts = _one(con, "SELECT count(*) FILTER (WHERE caption_is_filename) AS filename, "
-                          "count(*) FILTER (WHERE caption_is_url) AS url, "
-                          "count(*) FILTER (WHERE caption_has_html) AS html, "
-                          "count(*) FILTER (WHERE caption_is_boilerplate) AS boilerplate FROM signals_caption")
+def _captions(con: duckdb.DuckDBPyConnection, annotated: bool) -> dict:
+    """Lengths from the caption signals when annotated (their word rule), else from the shards (spaces)."""
+    if annotated:
+        out = _dists(con, SIGNAL_CAPTION_DISTS, "signals_caption")
+        counts = _one(con, "SELECT count(*) FILTER (WHERE coalesce(caption_chars, 0) = 0) AS empty, "
+                           "count(*) FILTER (WHERE caption_is_filename) AS filename, "
+                           "count(*) FILTER (WHERE caption_is_url) AS url, "
+                           "count(*) FILTER (WHERE caption_has_html) AS html, "
+                           "count(*) FILTER (WHERE caption_is_boilerplate) AS boilerplate FROM signals_caption")
+        out["empty"] = int(counts.pop("empty"))
         out["flags"] = {k: int(v) for k, v in counts.items()}
+        return out
+    out = _dists(con, CAPTION_DISTS, "samples")
+    out["empty"] = int(_one(con, "SELECT count(*) FILTER (WHERE trim(coalesce(caption, '')) = '') AS n "
+                                 "FROM samples")["n"])
     return out
 
 
@@ -224,27 +248,23 @@ def _language(con: duckdb.DuckDBPyConnection) -> dict | None:
 
 
 def _nsfw(con: duckdb.DuckDBPyConnection) -> dict | None:
-    row = _one(con, f"SELECT {', '.join(_dist_sql(d) for d in NSFW_DISTS)}, "
-                    "count(*) FILTER (WHERE nsfw_image >= 0.5) AS image_over_half, "
-                    "count(*) FILTER (WHERE nsfw_text >= 0.5) AS text_over_half FROM signals_nsfw")
-    if not row["image__n"] and not row["text__n"]:
+    out = _dists(con, NSFW_DISTS, "signals_nsfw")
+    if not out["image"]["count"] and not out["text"]["count"]:
         return None
-    out = {d.key: _dist_out(row, d) for d in NSFW_DISTS}
-    out["image"]["at_least_0.5"] = int(row["image_over_half"])
-    out["text"]["at_least_0.5"] = int(row["text_over_half"])
+    for d in NSFW_DISTS:  # the bins start at 0.5 from the sixth edge on
+        out[d.key]["at_least_0.5"] = sum(out[d.key]["histogram"]["counts"][5:])
     return out
 
 
 def _duplicates(con: duckdb.DuckDBPyConnection) -> dict:
-    row = _one(con, """SELECT count(*) AS samples, count(*) FILTER (WHERE NOT is_representative) AS duplicates,
-                              count(DISTINCT cluster_id) FILTER (WHERE NOT is_representative) AS clusters
-                       FROM clusters""")
-    largest = con.execute("SELECT max(n) FROM (SELECT count(*) AS n FROM clusters GROUP BY cluster_id)").fetchall()[0]
+    row = _one(con, """SELECT coalesce(sum(n), 0) AS samples, coalesce(sum(n) - count(*), 0) AS duplicates,
+                              count(*) FILTER (WHERE n > 1) AS clusters, coalesce(max(n), 0) AS largest
+                       FROM (SELECT cluster_id, count(*) AS n FROM clusters GROUP BY 1)""")
     by_kind = _pairs(con, "SELECT duplicate_kind, count(*) FROM clusters WHERE NOT is_representative "
                           "GROUP BY 1 ORDER BY 2 DESC")
     samples, dups = int(row["samples"]), int(row["duplicates"])
     return {"samples": samples, "duplicates": dups, "rate": _rate(dups, samples), "by_kind": by_kind,
-            "clusters_with_duplicates": int(row["clusters"]), "largest_cluster": int(largest[0] or 0)}
+            "clusters_with_duplicates": int(row["clusters"]), "largest_cluster": int(row["largest"])}
 
 
 def _overlap(con: duckdb.DuckDBPyConnection) -> dict:
@@ -264,14 +284,14 @@ def _recipe_names(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def _recipe(con: duckdb.DuckDBPyConnection, recipe: str) -> dict:
-    """Kept count and drops per reason; a reason's detail after ':' (`language:de`) is grouped away."""
+    """Kept count and drops per reason (a sample counts once per reason it lists; detail after ':' is
+    grouped away, `language:de` counts as `language`); "alone": samples with that single reason."""
     lit = "'" + recipe.replace("'", "''") + "'"
     row = _one(con, f"SELECT count(*) AS samples, count(*) FILTER (WHERE keep) AS kept FROM decisions "
                     f"WHERE recipe = {lit}")
     reasons = con.execute(f"""
-        WITH d AS (SELECT uid, list_distinct(list_transform(reasons, lambda r: split_part(r, ':', 1))) AS rs
-                   FROM decisions WHERE recipe = {lit} AND NOT keep)
-        SELECT r, count(*), count(*) FILTER (WHERE len(rs) = 1) FROM (SELECT uid, rs, unnest(rs) AS r FROM d)
+        SELECT split_part(r, ':', 1), count(*), count(*) FILTER (WHERE n = 1)
+        FROM (SELECT unnest(reasons) AS r, len(reasons) AS n FROM decisions WHERE recipe = {lit} AND NOT keep)
         GROUP BY 1 ORDER BY 2 DESC, 1""").fetchall()
     samples, kept = int(row["samples"]), int(row["kept"])
     return {"samples": samples, "kept": kept, "dropped": samples - kept, "kept_rate": _rate(kept, samples),

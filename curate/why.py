@@ -14,7 +14,6 @@ import duckdb
 
 from curate import sql
 from curate.errors import CurateError
-from curate.stats import host_sql
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +102,7 @@ def _cluster(con: duckdb.DuckDBPyConnection, uid: str) -> dict | None:
 
 def _takedowns(con: duckdb.DuckDBPyConnection, uid: str, url: str | None) -> list[dict]:
     """Takedown requests that name this uid, its URL, or its URL's domain (or a parent domain)."""
-    host = _rows(con, f"SELECT {host_sql('?')} AS host", url or "")[0]["host"]
+    host = _rows(con, "SELECT url_host(?) AS host", url or "")[0]["host"] or ""
     return _rows(con, """SELECT * FROM takedowns WHERE (kind = 'uid' AND value = ?) OR (kind = 'url' AND value = ?)
                          OR (kind = 'domain' AND (lower(value) = ? OR ends_with(?, '.' || lower(value))))""",
                  uid, url or "", host, host)

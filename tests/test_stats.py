@@ -43,6 +43,7 @@ def test_download_section_matches_the_shards_and_their_stats_files(ds, stats):
                                       "takedown": 1, "timeout": 1}
     assert [(h["host"], h["failed"], h["rows"]) for h in d["top_failing_hosts"]] == [
         ("dead0.example", 3, 3), ("dead1.example", 2, 2), ("(no host)", 1, 1)]
+    assert [h["main_error"] for h in d["top_failing_hosts"]] == ["http_4xx", "dns", "invalid_url"]  # ties: by name
 
 
 def test_image_and_caption_distributions_match_numpy(ds, stats):
