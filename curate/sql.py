@@ -112,7 +112,8 @@ def open_views(dataset: str, *, threads: int | None = None) -> tuple[duckdb.Duck
     con = duckdb.connect()
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    con.execute("SET enable_progress_bar = false")  # never mixed into `curate sql` output
+    with contextlib.suppress(duckdb.InvalidInputException):  # in Jupyter DuckDB refuses to touch it
+        con.execute("SET enable_progress_bar = false")  # never mixed into `curate sql` output
     con.execute("SET parquet_metadata_cache = true")  # every query re-binds the views: read footers once
     con.register_filesystem(rofs)
     for macro in MACROS:
