@@ -36,7 +36,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "_work" / "download"
 I2D_PYTHON = ROOT / "benchmarks" / "_work" / "i2d-venv" / "bin" / "python"
-SETTINGS = dict(image_size=256, resize_mode="border", encode_quality=95, processes=2)
+SETTINGS = {"image_size": 256, "resize_mode": "border", "encode_quality": 95, "processes": 2}
 
 
 # -- data ---------------------------------------------------------------------------------------------

@@ -14,9 +14,13 @@ import time
 import zlib
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    from typing import Self
 
 
 def photo_jpeg(seed: int, size: tuple[int, int] = (640, 480), quality: int = 85) -> bytes:
@@ -107,7 +111,7 @@ class FaultServer:
         self.base_url = f"{scheme}://{host}:{self.port}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FaultServer":
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from download_server import png_bomb, photo_jpeg
+from download_server import photo_jpeg, png_bomb
 from PIL import Image
 
 from curate.download.config import DownloadConfig

@@ -13,8 +13,8 @@ from curate.synthweb import EXPECTED_ERROR_CLASS, SyntheticWeb
 # 127.0.0.1 is allowed explicitly, so the fault that redirects to 169.254.169.254 must still be refused.
 # Timeouts are generous (the server renders images on demand on a shared 2-core machine) yet below the
 # web's slow_seconds, so the slow and stalled faults still time out.
-CFG = dict(allow_networks=("127.0.0.1/32",), connect_timeout=2.0, read_timeout=3.0, total_timeout=8.0,
-           backoff_base=0.05, max_backoff=5.0, threads=16, max_connections_per_host=4)
+CFG = {"allow_networks": ("127.0.0.1/32",), "connect_timeout": 2.0, "read_timeout": 3.0, "total_timeout": 8.0,
+       "backoff_base": 0.05, "max_backoff": 5.0, "threads": 16, "max_connections_per_host": 4}
 
 
 def read_rows(dataset) -> list[dict]:

@@ -7,4 +7,4 @@ fetch.py (HTTP: safety.py, hosts.py, robots.py) and process.py (decode, resize, 
 from curate.download.config import DownloadConfig
 from curate.download.run import TRANSIENT_CLASSES, download
 
-__all__ = ["DownloadConfig", "TRANSIENT_CLASSES", "download"]
+__all__ = ["TRANSIENT_CLASSES", "DownloadConfig", "download"]

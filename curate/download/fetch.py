@@ -235,7 +235,7 @@ class Fetcher:
                 conn.putheader(name, value)
             conn.endheaders()
             return conn.getresponse(), sock
-        except (socket.timeout, TimeoutError) as exc:
+        except TimeoutError as exc:
             raise FetchError("timeout", f"no response headers within {self.config.read_timeout}s") from exc
         except (http.client.RemoteDisconnected, http.client.BadStatusLine, ConnectionError) as exc:
             raise _Stale(str(exc) or type(exc).__name__) from exc
@@ -311,7 +311,7 @@ class Fetcher:
             except FetchError:
                 conn.close()
                 raise
-            except (socket.timeout, TimeoutError) as exc:
+            except TimeoutError as exc:
                 conn.close()
                 last = FetchError("timeout", f"connect to {host} ({address}) timed out after {cfg.connect_timeout}s")
                 last.__cause__ = exc
@@ -390,7 +390,7 @@ class Fetcher:
         except http.client.IncompleteRead as exc:
             raise FetchError("protocol_error", f"body truncated: got {size + len(exc.partial):,} bytes, "
                              f"expected {length or 'more'}", status) from exc
-        except (socket.timeout, TimeoutError) as exc:
+        except TimeoutError as exc:
             if time.monotonic() >= deadline - 0.05:
                 message = f"total time limit of {self.config.total_timeout}s reached after {size:,} bytes"
             else:

@@ -11,8 +11,8 @@ import http.client
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 MAX_HOSTS = 50_000  # host states kept per worker process; least recently used ones are forgotten past this
 MAX_IDLE_PER_HOST = 4

@@ -75,14 +75,14 @@ def process_image(data: bytes, cfg: DownloadConfig) -> Processed:
         if not cfg.reencode:
             try:
                 img.verify()
-            except Exception as exc:  # noqa: BLE001 - Pillow raises many types for corrupt data
+            except Exception as exc:
                 raise ImageError("decode_error", f"corrupt image: {exc}", (ow, oh)) from exc
             return Processed(data, ow, oh, ow, oh, fmt)
         try:
             out = _transform(img, cfg, orientation)
         except Image.DecompressionBombError as exc:
             raise ImageError("decompression_bomb", str(exc), (ow, oh)) from exc
-        except Exception as exc:  # noqa: BLE001 - truncated/corrupt data surfaces as OSError, SyntaxError, ...
+        except Exception as exc:
             raise ImageError("decode_error", f"cannot decode image: {exc}", (ow, oh)) from exc
     encoded = _encode(out, cfg)
     return Processed(encoded, out.width, out.height, ow, oh, cfg.encode_format)

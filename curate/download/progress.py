@@ -12,8 +12,12 @@ import os
 import threading
 import time
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11+; annotations are not evaluated at run time
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,7 @@ class ProgressMonitor:
         self._bar = tqdm(total=total_rows, desc="download", unit="img", dynamic_ncols=True, disable=None,
                          initial=already)
 
-    def __enter__(self) -> "ProgressMonitor":
+    def __enter__(self) -> Self:
         os.makedirs(self.folder, exist_ok=True)
         self._thread.start()
         return self

@@ -54,10 +54,9 @@ def parse_robots(text: str, token: str) -> RobotsRules:
                 groups.append((agents, rules))
                 agents, rules, in_rules = [], [], False
             agents.append(value.lower())
-        elif key in ("allow", "disallow"):
-            if agents:
-                in_rules = True
-                rules.append((key == "allow", value))
+        elif key in ("allow", "disallow") and agents:
+            in_rules = True
+            rules.append((key == "allow", value))
     if agents:
         groups.append((agents, rules))
     mine = [r for a, rs in groups if token in a for r in rs]

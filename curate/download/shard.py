@@ -15,10 +15,10 @@ import os
 import queue
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -275,7 +275,7 @@ def _download_row(fetcher: Fetcher, cfg: DownloadConfig, row: dict) -> dict:
                    final_url=exc.final_url, content_type=exc.content_type,
                    fetched_at=datetime.now(timezone.utc))
         return out
-    except Exception as exc:  # noqa: BLE001 - a bug or an exotic socket error must cost one row, not the shard
+    except Exception as exc:
         log.debug("unexpected error on %s", row.get("url"), exc_info=True)
         out.update(error_class="unknown", error_message=f"{type(exc).__name__}: {exc}"[:500],
                    fetched_at=datetime.now(timezone.utc))
