@@ -87,8 +87,10 @@ def generate(rows: int) -> tuple[Path, Path]:
     return csv_path, pq_path
 
 
-def measure(cmd: list[str]) -> tuple[float, float]:
-    """(seconds, peak RSS in MiB) of one subprocess, from its own rusage (wait4)."""
+def measure(cmd: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS in MiB) of one subprocess, from its own rusage (wait4).
+
+    CPU seconds (user + system, all threads) say more than wall time on a shared, loaded machine."""
     start = time.perf_counter()
     with open(WORK / "stderr.log", "w+") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
@@ -97,37 +99,50 @@ def measure(cmd: list[str]) -> tuple[float, float]:
         if status:
             err.seek(0)
             raise SystemExit(f"{' '.join(cmd)} failed:\n{err.read()}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def run_curate(src: Path, rows: int) -> dict:
+    out = WORK / f"out_{src.name.replace('.', '_')}"
+    shutil.rmtree(out, ignore_errors=True)
+    seconds, cpu, rss = measure([sys.executable, "-m", "curate", "-q", "manifest", str(src), "-o", str(out),
+                                 "--keep-cols", "WIDTH,similarity"])
+    summary = json.loads((out / "summary.json").read_text())
+    shutil.rmtree(out, ignore_errors=True)
+    return {"input": src.name, "rows": rows, "size_mib": round(src.stat().st_size / 2**20),
+            "curate_seconds": round(seconds, 1), "curate_cpu_seconds": round(cpu, 1),
+            "curate_rows_per_s": round(rows / seconds), "curate_rows_per_cpu_s": round(rows / cpu),
+            "curate_peak_rss_mib": round(rss), "duplicates": summary["duplicates"], "status": summary["status"],
+            "dedupe_index_mib": round(summary["dedupe_index_bytes"] / 2**20)}
+
+
+def run_anchor(src: Path, rows: int) -> dict:
+    out = WORK / "anchor.parquet"
+    seconds, cpu, rss = measure([sys.executable, "-c", ANCHOR, str(src), str(out)])
+    out.unlink()
+    return {"anchor_seconds": round(seconds, 1), "anchor_cpu_seconds": round(cpu, 1),
+            "anchor_rows_per_s": round(rows / seconds), "anchor_rows_per_cpu_s": round(rows / cpu),
+            "anchor_peak_rss_mib": round(rss)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--small-rows", type=int, default=1_000_000,
+                        help="also run curate on this many rows, to show how memory grows with the input")
     args = parser.parse_args()
-    csv_path, pq_path = generate(args.rows)
-    results = []
-    for src in (csv_path, pq_path):
-        out = WORK / f"out_{src.name.replace('.', '_')}"
-        shutil.rmtree(out, ignore_errors=True)
-        cmd = [sys.executable, "-m", "curate", "-q", "manifest", str(src), "-o", str(out),
-               "--keep-cols", "WIDTH,similarity"]
-        seconds, rss = measure(cmd)
-        summary = json.loads((out / "summary.json").read_text())
-        anchor_out = WORK / "anchor.parquet"
-        a_seconds, a_rss = measure([sys.executable, "-c", ANCHOR, str(src), str(anchor_out)])
-        anchor_out.unlink()
-        results.append({
-            "input": src.name, "rows": args.rows, "size_mb": round(src.stat().st_size / 2**20),
-            "curate_seconds": round(seconds, 1), "curate_rows_per_s": round(args.rows / seconds),
-            "curate_peak_rss_mib": round(rss), "duplicates": summary["duplicates"], "status": summary["status"],
-            "dedupe_index_mib": round(summary["dedupe_index_bytes"] / 2**20),
-            "anchor_seconds": round(a_seconds, 1), "anchor_rows_per_s": round(args.rows / a_seconds),
-            "anchor_peak_rss_mib": round(a_rss),
-        })
-        shutil.rmtree(out, ignore_errors=True)
-        print(json.dumps(results[-1]), flush=True)
     print(f"# {platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"load {os.getloadavg()[0]:.2f}")
+          f"load {os.getloadavg()[0]:.2f}", flush=True)
+    seconds, cpu, rss = measure([sys.executable, "-m", "curate", "--help"])
+    print(json.dumps({"cli_startup": "python -m curate --help", "seconds": round(seconds, 1),
+                      "cpu_seconds": round(cpu, 1), "peak_rss_mib": round(rss)}), flush=True)
+    for rows in filter(None, (args.small_rows, args.rows)):
+        for src in generate(rows):
+            result = run_curate(src, rows)
+            if rows == args.rows:
+                result.update(run_anchor(src, rows))
+            print(json.dumps(result), flush=True)
+    print(f"# done, load {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
