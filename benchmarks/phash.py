@@ -2,7 +2,7 @@
 
 Images are curate.synthweb photos stored as a download shard stores them by default (256 px JPEG,
 quality 95; other qualities with --quality). Measured in this process (one core):
-- decode floor: the reduced-size JPEG decode curate does (libjpeg-turbo DCT scaling to >= 64 px), alone;
+- decode floor: the reduced-size JPEG decode curate does (libjpeg-turbo DCT scaling to >= 32 px), alone;
 - curate: curate.annotate.phash.hash_images (pHash + 8x8 thumbnail) in batches of 512;
 - imagehash: imagehash.phash(Image.open(bytes)) (full decode, Lanczos, scipy DCT), the anchor.
 Also prints the mean Hamming distance between the two hashes of each image. Rates are per CPU-second
@@ -39,7 +39,7 @@ def rate(fn, items, reps: int = 1) -> float:
 
 def decode_only(data: list[bytes]) -> None:
     for d in data:
-        small_array(d, "RGB", 64)
+        small_array(d, "RGB", 32)
 
 
 def curate_hashes(data: list[bytes]) -> None:

@@ -56,14 +56,13 @@ def small_array(data: bytes, mode: str, side: int) -> np.ndarray:
     return np.asarray(open_small(data, mode, side))
 
 
-def square(data: bytes, mode: str, side: int, decode_side: int | None = None) -> np.ndarray:
+def square(data: bytes, mode: str, side: int) -> np.ndarray:
     """(side, side[, 3]) uint8 pixels of the whole image squashed to a square (as imagehash does).
 
-    The image is decoded with both sides >= `decode_side` (default `side`) and then resized with an
-    antialiasing bilinear filter: decoding at twice the output side makes the result nearly independent
-    of the scale the image was stored at (DCT scaling steps are powers of two).
+    Decoded with both sides >= `side` (a 256 px JPEG decodes straight to its 32x32 block means), then
+    resized with an antialiasing bilinear filter when the decoded size is not already the target.
     """
-    arr = small_array(data, mode, decode_side or side)
+    arr = small_array(data, mode, side)
     if arr.shape[:2] != (side, side):
         arr = np.asarray(Image.fromarray(arr).resize((side, side), Image.Resampling.BILINEAR))
     return arr

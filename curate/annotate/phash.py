@@ -3,7 +3,7 @@
 imagehash.phash: full decode -> greyscale -> Lanczos resize to 32x32 -> 2-D DCT-II -> keep the 8x8
 lowest frequencies -> bit = coefficient > their median. Here the same steps run cheaper:
 - decode at reduced size (libjpeg DCT scaling, curate.annotate.decode: a 256 px JPEG decodes straight
-  to 64x64, then an antialiased bilinear resize to 32x32), which is most of the cost of imagehash;
+  to its 32x32 block means; other sizes get an antialiased bilinear resize), most of imagehash's cost;
 - only the 8x8 low-frequency block of the DCT is needed, so the transform is two small matrix products
   with a precomputed 8x32 DCT matrix, D @ X @ D.T, done for a whole batch of images at once.
 The scale of the DCT does not matter (bits compare against a median), so the matrix is unnormalised.
@@ -79,19 +79,21 @@ def hash_images(images: list[bytes | None]) -> tuple[np.ndarray, np.ndarray, np.
         if data is None:
             continue
         try:
-            rgb[i] = square(data, "RGB", HASH_SIDE, decode_side=2 * HASH_SIDE)
+            rgb[i] = square(data, "RGB", HASH_SIDE)
             valid[i] = True
         except DECODE_ERRORS as exc:
             log.debug("cannot decode image %d for pHash: %s", i, exc)
-    hashes = phash_arrays(rgb.astype(np.float32) @ _LUMA)
+    pixels = rgb.astype(np.float32)
+    hashes = phash_arrays(pixels @ _LUMA)
     hashes[~valid] = 0
-    return hashes, thumbnails(rgb), valid
+    return hashes, thumbnails(pixels), valid
 
 
 def thumbnails(rgb: np.ndarray) -> np.ndarray:
-    """(B, 32, 32, 3) uint8 -> (B, 192) uint8: 8x8 RGB block means, the near-duplicate verifier's input."""
-    b = len(rgb)
-    blocks = rgb.reshape(b, THUMB, HASH_SIDE // THUMB, THUMB, HASH_SIDE // THUMB, 3).mean(axis=(2, 4))
+    """(B, 32, 32, 3) float32 -> (B, 192) uint8: 8x8 RGB block means, the near-duplicate verifier's input."""
+    b, step = len(rgb), HASH_SIDE // THUMB
+    rows = rgb.reshape(b, THUMB, step, HASH_SIDE * 3).sum(axis=2)  # summing contiguous runs: 3x faster
+    blocks = rows.reshape(b, THUMB, THUMB, step, 3).sum(axis=3) / (step * step)
     return np.rint(blocks).astype(np.uint8).reshape(b, THUMB * THUMB * 3)
 
 
