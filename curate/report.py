@@ -35,7 +35,7 @@ def build_report(dataset: str, output: str, recipe: str | None = None, *, kept: 
     if recipe is not None and recipe not in stats["recipes"]:
         raise CurateError(f"recipe {recipe!r} has no decisions in {dataset}: run `curate filter {dataset} --recipe "
                           f"{recipe}` first (decided: {', '.join(stats['recipes']) or 'none'})")
-    con = sql.connect(dataset)
+    con, _ = sql.open_views(dataset, trusted=True)  # only the queries below
     try:
         galleries = _Galleries(con, dataset, recipe)
         plots = make_plots(stats, recipe)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from dataclasses import dataclass, field
 
 import duckdb
@@ -67,6 +68,7 @@ MACROS = (
      "THEN split_part(url_hostport(u), ']', 1) || ']' ELSE split_part(url_hostport(u), ':', 1) END)"),
 )
 
+_EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^)]*\)\s*)?", re.IGNORECASE)
 _FILE_COL = "curate_file"  # the file-name column DuckDB adds; a name no dataset column uses
 _KEY = rf"regexp_extract({_FILE_COL}, '([^/]+?)(\.eval)?\.parquet$', 1)"
 
@@ -102,27 +104,39 @@ def connect(dataset: str, *, threads: int | None = None) -> duckdb.DuckDBPyConne
     return open_views(dataset, threads=threads)[0]
 
 
-def open_views(dataset: str, *, threads: int | None = None) -> tuple[duckdb.DuckDBPyConnection, list[ViewInfo]]:
-    """`connect` plus the description of every view (for `--schema` and error messages)."""
+def open_views(dataset: str, *, threads: int | None = None,
+               trusted: bool = False) -> tuple[duckdb.DuckDBPyConnection, list[ViewInfo]]:
+    """`connect` plus the description of every view (for `--schema` and error messages).
+
+    `trusted`: the caller runs read statements only (curate's own queries, or SQL that passed
+    `check_read_query`). A local dataset is then read by DuckDB natively, about ten times cheaper per file
+    than through Python, with file access limited to exactly the dataset's files. Every other connection
+    reads through the read-only filesystem, which no statement can write through.
+    """
     ds = Dataset(str(dataset).rstrip("/") or "/")
     if not storage.exists(ds.root):
         raise CurateError(f"dataset {ds.root} does not exist: pass the folder given to `curate download`")
     fs, _ = storage.url_to_fs(ds.root)
-    rofs = ReadOnlyFileSystem(fs)
+    native = trusted and storage.is_local(fs)
     con = duckdb.connect()
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     with contextlib.suppress(duckdb.InvalidInputException):  # in Jupyter DuckDB refuses to touch it
         con.execute("SET enable_progress_bar = false")  # never mixed into `curate sql` output
     con.execute("SET parquet_metadata_cache = true")  # every query re-binds the views: read footers once
-    con.register_filesystem(rofs)
+    rofs = None if native else ReadOnlyFileSystem(fs)
+    if rofs is not None:
+        con.register_filesystem(rofs)
     for macro in MACROS:
         con.execute(macro)
     builder = _ViewBuilder(con, ds, rofs)
     sets = [builder.build_signal_set(name) for name in builder.signal_set_names()]
     infos = [builder.build(name) for name in VIEW_NAMES]
     infos[VIEW_NAMES.index("signals") + 1:VIEW_NAMES.index("signals") + 1] = sets
-    con.execute(f"SET allowed_directories = ['{PROTOCOL}://']")
+    if native:
+        con.execute(f"SET allowed_paths = [{', '.join(_quote(p) for p in builder.files_read)}]")
+    else:
+        con.execute(f"SET allowed_directories = ['{PROTOCOL}://']")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con, infos
@@ -138,8 +152,9 @@ def close(con: duckdb.DuckDBPyConnection) -> None:
 class _ViewBuilder:
     """Creates each view from the files present, or an empty view with the documented columns."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, ds: Dataset, rofs: ReadOnlyFileSystem) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, ds: Dataset, rofs: ReadOnlyFileSystem | None) -> None:
         self.con, self.ds, self.rofs = con, ds, rofs
+        self.files_read: list[str] = []  # every file a view reads, as DuckDB opens it
         self.present: dict[str, int] = {}  # signal sets with files -> file count, in view order
 
     def build(self, name: str) -> ViewInfo:
@@ -161,8 +176,10 @@ class _ViewBuilder:
             head, _, name = path.rpartition("/")
             if head not in folders:
                 folders[head] = storage.url_to_fs(head)[1].rstrip("/")
-            urls.append(_quote(self.rofs.url(f"{folders[head]}/{name}")))
-        urls = ", ".join(urls)
+            inner = f"{folders[head]}/{name}"
+            urls.append(self.rofs.url(inner) if self.rofs else inner)
+        self.files_read += urls
+        urls = ", ".join(_quote(u) for u in urls)
         extra = f", filename = '{_FILE_COL}'" if with_file else ""
         return f"read_parquet([{urls}], union_by_name = true{extra})"
 
@@ -307,7 +324,11 @@ def check_read_query(query: str) -> None:
         raise CurateError("the query is empty: pass one SQL statement, e.g. \"SELECT count(*) FROM samples\"")
     for statement in statements:
         kind = statement.type.name
-        if kind not in ("SELECT", "EXPLAIN"):
+        if kind == "EXPLAIN":  # EXPLAIN ANALYZE runs its statement: that one must be a read too
+            inner = _EXPLAIN.sub("", statement.query, count=1)
+            kinds = [s.type.name for s in duckdb.extract_statements(inner)]
+            kind = "SELECT" if kinds == ["SELECT"] else f"EXPLAIN of {', '.join(kinds) or 'nothing'}"
+        if kind != "SELECT":
             raise CurateError(f"{kind} statements are not allowed: curate sql is read-only (use SELECT, WITH, "
                               "DESCRIBE, SHOW, SUMMARIZE or EXPLAIN; to save a result use --format and -o FILE)")
 

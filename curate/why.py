@@ -26,7 +26,7 @@ def explain(dataset: str, uid: str) -> dict:
 
     `uid` may be a unique prefix of at least 6 characters. Sections with nothing known are None (or empty).
     """
-    con = sql.connect(dataset)
+    con, _ = sql.open_views(dataset, trusted=True)  # only the queries below
     try:
         uid = _resolve(con, dataset, uid.strip().lower())
         download = _row(con, "SELECT * FROM samples WHERE uid = ?", uid)

@@ -196,6 +196,8 @@ def test_schema_flag_lists_views_and_columns(ds, capsys):
     "CREATE TABLE t AS SELECT * FROM samples",
     "ATTACH '{root}/x.duckdb'",
     "INSTALL httpfs",
+    "EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO '{root}/manifest/part-00000.parquet'",
+    "SELECT 1; COPY (SELECT 1 AS x) TO '{root}/x.csv'",
 ])
 def test_cli_refuses_writes(ds, capsys, statement):
     before = _fingerprint(ds["root"])
@@ -226,6 +228,20 @@ def test_connection_cannot_write_the_dataset_or_anything_else(ds, tmp_path):
     finally:
         sql.close(con)
     assert _fingerprint(root) == before
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_trusted_local_connection_reads_only_the_dataset_files(ds, tmp_path):
+    """curate's own commands read a local dataset natively; access is still limited to its files."""
+    con, _ = sql.open_views(ds["root"], trusted=True)
+    try:
+        assert con.execute("SELECT count(*) FROM samples").fetchall() == [(32,)]
+        for statement in (f"COPY (SELECT 1 AS x) TO '{tmp_path}/out.csv'", "SELECT * FROM read_text('/etc/hostname')",
+                          f"SELECT * FROM read_parquet('{ds['bench']}/../*.parquet')", "SET enable_external_access = true"):
+            with pytest.raises(duckdb.Error):
+                con.execute(statement)
+    finally:
+        sql.close(con)
     assert not (tmp_path / "out.csv").exists()
 
 
