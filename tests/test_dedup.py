@@ -145,28 +145,29 @@ def test_dedup_without_hash_signals_names_the_annotate_stage(tmp_path):
         dedup(str(root))
 
 
-def test_thumbnail_lsh_finds_pairs_above_the_correlation_threshold():
-    """Candidates from SimHash LSH against brute force on real-valued thumbnails."""
+def test_thumbnail_lsh_finds_pairs_at_the_correlation_threshold():
+    """The stated recall (0.99 for pairs exactly at the threshold) holds empirically: pairs at 0.94-0.95."""
     rng = np.random.default_rng(4)
-    n, copies = 3000, 300
+    n, copies = 3000, 4000
     base = rng.integers(0, 256, (n, simhash.THUMB_VALUES)).astype(np.float32)
-    src = rng.choice(n, copies, replace=False)
-    noise = rng.normal(0, 1, (copies, simhash.THUMB_VALUES)).astype(np.float32)
+    src = rng.integers(0, n, copies)
     centred = base[src] - base[src].mean(axis=1, keepdims=True)
-    # copies at correlation about 0.95-0.99 with their source
-    scale = rng.uniform(0.1, 0.33, (copies, 1)) * np.linalg.norm(centred, axis=1, keepdims=True) / 14
+    noise = rng.normal(0, 1, (copies, simhash.THUMB_VALUES)).astype(np.float32)
+    scale = rng.uniform(0.30, 0.40, (copies, 1)) * np.linalg.norm(centred, axis=1, keepdims=True) / 14
     thumbs = np.clip(np.vstack([base, base[src] + noise * scale]), 0, 255).astype(np.uint8)
     sims = similarity(thumbs[src], thumbs[n:])
-    assert sims.min() > 0.94
+    at_threshold = np.flatnonzero((sims >= 0.94) & (sims < 0.95))
+    assert len(at_threshold) >= 300
     codes = simhash.simhash(thumbs)
     search = simhash.plan(codes, 0.94)
     a, b = simhash.self_candidates(codes, search)
     found = set(zip(a.tolist(), b.tolist()))
-    recall = np.mean([(int(s), n + t) in found for t, s in enumerate(src)])
-    assert recall >= 0.99
+    hits = [(min(int(src[t]), n + t), max(int(src[t]), n + t)) in found for t in at_threshold]
+    assert np.mean(hits) >= 0.97  # 0.99 expected; slack for the sample size
     assert len(found) < 0.01 * len(thumbs) ** 2 / 2  # unrelated thumbnails rarely share a bucket
     qi, hj = simhash.cross_candidates(codes[n:], codes[:n], search)
-    assert np.mean([(t, int(s)) in set(zip(qi.tolist(), hj.tolist())) for t, s in enumerate(src)]) >= 0.99
+    cross = set(zip(qi.tolist(), hj.tolist()))
+    assert np.mean([(int(t), int(src[t])) in cross for t in at_threshold]) >= 0.97
 
 
 def test_signals_without_thumbnails_fall_back_to_the_phash_radius(dup_dataset, tmp_path, caplog):

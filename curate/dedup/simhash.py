@@ -5,10 +5,12 @@ The annotate stage defines a near duplicate as pHash distance <= 14 AND thumbnai
 (bands get 3-4 bits long; see docs/PERFORMANCE.md), so candidates come from the thumbnails instead:
 Pearson correlation of two thumbnails is the cosine of the centred vectors, and a random hyperplane
 separates two vectors at angle theta with probability theta / pi (Charikar's SimHash). Each thumbnail
-gets PLANES sign bits; each of L tables keys the samples on b of those bits, so a pair at the
-threshold correlation meets in one table with probability p^b, p = 1 - arccos(threshold) / pi, and in
-at least one of L tables with probability 1 - (1 - p^b)^L, which `plan` sets to `recall` (0.99) for
-pairs exactly at the threshold (more similar pairs are found more surely). Candidates are then checked
+gets PLANES sign bits; each of L tables keys the samples on b of those bits. A pair at the threshold
+correlation disagrees on D ~ Binomial(PLANES, q) planes, q = arccos(threshold) / pi, and meets in a
+table when its b bits avoid all D: h(D) = C(PLANES - D, b) / C(PLANES, b). `plan` picks L so that
+E_D[(1 - h(D))^L] <= 1 - recall (0.99): the tables share one pool of planes, so the D of a pair is
+the same in every table, and assuming independent tables would overstate recall (a 256-plane pool
+at L = 137 misses 7%, not 1%). More similar pairs are found more surely. Candidates are then checked
 against the full rule. Seeds are fixed, so runs are deterministic.
 """
 
@@ -19,18 +21,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+from scipy.special import gammaln
+from scipy.stats import binom
 
 from curate.dedup import mih
 
-PLANES = 256
+PLANES = 512
 WORDS = PLANES // 64
 THUMB_VALUES = 192
 _SEED = 0x5EED_C0DE
 _CHUNK = 65_536
 _NS_PER_ITEM = 25.0  # one table: key, sort, scan, per sample (2-core development machine)
 _NS_PER_CANDIDATE = 40.0  # dedupe across tables and check the rule, per candidate pair
-_WORD_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93],
-                     dtype=np.uint64)
+_WORD_MIX = np.random.default_rng(_SEED + 3).integers(0, 2**64, WORDS, dtype=np.uint64) | np.uint64(1)
 
 
 @dataclass(frozen=True)
@@ -54,14 +57,13 @@ class LshPlan:
                 f"{self.threshold} is a candidate with probability >= {self.recall})")
 
 
-def plan(codes: np.ndarray, threshold: float, recall: float = 0.99, sample: int = 3000) -> LshPlan:
+def plan(codes: np.ndarray, threshold: float, recall: float = 0.99, sample: int = 2000) -> LshPlan:
     """Key bits and tables for these codes: `recall` for pairs at the threshold, least estimated work.
 
     Photos' thumbnails are not random vectors (layouts repeat), so the chance that two distinct ones
     share a key is measured on a sample of pairs rather than assumed to be 2^-bits.
     """
     n = len(codes)
-    p = 1.0 - math.acos(max(-1.0, min(1.0, threshold))) / math.pi
     rng = np.random.default_rng(_SEED + 2)
     pick = codes[rng.choice(n, min(n, sample), replace=False)]
     hist = np.zeros(PLANES + 1, np.int64)  # pairs of the sample by number of agreeing sign bits
@@ -70,15 +72,37 @@ def plan(codes: np.ndarray, threshold: float, recall: float = 0.99, sample: int 
         upper = np.arange(len(pick))[None, :] > np.arange(s, s + len(agree))[:, None]
         hist += np.bincount(agree[upper], minlength=PLANES + 1)
     share = np.arange(PLANES + 1) / PLANES
+    q = math.acos(max(-1.0, min(1.0, threshold))) / math.pi
+    disagree = np.arange(PLANES + 1)
+    weight = binom.pmf(disagree, PLANES, q)
     best = None
     for bits in range(12, 65):
-        hit = p ** bits
-        tables = max(1, math.ceil(math.log(1.0 - recall) / math.log(1.0 - hit)))
+        h = np.exp(_log_comb(PLANES - disagree, bits) - _log_comb(PLANES, bits))  # table hit, given D
+        tables = _tables_for(weight, h, 1.0 - recall)
         collide = float((hist * share ** bits).sum() / max(1, hist.sum()))
         cost = tables * (n * _NS_PER_ITEM + n * (n - 1) / 2 * collide * _NS_PER_CANDIDATE)
         if best is None or cost < best[0]:
             best = (cost, LshPlan(threshold=threshold, bits=bits, tables=tables, recall=recall))
     return best[1]
+
+
+def _log_comb(n: np.ndarray | int, k: int) -> np.ndarray:
+    n = np.asarray(n, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        out = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+    return np.where(n >= k, out, -np.inf)
+
+
+def _tables_for(weight: np.ndarray, hit: np.ndarray, miss: float, limit: int = 100_000) -> int:
+    """Fewest tables L with sum_D weight(D) (1 - hit(D))^L <= miss (binary search; monotone in L)."""
+    lo, hi = 1, limit
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if float((weight * (1.0 - hit) ** mid).sum()) <= miss:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def as_matrix(thumbs) -> np.ndarray:
