@@ -8,7 +8,7 @@ request + response + metadata records per page (as Common Crawl's do), the WAT a
 record per page, written by curate.crawl.wat_writer in Common Crawl's JSON layout.
 
 Baseline (what cc2dataset does for WAT): warcio's ArchiveIterator, json.loads of every metadata record,
-the IMG@/src links with a non-empty alt, urljoin against Head.Base or the page URL. For the WARC, the
+the IMG@/src links with a non-empty alt, urljoin against Head.Base or the page URL, http(s) URLs kept. For the WARC, the
 baseline is warcio's ArchiveIterator with the same selectolax extraction curate uses, so the difference is
 the reader. curate is timed as the real per-file job (`crawl_file`: read, extract, uid, dedupe, Parquet),
 in one process, so the rates are per core.
@@ -140,7 +140,9 @@ def baseline_wat(path: Path) -> tuple[int, int]:
             base = urljoin(page_url, meta.get("Head", {}).get("Base") or "")
             for link in meta.get("Links", []):
                 if link.get("path") == "IMG@/src" and link.get("alt", "").strip():
-                    pairs.append((urljoin(base, link["url"]), link["alt"]))
+                    url = urljoin(base, link["url"])
+                    if url.startswith(("http://", "https://")):
+                        pairs.append((url, link["alt"]))
     return pages, len(pairs)
 
 
@@ -156,8 +158,10 @@ def baseline_warc(path: Path) -> tuple[int, int]:
             pages += 1
             base = urljoin(record.rec_headers.get_header("WARC-Target-URI"), page.base_href or "")
             for img in page.images:
-                if img.alt and img.alt.strip() and img.src and not img.src.startswith("data:"):
-                    pairs.append((urljoin(base, img.src), " ".join(img.alt.split())))
+                if img[0] and img[0].strip() and img[1]:
+                    url = urljoin(base, img[1])
+                    if url.startswith(("http://", "https://")):
+                        pairs.append((url, " ".join(img[0].split())))
     return pages, len(pairs)
 
 

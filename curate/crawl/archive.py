@@ -36,24 +36,52 @@ MAX_HEADER_BYTES = 64 << 10
 _DATA, _MEMBER, _GAP = 0, 1, 2
 
 
+class WarcHeaders:
+    """A record's WARC header block, looked up by name on demand (case-insensitively).
+
+    A crawl reads 4-6 of a record's ~10 header fields, millions of times: finding them in the raw block
+    costs less than building a dict of all of them.
+    """
+
+    __slots__ = ("low", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.low = raw.lower()  # ASCII-only lowering keeps byte positions
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        key = _KEYS.get(name) or _key(name)
+        i = self.low.find(key)
+        if i < 0:
+            return default
+        start = i + len(key)
+        end = self.raw.find(b"\r\n", start)
+        return self.raw[start:end if end >= 0 else len(self.raw)].strip().decode("utf-8", "replace")
+
+
+def _key(name: str) -> bytes:
+    key = _KEYS[name] = b"\r\n" + name.lower().encode("ascii") + b":"
+    return key
+
+
+_KEYS: dict[str, bytes] = {}
+
+
 @dataclass(slots=True)
 class Record:
-    """One WARC record: where it starts in the file, its header (names lower-cased) and its block."""
+    """One WARC record: where it starts in the file, its header and its block."""
 
     offset: int  # byte offset in the archive: of the record's gzip member, or of the record itself when plain
-    headers: dict[str, str]
+    type: str  # WARC-Type
+    headers: WarcHeaders
     content: bytes
-
-    @property
-    def type(self) -> str:
-        return self.headers.get("warc-type", "")
 
 
 def iter_records(fh: BinaryIO, stats: CrawlStats, *, max_record_bytes: int = 16 << 20,
-                 want: Callable[[dict[str, str]], bool] | None = None) -> Iterator[Record]:
+                 want: Callable[[str, WarcHeaders], bool] | None = None) -> Iterator[Record]:
     """Every readable record of the archive in `fh`, in order; damage is counted in `stats`.
 
-    `want(headers)` picks the records whose blocks are wanted; the others stream past without a copy.
+    `want(warc_type, headers)` picks the records whose blocks are wanted; the others stream past uncopied.
     """
     parser = _RecordParser(stats, max_record_bytes, want)
     for kind, value in _decompressed(fh, stats):
@@ -70,13 +98,12 @@ class _RecordParser:
     """Cuts a stream of decompressed bytes into WARC records (header, then Content-Length bytes)."""
 
     def __init__(self, stats: CrawlStats, max_record_bytes: int,
-                 want: Callable[[dict[str, str]], bool] | None) -> None:
+                 want: Callable[[str, WarcHeaders], bool] | None) -> None:
         self.stats, self.max_record_bytes, self.want = stats, max_record_bytes, want
         self.buf = bytearray()
         self.base = 0  # stream position of buf[0]
         self.end = 0  # stream position of buf's end
         self.skipping = 0  # bytes of a skipped record still to come
-        self.skip_offset = 0
         self.marks: deque[tuple[int, int]] = deque()  # (stream position, archive offset) of member starts
         self.plain = True  # until a gzip member is seen, stream positions are archive offsets
         self.resyncing = False  # inside bytes already counted as malformed, looking for the next record
@@ -126,75 +153,81 @@ class _RecordParser:
             self.skipping = 0
             self.base += cut
             data = data[cut:]
-        self.buf += data
-        buf = self.buf
-        while True:
-            start = 0
-            while start < len(buf) and buf[start] in b"\r\n":
-                start += 1
-            if start:
-                self._consume(start)
-            if not buf:
-                return
-            if not buf.startswith(b"WARC/"):
-                if len(buf) < 5 and b"WARC/".startswith(bytes(buf)):
+        if self.buf:
+            self.buf += data
+            buf: bytes | bytearray = self.buf
+        else:
+            buf = data  # the usual case, a member holding one whole record: parsed in place, not copied
+        pos = 0
+        try:
+            while True:
+                n = len(buf)
+                while pos < n and buf[pos] in (10, 13):
+                    pos += 1
+                if pos >= n:
                     return
-                self._resync("no WARC/ version line where a record should start")
-                continue
-            head_end = buf.find(b"\r\n\r\n", 0, MAX_HEADER_BYTES)
-            if head_end < 0:
-                if len(buf) >= MAX_HEADER_BYTES:
-                    self._resync(f"no end of the WARC header within {MAX_HEADER_BYTES} bytes")
+                if not buf.startswith(b"WARC/", pos):
+                    if n - pos < 5 and b"WARC/".startswith(buf[pos:]):
+                        return
+                    pos = self._resync(buf, pos, "no WARC/ version line where a record should start")
                     continue
-                return
-            headers = _parse_header(bytes(buf[:head_end]))
-            length = _content_length(headers)
-            if length is None:
-                self._resync(f"missing or invalid Content-Length {headers.get('content-length')!r}")
-                continue
-            self.resyncing = False
-            body_start = head_end + 4
-            offset = self.offset_at(self.base)
-            self.stats.records[headers.get("warc-type", "unknown")] += 1
-            if length > self.max_record_bytes or (self.want is not None and not self.want(headers)):
-                if length > self.max_record_bytes:
-                    self.stats.skip("too_large")
-                    log.warning("%s at offset %d: skipped a %d-byte record (max_record_bytes %d)",
-                                self.stats.name, offset, length, self.max_record_bytes)
-                have = min(len(buf) - body_start, length)
-                self._consume(body_start + have)
-                self.skipping = length - have
-                if self.skipping:
+                head_end = buf.find(b"\r\n\r\n", pos, pos + MAX_HEADER_BYTES)
+                if head_end < 0:
+                    if n - pos >= MAX_HEADER_BYTES:
+                        pos = self._resync(buf, pos, f"no end of the WARC header within {MAX_HEADER_BYTES} bytes")
+                        continue
                     return
-                continue
-            total = body_start + length
-            if len(buf) < total:
-                return
-            record = Record(offset, headers, bytes(buf[body_start:total]))
-            self._consume(total)
-            yield record
+                headers = WarcHeaders(bytes(buf[pos:head_end]))
+                length = _content_length(headers)
+                if length is None:
+                    pos = self._resync(buf, pos, f"missing or invalid Content-Length {headers.get('content-length')!r}")
+                    continue
+                self.resyncing = False
+                body_start = head_end + 4
+                offset = self.offset_at(self.base + pos)
+                kind = headers.get("warc-type") or "unknown"
+                self.stats.records[kind] += 1
+                if length > self.max_record_bytes or (self.want is not None and not self.want(kind, headers)):
+                    if length > self.max_record_bytes:
+                        self.stats.skip("too_large")
+                        log.warning("%s at offset %d: skipped a %d-byte record (max_record_bytes %d)",
+                                    self.stats.name, offset, length, self.max_record_bytes)
+                    have = min(n - body_start, length)
+                    pos = body_start + have
+                    self.skipping = length - have
+                    if self.skipping:
+                        return
+                    continue
+                total = body_start + length
+                if n < total:
+                    return
+                record = Record(offset, kind, headers, bytes(buf[body_start:total]))
+                pos = total
+                yield record
+        finally:
+            self._keep(buf, pos)
 
-    def _resync(self, why: str) -> None:
-        """Count a malformed record (once per stretch of junk) and drop bytes up to the next `WARC/1.`."""
+    def _keep(self, buf: bytes | bytearray, pos: int) -> None:
+        """Drop the `pos` bytes parsed; keep the rest (a partial record) for the next chunk."""
+        if len(buf) - pos <= 8 and not buf[pos:].strip(b"\r\n"):
+            pos = len(buf)  # only the blank lines after a record: the next chunk can be parsed in place
+        self.base += pos
+        if buf is self.buf:
+            del self.buf[:pos]
+        elif pos < len(buf):
+            self.buf = bytearray(buf[pos:])
+
+    def _resync(self, buf: bytes | bytearray, pos: int, why: str) -> int:
+        """Count a malformed record (once per stretch of junk); the position of the next `WARC/1.`."""
         if not self.resyncing:
-            self.stats.error("malformed_record", self.offset_at(self.base), why)
+            self.stats.error("malformed_record", self.offset_at(self.base + pos), why)
             self.resyncing = True
-        nxt = self.buf.find(b"WARC/1.", 1)
-        self._consume(nxt if nxt > 0 else max(len(self.buf) - 6, 1))
+        nxt = buf.find(b"WARC/1.", pos + 1)
+        return nxt if nxt > 0 else max(len(buf) - 6, pos + 1)
 
 
-def _parse_header(raw: bytes) -> dict[str, str]:
-    lines = raw.decode("utf-8", "replace").split("\r\n")
-    headers = {"warc-version": lines[0]}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    return headers
-
-
-def _content_length(headers: dict[str, str]) -> int | None:
-    value = headers.get("content-length", "")
+def _content_length(headers: WarcHeaders) -> int | None:
+    value = headers.get("content-length") or ""
     return int(value) if value.isdigit() else None
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from curate.crawl.archive import Record
+from curate.crawl.archive import Record, WarcHeaders
 from curate.crawl.html_images import parse_html
 from curate.crawl.http import HTML_TYPES, BadEncoding, BadHttp, decode_html, decoded_body, parse_response
 from curate.crawl.pairs import PairCollector
@@ -16,12 +16,11 @@ from curate.crawl.stats import CrawlStats
 from curate.crawl.wat import InvalidWat, parse_wat
 
 
-def wanted(headers: dict[str, str]) -> bool:
+def wanted(kind: str, headers: WarcHeaders) -> bool:
     """Records that can hold pages: WARC responses and WAT (JSON metadata) records; the rest stream past."""
-    kind = headers.get("warc-type")
     if kind == "response":
         return True
-    return kind == "metadata" and headers.get("content-type", "").startswith("application/json")
+    return kind == "metadata" and (headers.get("content-type") or "").startswith("application/json")
 
 
 class RecordHandler:
@@ -34,10 +33,11 @@ class RecordHandler:
         self._date_ms: int | None = None
 
     def __call__(self, record: Record) -> None:
-        if record.type == "response":
-            self._warc_response(record)
-        elif record.type == "metadata":
+        kind = record.type
+        if kind == "metadata":
             self._wat(record)
+        elif kind == "response":
+            self._warc_response(record)
 
     def _warc_response(self, record: Record) -> None:
         stats = self.stats
@@ -46,7 +46,7 @@ class RecordHandler:
         except BadHttp as exc:
             stats.error("bad_http", record.offset, str(exc))
             return
-        mime = response.mime or record.headers.get("warc-identified-payload-type", "").lower()
+        mime = response.mime or (record.headers.get("warc-identified-payload-type") or "").lower()
         if mime not in HTML_TYPES:
             stats.skip("not_html")
             return
@@ -107,7 +107,7 @@ def _parse_date(text: str | None) -> int | None:
 
 
 def _target_uri(record: Record) -> str:
-    return record.headers.get("warc-target-uri", "").strip("<> ")
+    return (record.headers.get("warc-target-uri") or "").strip("<> ")
 
 
 def _first_language(header: str | None) -> str | None:

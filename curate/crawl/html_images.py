@@ -23,14 +23,9 @@ _SRCSET_CANDIDATE = re.compile(r"\s*([^\s,][^\s]*?)(?:\s+(\d+(?:\.\d+)?)([wx]))?
 _DIMENSION = re.compile(r"\s*(\d{1,6})(?:\.\d*)?\s*(?:px)?\s*$", re.IGNORECASE)
 
 
-@dataclass(slots=True)
-class ImgRef:
-    """One <img>: its alt text (None when absent), its chosen URL as written, and its declared size."""
-
-    alt: str | None
-    src: str | None
-    width: int | None = None
-    height: int | None = None
+# One <img>: (alt text or None when absent, chosen URL as written, declared width, declared height).
+# A plain tuple, not a class: a crawl makes one per <img> of billions of pages.
+ImgRef = tuple[str | None, str | None, int | None, int | None]
 
 
 @dataclass(slots=True)
@@ -52,7 +47,7 @@ def parse_html(text: str) -> HtmlPage:
 
 
 def image_ref(attrs: dict[str, str | None]) -> ImgRef:
-    return ImgRef(attrs.get("alt"), choose_src(attrs), dimension(attrs.get("width")), dimension(attrs.get("height")))
+    return attrs.get("alt"), choose_src(attrs), dimension(attrs.get("width")), dimension(attrs.get("height"))
 
 
 def choose_src(attrs: dict[str, str | None]) -> str | None:

@@ -41,21 +41,22 @@ class PairCollector:
     def add_page(self, page_url: str, base_href: str | None, lang: str | None, crawl_time: int | None,
                  source: str, images: list[ImgRef]) -> None:
         stats, cols, seen, min_chars = self.stats, self.columns, self.seen, self.min_alt_chars
-        resolver = Resolver(resolve_base(page_url, base_href))
+        resolver = None  # made on the first image that needs it: many pages have none
         stats.images_seen += len(images)
         kept = []
-        for img in images:
-            caption = " ".join(img.alt.split()) if img.alt else ""
+        for alt, src, width, height in images:
+            caption = " ".join(alt.split()) if alt else ""
             if len(caption) < min_chars:
                 stats.skipped["no_alt"] += 1
                 continue
-            src = img.src
             if not src:
                 stats.skipped["no_src"] += 1
                 continue
             if src[:5].lower() == "data:":
                 stats.skipped["data_uri"] += 1
                 continue
+            if resolver is None:
+                resolver = Resolver(resolve_base(page_url, base_href))
             try:
                 url = resolver(src)
             except ValueError:
@@ -70,7 +71,7 @@ class PairCollector:
                 stats.skipped["duplicate"] += 1
                 continue
             seen.add(digest)
-            kept.append((digest.hex(), url, caption, img.width, img.height))
+            kept.append((digest.hex(), url, caption, width, height))
         if not kept:
             return
         n = len(kept)

@@ -77,43 +77,50 @@ def _fast(data: bytes) -> WatPage:
     links = data.find(b'"Links":[', meta)
     base = data.find(b'"Base":', meta, links if links >= 0 else len(data))
     images = []
-    i = data.find(b'"IMG@/src"', meta)
+    find, rfind = data.find, data.rfind
+    i = find(b'"IMG@/src"', meta)
     if i < 0 and b"IMG@\\/src" in data:
         raise _Unusual
-    while i >= 0:
-        start, stop = data.rfind(b"{", meta, i), data.find(b"}", i)
-        if start < 0 or stop < 0:
-            raise _Unusual
-        link = _flat_object(data[start:stop + 1])
-        if link.get("path") != IMG_PATH:
-            raise _Unusual
-        images.append(ImgRef(_unescape(link.get("alt")), _unescape(link.get("url"))))
-        i = data.find(b'"IMG@/src"', stop)
+    try:
+        while i >= 0:
+            start, stop = rfind(b"{", meta, i), find(b"}", i)
+            raw = data[start:stop + 1]
+            # Without a backslash no string can hold a quote, so a slice that opens with {" and closes
+            # with "}, holds no other { and an even number of quotes is one flat object of strings, and
+            # every "alt":" in it is that key. Anything else: json.loads of the slice decides.
+            if (start < 0 or stop < 0 or b"\\" in raw or not raw.startswith(b'{"') or not raw.endswith(b'"}')
+                    or raw.find(b"{", 1) >= 0 or raw.count(b'"') % 2):
+                alt, url = _json_link(raw)
+            else:
+                a = raw.find(b'"alt":"')
+                if a < 0 or raw[a + 7] == 0x22:  # no alt, or "alt":"": the URL is not needed (skipped as no_alt)
+                    alt = url = None
+                else:
+                    u = raw.find(b'"url":"')
+                    alt = raw[a + 7:raw.find(b'"', a + 7)].decode()
+                    url = raw[u + 7:raw.find(b'"', u + 7)].decode() if u >= 0 else None
+            if alt and "&" in alt:
+                alt = html.unescape(alt)
+            if url and "&" in url:
+                url = html.unescape(url)
+            images.append((alt, url, None, None))
+            i = find(b'"IMG@/src"', stop)
+    except UnicodeDecodeError:
+        raise _Unusual from None
     return WatPage(_int(status), True, _string_after(data, b'"Base":', base) if base >= 0 else None,
                    _first_language(lang), warc_date, images)
 
 
-def _flat_object(raw: bytes) -> dict:
-    """A link object such as {"path":"IMG@/src","url":"...","alt":"..."}: all values strings.
-
-    Without a backslash no string can hold a quote, so splitting at quotes gives the exact token sequence
-    `{ key : value , key : value }`; that is checked token by token. Otherwise json.loads decides.
-    """
-    parts = raw.split(b'"')
-    n = len(parts)
-    if (b"\\" not in raw and n % 4 == 1 and parts[0] == b"{" and parts[-1] == b"}"
-            and all(parts[k] == b":" for k in range(2, n, 4)) and all(parts[k] == b"," for k in range(4, n - 1, 4))):
-        try:
-            return {parts[k].decode(): parts[k + 2].decode() for k in range(1, n - 1, 4)}
-        except UnicodeDecodeError:
-            raise _Unusual from None
+def _json_link(raw: bytes) -> tuple[str | None, str | None]:
+    """(alt, url) of a link object the byte scan cannot vouch for."""
     try:
-        value = json.loads(raw)
+        link = json.loads(raw)
     except ValueError:
         raise _Unusual from None
-    if not isinstance(value, dict):
+    if not isinstance(link, dict) or link.get("path") != IMG_PATH:
         raise _Unusual
-    return value
+    alt, url = link.get("alt"), link.get("url")
+    return alt if isinstance(alt, str) else None, url if isinstance(url, str) else None
 
 
 def _string_after(data: bytes, key: bytes, start: int) -> str | None:
@@ -127,11 +134,11 @@ def _string_after(data: bytes, key: bytes, start: int) -> str | None:
     j = data.find(b'"', i + 1)
     while j > 0 and data[j - 1] == 0x5C:  # an escaped quote: the string goes on
         j = data.find(b'"', j + 1)
+    raw = data[i + 1:j]
     try:
-        value = json.loads(data[i:j + 1])
+        return json.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode("utf-8")
     except ValueError:
         raise _Unusual from None
-    return value
 
 
 def _full(payload: bytes) -> WatPage:
@@ -151,7 +158,7 @@ def _full(payload: bytes) -> WatPage:
         return WatPage(_int(status), False, None, None, warc_date, [])
     base = _dict(meta.get("Head")).get("Base")
     links = meta.get("Links")
-    images = [ImgRef(_unescape(link.get("alt")), _unescape(link.get("url")))
+    images = [(_unescape(link.get("alt")), _unescape(link.get("url")), None, None)
               for link in (links if isinstance(links, list) else ())
               if isinstance(link, dict) and link.get("path") == IMG_PATH]
     return WatPage(_int(status), True, base if isinstance(base, str) else None, _first_language(lang),
