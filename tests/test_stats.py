@@ -131,6 +131,6 @@ def test_histogram_bins_are_half_open_at_exact_edges():
     from curate.stats import Dist, _dists
 
     out = _dists(duckdb.connect(), (Dist("x", "x", (0, 64, 128)),),
-                 "(SELECT unnest([0, 63, 64, 127.5, 128, 500, NULL]) AS x)")["x"]
+                 "(SELECT unnest([0, 63, 64, 127.5, 128, 500, NULL])::DOUBLE AS x)")["x"]
     assert out["histogram"]["counts"] == [2, 2, 2] and out["histogram"]["labels"] == ["0-64", "64-128", ">=128"]
     assert (out["count"], out["min"], out["max"], out["quantiles"]["p50"]) == (6, 0.0, 500.0, 95.75)
