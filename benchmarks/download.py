@@ -159,7 +159,7 @@ if __name__ == "__main__":  # img2dataset's pool spawns processes that import th
     url_list, out, size, mode, quality, procs, per_shard = sys.argv[1:8]
     img2dataset.download(url_list=url_list, output_folder=out, input_format="parquet", url_col="url",
         caption_col="caption", output_format="parquet", image_size=int(size), resize_mode=mode,
-        encode_quality=int(quality), encode_format="jpg", processes_count=int(procs), thread_count=64,
+        encode_quality=int(quality), encode_format="jpg", processes_count=int(procs), thread_count=256,
         number_sample_per_shard=int(per_shard), timeout=10, retries=0, enable_wandb=False,
         distributor="multiprocessing")
 """
