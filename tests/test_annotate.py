@@ -178,3 +178,18 @@ def test_blank_means_near_uniform_not_mostly_white():
     out, stats = image_signal(table, Options())
     assert out.column("is_blank").to_pylist() == [True, True, False, False]
     assert out.column("aspect").to_pylist() == [1.0] * n and stats["blank"] == 2
+
+
+def test_dataset_on_object_storage(tmp_path, s3_endpoint):
+    import fsspec
+
+    tables = make_dataset(str(tmp_path), shards=1, rows=10)
+    fs = fsspec.filesystem("s3")
+    fs.put(str(tmp_path / "shards" / "00000.parquet"), "curate-test/annotate-ds/shards/00000.parquet")
+    summary = annotate("s3://curate-test/annotate-ds", signals="hashes,caption", workers=1)
+    assert summary.failed == {} and summary.done == 2
+    with fs.open("curate-test/annotate-ds/signals/hashes/00000.parquet", "rb") as fh:
+        hashes = pq.read_table(fh)
+    assert hashes.column("uid").to_pylist() == tables[0].column("uid").to_pylist()
+    assert fs.exists("curate-test/annotate-ds/signals/caption/00000.stats.json")
+    assert annotate("s3://curate-test/annotate-ds", signals="hashes,caption", workers=1).skipped == 2
