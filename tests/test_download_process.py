@@ -212,3 +212,14 @@ def test_comments_and_icc_are_dropped_and_keep_exif_survives_padding():
     kept = decode(process_image(buf.getvalue(), DownloadConfig(resize_mode="border", keep_exif=True)).data)
     assert kept.size == (256, 256) and kept.getexif().get_ifd(0x8825)  # padding did not lose the EXIF
     assert "comment" not in kept.info
+
+
+def test_config_from_a_recipe_table_accepts_lists_and_rejects_bad_values():
+    from curate.errors import CurateError
+
+    cfg = DownloadConfig(x_robots_tag_block=["noai", "noindex"], allow_networks=["10.0.0.0/8"])
+    assert cfg.x_robots_tag_block == ("noai", "noindex") and hash(cfg)  # hashable: cached per worker
+    with pytest.raises(CurateError, match="resize mode"):
+        DownloadConfig(resize_mode="stretch")
+    with pytest.raises(CurateError, match="allow-network"):
+        DownloadConfig(allow_networks=("not-a-net",))

@@ -53,6 +53,12 @@ class DownloadConfig:
     def __post_init__(self) -> None:
         from curate.errors import CurateError
 
+        for name in ("x_robots_tag_block", "opt_out", "allow_networks"):  # lists from TOML/JSON -> tuples
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = (value,)
+            object.__setattr__(self, name, tuple(value))
+
         if self.resize_mode not in RESIZE_MODES:
             raise CurateError(f"unknown resize mode {self.resize_mode!r}: use one of {', '.join(RESIZE_MODES)}")
         if self.encode_format not in ENCODE_FORMATS:

@@ -29,6 +29,7 @@ from curate.download.fetch import Fetcher, FetchError
 from curate.download.optout import OptOut, load_optout
 from curate.download.process import ImageError, process_image
 from curate.download.safety import parse_url
+from curate.download.writer import ShardWriter
 from curate.executor import Job
 from curate.schema import ERROR_CLASSES, SHARD_SCHEMA, with_extra_columns
 
@@ -156,8 +157,6 @@ def _retry_rows_of(task: ShardTask, pf: pq.ParquetFile) -> dict:
 
 def _run_rows(task: ShardTask, schema: pa.Schema, rows: Iterator[dict],
               kept: Iterator[pa.RecordBatch] | None) -> dict:
-    from curate.download.writer import ShardWriter
-
     cfg = task.config
     fetcher = _fetcher(task)
     optout = _optout(task)
