@@ -35,13 +35,13 @@ log = logging.getLogger(__name__)
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP's normalization constants
 STD = (0.26862954, 0.26130258, 0.27577711)
-IMAGE_EXTS = ("jpg", "jpeg", "webp", "png")
+IMAGE_EXTS = ("jpg", "jpeg", "webp", "png", "gif", "bmp", "tif", "tiff")
 IMAGE_COLUMNS = ("image", "jpg", "png", "webp")
 CAPTION_COLUMNS = ("caption", "txt", "text")
 KEY_COLUMNS = ("uid", "key", "__key__")
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
-Record = tuple[str, "str | None", "bytes | None"]  # (key, caption, image bytes)
+Record = tuple[str, str | None, bytes | None]  # (key, caption, image bytes)
 
 
 def list_shards(data: str | list[str]) -> list[str]:
@@ -166,14 +166,16 @@ def shuffled(records: Iterator[Record], buffer: int, rng: np.random.Generator) -
     yield from pool
 
 
-def _open(data: bytes, want: tuple[float, float]) -> tuple[Image.Image, float, float]:
-    """Open an image, asking JPEG for a reduced-size decode no smaller than `want`; returns the scale used."""
-    img = Image.open(io.BytesIO(data))
+def _decode(img: Image.Image, box: tuple[int, int, int, int], size: int) -> tuple[Image.Image, tuple[float, ...]]:
+    """Decode an opened image, asking JPEG for a reduced-size (DCT-scaled) decode when the crop `box` still
+    covers `size` pixels at that scale; returns the RGB image and the box in its coordinates."""
     w, h = img.size
-    if img.format == "JPEG" and w >= 2 * want[0] and h >= 2 * want[1]:
-        img.draft("RGB", (math.ceil(want[0]), math.ceil(want[1])))
+    want_w, want_h = w * size / (box[2] - box[0]), h * size / (box[3] - box[1])
+    if img.format == "JPEG" and w >= 2 * want_w and h >= 2 * want_h:
+        img.draft("RGB", (math.ceil(want_w), math.ceil(want_h)))
     img = img.convert("RGB")
-    return img, img.size[0] / w, img.size[1] / h
+    sx, sy = img.size[0] / w, img.size[1] / h
+    return img, (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
 
 
 def random_box(w: int, h: int, rng: np.random.Generator, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3)) -> tuple[int, ...]:
@@ -191,20 +193,19 @@ def random_box(w: int, h: int, rng: np.random.Generator, scale=(0.9, 1.0), ratio
 
 def train_image(data: bytes, size: int, rng: np.random.Generator) -> np.ndarray:
     """Random resized crop to (size, size, 3) uint8, decoding no more pixels than the crop needs."""
-    w, h = Image.open(io.BytesIO(data)).size  # header only
-    box = random_box(w, h, rng)
-    bw, bh = box[2] - box[0], box[3] - box[1]
-    img, sx, sy = _open(data, (w * size / bw, h * size / bh))
-    return np.asarray(img.resize((size, size), Image.BILINEAR, box=(box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)))
+    img = Image.open(io.BytesIO(data))  # reads the header only
+    img, box = _decode(img, random_box(*img.size, rng), size)
+    return np.asarray(img.resize((size, size), Image.BILINEAR, box=box))
 
 
 def eval_image(data: bytes, size: int) -> np.ndarray:
     """Resize the shorter side to `size` and center-crop (CLIP's eval transform), bicubic."""
-    w, h = Image.open(io.BytesIO(data)).size
+    img = Image.open(io.BytesIO(data))
+    w, h = img.size
     side = min(w, h)
-    img, sx, sy = _open(data, (w * size / side, h * size / side))
-    x0, y0 = (w - side) / 2, (h - side) / 2
-    return np.asarray(img.resize((size, size), Image.BICUBIC, box=(x0 * sx, y0 * sy, (x0 + side) * sx, (y0 + side) * sy)))
+    x0, y0 = (w - side) // 2, (h - side) // 2
+    img, box = _decode(img, (x0, y0, x0 + side, y0 + side), size)
+    return np.asarray(img.resize((size, size), Image.BICUBIC, box=box))
 
 
 def normalize(images: torch.Tensor, device: torch.device | str = "cpu", dtype=torch.float32) -> torch.Tensor:
