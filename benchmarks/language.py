@@ -57,7 +57,8 @@ def main() -> None:
     rng = random.Random(0)
     full = []
     for name in sorted(os.listdir(folder)):
-        full += [(name.split(".")[0], line.strip()) for line in open(folder / name, encoding="utf-8") if line.strip()]
+        lines = (folder / name).read_text(encoding="utf-8").splitlines()
+        full += [(name.split(".")[0], line.strip()) for line in lines if line.strip()]
     cuts = [(lang, cut(s, rng)) for lang, s in full]
     sample_idx = sorted(rng.sample(range(len(full)), 30 * args.langdetect_per_language))
     print(f"load before: {os.getloadavg()[0]:.2f}")
@@ -65,7 +66,7 @@ def main() -> None:
     for backend, idx in (("fasttext", range(len(full))), ("langdetect", sample_idx)):
         for kind, pairs in (("sentences", full), ("cuts 3-15 words", cuts)):
             results[(backend, kind)] = accuracy_by_language([pairs[i] for i in idx], backend)
-            per, overall, rate = results[(backend, kind)]
+            _, overall, rate = results[(backend, kind)]
             print(f"{backend:10s} {kind:16s} n={len(idx):6d} accuracy {overall:.4f} ({rate:,.0f}/s)")
     langs = sorted(results[("fasttext", "sentences")][0])
     print("\n| language | fastText sentences | fastText cuts | langdetect sentences | langdetect cuts |")

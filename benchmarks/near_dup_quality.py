@@ -22,16 +22,21 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from curate.annotate.nearcopy import near_copy, separation
-from curate.annotate.phash import (DEFAULT_NEAR_DUP_DISTANCE, DEFAULT_NEAR_DUP_SIMILARITY, hamming, hash_images,
-                                   similarity)
+from curate.annotate.phash import (
+    DEFAULT_NEAR_DUP_DISTANCE,
+    DEFAULT_NEAR_DUP_SIMILARITY,
+    hamming,
+    hash_images,
+    similarity,
+)
 from curate.synthweb.photos import CLASSES, make_photo
 
 SINGLE = {
-    "crop <=5%/side": dict(scale=(1, 1), quality=(95, 95), brightness=0, overlay=False),
-    "resize 0.5-2x": dict(crop=0, quality=(95, 95), brightness=0, overlay=False),
-    "JPEG q30-95": dict(crop=0, scale=(1, 1), brightness=0, overlay=False),
-    "brightness +-10%": dict(crop=0, scale=(1, 1), quality=(95, 95), overlay=False),
-    "text overlay": dict(crop=0, scale=(1, 1), quality=(95, 95), brightness=0),
+    "crop <=5%/side": {"scale": (1, 1), "quality": (95, 95), "brightness": 0, "overlay": False},
+    "resize 0.5-2x": {"crop": 0, "quality": (95, 95), "brightness": 0, "overlay": False},
+    "JPEG q30-95": {"crop": 0, "scale": (1, 1), "brightness": 0, "overlay": False},
+    "brightness +-10%": {"crop": 0, "scale": (1, 1), "quality": (95, 95), "overlay": False},
+    "text overlay": {"crop": 0, "scale": (1, 1), "quality": (95, 95), "brightness": 0},
     "all at once": {},
 }
 

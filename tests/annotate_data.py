@@ -90,6 +90,6 @@ def make_dataset(root: str, shards: int = 2, rows: int = 20) -> list[pa.Table]:
         table = shard_table(rows, seed=s)
         pq.write_table(table, os.path.join(root, "shards", f"{s:05d}.parquet"))
         with open(os.path.join(root, "shards", f"{s:05d}.stats.json"), "w") as fh:
-            fh.write('{"key": "%05d", "rows": %d}' % (s, rows))
+            fh.write(f'{{"key": "{s:05d}", "rows": {rows}}}')
         tables.append(table)
     return tables

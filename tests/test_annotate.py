@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -10,15 +9,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from annotate_data import encode, make_dataset, shard_table
 from PIL import Image, ImageDraw
 
-from annotate_data import encode, make_dataset, shard_table
 from curate.annotate import SIGNALS, annotate
 from curate.annotate.image_signals import image_signal
 from curate.annotate.options import Options
 from curate.cli import main
 from curate.errors import CurateError
 from curate.extras import MissingExtraError
+from curate.storage import read_json
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +41,9 @@ def test_every_signal_has_one_row_per_shard_row_in_order(annotated):
             out = read_signal(root, name, f"{s:05d}")
             assert out.schema == signal.schema, name
             assert out.column("uid").to_pylist() == shard.column("uid").to_pylist(), name
-            marker = json.load(open(os.path.join(root, "signals", name, f"{s:05d}.stats.json")))
+            marker = read_json(os.path.join(root, "signals", name, f"{s:05d}.stats.json"))
             assert marker[name]["rows"] == shard.num_rows
-    assert json.load(open(os.path.join(root, "signals", "annotate.summary.json")))["jobs_done"] == 10
+    assert read_json(os.path.join(root, "signals", "annotate.summary.json"))["jobs_done"] == 10
 
 
 def test_rows_without_an_image_get_nulls_not_missing_rows(annotated):
@@ -61,7 +61,7 @@ def test_rows_without_an_image_get_nulls_not_missing_rows(annotated):
         else:
             assert h["phash"] is not None and len(h["thumb"]) == 192 and h["sha256"] == row["sha256"]
             assert 0.0 <= n["nsfw_image"] <= 1.0
-    stats = json.load(open(os.path.join(root, "signals", "hashes", "00000.stats.json")))
+    stats = read_json(os.path.join(root, "signals", "hashes", "00000.stats.json"))
     assert stats["hashes"]["decode_errors"] == 2  # rows 7 and 17
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+
 from curate.annotate.caption_signals import CAPTION_SCHEMA, caption_signal
 from curate.annotate.options import Options
 

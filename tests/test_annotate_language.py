@@ -6,8 +6,8 @@ import os
 import random
 
 import pytest
-
 from conftest import shared_path
+
 from curate.annotate import language
 from curate.errors import CurateError
 
@@ -18,7 +18,7 @@ def load_sample(per_language: int, seed: int = 0) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     pairs = []
     for name in sorted(os.listdir(folder)):
-        lines = [line.strip() for line in open(folder / name, encoding="utf-8") if line.strip()]
+        lines = [line.strip() for line in (folder / name).read_text(encoding="utf-8").splitlines() if line.strip()]
         pairs += [(name.split(".")[0], s) for s in rng.sample(lines, per_language)]
     return pairs
 

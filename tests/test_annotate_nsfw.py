@@ -7,7 +7,6 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from curate.annotate import nsfw
 from curate.annotate.nsfw_text import default_terms, parse_terms

@@ -11,8 +11,16 @@ import scipy.fftpack
 from PIL import Image
 
 from curate.annotate.nearcopy import near_copy, separation
-from curate.annotate.phash import (DEFAULT_NEAR_DUP_DISTANCE, DEFAULT_NEAR_DUP_SIMILARITY, hamming, hash_images,
-                                   phash_arrays, phash_bytes, similarity, to_hex)
+from curate.annotate.phash import (
+    DEFAULT_NEAR_DUP_DISTANCE,
+    DEFAULT_NEAR_DUP_SIMILARITY,
+    hamming,
+    hash_images,
+    phash_arrays,
+    phash_bytes,
+    similarity,
+    to_hex,
+)
 from curate.synthweb.photos import CLASSES, make_photo
 
 

@@ -8,4 +8,4 @@ from curate.annotate.options import LANGUAGE_BACKENDS, Options
 from curate.annotate.phash import DEFAULT_NEAR_DUP_DISTANCE, DEFAULT_NEAR_DUP_SIMILARITY, similarity
 from curate.annotate.run import SIGNALS, annotate
 
-__all__ = ["DEFAULT_NEAR_DUP_DISTANCE", "DEFAULT_NEAR_DUP_SIMILARITY", "similarity", "LANGUAGE_BACKENDS", "Options", "SIGNALS", "annotate"]
+__all__ = ["DEFAULT_NEAR_DUP_DISTANCE", "DEFAULT_NEAR_DUP_SIMILARITY", "LANGUAGE_BACKENDS", "SIGNALS", "Options", "annotate", "similarity"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 import pyarrow as pa
 

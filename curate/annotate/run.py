@@ -13,18 +13,29 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate import storage
 from curate.annotate.caption_signals import CAPTION_COLUMNS, CAPTION_SCHEMA, caption_signal
-from curate.annotate.image_signals import (HASHES_COLUMNS, HASHES_SCHEMA, IMAGE_COLUMNS, IMAGE_SCHEMA,
-                                           hashes_signal, image_signal)
+from curate.annotate.image_signals import (
+    HASHES_COLUMNS,
+    HASHES_SCHEMA,
+    IMAGE_COLUMNS,
+    IMAGE_SCHEMA,
+    hashes_signal,
+    image_signal,
+)
 from curate.annotate.language import LANGUAGE_COLUMNS, LANGUAGE_SCHEMA, language_signal
-from curate.annotate.nsfw import NSFW_COLUMNS, NSFW_SCHEMA, model_path, nsfw_signal  # onnxruntime loads lazily
+from curate.annotate.nsfw import (  # onnxruntime loads lazily
+    NSFW_COLUMNS,
+    NSFW_SCHEMA,
+    model_path,
+    nsfw_signal,
+)
 from curate.annotate.options import LANGUAGE_BACKENDS, Options
 from curate.dataset import Dataset
 from curate.errors import CurateError
