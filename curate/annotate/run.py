@@ -4,8 +4,9 @@ Each job reads only the shard columns its signal needs, in batches of `batch_siz
 memory however large the shard), and writes DATASET/signals/<signal>/NNNNN.parquet atomically with
 exactly one row per shard row, in shard order. The executor then writes NNNNN.stats.json beside it:
 its presence marks the job done. The marker records what the signal was computed from (the shard's
-size in bytes, and the language backend for `language`); when that changed (a shard rewritten by
-`download --retry-failed` or a takedown purge, another backend) the job runs again.
+size in bytes, the signal's version, and the language backend for `language`); when that changed (a
+shard rewritten by `download --retry-failed` or a takedown purge, a new curate, another backend) the
+job runs again.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Signal:
     schema: pa.Schema
     columns: tuple[str, ...]
     compute: Callable[[pa.Table, Options], tuple[pa.Table, dict]]
+    version: int = 1  # bump when the values change for the same input: stored signals are then recomputed
 
 
 SIGNALS: dict[str, Signal] = {
@@ -136,7 +138,7 @@ def plan(ds: Dataset, names: list[str], opts: Options) -> list[Job]:
         size = fs.size(inner)
         for name in names:
             out_dir = ds.signals_dir(name)
-            source = f"shard_bytes={size}"
+            source = f"shard_bytes={size};v={SIGNALS[name].version}"
             if opts.fingerprint(name):
                 source += f";{opts.fingerprint(name)}"
             stats_path = storage.join(out_dir, f"{key}.stats.json")
