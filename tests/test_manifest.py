@@ -132,9 +132,17 @@ def test_reads_the_real_10000_row_file_as_is(tmp_path):
     invalid = [r for r in table.to_pylist() if r["status"] != "ok"]
     assert [(r["url"], r["status"]) for r in invalid] == [("UNLIKELY", "invalid_url")]
     assert summary["status"]["invalid_url"] == 1
-    sample = table.slice(0, 50).to_pylist()
-    assert all(r["uid"] == make_uid(r["url"], r["caption"]) for r in sample)
+    assert all(r["uid"] == make_uid(r["url"], r["caption"]) for r in table.to_pylist())
     assert len(set(table.column("uid").to_pylist())) == table.num_rows
+
+
+def test_batch_uids_equal_make_uid(tmp_path):
+    pairs = [("http://x/é", None), ("", "only a caption"), ("http://x/a", ""), ("http://x/b", "日本 \x00 nul"),
+             ("http://x/c", "emoji 🦊"), ("http://x/ü?q=\u2028x", "line\nbreak")]
+    src = _write(tmp_path / "x.jsonl", "".join(json.dumps({"url": u, "caption": c}) + "\n" for u, c in pairs).encode())
+    build_manifest([str(src)], str(tmp_path / "o"))
+    table = _read(tmp_path / "o")
+    assert table.column("uid").to_pylist() == [make_uid(u, c) for u, c in pairs]
 
 
 def test_uid_is_blake2b_128_of_url_unit_separator_caption():

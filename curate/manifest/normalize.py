@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 
 import numpy as np
@@ -10,7 +11,7 @@ import pyarrow.compute as pc
 
 from curate.manifest.dedupe import SeenSet
 from curate.manifest.takedown import Takedown
-from curate.schema import uid_digests
+from curate.schema import UID_BYTES
 
 # http(s), then a non-empty host. A URL without a scheme ("www.x.com/a.jpg") is invalid_url, not
 # guessed at: http vs https is unknown, and rewriting it would change the row's uid.
@@ -33,7 +34,7 @@ class Normalizer:
         url = pc.utf8_trim_whitespace(batch.column("url"))
         url = pc.if_else(pc.equal(url, ""), pa.scalar(None, pa.string()), url)
         caption = batch.column("caption")
-        digests = uid_digests(zip(url.to_pylist(), caption.to_pylist()))
+        digests = _digests(url, caption)
         uid = _hex(digests, batch.num_rows)
         keep = self.seen.first_seen(digests)
         self.duplicates += int(len(keep) - keep.sum())
@@ -51,6 +52,15 @@ class Normalizer:
         for item in pc.value_counts(out.column("status")).to_pylist():
             self.status[item["values"]] += item["counts"]
         return out
+
+
+def _digests(url: pa.Array, caption: pa.Array) -> bytes:
+    """`curate.schema.uid_digests` of a batch: Arrow joins the utf8(url) 0x1F utf8(caption) bytes, so
+    Python only calls BLAKE2b (a third faster than encoding each pair in Python)."""
+    data = pc.binary_join_element_wise(pc.cast(url, pa.binary()), pc.cast(caption, pa.binary()), b"\x1f",
+                                       null_handling="replace", null_replacement=b"")
+    blake2b = hashlib.blake2b
+    return b"".join([blake2b(item, digest_size=UID_BYTES).digest() for item in data.to_pylist()])
 
 
 def _hex(digests: bytes, n: int) -> pa.Array:
