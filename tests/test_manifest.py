@@ -448,6 +448,9 @@ def test_existing_manifest_is_not_overwritten_by_accident(tmp_path):
     src2 = _write(tmp_path / "b.txt", b"http://h/3.jpg\n")
     with pytest.raises(CurateError, match="--overwrite"):
         build_manifest([str(src2)], str(tmp_path / "o"))
+    (tmp_path / "o" / "summary.json").unlink()  # as a run stopped before its end leaves it
+    with pytest.raises(CurateError, match="unfinished manifest"):
+        build_manifest([str(src2)], str(tmp_path / "o"))
     build_manifest([str(src2)], str(tmp_path / "o"), overwrite=True)
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["part-00000.parquet", "summary.json"]
     assert _rows(tmp_path / "o") == [("http://h/3.jpg", None, "ok")]

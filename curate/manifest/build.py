@@ -163,9 +163,9 @@ def _prepare_out_dir(out_dir: str, overwrite: bool) -> None:
     if not old:
         return
     if not overwrite:
-        raise CurateError(
-            f"{out_dir} already holds a manifest ({len(old)} files); choose an empty folder or pass --overwrite"
-        )
+        finished = any(p.endswith(SUMMARY) for p in old)
+        what = "a manifest" if finished else "an unfinished manifest (parts, no summary.json: a run was stopped)"
+        raise CurateError(f"{out_dir} already holds {what}; choose an empty folder or pass --overwrite")
     fs, _ = storage.url_to_fs(out_dir)
     for path in old:
         fs.rm(storage.url_to_fs(path)[1])
