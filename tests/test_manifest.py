@@ -209,6 +209,25 @@ def test_folder_glob_and_fsspec_url_inputs(tmp_path):
         mem.rm("/out", recursive=True)
 
 
+def test_gzip_is_found_by_its_bytes_not_its_name(tmp_path):
+    src = tmp_path / "really_gzip.csv"
+    src.write_bytes(gzip.compress(b"url,caption\nhttp://h/1.jpg,one\n"))
+    summary = build_manifest([str(src)], str(tmp_path / "o"))
+    assert summary["inputs"][0]["gzip"] is True
+    assert _rows(tmp_path / "o") == [("http://h/1.jpg", "one", "ok")]
+
+
+def test_kept_column_type_is_set_by_the_first_file(tmp_path):
+    first = _write(tmp_path / "a.jsonl", b'{"url": "http://h/1.jpg", "w": 640}\n')
+    second = _write(tmp_path / "b.csv", b"url,w\nhttp://h/2.jpg,800\nhttp://h/3.jpg,wide\n")
+    summary = build_manifest([str(first), str(second)], str(tmp_path / "o"), keep_cols=["w"])
+    table = _read(tmp_path / "o")
+    assert table.schema.field("w").type == pa.int64()
+    assert table.column("w").to_pylist() == [640, 800, None]
+    [example] = summary["malformed"]["examples"]
+    assert (example["kind"], example["file"], example["row"]) == ("bad_value", str(second), 2)
+
+
 def test_format_option_overrides_extension(tmp_path):
     src = _write(tmp_path / "urls.list", b"http://h/1.jpg\n")
     with pytest.raises(CurateError, match="--format"):
