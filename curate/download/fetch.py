@@ -349,11 +349,12 @@ class Fetcher:
         status = resp.status
         if status in (429, 503) and not last_try:
             wait = _retry_after(resp.headers.get("Retry-After"))
-            self._finish(conn, resp, state)
             if wait is not None and wait > self.config.max_backoff:
+                conn.close()  # not returned to the pool: the caller closes connections of failed requests
                 raise FetchError("http_429" if status == 429 else "http_5xx",
                                  f"HTTP {status} asking to wait {wait:.0f}s, more than --max-backoff "
                                  f"{self.config.max_backoff:g}s", status)
+            self._finish(conn, resp, state)
             raise _RetryLater(status, wait)
         if not 200 <= status < 300:
             self._finish(conn, resp, state)
