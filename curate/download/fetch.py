@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 CHUNK = 64 * 1024
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 DRAIN_LIMIT = 64 * 1024  # error/redirect bodies up to this size are read to keep the connection alive
-NETWORK_CLASSES = ("dns", "connect", "timeout", "private_address", "host_unreachable")
+MAX_CACHED_ORIGINS = 50_000  # DNS answers and robots.txt rules kept per worker process
 
 
 class FetchError(Exception):
@@ -130,6 +130,9 @@ class Fetcher:
             entry = self._robots.get(key)
             owner = entry is None
             if owner:
+                if len(self._robots) >= MAX_CACHED_ORIGINS:  # memory stays flat on host-diverse lists
+                    for old in list(self._robots)[: MAX_CACHED_ORIGINS // 2]:
+                        del self._robots[old]  # threads waiting on an entry keep their own reference
                 entry = self._robots[key] = (threading.Event(), [])
         event, box = entry
         if owner:
@@ -260,7 +263,7 @@ class Fetcher:
                 cached = FetchError("dns", f"cannot resolve {host}: skipped, {self._dns_down}")
             else:
                 cached = self._lookup(host, port)
-            if len(self._dns) > 100_000:
+            if len(self._dns) >= MAX_CACHED_ORIGINS:
                 self._dns.clear()
             self._dns[key] = cached
         if isinstance(cached, FetchError):
