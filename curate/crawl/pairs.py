@@ -40,41 +40,55 @@ class PairCollector:
 
     def add_page(self, page_url: str, base_href: str | None, lang: str | None, crawl_time: int | None,
                  source: str, images: list[ImgRef]) -> None:
-        stats, cols, seen, min_chars = self.stats, self.columns, self.seen, self.min_alt_chars
+        seen, min_chars = self.seen, self.min_alt_chars
         resolver = None  # made on the first image that needs it: many pages have none
-        stats.images_seen += len(images)
+        no_alt = no_src = data_uri = invalid = not_http = repeated = 0
         kept = []
         for alt, src, width, height in images:
-            caption = " ".join(alt.split()) if alt else ""
+            if not alt:
+                no_alt += 1
+                continue
+            caption = " ".join(alt.split())
             if len(caption) < min_chars:
-                stats.skipped["no_alt"] += 1
+                no_alt += 1
                 continue
             if not src:
-                stats.skipped["no_src"] += 1
+                no_src += 1
                 continue
-            if src[:5].lower() == "data:":
-                stats.skipped["data_uri"] += 1
+            if src[0] in "dD" and src[:5].lower() == "data:":
+                data_uri += 1
                 continue
             if resolver is None:
                 resolver = Resolver(resolve_base(page_url, base_href))
             try:
                 url = resolver(src)
             except ValueError:
-                stats.skipped["invalid_url"] += 1
+                invalid += 1
                 continue
             if url is None:
-                stats.skipped["not_http"] += 1
+                not_http += 1
                 continue
             # = curate.schema.uid_digest(url, caption), inlined: this runs once per pair of a crawl
             digest = blake2b(f"{url}\x1f{caption}".encode("utf-8", "surrogatepass"), digest_size=UID_BYTES).digest()
             if digest in seen:
-                stats.skipped["duplicate"] += 1
+                repeated += 1
                 continue
             seen.add(digest)
             kept.append((digest.hex(), url, caption, width, height))
-        if not kept:
-            return
-        n = len(kept)
+        stats = self.stats
+        stats.images_seen += len(images)
+        if len(kept) < len(images):
+            skipped = stats.skipped
+            for reason, n in (("no_alt", no_alt), ("no_src", no_src), ("data_uri", data_uri),
+                              ("invalid_url", invalid), ("not_http", not_http), ("duplicate", repeated)):
+                if n:
+                    skipped[reason] += n
+        if kept:
+            self._append(kept, page_url, lang, crawl_time, source)
+
+    def _append(self, kept: list[tuple], page_url: str, lang: str | None, crawl_time: int | None,
+                source: str) -> None:
+        cols, n = self.columns, len(kept)
         uids, urls, captions, widths, heights = zip(*kept)
         cols["uid"] += uids
         cols["url"] += urls
@@ -85,7 +99,7 @@ class PairCollector:
         cols["page_lang"] += [lang] * n
         cols["crawl_time"] += [crawl_time] * n
         cols["source"] += [source] * n
-        stats.pairs_kept += n
+        self.stats.pairs_kept += n
 
 
 def resolve_base(page_url: str, base_href: str | None) -> str:
@@ -114,9 +128,10 @@ class Resolver:
         """The resolved URL without its fragment; None when it is not http(s) with a host; ValueError when
         it does not parse."""
         src = src.strip()
-        if "\t" in src or "\n" in src or "\r" in src:
+        if not src.isprintable():  # tabs and newlines inside a URL are dropped, as browsers do
             src = src.translate(_URL_JUNK)
-        src = src.partition("#")[0]
+        if "#" in src:
+            src = src.partition("#")[0]
         if src.startswith(("http://", "https://")):
             url = src
         elif src.startswith("//") and self.scheme in ("http", "https"):
@@ -128,7 +143,7 @@ class Resolver:
         else:
             return self._slow(src)
         netloc = url[url.index("//") + 2:].partition("/")[0].partition("?")[0]
-        if not netloc or any(c in netloc for c in "[@\\ ") or not netloc.isascii():
+        if not netloc or "[" in netloc or "@" in netloc or "\\" in netloc or " " in netloc or not netloc.isascii():
             return self._slow(url)  # let urlsplit judge IPv6 literals, userinfo and oddities
         return url
 
