@@ -49,7 +49,7 @@ def demo_recipe(out: Path, warc: Path, faults: Path, benchmark: Path, *, steps: 
     recipe = {k: v for k, v in load_recipe("demo").raw.items()}
     recipe["input"] = {"dataset": str(out / "dataset"), "crawl": [str(warc)], "urls": [str(faults)]}
     # The synthetic web lives on 127.0.0.1: lift the private-address refusal for it, and only for it.
-    recipe["download"] = {"allow_private_network": True, "image_size": 256, "resize_mode": "keep_ratio", "connect_timeout": 2.0,
+    recipe["download"] = {"allow_private_network": True, "image_size": 256, "connect_timeout": 2.0,
                           "read_timeout": 3.0, "total_timeout": 6.0, "max_backoff": 3.0}
     recipe["overlap"] = {**recipe.get("overlap", {}), "benchmarks": {BENCHMARK: str(benchmark)}}
     recipe["export"] = {"format": "webdataset", "samples_per_shard": 256}

@@ -92,3 +92,50 @@ def test_near_duplicate_rule_on_200_photos(photos):
     # 0.99 precision is the 5,000-image benchmark's claim (benchmarks/near_dup_quality.py); here one pair of
     # look-alike scenes (a big red circle on sky, pebble top left: 30 and 40) and its copy cost 0.01.
     assert recall >= 0.95 and precision >= 0.98, (recall, precision)
+
+
+def _letterboxed(img, side: int = 256, colour=(0, 0, 0)):
+    """What `--resize-mode border` stores: the image fitted into side x side, padded with one colour."""
+    from PIL import Image
+
+    scale = side / max(img.size)
+    fitted = img.resize((round(img.width * scale), round(img.height * scale)))
+    canvas = Image.new("RGB", (side, side), colour)
+    canvas.paste(fitted, ((side - fitted.width) // 2, (side - fitted.height) // 2))
+    return canvas
+
+
+def test_a_bordered_copy_matches_its_unbordered_original():
+    """Benchmark images are not letterboxed; their training copies (border mode) are: they must still match."""
+    import io
+
+    from curate.annotate.phash import hash_images, near_duplicate
+    from curate.synthweb import make_photo
+
+    def jpeg(img) -> bytes:
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=90)
+        return buf.getvalue()
+
+    wide, tall = make_photo("red circle", 5, (600, 380)), make_photo("blue square", 7, (300, 700))
+    other = make_photo("red circle", 99, (600, 380))
+    data = [jpeg(wide), jpeg(_letterboxed(wide)), jpeg(tall), jpeg(_letterboxed(tall, colour=(255, 255, 255))),
+            jpeg(other)]
+    hashes, thumbs, valid = hash_images(data)
+    assert valid.all()
+    assert near_duplicate(hashes[0:1], hashes[1:2], thumbs[0:1], thumbs[1:2])[0]
+    assert near_duplicate(hashes[2:3], hashes[3:4], thumbs[2:3], thumbs[3:4])[0]
+    assert not near_duplicate(hashes[0:1], hashes[4:5], thumbs[0:1], thumbs[4:5])[0]
+
+
+def test_a_one_sided_flat_band_is_not_cut():
+    import numpy as np
+
+    from curate.annotate.decode import trim_letterbox
+
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    arr[:10] = 200  # a flat sky on top only: not a letterbox
+    assert trim_letterbox(arr).shape == (32, 32, 3)
+    arr[-10:] = 200  # the same band at the bottom too: a letterbox
+    assert trim_letterbox(arr).shape == (12, 32, 3)

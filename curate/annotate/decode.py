@@ -22,6 +22,9 @@ from PIL import Image
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError)
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _SJ_COLORSPACE = {"L": "GRAY", "RGB": "RGB"}
+# Largest spread of values (0-255) along a line for it to count as letterbox padding; JPEG ringing
+# next to the content edge stays well under it, texture does not.
+LETTERBOX_TOLERANCE = 12
 
 
 def open_small(data: bytes, mode: str, side: int) -> Image.Image:
@@ -56,13 +59,47 @@ def small_array(data: bytes, mode: str, side: int) -> np.ndarray:
     return np.asarray(open_small(data, mode, side))
 
 
-def square(data: bytes, mode: str, side: int) -> np.ndarray:
-    """(side, side[, 3]) uint8 pixels of the whole image squashed to a square (as imagehash does).
+def _band(spread: np.ndarray, limit: int) -> int:
+    """Length of the leading run of uniform lines (spread under tolerance), at most `limit`."""
+    flat = spread[:limit] <= LETTERBOX_TOLERANCE
+    return int(limit if flat.all() else flat.argmin())
 
-    Decoded with both sides >= `side` (a 256 px JPEG decodes straight to its 32x32 block means), then
-    resized with an antialiasing bilinear filter when the decoded size is not already the target.
+
+def trim_letterbox(arr: np.ndarray) -> np.ndarray:
+    """Cut the uniform bands that `--resize-mode border` pads around an image (img2dataset's default).
+
+    Without this, a 256x256 bordered copy of a landscape photo hashes far from the photo itself, and a
+    benchmark image never matches its bordered training copy. Only symmetric bands of one colour on both
+    sides are cut (a letterbox is centred), so a photo with a flat sky on one side is left alone.
     """
-    arr = small_array(data, mode, side)
+    lines = arr.astype(np.int16)
+    if lines.ndim == 2:
+        lines = lines[..., None]
+    h, w = lines.shape[:2]
+    row_spread = (lines.max(axis=1) - lines.min(axis=1)).max(axis=1)  # (H,)
+    col_spread = (lines.max(axis=0) - lines.min(axis=0)).max(axis=1)  # (W,)
+    top, bottom = _band(row_spread, h // 2), _band(row_spread[::-1], h // 2)
+    left, right = _band(col_spread, w // 2), _band(col_spread[::-1], w // 2)
+
+    def centred(a: int, b: int, n: int, first: np.ndarray, last: np.ndarray) -> bool:
+        same_colour = np.abs(first.astype(np.int16) - last.astype(np.int16)).max() <= LETTERBOX_TOLERANCE
+        return a > 0 and b > 0 and abs(a - b) <= 1 + n // 20 and a + b < n * 0.9 and bool(same_colour)
+
+    if centred(top, bottom, h, arr[0, 0], arr[-1, -1]):
+        arr = arr[top:h - bottom]
+    elif centred(left, right, w, arr[0, 0], arr[-1, -1]):
+        arr = arr[:, left:w - right]
+    return arr
+
+
+def square(data: bytes, mode: str, side: int) -> np.ndarray:
+    """(side, side[, 3]) uint8 pixels of the image content squashed to a square (as imagehash does).
+
+    Decoded with both sides >= `side` (a 256 px JPEG decodes straight to its 32x32 block means), a
+    letterbox removed (trim_letterbox), then resized with an antialiasing bilinear filter when the size
+    is not already the target.
+    """
+    arr = trim_letterbox(small_array(data, mode, side))
     if arr.shape[:2] != (side, side):
         arr = np.asarray(Image.fromarray(arr).resize((side, side), Image.Resampling.BILINEAR))
     return arr

@@ -59,7 +59,7 @@ class Signal:
 
 SIGNALS: dict[str, Signal] = {
     "image": Signal("image", IMAGE_SCHEMA, IMAGE_COLUMNS, image_signal),
-    "hashes": Signal("hashes", HASHES_SCHEMA, HASHES_COLUMNS, hashes_signal),
+    "hashes": Signal("hashes", HASHES_SCHEMA, HASHES_COLUMNS, hashes_signal, version=2),  # v2: letterbox cut
     "language": Signal("language", LANGUAGE_SCHEMA, LANGUAGE_COLUMNS, language_signal),
     "caption": Signal("caption", CAPTION_SCHEMA, CAPTION_COLUMNS, caption_signal),
     "nsfw": Signal("nsfw", NSFW_SCHEMA, NSFW_COLUMNS, nsfw_signal),
