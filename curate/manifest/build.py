@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 from tqdm import tqdm
@@ -16,7 +16,7 @@ from curate.manifest.inputs import Source, resolve
 from curate.manifest.jsonread import JsonArrayReader, JsonlReader
 from curate.manifest.normalize import Normalizer
 from curate.manifest.problems import Problems
-from curate.manifest.readers import READ_ERRORS, CsvReader, ParquetReader, Reader, TxtReader
+from curate.manifest.readers import BATCH_ROWS, READ_ERRORS, CsvReader, ParquetReader, Reader, TxtReader
 from curate.manifest.takedown import Takedown
 from curate.manifest.values import cast_lenient
 from curate.schema import MANIFEST_SCHEMA, MANIFEST_STATUSES, with_extra_columns
@@ -103,7 +103,7 @@ def build_manifest(
                     info.update(url_col=plan.url, caption_col=plan.caption)
                     log.info("reading %s (%s%s): url column %r, caption column %r", src.name, src.fmt,
                              ", gzip" if src.gzip else "", plan.url, plan.caption)
-                    for batch in reader.batches(plan):
+                    for batch in _rebatch(reader.batches(plan), BATCH_ROWS):
                         info["rows"] += batch.num_rows
                         writer.add(_conform(normalize(batch), writer, src, info["rows"] - batch.num_rows, problems))
                         bar.update(batch.num_rows)
@@ -134,6 +134,30 @@ def build_manifest(
     }
     storage.write_json_atomic(summary, storage.join(out_dir, SUMMARY))
     return summary
+
+
+def _rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Join small reader batches (a 1 MiB CSV block is ~10k rows) so per-batch costs (the duplicate
+    index search, Arrow calls) are paid once per `rows` rows."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+
+    def join() -> pa.RecordBatch:
+        return pending[0] if len(pending) == 1 else pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+
+    try:
+        for batch in batches:
+            pending.append(batch)
+            count += batch.num_rows
+            if count >= rows:
+                yield join()
+                pending, count = [], 0
+    except READ_ERRORS:
+        if count:  # the rows read before the error are kept; the caller records the error
+            yield join()
+        raise
+    if count:
+        yield join()
 
 
 def _conform(batch: pa.RecordBatch, writer: PartWriter, src: Source, offset: int, problems: Problems
