@@ -5,18 +5,21 @@ The annotate stage defines a near duplicate as pHash distance <= 14 AND thumbnai
 (bands get 3-4 bits long; see docs/PERFORMANCE.md), so candidates come from the thumbnails instead:
 Pearson correlation of two thumbnails is the cosine of the centred vectors, and a random hyperplane
 separates two vectors at angle theta with probability theta / pi (Charikar's SimHash). Each thumbnail
-gets PLANES sign bits; each of L tables keys the samples on b of those bits. A pair at the threshold
-correlation disagrees on D ~ Binomial(PLANES, q) planes, q = arccos(threshold) / pi, and meets in a
-table when its b bits avoid all D: h(D) = C(PLANES - D, b) / C(PLANES, b). `plan` picks L so that
-E_D[(1 - h(D))^L] <= 1 - recall (0.99): the tables share one pool of planes, so the D of a pair is
-the same in every table, and assuming independent tables would overstate recall (a 256-plane pool
-at L = 137 misses 7%, not 1%). More similar pairs are found more surely. Candidates are then checked
-against the full rule. Seeds are fixed, so runs are deterministic.
+gets PLANES sign bits in WORDS words of 64; each table keys the samples on b bits of one word (one
+AND per sample), tables taking the words in turn. A pair at the threshold correlation disagrees on
+D_w ~ Binomial(64, q) planes of word w, q = arccos(threshold) / pi, independently across words, and
+meets in a table of word w when its b bits avoid all D_w: h(D) = C(64 - D, b) / C(64, b). Tables of
+one word share its planes, so a pair's D_w is the same in all of them; `plan` therefore picks the
+tables per word, L_w, so that (E_D[(1 - h(D))^L_w])^WORDS <= 1 - recall (0.99). (Treating the
+tables as independent would overstate recall: a 256-plane pool at 137 tables misses 7%, not 1%.)
+More similar pairs are found more surely. Candidates are then checked against the full rule. Seeds
+are fixed, so runs are deterministic.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +35,7 @@ THUMB_VALUES = 192
 _SEED = 0x5EED_C0DE
 _CHUNK = 65_536
 _NS_PER_ITEM = 25.0  # one table: key, sort, scan, per sample (2-core development machine)
-_NS_PER_CANDIDATE = 40.0  # dedupe across tables and check the rule, per candidate pair
+_NS_PER_CANDIDATE = 20.0  # generate a candidate pair and test its pHash distance
 _WORD_MIX = np.random.default_rng(_SEED + 3).integers(0, 2**64, WORDS, dtype=np.uint64) | np.uint64(1)
 
 
@@ -40,16 +43,16 @@ _WORD_MIX = np.random.default_rng(_SEED + 3).integers(0, 2**64, WORDS, dtype=np.
 class LshPlan:
     threshold: float
     bits: int
-    tables: int
+    tables: int  # a multiple of WORDS
     recall: float
 
-    def masks(self) -> np.ndarray:
-        """(tables, WORDS) uint64: which `bits` of the PLANES sign bits each table keys on."""
+    def masks(self) -> list[tuple[int, np.uint64]]:
+        """(word, mask of `bits` bits) per table, the words taken in turn."""
         rng = np.random.default_rng(_SEED + 1)
-        out = np.zeros((self.tables, WORDS), dtype=np.uint64)
+        out = []
         for t in range(self.tables):
-            for bit in rng.choice(PLANES, self.bits, replace=False):
-                out[t, bit // 64] |= np.uint64(1) << np.uint64(bit % 64)
+            bits = rng.choice(64, self.bits, replace=False)
+            out.append((t % WORDS, np.uint64(sum(1 << int(b) for b in bits))))
         return out
 
     def describe(self) -> str:
@@ -66,19 +69,20 @@ def plan(codes: np.ndarray, threshold: float, recall: float = 0.99, sample: int 
     n = len(codes)
     rng = np.random.default_rng(_SEED + 2)
     pick = codes[rng.choice(n, min(n, sample), replace=False)]
-    hist = np.zeros(PLANES + 1, np.int64)  # pairs of the sample by number of agreeing sign bits
+    hist = np.zeros(65, np.int64)  # (pair of the sample, word) by number of agreeing sign bits
     for s in range(0, len(pick), 256):
-        agree = PLANES - np.bitwise_count(pick[s:s + 256, None, :] ^ pick[None, :, :]).sum(axis=2)
+        agree = 64 - np.bitwise_count(pick[s:s + 256, None, :] ^ pick[None, :, :])  # (B, S, WORDS)
         upper = np.arange(len(pick))[None, :] > np.arange(s, s + len(agree))[:, None]
-        hist += np.bincount(agree[upper], minlength=PLANES + 1)
-    share = np.arange(PLANES + 1) / PLANES
+        hist += np.bincount(agree[upper].ravel(), minlength=65)
+    share = np.arange(65) / 64
     q = math.acos(max(-1.0, min(1.0, threshold))) / math.pi
-    disagree = np.arange(PLANES + 1)
-    weight = binom.pmf(disagree, PLANES, q)
+    disagree = np.arange(65)
+    weight = binom.pmf(disagree, 64, q)
+    miss_per_word = (1.0 - recall) ** (1.0 / WORDS)
     best = None
-    for bits in range(12, 65):
-        h = np.exp(_log_comb(PLANES - disagree, bits) - _log_comb(PLANES, bits))  # table hit, given D
-        tables = _tables_for(weight, h, 1.0 - recall)
+    for bits in range(12, 49):
+        h = np.exp(_log_comb(64 - disagree, bits) - _log_comb(64, bits))  # table hit, given D
+        tables = WORDS * _tables_for(weight, h, miss_per_word)
         collide = float((hist * share ** bits).sum() / max(1, hist.sum()))
         cost = tables * (n * _NS_PER_ITEM + n * (n - 1) / 2 * collide * _NS_PER_CANDIDATE)
         if best is None or cost < best[0]:
@@ -143,43 +147,57 @@ def distinct(x: np.ndarray) -> np.ndarray:
 
 def fold(codes: np.ndarray) -> np.ndarray:
     """One uint64 per code (equal codes, equal folds; unequal ones rarely collide)."""
-    return _table_keys(codes, np.full(WORDS, np.uint64(2**64 - 1), dtype=np.uint64))
-
-
-def _table_keys(codes: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """One uint64 per row: equal masked sign bits give equal keys."""
     with np.errstate(over="ignore"):
-        key = (codes[:, 0] & mask[0]) * _WORD_MIX[0]
-        for w in range(1, WORDS):
-            key += (codes[:, w] & mask[w]) * _WORD_MIX[w]
-    return key
+        return (codes * _WORD_MIX[None, :]).sum(axis=1, dtype=np.uint64)
 
 
-def self_candidates(codes: np.ndarray, search: LshPlan, workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct node pairs (a < b) that share a bucket in at least one table."""
+def _table_keys(codes: np.ndarray, table: tuple[int, np.uint64]) -> np.ndarray:
+    word, mask = table
+    return np.bitwise_and(codes[:, word], mask)
+
+
+PairFilter = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def self_candidates(codes: np.ndarray, search: LshPlan, workers: int = 2,
+                    keep: PairFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct node pairs (a < b) that share a bucket in at least one table.
+
+    `keep(a, b)` (a cheap test, e.g. the pHash radius) runs on each table's pairs as they come, so
+    the many pairs it rejects are never collected and deduplicated.
+    """
     n = len(codes)
     idx_bits = max(1, int(n - 1).bit_length())
 
-    def one(mask: np.ndarray) -> np.ndarray:
-        order, chunks = mih.bucket_pairs(_table_keys(codes, mask), idx_bits)
-        out = [np.minimum(order[i], order[j]) * np.int64(n) + np.maximum(order[i], order[j]) for i, j in chunks]
+    def one(table: tuple[int, np.uint64]) -> np.ndarray:
+        order, chunks = mih.bucket_pairs(_table_keys(codes, table), idx_bits)
+        out = []
+        for i, j in chunks:
+            a, b = order[i], order[j]
+            if keep is not None:
+                ok = keep(a, b)
+                a, b = a[ok], b[ok]
+            out.append(np.minimum(a, b) * np.int64(n) + np.maximum(a, b))
         return distinct(np.concatenate(out)) if out else np.empty(0, np.int64)
 
-    pairs = distinct(np.concatenate([np.empty(0, np.int64), *mih.map_threads(one, list(search.masks()), workers)]))
+    pairs = distinct(np.concatenate([np.empty(0, np.int64), *mih.map_threads(one, search.masks(), workers)]))
     return pairs // n, pairs % n
 
 
-def cross_candidates(queries: np.ndarray, codes: np.ndarray, search: LshPlan,
-                     workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (query, index) pairs that share a bucket in at least one table."""
+def cross_candidates(queries: np.ndarray, codes: np.ndarray, search: LshPlan, workers: int = 2,
+                     keep: PairFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (query, index) pairs that share a bucket in at least one table (`keep` as above)."""
     n = len(codes)
     idx_bits = max(1, int(n - 1).bit_length())
 
-    def one(mask: np.ndarray) -> np.ndarray:
-        words = mih.bucketed(_table_keys(codes, mask), idx_bits)
-        qi, pos = mih.lookup(words, _table_keys(queries, mask), idx_bits)
-        order = (words[pos] & np.uint64((1 << idx_bits) - 1)).astype(np.int64)
-        return qi * np.int64(n) + order
+    def one(table: tuple[int, np.uint64]) -> np.ndarray:
+        words = mih.bucketed(_table_keys(codes, table), idx_bits)
+        qi, pos = mih.lookup(words, _table_keys(queries, table), idx_bits)
+        hj = (words[pos] & np.uint64((1 << idx_bits) - 1)).astype(np.int64)
+        if keep is not None:
+            ok = keep(qi, hj)
+            qi, hj = qi[ok], hj[ok]
+        return qi * np.int64(n) + hj
 
-    pairs = distinct(np.concatenate([np.empty(0, np.int64), *mih.map_threads(one, list(search.masks()), workers)]))
+    pairs = distinct(np.concatenate([np.empty(0, np.int64), *mih.map_threads(one, search.masks(), workers)]))
     return pairs // n, pairs % n
