@@ -1,10 +1,10 @@
 """Recipes: TOML files that state a pipeline's thresholds (pipelines/*.toml, or any path).
 
 Layout: top-level `name` and `description`; [filter] holds the decision settings read by the filters in
-curate.filters, [dedup] `max_distance`, [overlap] `benchmarks = { NAME = "PATH" }`. Other stages add their
-own tables ([input], [download], [annotate], [export], [train]); tables this module does not know are
-kept in `raw` untouched, but an unknown key inside [filter] is an error, so a typo never silently
-disables a filter.
+curate.filters, [dedup] `max_distance` and `against`, [overlap] `benchmarks = { NAME = "PATH" }`.
+Other stages add their own tables ([input], [download], [annotate], [export], [train]); tables this
+module does not know are kept in `raw` untouched, but an unknown key inside [filter], [dedup] or
+[overlap] is an error, so a typo never silently disables a rule.
 """
 
 from __future__ import annotations
@@ -88,12 +88,15 @@ def _read(name_or_path: str) -> tuple[str, str]:
 
 
 def _validate_dedup(table: dict, source: str) -> None:
-    unknown = set(table) - {"max_distance"}
+    unknown = set(table) - {"max_distance", "against"}
     if unknown:
-        raise CurateError(f"recipe {source}: unknown key(s) {sorted(unknown)} in [dedup]; valid: max_distance")
+        raise CurateError(f"recipe {source}: unknown key(s) {sorted(unknown)} in [dedup]; valid: max_distance, against")
     value = table.get("max_distance")
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 64):
         raise CurateError(f"recipe {source}: [dedup] max_distance must be an integer 0..63, got {value!r}")
+    against = table.get("against", [])
+    if not isinstance(against, list) or not all(isinstance(v, str) for v in against):
+        raise CurateError(f"recipe {source}: [dedup] against must be a list of dataset paths, got {against!r}")
 
 
 def _validate_overlap(table: dict, source: str) -> None:
