@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
 READ_SIZE = 1 << 20
-FEED_SIZE = 32 << 10  # input bytes per zlib call: bounds the copy zlib makes of the unused tail at a member end
+# Input bytes per inflate call: small for a member's first call (most members are a few KB, and at a
+# member's end inflate copies the unused rest of the piece), larger once a member proves big.
+FIRST_FEED, FEED_SIZE = 4 << 10, 64 << 10
 MAX_HEADER_BYTES = 64 << 10
 _DATA, _MEMBER, _GAP = 0, 1, 2
 
@@ -186,8 +188,8 @@ class _RecordParser:
                 body_start = head_end + 4
                 offset = self.offset_at(self.base + pos)
                 kind = headers.get("warc-type") or "unknown"
-                self.stats.records[kind] += 1
                 if length > self.max_record_bytes or (self.want is not None and not self.want(kind, headers)):
+                    self.stats.records[kind] += 1
                     if length > self.max_record_bytes:
                         self.stats.skip("too_large")
                         log.warning("%s at offset %d: skipped a %d-byte record (max_record_bytes %d)",
@@ -200,7 +202,8 @@ class _RecordParser:
                     continue
                 total = body_start + length
                 if n < total:
-                    return
+                    return  # the rest of the record is in the next chunks: parse its header again then
+                self.stats.records[kind] += 1
                 record = Record(offset, kind, headers, bytes(buf[body_start:total]))
                 pos = total
                 yield record
@@ -271,7 +274,7 @@ def _decompressed(fh: BinaryIO, stats: CrawlStats) -> Iterator[tuple[int, object
             member = pos + i
             decomp = _inflate_lib.decompressobj(31)
             yield _MEMBER, member
-        piece = view[i:i + FEED_SIZE]
+        piece = view[i:i + (FIRST_FEED if i == member - pos else FEED_SIZE)]
         try:
             out = decomp.decompress(piece)
         except _INFLATE_ERRORS as exc:
