@@ -3,7 +3,8 @@
 A dataset with the full layout is generated (manifest, shards without image bytes, five signal sets,
 clusters, one recipe's decisions) by DuckDB COPY ... PARTITION_BY, 10k rows per shard as `curate
 download` writes them. Each measurement runs in a fresh subprocess (peak RSS from wait4); the query
-time excludes interpreter start-up, the CLI time includes it. Anchors in the same run: the same
+time excludes interpreter start-up, the CLI time includes it; CPU seconds (user + system, all threads)
+are reported beside wall time because the shared development machine is rarely idle. Anchors in the same run: the same
 GROUP BY with DuckDB reading the shard files directly (no views, no read-only filesystem), and
 with pyarrow (read two columns, Table.group_by). (Not named inspect.py: a script of that name would
 shadow the standard library's `inspect` module for everything it imports.)
@@ -84,10 +85,11 @@ if mode == "curate-stats":
     t1 = time.perf_counter()
     s = compute_stats(ds, threads=threads)
     out = {"rows": s["download"]["rows"]}
-elif mode == "curate-sql":
+elif mode in ("curate-sql", "curate-sql-trusted"):
     from curate import sql
     t1 = time.perf_counter()
-    con = sql.connect(ds, threads=threads)
+    trusted = mode == "curate-sql-trusted"  # as `curate sql` opens it: native reads, only the views named
+    con, _ = sql.open_views(ds, threads=threads, trusted=trusted, views=sql.referenced_views(query) if trusted else None)
     out = {"result_rows": len(con.sql(query).fetchall())}
     sql.close(con)
 elif mode == "duckdb-direct":
@@ -157,7 +159,8 @@ def measure(argv: list[str]) -> dict:
     out, err = proc.stdout.read(), proc.stderr.read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(argv[:4])} failed: {err[-2000:]}")
-    result = {"wall_seconds": round(wall, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    result = {"wall_seconds": round(wall, 3), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
+              "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
     try:
         result.update(json.loads(out.strip().splitlines()[-1]))
     except (json.JSONDecodeError, IndexError):
@@ -180,8 +183,10 @@ def main() -> None:
             "curate stats (in process)": [sys.executable, "-c", DRIVER, "curate-stats", ds, str(args.threads), ""],
             "curate stats --json (CLI)": [sys.executable, "-m", "curate", "stats", ds, "--json",
                                           "--threads", str(args.threads)],
-            "curate sql GROUP BY (in process)": [sys.executable, "-c", DRIVER, "curate-sql", ds, str(args.threads),
-                                                 GROUP_BY],
+            "sql.connect() GROUP BY (read-only fs)": [sys.executable, "-c", DRIVER, "curate-sql", ds,
+                                                      str(args.threads), GROUP_BY],
+            "curate sql GROUP BY (in process)": [sys.executable, "-c", DRIVER, "curate-sql-trusted", ds,
+                                                 str(args.threads), GROUP_BY],
             "curate sql GROUP BY (CLI)": [sys.executable, "-m", "curate", "sql", ds, GROUP_BY, "--threads",
                                           str(args.threads)],
             "anchor: duckdb on the shard files": [sys.executable, "-c", DRIVER, "duckdb-direct", ds,

@@ -104,14 +104,16 @@ def connect(dataset: str, *, threads: int | None = None) -> duckdb.DuckDBPyConne
     return open_views(dataset, threads=threads)[0]
 
 
-def open_views(dataset: str, *, threads: int | None = None,
-               trusted: bool = False) -> tuple[duckdb.DuckDBPyConnection, list[ViewInfo]]:
+def open_views(dataset: str, *, threads: int | None = None, trusted: bool = False,
+               views: set[str] | None = None) -> tuple[duckdb.DuckDBPyConnection, list[ViewInfo]]:
     """`connect` plus the description of every view (for `--schema` and error messages).
 
     `trusted`: the caller runs read statements only (curate's own queries, or SQL that passed
     `check_read_query`). A local dataset is then read by DuckDB natively, about ten times cheaper per file
     than through Python, with file access limited to exactly the dataset's files. Every other connection
     reads through the read-only filesystem, which no statement can write through.
+
+    `views`: create only these (see `referenced_views`); creating a view reads every footer of its files.
     """
     ds = Dataset(str(dataset).rstrip("/") or "/")
     if not storage.exists(ds.root):
@@ -130,15 +132,22 @@ def open_views(dataset: str, *, threads: int | None = None,
     for macro in MACROS:
         con.execute(macro)
     builder = _ViewBuilder(con, ds, rofs)
-    sets = [builder.build_signal_set(name) for name in builder.signal_set_names()]
-    infos = [builder.build(name) for name in VIEW_NAMES]
-    infos[VIEW_NAMES.index("signals") + 1:VIEW_NAMES.index("signals") + 1] = sets
+    sets = [builder.build_signal_set(name) for name in builder.signal_set_names()
+            if views is None or "signals" in views or f"signals_{name}" in views]
+    infos = []
+    for name in VIEW_NAMES:
+        if views is None or name in views:
+            infos.append(builder.build(name))
+        if name == "signals":
+            infos += sets
     if native:
         con.execute(f"SET allowed_paths = [{', '.join(_quote(p) for p in builder.files_read)}]")
     else:
         con.execute(f"SET allowed_directories = ['{PROTOCOL}://']")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
+    log.debug("opened %s (%s): %d views over %d files", ds.root, "native" if native else "read-only filesystem",
+              len(infos), len(builder.files_read))
     return con, infos
 
 
@@ -311,6 +320,12 @@ def _duck_type(arrow_type: pa.DataType) -> str:
 def _empty(schema: pa.Schema) -> str:
     cols = ", ".join(f"NULL::{_duck_type(f.type)} AS {_ident(f.name)}" for f in schema)
     return f"SELECT {cols} WHERE false"
+
+
+def referenced_views(query: str) -> set[str]:
+    """The view names a query mentions (a superset is harmless: it only costs opening those views)."""
+    words = {w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", query)}
+    return {w for w in words if w in VIEW_NAMES or w.startswith("signals_")}
 
 
 def check_read_query(query: str) -> None:

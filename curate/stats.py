@@ -86,6 +86,7 @@ def compute_stats(dataset: str, recipe: str | None = None, *, threads: int | Non
     finally:
         sql.close(con)
     stats["seconds"] = round(time.perf_counter() - start, 3)
+    log.debug("stats of %s in %.2f s", dataset, stats["seconds"])
     return stats
 
 

@@ -7,15 +7,12 @@ takedowns), so the answer is the same on any machine and needs nothing recompute
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import Any
 
 import duckdb
 
 from curate import sql
 from curate.errors import CurateError
-
-log = logging.getLogger(__name__)
 
 MIN_PREFIX = 6
 CLUSTER_MEMBERS_SHOWN = 20

@@ -172,6 +172,14 @@ def test_cli_query_formats(ds, tmp_path, capsys):
     assert "add -o FILE.parquet" in capsys.readouterr().err
 
 
+def test_cli_opens_the_views_a_query_names(ds, capsys):
+    assert sql.referenced_views("SELECT * FROM Samples s JOIN signals_nsfw n USING (uid)") == {"samples", "signals_nsfw"}
+    assert main(["sql", ds["root"], "SELECT count(*) AS n FROM signals_language", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ['"n"', "32"]
+    assert main(["sql", ds["root"], "SHOW TABLES", "--format", "csv"]) == 0  # names no view: all are opened
+    assert set(capsys.readouterr().out.split()) >= {'"name"', '"samples"', '"decisions"', '"signals_nsfw"'}
+
+
 def test_bad_query_prints_duckdb_message_and_the_views(ds, capsys):
     assert main(["sql", ds["root"], "SELECT no_such_column FROM samples"]) == 2
     err = capsys.readouterr().err

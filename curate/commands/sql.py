@@ -35,17 +35,24 @@ def run(args: argparse.Namespace) -> int:
         raise CurateError('give a QUERY, e.g. curate sql DATASET "SELECT count(*) FROM samples", or --schema')
     if args.format == "parquet" and not args.output:
         raise CurateError("--format parquet writes a file: add -o FILE.parquet")
-    con, infos = sql.open_views(args.dataset, threads=args.threads, trusted=True)  # queries checked below
-    try:
-        if args.schema:
-            print(sql.schema_text(infos))
-            return 0
-        try:
-            sql.check_read_query(args.query)
-            table = con.sql(args.query).to_arrow_table()
-        except duckdb.Error as exc:
-            raise CurateError(f"{str(exc).strip()}\n\nviews in {args.dataset}:\n{sql.schema_text(infos, compact=True)}") from None
-        write_result(table, args.format, args.output, max_table_rows=TABLE_ROWS, stdout=sys.stdout)
-        return 0
-    finally:
+    if args.schema:
+        con, infos = sql.open_views(args.dataset, threads=args.threads, trusted=True)
         sql.close(con)
+        print(sql.schema_text(infos))
+        return 0
+    try:
+        sql.check_read_query(args.query)
+        # Only the views the query names are opened (each reads its files' footers), all of them when it
+        # names none (SHOW TABLES, information_schema); trusted: the statement was checked above.
+        con, _ = sql.open_views(args.dataset, threads=args.threads, trusted=True,
+                                views=sql.referenced_views(args.query) or None)
+        try:
+            table = con.sql(args.query).to_arrow_table()
+        finally:
+            sql.close(con)
+    except duckdb.Error as exc:
+        con, infos = sql.open_views(args.dataset, trusted=True)
+        sql.close(con)
+        raise CurateError(f"{str(exc).strip()}\n\nviews in {args.dataset}:\n{sql.schema_text(infos, compact=True)}") from None
+    write_result(table, args.format, args.output, max_table_rows=TABLE_ROWS, stdout=sys.stdout)
+    return 0
