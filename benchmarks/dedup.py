@@ -11,6 +11,7 @@ The rule is the annotate stage's: pHash distance <= 14 AND thumbnail correlation
 
     python benchmarks/dedup.py                                  # the figures in docs/PERFORMANCE.md
     python benchmarks/dedup.py --sizes 1000000 --phash-ks 4 6 --anchor 0
+    python benchmarks/dedup.py --sizes --phash-ks --anchor 0 --stage 1000000   # the stage on files only
 """
 
 from __future__ import annotations
@@ -103,16 +104,48 @@ def run(n: int, method: str, k: int, workers: int, timed_bucketings: int | None)
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
+def run_stage(n: int, workers: int) -> dict:
+    """The whole `curate dedup` stage on files: shards (no images) + hash signals with thumbnails."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curate.dedup import dedup
+
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_work", f"dedup_stage_{n}")
+    if not os.path.exists(os.path.join(root, "signals", "hashes")):
+        phash, thumbs, _, _ = dataset(n)
+        per = 100_000
+        os.makedirs(f"{root}/shards"), os.makedirs(f"{root}/signals/hashes")
+        for s in range(0, len(phash), per):
+            m = min(per, len(phash) - s)
+            uid = [f"{i:032x}" for i in range(s, s + m)]
+            key = f"{s // per:05d}"
+            pq.write_table(pa.table({"uid": uid, "url": [f"https://x.example/{i}.jpg" for i in range(s, s + m)],
+                                     "status": ["success"] * m, "width": pa.array(np.full(m, 256, np.int32)),
+                                     "height": pa.array(np.full(m, 256, np.int32))}), f"{root}/shards/{key}.parquet")
+            pq.write_table(pa.table({"uid": uid, "sha256": [f"{i:064x}" for i in range(s, s + m)],
+                                     "phash": pa.array(phash[s:s + m].view(np.int64)),
+                                     "thumb": pa.array(list(thumbs[s:s + m]), pa.binary(192))}),
+                           f"{root}/signals/hashes/{key}.parquet")
+    t = time.perf_counter()
+    summary = dedup(root, workers=workers)
+    return {"n": n, "method": "curate dedup stage (files)", "search": summary["search"],
+            "seconds": round(time.perf_counter() - t, 2), "duplicates": summary["duplicates"],
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[1_000_000, 10_000_000])
     ap.add_argument("--anchor", type=int, default=100_000, help="size of the all-pairs anchor (0: skip)")
     ap.add_argument("--phash-ks", type=int, nargs="*", default=[4, 6, 14])
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--stage", type=int, default=0, help="also time the whole stage on files of this size")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(run(**json.loads(args.child))))
+        spec = json.loads(args.child)
+        print(json.dumps(run_stage(spec["n"], spec["workers"]) if spec.pop("stage", False) else run(**spec)))
         return
     jobs = []
     if args.anchor:
@@ -122,6 +155,8 @@ def main() -> None:
         jobs.append({"n": n, "method": "rule_curate", "k": K, "workers": args.workers, "timed_bucketings": None})
         jobs += [{"n": n, "method": "phash_mih", "k": k, "workers": args.workers, "timed_bucketings": 20}
                  for k in args.phash_ks]
+    if args.stage:
+        jobs.append({"n": args.stage, "workers": args.workers, "stage": True})
     print(f"# {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}")
     for job in jobs:

@@ -17,8 +17,6 @@ from curate.dedup import hashing, mih, simhash
 
 log = logging.getLogger(__name__)
 
-Edges = tuple[np.ndarray, np.ndarray]
-
 
 def near_edges(phash: np.ndarray, valid: np.ndarray, thumbs: np.ndarray | None, k: int, min_similarity: float,
                workers: int = 2) -> tuple[np.ndarray, np.ndarray, str]:
