@@ -106,14 +106,14 @@ def test_resume_after_killing_the_whole_run(tmp_path):
                             stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while len(list(tmp_path.glob("*.stats.json"))) < 5:
+        while len(list(tmp_path.glob("shard-*.stats.json"))) < 5:
             assert proc.poll() is None, proc.stderr.read().decode()
             assert time.monotonic() < deadline, "the run made no progress"
             time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, mid-run
         proc.wait()
-    done_before = {p.name.split(".")[0] for p in tmp_path.glob("*.stats.json")}
+    done_before = {p.name.split(".")[0] for p in tmp_path.glob("shard-*.stats.json")  # not .tmp-* left by the kill}
     assert 5 <= len(done_before) < 20
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert rerun.returncode == 0, rerun.stderr
