@@ -71,12 +71,23 @@ _KEYS: dict[str, bytes] = {}
 
 @dataclass(slots=True)
 class Record:
-    """One WARC record: where it starts in the file, its header and its block."""
+    """One WARC record: where it starts in the file, its header and its block.
+
+    The block is `data[start:end]`: `data` is usually the inflated gzip member itself, so readers that
+    can work within bounds (the WAT parser) need no copy; `content` makes one.
+    """
 
     offset: int  # byte offset in the archive: of the record's gzip member, or of the record itself when plain
     type: str  # WARC-Type
     headers: WarcHeaders
-    content: bytes
+    data: bytes
+    start: int
+    end: int
+
+    @property
+    def content(self) -> bytes:
+        data = self.data
+        return data if self.start == 0 and self.end == len(data) else data[self.start:self.end]
 
 
 def iter_records(fh: BinaryIO, stats: CrawlStats, *, max_record_bytes: int = 16 << 20,
@@ -204,7 +215,10 @@ class _RecordParser:
                 if n < total:
                     return  # the rest of the record is in the next chunks: parse its header again then
                 self.stats.records[kind] += 1
-                record = Record(offset, kind, headers, bytes(buf[body_start:total]))
+                if buf is self.buf:  # a bytearray that the next chunk changes: the block is copied out
+                    record = Record(offset, kind, headers, bytes(buf[body_start:total]), 0, total - body_start)
+                else:
+                    record = Record(offset, kind, headers, buf, body_start, total)
                 pos = total
                 yield record
         finally:

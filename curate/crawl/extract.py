@@ -70,7 +70,7 @@ class RecordHandler:
     def _wat(self, record: Record) -> None:
         stats = self.stats
         try:
-            page = parse_wat(record.content)
+            page = parse_wat(record.data, record.start, record.end)
         except InvalidWat as exc:
             stats.error("invalid_json", record.offset, str(exc))
             return

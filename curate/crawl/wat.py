@@ -47,43 +47,47 @@ class WatPage:
     images: list[ImgRef]
 
 
-def parse_wat(payload: bytes) -> WatPage | None:
-    """The HTML response described by a WAT record, or None when the record is not about a response."""
-    if b'"HTTP-Response-Metadata"' not in payload:
+def parse_wat(data: bytes, lo: int = 0, hi: int | None = None) -> WatPage | None:
+    """The HTML response described by the WAT record `data[lo:hi]`, or None when it is not about a response.
+
+    The record is read in place (bounds, not a slice): at WAT sizes a copy costs as much as the scan.
+    """
+    hi = len(data) if hi is None else hi
+    if data.find(b'"HTTP-Response-Metadata"', lo, hi) < 0:
         return None
     try:
-        return _fast(payload)
+        return _fast(data, lo, hi)
     except _Unusual:
-        return _full(payload)
+        return _full(data[lo:hi])
 
 
-def _fast(data: bytes) -> WatPage:
-    response = data.find(b'"HTTP-Response-Metadata":{')
+def _fast(data: bytes, lo: int, hi: int) -> WatPage:
+    response = data.find(b'"HTTP-Response-Metadata":{', lo, hi)
     if response < 0:
         raise _Unusual
-    header = data.rfind(b'"WARC-Header-Metadata":{')
-    warc_date = _string_after(data, b'"WARC-Date":', header) if header >= 0 else None
-    message = data.find(b'"Response-Message":{', response)
-    status = _string_after(data, b'"Status":', message) if message >= 0 else None
-    meta = data.find(b'"HTML-Metadata":{', response)
-    end = meta if meta >= 0 else len(data)
+    header = data.rfind(b'"WARC-Header-Metadata":{', lo, hi)
+    warc_date = _string_after(data, b'"WARC-Date":', header, hi) if header >= 0 else None
+    message = data.find(b'"Response-Message":{', response, hi)
+    status = _string_after(data, b'"Status":', message, hi) if message >= 0 else None
+    meta = data.find(b'"HTML-Metadata":{', response, hi)
+    end = meta if meta >= 0 else hi
     lang = None
     for key in (b'"Content-Language":', b'"content-language":'):
         if data.find(key, response, end) >= 0:
-            lang = _string_after(data, key, response)
+            lang = _string_after(data, key, response, end)
             break
     if meta < 0:
         return WatPage(_int(status), False, None, None, warc_date, [])
-    links = data.find(b'"Links":[', meta)
-    base = data.find(b'"Base":', meta, links if links >= 0 else len(data))
+    links = data.find(b'"Links":[', meta, hi)
+    base = data.find(b'"Base":', meta, links if links >= 0 else hi)
     images = []
     find, rfind = data.find, data.rfind
-    i = find(b'"IMG@/src"', meta)
-    if i < 0 and b"IMG@\\/src" in data:
+    i = find(b'"IMG@/src"', meta, hi)
+    if i < 0 and find(b"IMG@\\/src", meta, hi) >= 0:
         raise _Unusual
     try:
         while i >= 0:
-            start, stop = rfind(b"{", meta, i), find(b"}", i)
+            start, stop = rfind(b"{", meta, i), find(b"}", i, hi)
             raw = data[start:stop + 1]
             # Without a backslash no string can hold a quote, so a slice that opens with {" and closes
             # with "}, holds no other { and an even number of quotes is one flat object of strings, and
@@ -104,10 +108,10 @@ def _fast(data: bytes) -> WatPage:
             if url and "&" in url:
                 url = html.unescape(url)
             images.append((alt, url, None, None))
-            i = find(b'"IMG@/src"', stop)
+            i = find(b'"IMG@/src"', stop, hi)
     except UnicodeDecodeError:
         raise _Unusual from None
-    return WatPage(_int(status), True, _string_after(data, b'"Base":', base) if base >= 0 else None,
+    return WatPage(_int(status), True, _string_after(data, b'"Base":', base, hi) if base >= 0 else None,
                    _first_language(lang), warc_date, images)
 
 
@@ -123,17 +127,19 @@ def _json_link(raw: bytes) -> tuple[str | None, str | None]:
     return alt if isinstance(alt, str) else None, url if isinstance(url, str) else None
 
 
-def _string_after(data: bytes, key: bytes, start: int) -> str | None:
-    """The JSON string value of the first `key` at or after `start` (None when absent or not a string)."""
-    i = data.find(key, start)
+def _string_after(data: bytes, key: bytes, start: int, hi: int) -> str | None:
+    """The JSON string value of the first `key` in data[start:hi] (None when absent)."""
+    i = data.find(key, start, hi)
     if i < 0:
         return None
     i += len(key)
     if data[i:i + 1] != b'"':
         raise _Unusual
-    j = data.find(b'"', i + 1)
+    j = data.find(b'"', i + 1, hi)
     while j > 0 and data[j - 1] == 0x5C:  # an escaped quote: the string goes on
-        j = data.find(b'"', j + 1)
+        j = data.find(b'"', j + 1, hi)
+    if j < 0:
+        raise _Unusual
     raw = data[i + 1:j]
     try:
         return json.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode("utf-8")
