@@ -169,9 +169,16 @@ class _ViewBuilder:
     def build(self, name: str) -> ViewInfo:
         description, fix = _DESCRIPTIONS[name]
         sql, files = getattr(self, f"_{name}")()
-        self.con.execute(f"CREATE VIEW {name} AS {sql}")
-        columns = self._view_columns(name)
-        return ViewInfo(name, description, files, fix, columns)
+        self._create(name, sql, fix)
+        return ViewInfo(name, description, files, fix, self._view_columns(name))
+
+    def _create(self, view: str, sql: str, fix: str) -> None:
+        """CREATE VIEW, which reads every file's footer: a damaged file is named with the way out."""
+        try:
+            self.con.execute(f"CREATE VIEW {_ident(view)} AS {sql}")
+        except duckdb.Error as exc:
+            raise CurateError(f"cannot open the `{view}` view of {self.ds.root}: {str(exc).strip()}. A file it reads "
+                              f"is damaged or not Parquet: delete it and rerun `{fix}` to rebuild it") from None
 
     # sources ---------------------------------------------------------------------------------------
 
@@ -241,7 +248,7 @@ class _ViewBuilder:
             sql = f"SELECT * FROM {self._read(paths)}"
         else:
             sql = _empty(pa.schema([("uid", pa.string()), *SIGNAL_SETS.get(name, [])]))
-        self.con.execute(f"CREATE VIEW {_ident(view)} AS {sql}")
+        self._create(view, sql, "curate annotate")
         columns = self._view_columns(view)
         return ViewInfo(view, f"signals/{name} alone, one row per sample (faster than the joined `signals`)",
                         len(paths), "curate annotate", columns)

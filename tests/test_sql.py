@@ -153,6 +153,18 @@ def test_signals_view_takes_new_sets_and_new_columns(ds, tmp_path):
     assert _query(str(root), "SELECT count(*) FROM signals_nsfw") == [(32,)]
 
 
+def test_damaged_file_is_named_not_a_traceback(ds, tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "damaged"
+    shutil.copytree(ds["root"], root)
+    (root / "signals/nsfw/00001.parquet").write_bytes(b"PAR1 this is not parquet")
+    assert main(["sql", str(root), "SELECT count(*) FROM signals_nsfw"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot open the `signals_nsfw` view" in err and "00001.parquet" in err and "curate annotate" in err
+    assert "Traceback" not in err
+
+
 def test_cli_query_formats(ds, tmp_path, capsys):
     root = ds["root"]
     query = "SELECT status, count(*) AS n FROM samples GROUP BY 1 ORDER BY 1"
