@@ -361,8 +361,8 @@ def test_parts_per_file_resume_and_cross_file_dedup(tmp_path):
     out = tmp_path / "out"
     first = crawl([str(inputs)], str(out), workers=2, rows_per_part=2)
     names = sorted(p.name for p in out.glob("part-*.parquet"))
-    assert names[0] == "part-00000-000.parquet" and all(n.startswith(("part-00000-", "part-00001-", "part-00002-"))
-                                                           for n in names)
+    assert names[:3] == ["part-000000000.parquet", "part-000000001.parquet", "part-000000002.parquet"]
+    assert names[-1] == "part-000002002.parquet" and len(names) == 3 + 2 + 3  # 5, 4 and 5 pairs, 2 a part
     got = rows(out)
     assert len(got) == len({(r["url"], r["caption"]) for r in got}) == 5 + 4  # c's copies of a's pairs: dropped
     assert first["pairs_kept_per_file"] == 5 + 4 + 5 and first["duplicates_across_files"] == 5
@@ -370,7 +370,7 @@ def test_parts_per_file_resume_and_cross_file_dedup(tmp_path):
     assert all(r["source"].split(":")[0].endswith("a.warc.gz") for r in got if "a.example" in r["url"])
     # a killed run leaves one file without its marker: the rerun redoes that file alone, same result
     (out / "_crawl" / "00001.stats.json").unlink()
-    for part in out.glob("part-00001-*.parquet"):
+    for part in out.glob("part-000001*.parquet"):
         part.unlink()
     again = crawl([str(inputs)], str(out), workers=2, rows_per_part=2)
     assert again["files_skipped_already_done"] == 2 and again["files_done"] == 3
@@ -400,12 +400,12 @@ def test_archives_and_manifest_on_s3(tmp_path, s3_endpoint):
     summary = crawl(["s3://curate-test/crawl-in/*.warc.gz"], "s3://curate-test/crawl-out", workers=1)
     assert summary["inputs"] == 2 and summary["pairs_written"] == 3 and summary["duplicates_across_files"] == 3
     names = sorted(p.rpartition("/")[2] for p in fs.ls("curate-test/crawl-out"))
-    assert names == ["_crawl", "part-00000-000.parquet", "part-00001-000.parquet", "summary.json"]
-    with fs.open("curate-test/crawl-out/part-00000-000.parquet", "rb") as fh:
+    assert names == ["_crawl", "part-000000000.parquet", "part-000001000.parquet", "summary.json"]
+    with fs.open("curate-test/crawl-out/part-000000000.parquet", "rb") as fh:
         table = pq.read_table(fh)
     assert sorted(table.column("url").to_pylist()) == [f"http://s3.example/i/{n}.jpg" for n in range(3)]
     assert table.column("source").to_pylist()[0] == f"s3://curate-test/crawl-in/a.warc.gz:{member_offsets(local)[0]}"
-    with fs.open("curate-test/crawl-out/part-00001-000.parquet", "rb") as fh:
+    with fs.open("curate-test/crawl-out/part-000001000.parquet", "rb") as fh:
         assert pq.read_table(fh).num_rows == 0  # all of b's pairs were kept from a already
 
 
@@ -418,3 +418,23 @@ def test_ray_executor_gives_the_local_result(synth, tmp_path):
     for key in ("pages", "images_seen", "pairs_written", "skipped", "errors", "parts"):
         assert remote[key] == local[key], key
     assert rows(tmp_path / "ray") == rows(tmp_path / "local")
+
+
+@pytest.mark.slow
+def test_curate_download_fetches_every_crawled_pair(tmp_path):
+    from curate.download import DownloadConfig, download
+
+    with SyntheticWeb(n_images=24, seed=5, faults=False) as web:
+        warc = web.write_warc(tmp_path / "web.warc.gz")
+        wat = write_wat([(p.url, p.html, {"Content-Type": f"text/html; charset={p.encoding}"}) for p in web.pages],
+                        tmp_path / "web.warc.wat.gz")
+        summary = crawl([str(warc), str(wat)], str(tmp_path / "manifest"), workers=1, rows_per_part=10)
+        expected = {(img.url, img.caption) for img in web.images}
+        assert pairs(tmp_path / "manifest") == expected and summary["duplicates_across_files"] > 0
+        config = DownloadConfig(allow_private_network=True)
+        download(str(tmp_path / "manifest"), str(tmp_path / "ds"), config, workers=1)
+    shards = sorted((tmp_path / "ds" / "shards").glob("*.parquet"))
+    got = [r for s in shards for r in pq.read_table(s, columns=["url", "caption", "status"]).to_pylist()]
+    assert len(shards) == len(list((tmp_path / "manifest").glob("part-*.parquet")))
+    assert {(r["url"], r["caption"]) for r in got} == expected and len(got) == len(expected)
+    assert all(r["status"] == "success" for r in got)

@@ -1,9 +1,10 @@
-"""Manifest parts of one archive file: OUT/part-<file index:05d>-<chunk:03d>.parquet.
+"""Manifest parts of one archive file: OUT/part-FFFFFFCCC.parquet (file index, 6 digits; chunk, 3 digits).
 
 Files are crawled in parallel, so part names come from the input's position in the expanded input list
 and a per-file chunk counter, never from a shared counter: the same inputs give the same names on any
 executor, and a rerun of one file rewrites exactly its own parts. Sorted by name, the parts list the
-pairs in input order, which is how `curate download` reads a folder.
+pairs in input order, which is how `curate download` reads a folder; the name is all digits after
+`part-` because download names each shard after those digits.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from curate import storage
+from curate.errors import CurateError
 from curate.schema import MANIFEST_SCHEMA, with_extra_columns
 
 CRAWL_SCHEMA = with_extra_columns(MANIFEST_SCHEMA, pa.schema([
@@ -23,8 +25,11 @@ CRAWL_SCHEMA = with_extra_columns(MANIFEST_SCHEMA, pa.schema([
 ]))
 
 
+MAX_CHUNKS = 1000
+
+
 def part_prefix(file_index: int) -> str:
-    return f"part-{file_index:05d}-"
+    return f"part-{file_index:06d}"
 
 
 class FileParts:
@@ -46,6 +51,8 @@ class FileParts:
         arrays = [pa.array(columns[f.name], f.type) if f.name != "status" else pa.array(["ok"] * n, f.type)
                   for f in CRAWL_SCHEMA]
         table = pa.Table.from_arrays(arrays, schema=CRAWL_SCHEMA)
+        if len(self.paths) >= MAX_CHUNKS:
+            raise CurateError(f"more than {MAX_CHUNKS} parts from one input file: raise --rows-per-part")
         name = f"{part_prefix(self.file_index)}{len(self.paths):03d}.parquet"
         path = storage.join(self.out_dir, name)
         storage.write_parquet_atomic(table, path)
