@@ -378,6 +378,10 @@ def test_parts_per_file_resume_and_cross_file_dedup(tmp_path):
         map(str, (tuple(sorted(r.items())) for r in got)))
     with pytest.raises(CurateError, match="other inputs"):
         crawl([str(inputs / "a.warc.gz")], str(out))
+    fresh = crawl([str(inputs / "b.warc.gz")], str(out), overwrite=True)
+    assert fresh["inputs"] == 1 and not fresh["files_skipped_already_done"]
+    assert sorted(p.name for p in out.glob("part-*.parquet")) == ["part-000000000.parquet"]
+    assert {u for u, _ in pairs(out)} == {f"http://b.example/i/{n}.jpg" for n in range(3)} | {"http://b.example/only-b.jpg"}
 
 
 def test_cli_prints_the_summary(tmp_path, capsys):
