@@ -168,12 +168,16 @@ def test_cc_listing_with_prefix_and_limit_over_local_http(tmp_path):
         prefix = f"http://127.0.0.1:{server.server_address[1]}/"
         out = tmp_path / "out"
         summary = crawl([str(listing)], str(out), prefix=prefix, limit=2, workers=1)
+        # the third listed file is not on the server: that file fails (reported), the others are kept
+        partial = crawl([str(listing)], str(tmp_path / "out3"), prefix=prefix, limit=3, workers=1, retries=0)
     finally:
         server.shutdown()
         server.server_close()
     assert summary["inputs"] == 2 and summary["files_done"] == 2 and not summary["files_failed"]
     assert pairs(out) == {("http://a.example/i/1.jpg", "picture 1"), ("http://b.example/i/2.jpg", "picture 2")}
     assert {r["source"].rpartition(":")[0] for r in rows(out)} == {prefix + names[0], prefix + names[1]}
+    assert partial["files_done"] == 2 and list(partial["files_failed"]) == ["00002"]
+    assert "FileNotFoundError" in partial["files_failed"]["00002"] and pairs(tmp_path / "out3") == pairs(out)
     # file:// prefix, and --limit 1 reads one file only
     out1 = tmp_path / "out1"
     summary = crawl([str(listing)], str(out1), prefix=f"file://{served}", limit=1, workers=1)
