@@ -96,6 +96,21 @@ def bench_anchor(shards: list[str], tok, samples: int) -> dict:
     return {"samples_per_s_wall": wall, "samples_per_s_per_core": cpu}
 
 
+def bench_floor(shards: list[str], n: int) -> dict:
+    """CPU ms per image of the two C calls a loader cannot avoid: JPEG decode, and decode + crop-resize to 224."""
+    blobs = [data for _, _, data in D.iter_records(shards[0])][:n]
+    c0 = time.process_time()
+    for data in blobs:
+        Image.open(io.BytesIO(data)).convert("RGB")
+    decode = (time.process_time() - c0) / len(blobs)
+    rng = np.random.default_rng(0)
+    c0 = time.process_time()
+    for data in blobs:
+        D.train_image(data, 224, rng)
+    both = (time.process_time() - c0) / len(blobs)
+    return {"decode_ms": 1e3 * decode, "decode_crop_resize_ms": 1e3 * both, "bound_samples_per_s": 1 / both}
+
+
 def bench_train(shards: list[str], steps: int) -> dict:
     out = WORK / "run-tiny"
     shutil.rmtree(out, ignore_errors=True)
@@ -107,6 +122,28 @@ def bench_train(shards: list[str], steps: int) -> dict:
     return {"model": "tiny", "image_size": 64, "batch_size": 64, "steps": steps, "threads": torch.get_num_threads(),
             "samples_per_s_wall": sum(r["samples_per_s"] for r in rows) / len(rows),
             "samples_per_cpu_s_incl_startup": steps * 64 / cpu}
+
+
+def bench_model_step(threads: int, steps: int = 4) -> dict:
+    """tiny's train step alone on a fixed batch (64 x 64 px): separates the model's cost from the loader's."""
+    from curate.train.model import CLIP, get_config
+    from curate.train.train import train_step
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = CLIP(get_config("tiny", vocab_size=1000))
+    opt = torch.optim.AdamW(model.parameters(), foreach=True)
+    images, texts = torch.randn(64, 3, 64, 64), torch.randint(0, 998, (64, 77))
+    texts[:, 12] = 999
+
+    def run():
+        for _ in range(steps):
+            train_step(model, model, [(images, texts)], opt)
+        return steps * 64
+
+    train_step(model, model, [(images, texts)], opt)
+    wall, cpu = _time(run)
+    return {"threads": threads, "samples_per_s_wall": wall, "samples_per_cpu_s": cpu}
 
 
 def try_open_clip() -> dict:
@@ -189,10 +226,13 @@ def main() -> None:
     torch.set_num_threads(1)  # as in DataLoader workers; idle OpenMP threads would otherwise spin on CPU time
     res["loader_256px"] = {"curate": bench_loader(shards, tok, args.batches),
                            "open_clip_transform_anchor": bench_anchor(shards, tok, args.batches * 64)}
+    res["floor_256px"] = bench_floor(shards, 256)
     res["loader_1024x768"] = {"curate": bench_loader(large, tok, 2),
                               "open_clip_transform_anchor": bench_anchor(large, tok, 128)}
     torch.set_num_threads(threads)
     res["train_cpu"] = bench_train(shards, args.train_steps)
+    res["model_step"] = [bench_model_step(1), bench_model_step(2)]
+    torch.set_num_threads(threads)
     res["open_clip"] = try_open_clip()
     if args.gpu:
         res["gpu"] = bench_gpu(20, args.peak_tflops)

@@ -8,7 +8,7 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from train_data import samples, write_parquet_shards
+from train_data import one_thread, samples, write_parquet_shards  # noqa: F401  (one_thread: autouse fixture)
 
 from curate.cli import main
 from curate.synthweb.photos import CLASSES, make_photo
@@ -28,7 +28,7 @@ def test_train_eval_search_end_to_end(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", str(tmp_path / "shards"), "-o", str(run), "--model", "tiny", "--image-size", "32",
                  "--vocab-size", "300", "--batch-size", "32", "--steps", "40", "--lr", "1e-3", "--warmup-steps", "5",
-                 "--workers", "1", "--save-every", "20"]) == 0
+                 "--workers", "1", "--save-every", "20", "--threads", "1"]) == 0
     assert json.loads((run / "summary.json").read_text())["step"] == 40
 
     # overlap flags as `curate overlap` writes them: half of each class marked as overlapping training data

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from train_data import samples, write_parquet_shards
+from train_data import one_thread, samples, write_parquet_shards  # noqa: F401  (one_thread: autouse fixture)
 
 from curate.errors import CurateError
 from curate.train.model import CLIP, get_config

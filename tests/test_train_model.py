@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import shared_path
+from train_data import one_thread  # noqa: F401  (autouse fixture)
 
 from curate.errors import CurateError
 from curate.train.loss import contrastive_loss

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
+import torch
 
 from curate.synthweb.photos import CLASSES, encode, make_photo
 
@@ -52,3 +54,13 @@ def write_tar_shards(out: Path, rows: list[dict], n_shards: int) -> list[str]:
                     tar.addfile(info, io.BytesIO(data))
         paths.append(str(path))
     return paths
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread (import this fixture into a test module): on a shared 2-core machine a second
+    OpenMP thread makes every step wait for a descheduled thread, several times slower than one."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -45,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "open_clip (a state_dict file with open_clip key names); needs --tokenizer CLIP_VOCAB")
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR from its latest checkpoint, exactly")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    parser.add_argument("--threads", type=int, help="CPU threads for the model (default: torch's; 1 on a busy machine)")
     parser.set_defaults(func=run)
 
 
@@ -66,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         grad_clip=args.grad_clip or None, loss=args.loss, precision=args.precision,
         grad_checkpointing=args.grad_checkpointing, compile=args.compile, workers=args.workers,
         shuffle_buffer=args.shuffle_buffer, seed=args.seed, save_every=args.save_every, log_every=args.log_every,
-        init=init, init_kind=init_kind, resume=args.resume, device=args.device)
+        init=init, init_kind=init_kind, resume=args.resume, device=args.device,
+        threads=args.threads)
     result = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report
         print(json.dumps(result, indent=2))

@@ -75,6 +75,7 @@ class TrainConfig:
     init_kind: str = "open_clip"  # open_clip | openai (TorchScript archives and their extra keys)
     resume: bool = False
     device: str = "auto"
+    threads: int | None = None  # intra-op CPU threads (None: torch's default); 1 avoids OpenMP stalls on busy CPUs
     progress: bool = True
     extra: dict = field(default_factory=dict)  # free-form notes stored with the run
 
@@ -227,6 +228,8 @@ def train(config: TrainConfig) -> dict:
     """Train (or resume) a CLIP model; returns the final metrics and the last checkpoint's path."""
     cfg = _normalize_config(config)
     rank, world, device = init_distributed(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     shards = D.list_shards(cfg.data)
