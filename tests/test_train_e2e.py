@@ -66,6 +66,16 @@ def test_train_eval_search_end_to_end(tmp_path, capsys):
     page = html_out.read_text()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
     assert page.count("data:image/jpeg;base64,") == 3
+    # a curate dataset folder: its download shards are searched, failed rows never appear
+    ds_shard = tmp_path / "dataset" / "shards" / "00000.parquet"
+    ds_shard.parent.mkdir(parents=True)
+    part = rows[:40]
+    pq.write_table(pa.table({"uid": [r["uid"] for r in part], "caption": [r["caption"] for r in part],
+                             "status": ["success" if i % 2 else "failed" for i in range(40)],
+                             "image": [r["image"] if i % 2 else None for i, r in enumerate(part)]}), ds_shard)
+    in_ds = search(str(run), str(tmp_path / "dataset"), query="a photo of a blue square", k=40)
+    assert in_ds["n"] == 20 and {h["uid"] for h in in_ds["hits"]} == {r["uid"] for r in part[1::2]}
+    assert in_ds["cache"].startswith(str(tmp_path / "dataset" / "search"))
     cache = text["cache"]
     mtime = os.stat(cache).st_mtime_ns
     again = search(str(run), str(tmp_path / "shards"), query="a photo of a blue square", k=5)

@@ -53,6 +53,13 @@ def test_loss_falls_and_run_dir_describes_itself(tmp_path, shards):
         train(_config(shards, tmp_path / "run", steps=20))
 
 
+def test_epochs_become_steps_from_parquet_row_counts(tmp_path, shards):
+    result = train(_config(shards, tmp_path / "run", steps=None, epochs=0.5))  # 64 rows x 0.5 / 16 per step
+    assert result["step"] == 2
+    with pytest.raises(CurateError, match="--steps"):
+        train(_config(shards, tmp_path / "run2", steps=None))
+
+
 @pytest.mark.slow
 def test_resume_gives_the_same_next_batches_and_losses(tmp_path, shards):
     full = tmp_path / "full"
