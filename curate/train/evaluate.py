@@ -108,30 +108,31 @@ def zero_shot(checkpoint, data: str, templates=TEMPLATES, classes: list[str] | N
     per-image predictions under "predictions" (eval_id, label, predicted, correct) for overlap_aware().
     """
     model, tok, _ = load_checkpoint(checkpoint, device) if isinstance(checkpoint, (str, Path)) else checkpoint
-    batches = list(_labelled_images(data, model.config.image_size))
-    if not batches:
+    ids, labels, feats = [], [], []  # embeddings, not pixels, are kept: ImageNet's 50k images fit in 100 MB
+    for batch_ids, batch_labels, images in tqdm(_labelled_images(data, model.config.image_size), desc="zero-shot",
+                                                unit="batch", leave=False):
+        feats.append(embed_images(model, images, device))
+        ids += batch_ids
+        labels += batch_labels
+    if not ids:
         raise CurateError(f"{data} holds no decodable labelled images")
-    present = sorted({lab for _, labels, _ in batches for lab in labels})
+    present = sorted(set(labels))
     classes = list(classes or present)
     unknown = sorted(set(present) - set(classes))
     if unknown:
         raise CurateError(f"labels {unknown[:5]} are not among the given classes")
-    names = [c.replace("_", " ") for c in classes]
-    weights = classifier(model, tok, names, templates, device)
+    weights = classifier(model, tok, [c.replace("_", " ") for c in classes], templates, device)
     k = min(5, len(classes))
-    preds, top1, topk, n = [], 0, 0, 0
-    for ids, labels, images in tqdm(batches, desc="zero-shot", unit="batch", leave=False):
-        scores = embed_images(model, images, device) @ weights.t()  # (B, C)
-        best = scores.topk(k, dim=-1).indices
-        target = torch.tensor([classes.index(lab) for lab in labels])
-        hit1 = best[:, 0] == target
-        top1 += int(hit1.sum())
-        topk += int((best == target[:, None]).any(-1).sum())
-        n += len(ids)
-        preds += [{"eval_id": i, "label": lab, "predicted": classes[int(p)], "correct": bool(h)}
-                  for i, lab, p, h in zip(ids, labels, best[:, 0], hit1)]
-    return {"n": n, "classes": len(classes), "top1": top1 / n, f"top{k}": topk / n, "chance_top1": 1 / len(classes),
-            "templates": list(templates), "predictions": preds}
+    best = (torch.cat(feats) @ weights.t()).topk(k, dim=-1).indices  # (N, k)
+    index = {c: i for i, c in enumerate(classes)}
+    target = torch.tensor([index[lab] for lab in labels])
+    hit1 = best[:, 0] == target
+    hitk = (best == target[:, None]).any(-1)
+    preds = [{"eval_id": i, "label": lab, "predicted": classes[int(p)], "correct": bool(h)}
+             for i, lab, p, h in zip(ids, labels, best[:, 0], hit1)]
+    n = len(ids)
+    return {"n": n, "classes": len(classes), "top1": float(hit1.float().mean()), f"top{k}": float(hitk.float().mean()),
+            "chance_top1": 1 / len(classes), "templates": list(templates), "predictions": preds}
 
 
 def overlap_aware(result: dict, flags_path: str) -> dict:
