@@ -28,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from curate.errors import CurateError
+    from curate.extras import require
+
+    require("torch", "train")
     from curate.train import evaluate as E
 
     if not (args.zero_shot or args.retrieval):

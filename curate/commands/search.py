@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from curate.extras import require
+
+    require("torch", "train")
     from curate.train.search import format_table, search, write_html
 
     result = search(args.checkpoint, args.dataset, query=args.query, image=args.image, k=args.k, device=args.device)

@@ -9,15 +9,16 @@ HELP = "train CLIP (tiny, ViT-B-32, ViT-B-16, ViT-L-14) on exported Parquet or W
 ORDER = 70
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    from curate.train.model import CONFIGS
+MODELS = "tiny, ViT-B-32, ViT-B-16, ViT-L-14"  # curate.train.model.CONFIGS (not imported here: torch is an extra)
 
+
+def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(NAME, help=HELP, description=HELP + ". Several processes or GPUs: "
                             "torchrun --nproc_per_node N -m curate train ...")
     parser.add_argument("data", nargs="+", metavar="DATA",
                         help="shard files or folders of .parquet/.tar shards (e.g. DATASET/export/RECIPE)")
     parser.add_argument("-o", "--out", required=True, metavar="RUN_DIR", help="run directory (config, metrics, checkpoints)")
-    parser.add_argument("--model", default="tiny", choices=list(CONFIGS))
+    parser.add_argument("--model", default="tiny", help=f"architecture: {MODELS} (default tiny)")
     parser.add_argument("--steps", type=int, help="optimizer steps")
     parser.add_argument("--epochs", type=float, help="passes over the data instead of --steps (Parquet shards only)")
     parser.add_argument("--batch-size", type=int, default=64, help="global batch: over all ranks and accumulation")
@@ -54,7 +55,15 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from curate.errors import CurateError
+    from curate.extras import require
+
+    require("torch", "train")
+    require("tokenizers", "train")
+    from curate.train.model import CONFIGS
     from curate.train.train import TrainConfig, train
+
+    if args.model not in CONFIGS:
+        raise CurateError(f"--model {args.model}: choose one of {', '.join(CONFIGS)}")
 
     init_kind, init = args.init or ("open_clip", None)
     if init_kind not in ("openai", "open_clip"):
