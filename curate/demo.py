@@ -55,11 +55,13 @@ def demo_recipe(out: Path, warc: Path, faults: Path, benchmark: Path, *, steps: 
     recipe["export"] = {"format": "webdataset", "samples_per_shard": 256}
     recipe["train"] = {"model": "tiny", "steps": steps, "batch_size": batch_size, "warmup_steps": max(1, steps // 10),
                        "lr": 1e-3, "save_every": steps, "log_every": max(1, steps // 10), "workers": 1,
+                       # one intra-op thread beside one loader worker: two OpenMP threads on 2 cores ran 4x slower
+                       "threads": 1,
                        "out_dir": str(out / "run")}
     return recipe
 
 
-def run_demo(out: str = "curate-demo", *, n_images: int = 600, steps: int = 240, batch_size: int = 64,
+def run_demo(out: str = "curate-demo", *, n_images: int = 600, steps: int = 160, batch_size: int = 64,
              executor: str = "local", workers: int | None = None, train: bool = True,
              compare_raw: bool = False) -> dict:
     """Run the demo into OUT; return the headline numbers and where each output is.

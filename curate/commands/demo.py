@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help=HELP, description=HELP)
     p.add_argument("-o", "--output", default="curate-demo", help="folder for everything the demo writes")
     p.add_argument("--images", type=int, default=600, help="images on the synthetic web")
-    p.add_argument("--steps", type=int, default=240, help="training steps of the tiny CLIP")
+    p.add_argument("--steps", type=int, default=160, help="training steps of the tiny CLIP")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--no-train", action="store_true", help="stop after export (no training or evaluation)")
     p.add_argument("--compare-raw", action="store_true",
