@@ -85,3 +85,12 @@ def test_notebooks_run_top_to_bottom_after_curate_demo(demo, monkeypatch):
     # The demo recipe was tuned and applied; the filter agreed with the SQL prediction (the notebook asserts it).
     assert (demo / "curate-demo/dataset/decisions/demo_tuned.parquet").exists()
     assert "demo_tuned: kept" in tune and "the SQL curve predicted" in tune
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_notebook_runs_after_curate_demo(demo, monkeypatch):
+    monkeypatch.delenv("CURATE_DEMO", raising=False)
+    text = "\n".join(_run("03_train_and_evaluate", demo, monkeypatch))
+    assert (demo / "curate-demo/run-notebook/metrics.jsonl").exists()  # it trained, since the demo did not
+    assert "zero-shot top-1" in text and "'n_overlap'" in text
+    assert "rank   score" in text  # the search table
