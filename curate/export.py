@@ -81,9 +81,14 @@ def export(dataset: str, recipe: str | dict | Recipe, out: str | None = None, fm
 
 
 def _shard_rows(con, ds: Dataset, shard: str, label_only: bool):
-    """Record batches of one shard's exported rows, in shard order."""
+    """Record batches of one shard's exported rows, in uid order.
+
+    Download shards hold rows in completion order, which differs between runs; ordering by uid (a hash,
+    so also a fair shuffle) makes the same dataset export to byte-identical shards and training
+    reproducible.
+    """
     key = Dataset.shard_key(shard)
-    shard_src = duck.source(con, [shard], "shard", "curate download", options="file_row_number = true")
+    shard_src = duck.source(con, [shard], "shard", "curate download")
     selects, joins, seen = [], [], set()
     for signal, column in _SIGNAL_COLUMNS:
         path = storage.join(ds.signals_dir(signal), f"{key}.parquet")
@@ -101,7 +106,7 @@ def _shard_rows(con, ds: Dataset, shard: str, label_only: bool):
         {' '.join(joins)}
         WHERE s.status = 'success' AND s.image IS NOT NULL AND {keep}
           AND s.uid NOT IN (SELECT uid FROM taken_down)
-        ORDER BY s.file_row_number"""
+        ORDER BY s.uid"""
     yield from con.sql(query).to_arrow_reader(batch_size=2048)
 
 
