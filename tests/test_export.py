@@ -105,3 +105,17 @@ def test_export_errors_name_the_fix(filtered):
         export(root, "laion_like")
     with pytest.raises(CurateError, match="parquet, webdataset"):
         export(root, "datacomp_basic", fmt="zip")
+
+
+def test_export_does_not_depend_on_the_download_completion_order(tmp_path):
+    """Shards hold rows in completion order, which varies run to run; the export must not."""
+    samples = [Sample(f"https://ok.example/{i}.jpg", f"a photo of a garden number {i}", encode(make_photo(i)))
+               for i in range(8)]
+    outputs = []
+    for name, order in (("a", samples), ("b", samples[::-1])):
+        root = str(tmp_path / name)
+        write_dataset(root, order, per_shard=8)
+        filter_dataset(root, "datacomp_basic")
+        export(root, "datacomp_basic")
+        outputs.append(read_parquet(f"{root}/export/datacomp_basic/00000.parquet").column("uid").to_pylist())
+    assert outputs[0] == outputs[1] == sorted(outputs[0])
