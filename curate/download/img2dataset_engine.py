@@ -23,7 +23,7 @@ from curate import storage
 from curate.dataset import Dataset
 from curate.download.config import DownloadConfig
 from curate.download.optout import load_optout
-from curate.download.run import SUMMARY_FILE, part_key, resolve_manifest
+from curate.download.run import finish_run, part_key, resolve_manifest
 from curate.download.shard import MANIFEST_CORE, base_row, precheck, shard_schema
 from curate.download.writer import ShardWriter
 from curate.executor import RunSummary
@@ -101,17 +101,7 @@ def download_with_img2dataset(manifest: str, dataset: str, config: DownloadConfi
             storage.write_json_atomic({"key": key, **stats}, stats_path)
             summary.done += 1
     summary.seconds = time.perf_counter() - start
-    totals: Counter = Counter()
-    errors: Counter = Counter()
-    rows = 0
-    for path in storage.list_files(ds.shards_dir, ".stats.json"):
-        s = storage.read_json(path)
-        totals.update(s.get("status", {}))
-        errors.update(s.get("error_class", {}))
-        rows += int(s.get("rows", 0))
-    summary.stats["dataset"] = {"rows": rows, "status": dict(totals), "error_class": dict(errors)}
-    storage.write_json_atomic({**summary.to_dict(), "engine": "img2dataset"}, storage.join(ds.shards_dir, SUMMARY_FILE))
-    return summary
+    return finish_run(ds, summary, None, engine="img2dataset")
 
 
 def _download_part(i2d, part: str, shard_path: str, cfg: DownloadConfig, optout, workers: int | None) -> dict:

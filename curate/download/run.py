@@ -73,7 +73,7 @@ def download(
             with ProgressMonitor(progress_dir, total, done_rows) as monitor:
                 summary = execute(download_shard, jobs, executor=executor, workers=workers, retries=retries,
                                   desc="download shards")
-            return _finish(ds, summary, monitor.diagnosis)
+            return finish_run(ds, summary, monitor.diagnosis)
         finally:
             close_fetchers()
             shutil.rmtree(progress_dir, ignore_errors=True)
@@ -193,11 +193,11 @@ def _retry(ds: Dataset, parts: list[str], config: DownloadConfig, executor: str,
         if fs.exists(inner):
             fs.rm(inner, recursive=True)
     summary.stats["retried_rows"] = to_retry
-    return _finish(ds, summary, monitor.diagnosis)
+    return finish_run(ds, summary, monitor.diagnosis)
 
 
-def _finish(ds: Dataset, summary: RunSummary, diagnosis: str | None) -> RunSummary:
-    """Merge every shard's marker into DATASET/shards/summary.json (the whole dataset, not just this run)."""
+def dataset_totals(ds: Dataset) -> dict:
+    """Rows, statuses and error classes of the whole dataset, summed from every shard's marker."""
     total: Counter = Counter()
     errors: Counter = Counter()
     rows = 0
@@ -206,9 +206,15 @@ def _finish(ds: Dataset, summary: RunSummary, diagnosis: str | None) -> RunSumma
         total.update(stats.get("status", {}))
         errors.update(stats.get("error_class", {}))
         rows += int(stats.get("rows", 0))
+    return {"rows": rows, "status": dict(total), "error_class": dict(errors)}
+
+
+def finish_run(ds: Dataset, summary: RunSummary, diagnosis: str | None, engine: str | None = None) -> RunSummary:
+    """Write DATASET/shards/summary.json: this run's summary plus the whole dataset's totals."""
     if diagnosis:
         summary.stats["diagnosis"] = diagnosis
-    dataset_totals = {"rows": rows, "status": dict(total), "error_class": dict(errors)}
-    storage.write_json_atomic({**summary.to_dict(), "dataset": dataset_totals}, storage.join(ds.shards_dir, SUMMARY_FILE))
-    summary.stats["dataset"] = dataset_totals
+    summary.stats["dataset"] = dataset_totals(ds)
+    extra = {"engine": engine} if engine else {}
+    storage.write_json_atomic({**summary.to_dict(), "dataset": summary.stats["dataset"], **extra},
+                              storage.join(ds.shards_dir, SUMMARY_FILE))
     return summary
