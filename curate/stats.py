@@ -121,15 +121,14 @@ def _dist_sql(d: Dist) -> str:
 
 
 def _dists(con: duckdb.DuckDBPyConnection, dists: tuple[Dist, ...], source: str, where: str = "true") -> dict:
-    """Every distribution of `dists` over `source`: two scans, one for counts and bins, one for quantiles.
+    """Every distribution of `dists` over `source` in one scan: counts, bins and exact quantiles.
 
-    Quantiles go in a query of their own: mixed with the FILTER aggregates DuckDB runs the whole
-    aggregate about three times slower (measured: 2.3 s against 0.8 s at 1M rows).
+    One query is faster than separate scans for bins and quantiles since bins use histogram()
+    (measured at 1M rows: 0.25 s against 0.35 s for the five image distributions).
     """
-    row = _one(con, f"SELECT {', '.join(_dist_sql(d) for d in dists)} FROM {source} WHERE {where}")
     q = ", ".join(str(p) for p in QUANTILES)
-    row.update(_one(con, f"SELECT {', '.join(f'quantile_cont({d.expr}, [{q}]) AS {d.key}__q' for d in dists)} "
-                         f"FROM {source} WHERE {where}"))
+    quantiles = ", ".join(f"quantile_cont({d.expr}, [{q}]) AS {d.key}__q" for d in dists)
+    row = _one(con, f"SELECT {', '.join(_dist_sql(d) for d in dists)}, {quantiles} FROM {source} WHERE {where}")
     return {d.key: _dist_out(row, d) for d in dists}
 
 
@@ -198,11 +197,17 @@ def _download(con: duckdb.DuckDBPyConnection, ds: Dataset) -> dict:
 def _failing_hosts(con: duckdb.DuckDBPyConnection) -> list[dict]:
     """The hosts with most failed rows, their total rows and most common error, in one scan.
 
-    Grouping by (host, failed, error class) first keeps the per-row work to one host parse and a
-    small hash key; mode() with a FILTER over every row measured three times slower."""
+    Rows are grouped first by the URL cut just after the first '/' that follows its '://' (the key
+    holds the whole authority, so url_host of the key is url_host of the URL) and url_host runs once
+    per group: parsing every URL measured 1.4x slower at 1M rows; mode() with a FILTER, 3x slower."""
     rows = con.execute(f"""
-        WITH g AS (SELECT coalesce(url_host(url), '') AS host, status = 'failed' AS failed, error_class,
-                          count(*) AS n FROM samples GROUP BY ALL)
+        WITH cut AS (SELECT url, status, error_class, strpos(url, '://') AS i FROM samples),
+             k AS (SELECT CASE WHEN i = 0 THEN '' WHEN j = 0 THEN url ELSE left(url, i + 2 + j) END AS key,
+                          status = 'failed' AS failed, error_class
+                   FROM (SELECT *, strpos(url[i + 3:], '/') AS j FROM cut)),
+             by_key AS (SELECT key, failed, error_class, count(*) AS n FROM k GROUP BY ALL),
+             g AS (SELECT coalesce(url_host(key), '') AS host, failed, error_class, sum(n) AS n
+                   FROM by_key GROUP BY ALL)
         SELECT host, sum(n) FILTER (WHERE failed) AS f, sum(n),
                first(error_class ORDER BY n DESC, error_class) FILTER (WHERE failed)
         FROM g GROUP BY 1 HAVING f > 0 ORDER BY f DESC, host LIMIT {TOP_HOSTS}""").fetchall()
@@ -272,9 +277,16 @@ def _nsfw(con: duckdb.DuckDBPyConnection) -> dict | None:
 
 
 def _duplicates(con: duckdb.DuckDBPyConnection) -> dict:
-    row = _one(con, """SELECT coalesce(sum(n), 0) AS samples, coalesce(sum(n) - count(*), 0) AS duplicates,
-                              count(*) FILTER (WHERE n > 1) AS clusters, coalesce(max(n), 0) AS largest
-                       FROM (SELECT cluster_id, count(*) AS n FROM clusters GROUP BY 1)""")
+    """Duplicates are the samples that are not their cluster's representative (all members of a cluster
+    whose representative is in an `--against` dataset). Cluster sizes are counted over the clusters
+    that have a duplicate only: grouping every singleton measured 2.6x slower at 1M rows."""
+    row = _one(con, """
+        WITH dup AS (SELECT DISTINCT cluster_id FROM clusters WHERE NOT is_representative),
+             sizes AS (SELECT cluster_id, count(*) AS n FROM clusters SEMI JOIN dup USING (cluster_id) GROUP BY 1)
+        SELECT (SELECT count(*) FROM clusters) AS samples,
+               (SELECT count(*) FROM clusters WHERE NOT is_representative) AS duplicates,
+               (SELECT count(*) FROM sizes) AS clusters,
+               coalesce((SELECT max(n) FROM sizes), least((SELECT count(*) FROM clusters), 1)) AS largest""")
     by_kind = _pairs(con, "SELECT duplicate_kind, count(*) FROM clusters WHERE NOT is_representative "
                           "GROUP BY 1 ORDER BY 2 DESC")
     samples, dups = int(row["samples"]), int(row["duplicates"])
