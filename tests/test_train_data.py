@@ -8,10 +8,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 from PIL import Image
 from train_data import samples, write_parquet_shards, write_tar_shards
 
 from curate.errors import CurateError
+from curate.synthweb.photos import make_photo
 from curate.train import data as D
 from curate.train.tokenizer import BytePairTokenizer
 
@@ -99,18 +101,66 @@ def test_webdataset_tars_stream_like_parquet(tmp_path, rows, tok):
     assert len(batch["keys"]) == 6
 
 
+def _jpeg(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=95, **kw)
+    return buf.getvalue()
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def _pil_crop(data: bytes, seed: int, size: int, draft: tuple[int, int] | None = None) -> np.ndarray:
+    """The reference: PIL decode (optionally DCT-scaled), then PIL's bilinear resize of the same random box."""
+    img = Image.open(io.BytesIO(data))
+    w, h = img.size
+    box = D.random_box(w, h, np.random.default_rng(seed))
+    if draft:
+        img.draft("RGB", draft)
+    img = img.convert("RGB")
+    sx, sy = img.size[0] / w, img.size[1] / h
+    box = tuple(round(v * s) for v, s in zip(box, (sx, sy, sx, sy)))  # curate cuts whole decoded pixels
+    return np.asarray(img.resize((size, size), Image.BILINEAR, box=box))
+
+
 def test_crops_and_reduced_decoding():
     img = Image.new("RGB", (640, 480), (200, 10, 10))
     img.paste((10, 10, 200), (320, 0, 640, 480))  # right half blue
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=95)
-    rng = np.random.default_rng(0)
-    out = D.train_image(buf.getvalue(), 64, rng)
-    assert out.shape == (64, 64, 3) and out.dtype == np.uint8
-    centre = D.eval_image(buf.getvalue(), 64)
+    data = _jpeg(img)
+    out = D.train_image(data, 64, np.random.default_rng(0))
+    assert out.shape == (64, 64, 3) and out.dtype == torch.uint8
+    centre = D.eval_image(data, 64)
     assert centre[32, 4, 0] > 150 and centre[32, 60, 2] > 150  # red on the left, blue on the right
     x0, y0, x1, y1 = D.random_box(640, 480, np.random.default_rng(1))
     assert 0.9 * 640 * 480 * 0.99 <= (x1 - x0) * (y1 - y0) <= 640 * 480 and x1 <= 640 and y1 <= 480
+
+
+def test_train_crops_match_pil_bilinear_reference():
+    """simplejpeg decode + torch's uint8 antialiased resize against PIL decode + PIL bilinear on the same box."""
+    for seed, photo in enumerate(samples(6, size=256)):
+        got = D.train_image(photo["image"], 224, np.random.default_rng(seed)).numpy()
+        assert _psnr(got, _pil_crop(photo["image"], seed, 224)) > 55
+    big = make_photo("red circle", seed=3, size=(1024, 768))
+    data = _jpeg(big)  # a 224 crop of it spans >= 2x224 pixels: decoded at 1/2 scale, as PIL's draft does
+    got = D.train_image(data, 224, np.random.default_rng(5)).numpy()
+    assert _psnr(got, _pil_crop(data, 5, 224, draft=(512, 384))) > 55
+    assert _psnr(got, _pil_crop(data, 5, 224)) > 40  # and still close to the full-resolution decode
+
+
+def test_non_rgb_jpegs_and_other_formats_decode_to_rgb_crops():
+    photo = make_photo("pink heart", seed=1, size=(96, 80))
+    buf = io.BytesIO()
+    photo.save(buf, "PNG")
+    variants = {"png": buf.getvalue(), "gray": _jpeg(photo.convert("L")), "cmyk": _jpeg(photo.convert("CMYK"))}
+    for name, data in variants.items():
+        got = D.train_image(data, 48, np.random.default_rng(0))  # under 2x smaller: a full decode
+        assert got.shape == (48, 48, 3) and got.dtype == torch.uint8, name
+        ref = _pil_crop(data, 0, 48)
+        assert _psnr(got.numpy(), ref) > 45, name  # CMYK goes through PIL, the rest as JPEG/PNG decoders do
+        if name == "gray":
+            assert torch.equal(got[..., 0], got[..., 1]) and torch.equal(got[..., 0], got[..., 2])
 
 
 def test_loader_state_resume_replays_exactly(tmp_path, rows, tok):
@@ -137,3 +187,10 @@ def test_too_few_shards_and_missing_data_are_clear_errors(tmp_path, rows, tok):
     pq.write_table(pa.table({"uid": ["a"], "text_only": ["b"]}), tmp_path / "odd.parquet")
     with pytest.raises(CurateError, match="no image column"):
         list(D.iter_records(str(tmp_path / "odd.parquet")))
+
+
+def test_decompression_bombs_are_refused_before_decoding(monkeypatch):
+    data = _jpeg(make_photo("pink heart", seed=1, size=(96, 80)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 96 * 80 // 4)  # the image is over twice the limit
+    with pytest.raises(Image.DecompressionBombError):
+        D.train_image(data, 48, np.random.default_rng(0))

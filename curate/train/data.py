@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow.parquet as pq
+import simplejpeg
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from curate import storage
@@ -40,6 +42,7 @@ IMAGE_COLUMNS = ("image", "jpg", "png", "webp")
 CAPTION_COLUMNS = ("caption", "txt", "text")
 KEY_COLUMNS = ("uid", "key", "__key__")
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+_JPEG_MAGIC = b"\xff\xd8\xff"
 
 Record = tuple[str, str | None, bytes | None]  # (key, caption, image bytes)
 
@@ -191,11 +194,62 @@ def random_box(w: int, h: int, rng: np.random.Generator, scale=(0.9, 1.0), ratio
     return (w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side
 
 
-def train_image(data: bytes, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Random resized crop to (size, size, 3) uint8, decoding no more pixels than the crop needs."""
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG header, or None when simplejpeg cannot read one (other formats, junk)."""
+    if data[:3] != _JPEG_MAGIC:
+        return None
+    try:
+        h, w = simplejpeg.decode_jpeg_header(data)[:2]
+    except ValueError:
+        return None
+    if w * h > 2 * Image.MAX_IMAGE_PIXELS:  # the limit PIL enforces, which this path bypasses
+        raise Image.DecompressionBombError(f"{w}x{h} pixels exceed twice PIL's MAX_IMAGE_PIXELS")
+    return w, h
+
+
+def _decode_crop(data: bytes, size: int, rng: np.random.Generator) -> np.ndarray:
+    """The random crop's pixels, (h, w, 3) uint8, from a decode no larger than the crop needs.
+
+    JPEGs go through simplejpeg (libjpeg-turbo, a third faster than PIL's decoder), DCT-scaled by 1/2, 1/4
+    or 1/8 while the crop still spans `size` pixels (the same decode as PIL's `draft`; libjpeg's other
+    factors, such as 7/8, decode slower than a full decode); other formats, and JPEGs it refuses (CMYK,
+    damaged), go through PIL, which decodes what it can or raises.
+    """
+    header = _jpeg_size(data)
+    if header:
+        w, h = header
+        box = random_box(w, h, rng)
+        shrink = min(box[2] - box[0], box[3] - box[1]) / size
+        f = next(f for f in (8, 4, 2, 1) if f <= shrink or f == 1)
+        try:
+            pixels = simplejpeg.decode_jpeg(data, "RGB", min_width=math.ceil(w / f), min_height=math.ceil(h / f))
+            return _cut(pixels, box, pixels.shape[1] / w, pixels.shape[0] / h)
+        except ValueError:
+            pass
     img = Image.open(io.BytesIO(data))  # reads the header only
-    img, box = _decode(img, random_box(*img.size, rng), size)
-    return np.asarray(img.resize((size, size), Image.BILINEAR, box=box))
+    img, box = _decode(img, box if header else random_box(*img.size, rng), size)
+    return _cut(np.array(img), box, 1.0, 1.0)  # a writable copy: torch.from_numpy warns on read-only arrays
+
+
+def _cut(pixels: np.ndarray, box: tuple[float, ...], sx: float, sy: float) -> np.ndarray:
+    """`box` scaled by (sx, sy) and rounded to whole pixels (at least one), as a view of `pixels`."""
+    h, w = pixels.shape[:2]
+    x0, x1 = min(round(box[0] * sx), w - 1), min(round(box[2] * sx), w)
+    y0, y1 = min(round(box[1] * sy), h - 1), min(round(box[3] * sy), h)
+    return pixels[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
+
+
+def resize(pixels: np.ndarray, size: int) -> torch.Tensor:
+    """(h, w, 3) uint8 -> (size, size, 3) uint8, bilinear with antialiasing like PIL's resize, in torch's
+    vectorised uint8 kernel (about 3x faster than PIL's on one core; no float copy of the image)."""
+    x = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).contiguous(memory_format=torch.channels_last)
+    y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return y[0].permute(1, 2, 0)  # channels-last storage: this view is already (size, size, 3) contiguous
+
+
+def train_image(data: bytes, size: int, rng: np.random.Generator) -> torch.Tensor:
+    """Random resized crop to (size, size, 3) uint8, decoding no more pixels than the crop needs."""
+    return resize(_decode_crop(data, size, rng), size)
 
 
 def eval_image(data: bytes, size: int) -> np.ndarray:
@@ -270,7 +324,8 @@ class ShardStream(torch.utils.data.IterableDataset):
         global_id = self.rank * self.workers + logical
         epoch, skip, bad = self.state.positions[logical]
         bad = dict(bad)
-        keys, captions, images, epochs = [], [], [], []
+        keys, captions, epochs = [], [], []
+        images = torch.empty(self.batch_size, self.image_size, self.image_size, 3, dtype=torch.uint8)
         while True:
             for i, (key, caption, data) in enumerate(self.worker_records(global_id, epoch)):
                 if i < skip:
@@ -281,7 +336,7 @@ class ShardStream(torch.utils.data.IterableDataset):
                 if reason is None:
                     try:
                         rng = np.random.default_rng([self.seed, epoch, global_id, i])
-                        images.append(train_image(data, self.image_size, rng))
+                        images[len(keys)] = train_image(data, self.image_size, rng)
                     except DECODE_ERRORS as exc:
                         reason = "decode_error"
                         log.debug("skipping undecodable image %s: %s", key, exc)
@@ -292,10 +347,11 @@ class ShardStream(torch.utils.data.IterableDataset):
                 captions.append(caption)
                 epochs.append(epoch)
                 if len(keys) == self.batch_size:
-                    yield {"images": torch.from_numpy(np.stack(images)), "texts": self.tokenizer(captions),
+                    yield {"images": images, "texts": self.tokenizer(captions),
                            "keys": keys, "epochs": torch.tensor(epochs), "worker": logical, "epoch": epoch,
                            "position": i + 1, "bad": dict(bad)}
-                    keys, captions, images, epochs = [], [], [], []
+                    keys, captions, epochs = [], [], []
+                    images = torch.empty_like(images)  # the yielded batch is the consumer's now
             epoch, skip = epoch + 1, 0
 
 
