@@ -125,7 +125,8 @@ def run_stage(n: int, workers: int) -> dict:
                                      "height": pa.array(np.full(m, 256, np.int32))}), f"{root}/shards/{key}.parquet")
             pq.write_table(pa.table({"uid": uid, "sha256": [f"{i:064x}" for i in range(s, s + m)],
                                      "phash": pa.array(phash[s:s + m].view(np.int64)),
-                                     "thumb": pa.array(list(thumbs[s:s + m]), pa.binary(192))}),
+                                     "thumb": pa.FixedSizeBinaryArray.from_buffers(
+                                         pa.binary(192), m, [None, pa.py_buffer(thumbs[s:s + m].tobytes())])}),
                            f"{root}/signals/hashes/{key}.parquet")
     t = time.perf_counter()
     summary = dedup(root, workers=workers)
