@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -269,7 +269,7 @@ def main() -> int:
     print(f"{len(sizes)} images, median {np.median(sizes) / 1024:.0f} KB, "
           f"p10-p90 {np.percentile(sizes, 10) / 1024:.0f}-{np.percentile(sizes, 90) / 1024:.0f} KB")
     nginx, port = start_nginx(img_dir, WORK)
-    results: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
+    results: dict = {"date": datetime.now(UTC).isoformat(timespec="minutes"),
                      "machine": f"{os.cpu_count()} cores {platform.machine()}, Python {platform.python_version()}",
                      "load_before": os.getloadavg(), "images": len(sizes),
                      "median_kb": float(np.median(sizes) / 1024), "settings": SETTINGS}

@@ -28,8 +28,7 @@ import pyarrow.parquet as pq
 
 WORK = Path(__file__).resolve().parent / "_work"
 CHUNK = 1_000_000
-WORDS = np.array("a photo of the red blue small large dog cat house tree car city beach "
-                 "sunset portrait vintage modern kitchen garden mountain river street night".split())
+WORDS = np.array(["a", "photo", "of", "the", "red", "blue", "small", "large", "dog", "cat", "house", "tree", "car", "city", "beach", "sunset", "portrait", "vintage", "modern", "kitchen", "garden", "mountain", "river", "street", "night"])
 
 ANCHOR = """
 import sys, pyarrow.csv as c, pyarrow.parquet as pq

@@ -18,15 +18,15 @@ import os
 import platform
 import shutil
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from download import WORK as DOWNLOAD_WORK  # noqa: E402
-from download import make_images, measure, start_nginx  # noqa: E402
+from download import WORK as DOWNLOAD_WORK
+from download import make_images, measure, start_nginx
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "_work" / "scale"
@@ -72,7 +72,7 @@ def main() -> int:
     img_dir = DOWNLOAD_WORK / "images"
     n_images = len(make_images(5000, img_dir))
     nginx, port = start_nginx(img_dir, WORK)
-    results = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
+    results = {"date": datetime.now(UTC).isoformat(timespec="minutes"),
                "machine": f"{os.cpu_count()} cores {platform.machine()}, Python {platform.python_version()}",
                "load_before": os.getloadavg(), "runs": {}}
     try:

@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 from tqdm import tqdm
@@ -69,7 +69,7 @@ def export(dataset: str, recipe: str | dict | Recipe, out: str | None = None, fm
     summary = {
         "recipe": rcp.name, "format": fmt, "label_only": label_only, "samples": writer.total,
         "shards": writer.shards, "samples_per_shard": samples_per_shard,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     storage.write_json_atomic(summary, storage.join(staging, export_index.INDEX))
     _publish(staging, out)

@@ -134,7 +134,7 @@ class ReadOnlyFileSystem(AbstractFileSystem):
     def modified(self, path: str):
         inner = self._strip_protocol(path)
         if self._local:
-            return datetime.datetime.fromtimestamp(os.stat(inner).st_mtime, tz=datetime.timezone.utc)
+            return datetime.datetime.fromtimestamp(os.stat(inner).st_mtime, tz=datetime.UTC)
         return self.fs.modified(inner)
 
     # Every way fsspec (and DuckDB through it) can change a file system.

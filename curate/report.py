@@ -52,7 +52,7 @@ def build_report(dataset: str, output: str, recipe: str | None = None, *, kept: 
     finally:
         sql.close(con)
     title = f"curate dataset report: {dataset}"
-    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     head = (f"<h1>{esc(title)}</h1><p class=\"muted\">generated {esc(generated)} by curate {esc(__version__)}"
             + (f"; galleries for recipe <b>{esc(recipe)}</b>" if recipe else "") + "</p>")
     document = page(title, head + "".join(s for s in sections if s))

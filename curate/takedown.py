@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -124,7 +124,7 @@ def _purge_shard(path: str, table: pa.Table, uids: set[str], reason: str) -> int
 
 
 def _record(ds: Dataset, hits: dict[tuple[str, str], set[str]], reason: str) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     new = pa.table({
         "kind": [k for k, _ in hits], "value": [v for _, v in hits], "reason": [reason or None] * len(hits),
         "requested_at": [now] * len(hits), "uids_purged": [len(u) for u in hits.values()],

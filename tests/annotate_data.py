@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -64,7 +64,7 @@ def sample_images(count: int, seed: int = 0) -> list[tuple[bytes | None, str | N
 
 
 def shard_table(count: int, seed: int = 0) -> pa.Table:
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     rows = []
     for i, (data, fmt, status) in enumerate(sample_images(count, seed)):
         url = f"https://img.example.org/{seed}/{i}.jpg"

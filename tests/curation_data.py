@@ -11,7 +11,7 @@ import hashlib
 import io
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -99,7 +99,7 @@ def _write_shard(root: str, key: str, samples: list[Sample]) -> None:
             "image_format": img.format.lower() if ok else None,
             "sha256": hashlib.sha256(s.image).hexdigest() if ok else None,
             "bytes": len(s.image) if ok else None,
-            "fetched_at": datetime(2026, 11, 23, tzinfo=timezone.utc),
+            "fetched_at": datetime(2026, 11, 23, tzinfo=UTC),
         })
     table = pa.Table.from_pylist(rows, schema=SHARD_SCHEMA)
     os.makedirs(f"{root}/shards", exist_ok=True)

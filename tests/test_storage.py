@@ -49,10 +49,9 @@ def test_list_files_ignores_temporary_names(tmp_path):
 
 def test_lock_refuses_a_second_writer_and_clears_stale_locks(tmp_path):
     ds = Dataset(str(tmp_path))
-    with ds.lock("download"):
-        with pytest.raises(CurateError, match="in use by another run"):
-            with ds.lock("annotate"):
-                pass
+    with ds.lock("download"), pytest.raises(CurateError, match="in use by another run"):
+        with ds.lock("annotate"):
+            pass
     assert not (tmp_path / ".lock").exists()
     # A lock left by a process that no longer exists is stale and is taken over.
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -71,8 +70,6 @@ def test_storage_on_a_real_s3_server(s3_endpoint):
     ds = Dataset(root)
     assert ds.shard_paths() == [f"{root}/shards/00000.parquet"]
     assert storage.read_json(f"{root}/shards/00000.stats.json") == {"rows": 2}
-    with ds.lock("x"):
-        with pytest.raises(CurateError):
-            with ds.lock("y"):
-                pass
+    with ds.lock("x"), pytest.raises(CurateError), ds.lock("y"):
+        pass
     assert not storage.exists(f"{root}/.lock")

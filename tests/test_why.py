@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import pytest
 from inspect_dataset import RECIPES, shared_dataset
@@ -75,7 +76,7 @@ def test_taken_down_sample(ds):
 
 def test_takedown_by_parent_domain(ds, tmp_path):
     import shutil
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -85,7 +86,7 @@ def test_takedown_by_parent_domain(ds, tmp_path):
     root = tmp_path / "td"
     shutil.copytree(ds["root"], root)
     pq.write_table(pa.Table.from_pylist([{"kind": "domain", "value": "example", "reason": "tld request",
-                                          "requested_at": datetime(2026, 1, 1, tzinfo=timezone.utc),
+                                          "requested_at": datetime(2026, 1, 1, tzinfo=UTC),
                                           "uids_purged": 1},
                                          {"kind": "domain", "value": "mple", "reason": "not a parent",
                                           "requested_at": None, "uids_purged": 0}],

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -272,16 +272,16 @@ def _download_row(fetcher: Fetcher, cfg: DownloadConfig, row: dict) -> dict:
     except FetchError as exc:
         out.update(error_class=exc.error_class, error_message=str(exc)[:500], http_status=exc.http_status,
                    final_url=exc.final_url, content_type=exc.content_type,
-                   fetched_at=datetime.now(timezone.utc))
+                   fetched_at=datetime.now(UTC))
         return out
     except Exception as exc:
         log.debug("unexpected error on %s", row.get("url"), exc_info=True)
         out.update(error_class="unknown", error_message=f"{type(exc).__name__}: {exc}"[:500],
-                   fetched_at=datetime.now(timezone.utc))
+                   fetched_at=datetime.now(UTC))
         return out
     out.update(http_status=resp.http_status, final_url=resp.final_url, content_type=resp.content_type,
                bytes=len(resp.body), sha256=hashlib.sha256(resp.body).hexdigest(),
-               fetched_at=datetime.now(timezone.utc), _downloaded=len(resp.body))
+               fetched_at=datetime.now(UTC), _downloaded=len(resp.body))
     try:
         img = process_image(resp.body, cfg)
     except ImageError as exc:

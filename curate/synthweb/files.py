@@ -7,7 +7,7 @@ import gzip
 import io
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -77,7 +77,7 @@ def _write_warc(web: SyntheticWeb, fh: BinaryIO, name: str) -> list[WarcEntry]:
     from warcio.warcwriter import WARCWriter
 
     netloc = web.base_url.split("//", 1)[1]
-    date = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     writer = WARCWriter(fh, gzip=True)
     entries = []
 
