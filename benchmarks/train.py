@@ -16,6 +16,7 @@ import io
 import json
 import os
 import platform
+import random
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import simplejpeg
 import torch
 from PIL import Image
 
@@ -75,7 +77,7 @@ def bench_loader(shards: list[str], tok, batches: int) -> dict:
 def bench_anchor(shards: list[str], tok, samples: int) -> dict:
     """open_clip's transform path: full decode, crop + resize, float tensor normalised in the worker."""
     mean, std = torch.tensor(D.MEAN).view(3, 1, 1), torch.tensor(D.STD).view(3, 1, 1)
-    rng = np.random.default_rng(0)
+    rng = random.Random(0)
 
     def run():
         n = 0
@@ -97,18 +99,40 @@ def bench_anchor(shards: list[str], tok, samples: int) -> dict:
 
 
 def bench_floor(shards: list[str], n: int) -> dict:
-    """CPU ms per image of the two C calls a loader cannot avoid: JPEG decode, and decode + crop-resize to 224."""
+    """CPU ms per image of the C calls behind a crop: JPEG decode (PIL, simplejpeg), crop-resize to 224 (PIL
+    bilinear, torch uint8 antialiased bilinear), and curate's whole `train_image`."""
     blobs = [data for _, _, data in D.iter_records(shards[0])][:n]
-    c0 = time.process_time()
-    for data in blobs:
-        Image.open(io.BytesIO(data)).convert("RGB")
-    decode = (time.process_time() - c0) / len(blobs)
-    rng = np.random.default_rng(0)
-    c0 = time.process_time()
-    for data in blobs:
-        D.train_image(data, 224, rng)
-    both = (time.process_time() - c0) / len(blobs)
-    return {"decode_ms": 1e3 * decode, "decode_crop_resize_ms": 1e3 * both, "bound_samples_per_s": 1 / both}
+    boxes = [D.random_box(256, 256, random.Random(i)) for i in range(len(blobs))]
+
+    def ms(fn) -> float:
+        c0 = time.process_time()
+        fn()
+        return 1e3 * (time.process_time() - c0) / len(blobs)
+
+    pil = [Image.open(io.BytesIO(data)).convert("RGB") for data in blobs]
+    turbo = [simplejpeg.decode_jpeg(data, "RGB") for data in blobs]
+    out = {"pil_decode_ms": ms(lambda: [Image.open(io.BytesIO(d)).convert("RGB") for d in blobs]),
+           "simplejpeg_decode_ms": ms(lambda: [simplejpeg.decode_jpeg(d, "RGB") for d in blobs]),
+           "pil_crop_resize_ms": ms(lambda: [im.resize((224, 224), Image.BILINEAR, box=b) for im, b in zip(pil, boxes)]),
+           "torch_crop_resize_ms": ms(lambda: [D.resize(a[b[1]:b[3], b[0]:b[2]], 224) for a, b in zip(turbo, boxes)]),
+           "curate_train_image_ms": ms(lambda: [D.train_image(d, 224, random.Random(i))
+                                                for i, d in enumerate(blobs)])}
+    out["pil_floor_samples_per_s"] = 1e3 / (out["pil_decode_ms"] + out["pil_crop_resize_ms"])
+    out["curate_image_bound_samples_per_s"] = 1e3 / out["curate_train_image_ms"]
+    return out
+
+
+def bench_quality(shards: list[str], n: int) -> dict:
+    """PSNR (dB) of curate's crops against PIL's full decode + bilinear resize of the same box (the anchor's
+    transform); at 256 px both decode in full, so this isolates the resampler; larger images are DCT-scaled."""
+    psnr = []
+    for i, (_, _, data) in zip(range(n), (r for path in shards for r in D.iter_records(path))):
+        got = D.train_image(data, 224, random.Random(i)).numpy().astype(np.float64)
+        img = Image.open(io.BytesIO(data)).convert("RGB")
+        ref = np.asarray(img.resize((224, 224), Image.BILINEAR, box=D.random_box(*img.size, random.Random(i))))
+        mse = np.mean((got - ref) ** 2)
+        psnr.append(99.0 if mse == 0 else 10 * np.log10(255**2 / mse))
+    return {"images": len(psnr), "psnr_mean_db": float(np.mean(psnr)), "psnr_min_db": float(np.min(psnr))}
 
 
 def bench_train(shards: list[str], steps: int) -> dict:
@@ -212,7 +236,7 @@ def bench_gpu(steps: int, peak_tflops: float) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=1024, help="images in the 256 px loader shards")
-    ap.add_argument("--batches", type=int, default=12, help="loader batches of 64 to time")
+    ap.add_argument("--batches", type=int, default=30, help="loader batches of 64 to time")
     ap.add_argument("--train-steps", type=int, default=30)
     ap.add_argument("--gpu", action="store_true")
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak for MFU (H100 SXM: 989)")
@@ -227,6 +251,7 @@ def main() -> None:
     res["loader_256px"] = {"curate": bench_loader(shards, tok, args.batches),
                            "open_clip_transform_anchor": bench_anchor(shards, tok, args.batches * 64)}
     res["floor_256px"] = bench_floor(shards, 256)
+    res["quality_psnr"] = {"256px": bench_quality(shards, 128), "1024x768": bench_quality(large, 64)}
     res["loader_1024x768"] = {"curate": bench_loader(large, tok, 2),
                               "open_clip_transform_anchor": bench_anchor(large, tok, 128)}
     torch.set_num_threads(threads)

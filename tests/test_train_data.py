@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 
 import numpy as np
 import pyarrow as pa
@@ -116,7 +117,7 @@ def _pil_crop(data: bytes, seed: int, size: int, draft: tuple[int, int] | None =
     """The reference: PIL decode (optionally DCT-scaled), then PIL's bilinear resize of the same random box."""
     img = Image.open(io.BytesIO(data))
     w, h = img.size
-    box = D.random_box(w, h, np.random.default_rng(seed))
+    box = D.random_box(w, h, random.Random(seed))
     if draft:
         img.draft("RGB", draft)
     img = img.convert("RGB")
@@ -129,22 +130,22 @@ def test_crops_and_reduced_decoding():
     img = Image.new("RGB", (640, 480), (200, 10, 10))
     img.paste((10, 10, 200), (320, 0, 640, 480))  # right half blue
     data = _jpeg(img)
-    out = D.train_image(data, 64, np.random.default_rng(0))
+    out = D.train_image(data, 64, random.Random(0))
     assert out.shape == (64, 64, 3) and out.dtype == torch.uint8
     centre = D.eval_image(data, 64)
     assert centre[32, 4, 0] > 150 and centre[32, 60, 2] > 150  # red on the left, blue on the right
-    x0, y0, x1, y1 = D.random_box(640, 480, np.random.default_rng(1))
+    x0, y0, x1, y1 = D.random_box(640, 480, random.Random(1))
     assert 0.9 * 640 * 480 * 0.99 <= (x1 - x0) * (y1 - y0) <= 640 * 480 and x1 <= 640 and y1 <= 480
 
 
 def test_train_crops_match_pil_bilinear_reference():
     """simplejpeg decode + torch's uint8 antialiased resize against PIL decode + PIL bilinear on the same box."""
     for seed, photo in enumerate(samples(6, size=256)):
-        got = D.train_image(photo["image"], 224, np.random.default_rng(seed)).numpy()
+        got = D.train_image(photo["image"], 224, random.Random(seed)).numpy()
         assert _psnr(got, _pil_crop(photo["image"], seed, 224)) > 55
     big = make_photo("red circle", seed=3, size=(1024, 768))
     data = _jpeg(big)  # a 224 crop of it spans >= 2x224 pixels: decoded at 1/2 scale, as PIL's draft does
-    got = D.train_image(data, 224, np.random.default_rng(5)).numpy()
+    got = D.train_image(data, 224, random.Random(5)).numpy()
     assert _psnr(got, _pil_crop(data, 5, 224, draft=(512, 384))) > 55
     assert _psnr(got, _pil_crop(data, 5, 224)) > 40  # and still close to the full-resolution decode
 
@@ -155,7 +156,7 @@ def test_non_rgb_jpegs_and_other_formats_decode_to_rgb_crops():
     photo.save(buf, "PNG")
     variants = {"png": buf.getvalue(), "gray": _jpeg(photo.convert("L")), "cmyk": _jpeg(photo.convert("CMYK"))}
     for name, data in variants.items():
-        got = D.train_image(data, 48, np.random.default_rng(0))  # under 2x smaller: a full decode
+        got = D.train_image(data, 48, random.Random(0))  # under 2x smaller: a full decode
         assert got.shape == (48, 48, 3) and got.dtype == torch.uint8, name
         ref = _pil_crop(data, 0, 48)
         assert _psnr(got.numpy(), ref) > 45, name  # CMYK goes through PIL, the rest as JPEG/PNG decoders do
@@ -193,4 +194,4 @@ def test_decompression_bombs_are_refused_before_decoding(monkeypatch):
     data = _jpeg(make_photo("pink heart", seed=1, size=(96, 80)))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 96 * 80 // 4)  # the image is over twice the limit
     with pytest.raises(Image.DecompressionBombError):
-        D.train_image(data, 48, np.random.default_rng(0))
+        D.train_image(data, 48, random.Random(0))
