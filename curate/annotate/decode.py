@@ -72,6 +72,10 @@ def trim_letterbox(arr: np.ndarray) -> np.ndarray:
     benchmark image never matches its bordered training copy. Only symmetric bands of one colour on both
     sides are cut (a letterbox is centred), so a photo with a flat sky on one side is left alone.
     """
+    # A letterbox starts with a flat first row or column: most images are rejected here in two small
+    # reductions (the full band search cost a fifth of the pHash stage's time per image).
+    if np.ptp(arr[0], axis=0).max() > LETTERBOX_TOLERANCE and np.ptp(arr[:, 0], axis=0).max() > LETTERBOX_TOLERANCE:
+        return arr
     lines = arr.astype(np.int16)
     if lines.ndim == 2:
         lines = lines[..., None]
