@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import gzip
+import html
 import http.server
 import io
+import json
 import shutil
 import threading
 from datetime import datetime, timezone
@@ -25,6 +27,7 @@ from curate.crawl import CRAWL_SCHEMA, crawl
 from curate.crawl.html_images import parse_html
 from curate.crawl.pairs import PairCollector
 from curate.crawl.stats import CrawlStats
+from curate.crawl.wat import InvalidWat, parse_wat
 from curate.crawl.wat_writer import write_wat
 from curate.errors import CurateError
 from curate.schema import make_uid
@@ -236,7 +239,7 @@ def test_img_url_and_alt_rules(tag, expected):
     collector = PairCollector(stats)
     parsed = parse_html(f"<html><body>{tag}</body></html>")
     collector.add_page("http://h.example/d/page.html", parsed.base_href, parsed.lang, None, "t:0", parsed.images)
-    cols = collector.take()
+    cols = collector.take().to_pydict()
     assert list(zip(cols["url"], cols["caption"])) == [expected]
 
 
@@ -252,12 +255,56 @@ def test_skips_are_counted_by_reason():
     collector = PairCollector(stats, min_alt_chars=3)
     parsed = parse_html(html)
     collector.add_page("https://h.example/p/q.html", parsed.base_href, parsed.lang, None, "t:0", parsed.images)
-    cols = collector.take()
+    cols = collector.take().to_pydict()
     assert cols["url"] == ["https://h.example/base/ok.jpg"] * 2
     assert cols["caption"] == ["kept", "kept, other caption"] and cols["page_lang"] == ["fr", "fr"]
     assert stats.images_seen == 12
     assert dict(stats.skipped) == {"no_alt": 4, "no_src": 1, "data_uri": 1, "not_http": 2, "invalid_url": 1,
                                    "duplicate": 1}
+
+
+def wat_response(links: list[dict], extra: bytes = b"") -> bytes:
+    """One WAT response record's JSON in Common Crawl's compact layout, `extra` spliced into its Links."""
+    doc = {"Envelope": {"WARC-Header-Metadata": {"WARC-Date": "2024-05-18T01:58:10Z"}, "Payload-Metadata": {
+        "HTTP-Response-Metadata": {"Response-Message": {"Status": "200"}, "Headers": {"Content-Language": "de"},
+                                   "HTML-Metadata": {"Head": {}, "Links": links}}}}}
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode().replace(b'"Links":[', b'"Links":[' + extra)
+
+
+CANONICAL_LINKS = [
+    {"path": "A@/href", "url": "/a", "text": "a link"},
+    {"path": "IMG@/src", "url": "/one.jpg", "alt": "one"},
+    {"path": "IMG@/src", "url": "/no-alt.jpg"},
+    {"path": "IMG@/src", "url": "/empty.jpg", "alt": ""},
+    {"path": "IMG@/src", "url": "https://x.example/t.jpg?a=1&amp;b=2", "alt": "Tom &amp; Jerry", "title": "t"},
+    {"path": "IMG@/src", "url": "/ünï.jpg", "alt": "größe"},
+]
+ODD_LINKS = [  # each on its own sends the record from the one-regex path to the link-by-link reading
+    {"path": "IMG@/src", "url": "/title-first.jpg", "title": "t", "alt": "title first"},
+    {"alt": "alt first", "path": "IMG@/src", "url": "/alt-first.jpg"},
+    {"path": "IMG@/src", "url": "/quote.jpg", "alt": 'say "cheese"'},
+    {"path": "IMG@/src", "url": "/brace{1}.jpg", "alt": "brace"},
+    {"path": "IMG@/src", "url": "/rel.jpg", "alt": "with rel", "rel": "x"},
+]
+
+
+@pytest.mark.parametrize("odd", [None, *ODD_LINKS])
+def test_wat_image_links_in_every_form_give_the_links_alt_and_url(odd):
+    links = CANONICAL_LINKS + ([odd] if odd else [])
+    page = parse_wat(wat_response(links))
+    imgs = [link for link in links if link["path"] == "IMG@/src"]
+    assert len(page.images) == len(imgs)  # every <img> is seen, with or without alt
+    assert [(alt, url) for alt, url, _, _ in page.images if alt] == [
+        (html.unescape(link["alt"]), html.unescape(link["url"])) for link in imgs if link.get("alt")]
+    assert (page.status, page.lang, page.warc_date) == (200, "de", "2024-05-18T01:58:10Z")
+
+
+def test_wat_url_bytes_of_an_image_without_alt_are_not_decoded():
+    # Only the URLs of images with alt text are read, so a broken one elsewhere does not cost the page.
+    page = parse_wat(wat_response(CANONICAL_LINKS, b'{"path":"IMG@/src","url":"/\xff.jpg"},'))
+    assert [alt for alt, _, _, _ in page.images if alt] == ["one", "Tom & Jerry", "größe"]
+    with pytest.raises(InvalidWat):  # bytes that are not UTF-8 where an alt is: the whole record is judged
+        parse_wat(wat_response(CANONICAL_LINKS, b'{"path":"IMG@/src","url":"/x.jpg","alt":"\xff"},'))
 
 
 # ---------------------------------------------------------------- damaged input

@@ -10,37 +10,53 @@ this file (`duplicate`).
 
 from __future__ import annotations
 
+import re
 from hashlib import blake2b
 from urllib.parse import urljoin, urlsplit
 
+import pyarrow as pa
+
 from curate.crawl.html_images import ImgRef
 from curate.crawl.stats import CrawlStats
+from curate.crawl.writer import pairs_table
 from curate.schema import UID_BYTES
 
 _URL_JUNK = str.maketrans("", "", "\t\n\r")
+# = curate.schema.uid_digest's hash: copying an empty state is cheaper than making one per pair
+_UID_HASH = blake2b(digest_size=UID_BYTES)
 
 
 class PairCollector:
-    """Accumulates the kept pairs of one input file as columns, ready for a Parquet part."""
+    """Accumulates the kept pairs of one input file, ready for a Parquet part.
 
-    COLUMNS = ("uid", "url", "caption", "page_url", "page_lang", "crawl_time", "source", "width", "height")
+    Per pair it keeps one tuple (uid digest, url, caption, width, height) and per page one tuple of the
+    values its pairs share, with the number of pairs; writer.pairs_table builds the columns from these
+    in a few calls per column instead of per-page list work.
+    """
 
     def __init__(self, stats: CrawlStats, min_alt_chars: int = 1) -> None:
         self.stats, self.min_alt_chars = stats, max(1, min_alt_chars)
         self.seen: set[bytes] = set()
-        self.columns: dict[str, list] = {name: [] for name in self.COLUMNS}
+        self._start()
+
+    def _start(self) -> None:
+        self.rows: list[tuple] = []  # (uid digest, url, caption, width, height) per kept pair
+        self.pages: list[tuple] = []  # (page_url, page_lang, crawl_time, source) per page with kept pairs
+        self.counts: list[int] = []  # kept pairs of each entry of `pages`
 
     def __len__(self) -> int:
-        return len(self.columns["uid"])
+        return len(self.rows)
 
-    def take(self) -> dict[str, list]:
-        """The collected columns; the collector starts empty again (its repeat memory is kept)."""
-        out, self.columns = self.columns, {name: [] for name in self.COLUMNS}
-        return out
+    def take(self) -> pa.Table:
+        """The collected pairs as a table in CRAWL_SCHEMA; the collector starts empty again (its repeat
+        memory is kept)."""
+        table = pairs_table(self.rows, self.pages, self.counts)
+        self._start()
+        return table
 
     def add_page(self, page_url: str, base_href: str | None, lang: str | None, crawl_time: int | None,
                  source: str, images: list[ImgRef]) -> None:
-        seen, min_chars = self.seen, self.min_alt_chars
+        seen, min_chars, new_hash = self.seen, self.min_alt_chars, _UID_HASH.copy
         resolver = None  # made on the first image that needs it: many pages have none
         no_alt = no_src = data_uri = invalid = not_http = repeated = 0
         kept = []
@@ -69,12 +85,14 @@ class PairCollector:
                 not_http += 1
                 continue
             # = curate.schema.uid_digest(url, caption), inlined: this runs once per pair of a crawl
-            digest = blake2b(f"{url}\x1f{caption}".encode("utf-8", "surrogatepass"), digest_size=UID_BYTES).digest()
+            digest = new_hash()
+            digest.update(f"{url}\x1f{caption}".encode("utf-8", "surrogatepass"))
+            digest = digest.digest()
             if digest in seen:
                 repeated += 1
                 continue
             seen.add(digest)
-            kept.append((digest.hex(), url, caption, width, height))
+            kept.append((digest, url, caption, width, height))
         stats = self.stats
         stats.images_seen += len(images)
         if len(kept) < len(images):
@@ -84,22 +102,10 @@ class PairCollector:
                 if n:
                     skipped[reason] += n
         if kept:
-            self._append(kept, page_url, lang, crawl_time, source)
-
-    def _append(self, kept: list[tuple], page_url: str, lang: str | None, crawl_time: int | None,
-                source: str) -> None:
-        cols, n = self.columns, len(kept)
-        uids, urls, captions, widths, heights = zip(*kept)
-        cols["uid"] += uids
-        cols["url"] += urls
-        cols["caption"] += captions
-        cols["width"] += [_int32(w) for w in widths]
-        cols["height"] += [_int32(h) for h in heights]
-        cols["page_url"] += [page_url] * n
-        cols["page_lang"] += [lang] * n
-        cols["crawl_time"] += [crawl_time] * n
-        cols["source"] += [source] * n
-        self.stats.pairs_kept += n
+            self.rows += kept
+            self.pages.append((page_url, lang, crawl_time, source))
+            self.counts.append(len(kept))
+            stats.pairs_kept += len(kept)
 
 
 def resolve_base(page_url: str, base_href: str | None) -> str:
@@ -119,10 +125,9 @@ class Resolver:
 
     def __init__(self, base: str) -> None:
         self.base = base
-        parts = urlsplit(base)
-        self.scheme = parts.scheme
-        self.origin = f"{parts.scheme}://{parts.netloc}" if parts.netloc else None
-        self.folder = self.origin + parts.path.rpartition("/")[0] + "/" if self.origin else None
+        self.scheme, netloc, path = _split(base)
+        self.origin = f"{self.scheme}://{netloc}" if netloc else None
+        self.folder = self.origin + path.rpartition("/")[0] + "/" if self.origin else None
 
     def __call__(self, src: str) -> str | None:
         """The resolved URL without its fragment; None when it is not http(s) with a host; ValueError when
@@ -155,5 +160,19 @@ class Resolver:
         return url.partition("#")[0]
 
 
-def _int32(value: int | None) -> int | None:
-    return value if value is not None and value < 2**31 else None
+# scheme://netloc then the path, of an http(s) URL; matched, it is what urlsplit gives when the URL is
+# printable (nothing for urlsplit to strip), the path empty or absolute (the netloc stopped at / ? #,
+# not at a bracket) and the netloc ASCII (no IPv6 brackets or NFKC checks): urlsplit of every page URL
+# was a tenth of a WAT crawl's pair stage.
+_HTTP_PARTS = re.compile(r"(https?)://([^/?#\[\]]*)([^?#]*)")
+
+
+def _split(url: str) -> tuple[str, str, str]:
+    """(scheme, netloc, path) of `url`, as urlsplit gives them."""
+    match = _HTTP_PARTS.match(url)
+    if match is not None:
+        scheme, netloc, path = match.groups()
+        if (not path or path[0] == "/") and netloc.isascii() and url.isprintable():
+            return scheme, netloc, path
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc, parts.path
