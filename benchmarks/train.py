@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import os
 import platform
 import random
@@ -123,16 +124,26 @@ def bench_floor(shards: list[str], n: int) -> dict:
 
 
 def bench_quality(shards: list[str], n: int) -> dict:
-    """PSNR (dB) of curate's crops against PIL's full decode + bilinear resize of the same box (the anchor's
-    transform); at 256 px both decode in full, so this isolates the resampler; larger images are DCT-scaled."""
-    psnr = []
+    """PSNR (dB) of curate's crops against PIL's full decode + bilinear resize (the anchor's transform): on the
+    box curate cuts (whole pixels of its DCT-scaled decode), and on the box before that rounding. At 256 px
+    both decode in full and the boxes are equal, so this isolates the resampler."""
+    same, unrounded = [], []
+
+    def psnr(a: np.ndarray, b: np.ndarray) -> float:
+        mse = np.mean((a.astype(np.float64) - b) ** 2)
+        return 99.0 if mse == 0 else float(10 * np.log10(255**2 / mse))
+
     for i, (_, _, data) in zip(range(n), (r for path in shards for r in D.iter_records(path))):
-        got = D.train_image(data, 224, random.Random(i)).numpy().astype(np.float64)
+        got = D.train_image(data, 224, random.Random(i)).numpy()
         img = Image.open(io.BytesIO(data)).convert("RGB")
-        ref = np.asarray(img.resize((224, 224), Image.BILINEAR, box=D.random_box(*img.size, random.Random(i))))
-        mse = np.mean((got - ref) ** 2)
-        psnr.append(99.0 if mse == 0 else 10 * np.log10(255**2 / mse))
-    return {"images": len(psnr), "psnr_mean_db": float(np.mean(psnr)), "psnr_min_db": float(np.min(psnr))}
+        box = D.random_box(*img.size, random.Random(i))
+        f = D.dct_factor(box, 224)
+        sx, sy = math.ceil(img.size[0] / f) / img.size[0], math.ceil(img.size[1] / f) / img.size[1]
+        cut = tuple(round(v * s) / s for v, s in zip(box, (sx, sy, sx, sy)))
+        same.append(psnr(got, np.asarray(img.resize((224, 224), Image.BILINEAR, box=cut))))
+        unrounded.append(psnr(got, np.asarray(img.resize((224, 224), Image.BILINEAR, box=box))))
+    return {"images": len(same), "same_box_psnr_mean_db": float(np.mean(same)), "same_box_psnr_min_db": min(same),
+            "unrounded_box_psnr_mean_db": float(np.mean(unrounded)), "unrounded_box_psnr_min_db": min(unrounded)}
 
 
 def bench_train(shards: list[str], steps: int) -> dict:

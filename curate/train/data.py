@@ -215,6 +215,13 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return w, h
 
 
+def dct_factor(box: tuple[int, ...], size: int) -> int:
+    """The largest of 8, 4, 2 by which libjpeg may shrink the decode while the crop `box` still spans `size`
+    pixels a side; 1 when none can. The crop is then cut in whole pixels of the shrunk image."""
+    shrink = min(box[2] - box[0], box[3] - box[1]) / size
+    return next((f for f in (8, 4, 2) if f <= shrink), 1)
+
+
 def _decode_crop(data: bytes, size: int, rng: random.Random) -> np.ndarray:
     """The random crop's pixels, (h, w, 3) uint8, from a decode no larger than the crop needs.
 
@@ -227,8 +234,7 @@ def _decode_crop(data: bytes, size: int, rng: random.Random) -> np.ndarray:
     if header:
         w, h = header
         box = random_box(w, h, rng)
-        shrink = min(box[2] - box[0], box[3] - box[1]) / size
-        f = next(f for f in (8, 4, 2, 1) if f <= shrink or f == 1)
+        f = dct_factor(box, size)
         try:
             pixels = simplejpeg.decode_jpeg(data, "RGB", min_width=math.ceil(w / f), min_height=math.ceil(h / f))
             return _cut(pixels, box, pixels.shape[1] / w, pixels.shape[0] / h)
