@@ -29,14 +29,17 @@ from itertools import repeat
 from curate.crawl.html_images import ImgRef
 
 IMG_PATH = "IMG@/src"
-# Every `IMG@/src"` in the record (so every `"IMG@/src"`: the pattern starts after the quote, as a
-# rarer first byte lets the regex engine skip faster); those of a link in the compact form Common Crawl
-# writes, {"path":"IMG@/src","url":"...","alt":"...","title":"..."} (alt and title optional) with values
-# free of quotes, backslashes, braces and NUL, also give the url, the alt and the closing brace. One
-# findall per record replaces a dozen calls per link; a record with any other link (no closing brace
-# captured) is read link by link (_scanned_images), so both give the same images.
-_IMG_LINK = re.compile(rb'IMG@/src"(?:(?<=\{"path":"IMG@/src"),"url":"([^"\\{}\x00]*+)"'
-                       rb'(?:,"alt":"([^"\\{}\x00]*+)")?+(?:,"title":"[^"\\{}\x00]*+")?+(\}))?+')
+# Every `IMG@/src"` in the links (so every `"IMG@/src"`: the pattern starts after the quote, as a
+# rarer first character lets the regex engine skip faster); those of a link in the compact form Common
+# Crawl writes, {"path":"IMG@/src","url":"...","alt":"...","title":"..."} (alt and title optional) with
+# values free of quotes, backslashes, braces and NUL, also give the url, the alt and the closing brace.
+# One findall over the decoded links replaces a dozen calls per link. When every link matched, the
+# values are what the link-by-link reading (_scanned_images) decodes, since a valid UTF-8 text cut at
+# ASCII quotes gives valid pieces; otherwise (some other link form, bytes that are not UTF-8) that
+# reading decides, so both give the same images. A link without alt text keeps its URL here (the
+# scan drops it): either way it is skipped as no_alt.
+_IMG_LINK = re.compile(r'IMG@/src"(?:(?<=\{"path":"IMG@/src"),"url":"([^"\\{}\x00]*+)"'
+                       r'(?:,"alt":"([^"\\{}\x00]*+)")?+(?:,"title":"[^"\\{}\x00]*+")?+(\}))?+')
 _NONE = repeat(None)
 
 
@@ -92,37 +95,29 @@ def _fast(data: bytes, lo: int, hi: int) -> WatPage:
     links = data.find(b'"Links":[', meta, hi)
     base = data.find(b'"Base":', meta, links if links >= 0 else hi)
     try:
-        found = _IMG_LINK.findall(data, meta, hi)
+        text = data[meta:hi].decode()
+    except UnicodeDecodeError:  # somewhere in the links: only the values the scan reads must decode
+        images = _scanned_images(data, meta, hi)
+    else:
+        found = _IMG_LINK.findall(text)
         if not found:
-            if data.find(b"IMG@\\/src", meta, hi) >= 0:
+            if "IMG@\\/src" in text:
                 raise _Unusual
             images = []
         else:
             urls, alts, closes = zip(*found)
-            images = _canonical_images(urls, alts) if b"" not in closes else _scanned_images(data, meta, hi)
-    except UnicodeDecodeError:
-        raise _Unusual from None
+            if "" in closes:
+                images = _scanned_images(data, meta, hi)
+            else:
+                if "&" in text:
+                    alts, urls = _unescaped(alts), _unescaped(urls)
+                images = list(zip(alts, urls, _NONE, _NONE))
     return WatPage(_int(status), True, _string_after(data, b'"Base":', base, hi) if base >= 0 else None,
                    _first_language(lang), warc_date, images)
 
 
-def _canonical_images(urls: tuple[bytes, ...], alts: tuple[bytes, ...]) -> list[ImgRef]:
-    """The images of links that all matched _IMG_LINK, decoded in two calls instead of two per link.
-
-    The values hold no NUL (the pattern excludes it), so joining them with NUL, decoding once and
-    splitting gives each value's own decoding; and since an ASCII byte never completes a UTF-8
-    sequence, the joined bytes decode exactly when every value does. As in the per-link scan, the URL
-    of a link without alt text is not decoded: it is skipped as no_alt whatever it holds.
-    """
-    joined_alts = b"\x00".join(alts)
-    alt_text = joined_alts.decode().split("\x00")
-    joined_urls = b"\x00".join([url if alt else b"" for url, alt in zip(urls, alts)])
-    url_text = joined_urls.decode().split("\x00")
-    if b"&" in joined_alts:
-        alt_text = [html.unescape(alt) if "&" in alt else alt for alt in alt_text]
-    if b"&" in joined_urls:
-        url_text = [html.unescape(url) if "&" in url else url for url in url_text]
-    return list(zip(alt_text, url_text, _NONE, _NONE))
+def _unescaped(values: tuple[str, ...]) -> list[str]:
+    return [html.unescape(value) if "&" in value else value for value in values]
 
 
 def _scanned_images(data: bytes, meta: int, hi: int) -> list[ImgRef]:
@@ -130,29 +125,34 @@ def _scanned_images(data: bytes, meta: int, hi: int) -> list[ImgRef]:
     images = []
     find, rfind = data.find, data.rfind
     i = find(b'"IMG@/src"', meta, hi)
-    while i >= 0:
-        start, stop = rfind(b"{", meta, i), find(b"}", i, hi)
-        raw = data[start:stop + 1]
-        # Without a backslash no string can hold a quote, so a slice that opens with {" and closes
-        # with "}, holds no other { and an even number of quotes is one flat object of strings, and
-        # every "alt":" in it is that key. Anything else: json.loads of the slice decides.
-        if (start < 0 or stop < 0 or b"\\" in raw or not raw.startswith(b'{"') or not raw.endswith(b'"}')
-                or raw.find(b"{", 1) >= 0 or raw.count(b'"') % 2):
-            alt, url = _json_link(raw)
-        else:
-            a = raw.find(b'"alt":"')
-            if a < 0 or raw[a + 7] == 0x22:  # no alt, or "alt":"": the URL is not needed (skipped as no_alt)
-                alt = url = None
+    if i < 0 and find(b"IMG@\\/src", meta, hi) >= 0:
+        raise _Unusual
+    try:
+        while i >= 0:
+            start, stop = rfind(b"{", meta, i), find(b"}", i, hi)
+            raw = data[start:stop + 1]
+            # Without a backslash no string can hold a quote, so a slice that opens with {" and closes
+            # with "}, holds no other { and an even number of quotes is one flat object of strings, and
+            # every "alt":" in it is that key. Anything else: json.loads of the slice decides.
+            if (start < 0 or stop < 0 or b"\\" in raw or not raw.startswith(b'{"') or not raw.endswith(b'"}')
+                    or raw.find(b"{", 1) >= 0 or raw.count(b'"') % 2):
+                alt, url = _json_link(raw)
             else:
-                u = raw.find(b'"url":"')
-                alt = raw[a + 7:raw.find(b'"', a + 7)].decode()
-                url = raw[u + 7:raw.find(b'"', u + 7)].decode() if u >= 0 else None
-        if alt and "&" in alt:
-            alt = html.unescape(alt)
-        if url and "&" in url:
-            url = html.unescape(url)
-        images.append((alt, url, None, None))
-        i = find(b'"IMG@/src"', stop, hi)
+                a = raw.find(b'"alt":"')
+                if a < 0 or raw[a + 7] == 0x22:  # no alt, or "alt":"": the URL is not needed (skipped as no_alt)
+                    alt = url = None
+                else:
+                    u = raw.find(b'"url":"')
+                    alt = raw[a + 7:raw.find(b'"', a + 7)].decode()
+                    url = raw[u + 7:raw.find(b'"', u + 7)].decode() if u >= 0 else None
+            if alt and "&" in alt:
+                alt = html.unescape(alt)
+            if url and "&" in url:
+                url = html.unescape(url)
+            images.append((alt, url, None, None))
+            i = find(b'"IMG@/src"', stop, hi)
+    except UnicodeDecodeError:
+        raise _Unusual from None
     return images
 
 
