@@ -4,7 +4,7 @@ Work is split by shard: each epoch the shard list is permuted with the seed, and
 G = world_size * workers takes shards g, g+G, ...; so no sample is seen twice in an epoch. Each worker
 streams its shards through a seeded shuffle buffer, decodes (JPEG with libjpeg-turbo via simplejpeg, at
 1/2, 1/4 or 1/8 scale when the crop allows), random-resize-crops in torch's uint8 antialiased bilinear
-kernel (PIL's filter, about 3x faster) and batches into a preallocated uint8 tensor. Streams run epoch
+kernel (PIL's filter at half the CPU time) and batches into a preallocated uint8 tensor. Streams run epoch
 after epoch without end, so every worker always has data, the DataLoader's round-robin over workers is
 strict, and DDP ranks never fall out of step.
 
@@ -225,7 +225,7 @@ def dct_factor(box: tuple[int, ...], size: int) -> int:
 def _decode_crop(data: bytes, size: int, rng: random.Random) -> np.ndarray:
     """The random crop's pixels, (h, w, 3) uint8, from a decode no larger than the crop needs.
 
-    JPEGs go through simplejpeg (libjpeg-turbo, a third faster than PIL's decoder), DCT-scaled by 1/2, 1/4
+    JPEGs go through simplejpeg (libjpeg-turbo, a third less CPU time than PIL's decoder), DCT-scaled by 1/2, 1/4
     or 1/8 while the crop still spans `size` pixels (the same decode as PIL's `draft`; libjpeg's other
     factors, such as 7/8, decode slower than a full decode); other formats, and JPEGs it refuses (CMYK,
     damaged), go through PIL, which decodes what it can or raises.
@@ -255,7 +255,7 @@ def _cut(pixels: np.ndarray, box: tuple[float, ...], sx: float, sy: float) -> np
 
 def resize(pixels: np.ndarray, size: int) -> torch.Tensor:
     """(h, w, 3) uint8 -> (size, size, 3) uint8, bilinear with antialiasing like PIL's resize, in torch's
-    vectorised uint8 kernel (about 3x faster than PIL's on one core; no float copy of the image)."""
+    vectorised uint8 kernel (half PIL's CPU time, copy to channels-last included; no float copy of the image)."""
     x = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).contiguous(memory_format=torch.channels_last)
     y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return y[0].permute(1, 2, 0)  # channels-last storage: this view is already (size, size, 3) contiguous
