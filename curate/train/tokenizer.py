@@ -5,8 +5,8 @@ Two vocabularies behind one interface:
   saved with the run. The start/end tokens are added after training so that end-of-text has the highest
   id, which is what CLIP's pooling (argmax over token ids) relies on.
 - `ClipBPETokenizer`: CLIP's own `bpe_simple_vocab_16e6.txt.gz` given by path, for fine-tuning OpenAI/open_clip
-  weights. The BPE algorithm is reimplemented here. Difference from CLIP: no `ftfy.fix_text` (mojibake
-  repair) is applied; HTML unescaping, whitespace collapsing and lower-casing are the same.
+  weights. The BPE algorithm is reimplemented here; its cleaning is CLIP's exactly (ftfy's mojibake repair
+  included), and tests/test_train_clip_tokenizer.py checks the ids against open_clip's own tokenizer.
 """
 
 from __future__ import annotations
@@ -27,6 +27,15 @@ def clean(text: str) -> str:
     """CLIP's cleaning minus ftfy: HTML entities decoded (twice, as CLIP does), whitespace collapsed, lower case."""
     text = html.unescape(html.unescape(text or ""))
     return regex.sub(r"\s+", " ", text).strip().lower()
+
+
+def clip_clean(text: str) -> str:
+    """CLIP's own cleaning, step for step: ftfy's text repair, HTML entities decoded twice, whitespace
+    collapsed (str.split's notion of whitespace), lower case. Token ids of pretrained weights depend on it."""
+    import ftfy  # the `train` extra
+
+    text = html.unescape(html.unescape(ftfy.fix_text(text or ""))).strip()
+    return " ".join(text.split()).lower()
 
 
 class Tokenizer:
@@ -174,7 +183,7 @@ class ClipBPETokenizer(Tokenizer):
 
     def encode(self, text: str) -> list[int]:
         ids = []
-        for piece in self.PATTERN.findall(clean(text)):
+        for piece in self.PATTERN.findall(clip_clean(text)):
             word = "".join(self.byte_encoder[b] for b in piece.encode("utf-8"))
             ids.extend(self.encoder[s] for s in self.bpe(word))
         return ids
