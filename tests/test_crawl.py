@@ -13,7 +13,7 @@ import threading
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import pyarrow.parquet as pq
 import pytest
@@ -241,6 +241,23 @@ def test_img_url_and_alt_rules(tag, expected):
     collector.add_page("http://h.example/d/page.html", parsed.base_href, parsed.lang, None, "t:0", parsed.images)
     cols = collector.take().to_pydict()
     assert list(zip(cols["url"], cols["caption"])) == [expected]
+
+
+@pytest.mark.parametrize("page_url", [
+    "https://h.example/a/b/page.html?q=1#f", "http://h.example", "http://h.example?x=/y/", "https://h.example#/a/b",
+    "https://user@h.example:8080/d/", "http://[::1]:8000/d/p.html", "https://bücher.example/d/p", "https://h.example/d/\tp",
+    "HTTPS://H.example/D/p", "http:///no-host/p", "https://h.example/d/ü/p",
+])
+def test_relative_srcs_resolve_as_urljoin_on_any_page_url(page_url):
+    srcs = ["a.jpg", "/r.jpg", "//cdn.example/p.png", "../up.jpg", "?q=2", "https://x.example/abs.jpg"]
+    images = [(f"alt {n}", src, None, None) for n, src in enumerate(srcs)]
+    collector = PairCollector(CrawlStats("t"))
+    collector.add_page(page_url, None, None, None, "t:0", images)
+    joined = [(urljoin(page_url, src), f"alt {n}") for n, src in enumerate(srcs)]
+    expected = [(url, alt) for url, alt in joined if urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc]
+    assert len(expected) >= 2
+    cols = collector.take().to_pydict()
+    assert list(zip(cols["url"], cols["caption"])) == expected
 
 
 def test_skips_are_counted_by_reason():
