@@ -7,8 +7,9 @@ records, the envelope's header maps, the hundreds of A@/href links) is dead weig
 is most of what a WAT reader spends. So the fast path works on the raw bytes of Common Crawl's compact
 JSON: a byte search rejects records without `"HTTP-Response-Metadata":` outright (two thirds of a WAT
 file); of the rest only small pieces are decoded: the WARC-Date, the status, the Content-Language header,
-`Head.Base`, and each `{"path":"IMG@/src",...}` link object on its own. This is sound because a quote
-inside a JSON string is escaped, so `"IMG@/src"` or `"Base":` in the raw bytes are real tokens. Anything
+`Head.Base`, and the `IMG@/src` link objects (all of a record's by one regex over its links when they
+are in the compact form, else each on its own). This is sound because a quote inside a JSON string is
+escaped, so `"IMG@/src"` or `"Base":` in the raw bytes are real tokens. Anything
 unexpected (a link object that does not decode on its own, keys not in the compact form, escaped slashes)
 sends the record to the full path, json.loads of the whole record, which is also where invalid JSON is
 detected (InvalidWat: the record is skipped and counted). Damage in parts the fast path never decodes does
