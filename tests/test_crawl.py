@@ -10,7 +10,7 @@ import io
 import json
 import shutil
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -141,7 +141,7 @@ def test_whirlwind_warc_gives_exactly_the_pairs_in_its_html(tmp_path):
         assert r["uid"] == make_uid(r["url"], r["caption"]) and r["status"] == "ok"
         assert r["page_url"] == page_url == "https://an.wikipedia.org/wiki/Escopete"
         assert r["page_lang"] == tags.lang == "an"
-        assert r["crawl_time"] == datetime(2024, 5, 18, 1, 58, 10, tzinfo=timezone.utc)
+        assert r["crawl_time"] == datetime(2024, 5, 18, 1, 58, 10, tzinfo=UTC)
         assert r["source"] == f"{warc}:{offset}"
     assert summary["pages"] == 1 and summary["images_seen"] == 13 and summary["pairs_written"] == 7
     assert summary["skipped"]["no_alt"] == 6 and not any(summary["errors"].values())

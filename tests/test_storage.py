@@ -49,9 +49,8 @@ def test_list_files_ignores_temporary_names(tmp_path):
 
 def test_lock_refuses_a_second_writer_and_clears_stale_locks(tmp_path):
     ds = Dataset(str(tmp_path))
-    with ds.lock("download"), pytest.raises(CurateError, match="in use by another run"):
-        with ds.lock("annotate"):
-            pass
+    with ds.lock("download"), pytest.raises(CurateError, match="in use by another run"), ds.lock("annotate"):
+        pass
     assert not (tmp_path / ".lock").exists()
     # A lock left by a process that no longer exists is stale and is taken over.
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

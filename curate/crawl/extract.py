@@ -6,7 +6,7 @@ through the same loop.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from curate.crawl.archive import Record, WarcHeaders
 from curate.crawl.html_images import parse_html
@@ -98,11 +98,11 @@ def _parse_date(text: str | None) -> int | None:
     if not text:
         return None
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text.strip())  # Python 3.11 reads a trailing Z
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)  # WARC-Date is UTC by definition
+        moment = moment.replace(tzinfo=UTC)  # WARC-Date is UTC by definition
     return int(moment.timestamp() * 1000)
 
 

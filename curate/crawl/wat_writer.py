@@ -18,7 +18,7 @@ import json
 import uuid
 from base64 import b32encode
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -98,7 +98,7 @@ def write_wat(pages: Iterable[PageInput], path: str | Path, *, warc_name: str = 
     """Write `pages` as a gzip-per-record WAT file at `path`; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    when = (date or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = (date or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     with open(path, "wb") as fh:
         _write_record(fh, "warcinfo", None, when, "application/warc-fields",
                       f"Software-Info: curate wat_writer\r\nformat: WARC File Format 1.0\r\n"
