@@ -27,11 +27,10 @@ from typing import Any
 from curate import storage
 from curate.dataset import Dataset
 from curate.errors import CurateError
-from curate.recipe import Recipe, load_recipe
+from curate.recipe import STAGES, Recipe, load_recipe
 
 log = logging.getLogger(__name__)
 
-STAGES = ("ingest", "download", "annotate", "dedup", "overlap", "filter", "export", "train")
 
 
 @dataclass

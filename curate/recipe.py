@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10: the same parser, as a package
-    import tomli as tomllib
-
 from curate.errors import CurateError
+
+# The stages `curate run` runs, in order (curate.pipeline); here so that the CLI lists them without
+# importing the stages.
+STAGES = ("ingest", "download", "annotate", "dedup", "overlap", "filter", "export", "train")
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,22 @@ Signals are facts computed once per download shard and stored as DATASET/signals
 one row per shard row keyed by uid (docs/FORMAT.md, section "signals"); decisions are SQL over them.
 """
 
-from curate.annotate.options import LANGUAGE_BACKENDS, Options
-from curate.annotate.phash import DEFAULT_NEAR_DUP_DISTANCE, DEFAULT_NEAR_DUP_SIMILARITY, similarity
-from curate.annotate.run import SIGNALS, annotate
+from __future__ import annotations
 
-__all__ = ["DEFAULT_NEAR_DUP_DISTANCE", "DEFAULT_NEAR_DUP_SIMILARITY", "LANGUAGE_BACKENDS", "SIGNALS", "Options", "annotate", "similarity"]
+from typing import Any
+
+from curate.annotate.options import LANGUAGE_BACKENDS, SIGNAL_NAMES, Options
+
+__all__ = ["DEFAULT_NEAR_DUP_DISTANCE", "DEFAULT_NEAR_DUP_SIMILARITY", "LANGUAGE_BACKENDS", "SIGNALS", "SIGNAL_NAMES",
+           "Options", "annotate", "similarity"]
+_LAZY = {"SIGNALS": "run", "annotate": "run", "DEFAULT_NEAR_DUP_DISTANCE": "phash",
+         "DEFAULT_NEAR_DUP_SIMILARITY": "phash", "similarity": "phash"}
+
+
+def __getattr__(name: str) -> Any:
+    """The stage and the pHash rule load numpy and pyarrow on first use, not when the CLI builds its parser."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"curate.annotate.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 LANGUAGE_BACKENDS = ("fasttext", "langdetect")
+SIGNAL_NAMES = ("image", "hashes", "language", "caption", "nsfw")  # run.SIGNALS, in its order
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from curate.annotate.nsfw import (  # onnxruntime loads lazily
     model_path,
     nsfw_signal,
 )
-from curate.annotate.options import LANGUAGE_BACKENDS, Options
+from curate.annotate.options import LANGUAGE_BACKENDS, SIGNAL_NAMES, Options
 from curate.dataset import Dataset
 from curate.errors import CurateError
 from curate.executor import Job, RunSummary, execute
@@ -64,6 +64,7 @@ SIGNALS: dict[str, Signal] = {
     "caption": Signal("caption", CAPTION_SCHEMA, CAPTION_COLUMNS, caption_signal),
     "nsfw": Signal("nsfw", NSFW_SCHEMA, NSFW_COLUMNS, nsfw_signal),
 }
+assert tuple(SIGNALS) == SIGNAL_NAMES, "options.SIGNAL_NAMES lists the signals for the CLI without importing this"
 
 
 @dataclass(frozen=True)

