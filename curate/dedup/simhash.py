@@ -163,24 +163,36 @@ def self_candidates(codes: np.ndarray, search: LshPlan, workers: int = 2,
                     keep: PairFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Distinct node pairs (a < b) that share a bucket in at least one table.
 
-    `keep(a, b)` (a cheap test, e.g. the pHash radius) runs on each table's pairs as they come, so
-    the many pairs it rejects are never collected and deduplicated.
+    Tables are run word by word: each word's column is copied out once (contiguous, not strided through
+    the codes) for all of its tables, and node indices are unpacked only at candidate positions, not for
+    every node of every table. `keep(a, b)` (a cheap test, e.g. the pHash radius) runs on each table's
+    pairs as they come, so the many pairs it rejects are never collected and deduplicated.
     """
     n = len(codes)
     idx_bits = max(1, int(n - 1).bit_length())
+    idx_mask = np.uint64((1 << idx_bits) - 1)
+    by_word: dict[int, list[np.uint64]] = {}
+    for word, mask in search.masks():
+        by_word.setdefault(word, []).append(mask)
 
-    def one(table: tuple[int, np.uint64]) -> np.ndarray:
-        order, chunks = mih.bucket_pairs(_table_keys(codes, table), idx_bits)
-        out = []
-        for i, j in chunks:
-            a, b = order[i], order[j]
-            if keep is not None:
-                ok = keep(a, b)
-                a, b = a[ok], b[ok]
-            out.append(np.minimum(a, b) * np.int64(n) + np.maximum(a, b))
-        return distinct(np.concatenate(out)) if out else np.empty(0, np.int64)
+    def one_word(word: int) -> np.ndarray:
+        column = np.ascontiguousarray(codes[:, word])
+        found = []
+        for mask in by_word[word]:
+            words = mih.bucketed(np.bitwise_and(column, mask), idx_bits)
+            out = []
+            for i, j in mih.bucket_runs(words, idx_bits):
+                a, b = (words[i] & idx_mask).astype(np.int64), (words[j] & idx_mask).astype(np.int64)
+                if keep is not None:
+                    ok = keep(a, b)
+                    a, b = a[ok], b[ok]
+                out.append(np.minimum(a, b) * np.int64(n) + np.maximum(a, b))
+            if out:
+                found.append(distinct(np.concatenate(out)))
+        return distinct(np.concatenate(found)) if found else np.empty(0, np.int64)
 
-    pairs = distinct(np.concatenate([np.empty(0, np.int64), *mih.map_threads(one, search.masks(), workers)]))
+    parts = mih.map_threads(one_word, sorted(by_word), workers)
+    pairs = distinct(np.concatenate([np.empty(0, np.int64), *parts]))
     return pairs // n, pairs % n
 
 
