@@ -155,3 +155,15 @@ def test_failing_hosts_group_like_url_host_of_each_url():
     got = {h["host"]: h["failed"] for h in _failing_hosts(con)}
     assert got == dict(expected.most_common(10))
     assert got["ex.com"] == 6
+
+
+def test_stats_of_a_dataset_on_an_object_store_equal_the_local_ones(ds, stats, s3_endpoint):
+    """Remote datasets run their sections one at a time (shared fsspec handles); the numbers must not move."""
+    import fsspec
+
+    fs = fsspec.filesystem("s3", client_kwargs={"endpoint_url": s3_endpoint})
+    fs.put(ds["root"], "curate-test/stats-ds", recursive=True)
+    remote = compute_stats("s3://curate-test/stats-ds")
+    drop = ("dataset", "seconds")
+    assert {k: v for k, v in remote.items() if k not in drop} == {k: v for k, v in stats.items() if k not in drop}
+    assert remote["download"]["rows"] == 32 and remote["recipes"]
