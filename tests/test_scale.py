@@ -147,3 +147,35 @@ def test_second_run_on_the_same_dataset_is_refused(local_run, tmp_path):
     assert proc.returncode == 2
     assert "in use by another run" in err and "Traceback" not in err
     assert not Path(ds.shards_dir).exists() or not list(Path(ds.shards_dir).glob("*.parquet"))
+
+
+def test_output_that_runs_out_of_space_keeps_finished_shards_and_resumes(web, tmp_path):
+    """A disk that fills up mid-run. A real full filesystem needs root to mount; the kernel's per-process
+    file-size limit (RLIMIT_FSIZE) makes the same writes fail the same way (the write syscall errors)."""
+    import resource
+
+    web.write_url_list(tmp_path / "urls.parquet")
+    manifest = _curate("manifest", str(tmp_path / "urls.parquet"), "-o", str(tmp_path / "manifest"),
+                       "--rows-per-part", "30")
+    assert manifest.wait(timeout=120) == 0
+    args = ("download", str(tmp_path / "manifest"), "-o", str(tmp_path / "ds"), "--allow-private-network",
+            "--image-size", "96", "--workers", "1", "--retries", "0")
+
+    def small_disk() -> None:  # larger than the 8-row shard, smaller than the 30-row ones
+        resource.setrlimit(resource.RLIMIT_FSIZE, (70_000, 70_000))
+
+    out, err = _curate(*args, preexec_fn=small_disk).communicate(timeout=180)
+    shards = tmp_path / "ds" / "shards"
+    done = sorted(p.name for p in shards.glob("[0-9]*.parquet"))
+    assert "Traceback" not in err and "File too large" in out and "rerun the same command" in out
+    assert done == ["00002.parquet"] and (shards / "00002.stats.json").exists()
+    assert pq.read_metadata(shards / "00002.parquet").num_rows == 8  # the finished shard is intact
+    assert not [p for p in shards.iterdir() if p.name.startswith(".") or "tmp" in p.name]  # no partial files
+
+    out, err = _curate(*args).communicate(timeout=180)
+    assert "Traceback" not in err, err
+    def uids(paths) -> list[str]:
+        return [uid for p in sorted(paths) for uid in pq.read_table(p, columns=["uid"])["uid"].to_pylist()]
+
+    rows = uids(shards.glob("[0-9]*.parquet"))
+    assert len(rows) == len(set(rows)) and sorted(rows) == sorted(uids((tmp_path / "manifest").glob("part-*.parquet")))

@@ -121,6 +121,8 @@ def run_command(args: argparse.Namespace) -> int:
     if summary.stats.get("diagnosis"):
         print(f"  note: {summary.stats['diagnosis']}")
     if summary.failed:
-        print(f"  {len(summary.failed)} shard(s) failed; rerun the same command to retry them")
+        key, error = next(iter(summary.failed.items()))
+        print(f"  {len(summary.failed)} shard(s) failed (first, {key}: {error.splitlines()[0]}); finished shards "
+              "are kept: fix the cause (disk space, permissions) and rerun the same command to finish")
         return 1
     return 0
