@@ -76,9 +76,7 @@ def _uid_column(digests: list[bytes]) -> pa.ChunkedArray:
 def _int32_column(values: list[int | None]) -> pa.Array:
     """Declared sizes as int32; a size that does not fit (none do: the HTML reader takes 6 digits) is null."""
     array = pa.array(values, pa.int64())
-    if array.null_count < len(array):
-        array = pc.if_else(pc.less(array, 2**31), array, pa.scalar(None, pa.int64()))
-    return array.cast(pa.int32())
+    return pc.if_else(pc.less(array, 2**31), array, pa.scalar(None, pa.int64())).cast(pa.int32())
 
 
 def part_prefix(file_index: int) -> str:

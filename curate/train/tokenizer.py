@@ -17,6 +17,7 @@ import html
 import itertools
 import json
 
+import ftfy
 import regex
 import torch
 
@@ -32,8 +33,6 @@ def clean(text: str) -> str:
 def clip_clean(text: str) -> str:
     """CLIP's own cleaning, step for step: ftfy's text repair, HTML entities decoded twice, whitespace
     collapsed (str.split's notion of whitespace), lower case. Token ids of pretrained weights depend on it."""
-    import ftfy  # the `train` extra
-
     text = html.unescape(html.unescape(ftfy.fix_text(text or ""))).strip()
     return " ".join(text.split()).lower()
 
