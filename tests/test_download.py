@@ -249,6 +249,7 @@ def test_retry_failed_fixes_rows_after_faults_are_switched_off(tmp_path, server)
     assert requested == {f"/flaky/{i}.jpg" for i in range(4)}  # only the failed rows were fetched again
     assert summary.stats["retried_rows"] == 4
     assert summary.stats["dataset"]["status"]["success"] == 10
+    assert summary.stats["dataset"]["error_class"] == {"http_4xx": 1}  # the kept failed row is still counted
     assert not list((ds / "shards").glob(".retry-*"))
 
 

@@ -12,7 +12,6 @@ import re
 import shutil
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -111,8 +110,6 @@ def _download_part(i2d, part: str, shard_path: str, cfg: DownloadConfig, optout,
     extra = [n for n in schema.names if n not in MANIFEST_CORE and n in table.column_names]
     by_uid = {r["uid"]: r for r in table.to_pylist()}
     writer = ShardWriter(shard_path, schema, cfg.row_group_rows)
-    counts: Counter = Counter()
-    errors: Counter = Counter()
 
     def add(rows: Iterable[dict]) -> None:
         for row in rows:
@@ -120,9 +117,6 @@ def _download_part(i2d, part: str, shard_path: str, cfg: DownloadConfig, optout,
             for name in extra:
                 row[name] = source.get(name)
             writer.add(row)
-            counts[row["status"]] += 1
-            if row["error_class"]:
-                errors[row["error_class"]] += 1
 
     tmp = Path(tempfile.mkdtemp(prefix="curate-i2d-"))
     try:
@@ -164,5 +158,5 @@ def _download_part(i2d, part: str, shard_path: str, cfg: DownloadConfig, optout,
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"rows": writer.rows, "status": dict(counts), "error_class": dict(errors),
+    return {"rows": writer.rows, "status": dict(writer.status), "error_class": dict(writer.error_class),
             "seconds": round(time.perf_counter() - start, 3), "engine": "img2dataset"}

@@ -160,8 +160,6 @@ def _run_rows(task: ShardTask, schema: pa.Schema, rows: Iterator[dict],
     cfg = task.config
     fetcher = _fetcher(task)
     optout = _optout(task)
-    counts: Counter = Counter()
-    errors: Counter = Counter()
     totals = {"bytes_downloaded": 0, "bytes_stored": 0}
     extra_names = [n for n in schema.names if n not in SHARD_SCHEMA.names]
     writer = ShardWriter(task.shard_path, schema, cfg.row_group_rows)
@@ -170,10 +168,6 @@ def _run_rows(task: ShardTask, schema: pa.Schema, rows: Iterator[dict],
         if kept is not None:
             for batch in kept:
                 writer.add_batch(batch)
-                for status, cls in zip(batch.column("status").to_pylist(), batch.column("error_class").to_pylist()):
-                    counts[status] += 1
-                    if cls:
-                        errors[cls] += 1
 
         def record(result: dict, source: dict) -> None:
             nonlocal last_progress
@@ -181,14 +175,11 @@ def _run_rows(task: ShardTask, schema: pa.Schema, rows: Iterator[dict],
             for name in extra_names:
                 result[name] = source.get(name)
             writer.add(result)
-            counts[result["status"]] += 1
-            if result["error_class"]:
-                errors[result["error_class"]] += 1
             totals["bytes_stored"] += len(result["image"] or b"")
             now = time.monotonic()
             if task.progress_path and now - last_progress >= PROGRESS_EVERY_S:
                 last_progress = now
-                _write_progress(task.progress_path, counts, errors)
+                _write_progress(task.progress_path, writer.status, writer.error_class)
 
         # Threads put finished rows on a queue; at most `limit` rows are in flight (bounded memory).
         limit = cfg.threads * 2
@@ -226,11 +217,11 @@ def _run_rows(task: ShardTask, schema: pa.Schema, rows: Iterator[dict],
         writer.abort()
         raise
     if task.progress_path:
-        _write_progress(task.progress_path, counts, errors)
+        _write_progress(task.progress_path, writer.status, writer.error_class)
     return {
         "rows": writer.rows,
-        "status": dict(counts),
-        "error_class": dict(errors),
+        "status": dict(writer.status),
+        "error_class": dict(writer.error_class),
         **totals,
     }
 

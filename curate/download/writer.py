@@ -11,6 +11,7 @@ import glob
 import os
 import tempfile
 import uuid
+from collections import Counter
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,11 +20,16 @@ from curate import storage
 
 
 class ShardWriter:
+    """Writes one shard and counts what it holds: `rows`, and rows per `status` and per `error_class`
+    (the per-shard stats every download engine reports)."""
+
     def __init__(self, path: str, schema: pa.Schema, row_group_rows: int = 256) -> None:
         self.path = path
         self.schema = schema
         self.row_group_rows = row_group_rows
         self.rows = 0
+        self.status: Counter[str] = Counter()
+        self.error_class: Counter[str] = Counter()
         self._buffer: list[dict] = []
         fs, inner = storage.url_to_fs(path)
         self._fs, self._inner = fs, inner
@@ -43,6 +49,7 @@ class ShardWriter:
                                         use_dictionary=[n for n in schema.names if n != "image"])
 
     def add(self, row: dict) -> None:
+        self._count([row["status"]], [row["error_class"]])
         self._buffer.append(row)
         if len(self._buffer) >= self.row_group_rows:
             self._flush()
@@ -53,6 +60,11 @@ class ShardWriter:
         if batch.num_rows:
             self._writer.write_table(pa.Table.from_batches([batch]).cast(self.schema))
             self.rows += batch.num_rows
+            self._count(batch.column("status").to_pylist(), batch.column("error_class").to_pylist())
+
+    def _count(self, statuses: list[str], error_classes: list[str | None]) -> None:
+        self.status.update(statuses)
+        self.error_class.update(c for c in error_classes if c)
 
     def _flush(self) -> None:
         if self._buffer:
