@@ -181,3 +181,20 @@ def test_signals_without_thumbnails_fall_back_to_the_phash_radius(dup_dataset, t
     c = _clusters(str(root))
     assert summary["search"].startswith("multi-index hashing") or summary["search"].startswith("all-pairs")
     assert c[samples[10].uid]["representative_uid"] == samples[62].uid  # the 2x re-upload still wins
+
+
+def test_partly_annotated_dataset_warns_and_clusters_the_annotated_shards(dup_dataset, tmp_path, caplog):
+    old_root, samples = dup_dataset
+    root = tmp_path / "partial"
+    shutil.copytree(old_root, root)
+    hash_files = sorted((root / "signals" / "hashes").iterdir())
+    assert len(hash_files) >= 2
+    hash_files[-1].unlink()  # as if `curate annotate` were stopped before the last shard
+    summary = dedup(str(root))
+    assert f"1 shard(s) have no hash signals yet (first: {hash_files[-1].stem})" in caplog.text
+    assert f"curate annotate {root}" in caplog.text
+    left_out = set(pq.read_table(next((root / "shards").glob(f"{hash_files[-1].stem}.parquet"))).column("uid")
+                   .to_pylist())
+    c = _clusters(str(root))
+    hashed = {s.uid for s in samples if s.image is not None} - left_out
+    assert set(c) == hashed and summary["samples"] == len(hashed)

@@ -17,7 +17,7 @@ from curate.annotate.phash import (
     similarity,
 )
 
-_VERIFY_CHUNK = 500_000
+_VERIFY_CHUNK = 16_384
 
 
 def default_max_distance() -> int:

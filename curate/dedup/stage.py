@@ -1,6 +1,6 @@
 """`curate dedup`: cluster a dataset's exact and near duplicates, optionally against built datasets.
 
-Reads only small columns (uid, url, size, sha256, phash, thumbnail): never image bytes. Writes
+Reads only small columns (uid, url, size, sha256, phash, thumbnail), shard by shard: never image bytes. Writes
 DATASET/signals/dedup/clusters.parquet and summary.json (docs/FORMAT.md).
 """
 
@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from tqdm import tqdm
 
 from curate import duck, storage
 from curate.dataset import Dataset
@@ -45,14 +46,14 @@ def dedup(dataset: str, *, max_distance: int | None = None, against: list[str] |
     min_similarity = default_similarity()
     ds = Dataset(dataset)
     nodes = _load_nodes(ds, list(against))
-    from_other = pc.not_equal(nodes["against"], "").to_numpy(zero_copy_only=False)
+    from_other = nodes["source"] > 0
     n_own = int((~from_other).sum())
     n = len(nodes["uid"])
     log.info("dedup: %d samples, %d from --against datasets, max distance %d", n_own, n - n_own, k)
 
     edges_a, edges_b = [], []
-    for hashed, column in (("sha_h", "sha256"), ("url_h", "url")):
-        a, b = _same_value_edges(nodes[hashed], nodes[column])
+    for column in ("sha", "url"):
+        a, b = _same_value_edges(nodes[column], nodes[f"{column}_valid"])
         edges_a.append(a), edges_b.append(b)
     if nodes["thumbs"] is None:
         log.warning("hash signals hold no thumbnails: near duplicates by pHash distance alone (lower "
@@ -75,82 +76,135 @@ def dedup(dataset: str, *, max_distance: int | None = None, against: list[str] |
 
 
 def _load_nodes(ds: Dataset, against: list[str]) -> dict:
-    """One row per hashed sample: this dataset's first (sorted by uid), then the --against ones."""
+    """One row per hashed sample: this dataset's first (sorted by uid), then the --against ones.
+
+    Read shard by shard (each shard's successful rows joined to its hash signals), so the join never
+    holds the dataset at once; what is kept per sample is fixed-width (pHash, thumbnail, pixel count and
+    128-bit digests of the sha256 and URL strings) plus the uid: about 280 bytes, not the strings.
+    """
     con = duck.connect()
-    hashes = duck.source(con, storage.list_files(ds.signals_dir("hashes"), ".parquet"),
-                         f"hash signals in {ds.signals_dir('hashes')}", f"curate annotate {ds.root}")
-    shards = duck.source(con, ds.shard_paths(), f"download shards in {ds.shards_dir}",
-                         f"curate download ... {ds.root}")
-    sources = [hashes]
-    for other in against:
-        sources.append(duck.source(con, storage.list_files(Dataset(other).signals_dir("hashes"), ".parquet"),
-                                   f"hash signals in --against dataset {other}", f"curate annotate {other}"))
-    with_thumbs = all("thumb" in con.sql(f"SELECT * FROM {src} LIMIT 0").columns for src in sources)
-    thumb = ", thumb" if with_thumbs else ""
-    parts = [f"""SELECT h.uid, s.url, h.sha256, h.phash{thumb},
-                        coalesce(s.width, 0)::BIGINT * coalesce(s.height, 0) AS pixels, '' AS against
-                 FROM {hashes} h JOIN (SELECT uid, url, width, height, status FROM {shards}) s USING (uid)
-                 WHERE s.status = 'success'"""]
-    for other, src in zip(against, sources[1:]):
-        lit = other.replace("'", "''")
-        parts.append(f"SELECT uid, NULL AS url, sha256, phash{thumb}, 0 AS pixels, '{lit}' AS against FROM {src}")
-    query = f"""SELECT *, hash(sha256) AS sha_h, hash(url) AS url_h
-                FROM ({' UNION ALL '.join(parts)}) ORDER BY against <> '', against, uid"""
+    hash_files = {Dataset.shard_key(p): p for p in storage.list_files(ds.signals_dir("hashes"), ".parquet")}
+    duck.source(con, list(hash_files.values()), f"hash signals in {ds.signals_dir('hashes')}",
+                f"curate annotate {ds.root}")
+    shard_files = {Dataset.shard_key(p): p for p in ds.shard_paths()}
+    duck.source(con, list(shard_files.values()), f"download shards in {ds.shards_dir}",
+                f"curate download ... {ds.root}")
+    unhashed = sorted(set(shard_files) - set(hash_files))
+    if unhashed:
+        log.warning("dedup: %d shard(s) have no hash signals yet (first: %s): their samples are left out; run "
+                    "`curate annotate %s` to finish them", len(unhashed), unhashed[0], ds.root)
+    queries = [(0, _own_query(con, shard_files[key], hash_files[key]), f"hash signals of shard {key}")
+               for key in sorted(set(shard_files) & set(hash_files))]
+    names = sorted(set(against))
+    for code, other in enumerate(names, start=1):
+        files = storage.list_files(Dataset(other).signals_dir("hashes"), ".parquet")
+        duck.source(con, files, f"hash signals in --against dataset {other}", f"curate annotate {other}")
+        queries += [(code, _against_query(con, path), path) for path in files]
+    parts = [_node_part(con, code, query, what) for code, query, what in tqdm(
+        queries, desc="dedup: load hashes", unit="file", disable=len(queries) < 20)]
+    with_thumbs = all(part["thumbs"] is not None for part in parts)
+    source = np.concatenate([part["source"] for part in parts])
+    uid = pa.chunked_array([part.pop("uid") for part in parts], pa.string())
+    order = pc.sort_indices(pa.table({"source": source, "uid": uid}), [("source", "ascending"),
+                                                                         ("uid", "ascending")]).to_numpy()
+    nodes = {"uid": uid.take(order), "against_names": ["", *names]}
+    for field in ("source", "phash", "phash_valid", "pixels", "sha", "sha_valid", "url", "url_valid", "thumbs"):
+        if field == "thumbs" and not with_thumbs:
+            nodes[field] = None
+            continue
+        nodes[field] = np.concatenate([part.pop(field) for part in parts])[order]
+    return nodes
+
+
+def _own_query(con, shard_path: str, hash_path: str) -> str:
+    hashes = duck.source(con, [hash_path], "hash signals", "curate annotate")
+    shards = duck.source(con, [shard_path], "download shard", "curate download")
+    thumb = ", h.thumb" if _has_column(con, hashes, "thumb") else ""
+    return f"""SELECT h.uid, h.phash{thumb}, {_digest('h.sha256', 'sha')}, {_digest('s.url', 'url')},
+                      coalesce(s.width, 0)::BIGINT * coalesce(s.height, 0) AS pixels
+               FROM {hashes} h JOIN (SELECT uid, url, width, height FROM {shards} WHERE status = 'success') s
+               USING (uid)"""
+
+
+def _against_query(con, hash_path: str) -> str:
+    src = duck.source(con, [hash_path], "hash signals", "curate annotate")
+    thumb = ", thumb" if _has_column(con, src, "thumb") else ""
+    return f"""SELECT uid, phash{thumb}, {_digest('sha256', 'sha')}, {_digest('NULL::VARCHAR', 'url')},
+                      0::BIGINT AS pixels FROM {src}"""
+
+
+def _digest(expr: str, name: str) -> str:
+    """The string's 128-bit MD5: equal strings, equal digests; two distinct strings of a 10M-sample
+    dataset share one with probability about 1e-25, so digests stand for the strings."""
+    return f"md5_number({expr}) AS {name}"
+
+
+def _has_column(con, src: str, column: str) -> bool:
+    return column in con.sql(f"SELECT * FROM {src} LIMIT 0").columns
+
+
+def _node_part(con, source: int, query: str, what: str) -> dict:
+    """One file's rows as fixed-width numpy columns (and its uids as Arrow strings)."""
     t = con.sql(query).to_arrow_table()
     phash = t.column("phash")
-    return {
-        "uid": t.column("uid"),  # Arrow strings: never 10M Python objects
-        "against": t.column("against"),
+    part = {
+        "uid": t.column("uid").combine_chunks(),
+        "source": np.full(t.num_rows, source, np.int16),
         "phash": mih.as_uint64(phash.fill_null(0).to_numpy().astype(np.int64)),
         "phash_valid": phash.is_valid().to_numpy(zero_copy_only=False),
         "pixels": t.column("pixels").to_numpy().astype(np.int64),
-        "sha256": t.column("sha256"),
-        "url": t.column("url"),
-        "sha_h": _hashes(t.column("sha_h"), t.column("sha256")),
-        "url_h": _hashes(t.column("url_h"), t.column("url")),
-        "thumbs": simhash.as_matrix(t.column("thumb")) if with_thumbs else None,
+        "thumbs": simhash.as_matrix(t.column("thumb")) if "thumb" in t.column_names else None,
     }
+    for name in ("sha", "url"):
+        part[name], part[f"{name}_valid"] = _digest_words(t.column(name).combine_chunks())
+    log.debug("dedup: %d hashed samples from %s", t.num_rows, what)
+    return part
 
 
-def _hashes(h: pa.ChunkedArray, values: pa.ChunkedArray) -> np.ma.MaskedArray:
-    """64-bit hashes of a string column, masked where the string is null."""
-    return np.ma.array(h.to_numpy().astype(np.uint64), mask=~values.is_valid().to_numpy(zero_copy_only=False))
+def _digest_words(digest: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 2) uint64 words of 128-bit digests (DuckDB hands HUGEINT over as 16-byte decimals), valid mask."""
+    words = np.frombuffer(digest.buffers()[1], np.uint64)[2 * digest.offset:2 * (digest.offset + len(digest))]
+    valid = digest.is_valid().to_numpy(zero_copy_only=False)
+    return np.where(valid[:, None], words.reshape(-1, 2), np.uint64(0)), valid
 
 
-def _same_value_edges(hashes: np.ma.MaskedArray, values: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """Link every node to the first node with the same string (grouped by 64-bit hash, then compared,
-    so that a hash collision never merges two different values)."""
-    idx = np.flatnonzero(~np.ma.getmaskarray(hashes))
+def _same_value_edges(digests: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Link every node to the first node (lowest index) with the same value (its 128-bit digest)."""
+    idx = np.flatnonzero(valid)
     if len(idx) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    _, first, inverse = np.unique(hashes.data[idx], return_index=True, return_inverse=True)
-    head = idx[first][inverse]
-    link = head != idx
-    a, b = idx[link], head[link]
-    same = pc.equal(pc.take(values, pa.array(a)), pc.take(values, pa.array(b))).to_numpy(zero_copy_only=False)
-    return a[same], b[same]
+    rows = digests[idx]
+    order = np.lexsort((idx, rows[:, 1], rows[:, 0]))
+    rows, members = rows[order], idx[order]
+    starts = np.ones(len(rows), bool)
+    starts[1:] = (rows[1:] != rows[:-1]).any(axis=1)
+    head = members[np.maximum.accumulate(np.where(starts, np.arange(len(rows)), 0))]
+    link = head != members
+    return members[link], head[link]
 
 
 def _clusters_table(nodes: dict, rep: np.ndarray, n_own: int) -> pa.Table:
     own = np.arange(n_own)
     r = rep[own]
     is_rep = r == own
-    rep_idx = pa.array(r)
-    same_sha, same_url = (pc.fill_null(pc.equal(nodes[c].slice(0, n_own), pc.take(nodes[c], rep_idx)), False)
-                          .to_numpy(zero_copy_only=False) for c in ("sha256", "url"))
-    kind_idx = np.where(is_rep, -1, np.where(same_sha, 0, np.where(same_url, 1, 2)))
+
+    def same(column: str) -> np.ndarray:
+        valid = nodes[f"{column}_valid"]
+        return valid[own] & valid[r] & (nodes[column][own] == nodes[column][r]).all(axis=1)
+
+    kind_idx = np.where(is_rep, -1, np.where(same("sha"), 0, np.where(same("url"), 1, 2)))
     kind = pc.take(pa.array(DUPLICATE_KINDS), pa.array(kind_idx, mask=kind_idx < 0))
     both = nodes["phash_valid"][own] & nodes["phash_valid"][r]
     dist = mih.popcount(nodes["phash"][own] ^ nodes["phash"][r]).astype(np.int16)
-    against = pc.take(nodes["against"], rep_idx)
+    names = pa.array([name or None for name in nodes["against_names"]], pa.string())
     return pa.table({
         "uid": nodes["uid"].slice(0, n_own),
         "cluster_id": pa.array(r, pa.int64()),
-        "representative_uid": pc.take(nodes["uid"], rep_idx),
+        "representative_uid": nodes["uid"].take(pa.array(r)),
         "is_representative": pa.array(is_rep, pa.bool_()),
         "duplicate_kind": kind,
         "distance_to_representative": pa.array(dist, pa.int16(), mask=~both),
-        "against_dataset": pc.if_else(pc.equal(against, ""), pa.scalar(None, pa.string()), against),
+        "against_dataset": names.take(pa.array(nodes["source"][r])),
     }, schema=CLUSTERS_SCHEMA)
 
 
