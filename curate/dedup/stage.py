@@ -108,11 +108,20 @@ def _load_nodes(ds: Dataset, against: list[str]) -> dict:
     order = pc.sort_indices(pa.table({"source": source, "uid": uid}), [("source", "ascending"),
                                                                          ("uid", "ascending")]).to_numpy()
     nodes = {"uid": uid.take(order), "against_names": ["", *names]}
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    ends = np.cumsum([len(part["source"]) for part in parts])
     for field in ("source", "phash", "phash_valid", "pixels", "sha", "sha_valid", "url", "url_valid", "thumbs"):
         if field == "thumbs" and not with_thumbs:
             nodes[field] = None
             continue
-        nodes[field] = np.concatenate([part.pop(field) for part in parts])[order]
+        # each file's rows go straight to their sorted places: one copy of the column, not three
+        first = parts[0][field]
+        column = np.empty((len(order), *first.shape[1:]), first.dtype)
+        for part, end in zip(parts, ends):
+            values = part.pop(field)
+            column[position[end - len(values):end]] = values
+        nodes[field] = column
     return nodes
 
 
