@@ -198,3 +198,21 @@ def test_partly_annotated_dataset_warns_and_clusters_the_annotated_shards(dup_da
     c = _clusters(str(root))
     hashed = {s.uid for s in samples if s.image is not None} - left_out
     assert set(c) == hashed and summary["samples"] == len(hashed)
+
+
+def test_exact_copies_share_their_first_copys_near_duplicates(tmp_path):
+    """Only the first of byte-identical copies joins the near search; the clusters are as if all had."""
+    rng = np.random.default_rng(5)
+    photo = make_photo(7)
+    original = encode(photo)
+    samples = [Sample(f"https://a.example/{i}.jpg", f"copy {i}", original) for i in range(3)]
+    samples.append(Sample("https://b.example/edited.jpg", "edited", transformed_copy(photo, rng)))
+    samples += [Sample(f"https://c.example/{i}.jpg", f"other {i}", encode(make_photo(100 + i))) for i in range(5)]
+    root = str(tmp_path / "ds")
+    write_dataset(root, samples)
+    summary = dedup(root)
+    c = _clusters(root)
+    group = {c[s.uid]["cluster_id"] for s in samples[:4]}
+    assert len(group) == 1 and summary["duplicates_by_kind"] == {"exact": 2, "url": 0, "near": 1}
+    assert c[samples[3].uid]["duplicate_kind"] == "near" or c[samples[3].uid]["is_representative"]
+    assert len({c[s.uid]["cluster_id"] for s in samples[4:]} | group) == 6

@@ -58,7 +58,11 @@ def dedup(dataset: str, *, max_distance: int | None = None, against: list[str] |
     if nodes["thumbs"] is None:
         log.warning("hash signals hold no thumbnails: near duplicates by pHash distance alone (lower "
                     "precision); rerun `curate annotate` to add them")
-    a, b, search = near_edges(nodes["phash"], nodes["phash_valid"], nodes["thumbs"], k, min_similarity, workers)
+    # Byte-identical copies have identical hashes and thumbnails, so their near duplicates are their
+    # first copy's: only that one joins the search (the exact edges already tie the rest to it).
+    searched = nodes["phash_valid"].copy()
+    searched[edges_a[0]] = False
+    a, b, search = near_edges(nodes["phash"], searched, nodes["thumbs"], k, min_similarity, workers)
     edges_a.append(a), edges_b.append(b)
     labels = clusters.components(n, np.concatenate(edges_a), np.concatenate(edges_b))
 
