@@ -2,9 +2,11 @@
 
 Evaluation images are hashed with the annotate stage's function and matched to training samples by
 its near-duplicate rule (pHash distance and thumbnail correlation; curate.dedup.near, never
-all-pairs). For captioned benchmarks, training
-captions equal to an evaluation caption after normalization (case, punctuation, spaces; at least
-MIN_CAPTION_WORDS words so that "image" matches nothing) are flagged too. Outputs per benchmark NAME:
+all-pairs); training samples are held as curate.dedup.nodes loads them (about 280 bytes each). For
+captioned benchmarks, training captions equal to an evaluation caption after normalization (case,
+punctuation, spaces; at least MIN_CAPTION_WORDS words so that "image" matches nothing) are flagged
+too, by one DuckDB join streamed over the shards: no training caption becomes a Python string.
+Outputs per benchmark NAME:
 
   signals/overlap/NAME.parquet       uid, benchmark, eval_id, distance, match_kind (image | caption)
   signals/overlap/NAME.eval.parquet  eval_id, label, overlapping, error: for All / Clean / Overlap evals
@@ -17,6 +19,7 @@ import logging
 import re
 import time
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,6 +30,7 @@ from curate.dataset import Dataset
 from curate.dedup import simhash
 from curate.dedup.hashing import default_max_distance, default_similarity, hash_eval_images
 from curate.dedup.near import cross_near
+from curate.dedup.nodes import load_nodes
 from curate.errors import CurateError
 
 log = logging.getLogger(__name__)
@@ -49,9 +53,16 @@ EVAL_SCHEMA = pa.schema([
 ])
 
 
-def normalize_caption(text: str | None) -> str:
-    """Lower case, punctuation to spaces, single spaces: the caption-match key."""
-    return " ".join(re.sub(r"[^\w]+", " ", (text or "").lower()).split())
+# The caption-match key, as SQL: lower case, every run of characters that are not letters, digits,
+# combining marks or '_' to one space, trimmed. Training and evaluation captions both go through it.
+_CAPTION_KEY = r"trim(regexp_replace(lower({}), '[^\p{{L}}\p{{N}}\p{{M}}_]+', ' ', 'g'))"
+
+
+def caption_keys(con: duckdb.DuckDBPyConnection, captions: list[str | None]) -> list[str]:
+    """The match key of each caption ('' for None)."""
+    con.register("eval_captions", pa.table({"caption": pa.array(captions, pa.string())}))
+    keys = con.execute(f"SELECT {_CAPTION_KEY.format('caption')} FROM eval_captions").fetchall()
+    return [key or "" for (key,) in keys]
 
 
 def overlap(dataset: str, benchmarks: dict[str, str], *, max_distance: int | None = None,
@@ -70,7 +81,7 @@ def overlap(dataset: str, benchmarks: dict[str, str], *, max_distance: int | Non
     for name, path in benchmarks.items():
         start = time.perf_counter()
         ev = _hash_eval_set(name, path)
-        matches = _matches(name, ev, train, k, min_similarity, workers)
+        matches = _matches(ds, name, ev, train, k, min_similarity, workers)
         flagged_eval = set(matches.column("eval_id").to_pylist())
         eval_table = pa.table({
             "eval_id": ev["ids"], "label": ev["labels"],
@@ -108,22 +119,10 @@ def format_table(results: dict) -> str:
 
 
 def _training(ds: Dataset) -> dict:
-    """Training uids, hashes, thumbnails (when stored) and normalized captions of downloaded samples."""
-    con = duck.connect()
-    hashes = duck.source(con, storage.list_files(ds.signals_dir("hashes"), ".parquet"),
-                         f"hash signals in {ds.signals_dir('hashes')}", f"curate annotate {ds.root}")
-    shards = duck.source(con, ds.shard_paths(), f"download shards in {ds.shards_dir}", f"curate download ... {ds.root}")
-    thumb = ", h.thumb" if "thumb" in con.sql(f"SELECT * FROM {hashes} LIMIT 0").columns else ""
-    t = con.sql(f"""SELECT h.uid, h.phash{thumb}, s.caption FROM {hashes} h
-                    JOIN (SELECT uid, caption, status FROM {shards}) s USING (uid)
-                    WHERE s.status = 'success' ORDER BY h.uid""").to_arrow_table()
-    return {
-        "uid": t.column("uid"),
-        "phash": t.column("phash").fill_null(0).to_numpy().astype(np.int64),
-        "valid": t.column("phash").is_valid().to_numpy(zero_copy_only=False),
-        "thumbs": simhash.as_matrix(t.column("thumb")) if thumb else None,
-        "caption": t.column("caption"),
-    }
+    """Training uids, hashes and thumbnails (when stored) of the downloaded, hashed samples."""
+    nodes = load_nodes(ds, [])
+    return {"uid": nodes["uid"], "phash": nodes["phash"].view(np.int64), "valid": nodes["phash_valid"],
+            "thumbs": nodes["thumbs"]}
 
 
 def _hash_eval_set(name: str, path: str) -> dict:
@@ -147,7 +146,8 @@ def _hash_eval_set(name: str, path: str) -> dict:
             "thumbs": np.concatenate(thumbs) if thumbs and all(t is not None for t in thumbs) else None}
 
 
-def _matches(name: str, ev: dict, train: dict, k: int, min_similarity: float, workers: int) -> pa.Table:
+def _matches(ds: Dataset, name: str, ev: dict, train: dict, k: int, min_similarity: float,
+             workers: int) -> pa.Table:
     ok_eval = np.array([e is None for e in ev["errors"]], dtype=bool)
     eval_idx = np.flatnonzero(ok_eval)
     train_idx = np.flatnonzero(train["valid"])
@@ -160,14 +160,24 @@ def _matches(name: str, ev: dict, train: dict, k: int, min_similarity: float, wo
     dists: list[int | None] = [int(d) for d in dist]
     kinds = ["image"] * len(uids)
 
-    by_caption: dict[str, list[str]] = {}
-    for eid, cap in zip(ev["ids"], ev["captions"]):
-        key = normalize_caption(cap)
-        if len(key.split()) >= MIN_CAPTION_WORDS:
-            by_caption.setdefault(key, []).append(eid)
-    if by_caption:
-        for uid, cap in zip(train["uid"].to_pylist(), train["caption"].to_pylist()):
-            for eid in by_caption.get(normalize_caption(cap), ()):
-                uids.append(uid), eval_ids.append(eid), dists.append(None), kinds.append("caption")
+    for uid, eid in _caption_matches(ds, ev):
+        uids.append(uid), eval_ids.append(eid), dists.append(None), kinds.append("caption")
     return pa.table({"uid": uids, "benchmark": [name] * len(uids), "eval_id": eval_ids, "distance": dists,
                      "match_kind": kinds}, schema=MATCHES_SCHEMA)
+
+
+def _caption_matches(ds: Dataset, ev: dict) -> list[tuple[str, str]]:
+    """(training uid, eval id) pairs whose caption keys are equal, for eval captions of at least
+    MIN_CAPTION_WORDS words: one DuckDB join streamed over the shards' caption column."""
+    con = duck.connect()
+    keys = caption_keys(con, ev["captions"])
+    wanted = [(eid, key) for eid, key in zip(ev["ids"], keys) if len(key.split()) >= MIN_CAPTION_WORDS]
+    if not wanted:
+        return []
+    con.register("evals", pa.table({"eval_id": [e for e, _ in wanted], "key": [k for _, k in wanted]}))
+    shards = duck.source(con, ds.shard_paths(), f"download shards in {ds.shards_dir}",
+                         f"curate download ... {ds.root}")
+    return con.execute(f"""SELECT s.uid, e.eval_id
+                           FROM (SELECT uid, {_CAPTION_KEY.format('caption')} AS key FROM {shards}
+                                 WHERE status = 'success') s
+                           JOIN evals e USING (key) ORDER BY s.uid, e.eval_id""").fetchall()

@@ -12,7 +12,7 @@ import pytest
 from curation_data import Sample, encode, make_photo, transformed_copy, write_dataset
 
 from curate.errors import CurateError
-from curate.overlap import format_table, normalize_caption, overlap
+from curate.overlap import caption_keys, format_table, overlap
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,8 @@ def test_parquet_benchmark_with_captions_and_a_dataset_benchmark(contaminated, t
     assert ev[5]["error"] and not ev[5]["overlapping"] and ev[0]["label"] == "1"
     assert results["captioned"]["eval_unreadable"] == 1 and results["captioned"]["eval_overlapping"] == 1
     assert results["other_ds"]["eval_images"] == 2 and results["other_ds"]["eval_overlapping"] == 1
-    assert normalize_caption("  An ORDINARY, web-photo 7!") == "an ordinary web photo 7"
+    keys = caption_keys(duckdb.connect(), ["  An ORDINARY, web-photo 7!", "नमस्ते दुनिया", "Café — déjà vu", None])
+    assert keys == ["an ordinary web photo 7", "नमस्ते दुनिया", "café déjà vu", ""]
 
 
 def test_overlap_errors_name_the_problem(contaminated, tmp_path):

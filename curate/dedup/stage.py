@@ -12,13 +12,13 @@ import time
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from tqdm import tqdm
 
-from curate import duck, storage
+from curate import storage
 from curate.dataset import Dataset
-from curate.dedup import clusters, mih, simhash
+from curate.dedup import clusters, mih
 from curate.dedup.hashing import default_max_distance, default_similarity
 from curate.dedup.near import near_edges
+from curate.dedup.nodes import load_nodes
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def dedup(dataset: str, *, max_distance: int | None = None, against: list[str] |
     k = default_max_distance() if max_distance is None else int(max_distance)
     min_similarity = default_similarity()
     ds = Dataset(dataset)
-    nodes = _load_nodes(ds, list(against))
+    nodes = load_nodes(ds, list(against))
     from_other = nodes["source"] > 0
     n_own = int((~from_other).sum())
     n = len(nodes["uid"])
@@ -77,108 +77,6 @@ def dedup(dataset: str, *, max_distance: int | None = None, against: list[str] |
     log.info("dedup: %d duplicates in %d clusters (%.1f s)", summary["duplicates"], summary["clusters"],
              summary["seconds"])
     return summary
-
-
-def _load_nodes(ds: Dataset, against: list[str]) -> dict:
-    """One row per hashed sample: this dataset's first (sorted by uid), then the --against ones.
-
-    Read shard by shard (each shard's successful rows joined to its hash signals), so the join never
-    holds the dataset at once; what is kept per sample is fixed-width (pHash, thumbnail, pixel count and
-    128-bit digests of the sha256 and URL strings) plus the uid: about 280 bytes, not the strings.
-    """
-    con = duck.connect()
-    hash_files = {Dataset.shard_key(p): p for p in storage.list_files(ds.signals_dir("hashes"), ".parquet")}
-    duck.source(con, list(hash_files.values()), f"hash signals in {ds.signals_dir('hashes')}",
-                f"curate annotate {ds.root}")
-    shard_files = {Dataset.shard_key(p): p for p in ds.shard_paths()}
-    duck.source(con, list(shard_files.values()), f"download shards in {ds.shards_dir}",
-                f"curate download ... {ds.root}")
-    unhashed = sorted(set(shard_files) - set(hash_files))
-    if unhashed:
-        log.warning("dedup: %d shard(s) have no hash signals yet (first: %s): their samples are left out; run "
-                    "`curate annotate %s` to finish them", len(unhashed), unhashed[0], ds.root)
-    queries = [(0, _own_query(con, shard_files[key], hash_files[key]), f"hash signals of shard {key}")
-               for key in sorted(set(shard_files) & set(hash_files))]
-    names = sorted(set(against))
-    for code, other in enumerate(names, start=1):
-        files = storage.list_files(Dataset(other).signals_dir("hashes"), ".parquet")
-        duck.source(con, files, f"hash signals in --against dataset {other}", f"curate annotate {other}")
-        queries += [(code, _against_query(con, path), path) for path in files]
-    parts = [_node_part(con, code, query, what) for code, query, what in tqdm(
-        queries, desc="dedup: load hashes", unit="file", disable=len(queries) < 20)]
-    with_thumbs = all(part["thumbs"] is not None for part in parts)
-    source = np.concatenate([part["source"] for part in parts])
-    uid = pa.chunked_array([part.pop("uid") for part in parts], pa.string())
-    order = pc.sort_indices(pa.table({"source": source, "uid": uid}), [("source", "ascending"),
-                                                                         ("uid", "ascending")]).to_numpy()
-    nodes = {"uid": uid.take(order), "against_names": ["", *names]}
-    position = np.empty_like(order)
-    position[order] = np.arange(len(order))
-    ends = np.cumsum([len(part["source"]) for part in parts])
-    for field in ("source", "phash", "phash_valid", "pixels", "sha", "sha_valid", "url", "url_valid", "thumbs"):
-        if field == "thumbs" and not with_thumbs:
-            nodes[field] = None
-            continue
-        # each file's rows go straight to their sorted places: one copy of the column, not three
-        first = parts[0][field]
-        column = np.empty((len(order), *first.shape[1:]), first.dtype)
-        for part, end in zip(parts, ends):
-            values = part.pop(field)
-            column[position[end - len(values):end]] = values
-        nodes[field] = column
-    return nodes
-
-
-def _own_query(con, shard_path: str, hash_path: str) -> str:
-    hashes = duck.source(con, [hash_path], "hash signals", "curate annotate")
-    shards = duck.source(con, [shard_path], "download shard", "curate download")
-    thumb = ", h.thumb" if _has_column(con, hashes, "thumb") else ""
-    return f"""SELECT h.uid, h.phash{thumb}, {_digest('h.sha256', 'sha')}, {_digest('s.url', 'url')},
-                      coalesce(s.width, 0)::BIGINT * coalesce(s.height, 0) AS pixels
-               FROM {hashes} h JOIN (SELECT uid, url, width, height FROM {shards} WHERE status = 'success') s
-               USING (uid)"""
-
-
-def _against_query(con, hash_path: str) -> str:
-    src = duck.source(con, [hash_path], "hash signals", "curate annotate")
-    thumb = ", thumb" if _has_column(con, src, "thumb") else ""
-    return f"""SELECT uid, phash{thumb}, {_digest('sha256', 'sha')}, {_digest('NULL::VARCHAR', 'url')},
-                      0::BIGINT AS pixels FROM {src}"""
-
-
-def _digest(expr: str, name: str) -> str:
-    """The string's 128-bit MD5: equal strings, equal digests; two distinct strings of a 10M-sample
-    dataset share one with probability about 1e-25, so digests stand for the strings."""
-    return f"md5_number({expr}) AS {name}"
-
-
-def _has_column(con, src: str, column: str) -> bool:
-    return column in con.sql(f"SELECT * FROM {src} LIMIT 0").columns
-
-
-def _node_part(con, source: int, query: str, what: str) -> dict:
-    """One file's rows as fixed-width numpy columns (and its uids as Arrow strings)."""
-    t = con.sql(query).to_arrow_table()
-    phash = t.column("phash")
-    part = {
-        "uid": t.column("uid").combine_chunks(),
-        "source": np.full(t.num_rows, source, np.int16),
-        "phash": mih.as_uint64(phash.fill_null(0).to_numpy().astype(np.int64)),
-        "phash_valid": phash.is_valid().to_numpy(zero_copy_only=False),
-        "pixels": t.column("pixels").to_numpy().astype(np.int64),
-        "thumbs": simhash.as_matrix(t.column("thumb")) if "thumb" in t.column_names else None,
-    }
-    for name in ("sha", "url"):
-        part[name], part[f"{name}_valid"] = _digest_words(t.column(name).combine_chunks())
-    log.debug("dedup: %d hashed samples from %s", t.num_rows, what)
-    return part
-
-
-def _digest_words(digest: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 2) uint64 words of 128-bit digests (DuckDB hands HUGEINT over as 16-byte decimals), valid mask."""
-    words = np.frombuffer(digest.buffers()[1], np.uint64)[2 * digest.offset:2 * (digest.offset + len(digest))]
-    valid = digest.is_valid().to_numpy(zero_copy_only=False)
-    return np.where(valid[:, None], words.reshape(-1, 2), np.uint64(0)), valid
 
 
 def _same_value_edges(digests: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
