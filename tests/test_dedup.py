@@ -145,9 +145,10 @@ def test_dedup_without_hash_signals_names_the_annotate_stage(tmp_path):
         dedup(str(root))
 
 
-def test_thumbnail_lsh_finds_pairs_at_the_correlation_threshold():
-    """The stated recall (0.99 for pairs exactly at the threshold) holds empirically: pairs at 0.94-0.95."""
-    rng = np.random.default_rng(4)
+def _pairs_at_threshold(seed: int):
+    """Random thumbnails plus copies correlating at 0.94-0.95 with their source, and pHashes: random for the
+    sources, the source's with exactly 14 bits flipped (the rule's radius, the worst case) for the copies."""
+    rng = np.random.default_rng(seed)
     n, copies = 3000, 4000
     base = rng.integers(0, 256, (n, simhash.THUMB_VALUES)).astype(np.float32)
     src = rng.integers(0, n, copies)
@@ -155,19 +156,64 @@ def test_thumbnail_lsh_finds_pairs_at_the_correlation_threshold():
     noise = rng.normal(0, 1, (copies, simhash.THUMB_VALUES)).astype(np.float32)
     scale = rng.uniform(0.30, 0.40, (copies, 1)) * np.linalg.norm(centred, axis=1, keepdims=True) / 14
     thumbs = np.clip(np.vstack([base, base[src] + noise * scale]), 0, 255).astype(np.uint8)
+    hashes = rng.integers(0, 2**64, n, dtype=np.uint64)
+    flips = [sum(1 << int(b) for b in rng.choice(64, 14, replace=False)) for _ in range(copies)]
+    hashes = np.concatenate([hashes, hashes[src] ^ np.array(flips, np.uint64)])
     sims = similarity(thumbs[src], thumbs[n:])
     at_threshold = np.flatnonzero((sims >= 0.94) & (sims < 0.95))
     assert len(at_threshold) >= 300
+    return n, src, thumbs, hashes, at_threshold
+
+
+@pytest.mark.parametrize("hash_bits", [None, 4])
+def test_thumbnail_lsh_finds_pairs_at_the_correlation_threshold(hash_bits):
+    """The stated recall (0.99 for pairs exactly at the threshold and, with pHash bits in the keys, at the
+    pHash radius) holds empirically: pairs at 0.94-0.95 whose pHashes differ in exactly 14 bits."""
+    n, src, thumbs, hashes, at_threshold = _pairs_at_threshold(4)
+    assert np.all(np.bitwise_count(hashes[src] ^ hashes[n:]) == 14)
     codes = simhash.simhash(thumbs)
-    search = simhash.plan(codes, 0.94)
-    a, b = simhash.self_candidates(codes, search)
+    if hash_bits is None:
+        search = simhash.plan(codes, 0.94)
+        assert search.hash_bits == 0
+        radius_args = {}
+    else:
+        search = simhash.plan(codes, 0.94, hashes=hashes, radius=14, hash_bits=hash_bits)
+        assert search.hash_bits == hash_bits and "4 pHash bits" in search.describe()
+        radius_args = {"radius": 14}
+        # a plan keyed on pHash bits cannot run without the pHashes
+        with pytest.raises(ValueError, match="pHashes"):
+            simhash.self_candidates(codes, search)
+    a, b = simhash.self_candidates(codes, search, hashes=hashes, **radius_args)
     found = set(zip(a.tolist(), b.tolist()))
     hits = [(min(int(src[t]), n + t), max(int(src[t]), n + t)) in found for t in at_threshold]
     assert np.mean(hits) >= 0.97  # 0.99 expected; slack for the sample size
     assert len(found) < 0.01 * len(thumbs) ** 2 / 2  # unrelated thumbnails rarely share a bucket
-    qi, hj = simhash.cross_candidates(codes[n:], codes[:n], search)
+    if radius_args:  # the radius is applied inside the tables
+        assert np.all(np.bitwise_count(hashes[a] ^ hashes[b]) <= 14)
+    qi, hj = simhash.cross_candidates(codes[n:], codes[:n], search, q_hashes=hashes[n:], hashes=hashes[:n],
+                                      **radius_args)
     cross = set(zip(qi.tolist(), hj.tolist()))
     assert np.mean([(int(t), int(src[t])) in cross for t in at_threshold]) >= 0.97
+
+
+def test_bucket_pairs_are_every_pair_with_equal_keys_within_the_radius():
+    """Buckets of every size (up to ~60 members), checked against a brute-force grouping."""
+    rng = np.random.default_rng(8)
+    n, idx_bits = 6000, 13
+    keys = np.concatenate([rng.integers(0, 5000, n - 300), rng.integers(0, 5, 300)]).astype(np.uint64)
+    hashes = rng.integers(0, 2**64, n, dtype=np.uint64)
+    hashes[rng.random(n) < 0.5] &= np.uint64(0xFFFF)  # half of them close to each other
+    words = mih.bucketed(keys.copy(), idx_bits)
+    bucket = {}
+    for w in words.tolist():
+        bucket.setdefault(w >> idx_bits, []).append(w & ((1 << idx_bits) - 1))
+    every = {(a, b) for members in bucket.values() for a in members for b in members if a < b}
+    assert max(len(m) for m in bucket.values()) >= 50
+    a, b = simhash.bucket_pairs_within(words, idx_bits, None, None)
+    assert np.all(a < b) and len(a) == len(every) and set(zip(a.tolist(), b.tolist())) == every
+    a, b = simhash.bucket_pairs_within(words, idx_bits, hashes, 10)
+    within = {(x, y) for x, y in every if (int(hashes[x]) ^ int(hashes[y])).bit_count() <= 10}
+    assert len(within) > 1000 and set(zip(a.tolist(), b.tolist())) == within and len(a) == len(within)
 
 
 def test_signals_without_thumbnails_fall_back_to_the_phash_radius(dup_dataset, tmp_path, caplog):

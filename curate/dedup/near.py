@@ -51,11 +51,11 @@ def _by_thumbnail(phash: np.ndarray, valid: np.ndarray, thumbs: np.ndarray, k: i
     ok = check(idx[member], idx[first[inverse[member]]])
     linked = (idx[member[ok]], idx[first[inverse[member[ok]]]])
     search_pos = np.concatenate([first, member[~ok]])
-    search = simhash.plan(codes[search_pos], min_similarity)
-    log.info("near duplicates over %d distinct thumbnails: %s", len(search_pos), search.describe())
     nodes = idx[search_pos]
-    within = _within(phash[nodes], phash[nodes], k)
-    ca, cb = simhash.self_candidates(codes[search_pos], search, workers, keep=within)
+    hashes = mih.as_uint64(phash[nodes])
+    search = simhash.plan(codes[search_pos], min_similarity, hashes=hashes, radius=k)
+    log.info("near duplicates over %d distinct thumbnails: %s", len(search_pos), search.describe())
+    ca, cb = simhash.self_candidates(codes[search_pos], search, workers, hashes=hashes, radius=k)
     a, b = nodes[ca], nodes[cb]
     ok = check(a, b)
     log.info("%d candidate pairs, %d near duplicates", len(a), int(ok.sum()))
@@ -71,15 +71,11 @@ def cross_near(q_hash: np.ndarray, q_thumbs: np.ndarray | None, h_hash: np.ndarr
     qpos = np.flatnonzero(simhash.informative(q_thumbs))
     hpos = np.flatnonzero(simhash.informative(h_thumbs))
     q_codes, h_codes = simhash.simhash(q_thumbs[qpos]), simhash.simhash(h_thumbs[hpos])
-    search = simhash.plan(h_codes, min_similarity)
-    ca, cb = simhash.cross_candidates(q_codes, h_codes, search, workers,
-                                      keep=_within(q_hash[qpos], h_hash[hpos], k))
+    q_hashes, h_hashes = mih.as_uint64(q_hash[qpos]), mih.as_uint64(h_hash[hpos])
+    search = simhash.plan(h_codes, min_similarity, hashes=h_hashes, radius=k)
+    ca, cb = simhash.cross_candidates(q_codes, h_codes, search, workers, q_hashes=q_hashes, hashes=h_hashes,
+                                      radius=k)
     qi, hj = qpos[ca], hpos[cb]
     ok, dist = hashing.near(q_hash, h_hash, q_thumbs, h_thumbs, qi, hj, k, min_similarity)
     return qi[ok], hj[ok], dist[ok], search.describe()
 
-
-def _within(a_hash: np.ndarray, b_hash: np.ndarray, k: int):
-    """Pair filter: pHash distance <= k (the cheap half of the rule, applied inside each LSH table)."""
-    a64, b64 = np.asarray(a_hash).view(np.uint64), np.asarray(b_hash).view(np.uint64)
-    return lambda i, j: np.bitwise_count(a64[i] ^ b64[j]) <= k

@@ -1,25 +1,36 @@
-"""Candidate near-duplicate pairs from the annotate stage's 8x8 thumbnails, by SimHash LSH.
+"""Candidate near-duplicate pairs by LSH over the annotate stage's 8x8 thumbnails and 64-bit pHashes.
 
 The annotate stage defines a near duplicate as pHash distance <= 14 AND thumbnail correlation >= 0.94
 (curate.annotate.phash). A 14-bit radius on 64-bit hashes leaves no room for exact banding at scale
-(bands get 3-4 bits long; see docs/PERFORMANCE.md), so candidates come from the thumbnails instead:
+(bands get 3-4 bits long; see docs/PERFORMANCE.md), so candidates come mostly from the thumbnails:
 Pearson correlation of two thumbnails is the cosine of the centred vectors, and a random hyperplane
 separates two vectors at angle theta with probability theta / pi (Charikar's SimHash). Each thumbnail
-gets PLANES sign bits in WORDS words of 64; each table keys the samples on b bits of one word (one
-AND per sample), tables taking the words in turn. A pair at the threshold correlation disagrees on
-D_w ~ Binomial(64, q) planes of word w, q = arccos(threshold) / pi, independently across words, and
-meets in a table of word w when its b bits avoid all D_w: h(D) = C(64 - D, b) / C(64, b). Tables of
-one word share its planes, so a pair's D_w is the same in all of them; `plan` therefore picks the
-tables per word, L_w, so that (E_D[(1 - h(D))^L_w])^WORDS <= 1 - recall (0.99). (Treating the
-tables as independent would overstate recall: a 256-plane pool at 137 tables misses 7%, not 1%.)
-More similar pairs are found more surely. Candidates are then checked against the full rule. Seeds
-are fixed, so runs are deterministic.
+gets PLANES sign bits in WORDS words of 64; each table keys the samples on b bits of one word, tables
+taking the words in turn, plus m bits of the pHash drawn afresh for every table.
+
+Recall. A pair at the threshold correlation disagrees on D_w ~ Binomial(64, q) planes of word w,
+q = arccos(threshold) / pi, independently across words, and agrees on b random bits of word w with
+probability h(D) = C(64 - D, b) / C(64, b). A pair within the pHash radius r differs in d <= r pHash
+bits and agrees on m random ones with probability g = C(64 - d, m) / C(64, m) >= C(64 - r, m) / C(64, m),
+independently for each table (each draws its own pHash bits). Tables of one word share its planes, so a
+pair's D_w is the same in all of them; `plan` therefore picks the tables per word, L_w, so that
+(E_D[(1 - h(D) g)^L_w])^WORDS <= 1 - recall (0.99), with g taken at the worst distance r. (Treating
+the tables as independent would overstate recall: a 256-plane pool at 137 tables misses 7%, not 1%.)
+More similar pairs are found more surely. Probabilities are over the seeded random planes and key bits,
+for any fixed pair; runs are deterministic.
+
+Why pHash bits: distinct photos of one kind have correlated thumbnails, so thumbnail bits separate them
+poorly, while a pHash bit costs a near pair at most r / 64 of its chances. `plan` measures on a sample
+how often distinct samples share keys of each shape (thumbnail bits b, pHash bits m) and takes the shape
+with the least estimated work; where pHashes follow the thumbnails it takes m = 0.
+
+Inside a table only pairs within the pHash radius are kept (the cheap half of the rule); the caller
+checks the whole rule on them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,63 +42,106 @@ from curate.dedup import mih
 
 PLANES = 512
 WORDS = PLANES // 64
+HASH_BITS = 64
 THUMB_VALUES = 192
 _SEED = 0x5EED_C0DE
-_CHUNK = 65_536
-_NS_PER_ITEM = 25.0  # one table: key, sort, scan, per sample (2-core development machine)
-_NS_PER_CANDIDATE = 20.0  # generate a candidate pair and test its pHash distance
+_CHUNK = 4096  # thumbnails projected at once: the (rows, PLANES) product stays in cache (2x faster than 65k)
+# Cost model of one table over n samples with c candidate pairs (2-core development machine, numpy 2.4):
+# n * (_NS_PER_ITEM [+ _NS_PER_HASH_KEY with pHash bits]) + c * _NS_PER_CANDIDATE nanoseconds.
+_NS_PER_ITEM = 18.0  # key, sort, find the samples in shared buckets
+_NS_PER_HASH_KEY = 2.0  # mask, mix and add the pHash bits
+_NS_PER_CANDIDATE = 15.0  # gather, pHash radius test, per candidate pair
+_MAX_HASH_KEY_BITS = 16
 _WORD_MIX = np.random.default_rng(_SEED + 3).integers(0, 2**64, WORDS, dtype=np.uint64) | np.uint64(1)
+_HASH_MIX = np.uint64(0xD6E8FEB86659FD93)  # odd: spreads the masked pHash bits before they join the key
 
 
 @dataclass(frozen=True)
 class LshPlan:
     threshold: float
-    bits: int
+    bits: int  # thumbnail bits per key
     tables: int  # a multiple of WORDS
     recall: float
+    hash_bits: int = 0  # pHash bits per key
+    radius: int | None = None  # the pHash distance the recall is stated for, with pHash bits
 
-    def masks(self) -> list[tuple[int, np.uint64]]:
-        """(word, mask of `bits` bits) per table, the words taken in turn."""
+    def __post_init__(self):
+        if self.hash_bits and self.radius is None:
+            raise ValueError("pHash bits in the key need the pHash radius the recall is stated for")
+
+    def masks(self) -> list[tuple[int, np.uint64, np.uint64]]:
+        """(word, mask of `bits` thumbnail bits, mask of `hash_bits` pHash bits) per table."""
         rng = np.random.default_rng(_SEED + 1)
         out = []
         for t in range(self.tables):
             bits = rng.choice(64, self.bits, replace=False)
-            out.append((t % WORDS, np.uint64(sum(1 << int(b) for b in bits))))
+            hbits = rng.choice(HASH_BITS, self.hash_bits, replace=False) if self.hash_bits else []
+            out.append((t % WORDS, np.uint64(sum(1 << int(b) for b in bits)),
+                        np.uint64(sum(1 << int(b) for b in hbits))))
         return out
 
     def describe(self) -> str:
-        return (f"thumbnail SimHash LSH: {self.tables} tables of {self.bits} bits (a pair at correlation "
-                f"{self.threshold} is a candidate with probability >= {self.recall})")
+        key = f"{self.bits} thumbnail bits" + (f" + {self.hash_bits} pHash bits" if self.hash_bits else "")
+        pair = f"a pair at correlation {self.threshold}" + (
+            f" within pHash distance {self.radius}" if self.hash_bits else "")
+        return (f"thumbnail SimHash LSH: {self.tables} tables of {key} ({pair} is a candidate with "
+                f"probability >= {self.recall})")
 
 
-def plan(codes: np.ndarray, threshold: float, recall: float = 0.99, sample: int = 2000) -> LshPlan:
-    """Key bits and tables for these codes: `recall` for pairs at the threshold, least estimated work.
+def plan(codes: np.ndarray, threshold: float, recall: float = 0.99, sample: int = 2000,
+         hashes: np.ndarray | None = None, radius: int | None = None, hash_bits: int | None = None) -> LshPlan:
+    """Key shape and tables for these codes: `recall` for pairs at the threshold, least estimated work.
 
-    Photos' thumbnails are not random vectors (layouts repeat), so the chance that two distinct ones
-    share a key is measured on a sample of pairs rather than assumed to be 2^-bits.
+    With `hashes` and `radius`, keys may also take pHash bits (recall then holds for pairs within the
+    radius; `hash_bits` fixes how many, else the cheapest count is taken). Photos are not random (layouts
+    repeat, pHashes follow thumbnails), so the chance that two distinct samples share a key is measured
+    on a sample of pairs rather than assumed to be 2^-bits.
     """
     n = len(codes)
     rng = np.random.default_rng(_SEED + 2)
-    pick = codes[rng.choice(n, min(n, sample), replace=False)]
-    hist = np.zeros(65, np.int64)  # (pair of the sample, word) by number of agreeing sign bits
-    for s in range(0, len(pick), 256):
-        agree = 64 - np.bitwise_count(pick[s:s + 256, None, :] ^ pick[None, :, :])  # (B, S, WORDS)
-        upper = np.arange(len(pick))[None, :] > np.arange(s, s + len(agree))[:, None]
-        hist += np.bincount(agree[upper].ravel(), minlength=65)
-    share = np.arange(65) / 64
+    pos = rng.choice(n, min(n, sample), replace=False)
+    hist = _agreement(codes[pos], None if hashes is None or radius is None else mih.as_uint64(hashes)[pos])
+    thumb_agree, hash_agree = np.divmod(np.arange(65 * 65), 65)
     q = math.acos(max(-1.0, min(1.0, threshold))) / math.pi
     disagree = np.arange(65)
     weight = binom.pmf(disagree, 64, q)
     miss_per_word = (1.0 - recall) ** (1.0 / WORDS)
+    if hash_bits and (hashes is None or radius is None):
+        raise ValueError("pHash bits in the key need the pHashes and the pHash radius")
+    max_hash = 0 if hashes is None or radius is None else min(_MAX_HASH_KEY_BITS, HASH_BITS - radius)
     best = None
-    for bits in range(12, 49):
-        h = np.exp(_log_comb(64 - disagree, bits) - _log_comb(64, bits))  # table hit, given D
-        tables = WORDS * _tables_for(weight, h, miss_per_word)
-        collide = float((hist * share ** bits).sum() / max(1, hist.sum()))
-        cost = tables * (n * _NS_PER_ITEM + n * (n - 1) / 2 * collide * _NS_PER_CANDIDATE)
-        if best is None or cost < best[0]:
-            best = (cost, LshPlan(threshold=threshold, bits=bits, tables=tables, recall=recall))
+    for m in range(max_hash + 1) if hash_bits is None else [hash_bits]:
+        g = math.exp(_log_comb(HASH_BITS - (radius or 0), m) - _log_comb(HASH_BITS, m))
+        share_hash = np.exp(_log_comb(hash_agree, m) - _log_comb(HASH_BITS, m))
+        per_item = _NS_PER_ITEM + (_NS_PER_HASH_KEY if m else 0.0)
+        for bits in range(8, 49):
+            h = np.exp(_log_comb(64 - disagree, bits) - _log_comb(64, bits)) * g  # table hit, given D
+            per_word = _tables_for(weight, h, miss_per_word)
+            if per_word is None:
+                continue
+            collide = float((hist * np.exp(_log_comb(thumb_agree, bits) - _log_comb(64, bits)) * share_hash).sum())
+            cost = WORDS * per_word * (n * per_item + n * (n - 1) / 2 * collide * _NS_PER_CANDIDATE)
+            if best is None or cost < best[0]:
+                best = (cost, LshPlan(threshold=threshold, bits=bits, tables=WORDS * per_word, recall=recall,
+                                      hash_bits=m, radius=radius if m else None))
     return best[1]
+
+
+def _agreement(codes: np.ndarray, hashes: np.ndarray | None) -> np.ndarray:
+    """Share of (pair, word) of these samples by (thumbnail bits agreeing in the word) * 65 + (pHash bits
+    agreeing), over all pairs; pHash agreement counts as 64 without hashes."""
+    hist = np.zeros(65 * 65, np.float64)
+    rows = np.arange(len(codes))
+    for s in range(0, len(codes), 256):
+        thumb = 64 - np.bitwise_count(codes[s:s + 256, None, :] ^ codes[None, :, :])  # (B, S, WORDS)
+        if hashes is None:
+            same = np.full(thumb.shape[:2], 64, np.uint8)
+        else:
+            same = 64 - np.bitwise_count(hashes[s:s + 256, None] ^ hashes[None, :])  # (B, S)
+        upper = rows[None, :] > rows[s:s + len(thumb), None]
+        cell = thumb.astype(np.int64) * 65 + same[:, :, None]
+        hist += np.bincount(cell[upper].ravel(), minlength=65 * 65)
+    return hist / max(1.0, hist.sum())
 
 
 def _log_comb(n: np.ndarray | int, k: int) -> np.ndarray:
@@ -97,8 +151,11 @@ def _log_comb(n: np.ndarray | int, k: int) -> np.ndarray:
     return np.where(n >= k, out, -np.inf)
 
 
-def _tables_for(weight: np.ndarray, hit: np.ndarray, miss: float, limit: int = 100_000) -> int:
-    """Fewest tables L with sum_D weight(D) (1 - hit(D))^L <= miss (binary search; monotone in L)."""
+def _tables_for(weight: np.ndarray, hit: np.ndarray, miss: float, limit: int = 100_000) -> int | None:
+    """Fewest tables L with sum_D weight(D) (1 - hit(D))^L <= miss (binary search; monotone in L), or
+    None when even `limit` tables miss more."""
+    if float((weight * (1.0 - hit) ** limit).sum()) > miss:
+        return None
     lo, hi = 1, limit
     while lo < hi:
         mid = (lo + hi) // 2
@@ -128,13 +185,15 @@ def informative(thumbs: np.ndarray) -> np.ndarray:
 
 
 def simhash(thumbs: np.ndarray) -> np.ndarray:
-    """(N, WORDS) uint64 sign bits of the centred thumbnails against PLANES fixed random hyperplanes."""
+    """(N, WORDS) uint64 sign bits of the centred thumbnails against PLANES fixed random hyperplanes.
+
+    Centring is folded into the planes: (x - mean(x)) . p = x . (p - mean(p)), one product per chunk.
+    """
     planes = np.random.default_rng(_SEED).standard_normal((THUMB_VALUES, PLANES)).astype(np.float32)
+    planes -= planes.mean(axis=0, keepdims=True)
     out = np.empty((len(thumbs), WORDS), dtype=np.uint64)
     for s in range(0, len(thumbs), _CHUNK):
-        x = thumbs[s:s + _CHUNK].astype(np.float32)
-        x -= x.mean(axis=1, keepdims=True)
-        bits = (x @ planes) > 0  # (B, PLANES)
+        bits = (thumbs[s:s + _CHUNK].astype(np.float32) @ planes) > 0  # (B, PLANES)
         out[s:s + _CHUNK] = np.packbits(bits, axis=1, bitorder="little").view(np.uint64)
     return out
 
@@ -151,44 +210,52 @@ def fold(codes: np.ndarray) -> np.ndarray:
         return (codes * _WORD_MIX[None, :]).sum(axis=1, dtype=np.uint64)
 
 
-def _table_keys(codes: np.ndarray, table: tuple[int, np.uint64]) -> np.ndarray:
-    word, mask = table
-    return np.bitwise_and(codes[:, word], mask)
+def _keys(column: np.ndarray, hashes: np.ndarray | None, mask: np.uint64, hash_mask: np.uint64) -> np.ndarray:
+    """A table's key per sample: its thumbnail bits, plus its pHash bits mixed in (a new array)."""
+    keys = np.bitwise_and(column, mask)
+    if hash_mask:
+        extra = np.bitwise_and(hashes, hash_mask)
+        with np.errstate(over="ignore"):
+            np.multiply(extra, _HASH_MIX, out=extra)
+            np.add(keys, extra, out=keys)
+    return keys
 
 
-PairFilter = Callable[[np.ndarray, np.ndarray], np.ndarray]
+def _checked_hashes(search: LshPlan, hashes: np.ndarray | None, n: int) -> np.ndarray | None:
+    if hashes is None:
+        if search.hash_bits:
+            raise ValueError("this plan keys on pHash bits: pass the samples' pHashes")
+        return None
+    hashes = mih.as_uint64(hashes)
+    if len(hashes) != n:
+        raise ValueError(f"{len(hashes)} pHashes for {n} codes")
+    return hashes
 
 
-def self_candidates(codes: np.ndarray, search: LshPlan, workers: int = 2,
-                    keep: PairFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct node pairs (a < b) that share a bucket in at least one table.
+def self_candidates(codes: np.ndarray, search: LshPlan, workers: int = 2, hashes: np.ndarray | None = None,
+                    radius: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct node pairs (a < b) that share a bucket in at least one table (and, with `radius`, whose
+    `hashes` differ in at most `radius` bits: the pHash half of the rule, tested inside each table so the
+    many pairs it rejects are never collected).
 
     Tables are run word by word: each word's column is copied out once (contiguous, not strided through
-    the codes) for all of its tables, and node indices are unpacked only at candidate positions, not for
-    every node of every table. `keep(a, b)` (a cheap test, e.g. the pHash radius) runs on each table's
-    pairs as they come, so the many pairs it rejects are never collected and deduplicated.
+    the codes) for all of its tables.
     """
     n = len(codes)
+    hashes = _checked_hashes(search, hashes, n)
     idx_bits = max(1, int(n - 1).bit_length())
-    idx_mask = np.uint64((1 << idx_bits) - 1)
-    by_word: dict[int, list[np.uint64]] = {}
-    for word, mask in search.masks():
-        by_word.setdefault(word, []).append(mask)
+    by_word: dict[int, list[tuple[np.uint64, np.uint64]]] = {}
+    for word, mask, hash_mask in search.masks():
+        by_word.setdefault(word, []).append((mask, hash_mask))
 
     def one_word(word: int) -> np.ndarray:
         column = np.ascontiguousarray(codes[:, word])
         found = []
-        for mask in by_word[word]:
-            words = mih.bucketed(np.bitwise_and(column, mask), idx_bits)
-            out = []
-            for i, j in mih.bucket_runs(words, idx_bits):
-                a, b = (words[i] & idx_mask).astype(np.int64), (words[j] & idx_mask).astype(np.int64)
-                if keep is not None:
-                    ok = keep(a, b)
-                    a, b = a[ok], b[ok]
-                out.append(np.minimum(a, b) * np.int64(n) + np.maximum(a, b))
-            if out:
-                found.append(distinct(np.concatenate(out)))
+        for mask, hash_mask in by_word[word]:
+            words = mih.bucketed(_keys(column, hashes, mask, hash_mask), idx_bits)
+            a, b = bucket_pairs_within(words, idx_bits, hashes if radius is not None else None, radius)
+            if len(a):
+                found.append(a * np.int64(n) + b)
         return distinct(np.concatenate(found)) if found else np.empty(0, np.int64)
 
     parts = mih.map_threads(one_word, sorted(by_word), workers)
@@ -196,18 +263,59 @@ def self_candidates(codes: np.ndarray, search: LshPlan, workers: int = 2,
     return pairs // n, pairs % n
 
 
+def bucket_pairs_within(words: np.ndarray, idx_bits: int, hashes: np.ndarray | None,
+                        radius: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (a < b) of equal bucket keys in `words` (from mih.bucketed), optionally only those
+    whose `hashes` differ in at most `radius` bits.
+
+    Only samples in buckets of two or more are gathered (their indices and hashes, once each, into
+    compact arrays); pairs are then the positions i, i + d of the compact arrays in one bucket, found
+    for d = 1, 2, ... from those at d - 1, so a pair costs a few sequential reads and no random gather.
+    Within a bucket indices ascend (the words sort by key, then index), so a < b.
+    """
+    idx_mask = np.uint64((1 << idx_bits) - 1)
+    link = np.bitwise_xor(words[1:], words[:-1]) <= idx_mask  # positions p, p + 1 in one bucket
+    member = np.zeros(len(words), bool)
+    member[1:] = link
+    member[:-1] |= link
+    pos = np.flatnonzero(member)
+    if len(pos) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    ids = np.bitwise_and(words[pos], idx_mask).view(np.int64)
+    near = link[pos[:-1]]  # compact i, i + 1 in one bucket
+    vals = None if hashes is None else hashes[ids]
+    starts = np.flatnonzero(near)
+    out_a, out_b = [], []
+    gap = 1
+    while len(starts):
+        if vals is None:
+            ok = starts
+        else:
+            ok = starts[np.bitwise_count(vals[starts] ^ vals[starts + gap]) <= radius]
+        out_a.append(ids[ok])
+        out_b.append(ids[ok + gap])
+        nxt = starts + gap  # i + gap in the bucket too: is i + gap + 1?
+        starts = starts[nxt < len(near)]
+        starts = starts[near[starts + gap]]
+        gap += 1
+    return np.concatenate(out_a), np.concatenate(out_b)
+
+
 def cross_candidates(queries: np.ndarray, codes: np.ndarray, search: LshPlan, workers: int = 2,
-                     keep: PairFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (query, index) pairs that share a bucket in at least one table (`keep` as above)."""
+                     q_hashes: np.ndarray | None = None, hashes: np.ndarray | None = None,
+                     radius: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (query, index) pairs that share a bucket in at least one table (`radius` as above)."""
     n = len(codes)
+    q_hashes, hashes = _checked_hashes(search, q_hashes, len(queries)), _checked_hashes(search, hashes, n)
     idx_bits = max(1, int(n - 1).bit_length())
 
-    def one(table: tuple[int, np.uint64]) -> np.ndarray:
-        words = mih.bucketed(_table_keys(codes, table), idx_bits)
-        qi, pos = mih.lookup(words, _table_keys(queries, table), idx_bits)
+    def one(table: tuple[int, np.uint64, np.uint64]) -> np.ndarray:
+        word, mask, hash_mask = table
+        words = mih.bucketed(_keys(np.ascontiguousarray(codes[:, word]), hashes, mask, hash_mask), idx_bits)
+        qi, pos = mih.lookup(words, _keys(queries[:, word], q_hashes, mask, hash_mask), idx_bits)
         hj = (words[pos] & np.uint64((1 << idx_bits) - 1)).astype(np.int64)
-        if keep is not None:
-            ok = keep(qi, hj)
+        if radius is not None:
+            ok = np.bitwise_count(q_hashes[qi] ^ hashes[hj]) <= radius
             qi, hj = qi[ok], hj[ok]
         return qi * np.int64(n) + hj
 
