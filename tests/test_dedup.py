@@ -262,3 +262,15 @@ def test_exact_copies_share_their_first_copys_near_duplicates(tmp_path):
     assert len(group) == 1 and summary["duplicates_by_kind"] == {"exact": 2, "url": 0, "near": 1}
     assert c[samples[3].uid]["duplicate_kind"] == "near" or c[samples[3].uid]["is_representative"]
     assert len({c[s.uid]["cluster_id"] for s in samples[4:]} | group) == 6
+
+
+def test_same_fold_groups_identical_codes_under_their_first_row():
+    rng = np.random.default_rng(12)
+    codes = rng.integers(0, 2**64, (500, simhash.WORDS), dtype=np.uint64)
+    codes[rng.integers(0, 500, 200)] = codes[rng.integers(0, 500, 200)]  # rows copied over other rows
+    heads, members, head = simhash.same_fold(codes)
+    _, first, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
+    assert np.array_equal(heads, np.sort(first))
+    expected = np.setdiff1d(np.arange(500), first)
+    assert len(expected) > 50 and np.array_equal(np.sort(members), expected)
+    assert np.array_equal(head, first[inverse.ravel()[members]])

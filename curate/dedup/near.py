@@ -43,19 +43,19 @@ def _by_thumbnail(phash: np.ndarray, valid: np.ndarray, thumbs: np.ndarray, k: i
         return hashing.near(phash, phash, thumbs, thumbs, a, b, k, min_similarity)[0]
 
     idx = np.flatnonzero(valid & simhash.informative(thumbs))  # flat images correlate with nothing
-    codes = simhash.simhash(thumbs[idx])
+    codes = simhash.simhash(thumbs, idx)
     # identical codes: link to the first holder when the rule agrees; the rest join the search
-    fold = simhash.fold(codes)
-    _, first, inverse = np.unique(fold, return_index=True, return_inverse=True)
-    member = np.flatnonzero(first[inverse] != np.arange(len(idx)))
-    ok = check(idx[member], idx[first[inverse[member]]])
-    linked = (idx[member[ok]], idx[first[inverse[member[ok]]]])
-    search_pos = np.concatenate([first, member[~ok]])
-    nodes = idx[search_pos]
+    heads, member, head = simhash.same_fold(codes)
+    ok = check(idx[member], idx[head])
+    linked = (idx[member[ok]], idx[head[ok]])
+    nodes = idx
+    if len(member):  # in row order, so that the codes are gathered sequentially
+        search_pos = np.sort(np.concatenate([heads, member[~ok]]))
+        codes, nodes = codes[search_pos], idx[search_pos]
     hashes = mih.as_uint64(phash[nodes])
-    search = simhash.plan(codes[search_pos], min_similarity, hashes=hashes, radius=k)
-    log.info("near duplicates over %d distinct thumbnails: %s", len(search_pos), search.describe())
-    ca, cb = simhash.self_candidates(codes[search_pos], search, workers, hashes=hashes, radius=k)
+    search = simhash.plan(codes, min_similarity, hashes=hashes, radius=k)
+    log.info("near duplicates over %d distinct thumbnails: %s", len(nodes), search.describe())
+    ca, cb = simhash.self_candidates(codes, search, workers, hashes=hashes, radius=k)
     a, b = nodes[ca], nodes[cb]
     ok = check(a, b)
     log.info("%d candidate pairs, %d near duplicates", len(a), int(ok.sum()))
@@ -70,7 +70,7 @@ def cross_near(q_hash: np.ndarray, q_thumbs: np.ndarray | None, h_hash: np.ndarr
         return qi, hj, dist, "pHash radius, multi-index hashing"
     qpos = np.flatnonzero(simhash.informative(q_thumbs))
     hpos = np.flatnonzero(simhash.informative(h_thumbs))
-    q_codes, h_codes = simhash.simhash(q_thumbs[qpos]), simhash.simhash(h_thumbs[hpos])
+    q_codes, h_codes = simhash.simhash(q_thumbs, qpos), simhash.simhash(h_thumbs, hpos)
     q_hashes, h_hashes = mih.as_uint64(q_hash[qpos]), mih.as_uint64(h_hash[hpos])
     search = simhash.plan(h_codes, min_similarity, hashes=h_hashes, radius=k)
     ca, cb = simhash.cross_candidates(q_codes, h_codes, search, workers, q_hashes=q_hashes, hashes=h_hashes,

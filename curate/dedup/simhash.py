@@ -46,14 +46,14 @@ HASH_BITS = 64
 THUMB_VALUES = 192
 _SEED = 0x5EED_C0DE
 _CHUNK = 4096  # thumbnails projected at once: the (rows, PLANES) product stays in cache (2x faster than 65k)
-# Cost model of one table over n samples with c candidate pairs (2-core development machine, numpy 2.4):
-# n * (_NS_PER_ITEM [+ _NS_PER_HASH_KEY with pHash bits]) + c * _NS_PER_CANDIDATE nanoseconds.
-_NS_PER_ITEM = 18.0  # key, sort, find the samples in shared buckets
-_NS_PER_HASH_KEY = 2.0  # mask, mix and add the pHash bits
-_NS_PER_CANDIDATE = 15.0  # gather, pHash radius test, per candidate pair
+# Cost model of one table over n samples with c candidate pairs, fitted at 10M samples on the 2-core
+# development machine (numpy 2.4): n * (_NS_PER_ITEM [+ _NS_PER_HASH_KEY]) + c * _NS_PER_CANDIDATE ns.
+_NS_PER_ITEM = 17.7  # key, sort, find the samples in shared buckets
+_NS_PER_HASH_KEY = 2.7  # mask, mix and add the pHash bits
+_NS_PER_CANDIDATE = 21.0  # gather its samples' indices and pHashes, test the radius
 _MAX_HASH_KEY_BITS = 16
+_HASH_MIX = np.uint64(0xD6E8FEB86659FD93)  # odd: spreads the masked pHash bits over the key
 _WORD_MIX = np.random.default_rng(_SEED + 3).integers(0, 2**64, WORDS, dtype=np.uint64) | np.uint64(1)
-_HASH_MIX = np.uint64(0xD6E8FEB86659FD93)  # odd: spreads the masked pHash bits before they join the key
 
 
 @dataclass(frozen=True)
@@ -184,16 +184,20 @@ def informative(thumbs: np.ndarray) -> np.ndarray:
     return thumbs.max(axis=1) != thumbs.min(axis=1)
 
 
-def simhash(thumbs: np.ndarray) -> np.ndarray:
-    """(N, WORDS) uint64 sign bits of the centred thumbnails against PLANES fixed random hyperplanes.
+def simhash(thumbs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """(N, WORDS) uint64 sign bits of the centred thumbnails (those at `rows`, else all) against PLANES
+    fixed random hyperplanes.
 
-    Centring is folded into the planes: (x - mean(x)) . p = x . (p - mean(p)), one product per chunk.
+    Centring is folded into the planes: (x - mean(x)) . p = x . (p - mean(p)), one product per chunk;
+    rows are gathered a chunk at a time, never as a copy of the whole matrix.
     """
     planes = np.random.default_rng(_SEED).standard_normal((THUMB_VALUES, PLANES)).astype(np.float32)
     planes -= planes.mean(axis=0, keepdims=True)
-    out = np.empty((len(thumbs), WORDS), dtype=np.uint64)
-    for s in range(0, len(thumbs), _CHUNK):
-        bits = (thumbs[s:s + _CHUNK].astype(np.float32) @ planes) > 0  # (B, PLANES)
+    n = len(thumbs) if rows is None else len(rows)
+    out = np.empty((n, WORDS), dtype=np.uint64)
+    for s in range(0, n, _CHUNK):
+        chunk = thumbs[s:s + _CHUNK] if rows is None else thumbs[rows[s:s + _CHUNK]]
+        bits = (chunk.astype(np.float32) @ planes) > 0  # (B, PLANES)
         out[s:s + _CHUNK] = np.packbits(bits, axis=1, bitorder="little").view(np.uint64)
     return out
 
@@ -205,19 +209,40 @@ def distinct(x: np.ndarray) -> np.ndarray:
 
 
 def fold(codes: np.ndarray) -> np.ndarray:
-    """One uint64 per code (equal codes, equal folds; unequal ones rarely collide)."""
+    """One uint64 per code (equal codes, equal folds; unequal ones rarely collide), in cache-sized chunks."""
+    out = np.empty(len(codes), np.uint64)
     with np.errstate(over="ignore"):
-        return (codes * _WORD_MIX[None, :]).sum(axis=1, dtype=np.uint64)
+        for s in range(0, len(codes), 8 * _CHUNK):
+            out[s:s + 8 * _CHUNK] = (codes[s:s + 8 * _CHUNK] * _WORD_MIX[None, :]).sum(axis=1, dtype=np.uint64)
+    return out
 
 
-def _keys(column: np.ndarray, hashes: np.ndarray | None, mask: np.uint64, hash_mask: np.uint64) -> np.ndarray:
-    """A table's key per sample: its thumbnail bits, plus its pHash bits mixed in (a new array)."""
-    keys = np.bitwise_and(column, mask)
+def same_fold(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(heads, members, head of each member): heads are the first row of each distinct fold (ascending),
+    members the other rows. One sort of fold | row words; equal folds are grouped on their top bits, so
+    the rare codes whose folds share those bits are grouped too: callers verify members against heads."""
+    n = len(codes)
+    idx_bits = max(1, int(n - 1).bit_length())
+    words = mih.bucketed(fold(codes), idx_bits)
+    rows = np.bitwise_and(words, np.uint64((1 << idx_bits) - 1)).view(np.int64)
+    new = np.ones(n, bool)
+    new[1:] = np.bitwise_xor(words[1:], words[:-1]) > np.uint64((1 << idx_bits) - 1)
+    group_head = rows[new]  # rows ascend within a group: the first is the smallest
+    member = ~new
+    heads = np.sort(group_head)
+    return heads, rows[member], group_head[np.cumsum(new)[member] - 1]
+
+
+def _keys(column: np.ndarray, hashes: np.ndarray | None, mask: np.uint64, hash_mask: np.uint64,
+          out: np.ndarray | None = None, scratch: np.ndarray | None = None) -> np.ndarray:
+    """A table's key per sample (into `out`, else a new array): its thumbnail bits plus its pHash bits
+    times an odd constant, so that the two sets of bits do not cancel where their positions coincide."""
+    keys = np.bitwise_and(column, mask, out=out)
     if hash_mask:
-        extra = np.bitwise_and(hashes, hash_mask)
+        extra = np.bitwise_and(hashes, hash_mask, out=scratch)
         with np.errstate(over="ignore"):
             np.multiply(extra, _HASH_MIX, out=extra)
-            np.add(keys, extra, out=keys)
+        np.add(keys, extra, out=keys)
     return keys
 
 
@@ -239,7 +264,7 @@ def self_candidates(codes: np.ndarray, search: LshPlan, workers: int = 2, hashes
     many pairs it rejects are never collected).
 
     Tables are run word by word: each word's column is copied out once (contiguous, not strided through
-    the codes) for all of its tables.
+    the codes) for all of its tables, which reuse two buffers of n words.
     """
     n = len(codes)
     hashes = _checked_hashes(search, hashes, n)
@@ -250,10 +275,11 @@ def self_candidates(codes: np.ndarray, search: LshPlan, workers: int = 2, hashes
 
     def one_word(word: int) -> np.ndarray:
         column = np.ascontiguousarray(codes[:, word])
+        keys, scratch = np.empty(n, np.uint64), np.empty(n, np.uint64)  # reused: no page faults per table
         found = []
         for mask, hash_mask in by_word[word]:
-            words = mih.bucketed(_keys(column, hashes, mask, hash_mask), idx_bits)
-            a, b = bucket_pairs_within(words, idx_bits, hashes if radius is not None else None, radius)
+            words = mih.bucketed(_keys(column, hashes, mask, hash_mask, keys, scratch), idx_bits)
+            a, b = bucket_pairs_within(words, idx_bits, hashes if radius is not None else None, radius, scratch)
             if len(a):
                 found.append(a * np.int64(n) + b)
         return distinct(np.concatenate(found)) if found else np.empty(0, np.int64)
@@ -263,18 +289,19 @@ def self_candidates(codes: np.ndarray, search: LshPlan, workers: int = 2, hashes
     return pairs // n, pairs % n
 
 
-def bucket_pairs_within(words: np.ndarray, idx_bits: int, hashes: np.ndarray | None,
-                        radius: int | None) -> tuple[np.ndarray, np.ndarray]:
+def bucket_pairs_within(words: np.ndarray, idx_bits: int, hashes: np.ndarray | None, radius: int | None,
+                        scratch: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs (a < b) of equal bucket keys in `words` (from mih.bucketed), optionally only those
-    whose `hashes` differ in at most `radius` bits.
+    whose `hashes` differ in at most `radius` bits. `scratch`: a spare array of len(words) uint64.
 
     Only samples in buckets of two or more are gathered (their indices and hashes, once each, into
-    compact arrays); pairs are then the positions i, i + d of the compact arrays in one bucket, found
-    for d = 1, 2, ... from those at d - 1, so a pair costs a few sequential reads and no random gather.
-    Within a bucket indices ascend (the words sort by key, then index), so a < b.
+    compact arrays); pairs are then the positions i, i + d of the compact arrays in one bucket: d = 1
+    over the whole compact arrays at once (most pairs; sequential reads), larger d from the positions
+    that reached d - 1. Within a bucket indices ascend (the words sort by key, then index), so a < b.
     """
     idx_mask = np.uint64((1 << idx_bits) - 1)
-    link = np.bitwise_xor(words[1:], words[:-1]) <= idx_mask  # positions p, p + 1 in one bucket
+    diff = np.bitwise_xor(words[1:], words[:-1], out=None if scratch is None else scratch[:-1])
+    link = diff <= idx_mask  # positions p, p + 1 in one bucket
     member = np.zeros(len(words), bool)
     member[1:] = link
     member[:-1] |= link
@@ -284,18 +311,16 @@ def bucket_pairs_within(words: np.ndarray, idx_bits: int, hashes: np.ndarray | N
     ids = np.bitwise_and(words[pos], idx_mask).view(np.int64)
     near = link[pos[:-1]]  # compact i, i + 1 in one bucket
     vals = None if hashes is None else hashes[ids]
-    starts = np.flatnonzero(near)
-    out_a, out_b = [], []
-    gap = 1
+    ok = near if vals is None else near & (np.bitwise_count(vals[1:] ^ vals[:-1]) <= radius)
+    first = np.flatnonzero(ok)
+    out_a, out_b = [ids[first]], [ids[first + 1]]
+    starts = np.flatnonzero(near[:-1] & near[1:])  # i, i + 1, i + 2 in one bucket
+    gap = 2
     while len(starts):
-        if vals is None:
-            ok = starts
-        else:
-            ok = starts[np.bitwise_count(vals[starts] ^ vals[starts + gap]) <= radius]
+        ok = starts if vals is None else starts[np.bitwise_count(vals[starts] ^ vals[starts + gap]) <= radius]
         out_a.append(ids[ok])
         out_b.append(ids[ok + gap])
-        nxt = starts + gap  # i + gap in the bucket too: is i + gap + 1?
-        starts = starts[nxt < len(near)]
+        starts = starts[starts + gap < len(near)]  # is i + gap + 1 in the bucket too?
         starts = starts[near[starts + gap]]
         gap += 1
     return np.concatenate(out_a), np.concatenate(out_b)
