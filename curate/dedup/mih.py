@@ -120,16 +120,17 @@ def map_threads(fn, items: list, workers: int) -> list:
         return list(pool.map(fn, items))
 
 
-def bucketed(keys: np.ndarray, idx_bits: int) -> np.ndarray:
+def bucketed(keys: np.ndarray, idx_bits: int, index: np.ndarray | None = None) -> np.ndarray:
     """Sorted words (bucket key << idx_bits | index), so that equal keys sort together.
 
     The bucket key is the top bits of key * odd constant: equal keys give equal bucket keys, and
     unequal ones collide rarely (an extra candidate the verification rejects). `keys` is overwritten.
+    `index`: np.arange(len(keys), dtype=np.uint64), for callers that bucket the same rows many times.
     """
     with np.errstate(over="ignore"):
         np.multiply(keys, _MIX, out=keys)
     np.bitwise_and(keys, np.uint64(~((1 << idx_bits) - 1) & (2**BITS - 1)), out=keys)
-    np.bitwise_or(keys, np.arange(len(keys), dtype=np.uint64), out=keys)
+    np.bitwise_or(keys, np.arange(len(keys), dtype=np.uint64) if index is None else index, out=keys)
     keys.sort()
     return keys
 

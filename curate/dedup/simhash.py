@@ -273,12 +273,14 @@ def self_candidates(codes: np.ndarray, search: LshPlan, workers: int = 2, hashes
     for word, mask, hash_mask in search.masks():
         by_word.setdefault(word, []).append((mask, hash_mask))
 
+    index = np.arange(n, dtype=np.uint64)
+
     def one_word(word: int) -> np.ndarray:
         column = np.ascontiguousarray(codes[:, word])
         keys, scratch = np.empty(n, np.uint64), np.empty(n, np.uint64)  # reused: no page faults per table
         found = []
         for mask, hash_mask in by_word[word]:
-            words = mih.bucketed(_keys(column, hashes, mask, hash_mask, keys, scratch), idx_bits)
+            words = mih.bucketed(_keys(column, hashes, mask, hash_mask, keys, scratch), idx_bits, index)
             a, b = bucket_pairs_within(words, idx_bits, hashes if radius is not None else None, radius, scratch)
             if len(a):
                 found.append(a * np.int64(n) + b)
