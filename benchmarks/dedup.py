@@ -4,9 +4,11 @@ Data: N photo-like 8x8 RGB thumbnails (smooth random colour fields + noise, so d
 correlate as photos do, not as white noise) with random 64-bit pHashes, plus planted near copies (1%
 of N): the source's thumbnail plus noise (correlation >= ~0.95) and its pHash with 0..10 bits flipped.
 The rule is the annotate stage's: pHash distance <= 14 AND thumbnail correlation >= 0.94.
+The pHashes here are independent of the thumbnails, so pHash bits separate distinct samples better
+than on real photos (whose pHashes follow their layouts); the LSH plan measures that on each dataset.
 
   rule, all-pairs    every pair's popcount, then thumbnails of those within 14 bits (the anchor)
-  rule, curate       thumbnail SimHash LSH candidates, then the rule (the `curate dedup` path)
+  rule, curate       SimHash LSH candidates (thumbnail and pHash key bits), then the rule (`curate dedup`)
   pHash k, curate    exact multi-index hashing on pHashes alone (signals without thumbnails)
 
     python benchmarks/dedup.py                                  # the figures in docs/PERFORMANCE.md

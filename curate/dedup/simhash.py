@@ -101,7 +101,6 @@ def plan(codes: np.ndarray, threshold: float, recall: float = 0.99, sample: int 
     rng = np.random.default_rng(_SEED + 2)
     pos = rng.choice(n, min(n, sample), replace=False)
     hist = _agreement(codes[pos], None if hashes is None or radius is None else mih.as_uint64(hashes)[pos])
-    thumb_agree, hash_agree = np.divmod(np.arange(65 * 65), 65)
     q = math.acos(max(-1.0, min(1.0, threshold))) / math.pi
     disagree = np.arange(65)
     weight = binom.pmf(disagree, 64, q)
@@ -109,18 +108,24 @@ def plan(codes: np.ndarray, threshold: float, recall: float = 0.99, sample: int 
     if hash_bits and (hashes is None or radius is None):
         raise ValueError("pHash bits in the key need the pHashes and the pHash radius")
     max_hash = 0 if hashes is None or radius is None else min(_MAX_HASH_KEY_BITS, HASH_BITS - radius)
+    shapes = range(max_hash + 1) if hash_bits is None else [hash_bits]
+    all_bits = range(8, 49)
+    # share of sampled (pair, word)s meeting in a table of each shape: P(agree on b random thumbnail bits
+    # and m random pHash bits) = C(a_thumb, b) / C(64, b) * C(a_hash, m) / C(64, m), summed over the sample
+    agree = np.arange(65)
+    thumb_share = np.exp([_log_comb(agree, b) - _log_comb(64, b) for b in all_bits])  # (bits, 65)
+    hash_share = np.exp([_log_comb(agree, m) - _log_comb(HASH_BITS, m) for m in shapes])  # (shapes, 65)
+    collide = thumb_share @ hist @ hash_share.T  # (bits, shapes)
     best = None
-    for m in range(max_hash + 1) if hash_bits is None else [hash_bits]:
+    for j, m in enumerate(shapes):
         g = math.exp(_log_comb(HASH_BITS - (radius or 0), m) - _log_comb(HASH_BITS, m))
-        share_hash = np.exp(_log_comb(hash_agree, m) - _log_comb(HASH_BITS, m))
         per_item = _NS_PER_ITEM + (_NS_PER_HASH_KEY if m else 0.0)
-        for bits in range(8, 49):
+        for i, bits in enumerate(all_bits):
             h = np.exp(_log_comb(64 - disagree, bits) - _log_comb(64, bits)) * g  # table hit, given D
             per_word = _tables_for(weight, h, miss_per_word)
             if per_word is None:
                 continue
-            collide = float((hist * np.exp(_log_comb(thumb_agree, bits) - _log_comb(64, bits)) * share_hash).sum())
-            cost = WORDS * per_word * (n * per_item + n * (n - 1) / 2 * collide * _NS_PER_CANDIDATE)
+            cost = WORDS * per_word * (n * per_item + n * (n - 1) / 2 * collide[i, j] * _NS_PER_CANDIDATE)
             if best is None or cost < best[0]:
                 best = (cost, LshPlan(threshold=threshold, bits=bits, tables=WORDS * per_word, recall=recall,
                                       hash_bits=m, radius=radius if m else None))
@@ -128,20 +133,19 @@ def plan(codes: np.ndarray, threshold: float, recall: float = 0.99, sample: int 
 
 
 def _agreement(codes: np.ndarray, hashes: np.ndarray | None) -> np.ndarray:
-    """Share of (pair, word) of these samples by (thumbnail bits agreeing in the word) * 65 + (pHash bits
-    agreeing), over all pairs; pHash agreement counts as 64 without hashes."""
+    """(65, 65) share of (pair, word) of these samples by thumbnail bits agreeing in the word and pHash
+    bits agreeing, over all pairs; pHash agreement counts as 64 without hashes."""
     hist = np.zeros(65 * 65, np.float64)
-    rows = np.arange(len(codes))
     for s in range(0, len(codes), 256):
-        thumb = 64 - np.bitwise_count(codes[s:s + 256, None, :] ^ codes[None, :, :])  # (B, S, WORDS)
+        block, rest = codes[s:s + 256], codes[s:]  # pairs (i, j > i): later rows only
+        thumb = (64 - np.bitwise_count(block[:, None, :] ^ rest[None, :, :])).astype(np.uint16)  # (B, R, WORDS)
         if hashes is None:
-            same = np.full(thumb.shape[:2], 64, np.uint8)
+            same = np.full(thumb.shape[:2], 64, np.uint16)
         else:
-            same = 64 - np.bitwise_count(hashes[s:s + 256, None] ^ hashes[None, :])  # (B, S)
-        upper = rows[None, :] > rows[s:s + len(thumb), None]
-        cell = thumb.astype(np.int64) * 65 + same[:, :, None]
-        hist += np.bincount(cell[upper].ravel(), minlength=65 * 65)
-    return hist / max(1.0, hist.sum())
+            same = 64 - np.bitwise_count(hashes[s:s + 256, None] ^ hashes[None, s:]).astype(np.uint16)  # (B, R)
+        upper = np.arange(thumb.shape[1])[None, :] > np.arange(len(block))[:, None]
+        hist += np.bincount((thumb * 65 + same[:, :, None])[upper].ravel(), minlength=65 * 65)
+    return (hist / max(1.0, hist.sum())).reshape(65, 65)
 
 
 def _log_comb(n: np.ndarray | int, k: int) -> np.ndarray:
