@@ -22,7 +22,8 @@ for any fixed pair; runs are deterministic.
 Why pHash bits: distinct photos of one kind have correlated thumbnails, so thumbnail bits separate them
 poorly, while a pHash bit costs a near pair at most r / 64 of its chances. `plan` measures on a sample
 how often distinct samples share keys of each shape (thumbnail bits b, pHash bits m) and takes the shape
-with the least estimated work; where pHashes follow the thumbnails it takes m = 0.
+with the least estimated work, so it keeps m = 0 where pHash bits would not lower it (pHashes that
+follow the thumbnails).
 
 Inside a table only pairs within the pHash radius are kept (the cheap half of the rule); the caller
 checks the whole rule on them.
@@ -51,7 +52,7 @@ _CHUNK = 4096  # thumbnails projected at once: the (rows, PLANES) product stays 
 _NS_PER_ITEM = 17.7  # key, sort, find the samples in shared buckets
 _NS_PER_HASH_KEY = 2.7  # mask, mix and add the pHash bits
 _NS_PER_CANDIDATE = 21.0  # gather its samples' indices and pHashes, test the radius
-_MAX_HASH_KEY_BITS = 16
+_MAX_HASH_KEY_BITS = 16  # pHash bits per key that `plan` considers
 _HASH_MIX = np.uint64(0xD6E8FEB86659FD93)  # odd: spreads the masked pHash bits over the key
 _WORD_MIX = np.random.default_rng(_SEED + 3).integers(0, 2**64, WORDS, dtype=np.uint64) | np.uint64(1)
 
