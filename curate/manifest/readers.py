@@ -128,10 +128,12 @@ class CsvReader:
 
     def columns(self) -> list[str] | None:
         try:
+            # The header is parsed from the file's first block in memory: a streaming reader over the
+            # file would leave a read-ahead task behind, which can abort the interpreter at exit.
             with _arrow_stream(self.src) as stream:
-                reader = pacsv.open_csv(stream, read_options=self._read_options(),
-                                        parse_options=self._parse_options(None))
-                header = reader.schema.names
+                head = stream.read(CSV_BLOCK_BYTES)
+            header = pacsv.open_csv(pa.BufferReader(head), read_options=self._read_options(),
+                                    parse_options=self._parse_options(None)).schema.names
         except pa.ArrowInvalid as exc:
             if "Empty CSV file" in str(exc):
                 return None
@@ -186,9 +188,9 @@ class CsvReader:
         convert = pacsv.ConvertOptions(include_columns=wanted, column_types={c: pa.binary() for c in wanted})
         types: dict[str, pa.DataType] = {}
         done = 0
-        with _arrow_stream(self.src) as stream:
-            reader = pacsv.open_csv(stream, read_options=self._read_options(),
-                                    parse_options=self._parse_options(ragged), convert_options=convert)
+        with _arrow_stream(self.src) as stream, pacsv.open_csv(
+                stream, read_options=self._read_options(), parse_options=self._parse_options(ragged),
+                convert_options=convert) as reader:  # closed before its stream when the caller stops early
             for rb in reader:
                 def bad(kind: str, offset: int = done):
                     return lambda i, msg: self.problems.add(kind, self.src.name, msg, row=offset + i + 1)
