@@ -76,7 +76,7 @@ def overlap(dataset: str, benchmarks: dict[str, str], *, max_distance: int | Non
     k = default_max_distance() if max_distance is None else int(max_distance)
     min_similarity = default_similarity()
     ds = Dataset(dataset)
-    train = _training(ds)
+    train = load_nodes(ds, [])  # the downloaded, hashed training samples
     results = {}
     for name, path in benchmarks.items():
         start = time.perf_counter()
@@ -118,13 +118,6 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _training(ds: Dataset) -> dict:
-    """Training uids, hashes and thumbnails (when stored) of the downloaded, hashed samples."""
-    nodes = load_nodes(ds, [])
-    return {"uid": nodes["uid"], "phash": nodes["phash"].view(np.int64), "valid": nodes["phash_valid"],
-            "thumbs": nodes["thumbs"]}
-
-
 def _hash_eval_set(name: str, path: str) -> dict:
     ids, labels, captions, hashes, thumbs, errors = [], [], [], [], [], []
     for batch in tqdm(evalsets.read(path), desc=f"overlap: hashing {name}", unit="batch", disable=None):
@@ -150,7 +143,7 @@ def _matches(ds: Dataset, name: str, ev: dict, train: dict, k: int, min_similari
              workers: int) -> pa.Table:
     ok_eval = np.array([e is None for e in ev["errors"]], dtype=bool)
     eval_idx = np.flatnonzero(ok_eval)
-    train_idx = np.flatnonzero(train["valid"])
+    train_idx = np.flatnonzero(train["phash_valid"])
     qi, tj, dist, _ = cross_near(
         ev["hashes"][eval_idx], None if ev["thumbs"] is None else ev["thumbs"][eval_idx],
         train["phash"][train_idx], None if train["thumbs"] is None else train["thumbs"][train_idx],

@@ -138,11 +138,17 @@ def test_dedup_against_a_built_dataset_marks_copies_of_its_samples(dup_dataset, 
     assert summary["duplicates_of_against"] == len(matched)
 
 
-def test_dedup_without_hash_signals_names_the_annotate_stage(tmp_path):
+def test_dedup_without_hash_signals_names_the_annotate_stage(tmp_path, dup_dataset):
     root = tmp_path / "ds"
     (root / "shards").mkdir(parents=True)
     with pytest.raises(CurateError, match="curate annotate"):
         dedup(str(root))
+    other = tmp_path / "renamed"
+    shutil.copytree(dup_dataset[0], other)
+    for f in (other / "signals" / "hashes").iterdir():  # signal files named for shards that do not exist
+        f.rename(f.with_name("9" + f.name))
+    with pytest.raises(CurateError, match="no shard of .* has hash signals.*curate annotate"):
+        dedup(str(other))
 
 
 def _pairs_at_threshold(seed: int):

@@ -139,21 +139,17 @@ def bucket_pairs(keys: np.ndarray, idx_bits: int) -> tuple[np.ndarray, list[tupl
     """(order, chunks): node indices sorted by key, and the (i, j) positions in `order` of every pair of
     nodes with equal keys, in chunks of about _PAIR_CHUNK pairs. `keys` is overwritten."""
     words = bucketed(keys, idx_bits)
-    return (words & np.uint64((1 << idx_bits) - 1)).astype(np.int64), bucket_runs(words, idx_bits)
-
-
-def bucket_runs(words: np.ndarray, idx_bits: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The (i, j) positions in `words` (from `bucketed`) of every pair with equal bucket keys, chunked."""
     idx_mask = np.uint64((1 << idx_bits) - 1)
+    order = (words & idx_mask).astype(np.int64)
     # p such that words p and p + 1 share a bucket key (their XOR has no key bits)
     pos = np.flatnonzero(np.bitwise_xor(words[1:], words[:-1]) <= idx_mask)
     if len(pos) == 0:
-        return []
+        return order, []
     breaks = np.flatnonzero(np.diff(pos) != 1) + 1
     run_start = pos[np.concatenate(([0], breaks))]
     run_len = np.diff(np.concatenate(([0], breaks, [len(pos)]))) + 1  # members per bucket
     two = run_len == 2  # the common case: a bucket of two is one candidate pair
-    return [(run_start[two], run_start[two] + 1), *_run_chunks(run_start[~two], run_len[~two])]
+    return order, [(run_start[two], run_start[two] + 1), *_run_chunks(run_start[~two], run_len[~two])]
 
 
 def _bucket_self(h: np.ndarray, mask: np.uint64, k: int, idx_bits: int):

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from curate import duck, storage
 from curate.dataset import Dataset
 from curate.dedup import mih, simhash
+from curate.errors import CurateError
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +31,24 @@ def load_nodes(ds: Dataset, against: list[str]) -> dict:
     digests) with sha_valid / url_valid, thumbs ((N, 192) uint8, or None when any file lacks them).
     """
     con = duck.connect()
-    hash_files = {Dataset.shard_key(p): p for p in storage.list_files(ds.signals_dir("hashes"), ".parquet")}
-    duck.source(con, list(hash_files.values()), f"hash signals in {ds.signals_dir('hashes')}",
-                f"curate annotate {ds.root}")
-    shard_files = {Dataset.shard_key(p): p for p in ds.shard_paths()}
-    duck.source(con, list(shard_files.values()), f"download shards in {ds.shards_dir}",
-                f"curate download ... {ds.root}")
+    hash_files = _keyed(storage.list_files(ds.signals_dir("hashes"), ".parquet"),
+                        f"hash signals in {ds.signals_dir('hashes')}", f"curate annotate {ds.root}")
+    shard_files = _keyed(ds.shard_paths(), f"download shards in {ds.shards_dir}", f"curate download ... {ds.root}")
+    hashed = sorted(set(shard_files) & set(hash_files))
     unhashed = sorted(set(shard_files) - set(hash_files))
+    if not hashed:
+        raise CurateError(f"no shard of {ds.root} has hash signals (the signal files are named for other "
+                          f"shards). Run `curate annotate {ds.root}` first.")
     if unhashed:
         log.warning("%d shard(s) have no hash signals yet (first: %s): their samples are left out; run "
                     "`curate annotate %s` to finish them", len(unhashed), unhashed[0], ds.root)
     queries = [(0, _own_query(con, shard_files[key], hash_files[key]), f"hash signals of shard {key}")
-               for key in sorted(set(shard_files) & set(hash_files))]
+               for key in hashed]
     names = sorted(set(against))
     for code, other in enumerate(names, start=1):
-        files = storage.list_files(Dataset(other).signals_dir("hashes"), ".parquet")
-        duck.source(con, files, f"hash signals in --against dataset {other}", f"curate annotate {other}")
-        queries += [(code, _against_query(con, path), path) for path in files]
+        files = _keyed(storage.list_files(Dataset(other).signals_dir("hashes"), ".parquet"),
+                       f"hash signals in --against dataset {other}", f"curate annotate {other}")
+        queries += [(code, _against_query(con, path), path) for path in files.values()]
     parts = [_node_part(con, code, query, what) for code, query, what in tqdm(
         queries, desc="load hash signals", unit="file", disable=len(queries) < 20)]
     with_thumbs = all(part["thumbs"] is not None for part in parts)
@@ -72,9 +74,19 @@ def load_nodes(ds: Dataset, against: list[str]) -> dict:
     return nodes
 
 
+def _keyed(paths: list[str], what: str, fix: str) -> dict[str, str]:
+    """{shard key: path}; a clear error naming `fix` when there are none."""
+    if not paths:
+        raise CurateError(f"no {what} found. Run `{fix}` first.")
+    return {Dataset.shard_key(p): p for p in paths}
+
+
+def _file(con, path: str) -> str:
+    return duck.source(con, [path], path, "")
+
+
 def _own_query(con, shard_path: str, hash_path: str) -> str:
-    hashes = duck.source(con, [hash_path], "hash signals", "curate annotate")
-    shards = duck.source(con, [shard_path], "download shard", "curate download")
+    hashes, shards = _file(con, hash_path), _file(con, shard_path)
     thumb = ", h.thumb" if _has_column(con, hashes, "thumb") else ""
     return f"""SELECT h.uid, h.phash{thumb}, {_digest('h.sha256', 'sha')}, {_digest('s.url', 'url')},
                       coalesce(s.width, 0)::BIGINT * coalesce(s.height, 0) AS pixels
@@ -83,7 +95,7 @@ def _own_query(con, shard_path: str, hash_path: str) -> str:
 
 
 def _against_query(con, hash_path: str) -> str:
-    src = duck.source(con, [hash_path], "hash signals", "curate annotate")
+    src = _file(con, hash_path)
     thumb = ", thumb" if _has_column(con, src, "thumb") else ""
     return f"""SELECT uid, phash{thumb}, {_digest('sha256', 'sha')}, {_digest('NULL::VARCHAR', 'url')},
                       0::BIGINT AS pixels FROM {src}"""

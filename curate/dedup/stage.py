@@ -51,20 +51,17 @@ def dedup(dataset: str, *, max_distance: int | None = None, against: list[str] |
     n = len(nodes["uid"])
     log.info("dedup: %d samples, %d from --against datasets, max distance %d", n_own, n - n_own, k)
 
-    edges_a, edges_b = [], []
-    for column in ("sha", "url"):
-        a, b = _same_value_edges(nodes[column], nodes[f"{column}_valid"])
-        edges_a.append(a), edges_b.append(b)
+    copy, first_copy = _same_value_edges(nodes["sha"], nodes["sha_valid"])
+    same_url, first_url = _same_value_edges(nodes["url"], nodes["url_valid"])
     if nodes["thumbs"] is None:
         log.warning("hash signals hold no thumbnails: near duplicates by pHash distance alone (lower "
                     "precision); rerun `curate annotate` to add them")
     # Byte-identical copies have identical hashes and thumbnails, so their near duplicates are their
     # first copy's: only that one joins the search (the exact edges already tie the rest to it).
     searched = nodes["phash_valid"].copy()
-    searched[edges_a[0]] = False
+    searched[copy] = False
     a, b, search = near_edges(nodes["phash"], searched, nodes["thumbs"], k, min_similarity, workers)
-    edges_a.append(a), edges_b.append(b)
-    labels = clusters.components(n, np.concatenate(edges_a), np.concatenate(edges_b))
+    labels = clusters.components(n, np.concatenate([copy, same_url, a]), np.concatenate([first_copy, first_url, b]))
 
     priority = np.where(from_other, np.iinfo(np.int64).min, -nodes["pixels"])
     rep = clusters.representatives(labels, priority, np.arange(n))
