@@ -122,7 +122,9 @@ DROP_REASONS = (
     "nsfw_text",
     "exact_duplicate",
     "near_duplicate",
+    "semantic_duplicate",
     "benchmark_overlap",
+    "clip_score",
 )
 
 TAKEDOWN_SCHEMA = pa.schema(

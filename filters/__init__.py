@@ -14,6 +14,7 @@ from curate.filters.benchmark_overlap import BenchmarkOverlap
 from curate.filters.blank_image import BlankImage
 from curate.filters.caption_boilerplate import CaptionBoilerplate
 from curate.filters.caption_too_short import CaptionTooShort
+from curate.filters.clip_score import ClipScore
 from curate.filters.download_failed import DownloadFailed
 from curate.filters.exact_duplicate import ExactDuplicate
 from curate.filters.image_too_small import ImageTooSmall
@@ -22,6 +23,7 @@ from curate.filters.near_duplicate import NearDuplicate
 from curate.filters.nsfw_image import NsfwImage
 from curate.filters.nsfw_text import NsfwText
 from curate.filters.opted_out import OptedOut
+from curate.filters.semantic_duplicate import SemanticDuplicate
 from curate.filters.takedown import Takedown
 
 from curate.errors import CurateError
@@ -29,7 +31,8 @@ from curate.errors import CurateError
 # In curate.schema.DROP_REASONS order (tests keep the two in sync).
 FILTERS: tuple[type[Filter], ...] = (
     DownloadFailed, OptedOut, Takedown, ImageTooSmall, AspectRatio, BlankImage, CaptionTooShort,
-    CaptionBoilerplate, Language, NsfwImage, NsfwText, ExactDuplicate, NearDuplicate, BenchmarkOverlap,
+    CaptionBoilerplate, Language, NsfwImage, NsfwText, ExactDuplicate, NearDuplicate, SemanticDuplicate,
+    BenchmarkOverlap, ClipScore,
 )
 
 

@@ -7,6 +7,7 @@ Columns available to expressions (aliases of the join in curate.decide):
   s.*         the download shard row without image bytes (uid, url, caption, status, error_class, width, height)
   image.*, hashes.*, language.*, nsfw.*, caption.*   the `curate annotate` signals
   dedup.*     signals/dedup/clusters.parquet (curate dedup)
+  clip.*      signals/clip: clip_score, image/text embeddings (curate annotate --signals clip)
   overlap.*   per uid: benchmarks (list) and matches (count) from signals/overlap/*.parquet (curate overlap)
   takedown.*  per uid: hit = true when DATASET/takedown.parquet names the sample (uid, URL or domain)
 """
@@ -19,7 +20,7 @@ from typing import Any, ClassVar
 PRODUCERS = {
     "image": "curate annotate", "hashes": "curate annotate", "language": "curate annotate",
     "nsfw": "curate annotate", "caption": "curate annotate", "dedup": "curate dedup",
-    "overlap": "curate overlap",
+    "overlap": "curate overlap", "clip": "curate annotate --signals clip",
 }
 
 
