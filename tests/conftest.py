@@ -1,21 +1,55 @@
-"""Shared fixtures: paths to ../shared data (skipped with a reason where absent)."""
+"""Shared fixtures: the real-data reference folder and reference wheels (skipped with a reason where absent)."""
 
 from __future__ import annotations
 
+import glob
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+# Real crawl files, URL lists and multilingual sentences that some tests read. They are not part of the
+# project: point CURATE_REFERENCE_DATA at a folder holding data/ and reference/ (default: `shared` beside
+# the clone); tests that need it skip with a reason where it is absent.
+REFERENCE_DATA = Path(os.environ.get("CURATE_REFERENCE_DATA", ROOT.parent / "shared"))
+REFERENCE_WHEELS = ROOT / ".cache" / "reference"
+OPEN_CLIP_WHEEL = "open_clip_torch==3.3.0"
 
 
 def shared_path(*parts: str) -> Path:
-    """A file under ../shared, or skip the test saying why."""
-    path = SHARED.joinpath(*parts)
+    """A file of the real-data reference folder, or skip the test saying why."""
+    path = REFERENCE_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"{path} is absent (the shared real-data folder is not beside this clone)")
+        pytest.skip(f"{path} is absent (set CURATE_REFERENCE_DATA to the real-data reference folder)")
     return path
+
+
+def open_clip_wheel_path() -> Path:
+    """open_clip's PyPI wheel, the reference implementation several tests compare against.
+
+    It is never installed (its torchvision does not import beside the CPU torch); tests load single modules
+    from it. Fetched once from the package registry into .cache/reference, or the test skips saying why.
+    """
+    pattern = str(REFERENCE_WHEELS / "open_clip_torch-3.3.0-*.whl")
+    if not glob.glob(pattern):
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest",
+                   str(REFERENCE_WHEELS), OPEN_CLIP_WHEEL]
+        try:
+            subprocess.run(command, check=True, timeout=300, capture_output=True)
+        except (subprocess.SubprocessError, OSError) as error:
+            pytest.skip(f"open_clip's wheel could not be fetched ({error}): run {' '.join(command[1:])}")
+    wheels = sorted(glob.glob(pattern))
+    if not wheels:
+        pytest.skip(f"no {OPEN_CLIP_WHEEL} wheel in {REFERENCE_WHEELS}")
+    return Path(wheels[-1])
+
+
+@pytest.fixture(scope="session")
+def open_clip_wheel() -> Path:
+    return open_clip_wheel_path()
 
 
 @pytest.fixture(scope="session")

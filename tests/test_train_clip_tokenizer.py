@@ -1,13 +1,12 @@
 """curate's ClipBPETokenizer against open_clip's own tokenizer, on CLIP's real vocabulary and real alt texts.
 
-The reference is the open_clip_torch wheel from PyPI (`.ci/run` downloads it into .cache/reference/; no
-network at test time). Its tokenizer module is loaded from the wheel by path: importing the open_clip
+The reference is the open_clip_torch wheel from PyPI (fetched once into .cache/reference/ by the
+`open_clip_wheel` fixture). Its tokenizer module is loaded from the wheel by path: importing the open_clip
 package would import torchvision, which does not load beside the CPU torch used here.
 """
 
 from __future__ import annotations
 
-import glob
 import importlib.util
 import sys
 import zipfile
@@ -19,8 +18,8 @@ import torch
 
 from curate.train.tokenizer import ClipBPETokenizer
 
-ROOT = Path(__file__).resolve().parents[1]
-WHEELS = sorted(glob.glob(str(ROOT / ".cache" / "reference" / "open_clip_torch-*.whl")))
+from conftest import REFERENCE_DATA
+
 
 TRICKY = [
     "a photo of a cat", "A Photo of a DOG!!", "hello   world,\tit's 2026\n", "naïve café déjà vu",
@@ -31,12 +30,10 @@ TRICKY = [
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    if not WHEELS:
-        pytest.skip("open_clip_torch wheel absent: `pip download open_clip_torch==3.3.0 --no-deps -d .cache/reference`")
+def reference(tmp_path_factory, open_clip_wheel):
     pytest.importorskip("ftfy")
     folder = tmp_path_factory.mktemp("open_clip")
-    with zipfile.ZipFile(WHEELS[-1]) as wheel:
+    with zipfile.ZipFile(open_clip_wheel) as wheel:
         for name in ("open_clip/tokenizer.py", "open_clip/bpe_simple_vocab_16e6.txt.gz"):
             wheel.extract(name, folder)
     spec = importlib.util.spec_from_file_location("open_clip_reference_tokenizer", folder / "open_clip" / "tokenizer.py")
@@ -48,7 +45,7 @@ def reference(tmp_path_factory):
 
 
 def _real_alt_texts(n: int) -> list[str]:
-    path = ROOT.parent / "shared" / "data" / "url-lists" / "test_10000.parquet"
+    path = REFERENCE_DATA / "data" / "url-lists" / "test_10000.parquet"
     if not path.exists():
         return []
     table = pq.read_table(path)
