@@ -8,6 +8,7 @@ import html
 import http.server
 import io
 import json
+import re
 import shutil
 import threading
 from datetime import UTC, datetime
@@ -365,6 +366,44 @@ def test_corrupt_member_malformed_record_and_bad_json_are_skipped_and_counted(tm
     assert errors["malformed_record"] == 2  # the junk record, the bad Content-Length
     assert errors["invalid_json"] == 1
     assert summary["files_done"] == 2 and not summary["files_failed"]
+
+
+def lie_about_length(path: Path, member: int, claimed: int) -> None:
+    """Rewrite the archive's `member`-th gzip member (one record) with its Content-Length set to `claimed`."""
+    data = path.read_bytes()
+    offsets = member_offsets(path) + [len(data)]
+    head, sep, block = gzip.decompress(data[offsets[member]:offsets[member + 1]]).partition(b"\r\n\r\n")
+    lying = re.sub(rb"(?im)^content-length: *\d+", b"Content-Length: %d" % claimed, head)
+    assert lying != head
+    path.write_bytes(data[:offsets[member]] + gzip.compress(lying + sep + block) + data[offsets[member + 1]:])
+
+
+@pytest.mark.parametrize("claimed", [10**5, 10**8, 10**11])  # under the 16 MiB cap (buffered), over it (streamed)
+@pytest.mark.parametrize("liar", [20, 40])  # a record in the middle, the last record
+def test_a_lying_content_length_costs_its_own_record_only(tmp_path, claimed, liar):
+    (tmp_path / "in").mkdir()
+    path = write_pages(tmp_path / "in" / "lies.warc.gz", [(f"http://s.example/{n}.html", page(n)) for n in range(41)])
+    lie_about_length(path, liar, claimed)
+    summary = crawl([str(path)], str(tmp_path / "out"), workers=1)
+    assert pairs(tmp_path / "out") == {(f"http://s.example/i/{n}.jpg", f"picture {n}") for n in range(41) if n != liar}
+    assert summary["records"] == 40 and summary["pages"] == 40
+    assert {k: v for k, v in summary["errors"].items() if v} == {"content_length_overrun": 1}
+    assert summary["skipped"]["too_large"] == 0  # the lie is one problem, not also a skipped record
+    stats = json.loads((tmp_path / "out" / "_crawl" / "00000.stats.json").read_text())
+    assert [e["kind"] for e in stats["error_examples"]] == ["content_length_overrun"]
+    assert f"Content-Length {claimed}" in stats["error_examples"][0]["message"]
+    assert stats["error_examples"][0]["offset"] == member_offsets(path)[liar]
+
+
+def test_a_lying_content_length_in_a_wat_keeps_every_later_page(tmp_path):
+    pages = [(f"http://w.example/{n}.html", page(n), None) for n in range(30)]
+    wat = write_wat(pages, tmp_path / "in" / "lies.warc.wat.gz")  # warcinfo, then request + response per page
+    lie_about_length(wat, 1 + 2 * 10 + 1, 10**8)  # page 10's response metadata
+    lie_about_length(wat, 1 + 2 * 20, 10**11)  # page 20's request metadata
+    summary = crawl([str(wat)], str(tmp_path / "out"), workers=1)
+    assert pairs(tmp_path / "out") == {(f"http://w.example/i/{n}.jpg", f"picture {n}") for n in range(30) if n != 10}
+    assert summary["records"] == 1 + 2 * 30 - 2 and summary["pages"] == 29
+    assert {k: v for k, v in summary["errors"].items() if v} == {"content_length_overrun": 2}
 
 
 def test_wrong_and_unknown_charsets_are_counted_and_the_pages_still_read(tmp_path):

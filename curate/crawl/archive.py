@@ -5,7 +5,9 @@ through the isal package, else zlib) and parsing the WARC header by hand is fast
 stream stack (measured in benchmarks/crawl.py), and it lets damage be handled per member: a member that does not decompress is
 counted and reading resumes at the next gzip magic; a file cut inside a member keeps every record before
 the cut; bytes that are not a WARC record are skipped to the next `WARC/` header; a record larger than the
-cap is skipped while it streams past, never held in memory. Plain (uncompressed) WARC files work too.
+cap is skipped while it streams past, never held in memory; a record whose Content-Length runs past the end
+of its member (a wrong or lying length) ends there, so it costs only itself. Plain (uncompressed) WARC files
+work too, but there nothing but the Content-Length marks where a record ends.
 """
 
 from __future__ import annotations
@@ -108,26 +110,41 @@ def iter_records(fh: BinaryIO, stats: CrawlStats, *, max_record_bytes: int = 16 
 
 
 class _RecordParser:
-    """Cuts a stream of decompressed bytes into WARC records (header, then Content-Length bytes)."""
+    """Cuts a stream of decompressed bytes into WARC records (header, then Content-Length bytes).
+
+    The stream arrives in pieces (`feed`) between events: `member_start` (a gzip member begins), `gap`
+    (a damaged member was skipped) and `finish`. A record that is still open at an event is dropped and
+    counted once, so a wrong Content-Length costs its own record, never the records after it.
+    """
 
     def __init__(self, stats: CrawlStats, max_record_bytes: int,
                  want: Callable[[str, WarcHeaders], bool] | None) -> None:
         self.stats, self.max_record_bytes, self.want = stats, max_record_bytes, want
-        self.buf = bytearray()
+        self.buf = bytearray()  # the unparsed rest: a record (or header) that the next piece completes
         self.base = 0  # stream position of buf[0]
         self.end = 0  # stream position of buf's end
         self.skipping = 0  # bytes of a skipped record still to come
+        self.skipped: tuple[str, int, int] = ("", 0, 0)  # that record's (WARC-Type, offset, Content-Length)
         self.marks: deque[tuple[int, int]] = deque()  # (stream position, archive offset) of member starts
         self.plain = True  # until a gzip member is seen, stream positions are archive offsets
         self.resyncing = False  # inside bytes already counted as malformed, looking for the next record
 
+    # ---------------------------------------------------------------- stream events
+
     def member_start(self, offset: int) -> None:
-        """A gzip member begins: records start at member starts, so unparsed bytes before one are junk."""
-        if self.resyncing:
-            self._consume(len(self.buf))
-            self.resyncing = False
+        """A gzip member begins. Records are written one per member, so one still open here claimed more
+        bytes than its member held: it is dropped and the new member's record is read."""
+        self._drop_open("content_length_overrun")
         self.plain = False
         self.marks.append((self.end, offset))
+
+    def gap(self) -> None:
+        """The stream broke (a corrupt member): whatever record was in progress is lost."""
+        self._drop_open("incomplete_record")
+
+    def finish(self) -> None:
+        """The stream ended: in a gzip file after a whole member (a truncated one ends in `gap`)."""
+        self._drop_open("incomplete_record" if self.plain else "content_length_overrun")
 
     def offset_at(self, pos: int) -> int:
         if self.plain:
@@ -137,35 +154,13 @@ class _RecordParser:
             marks.popleft()
         return marks[0][1] if marks else pos
 
-    def gap(self) -> None:
-        """The stream broke (a corrupt member): whatever record was in progress is lost."""
-        self._drop_partial()
-        self.skipping = 0
-
-    def finish(self) -> None:
-        self._drop_partial()
-
-    def _drop_partial(self) -> None:
-        if self.buf.strip(b"\r\n") or self.skipping:
-            self.stats.error("incomplete_record", self.offset_at(self.base),
-                             f"record cut short after {len(self.buf)} bytes; dropped")
-        self._consume(len(self.buf))
-
-    def _consume(self, n: int) -> None:
-        del self.buf[:n]
-        self.base += n
+    # ---------------------------------------------------------------- records
 
     def feed(self, data: bytes) -> Iterator[Record]:
+        """The records that `data`, the next decompressed bytes, completes; a partial one waits in `buf`."""
         self.end += len(data)
         if self.skipping:
-            if len(data) <= self.skipping:  # the common case of a huge record: never buffered
-                self.skipping -= len(data)
-                self.base += len(data)
-                return
-            cut = self.skipping
-            self.skipping = 0
-            self.base += cut
-            data = data[cut:]
+            data = self._pass_skipped(data)
         if self.buf:
             self.buf += data
             buf: bytes | bytearray = self.buf
@@ -174,48 +169,21 @@ class _RecordParser:
         pos = 0
         try:
             while True:
-                n = len(buf)
-                while pos < n and buf[pos] in (10, 13):
-                    pos += 1
-                if pos >= n:
+                pos, head = self._next_head(buf, pos)
+                if head is None:
                     return
-                if not buf.startswith(b"WARC/", pos):
-                    if n - pos < 5 and b"WARC/".startswith(buf[pos:]):
-                        return
-                    pos = self._resync(buf, pos, "no WARC/ version line where a record should start")
-                    continue
-                head_end = buf.find(b"\r\n\r\n", pos, pos + MAX_HEADER_BYTES)
-                if head_end < 0:
-                    if n - pos >= MAX_HEADER_BYTES:
-                        pos = self._resync(buf, pos, f"no end of the WARC header within {MAX_HEADER_BYTES} bytes")
-                        continue
-                    return
-                headers = WarcHeaders(bytes(buf[pos:head_end]))
-                length = _content_length(headers)
-                if length is None:
-                    pos = self._resync(buf, pos, f"missing or invalid Content-Length {headers.get('content-length')!r}")
-                    continue
-                self.resyncing = False
-                body_start = head_end + 4
-                offset = self.offset_at(self.base + pos)
-                kind = headers.get("warc-type") or "unknown"
+                headers, kind, body_start, length = head
                 if length > self.max_record_bytes or (self.want is not None and not self.want(kind, headers)):
-                    self.stats.records[kind] += 1
-                    if length > self.max_record_bytes:
-                        self.stats.skip("too_large")
-                        log.warning("%s at offset %d: skipped a %d-byte record (max_record_bytes %d)",
-                                    self.stats.name, offset, length, self.max_record_bytes)
-                    have = min(n - body_start, length)
-                    pos = body_start + have
-                    self.skipping = length - have
+                    pos = self._skip_block(buf, body_start, length, kind, self.offset_at(self.base + pos))
                     if self.skipping:
                         return
                     continue
                 total = body_start + length
-                if n < total:
-                    return  # the rest of the record is in the next chunks: parse its header again then
+                if len(buf) < total:
+                    return  # the rest of the record is in the next pieces: its header is parsed again then
                 self.stats.records[kind] += 1
-                if buf is self.buf:  # a bytearray that the next chunk changes: the block is copied out
+                offset = self.offset_at(self.base + pos)
+                if buf is self.buf:  # a bytearray that the next piece changes: the block is copied out
                     record = Record(offset, kind, headers, bytes(buf[body_start:total]), 0, total - body_start)
                 else:
                     record = Record(offset, kind, headers, buf, body_start, total)
@@ -224,10 +192,69 @@ class _RecordParser:
         finally:
             self._keep(buf, pos)
 
+    def _next_head(self, buf: bytes | bytearray, pos: int) -> tuple[int, tuple[WarcHeaders, str, int, int] | None]:
+        """The next record's start at or after `pos` with its (headers, WARC-Type, block start, Content-Length),
+        past blank lines and (counted) junk; the header is None while it is not complete in `buf`."""
+        n = len(buf)
+        while True:
+            while pos < n and buf[pos] in (10, 13):
+                pos += 1
+            if pos >= n:
+                return pos, None
+            if not buf.startswith(b"WARC/", pos):
+                if n - pos < 5 and b"WARC/".startswith(buf[pos:]):
+                    return pos, None
+                pos = self._resync(buf, pos, "no WARC/ version line where a record should start")
+                continue
+            head_end = buf.find(b"\r\n\r\n", pos, pos + MAX_HEADER_BYTES)
+            if head_end < 0:
+                if n - pos < MAX_HEADER_BYTES:
+                    return pos, None
+                pos = self._resync(buf, pos, f"no end of the WARC header within {MAX_HEADER_BYTES} bytes")
+                continue
+            headers = WarcHeaders(bytes(buf[pos:head_end]))
+            length = _content_length(headers)
+            if length is None:
+                pos = self._resync(buf, pos, f"missing or invalid Content-Length {headers.get('content-length')!r}")
+                continue
+            self.resyncing = False
+            return pos, (headers, headers.get("warc-type") or "unknown", head_end + 4, length)
+
+    def _skip_block(self, buf: bytes | bytearray, body_start: int, length: int, kind: str, offset: int) -> int:
+        """Stream past a block that is unwanted or too large, never holding it; the position after its part in `buf`.
+
+        The record is counted once its last byte has passed: a block that its member does not hold is a
+        wrong length, counted as that instead."""
+        have = min(len(buf) - body_start, length)
+        self.skipping = length - have
+        if self.skipping:
+            self.skipped = (kind, offset, length)
+        else:
+            self._count_skipped(kind, offset, length)
+        return body_start + have
+
+    def _pass_skipped(self, data: bytes) -> bytes:
+        """What is left of `data` after the rest of the record being skipped."""
+        if len(data) < self.skipping:  # the common case of a huge record: never buffered
+            self.skipping -= len(data)
+            self.base += len(data)
+            return b""
+        cut, self.skipping = self.skipping, 0
+        self.base += cut
+        self._count_skipped(*self.skipped)
+        return data[cut:]
+
+    def _count_skipped(self, kind: str, offset: int, length: int) -> None:
+        self.stats.records[kind] += 1
+        if length > self.max_record_bytes:
+            self.stats.skip("too_large")
+            log.warning("%s at offset %d: skipped a %d-byte record (max_record_bytes %d)",
+                        self.stats.name, offset, length, self.max_record_bytes)
+
     def _keep(self, buf: bytes | bytearray, pos: int) -> None:
-        """Drop the `pos` bytes parsed; keep the rest (a partial record) for the next chunk."""
+        """Drop the `pos` bytes parsed; keep the rest (a partial record) for the next piece."""
         if len(buf) - pos <= 8 and not buf[pos:].strip(b"\r\n"):
-            pos = len(buf)  # only the blank lines after a record: the next chunk can be parsed in place
+            pos = len(buf)  # only the blank lines after a record: the next piece can be parsed in place
         self.base += pos
         if buf is self.buf:
             del self.buf[:pos]
@@ -241,6 +268,35 @@ class _RecordParser:
             self.resyncing = True
         nxt = buf.find(b"WARC/1.", pos + 1)
         return nxt if nxt > 0 else max(len(buf) - 6, pos + 1)
+
+    def _drop_open(self, error: str) -> None:
+        """Drop the record in progress, if any, and count it once: as `error`, or as `malformed_record`
+        when a gzip member ends inside its WARC header."""
+        buf = self.buf
+        if self.skipping:
+            _, offset, claimed = self.skipped
+            self._count_open(error, offset, claimed, claimed - self.skipping)
+        elif buf.strip(b"\r\n") and not self.resyncing:  # junk being resynced over is already counted
+            head_end = buf.find(b"\r\n\r\n")
+            offset = self.offset_at(self.base)
+            if head_end >= 0:
+                claimed = _content_length(WarcHeaders(bytes(buf[:head_end]))) or 0
+                self._count_open(error, offset, claimed, len(buf) - head_end - 4)
+            elif error == "incomplete_record":
+                self.stats.error(error, offset, f"record cut short inside its WARC header ({len(buf)} bytes)")
+            else:
+                self.stats.error("malformed_record", offset, "the gzip member ends inside a WARC header")
+        self.skipping = 0
+        self.resyncing = False
+        del buf[:]
+        self.base = self.end
+
+    def _count_open(self, error: str, offset: int, claimed: int, got: int) -> None:
+        if error == "content_length_overrun":
+            why = f"Content-Length {claimed} but its gzip member ends {got} bytes into the block"
+        else:
+            why = f"record cut short {got} of {claimed} bytes into its block"
+        self.stats.error(error, offset, f"{why}; record dropped, reading resumes after it")
 
 
 def _content_length(headers: WarcHeaders) -> int | None:
