@@ -1,4 +1,5 @@
-"""`curate dedup DATASET [--against OTHER...]`: exact and near-duplicate clusters (docs/FORMAT.md)."""
+"""`curate dedup DATASET [--against OTHER...] [--semantic]`: exact, near and semantic duplicate clusters
+(docs/FORMAT.md)."""
 
 from __future__ import annotations
 
@@ -19,24 +20,41 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "their hash signals only)")
     parser.add_argument("--recipe", metavar="NAME_OR_PATH", help="take --max-distance from the recipe's [dedup]")
     parser.add_argument("--workers", type=int, default=2, help="threads for the hash search (default 2)")
+    parser.add_argument("--semantic", action="store_true",
+                        help="also collapse images whose CLIP embeddings (signals/clip) nearly coincide "
+                             "(SemDeDup); representatives are then the highest CLIP score")
+    parser.add_argument("--eps", type=float, default=None, metavar="EPS",
+                        help="with --semantic: pairs with cosine > 1 - EPS are duplicates (default 0.01)")
+    parser.add_argument("--clusters", type=int, default=None, metavar="K",
+                        help="with --semantic: k-means clusters to search in (default: 1 per 500 samples)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from curate.dataset import Dataset
     from curate.dedup import clusters_path, dedup
+    from curate.dedup.semantic import DEFAULT_EPS
+    from curate.errors import CurateError
     from curate.recipe import load_recipe
 
     k = args.max_distance
     if k is None and args.recipe:
         k = load_recipe(args.recipe).dedup.get("max_distance")
+    if not args.semantic and (args.eps is not None or args.clusters is not None):
+        raise CurateError("--eps and --clusters set the semantic search: add --semantic")
+    eps = (DEFAULT_EPS if args.eps is None else args.eps) if args.semantic else None
     with Dataset(args.dataset).lock(NAME):
-        s = dedup(args.dataset, max_distance=k, against=args.against, workers=args.workers)
+        s = dedup(args.dataset, max_distance=k, against=args.against, workers=args.workers, semantic_eps=eps,
+                  semantic_clusters=args.clusters)
     kinds = ", ".join(f"{kind} {n:,}" for kind, n in s["duplicates_by_kind"].items())
     print(f"{s['samples']:,} samples, {s['clusters']:,} duplicate clusters, {s['duplicates']:,} duplicates "
           f"({kinds}) in {s['seconds']:.1f} s")
     if s["against"]:
         print(f"{s['duplicates_of_against']:,} samples duplicate samples of {', '.join(s['against'])}")
     print(f"search: {s['search']}")
+    if s["semantic"]:
+        sem = s["semantic"]
+        print(f"semantic: {sem['embedded']:,} embeddings in {sem['clusters']:,} k-means clusters (largest "
+              f"{sem['largest_cluster']:,}), {sem['pairs']:,} pairs with cosine > {1 - sem['eps']:g}")
     print(f"wrote {clusters_path(args.dataset)}")
     return 0

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from curate import storage
 from curate.dataset import Dataset
-from curate.dedup import clusters, mih
+from curate.dedup import clusters, mih, semantic
 from curate.dedup.hashing import default_max_distance, default_similarity
 from curate.dedup.near import near_edges
 from curate.dedup.nodes import load_nodes
@@ -31,7 +31,7 @@ CLUSTERS_SCHEMA = pa.schema([
     pa.field("distance_to_representative", pa.int16()),
     pa.field("against_dataset", pa.string()),  # set when the representative lives in another dataset
 ])
-DUPLICATE_KINDS = ("exact", "url", "near")
+DUPLICATE_KINDS = ("exact", "url", "near", "semantic")  # semantic: only with --semantic
 
 
 def clusters_path(dataset: str) -> str:
@@ -39,8 +39,13 @@ def clusters_path(dataset: str) -> str:
 
 
 def dedup(dataset: str, *, max_distance: int | None = None, against: list[str] | tuple[str, ...] = (),
-          workers: int = 2) -> dict:
-    """Group duplicates into clusters and pick one representative each; returns the summary."""
+          workers: int = 2, semantic_eps: float | None = None, semantic_clusters: int | None = None) -> dict:
+    """Group duplicates into clusters and pick one representative each; returns the summary.
+
+    semantic_eps: also link this dataset's samples whose CLIP image embeddings have cosine > 1 - eps inside
+    one of `semantic_clusters` k-means clusters (curate.dedup.semantic); every representative is then the
+    member with the highest CLIP score (the best-described copy), then the smallest uid.
+    """
     start = time.perf_counter()
     k = default_max_distance() if max_distance is None else int(max_distance)
     min_similarity = default_similarity()
@@ -61,14 +66,21 @@ def dedup(dataset: str, *, max_distance: int | None = None, against: list[str] |
     searched = nodes["phash_valid"].copy()
     searched[copy] = False
     a, b, search = near_edges(nodes["phash"], searched, nodes["thumbs"], k, min_similarity, workers)
-    labels = clusters.components(n, np.concatenate([copy, same_url, a]), np.concatenate([first_copy, first_url, b]))
-
+    edges_a, edges_b = np.concatenate([copy, same_url, a]), np.concatenate([first_copy, first_url, b])
+    labels = clusters.components(n, edges_a, edges_b)
     priority = np.where(from_other, np.iinfo(np.int64).min, -nodes["pixels"])
+    hash_labels, sem = labels, None
+    if semantic_eps is not None:
+        emb = semantic.load_embeddings(ds, nodes["uid"].slice(0, n_own))
+        sa, sb, sem = semantic.semantic_edges(emb.vectors, emb.valid, semantic_eps, semantic_clusters)
+        labels = clusters.components(n, np.concatenate([edges_a, sa]), np.concatenate([edges_b, sb]))
+        priority = np.where(from_other, np.iinfo(np.int64).min, _score_rank(emb.scores, n))
     rep = clusters.representatives(labels, priority, np.arange(n))
-    table = _clusters_table(nodes, rep, n_own)
+    table = _clusters_table(nodes, rep, n_own, hash_labels)
     storage.write_parquet_atomic(table, clusters_path(dataset))
 
-    summary = _summary(table, k, search, list(against), time.perf_counter() - start)
+    summary = _summary(table, k, search, list(against), time.perf_counter() - start, sem is not None)
+    summary["semantic"] = sem
     summary["min_thumbnail_similarity"] = min_similarity if nodes["thumbs"] is not None else None
     storage.write_json_atomic(summary, storage.join(ds.signals_dir("dedup"), "summary.json"))
     log.info("dedup: %d duplicates in %d clusters (%.1f s)", summary["duplicates"], summary["clusters"],
@@ -91,7 +103,19 @@ def _same_value_edges(digests: np.ndarray, valid: np.ndarray) -> tuple[np.ndarra
     return members[link], head[link]
 
 
-def _clusters_table(nodes: dict, rep: np.ndarray, n_own: int) -> pa.Table:
+def _score_rank(scores: np.ndarray, n: int) -> np.ndarray:
+    """Priority by CLIP score: 0 for the highest, equal scores equal; samples without a score last."""
+    full = np.full(n, np.nan, np.float32)
+    full[:len(scores)] = scores
+    ranks = np.unique(-full[~np.isnan(full)], return_inverse=True)[1]
+    priority = np.full(n, len(full), np.int64)
+    priority[~np.isnan(full)] = ranks
+    return priority
+
+
+def _clusters_table(nodes: dict, rep: np.ndarray, n_own: int, hash_labels: np.ndarray) -> pa.Table:
+    """One row per own sample; members tied to their representative only through a semantic edge are
+    kind `semantic` (`hash_labels`: the clusters of the exact, URL and near edges alone)."""
     own = np.arange(n_own)
     r = rep[own]
     is_rep = r == own
@@ -101,6 +125,7 @@ def _clusters_table(nodes: dict, rep: np.ndarray, n_own: int) -> pa.Table:
         return valid[own] & valid[r] & (nodes[column][own] == nodes[column][r]).all(axis=1)
 
     kind_idx = np.where(is_rep, -1, np.where(same("sha"), 0, np.where(same("url"), 1, 2)))
+    kind_idx = np.where(~is_rep & (hash_labels[own] != hash_labels[r]), 3, kind_idx)
     kind = pc.take(pa.array(DUPLICATE_KINDS), pa.array(kind_idx, mask=kind_idx < 0))
     both = nodes["phash_valid"][own] & nodes["phash_valid"][r]
     dist = mih.popcount(nodes["phash"][own] ^ nodes["phash"][r]).astype(np.int16)
@@ -116,7 +141,8 @@ def _clusters_table(nodes: dict, rep: np.ndarray, n_own: int) -> pa.Table:
     }, schema=CLUSTERS_SCHEMA)
 
 
-def _summary(table: pa.Table, k: int, search: str, against: list[str], seconds: float) -> dict:
+def _summary(table: pa.Table, k: int, search: str, against: list[str], seconds: float,
+             semantic: bool) -> dict:
     """Counts for the summary JSON (a cluster counts when it has a duplicate in this dataset)."""
     dups = table.filter(pc.invert(table.column("is_representative")))
     kinds = {row["values"]: row["counts"] for row in pc.value_counts(dups.column("duplicate_kind")).to_pylist()}
@@ -124,7 +150,8 @@ def _summary(table: pa.Table, k: int, search: str, against: list[str], seconds: 
         "samples": table.num_rows,
         "clusters": len(pc.unique(dups.column("cluster_id"))),
         "duplicates": dups.num_rows,
-        "duplicates_by_kind": {kind: int(kinds.get(kind, 0)) for kind in DUPLICATE_KINDS},
+        "duplicates_by_kind": {kind: int(kinds.get(kind, 0)) for kind in DUPLICATE_KINDS
+                               if semantic or kind != "semantic"},
         "duplicates_of_against": table.num_rows - table.column("against_dataset").null_count,
         "against": against,
         "max_distance": k,
