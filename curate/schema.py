@@ -63,6 +63,7 @@ ERROR_CLASSES = (
     "not_an_image",
     "decode_error",
     "decompression_bomb",
+    "unsupported_format",  # an image format Pillow knows that is not a web format (curate.images)
     "image_too_small",
     "aspect_ratio",
     "opted_out",

@@ -11,12 +11,13 @@ in full and shrunk with `reduce`.
 
 from __future__ import annotations
 
-import io
 import warnings
 
 import numpy as np
 import simplejpeg
 from PIL import Image
+
+from curate.images import open_image
 
 # Everything PIL can raise on bad bytes: truncated files, unknown formats, decompression bombs.
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError)
@@ -34,7 +35,7 @@ def open_small(data: bytes, mode: str, side: int) -> Image.Image:
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = Image.open(io.BytesIO(data))
+        img = open_image(data)  # web formats only (curate.images)
         if img.format == "JPEG":
             img.draft(mode, (side, side))
         else:

@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     img.add_argument("--min-image-size", type=int, default=d.min_image_size)
     img.add_argument("--max-aspect-ratio", type=float, default=d.max_aspect_ratio)
     img.add_argument("--max-pixels", type=int, default=d.max_pixels, help="decompression-bomb guard")
+    img.add_argument("--decode-pixel-budget", type=int, default=d.decode_pixel_budget,
+                     help="decoded pixels in flight per worker process (bounds decode memory, 12 B each; "
+                          "0 = no limit)")
     net = p.add_argument_group("network safety and politeness")
     net.add_argument("--allow-private-network", action="store_true",
                      help="allow loopback/private/link-local destinations (local test servers)")
@@ -79,7 +82,8 @@ def _config(args: argparse.Namespace):
         image_size=args.image_size, resize_mode=args.resize_mode, resize_only_if_bigger=args.resize_only_if_bigger,
         encode_format=args.encode_format, encode_quality=args.encode_quality, reencode=not args.no_reencode,
         keep_exif=args.keep_exif, min_image_size=args.min_image_size, max_aspect_ratio=args.max_aspect_ratio,
-        max_pixels=args.max_pixels, allow_private_network=args.allow_private_network,
+        max_pixels=args.max_pixels, decode_pixel_budget=args.decode_pixel_budget,
+        allow_private_network=args.allow_private_network,
         allow_networks=tuple(args.allow_network), ca_file=args.ca_file,
         max_redirects=args.max_redirects, max_bytes=args.max_bytes, connect_timeout=args.connect_timeout,
         read_timeout=args.read_timeout, total_timeout=args.timeout, user_agent_token=args.user_agent_token,

@@ -24,6 +24,9 @@ class DownloadConfig:
     min_image_size: int = 0  # refuse images whose shorter side is below this (image_too_small)
     max_aspect_ratio: float = 0.0  # refuse images with long/short side above this (0 = no limit)
     max_pixels: int = 50_000_000  # decompression-bomb guard, checked from the header before decoding
+    # Decoded pixels in flight per worker process (curate.download.budget): decode memory stays under about
+    # 12 bytes x this (800 MB by default) whatever the images; 0 = no limit
+    decode_pixel_budget: int = 64_000_000
     # Safety
     allow_private_network: bool = False
     allow_networks: tuple[str, ...] = ()  # CIDRs allowed even though private (an internal mirror)
@@ -74,6 +77,8 @@ class DownloadConfig:
                 ipaddress.ip_network(net, strict=False)
             except ValueError:
                 raise CurateError(f"--allow-network {net!r} is not a network: write e.g. 10.0.0.0/8") from None
+        if self.decode_pixel_budget < 0:
+            raise CurateError("--decode-pixel-budget must be >= 0 (0 = no limit)")
         if self.max_redirects < 0 or self.max_bytes <= 0:
             raise CurateError("--max-redirects must be >= 0 and --max-bytes > 0")
 

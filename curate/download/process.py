@@ -3,7 +3,9 @@ resize with img2dataset's modes, re-encode without metadata.
 
 JPEG decoding at reduced size (libjpeg DCT scaling through PIL's draft mode) is what makes this
 fast: a 1200 px photo bound for 256 px is decoded at 300-600 px, 4-16x fewer pixels than a full decode.
-Pillow releases the GIL while decoding, resizing and encoding, so worker threads run this in parallel.
+Pillow releases the GIL while decoding, resizing and encoding, so worker threads run this in parallel;
+the pixels they decode at once are bounded by the process's pixel budget (curate.download.budget).
+Only web image formats are opened (curate.images).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from curate.download.budget import pixel_budget
 from curate.download.config import DownloadConfig
+from curate.images import UnsupportedFormat, open_image
 
 # Our own pixel cap (DownloadConfig.max_pixels) is checked from the header before decoding; Pillow's
 # warning for large images would only repeat it.
@@ -48,9 +52,11 @@ class Processed:
 def process_image(data: bytes, cfg: DownloadConfig) -> Processed:
     """Decode, check, orient, resize and encode one image according to `cfg`."""
     try:
-        img = Image.open(io.BytesIO(data))
+        img = open_image(data)
     except Image.DecompressionBombError as exc:
         raise ImageError("decompression_bomb", str(exc)) from exc
+    except UnsupportedFormat as exc:
+        raise ImageError("unsupported_format", str(exc)) from exc
     except UnidentifiedImageError as exc:
         if _has_image_signature(data):
             raise ImageError("decode_error", f"image header is corrupt (starts with {data[:16]!r})") from exc
@@ -78,14 +84,22 @@ def process_image(data: bytes, cfg: DownloadConfig) -> Processed:
             except Exception as exc:
                 raise ImageError("decode_error", f"corrupt image: {exc}", (ow, oh)) from exc
             return Processed(data, ow, oh, ow, oh, fmt)
-        try:
-            out = _transform(img, cfg, orientation)
-        except Image.DecompressionBombError as exc:
-            raise ImageError("decompression_bomb", str(exc), (ow, oh)) from exc
-        except Exception as exc:
-            raise ImageError("decode_error", f"cannot decode image: {exc}", (ow, oh)) from exc
-    encoded = _encode(out, cfg)
-    return Processed(encoded, out.width, out.height, ow, oh, cfg.encode_format)
+        scale = _draft(img, cfg)
+        # Reserved until the decoded pixels are released: the image's core is freed by close(), the
+        # transformed copies when this block's locals go.
+        with pixel_budget(cfg.decode_pixel_budget).reserve(img.width * img.height):
+            try:
+                out = _transform(img, cfg, orientation, scale)
+                encoded = _encode(out, cfg)
+            except Image.DecompressionBombError as exc:
+                raise ImageError("decompression_bomb", str(exc), (ow, oh)) from exc
+            except Exception as exc:
+                raise ImageError("decode_error", f"cannot decode image: {exc}", (ow, oh)) from exc
+            finally:
+                img.close()
+            size = out.size
+            del out
+    return Processed(encoded, size[0], size[1], ow, oh, cfg.encode_format)
 
 
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
@@ -120,12 +134,17 @@ def _target_scale(w: int, h: int, cfg: DownloadConfig) -> float | None:
     return size / side
 
 
-def _transform(img: Image.Image, cfg: DownloadConfig, orientation: int) -> Image.Image:
+def _draft(img: Image.Image, cfg: DownloadConfig) -> float | None:
+    """The resize scale (_target_scale); a JPEG is set to decode at reduced size, as `img.size` then says."""
     w, h = img.size
     scale = _target_scale(w, h, cfg)
     if scale is not None and scale < 1 and img.format == "JPEG":
         # DCT scaling: decode directly at the smallest 1/2, 1/4 or 1/8 size that is still >= the target.
         img.draft("RGB", (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
+    return scale
+
+
+def _transform(img: Image.Image, cfg: DownloadConfig, orientation: int, scale: float | None) -> Image.Image:
     keep_alpha = cfg.encode_format != "jpg"
     img.load()
     if orientation != 1:

@@ -17,7 +17,6 @@ resumed run produces the very batches an uninterrupted run would have.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import random
@@ -34,6 +33,7 @@ from PIL import Image
 
 from curate import storage
 from curate.errors import CurateError
+from curate.images import open_image
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ def _decode_crop(data: bytes, size: int, rng: random.Random) -> np.ndarray:
             return _cut(pixels, box, pixels.shape[1] / w, pixels.shape[0] / h)
         except ValueError:
             pass
-    img = Image.open(io.BytesIO(data))  # reads the header only
+    img = open_image(data)  # reads the header only; web formats only
     img, box = _decode(img, box if header else random_box(*img.size, rng), size)
     return _cut(np.array(img), box, 1.0, 1.0)  # a writable copy: torch.from_numpy warns on read-only arrays
 
@@ -268,7 +268,7 @@ def train_image(data: bytes, size: int, rng: random.Random) -> torch.Tensor:
 
 def eval_image(data: bytes, size: int) -> np.ndarray:
     """Resize the shorter side to `size` and center-crop (CLIP's eval transform), bicubic."""
-    img = Image.open(io.BytesIO(data))
+    img = open_image(data)
     w, h = img.size
     side = min(w, h)
     x0, y0 = (w - side) // 2, (h - side) // 2
