@@ -14,11 +14,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate import duck, filters, storage
+from curate.concepts import balance
 from curate.dataset import Dataset
 from curate.errors import CurateError
 from curate.filters.base import PRODUCERS
 from curate.recipe import Recipe, load_recipe
-from curate.schema import DECISIONS_SCHEMA, DROP_REASONS
+from curate.schema import BALANCE_REASONS, DECISIONS_SCHEMA, DROP_REASONS
 from curate.takedown import matching_uids_sql
 
 log = logging.getLogger(__name__)
@@ -46,19 +47,24 @@ def filter_dataset(dataset: str, recipe: str | dict | Recipe, *, label_only: boo
     rcp = load_recipe(recipe)
     ds = Dataset(dataset)
     active = filters.build(rcp.filter)
+    bal = balance.from_recipe(rcp.raw, rcp.source)
     con = duck.connect(threads)
-    views = _register_views(con, ds, {need for f in active for need in f.needs})
+    needs = {need for f in active for need in f.needs} | ({"concepts"} if bal else set())
+    views = _register_views(con, ds, needs)
+    if bal:
+        balance.register_entries(con, ds, storage.list_files(ds.signals_dir("concepts"), ".parquet"))
     cases = ", ".join(f"CASE WHEN {f.drop_when()} THEN '{f.reason}' END" for f in active)
     joins = " ".join(f"LEFT JOIN {v} ON {v}.uid = s.uid" for v in views)
     # A downloaded sample without a row in a per-sample signal would silently pass its filters.
     covered = [v for v in views if v not in ("overlap", "takedown")]
     missing = ", ".join(f"CASE WHEN s.status = 'success' AND {v}.uid IS NULL THEN '{v}' END" for v in covered)
-    query = f"""
-        SELECT uid, reasons = [] AS keep, reasons, missing FROM (
+    rules = f"""
             SELECT s.uid, list_filter([{cases}], lambda r: r IS NOT NULL)::VARCHAR[] AS reasons,
                    list_filter([{missing or 'NULL'}], lambda r: r IS NOT NULL)::VARCHAR[] AS missing
-            FROM s {joins}
-        ) ORDER BY uid"""
+                   {", concepts.concept_ids" if bal else ""}
+            FROM s {joins}"""
+    rules = bal.decide(rules) if bal else rules  # balancing: the last step, in the same query
+    query = f"SELECT uid, reasons = [] AS keep, reasons, missing FROM ({rules}) ORDER BY uid"
     table = con.sql(query).to_arrow_table()
     _check_coverage(table.column("missing"), ds)
     table = table.drop_columns(["missing"]).cast(DECISIONS_SCHEMA)
@@ -66,6 +72,9 @@ def filter_dataset(dataset: str, recipe: str | dict | Recipe, *, label_only: boo
     storage.write_parquet_atomic(table, decisions_path(dataset, rcp.name))
 
     con.register("d", table)
+    if bal:
+        report = con.sql(bal.report("d")).to_arrow_table()
+        storage.write_parquet_atomic(report, balance.report_path(dataset, rcp.name))
     kept, total = con.execute("SELECT count(*) FILTER (WHERE keep), count(*) FROM d").fetchall()[0]
     counts = dict(con.execute("SELECT r, count(*) FROM (SELECT unnest(reasons) AS r FROM d) GROUP BY r").fetchall())
     summary = {
@@ -75,7 +84,8 @@ def filter_dataset(dataset: str, recipe: str | dict | Recipe, *, label_only: boo
         "samples": int(total),
         "kept": int(kept),
         "dropped": int(total - kept),
-        "dropped_by_reason": {r: int(counts.get(r, 0)) for r in DROP_REASONS if r in {f.reason for f in active}},
+        "dropped_by_reason": {r: int(counts.get(r, 0)) for r in DROP_REASONS + BALANCE_REASONS
+                              if r in {f.reason for f in active} | (set(BALANCE_REASONS) if bal else set())},
         "filters": {f.reason: f.drop_when() for f in active},
         "seconds": round(time.perf_counter() - start, 3),
     }

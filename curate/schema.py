@@ -128,6 +128,9 @@ DROP_REASONS = (
     "clip_score",
 )
 
+# Reasons a recipe's [balance] table adds (curate.concepts.balance), after every filter's.
+BALANCE_REASONS = ("no_concept", "balanced_out")
+
 TAKEDOWN_SCHEMA = pa.schema(
     [
         pa.field("kind", pa.string(), nullable=False),  # uid | url | domain

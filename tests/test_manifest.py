@@ -9,6 +9,7 @@ import io
 import json
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import fsspec
@@ -480,3 +481,66 @@ def test_missing_input_is_a_clear_error(tmp_path):
         build_manifest([str(tmp_path / "nope.csv")], str(tmp_path / "o"))
     with pytest.raises(CurateError, match="matches no file"):
         build_manifest([str(tmp_path / "*.csv")], str(tmp_path / "o"))
+
+
+# ---------------------------------------------------------------- hostile input: no traceback, no lost row
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_json_nested_100000_deep_is_counted_and_every_other_row_kept(tmp_path, fmt):
+    deep = '{"url": "http://h/deep.jpg", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    lines = [json.dumps({"url": f"http://h/{i}.jpg"}) for i in range(3)]
+    lines.insert(2, deep)
+    text = "\n".join(lines) + "\n" if fmt == "jsonl" else "[\n" + ",\n".join(lines) + "\n]\n"
+    src = _write(tmp_path / f"x.{fmt}", text.encode())
+    assert main(["manifest", str(src), "-o", str(tmp_path / "o")]) == 0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert [r[0] for r in _rows(tmp_path / "o")] == ["http://h/0.jpg", "http://h/1.jpg", "http://h/2.jpg"]
+    assert summary["malformed"]["counts"] == {"too_deep": 1} and summary["rows_not_read"] == 1
+    assert summary["malformed"]["examples"][0]["line"] == (3 if fmt == "jsonl" else 4)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_a_csv_row_over_1_mib_is_counted_and_every_later_row_kept(tmp_path, fmt):
+    sep = "," if fmt == "csv" else "\t"
+    good = [f"http://h/{i}.jpg{sep}caption {i}" for i in range(40)]
+    huge = f"http://h/huge.jpg{sep}" + "x" * (2 << 20)
+    lines = ["url" + sep + "caption", *good[:10], f"http://h/ragged.jpg{sep}a{sep}b", *good[10:20], huge,
+             *good[20:30], f"http://h/ragged2.jpg{sep}a{sep}b", *good[30:]]
+    if fmt == "csv":  # a quoted field over 1 MiB spanning lines, then a quoted caption with a newline
+        lines += ['http://h/huge2.jpg,"' + "y\n" * (1 << 20) + '"', 'http://h/last.jpg,"two\nlines"']
+    src = _write(tmp_path / f"x.{fmt}", ("\n".join(lines) + "\n").encode())
+    summary = build_manifest([str(src)], str(tmp_path / "o"))
+    expected = [(f"http://h/{i}.jpg", f"caption {i}") for i in range(40)]
+    if fmt == "csv":
+        expected.append(("http://h/last.jpg", "two\nlines"))
+    assert [(u, c) for u, c, _ in _rows(tmp_path / "o")] == expected
+    counts = summary["malformed"]["counts"]
+    assert counts == {"oversized_row": 2 if fmt == "csv" else 1, "ragged_row": 2}
+    assert summary["rows_not_read"] == sum(counts.values())
+    oversized = [e for e in summary["malformed"]["examples"] if e["kind"] == "oversized_row"]
+    assert oversized[0]["line"] == 23 and "http://h/huge.jpg" in oversized[0]["message"]
+
+
+@pytest.mark.parametrize("fmt", ["txt", "csv", "tsv", "jsonl", "json"])
+def test_a_truncated_gzip_keeps_every_whole_row_before_the_cut(tmp_path, fmt):
+    urls = [f"http://h/{i}.jpg" for i in range(3000)]
+    if fmt == "txt":
+        text = "".join(f"{u}\n" for u in urls)
+    elif fmt in ("csv", "tsv"):
+        sep = "," if fmt == "csv" else "\t"
+        text = f"url{sep}caption\n" + "".join(f"{u}{sep}caption {i}\n" for i, u in enumerate(urls))
+    elif fmt == "jsonl":
+        text = "".join(json.dumps({"url": u}) + "\n" for u in urls)
+    else:
+        text = "[\n" + ",\n".join(json.dumps({"url": u}) for u in urls) + "\n]\n"
+    packed = gzip.compress(text.encode())
+    src = tmp_path / f"cut.{fmt}.gz"
+    src.write_bytes(packed[: len(packed) // 2])
+    readable = zlib.decompressobj(31).decompress(packed[: len(packed) // 2])
+    whole_lines = readable[: readable.rfind(b"\n") + 1].count(b"\n")  # the lines before the cut
+    kept = urls[: whole_lines - (fmt in ("csv", "tsv", "json"))]  # less the header row or the "[" line
+    assert 0 < len(kept) < len(urls)
+    summary = build_manifest([str(src)], str(tmp_path / "o"))
+    assert [r[0] for r in _rows(tmp_path / "o")] == kept
+    assert summary["malformed"]["counts"] == {"unreadable_file": 1}
+    assert f"stopped after {len(kept)} rows" in summary["malformed"]["examples"][0]["message"]

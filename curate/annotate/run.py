@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from curate import storage
 from curate.annotate.caption_signals import CAPTION_COLUMNS, CAPTION_SCHEMA, caption_signal
+from curate.annotate.concepts import CONCEPTS_COLUMNS, CONCEPTS_SCHEMA, concepts_signal, write_entries_table
 from curate.annotate.image_signals import (
     HASHES_COLUMNS,
     HASHES_SCHEMA,
@@ -37,7 +38,8 @@ from curate.annotate.nsfw import (  # onnxruntime loads lazily
     model_path,
     nsfw_signal,
 )
-from curate.annotate.options import LANGUAGE_BACKENDS, SIGNAL_NAMES, Options
+from curate.annotate.options import LANGUAGE_BACKENDS, OPT_IN_SIGNALS, SIGNAL_NAMES, Options
+from curate.concepts.entries import load_entries
 from curate.dataset import Dataset
 from curate.errors import CurateError
 from curate.executor import Job, RunSummary, execute
@@ -63,6 +65,7 @@ SIGNALS: dict[str, Signal] = {
     "language": Signal("language", LANGUAGE_SCHEMA, LANGUAGE_COLUMNS, language_signal),
     "caption": Signal("caption", CAPTION_SCHEMA, CAPTION_COLUMNS, caption_signal),
     "nsfw": Signal("nsfw", NSFW_SCHEMA, NSFW_COLUMNS, nsfw_signal),
+    "concepts": Signal("concepts", CONCEPTS_SCHEMA, CONCEPTS_COLUMNS, concepts_signal),
 }
 assert tuple(SIGNALS) == SIGNAL_NAMES, "options.SIGNAL_NAMES lists the signals for the CLI without importing this"
 
@@ -121,7 +124,7 @@ def _read_batches(path: str, columns: tuple[str, ...], batch_size: int):
 def resolve_signals(signals: list[str] | tuple[str, ...] | str | None) -> list[str]:
     """Signal names in canonical order; None means all of them."""
     if signals is None:
-        return list(SIGNALS)
+        return [s for s in SIGNALS if s not in OPT_IN_SIGNALS]
     names = [s.strip() for s in (signals.split(",") if isinstance(signals, str) else signals) if s.strip()]
     unknown = [s for s in names if s not in SIGNALS]
     if unknown or not names:
@@ -172,6 +175,7 @@ def annotate(
     language_backend: str = "fasttext",
     batch_size: int = 512,
     nsfw_batch_size: int = 32,
+    entries: str | None = None,
 ) -> RunSummary:
     """Compute the chosen signals (default: all; nsfw only if the [nsfw] extra is installed) per download shard.
 
@@ -183,6 +187,9 @@ def annotate(
         raise CurateError(f"unknown language backend {language_backend!r}: use one of {', '.join(LANGUAGE_BACKENDS)}")
     if batch_size < 1 or nsfw_batch_size < 1:
         raise CurateError("batch sizes must be positive")
+    if entries and "://" not in entries:
+        entries = os.path.abspath(entries)  # workers may run elsewhere (Ray)
+    concept_list = load_entries(entries) if "concepts" in names else None  # a bad file fails before any job
     if "nsfw" in names:
         try:
             model_path()  # fail now, with the install hint, rather than once per shard
@@ -198,7 +205,10 @@ def annotate(
         cpus = os.cpu_count() or 1
         threads = max(1, cpus // (workers or cpus)) if executor == "local" else 1
         opts = Options(language_backend=language_backend, batch_size=batch_size, nsfw_batch_size=nsfw_batch_size,
-                       nsfw_threads=threads)
+                       nsfw_threads=threads, concept_entries=entries,
+                       concept_entries_sha256=concept_list.sha256 if concept_list else "")
+        if concept_list is not None:
+            write_entries_table(ds, concept_list)
         jobs = plan(ds, names, opts)
         summary = execute(annotate_shard, jobs, executor=executor, workers=workers, retries=retries,
                           desc="annotate")

