@@ -2,17 +2,46 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import weakref
+
 import duckdb
 
 from curate import storage
 from curate.errors import CurateError
 
+# Connection -> the finalizer removing its private spill folder (run by `close`, or at garbage collection).
+_SPILL_FOLDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
 
 def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
+    private_temp_directory(con)
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
+
+
+def private_temp_directory(con: duckdb.DuckDBPyConnection) -> str:
+    """Point DuckDB's spill files into a fresh private folder (mode 0700), removed when `con` is closed.
+
+    By default DuckDB spills to, and reads back from, `<cwd>/.tmp`: a folder anyone who controls the
+    working directory can plant files in, shared by every process started there.
+    """
+    folder = tempfile.mkdtemp(prefix="curate-duckdb-")
+    spill = f"{folder}/spill"  # DuckDB creates it only when a query spills
+    con.execute("SET temp_directory = '" + spill.replace("'", "''") + "'")
+    _SPILL_FOLDERS[con] = weakref.finalize(con, shutil.rmtree, folder, ignore_errors=True)
+    return spill
+
+
+def close(con: duckdb.DuckDBPyConnection) -> None:
+    """Close `con` and remove its private spill folder."""
+    con.close()
+    finalizer = _SPILL_FOLDERS.pop(con, None)
+    if finalizer is not None:
+        finalizer()
 
 
 def source(con: duckdb.DuckDBPyConnection, paths: list[str], what: str, fix: str, options: str = "") -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from curate.errors import CurateError
 # The stages `curate run` runs, in order (curate.pipeline); here so that the CLI lists them without
 # importing the stages.
 STAGES = ("ingest", "download", "annotate", "dedup", "overlap", "filter", "export", "train")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,11 @@ class Recipe:
         rname = str(data.get("name") or name or "").strip()
         if not rname:
             raise CurateError(f"recipe {source} has no `name`: add name = \"...\" at the top of the file")
-        if "/" in rname or rname.startswith("."):
-            raise CurateError(f"recipe name {rname!r} ({source}) must be a plain file-name-safe word")
+        if not _NAME.fullmatch(rname):
+            # The name becomes decisions/<name>.parquet and export/<name>/, read back by globs and listings:
+            # `*` would match every recipe's decisions (counted twice), `..` would leave the dataset.
+            raise CurateError(f"recipe name {rname!r} ({source}) must be a plain word of letters, digits, "
+                              "'_', '-' or '.', starting with a letter or digit: set name = \"...\"")
         sections = {}
         for table in ("filter", "dedup", "overlap"):
             value = data.get(table, {})
@@ -60,7 +65,7 @@ def available() -> list[str]:
 
 
 def load_recipe(name_or_path: str | dict | Recipe) -> Recipe:
-    """A Recipe from a dict, a TOML path, or the name of a packaged recipe (`datacomp_basic`)."""
+    """A Recipe from a dict, a TOML path (`looks_like_path`) or a packaged recipe name (`datacomp_basic`)."""
     if isinstance(name_or_path, Recipe):
         return name_or_path
     if isinstance(name_or_path, dict):
@@ -74,16 +79,25 @@ def load_recipe(name_or_path: str | dict | Recipe) -> Recipe:
     return Recipe.from_dict(data, name=stem, source=source)
 
 
+def looks_like_path(name_or_path: str) -> bool:
+    """A recipe is a file only when it says so (`./x.toml`, a `.toml` suffix, a slash); otherwise it names
+    a packaged recipe, whatever the working directory holds (`curate demo -o demo` makes a folder `demo`)."""
+    return name_or_path.endswith(".toml") or "/" in name_or_path or os.sep in name_or_path
+
+
 def _read(name_or_path: str) -> tuple[str, str]:
-    if os.path.exists(name_or_path):
+    if looks_like_path(name_or_path):
+        if not os.path.isfile(name_or_path):
+            what = "is a folder, not a TOML file" if os.path.isdir(name_or_path) else "does not exist"
+            raise CurateError(f"recipe file {name_or_path} {what}")
         with open(name_or_path, encoding="utf-8") as fh:
             return fh.read(), name_or_path
-    if "/" in name_or_path or name_or_path.endswith(".toml"):
-        raise CurateError(f"recipe file {name_or_path} does not exist")
     resource = importlib.resources.files("curate.pipelines") / f"{name_or_path}.toml"
-    if not resource.is_file():
+    if not _NAME.fullmatch(name_or_path) or not resource.is_file():
+        local = os.path.isfile(name_or_path)
+        here = f" (for the file {name_or_path} here, write ./{name_or_path})" if local else ""
         raise CurateError(f"no recipe named {name_or_path!r}: give a path to a .toml file or one of "
-                          f"{', '.join(available())}")
+                          f"{', '.join(available())}{here}")
     return resource.read_text(encoding="utf-8"), f"curate.pipelines/{name_or_path}.toml"
 
 

@@ -5,9 +5,10 @@ section "inspect"). A part that has not been built yet (no overlap run, no recip
 view with its documented columns, so that queries and notebooks written for a finished dataset run on
 a partial one; `describe()` says which views have no files and which command makes them.
 
-Read-only: dataset files are served to DuckDB through `curate.readonly_fs` (every write raises), and
-external access is then switched off and the configuration locked, so a query can read the dataset
-and nothing else, and can write nowhere (no COPY TO, ATTACH, INSTALL or LOAD).
+Read-only: dataset files are served to DuckDB through `curate.readonly_fs` (every write raises, every path
+outside the dataset's root is refused), DuckDB spills into a private temporary folder instead of
+`<cwd>/.tmp`, and external access is then switched off and the configuration locked, so a query can read
+the dataset and nothing else, and can write nowhere (no COPY TO, ATTACH, INSTALL or LOAD).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
-from curate import storage
+from curate import duck, storage
 from curate.dataset import Dataset
 from curate.errors import CurateError
 from curate.readonly_fs import PROTOCOL, ReadOnlyFileSystem
@@ -97,6 +98,8 @@ _DESCRIPTIONS = {
     "takedowns": ("consent requests honoured", "curate takedown"),
 }
 VIEW_NAMES = tuple(_DESCRIPTIONS)
+_DOCUMENTED_COLUMNS = {"samples": SHARD_SCHEMA.remove(SHARD_SCHEMA.get_field_index("image")),
+                       "images": SHARD_SCHEMA}
 
 
 def connect(dataset: str, *, threads: int | None = None) -> duckdb.DuckDBPyConnection:
@@ -116,17 +119,17 @@ def open_views(dataset: str, *, threads: int | None = None, trusted: bool = Fals
     `views`: create only these (see `referenced_views`); creating a view reads every footer of its files.
     """
     ds = Dataset(str(dataset).rstrip("/") or "/")
-    if not storage.exists(ds.root):
-        raise CurateError(f"dataset {ds.root} does not exist: pass the folder given to `curate download`")
-    fs, _ = storage.url_to_fs(ds.root)
+    fs, root = storage.url_to_fs(ds.root)
+    _check_dataset(ds, fs, root)
     native = trusted and storage.is_local(fs)
     con = duckdb.connect()
+    duck.private_temp_directory(con)
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     with contextlib.suppress(duckdb.InvalidInputException):  # in Jupyter DuckDB refuses to touch it
         con.execute("SET enable_progress_bar = false")  # never mixed into `curate sql` output
     con.execute("SET parquet_metadata_cache = true")  # every query re-binds the views: read footers once
-    rofs = None if native else ReadOnlyFileSystem(fs)
+    rofs = None if native else ReadOnlyFileSystem(fs, root)
     if rofs is not None:
         con.register_filesystem(rofs)
     for macro in MACROS:
@@ -143,7 +146,7 @@ def open_views(dataset: str, *, threads: int | None = None, trusted: bool = Fals
     if native:
         con.execute(f"SET allowed_paths = [{', '.join(_quote(p) for p in builder.files_read)}]")
     else:
-        con.execute(f"SET allowed_directories = ['{PROTOCOL}://']")
+        con.execute(f"SET allowed_directories = [{_quote(rofs.url(rofs.root.rstrip('/') + '/'))}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     log.debug("opened %s (%s): %d views over %d files", ds.root, "native" if native else "read-only filesystem",
@@ -152,10 +155,28 @@ def open_views(dataset: str, *, threads: int | None = None, trusted: bool = Fals
 
 
 def close(con: duckdb.DuckDBPyConnection) -> None:
-    """Close `con` and release the filesystem registered on it."""
+    """Close `con`, release the filesystem registered on it and remove its spill folder."""
     with contextlib.suppress(duckdb.Error):  # already closed: nothing left to release
         con.unregister_filesystem(PROTOCOL)
-    con.close()
+    duck.close(con)
+
+
+# What makes a folder a dataset: any part a stage writes (docs/FORMAT.md). An empty folder is not one.
+DATASET_PARTS = ("manifest", "shards", "signals", "decisions", "takedown.parquet")
+
+
+def _check_dataset(ds: Dataset, fs, root: str) -> None:
+    """Refuse a path that is not a dataset folder, instead of showing it as an empty dataset."""
+    where = "pass the dataset folder given to `curate download` (it holds shards/, manifest/, signals/ ...)"
+    if not storage.is_local(fs):
+        fs.invalidate_cache(root)  # other processes write here: never trust a cached listing
+    if not fs.exists(root):
+        raise CurateError(f"dataset {ds.root} does not exist: {where}")
+    if not fs.isdir(root):
+        raise CurateError(f"{ds.root} is a file, not a dataset folder: {where}")
+    names = {p.rstrip("/").rpartition("/")[2] for p in fs.ls(root, detail=False)}
+    if not names & set(DATASET_PARTS):
+        raise CurateError(f"{ds.root} is not a curate dataset (none of {', '.join(DATASET_PARTS)}): {where}")
 
 
 class _ViewBuilder:
@@ -170,12 +191,21 @@ class _ViewBuilder:
         description, fix = _DESCRIPTIONS[name]
         sql, files = getattr(self, f"_{name}")()
         self._create(name, sql, fix)
+        documented = _DOCUMENTED_COLUMNS.get(name)
+        if files and documented is not None:
+            # A shard written without a documented column (an older or foreign writer) shows it as NULL,
+            # so that queries written for the documented schema (and `curate stats`) still run.
+            have = {c.lower() for c, _ in self._view_columns(name)}
+            missing = [f for f in documented if f.name.lower() not in have]
+            if missing:
+                extra = ", ".join(f"NULL::{_duck_type(f.type)} AS {_ident(f.name)}" for f in missing)
+                self._create(name, f"SELECT *, {extra} FROM ({sql})", fix)
         return ViewInfo(name, description, files, fix, self._view_columns(name))
 
     def _create(self, view: str, sql: str, fix: str) -> None:
         """CREATE VIEW, which reads every file's footer: a damaged file is named with the way out."""
         try:
-            self.con.execute(f"CREATE VIEW {_ident(view)} AS {sql}")
+            self.con.execute(f"CREATE OR REPLACE VIEW {_ident(view)} AS {sql}")
         except duckdb.Error as exc:
             raise CurateError(f"cannot open the `{view}` view of {self.ds.root}: {str(exc).strip()}. A file it reads "
                               f"is damaged or not Parquet: delete it and rerun `{fix}` to rebuild it") from None
@@ -218,7 +248,7 @@ class _ViewBuilder:
     def _shards(self, with_image: bool) -> tuple[str, int]:
         shards = self.ds.shard_paths()
         if not shards:
-            schema = SHARD_SCHEMA if with_image else SHARD_SCHEMA.remove(SHARD_SCHEMA.get_field_index("image"))
+            schema = _DOCUMENTED_COLUMNS["images" if with_image else "samples"]
             return _empty(pa.schema([("shard", pa.string()), *schema])), 0
         dropped = ", ".join(_quote(c) for c in ([_FILE_COL] if with_image else [_FILE_COL, "image"]))
         # COLUMNS(lambda) drops `image` whether or not a file has it, without binding the files twice.

@@ -11,11 +11,17 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from curate.errors import CurateError
+
 CELL_CHARS = 60
 
 
 def write_result(table: pa.Table, fmt: str, output: str | None, *, max_table_rows: int, stdout: IO[str]) -> None:
     """Write `table` in `fmt` to the file `output`, or to `stdout` when it is None."""
+    repeated = sorted({n for n in table.column_names if table.column_names.count(n) > 1})
+    if repeated and fmt in ("json", "parquet"):  # a JSON object or Parquet schema would keep one of them
+        raise CurateError(f"the result has more than one column named {', '.join(map(repr, repeated))}: "
+                          f"--format {fmt} needs distinct names; rename them with AS")
     if fmt == "parquet":
         pq.write_table(table, output)
         return
@@ -65,7 +71,9 @@ def _cell(value: Any) -> str:
 def format_table(table: pa.Table, max_rows: int) -> str:
     """A plain aligned text table; long cells are cut and image bytes shown as their size."""
     names = table.column_names
-    rows = [[_cell(v) for v in row.values()] for row in table.slice(0, max_rows).to_pylist()]
+    shown = table.slice(0, max_rows)
+    # By column, not by row dicts: a result may repeat a name (`SELECT 1 AS a, 2 AS a`).
+    rows = [[_cell(v) for v in row] for row in zip(*(col.to_pylist() for col in shown.columns), strict=True)]
     widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
     line = "  ".join("-" * w for w in widths)
     out = ["  ".join(n.ljust(w) for n, w in zip(names, widths)), line]

@@ -302,3 +302,127 @@ def test_parallel_reads_of_one_large_file_are_consistent(tmp_path):
                 (int(values.sum()), n)]
         finally:
             sql.close(con)
+
+
+def _outside_files(tmp_path: Path) -> dict[str, Path]:
+    """A secret text file, a CSV and a Parquet file beside (not inside) the dataset."""
+    folder = tmp_path / "outside"
+    folder.mkdir(exist_ok=True)
+    (folder / "secret.txt").write_text("root:SECRET-HASH:19000::::::\n")
+    (folder / "secret.csv").write_text("user,hash\nroot,SECRET-HASH\n")
+    pq.write_table(pa.table({"hash": ["SECRET-HASH"]}), folder / "secret.parquet")
+    return {"txt": folder / "secret.txt", "csv": folder / "secret.csv", "parquet": folder / "secret.parquet"}
+
+
+@pytest.mark.parametrize("opening", ["path", "file://", "blockcache::file://", "simplecache::file://"])
+def test_python_connection_reads_no_file_outside_the_dataset(ds, tmp_path, opening):
+    """sql.connect (what notebooks use) on a path or a URL, which goes through the read-only filesystem:
+    the dataset's views work, while read_text/read_csv/read_parquet of any other file are refused."""
+    root = ds["root"] if opening == "path" else f"{opening}{ds['root']}"
+    files = _outside_files(tmp_path)
+    con = sql.connect(root)
+    try:
+        assert con.execute("SELECT count(*) FROM samples").fetchall() == [(32,)]
+        for reader, path in (("read_text", files["txt"]), ("read_csv", files["csv"]),
+                             ("read_parquet", files["parquet"])):
+            escape = f"curatero://{ds['root']}/../outside/{path.name}"
+            for spelling in (f"curatero://{path}", str(path), escape, f"curatero://{tmp_path}/outside/*"):
+                with pytest.raises(duckdb.Error):
+                    con.execute(f"SELECT * FROM {reader}('{spelling}')").fetchall()
+    finally:
+        sql.close(con)
+
+
+def test_read_only_filesystem_serves_only_its_root(ds, tmp_path):
+    """The filesystem itself refuses other paths, whatever DuckDB's own settings allow."""
+    import fsspec
+
+    from curate.readonly_fs import OutsideDatasetError, ReadOnlyFileSystem
+
+    files = _outside_files(tmp_path)
+    rofs = ReadOnlyFileSystem(fsspec.filesystem("file"), ds["root"])
+    assert rofs.cat_file(f"curatero://{ds['root']}/manifest/part-00000.parquet")[:4] == b"PAR1"
+    for path in (str(files["txt"]), f"{ds['root']}/../outside/secret.txt", f"{ds['root']}-sibling/x"):
+        with pytest.raises(OutsideDatasetError, match="outside the dataset"):
+            rofs.open(f"curatero://{path}", "rb")
+        with pytest.raises(OutsideDatasetError):
+            rofs.info(path)
+    with pytest.raises(OutsideDatasetError):
+        rofs.glob(f"curatero://{ds['root']}/*/../../outside/*")
+    with pytest.raises(OutsideDatasetError):
+        rofs.ls(str(tmp_path))
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_duckdb_spills_into_a_private_folder_removed_on_close(ds, tmp_path, monkeypatch, trusted):
+    """Not `<cwd>/.tmp` (DuckDB's default, which it also reads back from): a 0700 folder per connection."""
+    monkeypatch.chdir(tmp_path)
+    con, _ = sql.open_views(ds["root"], trusted=trusted)
+    spill = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+    folder = spill.parent
+    assert folder.is_dir() and not spill.is_relative_to(tmp_path)
+    assert folder.stat().st_mode & 0o077 == 0
+    with pytest.raises(duckdb.Error):
+        con.execute("SET temp_directory = '.tmp'")
+    sql.close(con)
+    assert not folder.exists()
+
+
+def test_internal_connections_spill_into_a_private_folder_too(tmp_path, monkeypatch):
+    from curate import duck
+
+    monkeypatch.chdir(tmp_path)
+    con = duck.connect()
+    folder = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0]).parent
+    assert folder.is_dir() and not folder.is_relative_to(tmp_path)
+    duck.close(con)
+    assert not folder.exists()
+
+
+def test_simplecache_dataset_url_is_read_like_the_folder(ds):
+    query = "SELECT status, count(*) FROM samples GROUP BY 1 ORDER BY 1"
+    assert _query(f"simplecache::file://{ds['root']}", query) == _query(ds["root"], query)
+
+
+@pytest.mark.parametrize("command", ["sql", "stats"])
+def test_a_folder_that_is_not_a_dataset_is_an_error(tmp_path, capsys, command):
+    """Not an empty dataset with rc 0: the user named the wrong folder, and is told so."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    query = ["SELECT count(*) FROM samples"] if command == "sql" else []
+    cases = ((tmp_path / "empty", "is not a curate dataset"), (tmp_path / "file.txt", "is a file"),
+             (tmp_path / "missing", "does not exist"))
+    for path, message in cases:
+        assert main([command, str(path), *query]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "curate download" in err and "Traceback" not in err
+
+
+def test_shards_without_a_documented_column_show_it_as_null(ds, tmp_path, capsys):
+    """Shards written without `error_class`/`error_message` (an older or foreign writer): the views still
+    have the documented columns, so queries and `curate stats` run."""
+    import shutil
+
+    root = tmp_path / "older"
+    shutil.copytree(ds["root"], root)
+    for shard in sorted((root / "shards").glob("*.parquet"))[:1]:
+        pq.write_table(pq.read_table(shard).drop_columns(["error_class", "error_message"]), shard)
+    assert _query(str(root), "SELECT count(*), count(error_class) FROM samples")[0][0] == 32
+    assert main(["stats", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "download: 32 rows" in out and "failures by class" in out
+    for shard in sorted((root / "shards").glob("*.parquet"))[1:]:
+        pq.write_table(pq.read_table(shard).drop_columns(["error_class"]), shard)
+    assert _query(str(root), "SELECT count(error_class) FROM samples") == [(0,)]
+    con, infos = sql.open_views(str(root))
+    sql.close(con)
+    assert {f.name for f in SHARD_SCHEMA} - {"image"} <= {c for c, _ in infos[1].columns}
+
+
+def test_repeated_column_names_are_printed_or_refused_never_lost(ds, capsys):
+    assert main(["sql", ds["root"], "SELECT 1 AS a, 2 AS a"]) == 0
+    assert capsys.readouterr().out.splitlines()[:3] == ["a  a", "-  -", "1  2"]
+    assert main(["sql", ds["root"], "SELECT 1 AS a, 2 AS a", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ['"a","a"', "1,2"]
+    assert main(["sql", ds["root"], "SELECT 1 AS a, 2 AS a", "--format", "json"]) == 2
+    assert "more than one column named 'a'" in capsys.readouterr().err
