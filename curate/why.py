@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 
 from curate import sql
+from curate.concepts import balance
 from curate.errors import CurateError
 
 MIN_PREFIX = 6
@@ -43,6 +44,7 @@ def explain(dataset: str, uid: str) -> dict:
             "overlap": _rows(con, "SELECT * EXCLUDE (uid) FROM overlap WHERE uid = ? ORDER BY benchmark, eval_id",
                              uid),
             "decisions": decisions,
+            "concepts": balance.explain(dataset, (signals or {}).get("concept_ids")),
             "takedowns": _takedowns(con, uid, url),
         }
     finally:

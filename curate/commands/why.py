@@ -30,6 +30,19 @@ def _fields(row: dict | None, skip: tuple[str, ...] = ("uid",)) -> list[str]:
     return [f"    {k}: {v}" for k, v in (row or {}).items() if k not in skip and v not in (None, [], "")]
 
 
+def _concepts(info: dict | None) -> list[str]:
+    """The matched entries, and per balanced recipe each one's p_e and the keep probability."""
+    if info is None:
+        return []
+    if not info["entries"]:
+        return ["  concepts: no entry matched the caption"]
+    out = ["  concepts: " + ", ".join(f"{e['entry']} ({e['lang'] or '-'})" for e in info["entries"])]
+    for recipe, r in info["recipes"].items():
+        parts = ", ".join(f"{e['entry']} p={e['p']:.3g} of {e['matched']:,}" for e in r["entries"])
+        out.append(f"    balance in {recipe}: keep probability {r['keep_probability']:.3g} ({parts})")
+    return out
+
+
 def render(info: dict) -> str:
     """Verdicts first (what a user asks `why` for), then the facts behind them."""
     out = [f"uid {info['uid']}"]
@@ -38,6 +51,7 @@ def render(info: dict) -> str:
         out.append(f"  recipe {recipe}: {verdict}")
     if not info["decisions"]:
         out.append("  no recipe applied yet (curate filter)")
+    out += _concepts(info.get("concepts"))
     m = info["manifest"]
     out.append("manifest:" if m else "manifest: not in the manifest")
     out += _fields(m)

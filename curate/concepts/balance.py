@@ -1,0 +1,201 @@
+"""The recipe's [balance] table: MetaCLIP's concept balancing as SQL inside curate.decide's query.
+
+    [balance]
+    max_per_entry = 20000        # t: OpenAI kept at most 20,000 pairs per query (MetaCLIP: 170,000 at 2.5B)
+    # tail_fraction = 0.06       # or p: each language's t is the count below which that share of its
+    #                            # matches lies (MetaCLIP 2's per-language rule)
+    max_per_language = { de = 5000 }   # optional: t for some languages, overriding the above
+    seed = 0
+
+Counts c_e are taken over the samples that every other rule keeps (balancing is the last step), so a
+threshold change elsewhere changes c_e. Entry e gets p_e = min(1, t / c_e); a sample with matched
+entries E is kept with probability 1 - prod_{e in E} (1 - p_e). The draw is u = the first 52 bits of
+md5(uid ":" seed) / 2^52, so a rerun (on any machine, any DuckDB) decides the same, and a
+different seed draws anew. Samples without a matched entry get `no_concept`, drawn-out ones
+`balanced_out`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from curate import storage
+from curate.dataset import Dataset
+from curate.errors import CurateError
+from curate.filters.base import literal
+
+log = logging.getLogger(__name__)
+
+KEYS = {
+    "max_per_entry": "t: the most samples kept per entry in expectation (positive integer)",
+    "tail_fraction": "p: share of each language's matches below its t, 0 < p < 1 (MetaCLIP 2)",
+    "max_per_language": "table of language code = t, overriding the above for those languages",
+    "seed": "integer seed of the deterministic draw (default 0)",
+}
+DRAW_BITS = 52  # 13 hex digits of md5: a double holds them exactly
+
+
+@dataclass(frozen=True)
+class Balance:
+    max_per_entry: int | None = None
+    tail_fraction: float | None = None
+    max_per_language: dict[str, int] = field(default_factory=dict)
+    seed: int = 0
+
+    @classmethod
+    def from_table(cls, table: Any, source: str) -> Balance:
+        """Validate a [balance] table, naming the bad key and what it takes."""
+        if not isinstance(table, dict):
+            raise CurateError(f"recipe {source}: [balance] must be a table, got {type(table).__name__}")
+        unknown = sorted(set(table) - set(KEYS))
+        if unknown:
+            raise CurateError(
+                f"recipe {source}: unknown key(s) {unknown} in [balance]; valid keys: {', '.join(KEYS)}"
+            )
+
+        def bad(key: str) -> CurateError:
+            return CurateError(f"recipe {source}: [balance] {key} must be {KEYS[key]}, got {table[key]!r}")
+
+        t, p = table.get("max_per_entry"), table.get("tail_fraction")
+        if (t is None) == (p is None):
+            raise CurateError(
+                f"recipe {source}: [balance] needs exactly one of max_per_entry (t) and tail_fraction (p)"
+            )
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
+            raise bad("max_per_entry")
+        if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < 1):
+            raise bad("tail_fraction")
+        per_lang = table.get("max_per_language", {})
+        if not isinstance(per_lang, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in per_lang.values()
+        ):
+            raise bad("max_per_language")
+        seed = table.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise bad("seed")
+        return cls(t, None if p is None else float(p), dict(per_lang), seed)
+
+    # SQL ------------------------------------------------------------------------------------------
+
+    def entry_probabilities(self, pool: str) -> str:
+        """A query of (id, lang, matched, t, p) for every entry matched in `pool` (a relation with a
+        `concept_ids` column); needs the view `concept_entries` (id, lang)."""
+        if self.tail_fraction is not None:  # MetaCLIP's p_to_t, per language
+            thresholds = f"""SELECT lang, arg_min(matched, abs(portion - {self.tail_fraction!r})) AS t FROM (
+                SELECT lang, matched, sum(matched) OVER (PARTITION BY lang ORDER BY matched, id
+                       ROWS UNBOUNDED PRECEDING)::DOUBLE / sum(matched) OVER (PARTITION BY lang) AS portion
+                FROM counted) GROUP BY lang"""
+        else:
+            thresholds = f"SELECT DISTINCT lang, {self.max_per_entry}::BIGINT AS t FROM counted"
+        overrides = ", ".join(f"({literal(lang)}, {t}::BIGINT)" for lang, t in self.max_per_language.items())
+        overrides = (
+            f"VALUES {overrides}"
+            if overrides
+            else "SELECT NULL::VARCHAR AS lang, NULL::BIGINT AS t WHERE false"
+        )
+        return f"""(WITH counted AS (
+                SELECT n.id, coalesce(e.lang, '') AS lang, n.matched FROM (
+                    SELECT id, count(*) AS matched
+                    FROM (SELECT unnest(concept_ids) AS id FROM {pool}) GROUP BY id
+                ) n JOIN concept_entries e USING (id)),
+            thresholds AS ({thresholds}),
+            overrides(lang, t) AS ({overrides})
+            SELECT c.id, c.lang, c.matched, coalesce(o.t, th.t) AS t,
+                   least(1.0, coalesce(o.t, th.t)::DOUBLE / c.matched) AS p
+            FROM counted c JOIN thresholds th USING (lang) LEFT JOIN overrides o USING (lang))"""
+
+    def draw(self, uid: str) -> str:
+        """SQL for the sample's uniform draw in [0, 1)."""
+        return f"('0x' || md5({uid} || ':{self.seed}')[1:{DRAW_BITS // 4}])::BIGINT / {2.0**DRAW_BITS!r}"
+
+    def decide(self, rules: str) -> str:
+        """Wrap the rules query (uid, reasons, missing, concept_ids) in one that adds the balance reasons."""
+        return f"""
+            WITH base AS MATERIALIZED ({rules}),
+            probs AS {self.entry_probabilities("(SELECT concept_ids FROM base WHERE len(reasons) = 0)")},
+            chance AS (SELECT uid, 1 - product(1 - p) AS q
+                       FROM (SELECT uid, unnest(concept_ids) AS id FROM base WHERE len(reasons) = 0)
+                       JOIN probs USING (id) GROUP BY uid)
+            SELECT b.uid, CASE
+                WHEN coalesce(len(b.concept_ids), 0) = 0 THEN list_append(b.reasons, 'no_concept')
+                WHEN len(b.reasons) = 0 AND {self.draw("b.uid")} >= c.q
+                    THEN list_append(b.reasons, 'balanced_out')
+                ELSE b.reasons END AS reasons, b.missing
+            FROM base b LEFT JOIN chance c USING (uid)"""
+
+    def report(self, decisions: str) -> str:
+        """Per entry: matched before balancing (c_e), t, p_e and kept after, from the written decisions."""
+        joined = f"(SELECT d.keep, d.reasons, c.concept_ids FROM {decisions} d JOIN concepts c USING (uid))"
+        pool = f"(SELECT concept_ids FROM {joined} WHERE keep OR reasons = ['balanced_out'])"
+        return f"""
+            SELECT e.id, e.entry, e.lang, coalesce(p.matched, 0) AS matched, p.t, coalesce(p.p, 1.0) AS p,
+                   coalesce(k.kept, 0) AS kept
+            FROM concept_entries e LEFT JOIN {self.entry_probabilities(pool)} p USING (id)
+            LEFT JOIN (SELECT id, count(*) AS kept
+                       FROM (SELECT unnest(concept_ids) AS id FROM {joined} WHERE keep) GROUP BY id) k
+                      USING (id)
+            ORDER BY e.id"""
+
+
+def from_recipe(raw: dict[str, Any], source: str) -> Balance | None:
+    """The recipe's balance settings, or None when it has no [balance] table."""
+    return Balance.from_table(raw["balance"], source) if "balance" in raw else None
+
+
+def report_path(dataset: str, recipe_name: str) -> str:
+    """DATASET/decisions/_balance/<recipe>.parquet: a sub-folder, so the decisions view never reads it."""
+    return storage.join(Dataset(dataset).decisions_dir, "_balance", f"{recipe_name}.parquet")
+
+
+def register_entries(con, ds: Dataset, signal_files: list[str]) -> str:
+    """View `concept_entries` (id, entry, lang); every concepts file must come from the same list."""
+    from curate.annotate.concepts import SHA_KEY, entries_table_path
+
+    path = entries_table_path(ds)
+    if not storage.exists(path):
+        raise CurateError(f"{path} is missing: run `curate annotate {ds.root} --signals concepts` first")
+    entries = storage.read_parquet(path)
+    sha = (entries.schema.metadata or {}).get(SHA_KEY, b"").decode()
+    for file in signal_files:
+        fs, inner = storage.url_to_fs(file)
+        with fs.open(inner, "rb") as fh:
+            got = (pq.read_schema(fh).metadata or {}).get(SHA_KEY, b"").decode()
+        if got != sha:
+            raise CurateError(
+                f"{file} matched another entry list (sha256 {got[:12] or '?'}, the dataset's is "
+                f"{sha[:12]}): rerun `curate annotate {ds.root} --signals concepts` with one list"
+            )
+    con.register("concept_entries", entries)
+    return sha
+
+
+def explain(dataset: str, concept_ids: list[int] | None) -> dict | None:
+    """For `curate why`: the sample's entries, and per balanced recipe each entry's c_e and p_e and the
+    sample's keep probability 1 - prod(1 - p_e) (it applies when every other rule keeps the sample)."""
+    if concept_ids is None:
+        return None
+    from curate.annotate.concepts import entries_table_path
+
+    ds = Dataset(dataset)
+    ids = pa.array(sorted(set(concept_ids)), pa.int32())
+
+    def rows(path: str, columns: list[str]) -> list[dict]:
+        table = storage.read_parquet(path, columns=["id", *columns])
+        return table.filter(pc.is_in(table.column("id"), value_set=ids)).select(columns).to_pylist()
+
+    path = entries_table_path(ds)
+    recipes = {}
+    for report in storage.list_files(storage.join(ds.decisions_dir, "_balance"), ".parquet"):
+        found = sorted(rows(report, ["entry", "lang", "matched", "t", "p"]), key=lambda r: r["p"])
+        recipes[report.rpartition("/")[2].removesuffix(".parquet")] = {
+            "keep_probability": round(1.0 - math.prod(1.0 - r["p"] for r in found), 6) if found else 0.0,
+            "entries": found,
+        }
+    return {"entries": rows(path, ["entry", "lang"]) if storage.exists(path) else [], "recipes": recipes}
