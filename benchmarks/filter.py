@@ -3,7 +3,7 @@
 The anchor applies the same rules with pyarrow alone (read the same columns, hash-join on uid,
 compute kernels, a keep mask); the script checks that both keep the same number of samples.
 
-    python benchmarks/filter.py                 # 1M samples, recipes datacomp_basic and laion_like
+    python benchmarks/filter.py                 # 1M samples, recipes datacomp_basic and strict
     python benchmarks/filter.py --samples 200000
 """
 
@@ -122,9 +122,9 @@ def main() -> None:
     print(f"# {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}; "
           f"data ready in {time.perf_counter() - t:.1f} s")
-    laion = load_recipe("laion_like")
+    laion = load_recipe("strict")
     recipes = {"datacomp_basic": load_recipe("datacomp_basic"),
-               "laion_like": {**laion.raw, "filter": {k: v for k, v in laion.filter.items()
+               "strict": {**laion.raw, "filter": {k: v for k, v in laion.filter.items()
                                                       if k != "drop_benchmark_overlap"}}}
     for name, recipe in recipes.items():
         runs = []

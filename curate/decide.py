@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -24,7 +25,6 @@ from curate.takedown import matching_uids_sql
 
 log = logging.getLogger(__name__)
 
-_SHARD_COLUMNS = "uid, url, caption, status, error_class, width, height"
 LABEL_ONLY_KEY = b"curate.label_only"
 
 
@@ -65,7 +65,12 @@ def filter_dataset(dataset: str, recipe: str | dict | Recipe, *, label_only: boo
             FROM s {joins}"""
     rules = bal.decide(rules) if bal else rules  # balancing: the last step, in the same query
     query = f"SELECT uid, reasons = [] AS keep, reasons, missing FROM ({rules}) ORDER BY uid"
-    table = con.sql(query).to_arrow_table()
+    try:
+        table = con.sql(query).to_arrow_table()
+    except duckdb.BinderException as exc:  # e.g. s.original_format in shards written before it existed
+        raise CurateError(f"recipe {rcp.name} reads a column these shards or signals lack ({exc}). Re-run "
+                          f"`curate download` / `curate annotate` on {ds.root} with this version of curate, "
+                          "or remove the rule from the recipe.") from None
     _check_coverage(table.column("missing"), ds)
     table = table.drop_columns(["missing"]).cast(DECISIONS_SCHEMA)
     table = table.replace_schema_metadata({LABEL_ONLY_KEY: b"true" if label_only else b"false"})
@@ -98,7 +103,8 @@ def _register_views(con, ds: Dataset, needs: set[str]) -> list[str]:
     """Create view `s` (shards without image bytes), `takedown`, and each needed signal view."""
     shards = duck.source(con, ds.shard_paths(), f"download shards in {ds.shards_dir}",
                          f"curate download ... {ds.root}")
-    con.execute(f"CREATE VIEW s AS SELECT {_SHARD_COLUMNS} FROM {shards}")
+    # Every shard column but the image bytes; DuckDB reads only the ones the filters name.
+    con.execute(f"CREATE VIEW s AS SELECT * EXCLUDE (image) FROM {shards}")
     views = []
     for name in sorted(needs):
         if name == "dedup":

@@ -4,7 +4,7 @@ A recipe's tables configure the stages (docs/FORMAT.md, "Recipes"):
 
     [input]     dataset = "PATH or s3://...", urls = [...] and/or crawl = [...], url_col, caption_col, keep_cols
     [download]  any DownloadConfig field (image_size, resize_mode, allow_private_network, ...)
-    [annotate]  signals = [...], language_backend = "fasttext" | "langdetect"
+    [annotate]  signals = [...], language_backend = "fasttext" | "langdetect", language_model = "PATH"
     [dedup]     max_distance, against = [...]
     [overlap]   benchmarks = { NAME = "PATH" }
     [filter]    the decision thresholds (curate.filters)
@@ -111,7 +111,8 @@ def _annotate(ctx: Context) -> dict:
 
     spec = ctx.table("annotate")
     return annotate(ctx.dataset, signals=spec.get("signals"), executor=ctx.executor, workers=ctx.workers,
-                    language_backend=spec.get("language_backend", "fasttext")).to_dict()
+                    language_backend=spec.get("language_backend", "fasttext"),
+                    language_model=spec.get("language_model")).to_dict()
 
 
 def _dedup(ctx: Context) -> dict:

@@ -93,10 +93,12 @@ SHARD_FIELDS = [
     pa.field("height", pa.int32()),
     pa.field("original_width", pa.int32()),
     pa.field("original_height", pa.int32()),
-    pa.field("image_format", pa.string()),
-    pa.field("sha256", pa.string()),
-    pa.field("bytes", pa.int64()),
+    pa.field("image_format", pa.string()),  # format of the stored image (the re-encoded one by default)
+    pa.field("sha256", pa.string()),  # of the downloaded body
+    pa.field("bytes", pa.int64()),  # length of the downloaded body (decompressed), not of the stored image
     pa.field("fetched_at", pa.timestamp("ms", tz="UTC")),
+    # The decoder's name for the downloaded image ("jpeg", "png", "webp", "gif", "mpo", ...): LAION's format rule.
+    pa.field("original_format", pa.string()),
 ]
 SHARD_SCHEMA = pa.schema(SHARD_FIELDS)
 
@@ -113,6 +115,10 @@ DROP_REASONS = (
     "download_failed",
     "opted_out",
     "takedown",
+    "url_pattern",
+    "domain_too_long",
+    "body_too_small",
+    "image_format",
     "image_too_small",
     "aspect_ratio",
     "blank_image",

@@ -12,11 +12,14 @@ from curate.filters.aspect_ratio import AspectRatio
 from curate.filters.base import Filter
 from curate.filters.benchmark_overlap import BenchmarkOverlap
 from curate.filters.blank_image import BlankImage
+from curate.filters.body_too_small import BodyTooSmall
 from curate.filters.caption_boilerplate import CaptionBoilerplate
 from curate.filters.caption_too_short import CaptionTooShort
 from curate.filters.clip_score import ClipScore
+from curate.filters.domain_too_long import DomainTooLong
 from curate.filters.download_failed import DownloadFailed
 from curate.filters.exact_duplicate import ExactDuplicate
+from curate.filters.image_format import ImageFormat
 from curate.filters.image_too_small import ImageTooSmall
 from curate.filters.language import Language
 from curate.filters.near_duplicate import NearDuplicate
@@ -25,12 +28,14 @@ from curate.filters.nsfw_text import NsfwText
 from curate.filters.opted_out import OptedOut
 from curate.filters.semantic_duplicate import SemanticDuplicate
 from curate.filters.takedown import Takedown
+from curate.filters.url_pattern import UrlPattern
 
 from curate.errors import CurateError
 
 # In curate.schema.DROP_REASONS order (tests keep the two in sync).
 FILTERS: tuple[type[Filter], ...] = (
-    DownloadFailed, OptedOut, Takedown, ImageTooSmall, AspectRatio, BlankImage, CaptionTooShort,
+    DownloadFailed, OptedOut, Takedown, UrlPattern, DomainTooLong, BodyTooSmall, ImageFormat, ImageTooSmall,
+    AspectRatio, BlankImage, CaptionTooShort,
     CaptionBoilerplate, Language, NsfwImage, NsfwText, ExactDuplicate, NearDuplicate, SemanticDuplicate,
     BenchmarkOverlap, ClipScore,
 )

@@ -96,7 +96,8 @@ def _write_shard(root: str, key: str, samples: list[Sample]) -> None:
             "error_class": None if ok else (s.error_class or "http_4xx"),
             "http_status": 200 if ok else 404,
             "image": s.image, "width": img.width if ok else None, "height": img.height if ok else None,
-            "image_format": img.format.lower() if ok else None,
+            "original_width": img.width if ok else None, "original_height": img.height if ok else None,
+            "image_format": img.format.lower() if ok else None, "original_format": img.format.lower() if ok else None,
             "sha256": hashlib.sha256(s.image).hexdigest() if ok else None,
             "bytes": len(s.image) if ok else None,
             "fetched_at": datetime(2026, 11, 23, tzinfo=UTC),
@@ -115,6 +116,7 @@ def _write_signals(root: str, key: str, samples: list[Sample]) -> None:
         image.append({"uid": s.uid, "width": img.width if ok else None, "height": img.height if ok else None,
                       "aspect": max(img.size) / min(img.size) if ok else None,
                       "bytes": len(s.image) if ok else None, "format": img.format.lower() if ok else None,
+                      "original_width": img.width if ok else None, "original_height": img.height if ok else None,
                       "is_blank": bool(arr.std() < 2.0) if ok else None})
         phash, thumb, _ = hash_images([s.image]) if ok else (None, None, None)
         hashes.append({"uid": s.uid, "sha256": hashlib.sha256(s.image).hexdigest() if ok else None,
@@ -133,6 +135,7 @@ def _write_signals(root: str, key: str, samples: list[Sample]) -> None:
     schemas = {
         "image": pa.schema([("uid", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
                             ("aspect", pa.float32()), ("bytes", pa.int64()), ("format", pa.string()),
+                            ("original_width", pa.int32()), ("original_height", pa.int32()),
                             ("is_blank", pa.bool_())]),
         "hashes": HASHES_SCHEMA,
         "language": pa.schema([("uid", pa.string()), ("language", pa.string()),

@@ -2,7 +2,7 @@
 
 Shards and signals are written in the documented schemas with real encoded photos (tests/curation_data.py);
 then the real stages run on it: `curate takedown`, `curate dedup`, `curate overlap` against a folder
-benchmark, and `curate filter` with the shipped datacomp_basic and laion_like recipes. It holds what the
+benchmark, and `curate filter` with the shipped datacomp_basic and strict recipes. It holds what the
 inspect views must show: failures of several classes and hosts, exact and near duplicates, several
 languages, an NSFW-scored sample, a benchmark match, a takedown, and a caption and URLs that try to
 inject script into the HTML report.
@@ -28,7 +28,7 @@ HOSTILE_LINK = "javascript:document.title='pwned'"
 PER_SHARD = 20
 KEPT_SIZES = ((224, 300), (300, 224))
 BENCH_SEED = 304
-RECIPES = ("datacomp_basic", "laion_like")
+RECIPES = ("datacomp_basic", "strict")
 
 
 def build_samples() -> dict[str, list[Sample]]:

@@ -102,7 +102,7 @@ def test_label_only_exports_every_downloaded_sample_with_its_reasons(filtered):
 def test_export_errors_name_the_fix(filtered):
     root, _, _ = filtered
     with pytest.raises(CurateError, match="curate filter"):
-        export(root, "laion_like")
+        export(root, "strict")
     with pytest.raises(CurateError, match="parquet, webdataset"):
         export(root, "datacomp_basic", fmt="zip")
 

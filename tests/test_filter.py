@@ -20,9 +20,9 @@ from curate.schema import DROP_REASONS, TAKEDOWN_SCHEMA
 
 
 def test_shipped_recipes_load_and_reasons_match_the_public_vocabulary(tmp_path):
-    assert {"datacomp_basic", "laion_like", "demo"} <= set(available())
+    assert {"datacomp_basic", "laion5b", "strict", "demo"} <= set(available())
     basic = load_recipe("datacomp_basic")
-    assert basic.filter == {"languages": ["en"], "min_caption_words": 3, "min_caption_chars": 5,
+    assert basic.filter == {"languages": ["en"], "min_caption_words": 3, "min_caption_chars": 6,
                             "min_side": 200, "max_aspect": 3.0}
     assert [f.reason for f in filters.FILTERS] == list(DROP_REASONS)
     copy = tmp_path / "mine.toml"
@@ -106,21 +106,21 @@ def test_new_threshold_changes_decisions_and_recomputes_nothing_else(dataset):
     assert {p: os.stat(p).st_mtime_ns for p in signal_files} == before
 
 
-def test_laion_like_uses_dedup_nsfw_and_label_only_keeps_the_same_decisions(dataset):
+def test_strict_uses_dedup_nsfw_and_label_only_keeps_the_same_decisions(dataset):
     root, ok, cases = dataset
     with pytest.raises(CurateError, match="curate dedup"):
         filter_dataset(root, {"name": "dups", "filter": {"drop_exact_duplicates": True}})
     dedup(root, max_distance=6)
-    recipe = {**load_recipe("laion_like").raw, "filter": {
-        k: v for k, v in load_recipe("laion_like").filter.items() if k != "drop_benchmark_overlap"}}
+    recipe = {**load_recipe("strict").raw, "filter": {
+        k: v for k, v in load_recipe("strict").filter.items() if k != "drop_benchmark_overlap"}}
     summary = filter_dataset(root, recipe)
-    d = _decisions(root, "laion_like")
+    d = _decisions(root, "strict")
     assert d[cases["nsfw_image"].uid] == (False, ["nsfw_image"])
     dup_pair = sorted([ok[0].uid, cases["exact_duplicate"].uid])
     assert d[dup_pair[0]] == (True, []) and d[dup_pair[1]] == (False, ["exact_duplicate"])
     assert summary["dropped_by_reason"]["exact_duplicate"] == 1
     labelled = filter_dataset(root, recipe, label_only=True)
-    assert labelled["label_only"] and _decisions(root, "laion_like") == d
+    assert labelled["label_only"] and _decisions(root, "strict") == d
 
 
 def test_takedown_requests_and_missing_signals_are_reported(dataset):

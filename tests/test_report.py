@@ -61,7 +61,7 @@ def ds(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def report(ds, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("report") / "report.html"
-    result = build_report(ds["root"], str(out), "laion_like")
+    result = build_report(ds["root"], str(out), "strict")
     return {"path": out, "html": out.read_text(encoding="utf-8"), "result": result}
 
 
@@ -82,7 +82,7 @@ def test_report_markup_is_self_contained_and_inert(report):
 
 def test_report_sections(ds, report):
     doc, roles = report["html"], ds["roles"]
-    for title in ("Summary", "Distributions", "Kept samples (recipe laion_like)", "Dropped samples by reason",
+    for title in ("Summary", "Distributions", "Kept samples (recipe strict)", "Dropped samples by reason",
                   "Duplicate clusters", "Benchmark overlap", "Download failures"):
         assert f"<h2>{title}" in doc
     for reason in ("download_failed", "language", "near_duplicate", "nsfw_image", "benchmark_overlap"):

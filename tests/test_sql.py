@@ -88,7 +88,7 @@ def test_signals_decisions_clusters_overlap_views(ds):
     assert dict(_query(root, "SELECT recipe, count(*) FROM decisions GROUP BY 1")) == {r: 32 for r in RECIPES}
     small = roles["small"][0]
     assert _query(root, f"SELECT recipe, keep, reasons FROM decisions WHERE uid = '{small}' ORDER BY 1") == [
-        ("datacomp_basic", False, ["image_too_small"]), ("laion_like", False, ["image_too_small"])]
+        ("datacomp_basic", False, ["image_too_small"]), ("strict", False, ["image_too_small"])]
     near = roles["near_dup"][0]
     assert _query(root, f"SELECT duplicate_kind, representative_uid FROM clusters WHERE uid = '{near}'") == [
         ("near", roles["kept"][1])]
@@ -173,10 +173,10 @@ def test_cli_query_formats(ds, tmp_path, capsys):
     assert "failed   6" in out and "success  25" in out and "skipped  1" in out and "(3 rows)" in out
     assert main(["sql", root, query, "--format", "csv"]) == 0
     assert capsys.readouterr().out.splitlines() == ['"status","n"', '"failed",6', '"skipped",1', '"success",25']
-    assert main(["sql", root, "SELECT uid, reasons FROM decisions WHERE recipe = 'laion_like' AND NOT keep",
+    assert main(["sql", root, "SELECT uid, reasons FROM decisions WHERE recipe = 'strict' AND NOT keep",
                  "--format", "json", "-o", str(tmp_path / "d.jsonl")]) == 0
     lines = [json.loads(x) for x in (tmp_path / "d.jsonl").read_text().splitlines()]
-    decided = pq.read_table(Path(root, "decisions/laion_like.parquet")).to_pylist()
+    decided = pq.read_table(Path(root, "decisions/strict.parquet")).to_pylist()
     assert {x["uid"]: x["reasons"] for x in lines} == {d["uid"]: d["reasons"] for d in decided if not d["keep"]}
     assert main(["sql", root, "SELECT uid, image FROM images", "--format", "parquet", "-o", str(tmp_path / "i.parquet")]) == 0
     assert pq.read_table(tmp_path / "i.parquet").num_rows == 32

@@ -82,19 +82,19 @@ def test_language_nsfw_duplicates_overlap_recipes(ds, stats):
         alone = Counter(r["reasons"][0] for r in rows if len(r["reasons"]) == 1)
         assert got["drops_by_reason"] == dict(by_reason)
         assert got["drops_by_reason_alone"] == {k: alone.get(k, 0) for k in by_reason}
-    laion = stats["recipes"]["laion_like"]["drops_by_reason"]
+    laion = stats["recipes"]["strict"]["drops_by_reason"]
     assert laion["nsfw_image"] == laion["benchmark_overlap"] == laion["near_duplicate"] == 1
     assert stats["takedowns"] == {"requests": {"domain": 1}, "uids_purged": 1}
 
 
 def test_recipe_option_and_unknown_recipe(ds, capsys):
-    one = compute_stats(ds["root"], "laion_like")
-    assert list(one["recipes"]) == ["laion_like"]
-    assert one["recipes"]["laion_like"]["kept"] == sum(pq.read_table(
-        Path(ds["root"], "decisions/laion_like.parquet")).column("keep").to_pylist())
+    one = compute_stats(ds["root"], "strict")
+    assert list(one["recipes"]) == ["strict"]
+    assert one["recipes"]["strict"]["kept"] == sum(pq.read_table(
+        Path(ds["root"], "decisions/strict.parquet")).column("keep").to_pylist())
     assert main(["stats", ds["root"], "--recipe", "nope"]) == 2
     err = capsys.readouterr().err
-    assert "recipe 'nope' has no decisions" in err and "decided recipes: datacomp_basic, laion_like" in err
+    assert "recipe 'nope' has no decisions" in err and "decided recipes: datacomp_basic, strict" in err
 
 
 def test_cli_text_and_json(ds, stats, capsys):
@@ -102,12 +102,12 @@ def test_cli_text_and_json(ds, stats, capsys):
     printed = json.loads(capsys.readouterr().out)
     printed.pop("seconds"), stats.pop("seconds", None)
     assert printed == json.loads(json.dumps(stats))
-    assert main(["stats", ds["root"], "--recipe", "laion_like"]) == 0
+    assert main(["stats", ds["root"], "--recipe", "strict"]) == 0
     out = capsys.readouterr().out
     assert "download: 32 rows, success 78.1% (success 25, failed 6, skipped 1)" in out
     assert "failing host dead0.example: 3 of 3 rows (http_4xx)" in out
-    r = stats["recipes"]["laion_like"]
-    assert f"recipe laion_like: kept {r['kept']} of 32 ({100 * r['kept'] / 32:.1f}%)" in out
+    r = stats["recipes"]["strict"]
+    assert f"recipe strict: kept {r['kept']} of 32 ({100 * r['kept'] / 32:.1f}%)" in out
     assert "dropped for nsfw_image: 1 (0 for this alone)" in out and "recipe datacomp_basic" not in out
 
 

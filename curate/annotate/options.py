@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 LANGUAGE_BACKENDS = ("fasttext", "langdetect")
@@ -13,6 +14,7 @@ OPT_IN_SIGNALS = ("concepts",)
 @dataclass(frozen=True)
 class Options:
     language_backend: str = "fasttext"
+    language_model: str | None = None  # a lid.176 file for the fasttext backend (None: the bundled .ftz)
     batch_size: int = 512  # shard rows read, decoded and scored together (bounds memory per worker)
     nsfw_batch_size: int = 32  # images per onnxruntime call
     nsfw_threads: int | None = None  # onnxruntime intra-op threads per worker (None: its default)
@@ -23,4 +25,7 @@ class Options:
         """What, besides the shard itself, a signal's values depend on."""
         if signal == "concepts":
             return f"entries={self.concept_entries_sha256}"
-        return f"backend={self.language_backend}" if signal == "language" else ""
+        if signal != "language":
+            return ""
+        model = f" model={os.path.basename(self.language_model)}" if self.language_model else ""
+        return f"backend={self.language_backend}{model}"

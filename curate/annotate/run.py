@@ -31,7 +31,7 @@ from curate.annotate.image_signals import (
     hashes_signal,
     image_signal,
 )
-from curate.annotate.language import LANGUAGE_COLUMNS, LANGUAGE_SCHEMA, language_signal
+from curate.annotate.language import LANGUAGE_COLUMNS, LANGUAGE_SCHEMA, check_model, language_signal
 from curate.annotate.nsfw import (  # onnxruntime loads lazily
     NSFW_COLUMNS,
     NSFW_SCHEMA,
@@ -173,6 +173,7 @@ def annotate(
     workers: int | None = None,
     retries: int = 2,
     language_backend: str = "fasttext",
+    language_model: str | None = None,
     batch_size: int = 512,
     nsfw_batch_size: int = 32,
     entries: str | None = None,
@@ -185,6 +186,10 @@ def annotate(
     names = resolve_signals(signals)
     if language_backend not in LANGUAGE_BACKENDS:
         raise CurateError(f"unknown language backend {language_backend!r}: use one of {', '.join(LANGUAGE_BACKENDS)}")
+    if language_model is not None:
+        if language_backend != "fasttext":
+            raise CurateError("--language-model names a fastText lid.176 file: use it with --language-backend fasttext")
+        check_model(language_model)  # a wrong file fails now, naming the accepted ones
     if batch_size < 1 or nsfw_batch_size < 1:
         raise CurateError("batch sizes must be positive")
     if entries and "://" not in entries:
@@ -204,7 +209,7 @@ def annotate(
             raise CurateError(f"{ds.shards_dir} holds no shards: run `curate download MANIFEST -o {dataset}` first")
         cpus = os.cpu_count() or 1
         threads = max(1, cpus // (workers or cpus)) if executor == "local" else 1
-        opts = Options(language_backend=language_backend, batch_size=batch_size, nsfw_batch_size=nsfw_batch_size,
+        opts = Options(language_backend=language_backend, language_model=language_model, batch_size=batch_size, nsfw_batch_size=nsfw_batch_size,
                        nsfw_threads=threads, concept_entries=entries,
                        concept_entries_sha256=concept_list.sha256 if concept_list else "")
         if concept_list is not None:

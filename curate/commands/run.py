@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from curate.recipe import STAGES
 
     p = sub.add_parser(NAME, help=HELP, description=HELP,
-                       epilog="example: curate run pipelines/laion_like.toml --dataset s3://bucket/laion-sample")
+                       epilog="example: curate run pipelines/strict.toml --dataset s3://bucket/laion-sample")
     p.add_argument("recipe", help="a recipe name (e.g. datacomp_basic) or a path to a TOML recipe")
     p.add_argument("--dataset", help="dataset folder (default: the recipe's [input] dataset)")
     p.add_argument("--stages", help=f"comma-separated subset of: {','.join(STAGES)}")

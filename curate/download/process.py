@@ -47,6 +47,7 @@ class Processed:
     original_width: int
     original_height: int
     image_format: str
+    original_format: str  # the decoder's name for the downloaded bytes ("jpeg", "png", "gif", "mpo", ...)
 
 
 def process_image(data: bytes, cfg: DownloadConfig) -> Processed:
@@ -78,12 +79,13 @@ def process_image(data: bytes, cfg: DownloadConfig) -> Processed:
             raise ImageError("aspect_ratio", f"{ow}x{oh} has aspect ratio {max(ow, oh) / min(ow, oh):.2f} > "
                              f"--max-aspect-ratio {cfg.max_aspect_ratio:g}", (ow, oh))
         fmt = PIL_TO_FORMAT.get(img.format or "", (img.format or "unknown").lower())
+        source = (img.format or "unknown").lower()
         if not cfg.reencode:
             try:
                 img.verify()
             except Exception as exc:
                 raise ImageError("decode_error", f"corrupt image: {exc}", (ow, oh)) from exc
-            return Processed(data, ow, oh, ow, oh, fmt)
+            return Processed(data, ow, oh, ow, oh, fmt, source)
         scale = _draft(img, cfg)
         # Reserved until the decoded pixels are released: the image's core is freed by close(), the
         # transformed copies when this block's locals go.
@@ -99,7 +101,7 @@ def process_image(data: bytes, cfg: DownloadConfig) -> Processed:
                 img.close()
             size = out.size
             del out
-    return Processed(encoded, size[0], size[1], ow, oh, cfg.encode_format)
+    return Processed(encoded, size[0], size[1], ow, oh, cfg.encode_format, source)
 
 
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")

@@ -231,7 +231,8 @@ def base_row(row: dict) -> dict:
         "uid": row["uid"], "url": row.get("url"), "caption": row.get("caption"), "status": "failed",
         "error_class": None, "error_message": None, "http_status": None, "final_url": None,
         "content_type": None, "image": None, "width": None, "height": None, "original_width": None,
-        "original_height": None, "image_format": None, "sha256": None, "bytes": None, "fetched_at": None,
+        "original_height": None, "image_format": None, "original_format": None, "sha256": None, "bytes": None,
+        "fetched_at": None,
     }
 
 
@@ -285,7 +286,7 @@ def _download_row(fetcher: Fetcher, cfg: DownloadConfig, row: dict) -> dict:
         return out
     out.update(status="success", image=img.data, width=img.width, height=img.height,
                original_width=img.original_width, original_height=img.original_height,
-               image_format=img.image_format)
+               image_format=img.image_format, original_format=img.original_format)
     return out
 
 
