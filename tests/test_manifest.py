@@ -291,26 +291,26 @@ def test_kept_columns_keep_their_types(tmp_path):
     }), tmp_path / "laion.parquet")
     build_manifest([str(tmp_path / "laion.parquet")], str(tmp_path / "o1"), keep_cols=["WIDTH", "similarity"])
     t = _read(tmp_path / "o1")
-    assert t.schema.field("WIDTH").type == pa.int32() and t.schema.field("similarity").type == pa.float32()
-    assert t.column("WIDTH").to_pylist() == [640, 800]
+    assert t.schema.field("manifest_WIDTH").type == pa.int32() and t.schema.field("similarity").type == pa.float32()
+    assert t.column("manifest_WIDTH").to_pylist() == [640, 800]
 
     _write(tmp_path / "laion.csv", b"URL,TEXT,WIDTH,similarity,note\nhttp://h/1.jpg,a,640,0.31,x\n"
                                    b"http://h/2.jpg,b,,0.28,\n")
     build_manifest([str(tmp_path / "laion.csv")], str(tmp_path / "o2"), keep_cols=["WIDTH", "similarity", "note"])
     t = _read(tmp_path / "o2")
-    assert t.schema.field("WIDTH").type == pa.int64() and t.schema.field("similarity").type == pa.float64()
-    assert t.column("WIDTH").to_pylist() == [640, None]
+    assert t.schema.field("manifest_WIDTH").type == pa.int64() and t.schema.field("similarity").type == pa.float64()
+    assert t.column("manifest_WIDTH").to_pylist() == [640, None]
     assert t.column("note").to_pylist() == ["x", ""]
 
 
 def test_kept_value_that_breaks_the_type_becomes_null_and_is_recorded(tmp_path, monkeypatch):
     monkeypatch.setattr(readers, "CSV_BLOCK_BYTES", 64)
     body = "".join(f"http://h/{i}.jpg,c{i},{i}\n" for i in range(20)) + "http://h/x.jpg,cx,wide\n"
-    _write(tmp_path / "x.csv", ("url,caption,WIDTH\n" + body).encode())
-    summary = build_manifest([str(tmp_path / "x.csv")], str(tmp_path / "o"), keep_cols=["WIDTH"])
+    _write(tmp_path / "x.csv", ("url,caption,n\n" + body).encode())
+    summary = build_manifest([str(tmp_path / "x.csv")], str(tmp_path / "o"), keep_cols=["n"])
     t = _read(tmp_path / "o")
-    assert t.schema.field("WIDTH").type == pa.int64()
-    assert t.column("WIDTH").to_pylist() == list(range(20)) + [None]
+    assert t.schema.field("n").type == pa.int64()
+    assert t.column("n").to_pylist() == list(range(20)) + [None]
     assert summary["malformed"]["counts"] == {"bad_value": 1}
     assert summary["malformed"]["examples"][0]["row"] == 21
 
@@ -544,3 +544,75 @@ def test_a_truncated_gzip_keeps_every_whole_row_before_the_cut(tmp_path, fmt):
     assert [r[0] for r in _rows(tmp_path / "o")] == kept
     assert summary["malformed"]["counts"] == {"unreadable_file": 1}
     assert f"stopped after {len(kept)} rows" in summary["malformed"]["examples"][0]["message"]
+
+
+# ---------------------------------------------------------------- outputs that other tools read
+
+def test_laion_WIDTH_and_HEIGHT_stay_apart_from_the_shards_width_in_duckdb(tmp_path):
+    """DuckDB names are case-insensitive: a kept WIDTH beside the shard's (resized) width must be renamed."""
+    import duckdb
+    from download_server import FaultServer
+
+    from curate.download import DownloadConfig, download
+
+    with FaultServer() as server:
+        pq.write_table(pa.table({
+            "URL": [server.url(f"/img/{i}.jpg") for i in range(3)], "TEXT": [f"photo {i}" for i in range(3)],
+            "WIDTH": [640, 641, 642], "HEIGHT": [480, 481, 482],
+        }), tmp_path / "laion.parquet")
+        build_manifest([str(tmp_path / "laion.parquet")], str(tmp_path / "m"), keep_cols=["WIDTH", "HEIGHT"])
+        download(str(tmp_path / "m"), str(tmp_path / "ds"), DownloadConfig(allow_private_network=True, threads=4),
+                 workers=1)
+    shards = str(tmp_path / "ds" / "shards" / "[0-9]*.parquet")
+    names = duckdb.sql(f"SELECT * FROM read_parquet('{shards}') LIMIT 0").columns
+    assert len({n.lower() for n in names}) == len(names)  # no two columns that DuckDB cannot tell apart
+    got = duckdb.sql(f"SELECT manifest_WIDTH, manifest_HEIGHT, width, height, status FROM read_parquet('{shards}') "
+                     "ORDER BY manifest_WIDTH").fetchall()
+    assert got == [(640 + i, 480 + i, 256, 256, "success") for i in range(3)]  # the list's sizes; the resized
+
+
+def test_kept_columns_that_differ_only_in_case_are_refused(tmp_path):
+    src = _write(tmp_path / "x.csv", b"url,note,NOTE\nhttp://h/1.jpg,a,b\n")
+    with pytest.raises(CurateError, match="differ only in case"):
+        build_manifest([str(src)], str(tmp_path / "o"), keep_cols=["note", "NOTE"])
+
+
+def test_a_kept_column_all_null_in_the_first_file_takes_the_type_of_later_files(tmp_path):
+    """pandas writes an all-None column as Arrow's null type; later files' values must not be lost."""
+    first = pa.table({"url": [f"http://h/a{i}.jpg" for i in range(30)], "similarity": pa.nulls(30),
+                      "n": pa.array(range(30), pa.int32())})
+    later = pa.table({"url": [f"http://h/b{i}.jpg" for i in range(120)],
+                      "similarity": [0.25 + i / 1000 for i in range(120)], "n": [i * 0.5 for i in range(120)]})
+    pq.write_table(first, tmp_path / "a.parquet")
+    pq.write_table(later, tmp_path / "b.parquet")
+    summary = build_manifest([str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")], str(tmp_path / "o"),
+                             keep_cols=["similarity", "n"], rows_per_part=20)  # parts written before the widening
+    assert summary["malformed"]["counts"] == {}
+    parts = sorted((tmp_path / "o").glob("part-*.parquet"))
+    assert len(parts) == 8 and {str(pq.read_schema(p).remove_metadata()) for p in parts} == {
+        str(pq.read_schema(parts[-1]).remove_metadata())}  # one schema in every part
+    t = _read(tmp_path / "o")
+    assert t.schema.field("similarity").type == pa.float64() and t.schema.field("n").type == pa.float64()
+    assert t.column("similarity").to_pylist() == [None] * 30 + later.column("similarity").to_pylist()
+    assert t.column("n").to_pylist() == list(range(30)) + later.column("n").to_pylist()
+
+
+def test_a_folder_of_img2dataset_output_reads_only_its_url_lists_and_logs_the_rest(tmp_path, caplog):
+    out = tmp_path / "i2d"
+    (out / "00000").mkdir(parents=True)
+    pq.write_table(pa.table({"url": ["http://h/1.jpg", "http://h/2.jpg"], "caption": ["one", "two"]}),
+                   out / "00000.parquet")
+    (out / "00000_stats.json").write_text(json.dumps({"count": 2, "successes": 2, "status_dict": {"success": 2}}))
+    for key, caption in (("000000000", "one"), ("000000001", "two")):  # the "files" output format
+        (out / "00000" / f"{key}.jpg").write_bytes(b"\xff\xd8\xff")
+        (out / "00000" / f"{key}.txt").write_text(caption)
+        (out / "00000" / f"{key}.json").write_text(json.dumps({"url": "http://h/1.jpg", "key": key}))
+    (out / "more.txt").write_text("http://h/3.jpg\n")  # a URL list beside them is still read
+    with caplog.at_level("WARNING", logger="curate.manifest.inputs"):
+        summary = build_manifest([str(out)], str(tmp_path / "m"))
+    assert [f["path"] for f in summary["inputs"]] == [str(out / "00000.parquet"), str(out / "more.txt")]
+    assert [r[0] for r in _rows(tmp_path / "m")] == ["http://h/1.jpg", "http://h/2.jpg", "http://h/3.jpg"]
+    assert summary["malformed"]["counts"] == {}
+    logged = caplog.text
+    assert "skipped 5 files that are not URL lists" in logged and "00000_stats.json (img2dataset shard stats)" in logged
+    assert "000000001.txt (caption or metadata of an image" in logged

@@ -29,7 +29,12 @@ SUMMARY = "summary.json"
 
 
 class PartWriter:
-    """Buffers rows and writes OUT_DIR/part-NNNNN.parquet files of exactly rows_per_part rows (the last fewer)."""
+    """Buffers rows and writes OUT_DIR/part-NNNNN.parquet files of exactly rows_per_part rows (the last fewer).
+
+    The schema can widen while inputs are read (a kept column that was all null in the first file, an
+    int column that later holds floats); parts written before are then rewritten to it on close, so
+    every part has one schema.
+    """
 
     def __init__(self, out_dir: str, rows_per_part: int) -> None:
         self.out_dir, self.rows_per_part = out_dir, rows_per_part
@@ -37,7 +42,14 @@ class PartWriter:
         self.pending: list[pa.RecordBatch] = []
         self.pending_rows = 0
         self.parts: list[str] = []
+        self.stale = 0  # parts[:stale] were written with an earlier, narrower schema
         self.rows = 0
+
+    def widen(self, schema: pa.Schema) -> None:
+        """Switch to a wider schema: the rows waiting are cast now, the parts written are at close."""
+        self.pending = [batch.cast(schema, safe=False) for batch in self.pending]  # a supertype
+        self.schema = schema
+        self.stale = len(self.parts)
 
     def add(self, batch: pa.RecordBatch) -> None:
         self.pending.append(batch)
@@ -53,6 +65,9 @@ class PartWriter:
         if self.pending_rows or not self.parts:
             self._write(pa.Table.from_batches(self.pending, self.schema))
         self.pending, self.pending_rows = [], 0
+        for path in self.parts[: self.stale]:
+            storage.write_parquet_atomic(storage.read_parquet(path).cast(self.schema, safe=False), path)
+        self.stale = 0
 
     def _write(self, table: pa.Table) -> None:
         path = storage.join(self.out_dir, f"part-{len(self.parts):05d}.parquet")
@@ -103,7 +118,11 @@ def build_manifest(
                     info.update(url_col=plan.url, caption_col=plan.caption)
                     log.info("reading %s (%s%s): url column %r, caption column %r", src.name, src.fmt,
                              ", gzip" if src.gzip else "", plan.url, plan.caption)
+                    if plan.keep_as != plan.keep:
+                        log.info("%s: kept columns %s are written as %s (the download stage adds columns so named)",
+                                 src.name, list(plan.keep), list(plan.keep_as))
                     for batch in _rebatch(reader.batches(plan), BATCH_ROWS):
+                        batch = pa.RecordBatch.from_arrays(batch.columns, names=["url", "caption", *plan.keep_as])
                         info["rows"] += batch.num_rows
                         writer.add(_conform(normalize(batch), writer, src, info["rows"] - batch.num_rows, problems))
                         bar.update(batch.num_rows)
@@ -162,7 +181,8 @@ def _rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Record
 
 def _conform(batch: pa.RecordBatch, writer: PartWriter, src: Source, offset: int, problems: Problems
              ) -> pa.RecordBatch:
-    """Fix the output schema on the first batch; cast later batches (other files) to it."""
+    """Fix the output schema on the first batch; widen it where a later batch's kept column needs a wider
+    type (null, narrower numbers), and cast the batch to it (values that still do not fit: bad_value)."""
     if writer.schema is None:
         kept = pa.schema(list(batch.schema)[len(MANIFEST_SCHEMA):])
         writer.schema = with_extra_columns(MANIFEST_SCHEMA, kept)
@@ -172,13 +192,35 @@ def _conform(batch: pa.RecordBatch, writer: PartWriter, src: Source, offset: int
             f"{src.name}: its columns {batch.schema.names[4:]} differ from the earlier inputs' "
             f"{writer.schema.names[4:]}; run one manifest per kind of input"
         )
+    wider = _widened(writer.schema, batch.schema)
+    if wider is not writer.schema:
+        log.info("%s: column types widened to %s", src.name, wider.remove_metadata().to_string())
+        writer.widen(wider)
     arrays = []
-    for field, arr in zip(writer.schema, batch.columns):
+    for field, arr in zip(writer.schema, batch.columns, strict=True):
         def bad(i: int, msg: str, name: str = field.name) -> None:
             problems.add("bad_value", src.name, f"column {name!r}: {msg}", row=offset + i + 1)
 
         arrays.append(cast_lenient(arr, field.type, bad))
     return pa.RecordBatch.from_arrays(arrays, schema=writer.schema)
+
+
+def _widened(schema: pa.Schema, batch: pa.Schema) -> pa.Schema:
+    """`schema` with each kept column's type unified with the batch's (Arrow's permissive promotion:
+    null takes any type, integers and floats widen); a type that does not unify stays as it is."""
+    fields = list(schema)
+    for i in range(len(MANIFEST_SCHEMA), len(fields)):
+        have, new = fields[i], batch.field(i)
+        if have.type == new.type or pa.types.is_null(new.type):
+            continue
+        try:
+            unified = pa.unify_schemas([pa.schema([have]), pa.schema([new.with_name(have.name)])],
+                                       promote_options="permissive").field(0)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            continue
+        fields[i] = have.with_type(unified.type)
+    widened = pa.schema(fields, metadata=schema.metadata)
+    return schema if widened.equals(schema) else widened
 
 
 def _prepare_out_dir(out_dir: str, overwrite: bool) -> None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from curate.errors import CurateError
-from curate.schema import MANIFEST_SCHEMA
+from curate.schema import MANIFEST_SCHEMA, SHARD_SCHEMA
 
 # Names tried in order, case-insensitively (LAION uses URL/TEXT, CC3M/CC12M url/caption, WIT image_url).
 URL_NAMES = ("url", "image_url", "img_url", "imageurl", "image_src", "img_src", "src", "link", "uri", "image")
 CAPTION_NAMES = ("caption", "text", "alt", "alt_text", "alttext", "title", "description", "caption_text", "txt")
+# A kept column named like a column that the download stage adds (in any case: DuckDB compares names
+# case-insensitively, so LAION's WIDTH beside a shard's width would read the resized width) gets this prefix.
+CLASH_PREFIX = "manifest_"
+_STAGE_NAMES = {n.lower() for n in SHARD_SCHEMA.names} - {n.lower() for n in MANIFEST_SCHEMA.names}
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,12 @@ class ColumnPlan:
     url: str
     caption: str | None
     keep: tuple[str, ...]
+    keep_as: tuple[str, ...] = ()  # the kept columns' names in the manifest (see kept_name)
+
+
+def kept_name(name: str) -> str:
+    """A kept column's name in the manifest: CLASH_PREFIX added when it names a column curate adds."""
+    return f"{CLASH_PREFIX}{name}" if name.lower() in _STAGE_NAMES else name
 
 
 def _find(columns: list[str], names: tuple[str, ...]) -> str | None:
@@ -61,4 +71,10 @@ def plan_columns(
                 f"--keep-cols {name!r} clashes with the manifest column {name.lower()!r} (column names are "
                 "case-insensitive in DuckDB); it is already in the manifest as url/caption, or rename it"
             )
-    return ColumnPlan(url=url, caption=caption, keep=tuple(dict.fromkeys(keep_cols)))
+    keep = tuple(dict.fromkeys(keep_cols))
+    keep_as = tuple(kept_name(name) for name in keep)
+    lowered = [name.lower() for name in keep_as]
+    if len(set(lowered)) < len(lowered):
+        raise CurateError(f"--keep-cols {list(keep)} names columns that differ only in case (column names are "
+                          "case-insensitive in DuckDB); keep one of each")
+    return ColumnPlan(url=url, caption=caption, keep=keep, keep_as=keep_as)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -19,6 +20,10 @@ EXTENSIONS = {
     "jsonl": "jsonl", "ndjson": "jsonl", "parquet": "parquet", "pq": "parquet",
 }
 GZIP_MAGIC = b"\x1f\x8b"
+# Files that other tools write beside their data, named like URL lists but not URL lists: skipped when
+# a folder or glob is expanded (a file named on its own is read as given).
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "avif")
+log = logging.getLogger(__name__)
 MAX_HELD_BYTES = 16 << 20  # a line longer than this is passed on in pieces (a minified one-line JSON array)
 DAMAGE_ERRORS = (EOFError, OSError, zlib.error)
 
@@ -120,10 +125,10 @@ def resolve(inputs: list[str], fmt: str = "auto") -> list[Source]:
             paths = sorted(p for p in fs.glob(inner) if fs.isfile(p))
             if not paths:
                 raise CurateError(f"input {given!r}: the glob matches no file")
-            picked = _supported(paths, fmt, given)
+            picked = _supported(_without_sidecars(paths, given), fmt, given)
         elif fs.isdir(inner):
             paths = sorted(p for p in fs.find(inner) if not _hidden(p, inner))
-            picked = _supported(paths, fmt, given)
+            picked = _supported(_without_sidecars(paths, given), fmt, given)
         elif fs.exists(inner):
             picked = [inner]
         else:
@@ -137,6 +142,36 @@ def resolve(inputs: list[str], fmt: str = "auto") -> list[Source]:
 def _hidden(path: str, root: str) -> bool:
     rel = path[len(root):].lstrip("/")
     return any(part.startswith((".", "_")) for part in rel.split("/"))
+
+
+def sidecar_kind(path: str, image_stems: set[str]) -> str | None:
+    """What tool's side file `path` is, or None for a file that may be a URL list."""
+    base = path.rpartition("/")[2]
+    if base.endswith("_stats.json"):
+        return "img2dataset shard stats"
+    if base.endswith(".stats.json"):
+        return "curate shard stats"
+    stem, _, ext = path.rpartition(".")
+    if ext.lower() in ("txt", "json") and stem in image_stems:
+        return "caption or metadata of an image (img2dataset's files format)"
+    return None
+
+
+def _without_sidecars(paths: list[str], given: str) -> list[str]:
+    """`paths` less the side files of known tools; each one left out is named in the log."""
+    image_stems = {p.rpartition(".")[0] for p in paths if p.rpartition(".")[2].lower() in IMAGE_EXTENSIONS}
+    kept, skipped = [], []
+    for path in paths:
+        kind = sidecar_kind(path, image_stems)
+        if kind is None:
+            kept.append(path)
+        else:
+            skipped.append((path, kind))
+    if skipped:
+        log.warning("input %r: skipped %d files that are not URL lists: %s", given, len(skipped),
+                    "; ".join(f"{path} ({kind})" for path, kind in skipped[:10])
+                    + ("; ..." if len(skipped) > 10 else ""))
+    return kept
 
 
 def _supported(paths: list[str], fmt: str, given: str) -> list[str]:
