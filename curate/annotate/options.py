@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass
 
 LANGUAGE_BACKENDS = ("fasttext", "langdetect")
-SIGNAL_NAMES = ("image", "hashes", "language", "caption", "nsfw", "concepts")  # run.SIGNALS, in its order
-# computed only when named: concepts matches an entry list (or the default)
-OPT_IN_SIGNALS = ("concepts",)
+SIGNAL_NAMES = ("image", "hashes", "language", "caption", "nsfw", "concepts", "clip")  # run.SIGNALS order
+# computed only when named: clip needs a model file the user chooses, concepts an entry list (or the default)
+OPT_IN_SIGNALS = ("concepts", "clip")
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,14 @@ class Options:
     batch_size: int = 512  # shard rows read, decoded and scored together (bounds memory per worker)
     nsfw_batch_size: int = 32  # images per onnxruntime call
     nsfw_threads: int | None = None  # onnxruntime intra-op threads per worker (None: its default)
+    clip_model: str | None = None  # an open_clip config name (curate.train.model.CONFIGS)
+    clip_checkpoint: str | None = None  # weights file or curate run folder (curate.train.pretrained)
+    clip_sha256: str = ""  # of the checkpoint file, computed once by the driver
+    clip_tokenizer: str | None = None  # CLIP's bpe_simple_vocab_16e6.txt.gz for non-curate weights
+    clip_device: str = "auto"
+    clip_precision: str = "auto"
+    clip_batch_size: int = 64  # images per forward pass
+    clip_threads: int | None = None  # torch intra-op threads per worker
     concept_entries: str | None = None  # entry list file for the concepts signal (None: the packaged default)
     concept_entries_sha256: str = ""  # of the normalized list, computed once by the driver
 
@@ -25,6 +33,8 @@ class Options:
         """What, besides the shard itself, a signal's values depend on."""
         if signal == "concepts":
             return f"entries={self.concept_entries_sha256}"
+        if signal == "clip":
+            return f"model={self.clip_model};sha256={self.clip_sha256};precision={self.clip_precision}"
         if signal != "language":
             return ""
         model = f" model={os.path.basename(self.language_model)}" if self.language_model else ""

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from curate import storage
 from curate.annotate.caption_signals import CAPTION_COLUMNS, CAPTION_SCHEMA, caption_signal
+from curate.annotate.clip import CLIP_COLUMNS, CLIP_SCHEMA, clip_signal, output_schema  # torch loads lazily
 from curate.annotate.concepts import CONCEPTS_COLUMNS, CONCEPTS_SCHEMA, concepts_signal, write_entries_table
 from curate.annotate.image_signals import (
     HASHES_COLUMNS,
@@ -57,6 +58,10 @@ class Signal:
     columns: tuple[str, ...]
     compute: Callable[[pa.Table, Options], tuple[pa.Table, dict]]
     version: int = 1  # bump when the values change for the same input: stored signals are then recomputed
+    make_schema: Callable[[Options], pa.Schema] | None = None  # when the schema depends on the options
+
+    def output_schema(self, opts: Options) -> pa.Schema:
+        return self.make_schema(opts) if self.make_schema else self.schema
 
 
 SIGNALS: dict[str, Signal] = {
@@ -66,6 +71,7 @@ SIGNALS: dict[str, Signal] = {
     "caption": Signal("caption", CAPTION_SCHEMA, CAPTION_COLUMNS, caption_signal),
     "nsfw": Signal("nsfw", NSFW_SCHEMA, NSFW_COLUMNS, nsfw_signal),
     "concepts": Signal("concepts", CONCEPTS_SCHEMA, CONCEPTS_COLUMNS, concepts_signal),
+    "clip": Signal("clip", CLIP_SCHEMA, CLIP_COLUMNS, clip_signal, make_schema=output_schema),
 }
 assert tuple(SIGNALS) == SIGNAL_NAMES, "options.SIGNAL_NAMES lists the signals for the CLI without importing this"
 
@@ -93,7 +99,7 @@ def annotate_shard(job: Job) -> dict:
         parts.append(out)
         for key, value in batch_stats.items():
             stats[key] = _add(stats.get(key), value)
-    table = pa.concat_tables(parts) if parts else signal.schema.empty_table()
+    table = pa.concat_tables(parts) if parts else signal.output_schema(task.options).empty_table()
     if table.num_rows != rows_in:  # never write a signal that silently misses rows
         raise RuntimeError(f"{signal.name} produced {table.num_rows} rows for {rows_in} shard rows")
     storage.write_parquet_atomic(table, task.output)
@@ -122,7 +128,7 @@ def _read_batches(path: str, columns: tuple[str, ...], batch_size: int):
 
 
 def resolve_signals(signals: list[str] | tuple[str, ...] | str | None) -> list[str]:
-    """Signal names in canonical order; None means all of them."""
+    """Signal names in canonical order; None means all but the opt-in ones (which need a model file)."""
     if signals is None:
         return [s for s in SIGNALS if s not in OPT_IN_SIGNALS]
     names = [s.strip() for s in (signals.split(",") if isinstance(signals, str) else signals) if s.strip()]
@@ -176,6 +182,12 @@ def annotate(
     language_model: str | None = None,
     batch_size: int = 512,
     nsfw_batch_size: int = 32,
+    clip_model: str | None = None,
+    clip_checkpoint: str | None = None,
+    clip_tokenizer: str | None = None,
+    device: str = "auto",
+    clip_precision: str = "auto",
+    clip_batch_size: int = 64,
     entries: str | None = None,
 ) -> RunSummary:
     """Compute the chosen signals (default: all; nsfw only if the [nsfw] extra is installed) per download shard.
@@ -190,8 +202,13 @@ def annotate(
         if language_backend != "fasttext":
             raise CurateError("--language-model names a fastText lid.176 file: use it with --language-backend fasttext")
         check_model(language_model)  # a wrong file fails now, naming the accepted ones
-    if batch_size < 1 or nsfw_batch_size < 1:
+    if batch_size < 1 or nsfw_batch_size < 1 or clip_batch_size < 1:
         raise CurateError("batch sizes must be positive")
+    clip_sha256 = ""
+    if "clip" in names:  # one clear error now rather than one per shard
+        from curate.annotate.clip import check_options
+
+        clip_sha256 = check_options(clip_checkpoint, clip_model, clip_tokenizer, device, clip_precision)
     if entries and "://" not in entries:
         entries = os.path.abspath(entries)  # workers may run elsewhere (Ray)
     concept_list = load_entries(entries) if "concepts" in names else None  # a bad file fails before any job
@@ -210,7 +227,10 @@ def annotate(
         cpus = os.cpu_count() or 1
         threads = max(1, cpus // (workers or cpus)) if executor == "local" else 1
         opts = Options(language_backend=language_backend, language_model=language_model, batch_size=batch_size, nsfw_batch_size=nsfw_batch_size,
-                       nsfw_threads=threads, concept_entries=entries,
+                       nsfw_threads=threads, clip_model=clip_model, clip_checkpoint=clip_checkpoint,
+                       clip_sha256=clip_sha256, clip_tokenizer=clip_tokenizer, clip_device=device,
+                       clip_precision=clip_precision, clip_batch_size=clip_batch_size, clip_threads=threads,
+                       concept_entries=entries,
                        concept_entries_sha256=concept_list.sha256 if concept_list else "")
         if concept_list is not None:
             write_entries_table(ds, concept_list)

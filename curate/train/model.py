@@ -33,16 +33,22 @@ class CLIPConfig:
     vocab_size: int = 49408
     mlp_ratio: float = 4.0
     siglip: bool = False  # adds a learnable logit_bias (open_clip's init_logit_bias) for the sigmoid loss
+    quick_gelu: bool = False  # x * sigmoid(1.702 x): what OpenAI, MetaCLIP and DFN weights were trained with
 
 
 CONFIGS: dict[str, CLIPConfig] = {
     # For tests and CPU demos: 64 px images, 8 px patches (64 tokens), narrow towers.
     "tiny": CLIPConfig(embed_dim=128, image_size=64, patch_size=8, vision_width=192, vision_layers=4,
                        vision_heads=3, text_width=128, text_layers=3, text_heads=2, vocab_size=4096),
+    # open_clip's model_configs/<name>.json (vision heads = width / head_width: 64 unless the JSON says).
     "ViT-B-32": CLIPConfig(512, 224, 32, 768, 12, 12, 512, 12, 8),
     "ViT-B-16": CLIPConfig(512, 224, 16, 768, 12, 12, 512, 12, 8),
     "ViT-L-14": CLIPConfig(768, 224, 14, 1024, 24, 16, 768, 12, 12),
+    "ViT-H-14": CLIPConfig(1024, 224, 14, 1280, 32, 16, 1024, 24, 16),
 }
+# The `-quickgelu` variants differ only in the MLP activation (open_clip's `"quick_gelu": true`).
+CONFIGS.update({f"{name}-quickgelu": replace(CONFIGS[name], quick_gelu=True)
+                for name in ("ViT-B-32", "ViT-B-16", "ViT-L-14")})
 
 
 def get_config(name: str, **overrides) -> CLIPConfig:
@@ -69,17 +75,25 @@ class Attention(nn.Module):
         return self.out_proj(y.transpose(1, 2).reshape(B, T, C))
 
 
-class ResidualAttentionBlock(nn.Module):
-    """Pre-LN block: x + attn(ln_1(x)), then x + mlp(ln_2(x)) with exact GELU as in open_clip."""
+class QuickGELU(nn.Module):
+    """The sigmoid approximation of GELU that OpenAI's CLIP was trained with; its weights need it back."""
 
-    def __init__(self, width: int, heads: int, mlp_ratio: float):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+class ResidualAttentionBlock(nn.Module):
+    """Pre-LN block: x + attn(ln_1(x)), then x + mlp(ln_2(x)), exact GELU or QuickGELU as in open_clip."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float, quick_gelu: bool = False):
         super().__init__()
         hidden = int(width * mlp_ratio)
         self.ln_1 = nn.LayerNorm(width)
         self.attn = Attention(width, heads)
         self.ln_2 = nn.LayerNorm(width)
+        act = QuickGELU() if quick_gelu else nn.GELU()
         self.mlp = nn.Sequential(OrderedDict(
-            [("c_fc", nn.Linear(width, hidden)), ("gelu", nn.GELU()), ("c_proj", nn.Linear(hidden, width))]))
+            [("c_fc", nn.Linear(width, hidden)), ("gelu", act), ("c_proj", nn.Linear(hidden, width))]))
 
     def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), causal)
@@ -87,11 +101,13 @@ class ResidualAttentionBlock(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, width: int, layers: int, heads: int, mlp_ratio: float, causal: bool):
+    def __init__(self, width: int, layers: int, heads: int, mlp_ratio: float, causal: bool,
+                 quick_gelu: bool = False):
         super().__init__()
         self.causal = causal
         self.grad_checkpointing = False
-        self.resblocks = nn.ModuleList([ResidualAttentionBlock(width, heads, mlp_ratio) for _ in range(layers)])
+        self.resblocks = nn.ModuleList([ResidualAttentionBlock(width, heads, mlp_ratio, quick_gelu)
+                                        for _ in range(layers)])
         # open_clip's init: attention and MLP scaled by width and depth.
         proj_std = width ** -0.5 * (2 * layers) ** -0.5
         for block in self.resblocks:
@@ -120,7 +136,8 @@ class VisionTransformer(nn.Module):
         self.class_embedding = nn.Parameter(scale * torch.randn(width))
         self.positional_embedding = nn.Parameter(scale * torch.randn(grid * grid + 1, width))
         self.ln_pre = nn.LayerNorm(width)
-        self.transformer = Transformer(width, cfg.vision_layers, cfg.vision_heads, cfg.mlp_ratio, causal=False)
+        self.transformer = Transformer(width, cfg.vision_layers, cfg.vision_heads, cfg.mlp_ratio,
+                                       causal=False, quick_gelu=cfg.quick_gelu)
         self.ln_post = nn.LayerNorm(width)
         self.proj = nn.Parameter(scale * torch.randn(width, cfg.embed_dim))
 
@@ -143,7 +160,8 @@ class CLIP(nn.Module):
         if cfg.siglip:
             self.logit_bias = nn.Parameter(torch.tensor(-10.0))
         self.visual = VisionTransformer(cfg)
-        self.transformer = Transformer(cfg.text_width, cfg.text_layers, cfg.text_heads, cfg.mlp_ratio, causal=True)
+        self.transformer = Transformer(cfg.text_width, cfg.text_layers, cfg.text_heads, cfg.mlp_ratio,
+                                       causal=True, quick_gelu=cfg.quick_gelu)
         self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.text_width)
         self.ln_final = nn.LayerNorm(cfg.text_width)
         nn.init.normal_(self.token_embedding.weight, std=0.02)
