@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from curate import __version__, sql, storage
+from curate import __version__, coverage_report, sql, storage
 from curate.errors import CurateError
 from curate.report_evals import benchmark_paths, eval_images
 from curate.report_html import card, esc, img, page, png_uri, table, thumbnail
@@ -27,9 +27,9 @@ REASON_SQL = "list_transform(reasons, lambda r: split_part(r, ':', 1))"
 
 
 def build_report(dataset: str, output: str, recipe: str | None = None, *, kept: int = 24, per_reason: int = 8,
-                 clusters: int = 8, matches: int = 12) -> dict:
+                 clusters: int = 8, matches: int = 12, targets: str | None = None) -> dict:
     """Write the report for `dataset` (galleries for `recipe`, default: the first decided) to `output`."""
-    stats = compute_stats(dataset)
+    stats = compute_stats(dataset, targets=targets)
     if recipe is None and stats["recipes"]:
         recipe = min(stats["recipes"])
     if recipe is not None and recipe not in stats["recipes"]:
@@ -42,6 +42,7 @@ def build_report(dataset: str, output: str, recipe: str | None = None, *, kept: 
         sections = [
             _summary(stats, recipe),
             _plots(plots),
+            coverage_report.html(stats["coverage"]),
             galleries.kept(kept),
             galleries.by_reason(stats["recipes"].get(recipe, {}).get("drops_by_reason", {}), per_reason),
             galleries.duplicates(clusters),

@@ -19,7 +19,7 @@ from functools import partial
 
 import duckdb
 
-from curate import sql, storage
+from curate import coverage, sql, storage
 from curate.dataset import Dataset
 from curate.errors import CurateError
 
@@ -66,8 +66,13 @@ SCORE_EDGES = tuple(i / 10 for i in range(11))
 NSFW_DISTS = (Dist("image", "nsfw_image", SCORE_EDGES[:-1]), Dist("text", "nsfw_text", SCORE_EDGES[:-1]))
 
 
-def compute_stats(dataset: str, recipe: str | None = None, *, threads: int | None = None) -> dict:
-    """Dataset-card numbers for `dataset`; the recipes section holds `recipe` only, or every recipe."""
+def compute_stats(dataset: str, recipe: str | None = None, *, threads: int | None = None,
+                  targets: str | None = None) -> dict:
+    """Dataset-card numbers for `dataset`; the recipes section holds `recipe` only, or every recipe.
+
+    `coverage` holds the concept coverage card of each balanced recipe (curate.coverage), with sample
+    counts for the concepts listed in the file `targets` (one per line) when given.
+    """
     start = time.perf_counter()
     # Trusted: only the queries below run. Only the views they read are opened (each reads its footers).
     con, infos = sql.open_views(dataset, threads=threads, trusted=True, views=set(STATS_VIEWS))
@@ -95,6 +100,7 @@ def compute_stats(dataset: str, recipe: str | None = None, *, threads: int | Non
         # between concurrent readers (see curate.duck.source): their sections run one at a time.
         workers = SECTION_WORKERS if storage.is_local(storage.url_to_fs(ds.root)[0]) else 1
         stats = {"dataset": str(dataset), "files": files, **_run_sections(con, sections, workers)}
+        stats["coverage"] = coverage.cards(con, str(dataset), [recipe] if recipe else recipes, targets)
     finally:
         sql.close(con)
     stats["seconds"] = round(time.perf_counter() - start, 3)

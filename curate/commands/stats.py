@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--recipe", metavar="NAME", help="kept count and drops per reason for this recipe only "
                         "(default: every recipe with decisions)")
     parser.add_argument("--json", action="store_true", help="print the full statistics as JSON")
+    parser.add_argument("--targets", metavar="FILE", help="concepts to count in each balanced recipe's coverage "
+                        "card, one per line (e.g. a benchmark's class names); zeros are listed first")
     parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
     parser.set_defaults(func=run)
 
@@ -23,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from curate.stats import compute_stats
 
-    stats = compute_stats(args.dataset, args.recipe, threads=args.threads)
+    stats = compute_stats(args.dataset, args.recipe, threads=args.threads, targets=args.targets)
     print(json.dumps(stats, indent=2) if args.json else render(stats))
     return 0
 
@@ -92,5 +94,8 @@ def render(s: dict) -> str:
         out.append("recipes: none applied (curate filter)")
     if s["takedowns"]:
         out.append(f"takedowns: {_counts(s['takedowns']['requests'])}; {s['takedowns']['uids_purged']:,} purged")
+    from curate.coverage_report import render_text
+
+    out += render_text(s.get("coverage"))
     out.append(f"({s['seconds']:.2f} s)")
     return "\n".join(out)
