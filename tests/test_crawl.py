@@ -36,6 +36,7 @@ from curate.synthweb import SyntheticWeb
 
 # ---------------------------------------------------------------- helpers (independent of curate.crawl)
 
+
 class ImgTags(HTMLParser):
     """The stdlib's view of a page: every <img>'s attributes, the <base href>, the <html lang>."""
 
@@ -74,18 +75,27 @@ def pairs(out_dir: Path) -> set[tuple[str, str]]:
     return {(r["url"], r["caption"]) for r in rows(out_dir)}
 
 
-def warc_response(writer: WARCWriter, url: str, body: bytes, ctype: str = "text/html; charset=utf-8",
-                  status: str = "200 OK", date: str = "2024-05-18T01:58:10Z") -> None:
-    headers = StatusAndHeaders(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))],
-                               protocol="HTTP/1.1")
-    record = writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=headers,
-                                       warc_headers_dict={"WARC-Date": date})
+def warc_response(
+    writer: WARCWriter,
+    url: str,
+    body: bytes,
+    ctype: str = "text/html; charset=utf-8",
+    status: str = "200 OK",
+    date: str = "2024-05-18T01:58:10Z",
+) -> None:
+    headers = StatusAndHeaders(
+        status, [("Content-Type", ctype), ("Content-Length", str(len(body)))], protocol="HTTP/1.1"
+    )
+    record = writer.create_warc_record(
+        url, "response", payload=io.BytesIO(body), http_headers=headers, warc_headers_dict={"WARC-Date": date}
+    )
     writer.write_record(record)
 
 
 def page(n: int, extra: str = "") -> bytes:
-    return (f'<!doctype html><html lang="en"><body><img src="/i/{n}.jpg" alt="picture {n}">{extra}'
-            f"</body></html>").encode()
+    return (
+        f'<!doctype html><html lang="en"><body><img src="/i/{n}.jpg" alt="picture {n}">{extra}</body></html>'
+    ).encode()
 
 
 def write_pages(path: Path, bodies: list[tuple[str, bytes]]) -> Path:
@@ -108,12 +118,15 @@ def synth(tmp_path_factory):
     folder = tmp_path_factory.mktemp("synth")
     with SyntheticWeb(n_images=90, seed=3) as web:
         warc = web.write_warc(folder / "web.warc.gz")
-        wat = write_wat([(p.url, p.html, {"Content-Type": f"text/html; charset={p.encoding}"}) for p in web.pages],
-                        folder / "web.warc.wat.gz")
+        wat = write_wat(
+            [(p.url, p.html, {"Content-Type": f"text/html; charset={p.encoding}"}) for p in web.pages],
+            folder / "web.warc.wat.gz",
+        )
         yield web.pages, warc, wat
 
 
 # ---------------------------------------------------------------- the real Common Crawl capture
+
 
 def test_whirlwind_warc_gives_exactly_the_pairs_in_its_html(tmp_path):
     warc = shared_path("data", "commoncrawl", "whirlwind.warc.gz")
@@ -178,7 +191,10 @@ def test_cc_listing_with_prefix_and_limit_over_local_http(tmp_path):
         server.shutdown()
         server.server_close()
     assert summary["inputs"] == 2 and summary["files_done"] == 2 and not summary["files_failed"]
-    assert pairs(out) == {("http://a.example/i/1.jpg", "picture 1"), ("http://b.example/i/2.jpg", "picture 2")}
+    assert pairs(out) == {
+        ("http://a.example/i/1.jpg", "picture 1"),
+        ("http://b.example/i/2.jpg", "picture 2"),
+    }
     assert {r["source"].rpartition(":")[0] for r in rows(out)} == {prefix + names[0], prefix + names[1]}
     assert partial["files_done"] == 2 and list(partial["files_failed"]) == ["00002"]
     assert "FileNotFoundError" in partial["files_failed"]["00002"] and pairs(tmp_path / "out3") == pairs(out)
@@ -190,6 +206,7 @@ def test_cc_listing_with_prefix_and_limit_over_local_http(tmp_path):
 
 # ---------------------------------------------------------------- synthetic web: WARC and WAT
 
+
 def test_synthetic_warc_gives_every_image_with_alt_at_its_absolute_url(synth, tmp_path):
     pages, warc, _ = synth
     summary = crawl([str(warc)], str(tmp_path), workers=1)
@@ -198,12 +215,19 @@ def test_synthetic_warc_gives_every_image_with_alt_at_its_absolute_url(synth, tm
     assert {(r["url"], r["caption"]) for r in got} == set(expected)
     for r in got:
         img, p = expected[(r["url"], r["caption"])]
-        assert (r["page_url"], r["page_lang"], r["width"], r["height"]) == (p.url, p.lang, img.width, img.height)
+        assert (r["page_url"], r["page_lang"], r["width"], r["height"]) == (
+            p.url,
+            p.lang,
+            img.width,
+            img.height,
+        )
     assert summary["pages"] == len(pages)
     assert summary["skipped"]["not_html"] == 1  # the image response in the WARC
     assert summary["skipped"]["http_status"] == 1  # its soft 404 page
     image_reasons = ("no_alt", "no_src", "data_uri", "not_http", "invalid_url", "duplicate")
-    assert summary["images_seen"] == summary["pairs_written"] + sum(summary["skipped"][k] for k in image_reasons)
+    assert summary["images_seen"] == summary["pairs_written"] + sum(
+        summary["skipped"][k] for k in image_reasons
+    )
     assert not any(summary["errors"].values())
 
 
@@ -227,38 +251,65 @@ def test_synthetic_wat_gives_every_image_whose_src_is_a_url(synth, tmp_path):
 
 # ---------------------------------------------------------------- HTML rules
 
-@pytest.mark.parametrize("tag, expected", [
-    ('<img src="a.jpg" alt="  two\n  words ">', ("http://h.example/d/a.jpg", "two words")),
-    ('<img src="//cdn.example/p.png" alt="x">', ("http://cdn.example/p.png", "x")),
-    ('<img src="/r.png#frag" alt="Tom &amp; Jerry &eacute;">', ("http://h.example/r.png", "Tom & Jerry é")),
-    ('<img src="data:image/gif;base64,R0l" data-src="lazy.jpg" alt="l">', ("http://h.example/d/lazy.jpg", "l")),
-    ('<img srcset="s.jpg 320w, b.jpg 1024w, m.jpg 640w" alt="set">', ("http://h.example/d/b.jpg", "set")),
-    ('<img srcset="one.jpg, two.jpg 2x" alt="x2">', ("http://h.example/d/two.jpg", "x2")),
-])
+
+@pytest.mark.parametrize(
+    "tag, expected",
+    [
+        ('<img src="a.jpg" alt="  two\n  words ">', ("http://h.example/d/a.jpg", "two words")),
+        ('<img src="//cdn.example/p.png" alt="x">', ("http://cdn.example/p.png", "x")),
+        (
+            '<img src="/r.png#frag" alt="Tom &amp; Jerry &eacute;">',
+            ("http://h.example/r.png", "Tom & Jerry é"),
+        ),
+        (
+            '<img src="data:image/gif;base64,R0l" data-src="lazy.jpg" alt="l">',
+            ("http://h.example/d/lazy.jpg", "l"),
+        ),
+        ('<img srcset="s.jpg 320w, b.jpg 1024w, m.jpg 640w" alt="set">', ("http://h.example/d/b.jpg", "set")),
+        ('<img srcset="one.jpg, two.jpg 2x" alt="x2">', ("http://h.example/d/two.jpg", "x2")),
+    ],
+)
 def test_img_url_and_alt_rules(tag, expected):
     stats = CrawlStats("t")
     collector = PairCollector(stats)
     parsed = parse_html(f"<html><body>{tag}</body></html>")
-    collector.add_page("http://h.example/d/page.html", parsed.base_href, parsed.lang, None, "t:0", parsed.images)
+    collector.add_page(
+        "http://h.example/d/page.html", parsed.base_href, parsed.lang, None, "t:0", parsed.images
+    )
     cols = collector.take().to_pydict()
-    assert list(zip(cols["url"], cols["caption"])) == [expected]
+    assert list(zip(cols["url"], cols["caption"], strict=True)) == [expected]
 
 
-@pytest.mark.parametrize("page_url", [
-    "https://h.example/a/b/page.html?q=1#f", "http://h.example", "http://h.example?x=/y/", "https://h.example#/a/b",
-    "https://user@h.example:8080/d/", "http://[::1]:8000/d/p.html", "https://bücher.example/d/p", "https://h.example/d/\tp",
-    "HTTPS://H.example/D/p", "http:///no-host/p", "https://h.example/d/ü/p",
-])
+@pytest.mark.parametrize(
+    "page_url",
+    [
+        "https://h.example/a/b/page.html?q=1#f",
+        "http://h.example",
+        "http://h.example?x=/y/",
+        "https://h.example#/a/b",
+        "https://user@h.example:8080/d/",
+        "http://[::1]:8000/d/p.html",
+        "https://bücher.example/d/p",
+        "https://h.example/d/\tp",
+        "HTTPS://H.example/D/p",
+        "http:///no-host/p",
+        "https://h.example/d/ü/p",
+    ],
+)
 def test_relative_srcs_resolve_as_urljoin_on_any_page_url(page_url):
     srcs = ["a.jpg", "/r.jpg", "//cdn.example/p.png", "../up.jpg", "?q=2", "https://x.example/abs.jpg"]
     images = [(f"alt {n}", src, None, None) for n, src in enumerate(srcs)]
     collector = PairCollector(CrawlStats("t"))
     collector.add_page(page_url, None, None, None, "t:0", images)
     joined = [(urljoin(page_url, src), f"alt {n}") for n, src in enumerate(srcs)]
-    expected = [(url, alt) for url, alt in joined if urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc]
+    expected = [
+        (url, alt)
+        for url, alt in joined
+        if urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc
+    ]
     assert len(expected) >= 2
     cols = collector.take().to_pydict()
-    assert list(zip(cols["url"], cols["caption"])) == expected
+    assert list(zip(cols["url"], cols["caption"], strict=True)) == expected
 
 
 def test_skips_are_counted_by_reason():
@@ -272,21 +323,42 @@ def test_skips_are_counted_by_reason():
     stats = CrawlStats("t")
     collector = PairCollector(stats, min_alt_chars=3)
     parsed = parse_html(html)
-    collector.add_page("https://h.example/p/q.html", parsed.base_href, parsed.lang, None, "t:0", parsed.images)
+    collector.add_page(
+        "https://h.example/p/q.html", parsed.base_href, parsed.lang, None, "t:0", parsed.images
+    )
     cols = collector.take().to_pydict()
     assert cols["url"] == ["https://h.example/base/ok.jpg"] * 2
     assert cols["caption"] == ["kept", "kept, other caption"] and cols["page_lang"] == ["fr", "fr"]
     assert stats.images_seen == 12
-    assert dict(stats.skipped) == {"no_alt": 4, "no_src": 1, "data_uri": 1, "not_http": 2, "invalid_url": 1,
-                                   "duplicate": 1}
+    assert dict(stats.skipped) == {
+        "no_alt": 4,
+        "no_src": 1,
+        "data_uri": 1,
+        "not_http": 2,
+        "invalid_url": 1,
+        "duplicate": 1,
+    }
 
 
 def wat_response(links: list[dict], extra: bytes = b"") -> bytes:
     """One WAT response record's JSON in Common Crawl's compact layout, `extra` spliced into its Links."""
-    doc = {"Envelope": {"WARC-Header-Metadata": {"WARC-Date": "2024-05-18T01:58:10Z"}, "Payload-Metadata": {
-        "HTTP-Response-Metadata": {"Response-Message": {"Status": "200"}, "Headers": {"Content-Language": "de"},
-                                   "HTML-Metadata": {"Head": {}, "Links": links}}}}}
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode().replace(b'"Links":[', b'"Links":[' + extra)
+    doc = {
+        "Envelope": {
+            "WARC-Header-Metadata": {"WARC-Date": "2024-05-18T01:58:10Z"},
+            "Payload-Metadata": {
+                "HTTP-Response-Metadata": {
+                    "Response-Message": {"Status": "200"},
+                    "Headers": {"Content-Language": "de"},
+                    "HTML-Metadata": {"Head": {}, "Links": links},
+                }
+            },
+        }
+    }
+    return (
+        json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+        .encode()
+        .replace(b'"Links":[', b'"Links":[' + extra)
+    )
 
 
 CANONICAL_LINKS = [
@@ -294,7 +366,12 @@ CANONICAL_LINKS = [
     {"path": "IMG@/src", "url": "/one.jpg", "alt": "one"},
     {"path": "IMG@/src", "url": "/no-alt.jpg"},
     {"path": "IMG@/src", "url": "/empty.jpg", "alt": ""},
-    {"path": "IMG@/src", "url": "https://x.example/t.jpg?a=1&amp;b=2", "alt": "Tom &amp; Jerry", "title": "t"},
+    {
+        "path": "IMG@/src",
+        "url": "https://x.example/t.jpg?a=1&amp;b=2",
+        "alt": "Tom &amp; Jerry",
+        "title": "t",
+    },
     {"path": "IMG@/src", "url": "/ünï.jpg", "alt": "größe"},
 ]
 ODD_LINKS = [  # each on its own sends the record from the one-regex path to the link-by-link reading
@@ -313,7 +390,8 @@ def test_wat_image_links_in_every_form_give_the_links_alt_and_url(odd):
     imgs = [link for link in links if link["path"] == "IMG@/src"]
     assert len(page.images) == len(imgs)  # every <img> is seen, with or without alt
     assert [(alt, url) for alt, url, _, _ in page.images if alt] == [
-        (html.unescape(link["alt"]), html.unescape(link["url"])) for link in imgs if link.get("alt")]
+        (html.unescape(link["alt"]), html.unescape(link["url"])) for link in imgs if link.get("alt")
+    ]
     assert (page.status, page.lang, page.warc_date) == (200, "de", "2024-05-18T01:58:10Z")
 
 
@@ -327,13 +405,16 @@ def test_wat_url_bytes_of_an_image_without_alt_are_not_decoded():
 
 # ---------------------------------------------------------------- damaged input
 
+
 def test_truncated_archive_keeps_every_record_before_the_cut(tmp_path):
     bodies = [(f"http://s.example/{n}.html", page(n)) for n in range(6)]
     full = write_pages(tmp_path / "full.warc.gz", bodies)
     offsets = member_offsets(full)
     cut = tmp_path / "in" / "cut.warc.gz"
     cut.parent.mkdir()
-    cut.write_bytes(full.read_bytes()[: (offsets[4] + 3 * offsets[5]) // 4])  # late in the fifth record's member
+    cut.write_bytes(
+        full.read_bytes()[: (offsets[4] + 3 * offsets[5]) // 4]
+    )  # late in the fifth record's member
     summary = crawl([str(cut)], str(tmp_path / "out"), workers=1)
     assert pairs(tmp_path / "out") == {(f"http://s.example/i/{n}.jpg", f"picture {n}") for n in range(4)}
     assert summary["errors"]["truncated_gzip"] == 1 and summary["errors"]["incomplete_record"] == 1
@@ -346,21 +427,28 @@ def test_corrupt_member_malformed_record_and_bad_json_are_skipped_and_counted(tm
     data = bytearray(good.read_bytes())
     offsets = member_offsets(good) + [len(data)]
     start, end = offsets[2], offsets[3]
-    data[start + 20:end - 20] = bytes(b ^ 0x5A for b in data[start + 20:end - 20])  # damage member 2's deflate data
+    data[start + 20 : end - 20] = bytes(
+        b ^ 0x5A for b in data[start + 20 : end - 20]
+    )  # damage member 2's deflate data
     junk = gzip.compress(b"HELLO this is not a WARC record\r\n\r\n")
     bad_header = gzip.compress(b"WARC/1.0\r\nWARC-Type: response\r\nContent-Length: lots\r\n\r\nbody\r\n\r\n")
     damaged = tmp_path / "in" / "damaged.warc.gz"
     damaged.parent.mkdir()
-    damaged.write_bytes(bytes(data[:offsets[4]]) + junk + bad_header + b"\x00garbage\xff" + bytes(data[offsets[4]:]))
-    wat = write_wat([("http://w.example/p.html", page(7), None), ("http://w.example/q.html", page(8), None)],
-                    tmp_path / "w.wat.gz")
+    damaged.write_bytes(
+        bytes(data[: offsets[4]]) + junk + bad_header + b"\x00garbage\xff" + bytes(data[offsets[4] :])
+    )
+    wat = write_wat(
+        [("http://w.example/p.html", page(7), None), ("http://w.example/q.html", page(8), None)],
+        tmp_path / "w.wat.gz",
+    )
     wat_members = member_offsets(wat)
-    raw = gzip.decompress(wat.read_bytes()[wat_members[-1]:]).replace(b'"alt":"', b'"alt":x')  # same length
+    raw = gzip.decompress(wat.read_bytes()[wat_members[-1] :]).replace(b'"alt":"', b'"alt":x')  # same length
     broken_wat = tmp_path / "in" / "broken.warc.wat.gz"
     broken_wat.write_bytes(wat.read_bytes()[: wat_members[-1]] + gzip.compress(raw))
     summary = crawl([str(damaged.parent)], str(tmp_path / "out"), workers=2)
-    assert pairs(tmp_path / "out") == {(f"http://s.example/i/{n}.jpg", f"picture {n}") for n in (0, 1, 3, 4)} | {
-        ("http://w.example/i/7.jpg", "picture 7")}
+    assert pairs(tmp_path / "out") == {
+        (f"http://s.example/i/{n}.jpg", f"picture {n}") for n in (0, 1, 3, 4)
+    } | {("http://w.example/i/7.jpg", "picture 7")}
     errors = summary["errors"]
     assert errors["corrupt_gzip"] >= 2  # the damaged member, the stray bytes
     assert errors["malformed_record"] == 2  # the junk record, the bad Content-Length
@@ -372,20 +460,28 @@ def lie_about_length(path: Path, member: int, claimed: int) -> None:
     """Rewrite the archive's `member`-th gzip member (one record) with its Content-Length set to `claimed`."""
     data = path.read_bytes()
     offsets = member_offsets(path) + [len(data)]
-    head, sep, block = gzip.decompress(data[offsets[member]:offsets[member + 1]]).partition(b"\r\n\r\n")
+    head, sep, block = gzip.decompress(data[offsets[member] : offsets[member + 1]]).partition(b"\r\n\r\n")
     lying = re.sub(rb"(?im)^content-length: *\d+", b"Content-Length: %d" % claimed, head)
     assert lying != head
-    path.write_bytes(data[:offsets[member]] + gzip.compress(lying + sep + block) + data[offsets[member + 1]:])
+    path.write_bytes(
+        data[: offsets[member]] + gzip.compress(lying + sep + block) + data[offsets[member + 1] :]
+    )
 
 
-@pytest.mark.parametrize("claimed", [10**5, 10**8, 10**11])  # under the 16 MiB cap (buffered), over it (streamed)
+@pytest.mark.parametrize(
+    "claimed", [10**5, 10**8, 10**11]
+)  # under the 16 MiB cap (buffered), over it (streamed)
 @pytest.mark.parametrize("liar", [20, 40])  # a record in the middle, the last record
 def test_a_lying_content_length_costs_its_own_record_only(tmp_path, claimed, liar):
     (tmp_path / "in").mkdir()
-    path = write_pages(tmp_path / "in" / "lies.warc.gz", [(f"http://s.example/{n}.html", page(n)) for n in range(41)])
+    path = write_pages(
+        tmp_path / "in" / "lies.warc.gz", [(f"http://s.example/{n}.html", page(n)) for n in range(41)]
+    )
     lie_about_length(path, liar, claimed)
     summary = crawl([str(path)], str(tmp_path / "out"), workers=1)
-    assert pairs(tmp_path / "out") == {(f"http://s.example/i/{n}.jpg", f"picture {n}") for n in range(41) if n != liar}
+    assert pairs(tmp_path / "out") == {
+        (f"http://s.example/i/{n}.jpg", f"picture {n}") for n in range(41) if n != liar
+    }
     assert summary["records"] == 40 and summary["pages"] == 40
     assert {k: v for k, v in summary["errors"].items() if v} == {"content_length_overrun": 1}
     assert summary["skipped"]["too_large"] == 0  # the lie is one problem, not also a skipped record
@@ -401,7 +497,9 @@ def test_a_lying_content_length_in_a_wat_keeps_every_later_page(tmp_path):
     lie_about_length(wat, 1 + 2 * 10 + 1, 10**8)  # page 10's response metadata
     lie_about_length(wat, 1 + 2 * 20, 10**11)  # page 20's request metadata
     summary = crawl([str(wat)], str(tmp_path / "out"), workers=1)
-    assert pairs(tmp_path / "out") == {(f"http://w.example/i/{n}.jpg", f"picture {n}") for n in range(30) if n != 10}
+    assert pairs(tmp_path / "out") == {
+        (f"http://w.example/i/{n}.jpg", f"picture {n}") for n in range(30) if n != 10
+    }
     assert summary["records"] == 1 + 2 * 30 - 2 and summary["pages"] == 29
     assert {k: v for k, v in summary["errors"].items() if v} == {"content_length_overrun": 2}
 
@@ -415,21 +513,28 @@ def test_wrong_and_unknown_charsets_are_counted_and_the_pages_still_read(tmp_pat
         warc_response(writer, "http://a.example/", cafe.encode("cp1252"), "text/html; charset=iso-8859-1")
         warc_response(writer, "http://b.example/", cafe.encode("utf-8"), "text/html; charset=x-klingon")
         warc_response(writer, "http://c.example/", cafe.encode("utf-8"), "text/html; charset=ascii")
-        warc_response(writer, "http://d.example/", b'<meta charset="shift_jis">' + cafe.encode("cp1252"),
-                      "text/html")
+        warc_response(
+            writer, "http://d.example/", b'<meta charset="shift_jis">' + cafe.encode("cp1252"), "text/html"
+        )
         warc_response(writer, "http://e.example/", ("\ufeff" + cafe).encode("utf-16-le"), "text/html")
     summary = crawl([str(path)], str(tmp_path / "out"), workers=1)
     # d's windows-1252 bytes are not shift_jis: decoded as shift_jis with U+FFFD where they do not fit
     d_caption = "café crème".encode("cp1252").decode("shift_jis", "replace")
     assert pairs(tmp_path / "out") == {(f"http://{h}.example/c.jpg", "café crème") for h in "abce"} | {
-        ("http://d.example/c.jpg", d_caption)}
-    assert summary["errors"]["charset"] == 3  # the unknown label, UTF-8 labelled ascii, the shift_jis that is not
+        ("http://d.example/c.jpg", d_caption)
+    }
+    assert (
+        summary["errors"]["charset"] == 3
+    )  # the unknown label, UTF-8 labelled ascii, the shift_jis that is not
     assert summary["pages"] == 5
 
 
 def test_chunked_and_gzipped_bodies_of_other_crawlers_are_decoded(tmp_path):
     html = page(1)
-    chunked = b"".join(b"%x\r\n%s\r\n" % (len(html[i:i + 40]), html[i:i + 40]) for i in range(0, len(html), 40)) + b"0\r\n\r\n"
+    chunked = (
+        b"".join(b"%x\r\n%s\r\n" % (len(html[i : i + 40]), html[i : i + 40]) for i in range(0, len(html), 40))
+        + b"0\r\n\r\n"
+    )
     path = tmp_path / "in" / "raw.warc.gz"
     path.parent.mkdir()
     with open(path, "wb") as fh:
@@ -439,31 +544,51 @@ def test_chunked_and_gzipped_bodies_of_other_crawlers_are_decoded(tmp_path):
             ("http://g.example/", gzip.compress(html), [("Content-Encoding", "gzip")]),
             ("http://b.example/", b"\x8b\x00\x80binary", [("Content-Encoding", "br")]),
         ]:
-            http_headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html")] + headers, protocol="HTTP/1.1")
-            writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(body),
-                                                          http_headers=http_headers))
+            http_headers = StatusAndHeaders(
+                "200 OK", [("Content-Type", "text/html")] + headers, protocol="HTTP/1.1"
+            )
+            writer.write_record(
+                writer.create_warc_record(
+                    url, "response", payload=io.BytesIO(body), http_headers=http_headers
+                )
+            )
     summary = crawl([str(path)], str(tmp_path / "out"), workers=1)
-    assert pairs(tmp_path / "out") == {("http://c.example/i/1.jpg", "picture 1"), ("http://g.example/i/1.jpg", "picture 1")}
+    assert pairs(tmp_path / "out") == {
+        ("http://c.example/i/1.jpg", "picture 1"),
+        ("http://g.example/i/1.jpg", "picture 1"),
+    }
     assert summary["errors"]["content_encoding"] == 1 and summary["pages"] == 2
 
 
 def test_a_50_mb_page_is_skipped_without_stopping_the_file(tmp_path):
-    huge = b"<html><body>" + b"<p>filler</p>" * (50 * (1 << 20) // 13) + b'<img src="/big.jpg" alt="big"></body></html>'
-    path = write_pages(tmp_path / "big.warc.gz", [("http://x.example/1", page(1)), ("http://x.example/huge", huge),
-                                                   ("http://x.example/3", page(3))])
+    huge = (
+        b"<html><body>"
+        + b"<p>filler</p>" * (50 * (1 << 20) // 13)
+        + b'<img src="/big.jpg" alt="big"></body></html>'
+    )
+    path = write_pages(
+        tmp_path / "big.warc.gz",
+        [("http://x.example/1", page(1)), ("http://x.example/huge", huge), ("http://x.example/3", page(3))],
+    )
     summary = crawl([str(path)], str(tmp_path / "out"), workers=1)
-    assert pairs(tmp_path / "out") == {("http://x.example/i/1.jpg", "picture 1"), ("http://x.example/i/3.jpg", "picture 3")}
+    assert pairs(tmp_path / "out") == {
+        ("http://x.example/i/1.jpg", "picture 1"),
+        ("http://x.example/i/3.jpg", "picture 3"),
+    }
     assert summary["skipped"]["too_large"] == 1 and summary["pages"] == 2
 
 
 # ---------------------------------------------------------------- runs: parts, resume, dedup, CLI
 
+
 def test_parts_per_file_resume_and_cross_file_dedup(tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
     write_pages(inputs / "a.warc.gz", [(f"http://a.example/{n}", page(n)) for n in range(5)])
-    write_pages(inputs / "b.warc.gz", [(f"http://b.example/{n}", page(n, '<img src="/only-b.jpg" alt="b">'))
-                                       for n in range(3)])
+    write_pages(
+        inputs / "b.warc.gz",
+        [(f"http://b.example/{n}", page(n, '<img src="/only-b.jpg" alt="b">')) for n in range(3)],
+    )
     shutil.copy(inputs / "a.warc.gz", inputs / "c.warc.gz")  # the same pairs again
     out = tmp_path / "out"
     first = crawl([str(inputs)], str(out), workers=2, rows_per_part=2)
@@ -471,7 +596,9 @@ def test_parts_per_file_resume_and_cross_file_dedup(tmp_path):
     assert names[:3] == ["part-000000000.parquet", "part-000000001.parquet", "part-000000002.parquet"]
     assert names[-1] == "part-000002002.parquet" and len(names) == 3 + 2 + 3  # 5, 4 and 5 pairs, 2 a part
     got = rows(out)
-    assert len(got) == len({(r["url"], r["caption"]) for r in got}) == 5 + 4  # c's copies of a's pairs: dropped
+    assert (
+        len(got) == len({(r["url"], r["caption"]) for r in got}) == 5 + 4
+    )  # c's copies of a's pairs: dropped
     assert first["pairs_kept_per_file"] == 5 + 4 + 5 and first["duplicates_across_files"] == 5
     assert first["skipped"]["duplicate"] == 2  # only-b.jpg on b's second and third page
     assert all(r["source"].split(":")[0].endswith("a.warc.gz") for r in got if "a.example" in r["url"])
@@ -482,13 +609,16 @@ def test_parts_per_file_resume_and_cross_file_dedup(tmp_path):
     again = crawl([str(inputs)], str(out), workers=2, rows_per_part=2)
     assert again["files_skipped_already_done"] == 2 and again["files_done"] == 3
     assert sorted(map(str, (tuple(sorted(r.items())) for r in rows(out)))) == sorted(
-        map(str, (tuple(sorted(r.items())) for r in got)))
+        map(str, (tuple(sorted(r.items())) for r in got))
+    )
     with pytest.raises(CurateError, match="other inputs"):
         crawl([str(inputs / "a.warc.gz")], str(out))
     fresh = crawl([str(inputs / "b.warc.gz")], str(out), overwrite=True)
     assert fresh["inputs"] == 1 and not fresh["files_skipped_already_done"]
     assert sorted(p.name for p in out.glob("part-*.parquet")) == ["part-000000000.parquet"]
-    assert {u for u, _ in pairs(out)} == {f"http://b.example/i/{n}.jpg" for n in range(3)} | {"http://b.example/only-b.jpg"}
+    assert {u for u, _ in pairs(out)} == {f"http://b.example/i/{n}.jpg" for n in range(3)} | {
+        "http://b.example/only-b.jpg"
+    }
 
 
 def test_cli_prints_the_summary(tmp_path, capsys):
@@ -509,13 +639,18 @@ def test_archives_and_manifest_on_s3(tmp_path, s3_endpoint):
     fs.put(str(local), "curate-test/crawl-in/a.warc.gz")
     fs.put(str(local), "curate-test/crawl-in/b.warc.gz")
     summary = crawl(["s3://curate-test/crawl-in/*.warc.gz"], "s3://curate-test/crawl-out", workers=1)
-    assert summary["inputs"] == 2 and summary["pairs_written"] == 3 and summary["duplicates_across_files"] == 3
+    assert (
+        summary["inputs"] == 2 and summary["pairs_written"] == 3 and summary["duplicates_across_files"] == 3
+    )
     names = sorted(p.rpartition("/")[2] for p in fs.ls("curate-test/crawl-out"))
     assert names == ["_crawl", "part-000000000.parquet", "part-000001000.parquet", "summary.json"]
     with fs.open("curate-test/crawl-out/part-000000000.parquet", "rb") as fh:
         table = pq.read_table(fh)
     assert sorted(table.column("url").to_pylist()) == [f"http://s3.example/i/{n}.jpg" for n in range(3)]
-    assert table.column("source").to_pylist()[0] == f"s3://curate-test/crawl-in/a.warc.gz:{member_offsets(local)[0]}"
+    assert (
+        table.column("source").to_pylist()[0]
+        == f"s3://curate-test/crawl-in/a.warc.gz:{member_offsets(local)[0]}"
+    )
     with fs.open("curate-test/crawl-out/part-000001000.parquet", "rb") as fh:
         assert pq.read_table(fh).num_rows == 0  # all of b's pairs were kept from a already
 
@@ -537,8 +672,10 @@ def test_curate_download_fetches_every_crawled_pair(tmp_path):
 
     with SyntheticWeb(n_images=24, seed=5, faults=False) as web:
         warc = web.write_warc(tmp_path / "web.warc.gz")
-        wat = write_wat([(p.url, p.html, {"Content-Type": f"text/html; charset={p.encoding}"}) for p in web.pages],
-                        tmp_path / "web.warc.wat.gz")
+        wat = write_wat(
+            [(p.url, p.html, {"Content-Type": f"text/html; charset={p.encoding}"}) for p in web.pages],
+            tmp_path / "web.warc.wat.gz",
+        )
         summary = crawl([str(warc), str(wat)], str(tmp_path / "manifest"), workers=1, rows_per_part=10)
         expected = {(img.url, img.caption) for img in web.images}
         assert pairs(tmp_path / "manifest") == expected and summary["duplicates_across_files"] > 0

@@ -69,9 +69,13 @@ def _encode(fmt: str, rows: list[tuple[str, str]]) -> bytes:
             buf.write("URL\tTEXT\n" + "".join(f"{u}\t{c}\n" for u, c in rows))
         return buf.getvalue().encode()
     if fmt == "json":
-        return json.dumps([{"image_url": u, "alt": c} for u, c in rows], indent=1, ensure_ascii=False).encode()
+        return json.dumps(
+            [{"image_url": u, "alt": c} for u, c in rows], indent=1, ensure_ascii=False
+        ).encode()
     if fmt == "jsonl":
-        return "".join(json.dumps({"url": u, "caption": c}, ensure_ascii=False) + "\n" for u, c in rows).encode()
+        return "".join(
+            json.dumps({"url": u, "caption": c}, ensure_ascii=False) + "\n" for u, c in rows
+        ).encode()
     raise AssertionError(fmt)
 
 
@@ -111,8 +115,10 @@ def test_every_format_gives_the_same_manifest(tmp_path, fmt, gz):
 
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
 def test_txt_one_url_a_line(tmp_path, gz):
-    src = _write(tmp_path / ("urls.txt.gz" if gz else "urls.txt"),
-                 b"\xef\xbb\xbfhttp://x.example/a.jpg\r\n\n  https://x.example/b.jpg\nnot a url\nhttp://x.example/a.jpg\n")
+    src = _write(
+        tmp_path / ("urls.txt.gz" if gz else "urls.txt"),
+        b"\xef\xbb\xbfhttp://x.example/a.jpg\r\n\n  https://x.example/b.jpg\nnot a url\nhttp://x.example/a.jpg\n",
+    )
     summary = build_manifest([str(src)], str(tmp_path / "out"))
     assert _rows(tmp_path / "out") == [
         ("http://x.example/a.jpg", None, "ok"),
@@ -138,9 +144,17 @@ def test_reads_the_real_10000_row_file_as_is(tmp_path):
 
 
 def test_batch_uids_equal_make_uid(tmp_path):
-    pairs = [("http://x/é", None), ("", "only a caption"), ("http://x/a", ""), ("http://x/b", "日本 \x00 nul"),
-             ("http://x/c", "emoji 🦊"), ("http://x/ü?q=\u2028x", "line\nbreak")]
-    src = _write(tmp_path / "x.jsonl", "".join(json.dumps({"url": u, "caption": c}) + "\n" for u, c in pairs).encode())
+    pairs = [
+        ("http://x/é", None),
+        ("", "only a caption"),
+        ("http://x/a", ""),
+        ("http://x/b", "日本 \x00 nul"),
+        ("http://x/c", "emoji 🦊"),
+        ("http://x/ü?q=\u2028x", "line\nbreak"),
+    ]
+    src = _write(
+        tmp_path / "x.jsonl", "".join(json.dumps({"url": u, "caption": c}) + "\n" for u, c in pairs).encode()
+    )
     build_manifest([str(src)], str(tmp_path / "o"))
     table = _read(tmp_path / "o")
     assert table.column("uid").to_pylist() == [make_uid(u, c) for u, c in pairs]
@@ -153,17 +167,27 @@ def test_uid_is_blake2b_128_of_url_unit_separator_caption():
 
 
 def test_parts_dedupe_across_files_and_parts(tmp_path):
-    a = _write(tmp_path / "a.jsonl", "".join(json.dumps({"url": f"http://h/{i}.jpg", "caption": f"c{i}"}) + "\n"
-                                             for i in range(25)).encode())
-    b = _write(tmp_path / "b.jsonl", "".join(json.dumps({"url": f"http://h/{i}.jpg", "caption": f"c{i}"}) + "\n"
-                                             for i in range(20, 30)).encode())
+    a = _write(
+        tmp_path / "a.jsonl",
+        "".join(
+            json.dumps({"url": f"http://h/{i}.jpg", "caption": f"c{i}"}) + "\n" for i in range(25)
+        ).encode(),
+    )
+    b = _write(
+        tmp_path / "b.jsonl",
+        "".join(
+            json.dumps({"url": f"http://h/{i}.jpg", "caption": f"c{i}"}) + "\n" for i in range(20, 30)
+        ).encode(),
+    )
     summary = build_manifest([str(a), str(b)], str(tmp_path / "out"), rows_per_part=7)
     parts = sorted(p.name for p in (tmp_path / "out").glob("part-*.parquet"))
     assert parts == [f"part-{i:05d}.parquet" for i in range(5)]
     assert [pq.read_metadata(tmp_path / "out" / p).num_rows for p in parts] == [7, 7, 7, 7, 2]
     assert _read(tmp_path / "out").column("url").to_pylist() == [f"http://h/{i}.jpg" for i in range(30)]
     assert summary["duplicates"] == 5
-    assert summary["rows_read"] == summary["rows_written"] + summary["duplicates"] + summary["takedown_skipped"]
+    assert (
+        summary["rows_read"] == summary["rows_written"] + summary["duplicates"] + summary["takedown_skipped"]
+    )
 
 
 def test_seen_set_compares_all_16_bytes():
@@ -247,11 +271,15 @@ def test_column_detection_and_override(tmp_path):
 
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
 def test_headerless_tsv_like_conceptual_captions(tmp_path, gz):
-    src = _write(tmp_path / ("cc3m.tsv.gz" if gz else "cc3m.tsv"),
-                 b"a bus at the station\thttp://h/1.jpg\nsunset over the sea\thttps://h/2.jpg\n")
+    src = _write(
+        tmp_path / ("cc3m.tsv.gz" if gz else "cc3m.tsv"),
+        b"a bus at the station\thttp://h/1.jpg\nsunset over the sea\thttps://h/2.jpg\n",
+    )
     summary = build_manifest([str(src)], str(tmp_path / "o"))
-    assert _rows(tmp_path / "o") == [("http://h/1.jpg", "a bus at the station", "ok"),
-                                     ("https://h/2.jpg", "sunset over the sea", "ok")]
+    assert _rows(tmp_path / "o") == [
+        ("http://h/1.jpg", "a bus at the station", "ok"),
+        ("https://h/2.jpg", "sunset over the sea", "ok"),
+    ]
     assert (summary["inputs"][0]["url_col"], summary["inputs"][0]["caption_col"]) == ("url", "caption")
 
 
@@ -259,7 +287,9 @@ def test_missing_column_names_the_columns_that_exist(tmp_path):
     src = _write(tmp_path / "x.csv", b"id,where,words\n1,http://h/1.jpg,hi\n")
     with pytest.raises(CurateError, match=r"no URL column.*'id', 'where', 'words'.*--url-col"):
         build_manifest([str(src)], str(tmp_path / "o1"))
-    with pytest.raises(CurateError, match=r"no column 'TEXT' \(--caption-col\); its columns are: 'id', 'where'"):
+    with pytest.raises(
+        CurateError, match=r"no column 'TEXT' \(--caption-col\); its columns are: 'id', 'where'"
+    ):
         build_manifest([str(src)], str(tmp_path / "o2"), url_col="where", caption_col="TEXT")
     with pytest.raises(CurateError, match=r"no column 'WIDTH' \(--keep-cols\)"):
         build_manifest([str(src)], str(tmp_path / "o3"), url_col="where", keep_cols=["WIDTH"])
@@ -267,38 +297,67 @@ def test_missing_column_names_the_columns_that_exist(tmp_path):
 
 def test_cli_reports_user_errors_in_one_line(tmp_path):
     src = _write(tmp_path / "x.csv", b"id,where\n1,http://h/1.jpg\n")
-    proc = subprocess.run([sys.executable, "-m", "curate", "manifest", str(src), "-o", str(tmp_path / "o")],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "curate", "manifest", str(src), "-o", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "its columns are: 'id', 'where'" in proc.stderr
 
 
 def test_cli_prints_summary_and_writes_it(tmp_path, capsys):
-    src = _write(tmp_path / "x.jsonl", b'{"url": "http://h/1.jpg", "caption": "a", "w": 3}\n{"url": ""}\n{"url": \n')
-    assert main(["manifest", str(src), "-o", str(tmp_path / "o"), "--keep-cols", "w", "--rows-per-part", "1"]) == 0
+    src = _write(
+        tmp_path / "x.jsonl", b'{"url": "http://h/1.jpg", "caption": "a", "w": 3}\n{"url": ""}\n{"url": \n'
+    )
+    assert (
+        main(["manifest", str(src), "-o", str(tmp_path / "o"), "--keep-cols", "w", "--rows-per-part", "1"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "wrote 2 rows in 2 part(s)" in out
     assert "ok 1, missing_url 1, invalid_url 0" in out
     assert "malformed input: bad_json 1" in out and "x.jsonl:3: bad_json" in out
-    assert json.loads((tmp_path / "o" / "summary.json").read_text())["columns"] == [*MANIFEST_SCHEMA.names, "w"]
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["columns"] == [
+        *MANIFEST_SCHEMA.names,
+        "w",
+    ]
 
 
 def test_kept_columns_keep_their_types(tmp_path):
-    pq.write_table(pa.table({
-        "URL": ["http://h/1.jpg", "http://h/2.jpg"], "TEXT": ["a", "b"],
-        "WIDTH": pa.array([640, 800], pa.int32()), "similarity": pa.array([0.31, 0.28], pa.float32()),
-    }), tmp_path / "laion.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "URL": ["http://h/1.jpg", "http://h/2.jpg"],
+                "TEXT": ["a", "b"],
+                "WIDTH": pa.array([640, 800], pa.int32()),
+                "similarity": pa.array([0.31, 0.28], pa.float32()),
+            }
+        ),
+        tmp_path / "laion.parquet",
+    )
     build_manifest([str(tmp_path / "laion.parquet")], str(tmp_path / "o1"), keep_cols=["WIDTH", "similarity"])
     t = _read(tmp_path / "o1")
-    assert t.schema.field("manifest_WIDTH").type == pa.int32() and t.schema.field("similarity").type == pa.float32()
+    assert (
+        t.schema.field("manifest_WIDTH").type == pa.int32()
+        and t.schema.field("similarity").type == pa.float32()
+    )
     assert t.column("manifest_WIDTH").to_pylist() == [640, 800]
 
-    _write(tmp_path / "laion.csv", b"URL,TEXT,WIDTH,similarity,note\nhttp://h/1.jpg,a,640,0.31,x\n"
-                                   b"http://h/2.jpg,b,,0.28,\n")
-    build_manifest([str(tmp_path / "laion.csv")], str(tmp_path / "o2"), keep_cols=["WIDTH", "similarity", "note"])
+    _write(
+        tmp_path / "laion.csv",
+        b"URL,TEXT,WIDTH,similarity,note\nhttp://h/1.jpg,a,640,0.31,x\nhttp://h/2.jpg,b,,0.28,\n",
+    )
+    build_manifest(
+        [str(tmp_path / "laion.csv")], str(tmp_path / "o2"), keep_cols=["WIDTH", "similarity", "note"]
+    )
     t = _read(tmp_path / "o2")
-    assert t.schema.field("manifest_WIDTH").type == pa.int64() and t.schema.field("similarity").type == pa.float64()
+    assert (
+        t.schema.field("manifest_WIDTH").type == pa.int64()
+        and t.schema.field("similarity").type == pa.float64()
+    )
     assert t.column("manifest_WIDTH").to_pylist() == [640, None]
     assert t.column("note").to_pylist() == ["x", ""]
 
@@ -322,25 +381,34 @@ def test_keep_cols_cannot_shadow_manifest_columns(tmp_path):
 
 
 def test_bad_json_line_is_recorded_with_its_line(tmp_path):
-    src = _write(tmp_path / "x.jsonl", b'{"url": "http://h/1.jpg", "caption": "one"}\n'
-                                       b'{"url": "http://h/2.jpg", "caption": \n'
-                                       b'[1, 2]\n'
-                                       b'{"url": "http://h/3.jpg", "caption": 3}\n')
+    src = _write(
+        tmp_path / "x.jsonl",
+        b'{"url": "http://h/1.jpg", "caption": "one"}\n'
+        b'{"url": "http://h/2.jpg", "caption": \n'
+        b"[1, 2]\n"
+        b'{"url": "http://h/3.jpg", "caption": 3}\n',
+    )
     summary = build_manifest([str(src)], str(tmp_path / "o"))
     assert _rows(tmp_path / "o") == [("http://h/1.jpg", "one", "ok"), ("http://h/3.jpg", "3", "ok")]
     assert summary["malformed"]["counts"] == {"bad_json": 1, "not_an_object": 1}
-    assert [(e["kind"], e["line"]) for e in summary["malformed"]["examples"]] == [("bad_json", 2), ("not_an_object", 3)]
+    assert [(e["kind"], e["line"]) for e in summary["malformed"]["examples"]] == [
+        ("bad_json", 2),
+        ("not_an_object", 3),
+    ]
     assert summary["rows_not_read"] == 2
 
 
 def test_jsonl_blocks_keep_every_good_line_around_bad_ones(tmp_path, monkeypatch):
     monkeypatch.setattr(jsonread, "BATCH_ROWS", 4)
-    lines = [json.dumps({"url": f"http://h/{i}.jpg", "caption": f"c{i}", "n": i}).encode() for i in range(1, 17)]
+    lines = [
+        json.dumps({"url": f"http://h/{i}.jpg", "caption": f"c{i}", "n": i}).encode() for i in range(1, 17)
+    ]
     lines[6] = b'{"url": "http://h/7.jpg", "caption": '  # bad JSON on line 7
     lines[9] = b'{"url": "http://h/10.jpg", "caption": "c10", "n": "wide"}'  # n changes type on line 10
     lines[10] = b'{"url": "http://h/11.jpg", "caption": "caf\xe9", "n": 11}'  # not UTF-8 on line 11
-    summary = build_manifest([str(_write(tmp_path / "x.jsonl", b"\n".join(lines)))], str(tmp_path / "o"),
-                             keep_cols=["n"])
+    summary = build_manifest(
+        [str(_write(tmp_path / "x.jsonl", b"\n".join(lines)))], str(tmp_path / "o"), keep_cols=["n"]
+    )
     table = _read(tmp_path / "o")
     assert table.schema.field("n").type == pa.int64()
     expected_n = [i for i in range(1, 17) if i != 7]
@@ -349,7 +417,10 @@ def test_jsonl_blocks_keep_every_good_line_around_bad_ones(tmp_path, monkeypatch
     assert table.column("caption").to_pylist()[9] == "caf\ufffd"
     assert summary["malformed"]["counts"] == {"bad_json": 1, "bad_value": 1, "invalid_utf8": 1}
     assert sorted((e["kind"], e["line"]) for e in summary["malformed"]["examples"]) == [
-        ("bad_json", 7), ("bad_value", 10), ("invalid_utf8", 11)]
+        ("bad_json", 7),
+        ("bad_value", 10),
+        ("invalid_utf8", 11),
+    ]
 
 
 @pytest.mark.parametrize("fmt", ["txt", "csv", "jsonl", "json"])
@@ -358,8 +429,12 @@ def test_non_utf8_bytes_are_replaced_and_recorded(tmp_path, fmt):
     data = {
         "txt": b"http://h/1.jpg\nhttp://h/" + bad + b".jpg\n",
         "csv": b"url,caption\nhttp://h/1.jpg,ok\nhttp://h/2.jpg," + bad + b"\n",
-        "jsonl": b'{"url": "http://h/1.jpg", "caption": "ok"}\n{"url": "http://h/2.jpg", "caption": "' + bad + b'"}\n',
-        "json": b'[{"url": "http://h/1.jpg", "caption": "ok"},\n {"url": "http://h/2.jpg", "caption": "' + bad + b'"}]',
+        "jsonl": b'{"url": "http://h/1.jpg", "caption": "ok"}\n{"url": "http://h/2.jpg", "caption": "'
+        + bad
+        + b'"}\n',
+        "json": b'[{"url": "http://h/1.jpg", "caption": "ok"},\n {"url": "http://h/2.jpg", "caption": "'
+        + bad
+        + b'"}]',
     }[fmt]
     summary = build_manifest([str(_write(tmp_path / f"x.{fmt}", data))], str(tmp_path / "o"))
     table = _read(tmp_path / "o")
@@ -374,11 +449,16 @@ def test_non_utf8_bytes_are_replaced_and_recorded(tmp_path, fmt):
 
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
 def test_ragged_csv_rows_are_recorded_with_their_line(tmp_path, gz):
-    src = _write(tmp_path / ("x.csv.gz" if gz else "x.csv"),
-                 b'url,caption\nhttp://h/1.jpg,"one\non two lines"\nhttp://h/2.jpg,two,extra\n'
-                 b"http://h/3.jpg\nhttp://h/4.jpg,four\n")
+    src = _write(
+        tmp_path / ("x.csv.gz" if gz else "x.csv"),
+        b'url,caption\nhttp://h/1.jpg,"one\non two lines"\nhttp://h/2.jpg,two,extra\n'
+        b"http://h/3.jpg\nhttp://h/4.jpg,four\n",
+    )
     summary = build_manifest([str(src)], str(tmp_path / "o"))
-    assert _rows(tmp_path / "o") == [("http://h/1.jpg", "one\non two lines", "ok"), ("http://h/4.jpg", "four", "ok")]
+    assert _rows(tmp_path / "o") == [
+        ("http://h/1.jpg", "one\non two lines", "ok"),
+        ("http://h/4.jpg", "four", "ok"),
+    ]
     assert summary["malformed"]["counts"] == {"ragged_row": 2}
     assert [(e["line"], e["message"]) for e in summary["malformed"]["examples"]] == [
         (4, "3 fields where the header has 2: 'http://h/2.jpg,two,extra'"),
@@ -419,8 +499,16 @@ def test_truncated_gzip_keeps_rows_read_and_records_the_file(tmp_path):
 
 def test_json_array_streams_elements_across_chunk_borders(tmp_path, monkeypatch):
     monkeypatch.setattr(jsonread, "CHUNK_BYTES", 7)
-    rows = [{"url": f"http://h/{i}.jpg", "caption": f"caption {i} \u00e9\u65e5", "n": i, "ok": i % 2 == 0,
-             "pi": 3.25} for i in range(40)]
+    rows = [
+        {
+            "url": f"http://h/{i}.jpg",
+            "caption": f"caption {i} \u00e9\u65e5",
+            "n": i,
+            "ok": i % 2 == 0,
+            "pi": 3.25,
+        }
+        for i in range(40)
+    ]
     src = _write(tmp_path / "x.json", json.dumps(rows, indent=2, ensure_ascii=False).encode())
     summary = build_manifest([str(src)], str(tmp_path / "o"), keep_cols=["n", "ok", "pi"])
     table = _read(tmp_path / "o")
@@ -429,8 +517,11 @@ def test_json_array_streams_elements_across_chunk_borders(tmp_path, monkeypatch)
 
 
 def test_json_array_syntax_error_keeps_earlier_rows_and_names_the_line(tmp_path):
-    src = _write(tmp_path / "x.json", b'[\n{"url": "http://h/1.jpg"},\n{"url": "http://h/2.jpg"},\n'
-                                      b'{"url": http://h/3.jpg},\n{"url": "http://h/4.jpg"}\n]\n')
+    src = _write(
+        tmp_path / "x.json",
+        b'[\n{"url": "http://h/1.jpg"},\n{"url": "http://h/2.jpg"},\n'
+        b'{"url": http://h/3.jpg},\n{"url": "http://h/4.jpg"}\n]\n',
+    )
     summary = build_manifest([str(src)], str(tmp_path / "o"))
     assert [r[0] for r in _rows(tmp_path / "o")] == ["http://h/1.jpg", "http://h/2.jpg"]
     [example] = summary["malformed"]["examples"]
@@ -447,16 +538,36 @@ def test_json_that_is_not_an_array_is_recorded(tmp_path):
 
 def test_takedown_requests_are_honoured_and_counted(tmp_path):
     takedown = tmp_path / "takedown.parquet"
-    pq.write_table(pa.table({
-        "kind": ["domain", "url", "uid"],
-        "value": ["b.example", "http://a.example/1.jpg", make_uid("https://c.example/3.webp", "three")],
-        "reason": ["owner request"] * 3, "requested_at": pa.array([None] * 3, pa.timestamp("ms", tz="UTC")),
-        "uids_purged": pa.array([0] * 3, pa.int64()),
-    }, schema=TAKEDOWN_SCHEMA), takedown)
-    src = _write(tmp_path / "x.jsonl", "".join(json.dumps({"url": u, "caption": c}) + "\n" for u, c in [
-        ("http://a.example/1.jpg", "one"), ("http://img.b.example/2.jpg", "two"), ("https://c.example/3.webp", "three"),
-        ("https://c.example/3.webp", "kept: other caption"), ("http://notb.example/4.jpg", "kept"),
-    ]).encode())
+    pq.write_table(
+        pa.table(
+            {
+                "kind": ["domain", "url", "uid"],
+                "value": [
+                    "b.example",
+                    "http://a.example/1.jpg",
+                    make_uid("https://c.example/3.webp", "three"),
+                ],
+                "reason": ["owner request"] * 3,
+                "requested_at": pa.array([None] * 3, pa.timestamp("ms", tz="UTC")),
+                "uids_purged": pa.array([0] * 3, pa.int64()),
+            },
+            schema=TAKEDOWN_SCHEMA,
+        ),
+        takedown,
+    )
+    src = _write(
+        tmp_path / "x.jsonl",
+        "".join(
+            json.dumps({"url": u, "caption": c}) + "\n"
+            for u, c in [
+                ("http://a.example/1.jpg", "one"),
+                ("http://img.b.example/2.jpg", "two"),
+                ("https://c.example/3.webp", "three"),
+                ("https://c.example/3.webp", "kept: other caption"),
+                ("http://notb.example/4.jpg", "kept"),
+            ]
+        ).encode(),
+    )
     summary = build_manifest([str(src)], str(tmp_path / "o"), takedown=str(takedown))
     assert [r[1] for r in _rows(tmp_path / "o")] == ["kept: other caption", "kept"]
     assert summary["takedown_skipped"] == 3
@@ -485,6 +596,7 @@ def test_missing_input_is_a_clear_error(tmp_path):
 
 # ---------------------------------------------------------------- hostile input: no traceback, no lost row
 
+
 @pytest.mark.parametrize("fmt", ["jsonl", "json"])
 def test_json_nested_100000_deep_is_counted_and_every_other_row_kept(tmp_path, fmt):
     deep = '{"url": "http://h/deep.jpg", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
@@ -504,8 +616,16 @@ def test_a_csv_row_over_1_mib_is_counted_and_every_later_row_kept(tmp_path, fmt)
     sep = "," if fmt == "csv" else "\t"
     good = [f"http://h/{i}.jpg{sep}caption {i}" for i in range(40)]
     huge = f"http://h/huge.jpg{sep}" + "x" * (2 << 20)
-    lines = ["url" + sep + "caption", *good[:10], f"http://h/ragged.jpg{sep}a{sep}b", *good[10:20], huge,
-             *good[20:30], f"http://h/ragged2.jpg{sep}a{sep}b", *good[30:]]
+    lines = [
+        "url" + sep + "caption",
+        *good[:10],
+        f"http://h/ragged.jpg{sep}a{sep}b",
+        *good[10:20],
+        huge,
+        *good[20:30],
+        f"http://h/ragged2.jpg{sep}a{sep}b",
+        *good[30:],
+    ]
     if fmt == "csv":  # a quoted field over 1 MiB spanning lines, then a quoted caption with a newline
         lines += ['http://h/huge2.jpg,"' + "y\n" * (1 << 20) + '"', 'http://h/last.jpg,"two\nlines"']
     src = _write(tmp_path / f"x.{fmt}", ("\n".join(lines) + "\n").encode())
@@ -548,6 +668,7 @@ def test_a_truncated_gzip_keeps_every_whole_row_before_the_cut(tmp_path, fmt):
 
 # ---------------------------------------------------------------- outputs that other tools read
 
+
 def test_laion_WIDTH_and_HEIGHT_stay_apart_from_the_shards_width_in_duckdb(tmp_path):
     """DuckDB names are case-insensitive: a kept WIDTH beside the shard's (resized) width must be renamed."""
     import duckdb
@@ -556,18 +677,31 @@ def test_laion_WIDTH_and_HEIGHT_stay_apart_from_the_shards_width_in_duckdb(tmp_p
     from curate.download import DownloadConfig, download
 
     with FaultServer() as server:
-        pq.write_table(pa.table({
-            "URL": [server.url(f"/img/{i}.jpg") for i in range(3)], "TEXT": [f"photo {i}" for i in range(3)],
-            "WIDTH": [640, 641, 642], "HEIGHT": [480, 481, 482],
-        }), tmp_path / "laion.parquet")
+        pq.write_table(
+            pa.table(
+                {
+                    "URL": [server.url(f"/img/{i}.jpg") for i in range(3)],
+                    "TEXT": [f"photo {i}" for i in range(3)],
+                    "WIDTH": [640, 641, 642],
+                    "HEIGHT": [480, 481, 482],
+                }
+            ),
+            tmp_path / "laion.parquet",
+        )
         build_manifest([str(tmp_path / "laion.parquet")], str(tmp_path / "m"), keep_cols=["WIDTH", "HEIGHT"])
-        download(str(tmp_path / "m"), str(tmp_path / "ds"), DownloadConfig(allow_private_network=True, threads=4),
-                 workers=1)
+        download(
+            str(tmp_path / "m"),
+            str(tmp_path / "ds"),
+            DownloadConfig(allow_private_network=True, threads=4),
+            workers=1,
+        )
     shards = str(tmp_path / "ds" / "shards" / "[0-9]*.parquet")
     names = duckdb.sql(f"SELECT * FROM read_parquet('{shards}') LIMIT 0").columns
     assert len({n.lower() for n in names}) == len(names)  # no two columns that DuckDB cannot tell apart
-    got = duckdb.sql(f"SELECT manifest_WIDTH, manifest_HEIGHT, width, height, status FROM read_parquet('{shards}') "
-                     "ORDER BY manifest_WIDTH").fetchall()
+    got = duckdb.sql(
+        f"SELECT manifest_WIDTH, manifest_HEIGHT, width, height, status FROM read_parquet('{shards}') "
+        "ORDER BY manifest_WIDTH"
+    ).fetchall()
     assert got == [(640 + i, 480 + i, 256, 256, "success") for i in range(3)]  # the list's sizes; the resized
 
 
@@ -579,18 +713,33 @@ def test_kept_columns_that_differ_only_in_case_are_refused(tmp_path):
 
 def test_a_kept_column_all_null_in_the_first_file_takes_the_type_of_later_files(tmp_path):
     """pandas writes an all-None column as Arrow's null type; later files' values must not be lost."""
-    first = pa.table({"url": [f"http://h/a{i}.jpg" for i in range(30)], "similarity": pa.nulls(30),
-                      "n": pa.array(range(30), pa.int32())})
-    later = pa.table({"url": [f"http://h/b{i}.jpg" for i in range(120)],
-                      "similarity": [0.25 + i / 1000 for i in range(120)], "n": [i * 0.5 for i in range(120)]})
+    first = pa.table(
+        {
+            "url": [f"http://h/a{i}.jpg" for i in range(30)],
+            "similarity": pa.nulls(30),
+            "n": pa.array(range(30), pa.int32()),
+        }
+    )
+    later = pa.table(
+        {
+            "url": [f"http://h/b{i}.jpg" for i in range(120)],
+            "similarity": [0.25 + i / 1000 for i in range(120)],
+            "n": [i * 0.5 for i in range(120)],
+        }
+    )
     pq.write_table(first, tmp_path / "a.parquet")
     pq.write_table(later, tmp_path / "b.parquet")
-    summary = build_manifest([str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")], str(tmp_path / "o"),
-                             keep_cols=["similarity", "n"], rows_per_part=20)  # parts written before the widening
+    summary = build_manifest(
+        [str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")],
+        str(tmp_path / "o"),
+        keep_cols=["similarity", "n"],
+        rows_per_part=20,
+    )  # parts written before the widening
     assert summary["malformed"]["counts"] == {}
     parts = sorted((tmp_path / "o").glob("part-*.parquet"))
     assert len(parts) == 8 and {str(pq.read_schema(p).remove_metadata()) for p in parts} == {
-        str(pq.read_schema(parts[-1]).remove_metadata())}  # one schema in every part
+        str(pq.read_schema(parts[-1]).remove_metadata())
+    }  # one schema in every part
     t = _read(tmp_path / "o")
     assert t.schema.field("similarity").type == pa.float64() and t.schema.field("n").type == pa.float64()
     assert t.column("similarity").to_pylist() == [None] * 30 + later.column("similarity").to_pylist()
@@ -600,9 +749,13 @@ def test_a_kept_column_all_null_in_the_first_file_takes_the_type_of_later_files(
 def test_a_folder_of_img2dataset_output_reads_only_its_url_lists_and_logs_the_rest(tmp_path, caplog):
     out = tmp_path / "i2d"
     (out / "00000").mkdir(parents=True)
-    pq.write_table(pa.table({"url": ["http://h/1.jpg", "http://h/2.jpg"], "caption": ["one", "two"]}),
-                   out / "00000.parquet")
-    (out / "00000_stats.json").write_text(json.dumps({"count": 2, "successes": 2, "status_dict": {"success": 2}}))
+    pq.write_table(
+        pa.table({"url": ["http://h/1.jpg", "http://h/2.jpg"], "caption": ["one", "two"]}),
+        out / "00000.parquet",
+    )
+    (out / "00000_stats.json").write_text(
+        json.dumps({"count": 2, "successes": 2, "status_dict": {"success": 2}})
+    )
     for key, caption in (("000000000", "one"), ("000000001", "two")):  # the "files" output format
         (out / "00000" / f"{key}.jpg").write_bytes(b"\xff\xd8\xff")
         (out / "00000" / f"{key}.txt").write_text(caption)
@@ -614,5 +767,8 @@ def test_a_folder_of_img2dataset_output_reads_only_its_url_lists_and_logs_the_re
     assert [r[0] for r in _rows(tmp_path / "m")] == ["http://h/1.jpg", "http://h/2.jpg", "http://h/3.jpg"]
     assert summary["malformed"]["counts"] == {}
     logged = caplog.text
-    assert "skipped 5 files that are not URL lists" in logged and "00000_stats.json (img2dataset shard stats)" in logged
+    assert (
+        "skipped 5 files that are not URL lists" in logged
+        and "00000_stats.json (img2dataset shard stats)" in logged
+    )
     assert "000000001.txt (caption or metadata of an image" in logged

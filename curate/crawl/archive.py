@@ -2,12 +2,13 @@
 
 Common Crawl ships each record as its own gzip member. Decoding the members directly (ISA-L's inflate
 through the isal package, else zlib) and parsing the WARC header by hand is faster than warcio's generic
-stream stack (measured in benchmarks/crawl.py), and it lets damage be handled per member: a member that does not decompress is
-counted and reading resumes at the next gzip magic; a file cut inside a member keeps every record before
-the cut; bytes that are not a WARC record are skipped to the next `WARC/` header; a record larger than the
-cap is skipped while it streams past, never held in memory; a record whose Content-Length runs past the end
-of its member (a wrong or lying length) ends there, so it costs only itself. Plain (uncompressed) WARC files
-work too, but there nothing but the Content-Length marks where a record ends.
+stream stack (measured in benchmarks/crawl.py), and it lets damage be handled per member: a member that
+does not decompress is counted and reading resumes at the next gzip magic; a file cut inside a member
+keeps every record before the cut; bytes that are not a WARC record are skipped to the next `WARC/`
+header; a record larger than the cap is skipped while it streams past, never held in memory; a record
+whose Content-Length runs past the end of its member (a wrong or lying length) ends there, so it costs
+only itself. Plain (uncompressed) WARC files work too, but there only the Content-Length marks where a
+record ends.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class WarcHeaders:
             return default
         start = i + len(key)
         end = self.raw.find(b"\r\n", start)
-        return self.raw[start:end if end >= 0 else len(self.raw)].strip().decode("utf-8", "replace")
+        return self.raw[start : end if end >= 0 else len(self.raw)].strip().decode("utf-8", "replace")
 
 
 def _key(name: str) -> bytes:
@@ -89,11 +90,16 @@ class Record:
     @property
     def content(self) -> bytes:
         data = self.data
-        return data if self.start == 0 and self.end == len(data) else data[self.start:self.end]
+        return data if self.start == 0 and self.end == len(data) else data[self.start : self.end]
 
 
-def iter_records(fh: BinaryIO, stats: CrawlStats, *, max_record_bytes: int = 16 << 20,
-                 want: Callable[[str, WarcHeaders], bool] | None = None) -> Iterator[Record]:
+def iter_records(
+    fh: BinaryIO,
+    stats: CrawlStats,
+    *,
+    max_record_bytes: int = 16 << 20,
+    want: Callable[[str, WarcHeaders], bool] | None = None,
+) -> Iterator[Record]:
     """Every readable record of the archive in `fh`, in order; damage is counted in `stats`.
 
     `want(warc_type, headers)` picks the records whose blocks are wanted; the others stream past uncopied.
@@ -117,8 +123,9 @@ class _RecordParser:
     counted once, so a wrong Content-Length costs its own record, never the records after it.
     """
 
-    def __init__(self, stats: CrawlStats, max_record_bytes: int,
-                 want: Callable[[str, WarcHeaders], bool] | None) -> None:
+    def __init__(
+        self, stats: CrawlStats, max_record_bytes: int, want: Callable[[str, WarcHeaders], bool] | None
+    ) -> None:
         self.stats, self.max_record_bytes, self.want = stats, max_record_bytes, want
         self.buf = bytearray()  # the unparsed rest: a record (or header) that the next piece completes
         self.base = 0  # stream position of buf[0]
@@ -184,7 +191,9 @@ class _RecordParser:
                 self.stats.records[kind] += 1
                 offset = self.offset_at(self.base + pos)
                 if buf is self.buf:  # a bytearray that the next piece changes: the block is copied out
-                    record = Record(offset, kind, headers, bytes(buf[body_start:total]), 0, total - body_start)
+                    record = Record(
+                        offset, kind, headers, bytes(buf[body_start:total]), 0, total - body_start
+                    )
                 else:
                     record = Record(offset, kind, headers, buf, body_start, total)
                 pos = total
@@ -192,9 +201,11 @@ class _RecordParser:
         finally:
             self._keep(buf, pos)
 
-    def _next_head(self, buf: bytes | bytearray, pos: int) -> tuple[int, tuple[WarcHeaders, str, int, int] | None]:
-        """The next record's start at or after `pos` with its (headers, WARC-Type, block start, Content-Length),
-        past blank lines and (counted) junk; the header is None while it is not complete in `buf`."""
+    def _next_head(
+        self, buf: bytes | bytearray, pos: int
+    ) -> tuple[int, tuple[WarcHeaders, str, int, int] | None]:
+        """The next record's start at or after `pos` and its (headers, WARC-Type, block start,
+        Content-Length), past blank lines and (counted) junk; None for the header while it is incomplete."""
         n = len(buf)
         while True:
             while pos < n and buf[pos] in (10, 13):
@@ -215,13 +226,18 @@ class _RecordParser:
             headers = WarcHeaders(bytes(buf[pos:head_end]))
             length = _content_length(headers)
             if length is None:
-                pos = self._resync(buf, pos, f"missing or invalid Content-Length {headers.get('content-length')!r}")
+                pos = self._resync(
+                    buf, pos, f"missing or invalid Content-Length {headers.get('content-length')!r}"
+                )
                 continue
             self.resyncing = False
             return pos, (headers, headers.get("warc-type") or "unknown", head_end + 4, length)
 
-    def _skip_block(self, buf: bytes | bytearray, body_start: int, length: int, kind: str, offset: int) -> int:
-        """Stream past a block that is unwanted or too large, never holding it; the position after its part in `buf`.
+    def _skip_block(
+        self, buf: bytes | bytearray, body_start: int, length: int, kind: str, offset: int
+    ) -> int:
+        """Stream past a block that is unwanted or too large, never holding it; returns the position
+        after its part in `buf`.
 
         The record is counted once its last byte has passed: a block that its member does not hold is a
         wrong length, counted as that instead."""
@@ -248,8 +264,13 @@ class _RecordParser:
         self.stats.records[kind] += 1
         if length > self.max_record_bytes:
             self.stats.skip("too_large")
-            log.warning("%s at offset %d: skipped a %d-byte record (max_record_bytes %d)",
-                        self.stats.name, offset, length, self.max_record_bytes)
+            log.warning(
+                "%s at offset %d: skipped a %d-byte record (max_record_bytes %d)",
+                self.stats.name,
+                offset,
+                length,
+                self.max_record_bytes,
+            )
 
     def _keep(self, buf: bytes | bytearray, pos: int) -> None:
         """Drop the `pos` bytes parsed; keep the rest (a partial record) for the next piece."""
@@ -335,20 +356,24 @@ def _decompressed(fh: BinaryIO, stats: CrawlStats) -> Iterator[tuple[int, object
                     stats.error("corrupt_gzip", pos + i, f"{len(chunk) - i} trailing bytes that are not gzip")
                 return
         if decomp is None:
-            if chunk[i:i + 3] != GZIP_MAGIC:
+            if chunk[i : i + 3] != GZIP_MAGIC:
                 nxt = chunk.find(GZIP_MAGIC, i + 1)
-                stats.error("corrupt_gzip", pos + i, "bytes that do not start a gzip member; skipped to the next")
+                stats.error(
+                    "corrupt_gzip", pos + i, "bytes that do not start a gzip member; skipped to the next"
+                )
                 yield _GAP, None
                 i = nxt if nxt >= 0 else max(len(chunk) - 2, i + 1)
                 continue
             member = pos + i
             decomp = _inflate_lib.decompressobj(31)
             yield _MEMBER, member
-        piece = view[i:i + (FIRST_FEED if i == member - pos else FEED_SIZE)]
+        piece = view[i : i + (FIRST_FEED if i == member - pos else FEED_SIZE)]
         try:
             out = decomp.decompress(piece)
         except _INFLATE_ERRORS as exc:
-            stats.error("corrupt_gzip", member, f"gzip member does not decompress ({exc}); skipped to the next")
+            stats.error(
+                "corrupt_gzip", member, f"gzip member does not decompress ({exc}); skipped to the next"
+            )
             yield _GAP, None
             decomp = None
             nxt = chunk.find(GZIP_MAGIC, max(member - pos, 0) + 1)

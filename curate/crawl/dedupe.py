@@ -43,7 +43,9 @@ def drop_cross_file_repeats(out_dir: str) -> int:
     for filename, row_numbers in drop.items():
         path = by_inner.get(filename) or by_inner.get(storage.url_to_fs(filename)[1]) or filename
         table = storage.read_parquet(path)
-        keep = pc.invert(pc.is_in(pa.array(range(table.num_rows), pa.int64()), pa.array(row_numbers, pa.int64())))
+        keep = pc.invert(
+            pc.is_in(pa.array(range(table.num_rows), pa.int64()), pa.array(row_numbers, pa.int64()))
+        )
         storage.write_parquet_atomic(table.filter(keep), path)
         log.info("%s: dropped %d pairs already kept from an earlier file", path, len(row_numbers))
     return len(rows)

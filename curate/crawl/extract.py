@@ -26,7 +26,9 @@ def wanted(kind: str, headers: WarcHeaders) -> bool:
 class RecordHandler:
     """Turns the records of one archive into pairs in `collector`, counting everything in `stats`."""
 
-    def __init__(self, archive: str, collector: PairCollector, stats: CrawlStats, max_record_bytes: int) -> None:
+    def __init__(
+        self, archive: str, collector: PairCollector, stats: CrawlStats, max_record_bytes: int
+    ) -> None:
         self.archive, self.collector, self.stats = archive, collector, stats
         self.max_record_bytes = max_record_bytes
         self._date_text: str | None = None
@@ -64,8 +66,14 @@ class RecordHandler:
         page = parse_html(text)
         stats.pages += 1
         lang = page.lang or _first_language(response.headers.get("content-language"))
-        self.collector.add_page(_target_uri(record), page.base_href, lang, self._time(record.headers.get("warc-date")),
-                                f"{self.archive}:{record.offset}", page.images)
+        self.collector.add_page(
+            _target_uri(record),
+            page.base_href,
+            lang,
+            self._time(record.headers.get("warc-date")),
+            f"{self.archive}:{record.offset}",
+            page.images,
+        )
 
     def _wat(self, record: Record) -> None:
         stats = self.stats
@@ -83,9 +91,14 @@ class RecordHandler:
             stats.skip("http_status")
             return
         stats.pages += 1
-        self.collector.add_page(_target_uri(record), page.base_href, page.lang,
-                                self._time(page.warc_date or record.headers.get("warc-date")),
-                                f"{self.archive}:{record.offset}", page.images)
+        self.collector.add_page(
+            _target_uri(record),
+            page.base_href,
+            page.lang,
+            self._time(page.warc_date or record.headers.get("warc-date")),
+            f"{self.archive}:{record.offset}",
+            page.images,
+        )
 
     def _time(self, text: str | None) -> int | None:
         """WARC-Date as milliseconds since the epoch (records of one file mostly share a few dates)."""

@@ -15,13 +15,21 @@ import re
 import zlib
 from dataclasses import dataclass
 
-_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.IGNORECASE)
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.IGNORECASE
+)
 _CT_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:-]{1,40})""", re.IGNORECASE)
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 # WHATWG encoding labels that mean windows-1252, which Python spells differently or decodes more strictly.
-_LABEL_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252",
-                  "ascii": "cp1252", "x-user-defined": "cp1252"}
+_LABEL_ALIASES = {
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
+    "x-user-defined": "cp1252",
+}
 
 
 class BadHttp(ValueError):
@@ -60,7 +68,7 @@ def parse_response(block: bytes) -> Response:
         name, colon, value = line.partition(":")
         if colon:
             headers[name.strip().lower()] = value.strip()
-    return Response(int(parts[1]), headers, block[head_end + sep:])
+    return Response(int(parts[1]), headers, block[head_end + sep :])
 
 
 def decoded_body(response: Response, max_bytes: int) -> bytes:
@@ -97,7 +105,7 @@ def _dechunk(body: bytes) -> bytes:
             return body if not out else b"".join(out)
         if size == 0:
             return b"".join(out)
-        out.append(body[line_end + 2:line_end + 2 + size])
+        out.append(body[line_end + 2 : line_end + 2 + size])
         i = line_end + 2 + size + 2
 
 

@@ -25,7 +25,9 @@ def is_listing(name: str) -> bool:
 def expand_inputs(inputs: list[str], *, prefix: str | None = None, limit: int | None = None) -> list[str]:
     """Archive file paths/URLs in the order given (folders and globs sorted by name)."""
     if not inputs:
-        raise CurateError("no input given: pass WARC/WAT files, folders, globs, URLs or a warc.paths.gz listing")
+        raise CurateError(
+            "no input given: pass WARC/WAT files, folders, globs, URLs or a warc.paths.gz listing"
+        )
     if limit is not None and limit < 1:
         raise CurateError(f"--limit must be at least 1, not {limit}")
     files: list[str] = []

@@ -54,8 +54,15 @@ class PairCollector:
         self._start()
         return table
 
-    def add_page(self, page_url: str, base_href: str | None, lang: str | None, crawl_time: int | None,
-                 source: str, images: list[ImgRef]) -> None:
+    def add_page(
+        self,
+        page_url: str,
+        base_href: str | None,
+        lang: str | None,
+        crawl_time: int | None,
+        source: str,
+        images: list[ImgRef],
+    ) -> None:
         seen, min_chars, new_hash = self.seen, self.min_alt_chars, _UID_HASH.copy
         resolver = None  # made on the first image that needs it: many pages have none
         no_alt = no_src = data_uri = invalid = not_http = repeated = 0
@@ -97,8 +104,14 @@ class PairCollector:
         stats.images_seen += len(images)
         if len(kept) < len(images):
             skipped = stats.skipped
-            for reason, n in (("no_alt", no_alt), ("no_src", no_src), ("data_uri", data_uri),
-                              ("invalid_url", invalid), ("not_http", not_http), ("duplicate", repeated)):
+            for reason, n in (
+                ("no_alt", no_alt),
+                ("no_src", no_src),
+                ("data_uri", data_uri),
+                ("invalid_url", invalid),
+                ("not_http", not_http),
+                ("duplicate", repeated),
+            ):
                 if n:
                     skipped[reason] += n
         if kept:
@@ -147,8 +160,15 @@ class Resolver:
             return self.folder + src  # a plain relative path: the base's folder + src
         else:
             return self._slow(src)
-        netloc = url[url.index("//") + 2:].partition("/")[0].partition("?")[0]
-        if not netloc or "[" in netloc or "@" in netloc or "\\" in netloc or " " in netloc or not netloc.isascii():
+        netloc = url[url.index("//") + 2 :].partition("/")[0].partition("?")[0]
+        if (
+            not netloc
+            or "[" in netloc
+            or "@" in netloc
+            or "\\" in netloc
+            or " " in netloc
+            or not netloc.isascii()
+        ):
             return self._slow(url)  # let urlsplit judge IPv6 literals, userinfo and oddities
         return url
 

@@ -66,10 +66,20 @@ def crawl_file(job: Job) -> dict:
     return {**stats.to_dict(), "parts": parts.paths, "seconds": round(seconds, 4)}
 
 
-def crawl(inputs: list[str], out_dir: str, *, executor: str = "local", workers: int | None = None,
-          min_alt_chars: int = 1, prefix: str | None = None, limit: int | None = None,
-          rows_per_part: int = 100_000, max_record_bytes: int = 16 << 20, retries: int = 2,
-          overwrite: bool = False) -> dict:
+def crawl(
+    inputs: list[str],
+    out_dir: str,
+    *,
+    executor: str = "local",
+    workers: int | None = None,
+    min_alt_chars: int = 1,
+    prefix: str | None = None,
+    limit: int | None = None,
+    rows_per_part: int = 100_000,
+    max_record_bytes: int = 16 << 20,
+    retries: int = 2,
+    overwrite: bool = False,
+) -> dict:
     """Extract (image URL, alt text) pairs from WARC/WAT archives into manifest parts in `out_dir`.
 
     Returns the run summary (also written to OUT/summary.json): merged per-file counters, the cross-file
@@ -83,8 +93,11 @@ def crawl(inputs: list[str], out_dir: str, *, executor: str = "local", workers: 
     _prepare_out_dir(out_dir, archives, overwrite)
     state = storage.join(out_dir, STATE_DIR)
     jobs = [
-        Job(key=f"{i:05d}", stats_path=storage.join(state, f"{i:05d}.stats.json"),
-            payload=FileTask(i, archive, out_dir, min_alt_chars, rows_per_part, max_record_bytes))
+        Job(
+            key=f"{i:05d}",
+            stats_path=storage.join(state, f"{i:05d}.stats.json"),
+            payload=FileTask(i, archive, out_dir, min_alt_chars, rows_per_part, max_record_bytes),
+        )
         for i, archive in enumerate(archives)
     ]
     start = time.perf_counter()
@@ -92,8 +105,11 @@ def crawl(inputs: list[str], out_dir: str, *, executor: str = "local", workers: 
     drop_cross_file_repeats(out_dir)
     seconds = time.perf_counter() - start
     totals = run.stats
-    parts = [p.rpartition("/")[2] for p in storage.list_files(out_dir, ".parquet")
-             if p.rpartition("/")[2].startswith("part-")]
+    parts = [
+        p.rpartition("/")[2]
+        for p in storage.list_files(out_dir, ".parquet")
+        if p.rpartition("/")[2].startswith("part-")
+    ]
     written = _count_rows(out_dir, parts)
     summary = {
         "inputs": len(archives),
@@ -113,7 +129,9 @@ def crawl(inputs: list[str], out_dir: str, *, executor: str = "local", workers: 
         "parts": len(parts),
         "seconds": round(seconds, 3),
         # Rates of this invocation only: files finished by an earlier run are not counted in them.
-        "pages_per_second": round(totals.get("pages", 0) / seconds, 1) if seconds and not run.skipped else None,
+        "pages_per_second": round(totals.get("pages", 0) / seconds, 1)
+        if seconds and not run.skipped
+        else None,
     }
     storage.write_json_atomic(summary, storage.join(out_dir, SUMMARY))
     return summary
@@ -131,17 +149,21 @@ def _count_rows(out_dir: str, parts: list[str]) -> int:
 
 
 def _prepare_out_dir(out_dir: str, archives: list[str], overwrite: bool) -> None:
-    """Record the inputs; refuse a folder crawled from other inputs (or holding other parts) unless overwrite."""
+    """Record the inputs; refuse a folder crawled from other inputs (or holding other parts) unless
+    overwrite."""
     record = storage.join(out_dir, STATE_DIR, "inputs.json")
     fs, _ = storage.url_to_fs(out_dir)
     if storage.exists(record) and not overwrite:
         if storage.read_json(record) == archives:
             return  # the same run again: resume
-        raise CurateError(f"{out_dir} holds a crawl of other inputs; choose an empty folder or pass --overwrite")
+        raise CurateError(
+            f"{out_dir} holds a crawl of other inputs; choose an empty folder or pass --overwrite"
+        )
     old = [p for p in storage.list_files(out_dir, ".parquet") if p.rpartition("/")[2].startswith("part-")]
     if old and not overwrite:
-        raise CurateError(f"{out_dir} already holds manifest parts ({len(old)}); choose an empty folder "
-                          "or pass --overwrite")
+        raise CurateError(
+            f"{out_dir} already holds manifest parts ({len(old)}); choose an empty folder or pass --overwrite"
+        )
     for path in old:
         fs.rm(storage.url_to_fs(path)[1])
     state = storage.join(out_dir, STATE_DIR)

@@ -29,11 +29,17 @@ ERROR_KINDS = {
     "corrupt_gzip": "a gzip member that does not decompress; reading resumes at the next member",
     "truncated_gzip": "the file ends inside a gzip member",
     "incomplete_record": "a record cut short by a truncated or corrupt member; its partial bytes are dropped",
-    "content_length_overrun": "a record whose Content-Length runs past the end of its gzip member (a wrong or "
-                              "lying length); it is dropped and reading resumes with the next member's record",
-    "malformed_record": "bytes that are not a WARC record (bad header, bad Content-Length); skipped to the next one",
+    "content_length_overrun": (
+        "a record whose Content-Length runs past the end of its gzip member (a wrong or lying length); "
+        "it is dropped and reading resumes with the next member's record"
+    ),
+    "malformed_record": (
+        "bytes that are not a WARC record (bad header, bad Content-Length); skipped to the next one"
+    ),
     "bad_http": "a response record whose HTTP header block cannot be parsed",
-    "content_encoding": "a body whose Content-Encoding cannot be undone (br, a broken gzip); the page is skipped",
+    "content_encoding": (
+        "a body whose Content-Encoding cannot be undone (br, a broken gzip); the page is skipped"
+    ),
     "invalid_json": "a WAT record whose JSON does not parse",
     "charset": "HTML in an unknown or wrong charset; decoded with a fallback (the page is still read)",
 }

@@ -39,8 +39,10 @@ IMG_PATH = "IMG@/src"
 # ASCII quotes gives valid pieces; otherwise (some other link form, bytes that are not UTF-8) that
 # reading decides, so both give the same images. A link without alt text keeps its URL here (the
 # scan drops it): either way it is skipped as no_alt.
-_IMG_LINK = re.compile(r'IMG@/src"(?:(?<=\{"path":"IMG@/src"),"url":"([^"\\{}\x00]*+)"'
-                       r'(?:,"alt":"([^"\\{}\x00]*+)")?+(?:,"title":"[^"\\{}\x00]*+")?+(\}))?+')
+_IMG_LINK = re.compile(
+    r'IMG@/src"(?:(?<=\{"path":"IMG@/src"),"url":"([^"\\{}\x00]*+)"'
+    r'(?:,"alt":"([^"\\{}\x00]*+)")?+(?:,"title":"[^"\\{}\x00]*+")?+(\}))?+'
+)
 _NONE = repeat(None)
 
 
@@ -106,15 +108,21 @@ def _fast(data: bytes, lo: int, hi: int) -> WatPage:
                 raise _Unusual
             images = []
         else:
-            urls, alts, closes = zip(*found)
+            urls, alts, closes = zip(*found, strict=True)
             if "" in closes:
                 images = _scanned_images(data, meta, hi)
             else:
                 if "&" in text:
                     alts, urls = _unescaped(alts), _unescaped(urls)
-                images = list(zip(alts, urls, _NONE, _NONE))
-    return WatPage(_int(status), True, _string_after(data, b'"Base":', base, hi) if base >= 0 else None,
-                   _first_language(lang), warc_date, images)
+                images = list(zip(alts, urls, _NONE, _NONE, strict=False))  # _NONE: endless
+    return WatPage(
+        _int(status),
+        True,
+        _string_after(data, b'"Base":', base, hi) if base >= 0 else None,
+        _first_language(lang),
+        warc_date,
+        images,
+    )
 
 
 def _unescaped(values: tuple[str, ...]) -> list[str]:
@@ -131,21 +139,30 @@ def _scanned_images(data: bytes, meta: int, hi: int) -> list[ImgRef]:
     try:
         while i >= 0:
             start, stop = rfind(b"{", meta, i), find(b"}", i, hi)
-            raw = data[start:stop + 1]
+            raw = data[start : stop + 1]
             # Without a backslash no string can hold a quote, so a slice that opens with {" and closes
             # with "}, holds no other { and an even number of quotes is one flat object of strings, and
             # every "alt":" in it is that key. Anything else: json.loads of the slice decides.
-            if (start < 0 or stop < 0 or b"\\" in raw or not raw.startswith(b'{"') or not raw.endswith(b'"}')
-                    or raw.find(b"{", 1) >= 0 or raw.count(b'"') % 2):
+            if (
+                start < 0
+                or stop < 0
+                or b"\\" in raw
+                or not raw.startswith(b'{"')
+                or not raw.endswith(b'"}')
+                or raw.find(b"{", 1) >= 0
+                or raw.count(b'"') % 2
+            ):
                 alt, url = _json_link(raw)
             else:
                 a = raw.find(b'"alt":"')
-                if a < 0 or raw[a + 7] == 0x22:  # no alt, or "alt":"": the URL is not needed (skipped as no_alt)
+                if (
+                    a < 0 or raw[a + 7] == 0x22
+                ):  # no alt, or "alt":"": the URL is not needed (skipped as no_alt)
                     alt = url = None
                 else:
                     u = raw.find(b'"url":"')
-                    alt = raw[a + 7:raw.find(b'"', a + 7)].decode()
-                    url = raw[u + 7:raw.find(b'"', u + 7)].decode() if u >= 0 else None
+                    alt = raw[a + 7 : raw.find(b'"', a + 7)].decode()
+                    url = raw[u + 7 : raw.find(b'"', u + 7)].decode() if u >= 0 else None
             if alt and "&" in alt:
                 alt = html.unescape(alt)
             if url and "&" in url:
@@ -175,14 +192,14 @@ def _string_after(data: bytes, key: bytes, start: int, hi: int) -> str | None:
     if i < 0:
         return None
     i += len(key)
-    if data[i:i + 1] != b'"':
+    if data[i : i + 1] != b'"':
         raise _Unusual
     j = data.find(b'"', i + 1, hi)
     while j > 0 and data[j - 1] == 0x5C:  # an escaped quote: the string goes on
         j = data.find(b'"', j + 1, hi)
     if j < 0:
         raise _Unusual
-    raw = data[i + 1:j]
+    raw = data[i + 1 : j]
     try:
         return json.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode("utf-8")
     except ValueError:
@@ -200,17 +217,27 @@ def _full(payload: bytes) -> WatPage:
     response = _dict(_dict(envelope.get("Payload-Metadata")).get("HTTP-Response-Metadata"))
     status = _dict(response.get("Response-Message")).get("Status")
     headers = _dict(response.get("Headers"))
-    lang = next((v for k, v in headers.items() if k.lower() == "content-language" and isinstance(v, str)), None)
+    lang = next(
+        (v for k, v in headers.items() if k.lower() == "content-language" and isinstance(v, str)), None
+    )
     meta = response.get("HTML-Metadata")
     if not isinstance(meta, dict):
         return WatPage(_int(status), False, None, None, warc_date, [])
     base = _dict(meta.get("Head")).get("Base")
     links = meta.get("Links")
-    images = [(_unescape(link.get("alt")), _unescape(link.get("url")), None, None)
-              for link in (links if isinstance(links, list) else ())
-              if isinstance(link, dict) and link.get("path") == IMG_PATH]
-    return WatPage(_int(status), True, base if isinstance(base, str) else None, _first_language(lang),
-                   warc_date if isinstance(warc_date, str) else None, images)
+    images = [
+        (_unescape(link.get("alt")), _unescape(link.get("url")), None, None)
+        for link in (links if isinstance(links, list) else ())
+        if isinstance(link, dict) and link.get("path") == IMG_PATH
+    ]
+    return WatPage(
+        _int(status),
+        True,
+        base if isinstance(base, str) else None,
+        _first_language(lang),
+        warc_date if isinstance(warc_date, str) else None,
+        images,
+    )
 
 
 def _dict(value: object) -> dict:

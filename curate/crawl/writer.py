@@ -20,14 +20,19 @@ from curate import storage
 from curate.errors import CurateError
 from curate.schema import MANIFEST_SCHEMA, UID_BYTES, with_extra_columns
 
-CRAWL_SCHEMA = with_extra_columns(MANIFEST_SCHEMA, pa.schema([
-    pa.field("page_url", pa.string()),
-    pa.field("page_lang", pa.string()),
-    pa.field("crawl_time", pa.timestamp("ms", tz="UTC")),
-    pa.field("source", pa.string()),
-    pa.field("width", pa.int32()),
-    pa.field("height", pa.int32()),
-]))
+CRAWL_SCHEMA = with_extra_columns(
+    MANIFEST_SCHEMA,
+    pa.schema(
+        [
+            pa.field("page_url", pa.string()),
+            pa.field("page_lang", pa.string()),
+            pa.field("crawl_time", pa.timestamp("ms", tz="UTC")),
+            pa.field("source", pa.string()),
+            pa.field("width", pa.int32()),
+            pa.field("height", pa.int32()),
+        ]
+    ),
+)
 
 
 MAX_CHUNKS = 1000
@@ -66,7 +71,7 @@ def _uid_column(digests: list[bytes]) -> pa.ChunkedArray:
     width = 2 * UID_BYTES
     chunks = []
     for lo in range(0, max(len(digests), 1), _UID_ROWS_PER_CHUNK):
-        part = digests[lo:lo + _UID_ROWS_PER_CHUNK]
+        part = digests[lo : lo + _UID_ROWS_PER_CHUNK]
         hexed = binascii.hexlify(b"".join(part))
         offsets = np.arange(0, len(hexed) + 1, width, dtype=np.int32)
         chunks.append(pa.StringArray.from_buffers(len(part), pa.py_buffer(offsets), pa.py_buffer(hexed)))

@@ -1,4 +1,5 @@
-"""`curate manifest`: normalise URL lists (txt/csv/tsv/json/jsonl/parquet, optionally .gz) into manifest parts.
+"""`curate manifest`: normalise URL lists (txt/csv/tsv/json/jsonl/parquet, optionally .gz) into manifest
+parts.
 
 inputs.py finds the files, readers.py/jsonread.py stream them, columns.py picks url/caption columns,
 normalize.py adds uid and status and drops repeats (dedupe.py), build.py writes parts and summary.json.

@@ -23,13 +23,20 @@ from curate.schema import MANIFEST_SCHEMA, MANIFEST_STATUSES, with_extra_columns
 
 log = logging.getLogger(__name__)
 
-READERS = {"txt": TxtReader, "csv": CsvReader, "tsv": CsvReader, "parquet": ParquetReader,
-           "jsonl": JsonlReader, "json": JsonArrayReader}
+READERS = {
+    "txt": TxtReader,
+    "csv": CsvReader,
+    "tsv": CsvReader,
+    "parquet": ParquetReader,
+    "jsonl": JsonlReader,
+    "json": JsonArrayReader,
+}
 SUMMARY = "summary.json"
 
 
 class PartWriter:
-    """Buffers rows and writes OUT_DIR/part-NNNNN.parquet files of exactly rows_per_part rows (the last fewer).
+    """Buffers rows and writes OUT_DIR/part-NNNNN.parquet files of exactly rows_per_part rows (the last
+    fewer).
 
     The schema can widen while inputs are read (a kept column that was all null in the first file, an
     int column that later holds floats); parts written before are then rewritten to it on close, so
@@ -113,18 +120,33 @@ def build_manifest(
             try:
                 columns = reader.columns()
                 if columns is not None:
-                    plan = plan_columns(columns, src.name, url_col=url_col, caption_col=caption_col,
-                                        keep_cols=keep_cols)
+                    plan = plan_columns(
+                        columns, src.name, url_col=url_col, caption_col=caption_col, keep_cols=keep_cols
+                    )
                     info.update(url_col=plan.url, caption_col=plan.caption)
-                    log.info("reading %s (%s%s): url column %r, caption column %r", src.name, src.fmt,
-                             ", gzip" if src.gzip else "", plan.url, plan.caption)
+                    log.info(
+                        "reading %s (%s%s): url column %r, caption column %r",
+                        src.name,
+                        src.fmt,
+                        ", gzip" if src.gzip else "",
+                        plan.url,
+                        plan.caption,
+                    )
                     if plan.keep_as != plan.keep:
-                        log.info("%s: kept columns %s are written as %s (the download stage adds columns so named)",
-                                 src.name, list(plan.keep), list(plan.keep_as))
+                        log.info(
+                            "%s: kept columns %s are written as %s (download adds columns so named)",
+                            src.name,
+                            list(plan.keep),
+                            list(plan.keep_as),
+                        )
                     for batch in _rebatch(reader.batches(plan), BATCH_ROWS):
-                        batch = pa.RecordBatch.from_arrays(batch.columns, names=["url", "caption", *plan.keep_as])
+                        batch = pa.RecordBatch.from_arrays(
+                            batch.columns, names=["url", "caption", *plan.keep_as]
+                        )
                         info["rows"] += batch.num_rows
-                        writer.add(_conform(normalize(batch), writer, src, info["rows"] - batch.num_rows, problems))
+                        writer.add(
+                            _conform(normalize(batch), writer, src, info["rows"] - batch.num_rows, problems)
+                        )
                         bar.update(batch.num_rows)
             except READ_ERRORS as exc:
                 unreadable = True
@@ -162,7 +184,11 @@ def _rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Record
     count = 0
 
     def join() -> pa.RecordBatch:
-        return pending[0] if len(pending) == 1 else pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+        return (
+            pending[0]
+            if len(pending) == 1
+            else pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+        )
 
     try:
         for batch in batches:
@@ -179,12 +205,13 @@ def _rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Record
         yield join()
 
 
-def _conform(batch: pa.RecordBatch, writer: PartWriter, src: Source, offset: int, problems: Problems
-             ) -> pa.RecordBatch:
+def _conform(
+    batch: pa.RecordBatch, writer: PartWriter, src: Source, offset: int, problems: Problems
+) -> pa.RecordBatch:
     """Fix the output schema on the first batch; widen it where a later batch's kept column needs a wider
     type (null, narrower numbers), and cast the batch to it (values that still do not fit: bad_value)."""
     if writer.schema is None:
-        kept = pa.schema(list(batch.schema)[len(MANIFEST_SCHEMA):])
+        kept = pa.schema(list(batch.schema)[len(MANIFEST_SCHEMA) :])
         writer.schema = with_extra_columns(MANIFEST_SCHEMA, kept)
         return batch.cast(writer.schema)
     if batch.schema.names != writer.schema.names:
@@ -198,6 +225,7 @@ def _conform(batch: pa.RecordBatch, writer: PartWriter, src: Source, offset: int
         writer.widen(wider)
     arrays = []
     for field, arr in zip(writer.schema, batch.columns, strict=True):
+
         def bad(i: int, msg: str, name: str = field.name) -> None:
             problems.add("bad_value", src.name, f"column {name!r}: {msg}", row=offset + i + 1)
 
@@ -214,8 +242,9 @@ def _widened(schema: pa.Schema, batch: pa.Schema) -> pa.Schema:
         if have.type == new.type or pa.types.is_null(new.type):
             continue
         try:
-            unified = pa.unify_schemas([pa.schema([have]), pa.schema([new.with_name(have.name)])],
-                                       promote_options="permissive").field(0)
+            unified = pa.unify_schemas(
+                [pa.schema([have]), pa.schema([new.with_name(have.name)])], promote_options="permissive"
+            ).field(0)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             continue
         fields[i] = have.with_type(unified.type)
@@ -224,13 +253,17 @@ def _widened(schema: pa.Schema, batch: pa.Schema) -> pa.Schema:
 
 
 def _prepare_out_dir(out_dir: str, overwrite: bool) -> None:
-    old = storage.list_files(out_dir, ".parquet") + [p for p in [storage.join(out_dir, SUMMARY)] if storage.exists(p)]
+    old = storage.list_files(out_dir, ".parquet") + [
+        p for p in [storage.join(out_dir, SUMMARY)] if storage.exists(p)
+    ]
     old = [p for p in old if p.rpartition("/")[2].startswith(("part-", SUMMARY))]
     if not old:
         return
     if not overwrite:
         finished = any(p.endswith(SUMMARY) for p in old)
-        what = "a manifest" if finished else "an unfinished manifest (parts, no summary.json: a run was stopped)"
+        what = (
+            "a manifest" if finished else "an unfinished manifest (parts, no summary.json: a run was stopped)"
+        )
         raise CurateError(f"{out_dir} already holds {what}; choose an empty folder or pass --overwrite")
     fs, _ = storage.url_to_fs(out_dir)
     for path in old:

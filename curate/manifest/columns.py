@@ -9,7 +9,17 @@ from curate.schema import MANIFEST_SCHEMA, SHARD_SCHEMA
 
 # Names tried in order, case-insensitively (LAION uses URL/TEXT, CC3M/CC12M url/caption, WIT image_url).
 URL_NAMES = ("url", "image_url", "img_url", "imageurl", "image_src", "img_src", "src", "link", "uri", "image")
-CAPTION_NAMES = ("caption", "text", "alt", "alt_text", "alttext", "title", "description", "caption_text", "txt")
+CAPTION_NAMES = (
+    "caption",
+    "text",
+    "alt",
+    "alt_text",
+    "alttext",
+    "title",
+    "description",
+    "caption_text",
+    "txt",
+)
 # A kept column named like a column that the download stage adds (in any case: DuckDB compares names
 # case-insensitively, so LAION's WIDTH beside a shard's width would read the resized width) gets this prefix.
 CLASH_PREFIX = "manifest_"
@@ -75,6 +85,8 @@ def plan_columns(
     keep_as = tuple(kept_name(name) for name in keep)
     lowered = [name.lower() for name in keep_as]
     if len(set(lowered)) < len(lowered):
-        raise CurateError(f"--keep-cols {list(keep)} names columns that differ only in case (column names are "
-                          "case-insensitive in DuckDB); keep one of each")
+        raise CurateError(
+            f"--keep-cols {list(keep)} names columns that differ only in case (column names are "
+            "case-insensitive in DuckDB); keep one of each"
+        )
     return ColumnPlan(url=url, caption=caption, keep=keep, keep_as=keep_as)

@@ -28,7 +28,8 @@ class SeenSet:
         return sum(hi.nbytes + lo.nbytes for hi, lo in self.runs)
 
     def first_seen(self, digests: bytes) -> np.ndarray:
-        """Mask of the 16-byte digests (concatenated) not seen before, in this call or earlier; remembers them."""
+        """Mask of the 16-byte digests (concatenated) not seen before, in this call or earlier; remembers
+        them."""
         pairs = np.frombuffer(digests, dtype=_KEY).astype(np.uint64).reshape(-1, 2)
         hi, lo = pairs[:, 0], pairs[:, 1]
         order = np.lexsort((lo, hi))
@@ -50,17 +51,22 @@ class SeenSet:
             at = np.minimum(np.searchsorted(run_hi, hi), len(run_hi) - 1)
             same_hi = run_hi[at] == hi
             found |= same_hi & (run_lo[at] == lo)
-            for i in np.flatnonzero(same_hi & ~found):  # first 8 bytes equal, last 8 not: scan that key's span
+            for i in np.flatnonzero(
+                same_hi & ~found
+            ):  # first 8 bytes equal, last 8 not: scan that key's span
                 end = np.searchsorted(run_hi, hi[i], side="right")
-                found[i] = bool((run_lo[at[i]:end] == lo[i]).any())
+                found[i] = bool((run_lo[at[i] : end] == lo[i]).any())
         return found
 
     def _push(self, hi: np.ndarray, lo: np.ndarray) -> None:
         if not len(hi):
             return
         self.runs.append((hi, lo))
-        while (len(self.runs) > 1 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0])
-               and len(self.runs[-2][0]) + len(self.runs[-1][0]) <= MAX_RUN):
+        while (
+            len(self.runs) > 1
+            and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0])
+            and len(self.runs[-2][0]) + len(self.runs[-1][0]) <= MAX_RUN
+        ):
             top_hi, top_lo = self.runs.pop()
             low_hi, low_lo = self.runs.pop()
             merged_hi = np.concatenate([low_hi, top_hi])

@@ -16,8 +16,16 @@ from curate.errors import CurateError
 
 FORMATS = ("txt", "csv", "tsv", "json", "jsonl", "parquet")
 EXTENSIONS = {
-    "txt": "txt", "text": "txt", "urls": "txt", "csv": "csv", "tsv": "tsv", "json": "json",
-    "jsonl": "jsonl", "ndjson": "jsonl", "parquet": "parquet", "pq": "parquet",
+    "txt": "txt",
+    "text": "txt",
+    "urls": "txt",
+    "csv": "csv",
+    "tsv": "tsv",
+    "json": "json",
+    "jsonl": "jsonl",
+    "ndjson": "jsonl",
+    "parquet": "parquet",
+    "pq": "parquet",
 }
 GZIP_MAGIC = b"\x1f\x8b"
 # Files that other tools write beside their data, named like URL lists but not URL lists: skipped when
@@ -140,7 +148,7 @@ def resolve(inputs: list[str], fmt: str = "auto") -> list[Source]:
 
 
 def _hidden(path: str, root: str) -> bool:
-    rel = path[len(root):].lstrip("/")
+    rel = path[len(root) :].lstrip("/")
     return any(part.startswith((".", "_")) for part in rel.split("/"))
 
 
@@ -168,9 +176,13 @@ def _without_sidecars(paths: list[str], given: str) -> list[str]:
         else:
             skipped.append((path, kind))
     if skipped:
-        log.warning("input %r: skipped %d files that are not URL lists: %s", given, len(skipped),
-                    "; ".join(f"{path} ({kind})" for path, kind in skipped[:10])
-                    + ("; ..." if len(skipped) > 10 else ""))
+        log.warning(
+            "input %r: skipped %d files that are not URL lists: %s",
+            given,
+            len(skipped),
+            "; ".join(f"{path} ({kind})" for path, kind in skipped[:10])
+            + ("; ..." if len(skipped) > 10 else ""),
+        )
     return kept
 
 
@@ -191,8 +203,7 @@ def _source(fs: fsspec.AbstractFileSystem, path: str, name: str, fmt: str) -> So
         fmt_found = format_of(path)
         if fmt_found is None:
             raise CurateError(
-                f"cannot tell the format of {name!r} from its extension; pass --format "
-                f"({', '.join(FORMATS)})"
+                f"cannot tell the format of {name!r} from its extension; pass --format ({', '.join(FORMATS)})"
             )
         fmt = fmt_found
     with fs.open(path, "rb") as fh:

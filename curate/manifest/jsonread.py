@@ -47,8 +47,9 @@ class _JsonReader:
             if isinstance(obj, dict):
                 rows.append((line, obj))
             else:
-                self.problems.add("not_an_object", self.src.name, f"a JSON {type(obj).__name__}, not an object",
-                                  line=line)
+                self.problems.add(
+                    "not_an_object", self.src.name, f"a JSON {type(obj).__name__}, not an object", line=line
+                )
         return rows
 
     def _first_rows(self, blocks: Iterator[Rows]) -> list[str] | None:
@@ -60,10 +61,14 @@ class _JsonReader:
     def _batch(self, block: Rows, plan: ColumnPlan) -> pa.RecordBatch:
         """Batch from parsed objects; kept columns take the type of their first block (misfits -> null)."""
         url = pa.array([text_of(obj.get(plan.url)) for _, obj in block], pa.string())
-        caption = (pa.array([text_of(obj.get(plan.caption)) for _, obj in block], pa.string())
-                   if plan.caption else None)
+        caption = (
+            pa.array([text_of(obj.get(plan.caption)) for _, obj in block], pa.string())
+            if plan.caption
+            else None
+        )
         kept = {}
         for name in plan.keep:
+
             def bad(i: int, msg: str, name: str = name) -> None:
                 self.problems.add("bad_value", self.src.name, f"column {name!r}: {msg}", line=block[i][0])
 
@@ -105,7 +110,7 @@ class JsonlReader(_JsonReader):
                 for lineno, raw in enumerate(fh, 1):
                     line = raw.strip()
                     if lineno == 1 and line.startswith(BOM):
-                        line = line[len(BOM):]
+                        line = line[len(BOM) :]
                     if line:
                         block.append((lineno, line))
                     if len(block) >= BATCH_ROWS:
@@ -118,20 +123,27 @@ class JsonlReader(_JsonReader):
         if block:
             yield block
 
-    def _fast(self, block: list[tuple[int, bytes]], plan: ColumnPlan, schema: pa.Schema) -> pa.RecordBatch | None:
+    def _fast(
+        self, block: list[tuple[int, bytes]], plan: ColumnPlan, schema: pa.Schema
+    ) -> pa.RecordBatch | None:
         data = b"\n".join(line for _, line in block)
         try:
             table = pajson.read_json(
-                pa.BufferReader(data), read_options=pajson.ReadOptions(use_threads=False, block_size=len(data) + 1),
-                parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
+                pa.BufferReader(data),
+                read_options=pajson.ReadOptions(use_threads=False, block_size=len(data) + 1),
+                parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+            )
             table.validate(full=True)  # Arrow's JSON parser does not check UTF-8
         except pa.ArrowException:
             return None
         if table.num_rows != len(block):
             return None
         batch = table.combine_chunks().to_batches()[0]
-        return make_batch(batch.column(plan.url), batch.column(plan.caption) if plan.caption else None,
-                          {name: batch.column(name) for name in plan.keep})
+        return make_batch(
+            batch.column(plan.url),
+            batch.column(plan.caption) if plan.caption else None,
+            {name: batch.column(name) for name in plan.keep},
+        )
 
     def _parse_lines(self, block: list[tuple[int, bytes]]) -> Iterator[tuple[int, Any]]:
         for lineno, line in block:
@@ -139,8 +151,12 @@ class JsonlReader(_JsonReader):
                 yield lineno, json.loads(line)
                 continue
             except UnicodeDecodeError as exc:
-                self.problems.add("invalid_utf8", self.src.name,
-                                  f"bytes that are not UTF-8 ({exc.reason}); replaced by U+FFFD", line=lineno)
+                self.problems.add(
+                    "invalid_utf8",
+                    self.src.name,
+                    f"bytes that are not UTF-8 ({exc.reason}); replaced by U+FFFD",
+                    line=lineno,
+                )
                 text = line.decode("utf-8", "replace")
             except json.JSONDecodeError as exc:
                 self.problems.add("bad_json", self.src.name, f"{exc.msg} at column {exc.colno}", line=lineno)
@@ -171,8 +187,12 @@ class _Utf8Chunks:
         try:
             text = self.decoder.decode(chunk, final)
         except UnicodeDecodeError as exc:
-            self.problems.add("invalid_utf8", self.name, f"bytes that are not UTF-8 ({exc.reason}); replaced by "
-                              "U+FFFD", line=self.lines_done + chunk[: exc.start].count(b"\n") + 1)
+            self.problems.add(
+                "invalid_utf8",
+                self.name,
+                f"bytes that are not UTF-8 ({exc.reason}); replaced by U+FFFD",
+                line=self.lines_done + chunk[: exc.start].count(b"\n") + 1,
+            )
             lenient = codecs.getincrementaldecoder("utf-8")("replace")
             lenient.setstate(state)
             text = lenient.decode(chunk, final)
@@ -198,8 +218,9 @@ class JsonArrayReader(_JsonReader):
         block: list[tuple[int, Any]] = []
         try:
             with self.src.open_buffered() as fh:
-                for item in _ArrayScanner(_Utf8Chunks(fh, self.src.name, self.problems), self.src.name,
-                                          self.problems).elements():
+                for item in _ArrayScanner(
+                    _Utf8Chunks(fh, self.src.name, self.problems), self.src.name, self.problems
+                ).elements():
                     block.append(item)
                     if len(block) >= BATCH_ROWS:
                         if rows := self._objects(block):
@@ -232,8 +253,9 @@ class _ArrayScanner:
         if self.pos >= len(self.buf):
             return
         if self.buf[self.pos] != "[":
-            self._fail("a .json input must be one JSON array of objects (one object a line is .jsonl)",
-                       self.pos)
+            self._fail(
+                "a .json input must be one JSON array of objects (one object a line is .jsonl)", self.pos
+            )
             return
         self.pos += 1
         first = True
@@ -299,7 +321,11 @@ class _ArrayScanner:
 
     def _more(self) -> None:
         self._line_of(self.pos)
-        self.buf, self.line_pos, self.pos = self.buf[self.pos:], 0, 0  # drop what is consumed: a small window
+        self.buf, self.line_pos, self.pos = (
+            self.buf[self.pos :],
+            0,
+            0,
+        )  # drop what is consumed: a small window
         text, self.eof = self.chunks.read()
         if not self.started and text.startswith("\ufeff"):
             text = text[1:]
@@ -314,8 +340,9 @@ class _ArrayScanner:
             self._more()
 
     def _fail(self, message: str, at: int) -> None:
-        self.problems.add("bad_json", self.name, f"{message}; the rest of this file is not read",
-                          line=self._line_of(at))
+        self.problems.add(
+            "bad_json", self.name, f"{message}; the rest of this file is not read", line=self._line_of(at)
+        )
 
 
 _SKIPPED = object()

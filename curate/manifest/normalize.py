@@ -57,8 +57,13 @@ class Normalizer:
 def _digests(url: pa.Array, caption: pa.Array) -> bytes:
     """`curate.schema.uid_digests` of a batch: Arrow joins the utf8(url) 0x1F utf8(caption) bytes, so
     Python only calls BLAKE2b (a third faster than encoding each pair in Python)."""
-    data = pc.binary_join_element_wise(pc.cast(url, pa.binary()), pc.cast(caption, pa.binary()), b"\x1f",
-                                       null_handling="replace", null_replacement=b"")
+    data = pc.binary_join_element_wise(
+        pc.cast(url, pa.binary()),
+        pc.cast(caption, pa.binary()),
+        b"\x1f",
+        null_handling="replace",
+        null_replacement=b"",
+    )
     blake2b = hashlib.blake2b
     return b"".join([blake2b(item, digest_size=UID_BYTES).digest() for item in data.to_pylist()])
 

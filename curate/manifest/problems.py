@@ -9,14 +9,14 @@ log = logging.getLogger(__name__)
 
 KINDS = {
     "bad_json": "a line or element that is not valid JSON; the row is not in the manifest",
-    "not_an_object": "a JSON line or array element that is not an object; the row is not in the manifest",
+    "not_an_object": "a JSON line or array element that is not an object; it is not in the manifest",
     "ragged_row": "a CSV/TSV row with more or fewer fields than the header; the row is not in the manifest",
-    "oversized_row": "a CSV/TSV row over 1 MiB (a huge field, a runaway quote); the row is not in the "
-                     "manifest",
-    "too_deep": "a JSON line or array element nested deeper than the JSON parser allows; the row is not in "
-                "the manifest",
+    "oversized_row": "a CSV/TSV row over 1 MiB (a huge field, a runaway quote); not in the manifest",
+    "too_deep": "a JSON line or array element nested deeper than the JSON parser allows; not in the manifest",
     "invalid_utf8": "bytes that are not UTF-8; the row is kept with them replaced by U+FFFD",
-    "bad_value": "a kept column's value that does not fit the column's type; the row is kept with a null there",
+    "bad_value": (
+        "a kept column's value that does not fit the column's type; the row is kept with a null there"
+    ),
     "empty_file": "an input file with no data at all",
     "unreadable_file": "a file that could not be read (to the end); the rows read before the error are kept",
 }
@@ -32,10 +32,14 @@ class Problems:
         self.counts: Counter[str] = Counter()
         self.examples: list[dict] = []
 
-    def add(self, kind: str, file: str, message: str, *, line: int | None = None, row: int | None = None) -> None:
+    def add(
+        self, kind: str, file: str, message: str, *, line: int | None = None, row: int | None = None
+    ) -> None:
         assert kind in KINDS, kind
         self.counts[kind] += 1
-        where = f"{file}:{line}" if line is not None else f"{file} (data row {row})" if row is not None else file
+        where = (
+            f"{file}:{line}" if line is not None else f"{file} (data row {row})" if row is not None else file
+        )
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append({"kind": kind, "file": file, "line": line, "row": row, "message": message})
         if self.counts[kind] <= MAX_LOGGED_PER_KIND:

@@ -95,14 +95,18 @@ class TxtReader:
             for lineno, raw in enumerate(fh, 1):
                 line = raw.strip()
                 if lineno == 1 and line.startswith(BOM):
-                    line = line[len(BOM):].strip()
+                    line = line[len(BOM) :].strip()
                 if not line:
                     continue
                 try:
                     urls.append(line.decode("utf-8"))
                 except UnicodeDecodeError as exc:
-                    self.problems.add("invalid_utf8", self.src.name, f"bytes that are not UTF-8 ({exc.reason}); "
-                                      "replaced by U+FFFD", line=lineno)
+                    self.problems.add(
+                        "invalid_utf8",
+                        self.src.name,
+                        f"bytes that are not UTF-8 ({exc.reason}); replaced by U+FFFD",
+                        line=lineno,
+                    )
                     urls.append(line.decode("utf-8", "replace"))
                 if len(urls) >= BATCH_ROWS:
                     yield make_batch(pa.array(urls, pa.string()), None, {})
@@ -138,8 +142,12 @@ class CsvReader:
                 self._record_ragged(row, row.number)
             return "skip"
 
-        return pacsv.ParseOptions(delimiter=self.delimiter, quote_char='"' if self.quoting else False,
-                                  newlines_in_values=self.quoting, invalid_row_handler=on_invalid)
+        return pacsv.ParseOptions(
+            delimiter=self.delimiter,
+            quote_char='"' if self.quoting else False,
+            newlines_in_values=self.quoting,
+            invalid_row_handler=on_invalid,
+        )
 
     def _read_options(self) -> pacsv.ReadOptions:
         return pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, column_names=self.names)
@@ -150,8 +158,11 @@ class CsvReader:
             # file would leave a read-ahead task behind, which can abort the interpreter at exit.
             with _arrow_stream(self.src) as (stream, _):
                 head = stream.read(CSV_BLOCK_BYTES)
-            header = pacsv.open_csv(pa.BufferReader(head), read_options=self._read_options(),
-                                    parse_options=self._parse_options(None)).schema.names
+            header = pacsv.open_csv(
+                pa.BufferReader(head),
+                read_options=self._read_options(),
+                parse_options=self._parse_options(None),
+            ).schema.names
         except pa.ArrowInvalid as exc:
             if "Empty CSV file" in str(exc):
                 return None
@@ -170,8 +181,12 @@ class CsvReader:
         self._ragged(row.actual_columns, row.expected_columns, row.text, line)
 
     def _ragged(self, actual: int, expected: int, text: str, line: int | None) -> None:
-        self.problems.add("ragged_row", self.src.name, f"{actual} fields where the header has {expected}: "
-                          f"{text[:100]!r}", line=line)
+        self.problems.add(
+            "ragged_row",
+            self.src.name,
+            f"{actual} fields where the header has {expected}: {text[:100]!r}",
+            line=line,
+        )
 
     def _locate(self, ragged: list[pacsv.InvalidRow]) -> None:
         """Record ragged rows with their line numbers, which Arrow cannot give when quoted fields may
@@ -192,7 +207,9 @@ class CsvReader:
                                 break
         except READ_ERRORS:
             pass  # the file's read error is recorded by the caller; these rows keep no line
-        found = sorted(zip(lines, range(len(ragged))), key=lambda p: (p[0] is None, p[0] or 0, p[1]))
+        found = sorted(
+            zip(lines, range(len(ragged)), strict=True), key=lambda p: (p[0] is None, p[0] or 0, p[1])
+        )
         for line, i in found:
             self._record_ragged(ragged[i], line)
 
@@ -210,9 +227,15 @@ class CsvReader:
         types: dict[str, pa.DataType] = {}
         done = 0
         stopped: pa.ArrowInvalid | None = None
-        with _arrow_stream(self.src) as (stream, lines), pacsv.open_csv(
-                stream, read_options=self._read_options(), parse_options=self._parse_options(ragged),
-                convert_options=convert) as reader:  # closed before its stream when the caller stops early
+        with (
+            _arrow_stream(self.src) as (stream, lines),
+            pacsv.open_csv(
+                stream,
+                read_options=self._read_options(),
+                parse_options=self._parse_options(ragged),
+                convert_options=convert,
+            ) as reader,
+        ):  # closed before its stream when the caller stops early
             try:
                 for rb in reader:
                     yield self._convert({name: rb.column(name) for name in wanted}, plan, types, done)
@@ -220,15 +243,20 @@ class CsvReader:
             except pa.ArrowInvalid as exc:  # a row bigger than a block (Arrow cannot read past it)
                 stopped = exc
         if stopped is not None:
-            log.info("%s: Arrow stopped after %d rows (%s); reading the rest with Python's csv module",
-                     self.src.name, done, stopped)
+            log.info(
+                "%s: Arrow stopped after %d rows (%s); reading the rest with Python's csv module",
+                self.src.name,
+                done,
+                stopped,
+            )
             read_by_arrow = (self.names is None) + done + self.skipped_rows  # header, good, ragged rows
             yield from self._rows_after(read_by_arrow, plan, types, done)
         elif lines is not None and lines.error is not None:
             raise lines.error  # a damaged .gz: every whole row before the damage was read
 
-    def _rows_after(self, skip: int, plan: ColumnPlan, types: dict[str, pa.DataType], done: int
-                    ) -> Iterator[pa.RecordBatch]:
+    def _rows_after(
+        self, skip: int, plan: ColumnPlan, types: dict[str, pa.DataType], done: int
+    ) -> Iterator[pa.RecordBatch]:
         """The rows after the first `skip` records, parsed by Python's csv module; rows over
         MAX_CSV_ROW_CHARS are counted and left out, as are rows whose field count is wrong."""
         wanted = _wanted(plan)
@@ -237,8 +265,12 @@ class CsvReader:
         try:
             with self.src.open() as raw:
                 text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
-                records = csv.reader(text, delimiter=self.delimiter, strict=False,
-                                     quoting=csv.QUOTE_MINIMAL if self.quoting else csv.QUOTE_NONE)
+                records = csv.reader(
+                    text,
+                    delimiter=self.delimiter,
+                    strict=False,
+                    quoting=csv.QUOTE_MINIMAL if self.quoting else csv.QUOTE_NONE,
+                )
                 names, at = self.names, None
                 for n, row in enumerate(_records(records), 1):
                     if names is None:
@@ -268,14 +300,20 @@ class CsvReader:
             return False
         size = sum(map(len, row))
         if size > MAX_CSV_ROW_CHARS:
-            self.problems.add("oversized_row", self.src.name, f"a row of {size:,} characters (at most "
-                              f"{MAX_CSV_ROW_CHARS:,}): {row[0][:60]!r}...", line=line)
+            self.problems.add(
+                "oversized_row",
+                self.src.name,
+                f"a row of {size:,} characters (at most {MAX_CSV_ROW_CHARS:,}): {row[0][:60]!r}...",
+                line=line,
+            )
             return False
         return True
 
-    def _convert(self, cols: dict[str, pa.Array], plan: ColumnPlan, types: dict[str, pa.DataType], done: int
-                 ) -> pa.RecordBatch:
+    def _convert(
+        self, cols: dict[str, pa.Array], plan: ColumnPlan, types: dict[str, pa.DataType], done: int
+    ) -> pa.RecordBatch:
         """A batch of the planned columns from the raw bytes of rows `done + 1`...: text, kept types."""
+
         def bad(kind: str):
             return lambda i, msg: self.problems.add(kind, self.src.name, msg, row=done + i + 1)
 
@@ -305,8 +343,10 @@ def _records(reader: Iterator[list[str]]) -> Iterator[list[str]]:
         except StopIteration:
             return
         except csv.Error as exc:
-            raise ValueError(f"{exc} near line {reader.line_num} (an unclosed quote?); the rest of the "
-                             "file cannot be split into rows") from exc
+            raise ValueError(
+                f"{exc} near line {reader.line_num} (an unclosed quote?); the rest of the "
+                "file cannot be split into rows"
+            ) from exc
         if row:
             yield row
 
@@ -351,6 +391,7 @@ class ParquetReader:
         wanted = _wanted(plan)
         done = 0
         for rb in self._file().iter_batches(batch_size=BATCH_ROWS, columns=wanted):
+
             def bad(i: int, msg: str, offset: int = done) -> None:
                 self.problems.add("invalid_utf8", self.src.name, msg, row=offset + i + 1)
 

@@ -32,10 +32,16 @@ class Takedown:
         except (OSError, pa.ArrowException, KeyError) as exc:
             raise CurateError(f"cannot read the takedown list {path}: {exc}") from exc
         rows = table.to_pylist()
-        pick = lambda kind: [r["value"] for r in rows if r["kind"] == kind and r["value"]]
+
+        def pick(kind: str) -> list[str]:
+            return [r["value"] for r in rows if r["kind"] == kind and r["value"]]
+
         log.info("honouring %d takedown requests from %s", len(rows), path)
-        return cls(uids=pa.array(pick("uid"), pa.string()), urls=pa.array(pick("url"), pa.string()),
-                   domains=tuple(d.lower().strip(".") for d in pick("domain")))
+        return cls(
+            uids=pa.array(pick("uid"), pa.string()),
+            urls=pa.array(pick("url"), pa.string()),
+            domains=tuple(d.lower().strip(".") for d in pick("domain")),
+        )
 
     def matches(self, uid: pa.Array, url: pa.Array) -> pa.Array:
         """Boolean mask of rows that a request names (by uid, exact url, or the url's domain/subdomain)."""
