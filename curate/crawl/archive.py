@@ -141,7 +141,8 @@ class _RecordParser:
     def member_start(self, offset: int) -> None:
         """A gzip member begins. Records are written one per member, so one still open here claimed more
         bytes than its member held: it is dropped and the new member's record is read."""
-        self._drop_open("content_length_overrun")
+        if self.skipping or self.buf:  # usually neither: the last member's record ended with it
+            self._drop_open("content_length_overrun")
         self.plain = False
         self.marks.append((self.end, offset))
 
