@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from curate import storage
+from curate import publish, storage
 from curate.recipe import load_recipe
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,9 @@ def run_demo(out: str = "curate-demo", *, n_images: int = 600, steps: int = 160,
     from curate.synthweb import SyntheticWeb
 
     root = Path(out).resolve()
+    publish.check_replaceable(str(root), "demo")  # a rerun resumes in its own folder; nothing else is touched
     root.mkdir(parents=True, exist_ok=True)
+    publish.mark(str(root), "demo")
     timings: dict[str, float] = {}
     start = time.perf_counter()
     with SyntheticWeb(n_images=n_images, seed=0, faults=True, slow_seconds=1.0, stall_seconds=10.0) as web:

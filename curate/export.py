@@ -1,8 +1,9 @@
 """`curate export`: the kept samples of a recipe as Parquet shards or WebDataset tar shards.
 
 Reads one download shard at a time (bounded memory), joins its decisions and a few useful signals,
-and writes OUT/NNNNN.parquet or OUT/NNNNN.tar plus OUT/export.json. A local export is built in a
-temporary sibling folder and swapped in at the end, so readers never see a half-written export.
+and writes OUT/NNNNN.parquet or OUT/NNNNN.tar plus OUT/export.json and the marker OUT/_curate.json. A
+local export is built in a temporary sibling folder and swapped in at the end, so readers never see a
+half-written export; OUT is replaced only when it is new, empty or an earlier export (curate.publish).
 Samples named in DATASET/takedown.parquet are never exported, even if filtered before the takedown.
 """
 
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 from tqdm import tqdm
 
-from curate import duck, export_index, storage, webdataset
+from curate import duck, export_index, publish, storage, webdataset
 from curate.dataset import Dataset
 from curate.decide import LABEL_ONLY_KEY, decisions_path
 from curate.errors import CurateError
@@ -44,6 +45,7 @@ def export(dataset: str, recipe: str | dict | Recipe, out: str | None = None, fm
     rcp = load_recipe(recipe)
     ds = Dataset(dataset)
     out = out or ds.export_dir(rcp.name)
+    publish.check_replaceable(out, "export", dataset)
     dpath = decisions_path(dataset, rcp.name)
     if not storage.exists(dpath):
         raise CurateError(f"no decisions for recipe {rcp.name!r} in {ds.decisions_dir}. "
@@ -72,6 +74,7 @@ def export(dataset: str, recipe: str | dict | Recipe, out: str | None = None, fm
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     storage.write_json_atomic(summary, storage.join(staging, export_index.INDEX))
+    publish.mark(staging, "export", dataset=dataset, recipe=rcp.name)
     _publish(staging, out)
     if not out.rstrip("/").startswith(ds.path("export")):
         export_index.register(dataset, out)
@@ -120,7 +123,7 @@ def _staging_dir(out: str) -> str:
 
 
 def _publish(staging: str, out: str) -> None:
-    """Swap the finished local export in place of the previous one."""
+    """Swap the finished local export in place of the previous one (`publish.check_replaceable` said so)."""
     if staging == out:
         return
     _, inner = storage.url_to_fs(out)

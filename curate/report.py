@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from curate import __version__, coverage_report, sql, storage
+from curate import __version__, coverage_report, publish, sql, storage
 from curate.errors import CurateError
 from curate.report_evals import benchmark_paths, eval_images
 from curate.report_html import card, esc, img, page, png_uri, table, thumbnail
@@ -28,7 +28,11 @@ REASON_SQL = "list_transform(reasons, lambda r: split_part(r, ':', 1))"
 
 def build_report(dataset: str, output: str, recipe: str | None = None, *, kept: int = 24, per_reason: int = 8,
                  clusters: int = 8, matches: int = 12, targets: str | None = None) -> dict:
-    """Write the report for `dataset` (galleries for `recipe`, default: the first decided) to `output`."""
+    """Write the report for `dataset` (galleries for `recipe`, default: the first decided) to `output`.
+
+    `output` is replaced only when it is an earlier report (curate.publish) and never inside the dataset's data.
+    """
+    publish.check_file_replaceable(output, "report", dataset)
     stats = compute_stats(dataset, targets=targets)
     if recipe is None and stats["recipes"]:
         recipe = min(stats["recipes"])

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
+from curate import publish
+
 log = logging.getLogger(__name__)
 
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
@@ -120,7 +122,9 @@ def _fmt(v: object) -> str:
 
 
 def page(title: str, body: str) -> str:
+    """The whole document; its generator tag lets a later `curate report` recognise the file as its own."""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"{publish.file_signature('report')}"
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             '<meta name="referrer" content="no-referrer">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'

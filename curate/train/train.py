@@ -30,6 +30,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from curate import publish
 from curate.errors import CurateError
 from curate.train import data as D
 from curate.train.loss import backward_scale, contrastive_loss, gather_features, replicated
@@ -227,11 +228,15 @@ def _normalize_config(cfg: TrainConfig) -> TrainConfig:
 def train(config: TrainConfig) -> dict:
     """Train (or resume) a CLIP model; returns the final metrics and the last checkpoint's path."""
     cfg = _normalize_config(config)
+    # Before the ranks meet: no rank has created anything yet when each one checks the run folder.
+    publish.check_replaceable(str(cfg.out_dir), "train")
     rank, world, device = init_distributed(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        publish.mark(str(out), "train")
     shards = D.list_shards(cfg.data)
     existing = checkpoint_paths(out)
     if existing and not cfg.resume:
