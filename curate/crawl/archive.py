@@ -141,7 +141,7 @@ class _RecordParser:
     def member_start(self, offset: int) -> None:
         """A gzip member begins. Records are written one per member, so one still open here claimed more
         bytes than its member held: it is dropped and the new member's record is read."""
-        if self.skipping or self.buf:  # usually neither: the last member's record ended with it
+        if self.skipping or self.buf or self.resyncing:  # usually none: the last record ended with its member
             self._drop_open("content_length_overrun")
         self.plain = False
         self.marks.append((self.end, offset))
