@@ -83,8 +83,9 @@ def encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
     return buf.getvalue()
 
 
-def build(tmp_path: Path, server: StaticServer, pairs: list[tuple[str, str]]) -> str:
-    """Manifest of (path, caption) pairs -> download (default resize) -> image and language signals."""
+def build(tmp_path: Path, server: StaticServer, pairs: list[tuple[str, str]], **settings) -> str:
+    """Manifest of (path, caption) pairs -> download (default resize unless `settings` say) -> image and
+    language signals."""
     urls = [server.base + p for p, _ in pairs]
     captions = [c for _, c in pairs]
     manifest = tmp_path / "manifest"
@@ -102,7 +103,7 @@ def build(tmp_path: Path, server: StaticServer, pairs: list[tuple[str, str]]) ->
         manifest / "part-00000.parquet",
     )
     root = str(tmp_path / "ds")
-    download(str(manifest), root, DownloadConfig(**FAST), workers=1)
+    download(str(manifest), root, DownloadConfig(**FAST, **settings), workers=1)
     annotate(root, signals=["image", "language"], workers=1)
     return root
 
@@ -216,6 +217,33 @@ def test_datacomp_basic_equals_datacomps_filter_on_downloaded_edge_cases(tmp_pat
     assert by[("600x200.jpg", "a red house by the sea")] and not by[("602x200.jpg", "a red house by the sea")]
     assert not by[("640x480.jpg", "a b c")] and not by[("640x480.jpg", "red house")]
     assert not by[("640x480.jpg", "ein rotes Haus am Meer")] and by[("640x480.jpg", "big red house")]
+
+
+@pytest.mark.parametrize("mode", ["keep_ratio_largest", "center_crop", "no"])
+def test_datacomp_basic_decisions_do_not_depend_on_the_resize_mode(tmp_path, mode):
+    """keep_ratio_largest stores a 1000x600 photo as 256x154 and center_crop stores squares: the rules
+    read the original size, so every mode decides as DataComp does."""
+    import fasttext
+
+    bodies = {
+        f"/img/{w}x{h}.jpg": encode(make_photo(w * 7 + h, (w, h)), "JPEG", quality=90) for w, h in SIZES
+    }
+    pairs = [
+        (path, caption)
+        for path in bodies
+        for caption in ("a red house by the sea", "the\u00a0red\u00a0house")
+    ]
+    with StaticServer(bodies) as server:
+        root = build(tmp_path, server, pairs, resize_mode=mode)
+    rows = shard_rows(root)
+    stored = pq.read_table(f"{root}/shards/00000.parquet", columns=["url", "width", "height"]).to_pylist()
+    if mode != "no":
+        assert any(max(r["width"], r["height"]) <= 256 for r in stored)
+    reference = datacomp_basic_reference(rows, fasttext.load_model(lid176_path()))
+    ours = kept(root, "datacomp_basic")
+    assert ours == reference
+    big = {r["uid"] for r in rows if r["url"].endswith("/1000x600.jpg") and r["caption"].startswith("a red")}
+    assert big <= ours
 
 
 # -- LAION-5B ----------------------------------------------------------------------------------------
