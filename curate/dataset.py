@@ -11,17 +11,14 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from curate import storage
+from curate import runlock, storage
 from curate.errors import CurateError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,34 +64,39 @@ class Dataset:
 
     @contextmanager
     def lock(self, stage: str) -> Iterator[None]:
-        """Refuse a second writer on the same dataset, with a message that says who holds it."""
+        """Refuse a second writer on the same dataset, with a message that says who holds it.
+
+        On a local disk the lock is held by the run's driver and every worker it starts (curate.runlock):
+        it is taken over only once no process of the old run is alive.
+        """
         lock_path = self.path(".lock")
         fs, inner = storage.url_to_fs(lock_path)
         me = f"{socket.gethostname()}:{os.getpid()}:{stage}"
         if storage.is_local(fs):
-            os.makedirs(os.path.dirname(inner), exist_ok=True)
             try:
-                fd = os.open(inner, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                holder = _read_text(inner)
-                if _is_stale(holder):
-                    log.warning("removing stale lock %s held by %s", inner, holder)
-                    os.unlink(inner)
-                    fd = os.open(inner, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                else:
-                    raise CurateError(
-                        f"dataset {self.root} is in use by another run ({holder}). Wait for it to finish, "
-                        f"or delete {inner} if that run is gone."
-                    ) from None
-            with os.fdopen(fd, "w") as fh:
-                fh.write(me)
-        else:
-            if fs.exists(inner):
+                fd = runlock.acquire(inner, me)
+            except runlock.LockHeld as exc:
                 raise CurateError(
-                    f"dataset {self.root} is in use by another run ({_read_remote(fs, inner)}). "
-                    f"Delete {lock_path} if that run is gone."
-                )
-            fs.pipe(inner, me.encode())
+                    f"dataset {self.root} is in use by another run ({exc}). Wait for it to finish, "
+                    f"or delete {inner} if that run is gone."
+                ) from None
+            previous = os.environ.get(runlock.ENV_VAR)
+            os.environ[runlock.ENV_VAR] = inner  # workers started from here join the run's lock
+            try:
+                yield
+            finally:
+                if previous is None:
+                    os.environ.pop(runlock.ENV_VAR, None)
+                else:
+                    os.environ[runlock.ENV_VAR] = previous
+                runlock.release(inner, fd)
+            return
+        if fs.exists(inner):
+            raise CurateError(
+                f"dataset {self.root} is in use by another run ({_read_remote(fs, inner)}). "
+                f"Delete {lock_path} if that run is gone."
+            )
+        fs.pipe(inner, me.encode())
         try:
             yield
         finally:
@@ -104,31 +106,9 @@ class Dataset:
                 pass
 
 
-def _read_text(path: str) -> str:
-    try:
-        with open(path) as fh:
-            return fh.read().strip()
-    except OSError:
-        return "unknown"
-
-
 def _read_remote(fs, inner: str) -> str:
     try:
         return fs.cat(inner).decode(errors="replace")
     except OSError:
         return "unknown"
 
-
-def _is_stale(holder: str) -> bool:
-    """A lock whose process on this host no longer exists."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False

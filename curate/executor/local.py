@@ -1,4 +1,5 @@
-"""Local executor: a process pool that survives crashed workers and retries failed shards."""
+"""Local executor: a process pool that survives crashed workers and retries failed shards; its workers
+die with the driver (curate.executor.lifeline) and hold the dataset's lock with it (curate.runlock)."""
 
 from __future__ import annotations
 
@@ -12,20 +13,25 @@ from concurrent.futures.process import BrokenProcessPool
 import fsspec.config
 from tqdm import tqdm
 
+from curate import runlock
 from curate.executor.base import Job, JobFn, run_job
+from curate.executor.lifeline import bind_to_driver
 
 log = logging.getLogger(__name__)
 
 
-def _init_worker(environ: dict[str, str], fsspec_conf: dict) -> None:
-    """Give each worker the driver's environment and storage settings as they are now.
+def _init_worker(environ: dict[str, str], fsspec_conf: dict, driver_pid: int) -> None:
+    """Give each worker the driver's environment and storage settings as they are now, tie its life to
+    the driver's, and record it in the dataset's lock.
 
     A forkserver is started once per process and keeps the environment of that moment; credentials or
     endpoints set later (AWS_*, an fsspec endpoint) would otherwise never reach the workers.
     """
+    bind_to_driver(driver_pid)
     os.environ.update(environ)
     fsspec.config.conf.clear()
     fsspec.config.conf.update(fsspec_conf)
+    runlock.join(environ.get(runlock.ENV_VAR))  # the driver's, not a value a long-lived fork server kept
 
 
 def default_workers() -> int:
@@ -95,7 +101,8 @@ class _Pool:
         limit = 1 if isolate else self.workers * 2
         with ProcessPoolExecutor(max_workers=1 if isolate else self.workers, mp_context=self.ctx,
                                  initializer=_init_worker,
-                                 initargs=(dict(os.environ), copy.deepcopy(fsspec.config.conf))) as pool:
+                                 initargs=(dict(os.environ), copy.deepcopy(fsspec.config.conf),
+                                           os.getpid())) as pool:
 
             def fill() -> None:
                 while waiting and len(by_future) < limit:
