@@ -241,6 +241,14 @@ def output_schema(opts: Options) -> pa.Schema:
     )
 
 
+def job_resources(opts: Options) -> dict[str, float] | None:
+    """A GPU share per job on Ray (several small models fit one GPU); none when the user chose the CPU."""
+    if opts.clip_device == "cpu":
+        return None
+    name = opts.clip_model or ""
+    return {"num_gpus": 1.0 if "ViT-H" in name else 0.5 if "ViT-L" in name else 0.25}
+
+
 def _fixed_list(values: np.ndarray, valid: np.ndarray, dim: int) -> pa.Array:
     flat = pa.array(values.astype(np.float16).ravel(), pa.float16())
     return pa.FixedSizeListArray.from_arrays(flat, dim, mask=pa.array(~valid))

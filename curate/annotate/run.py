@@ -22,7 +22,13 @@ import pyarrow.parquet as pq
 
 from curate import storage
 from curate.annotate.caption_signals import CAPTION_COLUMNS, CAPTION_SCHEMA, caption_signal
-from curate.annotate.clip import CLIP_COLUMNS, CLIP_SCHEMA, clip_signal, output_schema  # torch loads lazily
+from curate.annotate.clip import (  # torch loads lazily
+    CLIP_COLUMNS,
+    CLIP_SCHEMA,
+    clip_signal,
+    job_resources,
+    output_schema,
+)
 from curate.annotate.concepts import CONCEPTS_COLUMNS, CONCEPTS_SCHEMA, concepts_signal, write_entries_table
 from curate.annotate.image_signals import (
     HASHES_COLUMNS,
@@ -59,6 +65,7 @@ class Signal:
     compute: Callable[[pa.Table, Options], tuple[pa.Table, dict]]
     version: int = 1  # bump when the values change for the same input: stored signals are then recomputed
     make_schema: Callable[[Options], pa.Schema] | None = None  # when the schema depends on the options
+    resources: Callable[[Options], dict[str, float] | None] | None = None  # what a job asks of a Ray cluster
 
     def output_schema(self, opts: Options) -> pa.Schema:
         return self.make_schema(opts) if self.make_schema else self.schema
@@ -71,7 +78,8 @@ SIGNALS: dict[str, Signal] = {
     "caption": Signal("caption", CAPTION_SCHEMA, CAPTION_COLUMNS, caption_signal),
     "nsfw": Signal("nsfw", NSFW_SCHEMA, NSFW_COLUMNS, nsfw_signal),
     "concepts": Signal("concepts", CONCEPTS_SCHEMA, CONCEPTS_COLUMNS, concepts_signal),
-    "clip": Signal("clip", CLIP_SCHEMA, CLIP_COLUMNS, clip_signal, make_schema=output_schema),
+    "clip": Signal("clip", CLIP_SCHEMA, CLIP_COLUMNS, clip_signal, make_schema=output_schema,
+                   resources=job_resources),
 }
 assert tuple(SIGNALS) == SIGNAL_NAMES, "options.SIGNAL_NAMES lists the signals for the CLI without importing this"
 
@@ -154,7 +162,9 @@ def plan(ds: Dataset, names: list[str], opts: Options) -> list[Job]:
             stats_path = storage.join(out_dir, f"{key}.stats.json")
             _drop_stale_marker(stats_path, source)
             task = SignalTask(name, shard, storage.join(out_dir, f"{key}.parquet"), source, opts)
-            jobs.append(Job(f"{name}/{key}", stats_path, task))
+            signal = SIGNALS[name]
+            resources = signal.resources(opts) if signal.resources else None
+            jobs.append(Job(f"{name}/{key}", stats_path, task, resources))
     return jobs
 
 
@@ -209,6 +219,8 @@ def annotate(
         from curate.annotate.clip import check_options
 
         clip_sha256 = check_options(clip_checkpoint, clip_model, clip_tokenizer, device, clip_precision)
+        clip_checkpoint = os.path.abspath(clip_checkpoint)  # workers may run elsewhere (Ray)
+        clip_tokenizer = clip_tokenizer and os.path.abspath(clip_tokenizer)
     if entries and "://" not in entries:
         entries = os.path.abspath(entries)  # workers may run elsewhere (Ray)
     concept_list = load_entries(entries) if "concepts" in names else None  # a bad file fails before any job

@@ -28,6 +28,7 @@ class Job:
     key: str
     stats_path: str
     payload: Any = None
+    resources: dict[str, float] | None = None  # Ray task options, e.g. {"num_gpus": 0.25}; local ignores them
 
 
 @dataclass

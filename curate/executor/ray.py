@@ -30,8 +30,16 @@ def run_ray(
             ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, log_to_driver=False)
     try:
         remote = ray.remote(max_retries=retries)(run_job)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if not gpus and any((job.resources or {}).get("num_gpus") for job in jobs):
+            log.info("the Ray cluster has no GPU: GPU-capable jobs run on CPUs")
+
+        def submit(job: Job):
+            options = task_options(job.resources, gpus)
+            return (remote.options(**options) if options else remote).remote(fn, job)
+
         attempts = {job.key: 1 for job in jobs}
-        in_flight = {remote.remote(fn, job): job for job in jobs}
+        in_flight = {submit(job): job for job in jobs}
         results: dict[str, tuple[str, object]] = {}
         with tqdm(total=len(jobs), desc=desc, unit="shard", dynamic_ncols=True, leave=False) as bar:
             while in_flight:
@@ -45,7 +53,7 @@ def run_ray(
                     if state != "ok" and attempts[job.key] <= retries:
                         attempts[job.key] += 1
                         log.warning("%s %s failed (attempt %d), retrying", desc, job.key, attempts[job.key] - 1)
-                        in_flight[remote.remote(fn, job)] = job
+                        in_flight[submit(job)] = job
                         continue
                     results[job.key] = (state, value)
                     bar.update(1)
@@ -53,3 +61,12 @@ def run_ray(
     finally:
         if started_here:
             ray.shutdown()
+
+
+def task_options(resources: dict[str, float] | None, cluster_gpus: float) -> dict[str, float]:
+    """A job's resource request as Ray task options. A GPU request is dropped where the cluster has none: the
+    job then runs on CPUs (it picks its device from what it sees) instead of waiting forever."""
+    options = dict(resources or {})
+    if not cluster_gpus:
+        options.pop("num_gpus", None)
+    return options
