@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from curate import __version__, coverage_report, publish, sql, storage
+from curate import __version__, coverage_report, publish, purge, sql, storage
 from curate.errors import CurateError
 from curate.report_evals import benchmark_paths, eval_images
 from curate.report_html import card, esc, img, page, png_uri, table, thumbnail
@@ -62,6 +62,9 @@ def build_report(dataset: str, output: str, recipe: str | None = None, *, kept: 
             + (f"; galleries for recipe <b>{esc(recipe)}</b>" if recipe else "") + "</p>")
     document = page(title, head + "".join(s for s in sections if s))
     storage.write_bytes_atomic(document.encode("utf-8"), output)
+    # Recorded with its arguments: a takedown writes it again.
+    purge.register(dataset, "report", output, recipe=recipe, kept=kept, per_reason=per_reason,
+                   clusters=clusters, matches=matches, targets=targets)
     log.info("report: %s (%d bytes, %d thumbnails)", output, len(document), thumbs)
     return {"output": output, "bytes": len(document), "plots": len(plots), "thumbnails": thumbs, "recipe": recipe}
 

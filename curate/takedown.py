@@ -3,7 +3,8 @@
 A request names samples by uid, URL or domain (a domain covers its subdomains). The image bytes of
 every matching row are purged from the download shards (atomic rewrite: image -> null, status
 "skipped", error_class "takedown") and the samples are removed from every export of the dataset
-(Parquet shards and WebDataset tars rewritten). The request is appended to DATASET/takedown.parquet
+(Parquet shards and WebDataset tars rewritten); every other copy derived from them (signals, decisions,
+search caches, reports) is reached by curate.purge. The request is appended to DATASET/takedown.parquet
 (curate.schema.TAKEDOWN_SCHEMA), which later downloads, filters and exports honour. See docs/CONSENT.md.
 """
 
@@ -18,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from curate import duck, storage
+from curate import duck, purge, storage
 from curate.dataset import Dataset
 from curate.errors import CurateError
 from curate.export_index import export_dirs, rewrite_export
@@ -78,7 +79,7 @@ def takedown(dataset: str, *, uids=(), urls=(), domains=(), file: str | None = N
     con.register("requests", req_table)
 
     hits: dict[tuple[str, str], set[str]] = {r: set() for r in requests}
-    purged_rows = 0
+    purged_rows, touched = 0, set()
     for path in tqdm(ds.shard_paths(), desc="takedown: shards", unit="shard", disable=None):
         table = storage.read_parquet(path)
         con.register("shard", table.select(["uid", "url"]))
@@ -89,15 +90,19 @@ def takedown(dataset: str, *, uids=(), urls=(), domains=(), file: str | None = N
         matched = {m[0] for m in matches}
         if matched:
             purged_rows += _purge_shard(path, table, matched, reason)
+            touched.add(Dataset.shard_key(path))
 
     all_uids = set().union(*hits.values()) if hits else set()
-    export_rows = sum(rewrite_export(d, all_uids) for d in export_dirs(dataset)) if all_uids else 0
-    _record(ds, hits, reason)
+    exports = export_dirs(dataset)
+    export_rows = sum(rewrite_export(d, all_uids) for d in exports) if all_uids else 0
+    _record(ds, hits, reason)  # before the reports are written again, so that they show the request
+    derived = purge.purge_derived(dataset, all_uids, touched, exports)
     summary = {
         "requests": len(requests),
         "samples_matched": len(all_uids),
         "shard_rows_purged": purged_rows,
         "export_samples_removed": export_rows,
+        **derived,
         "seconds": round(time.perf_counter() - start, 3),
     }
     log.info("takedown: %d samples matched, %d shard images purged, %d export samples removed",
@@ -117,8 +122,9 @@ def _purge_shard(path: str, table: pa.Table, uids: set[str], reason: str) -> int
     message = f"taken down: {reason}" if reason else "taken down"
     for name, value in (("image", None), ("status", TAKEDOWN_STATUS), ("error_class", TAKEDOWN_ERROR_CLASS),
                         ("error_message", message), ("sha256", None), ("bytes", None)):
-        if name in table.column_names:
-            table = table.set_column(table.column_names.index(name), name, masked(name, value))
+        if name in table.column_names:  # the field itself, not its name: the shard keeps its schema
+            i = table.column_names.index(name)
+            table = table.set_column(i, table.schema.field(i), masked(name, value))
     storage.write_parquet_atomic(table, path)
     return had_image
 

@@ -1,8 +1,8 @@
 """Search a dataset's images with a trained CLIP: embed them once (cached as Parquet), rank by text or image.
 
 The cache lives at <DATASET or shard folder>/search/<tag>.parquet (uid, caption, shard, embedding), where
-the tag names the checkpoint file and its version; its metadata lists the shards it covers, so a dataset
-that gained or lost shards is embedded again.
+the tag names the checkpoint file and its version; its metadata lists the shards it covers with their size
+and modification time, so a dataset that gained, lost or rewrote a shard (a takedown) is embedded again.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pyarrow as pa
 from PIL import Image
 from tqdm import tqdm
 
-from curate import storage
+from curate import publish, purge, storage
 from curate.dataset import Dataset
 from curate.errors import CurateError
 from curate.train import data as D
@@ -48,16 +48,28 @@ def _tag(ckpt: dict) -> str:
     return f"{ckpt['model_name']}-step{ckpt['step']}-{digest.hexdigest()[:10]}"
 
 
+def _versions(shards: list[str]) -> list[list]:
+    """[name, size, modified] per shard: a rewritten shard (a takedown purged it) invalidates the cache."""
+    out = []
+    for shard in shards:
+        fs, inner = storage.url_to_fs(shard)
+        info = fs.info(inner)
+        modified = info.get("mtime") or info.get("LastModified") or info.get("ETag") or info.get("etag") or ""
+        out.append([shard.rpartition("/")[2], info.get("size"), str(modified)])
+    return out
+
+
 def embed_dataset(loaded, dataset: str, device: str = "cpu", batch_size: int = 256) -> tuple[pa.Table, str]:
     """(table of uid, caption, shard, embedding; its cache path), computing embeddings only when not cached."""
     model, _, ckpt = loaded
     shards, folder = source_shards(dataset)
     path = storage.join(folder, "search", f"{_tag(ckpt)}.parquet")
     names = [s.rpartition("/")[2] for s in shards]
+    versions = _versions(shards)
     if storage.exists(path):
         table = storage.read_parquet(path)
         meta = json.loads((table.schema.metadata or {}).get(META_KEY, b"{}"))
-        if meta.get("shards") == names:
+        if meta.get("shards") == versions:
             return table, path
         log.info("shards changed since %s was written; embedding again", path)
     uids, captions, shard_col, emb = [], [], [], []
@@ -73,7 +85,7 @@ def embed_dataset(loaded, dataset: str, device: str = "cpu", batch_size: int = 2
     dim = vectors.shape[1]
     table = pa.table({"uid": uids, "caption": captions, "shard": shard_col,
                       "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim)})
-    meta = {"checkpoint": ckpt["path"], "step": ckpt["step"], "shards": names}
+    meta = {"checkpoint": ckpt["path"], "step": ckpt["step"], "shards": versions}
     table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
     storage.write_parquet_atomic(table, path)
     return table, path
@@ -148,4 +160,16 @@ def write_html(result: dict, dataset: str, out: str, title: str) -> None:
             "figure{margin:0}img{width:100%}figcaption{font-size:13px}</style>"
             f"<h1>{html.escape(title)}</h1><p>{result['n']} images searched</p><main>{''.join(cells)}</main>")
     storage.write_bytes_atomic(page.encode(), out)
+    owner = _owning_dataset(dataset)
+    if owner:
+        purge.register(owner, "search page", out)  # a takedown deletes it if it shows the sample
+
+
+def _owning_dataset(folder: str) -> str | None:
+    """The dataset `folder` is (its download shards) or was exported from (its export marker), if any."""
+    fs, inner = storage.url_to_fs(folder)
+    if fs.exists(storage.join(inner, "shards")):
+        return folder
+    marker = storage.join(folder, publish.MARKER)
+    return storage.read_json(marker).get("dataset") if storage.exists(marker) else None
 
