@@ -6,7 +6,8 @@ datacomp_basic is compared with tests/test_recipes_parity.py's re-implementation
 `load_uids_with_basic_filter_helper` (same lid.176.ftz model). laion5b is compared with the Crawling@Home
 rules (URL substrings, urlparse host length, ftfy-cleaned alt text, body size and Pillow format read from
 the shard's `bytes` / `original_format`); without a `clip` signal in DATASET the CLIP rule is left out
-of both sides. Prints samples, kept by each side, and disagreements with examples.
+of both sides; a missing `alt_text` signal is computed first (`curate annotate --signals alt_text`).
+Prints samples, kept by each side, and disagreements with examples.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
 from test_recipes_parity import datacomp_basic_reference, laion_alt_text  # noqa: E402
 
+from curate.annotate import annotate  # noqa: E402
 from curate.annotate.language import _fasttext_model  # noqa: E402
 from curate.dataset import Dataset  # noqa: E402
 from curate.decide import filter_dataset  # noqa: E402
@@ -69,6 +71,8 @@ def main(dataset: str) -> None:
     basic = load_recipe("datacomp_basic").raw
     model = _fasttext_model(None)
     report("datacomp_basic", rows, curate_kept(dataset, basic), datacomp_basic_reference(rows, model))
+    if not os.path.isdir(os.path.join(dataset, "signals", "alt_text")):
+        annotate(dataset, signals=["alt_text"])
     laion = load_recipe("laion5b").raw
     if not os.path.isdir(os.path.join(dataset, "signals", "clip")):
         laion = {

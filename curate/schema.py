@@ -123,6 +123,7 @@ DROP_REASONS = (
     "aspect_ratio",
     "blank_image",
     "caption_too_short",
+    "alt_text_too_short",
     "caption_boilerplate",
     "language",
     "nsfw_image",

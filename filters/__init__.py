@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from curate.filters.alt_text_too_short import AltTextTooShort
 from curate.filters.aspect_ratio import AspectRatio
 from curate.filters.base import Filter
 from curate.filters.benchmark_overlap import BenchmarkOverlap
@@ -35,7 +36,7 @@ from curate.errors import CurateError
 # In curate.schema.DROP_REASONS order (tests keep the two in sync).
 FILTERS: tuple[type[Filter], ...] = (
     DownloadFailed, OptedOut, Takedown, UrlPattern, DomainTooLong, BodyTooSmall, ImageFormat, ImageTooSmall,
-    AspectRatio, BlankImage, CaptionTooShort,
+    AspectRatio, BlankImage, CaptionTooShort, AltTextTooShort,
     CaptionBoilerplate, Language, NsfwImage, NsfwText, ExactDuplicate, NearDuplicate, SemanticDuplicate,
     BenchmarkOverlap, ClipScore,
 )

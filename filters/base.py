@@ -21,7 +21,7 @@ PRODUCERS = {
     "image": "curate annotate", "hashes": "curate annotate", "language": "curate annotate",
     "nsfw": "curate annotate", "caption": "curate annotate", "dedup": "curate dedup",
     "overlap": "curate overlap", "clip": "curate annotate --signals clip",
-    "concepts": "curate annotate --signals concepts",
+    "concepts": "curate annotate --signals concepts", "alt_text": "curate annotate --signals alt_text",
 }
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import pickle
+import zipfile
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from train_data import one_thread  # noqa: F401  (autouse fixture: one intra-op thread)
+from train_data import one_thread, samples, write_parquet_shards  # noqa: F401  (one_thread: autouse fixture)
 
+from curate.cli import main
 from curate.errors import CurateError
 from curate.train.model import CLIP, get_config
 from curate.train.preprocess import ImageTransform
@@ -112,3 +114,42 @@ def test_preprocessing_is_short_side_bicubic_then_centre_crop():
         224,
         3,
     )  # alpha dropped after resizing, as open_clip
+
+
+@pytest.mark.parametrize(("kind", "quick"), [("openai", True), ("open_clip", False)])
+def test_fine_tuning_openai_weights_runs_them_with_quickgelu(tmp_path, open_clip_wheel, kind, quick):
+    with zipfile.ZipFile(open_clip_wheel) as wheel:
+        vocab = wheel.extract("open_clip/bpe_simple_vocab_16e6.txt.gz", tmp_path)
+    torch.manual_seed(0)
+    weights = tmp_path / "weights.pt"
+    torch.save(CLIP(get_config("tiny", vocab_size=49408, image_size=32)).state_dict(), weights)
+    write_parquet_shards(tmp_path / "data", samples(8, size=40), n_shards=1)
+    run = tmp_path / "run"
+    argv = [
+        "train",
+        str(tmp_path / "data"),
+        "-o",
+        str(run),
+        "--model",
+        "tiny",
+        "--image-size",
+        "32",
+        "--init",
+        kind,
+        str(weights),
+        "--tokenizer",
+        vocab,
+        "--batch-size",
+        "8",
+        "--steps",
+        "1",
+        "--workers",
+        "0",
+        "--threads",
+        "1",
+        "--save-every",
+        "1",
+    ]
+    assert main(argv) == 0
+    ckpt = torch.load(sorted(run.glob("checkpoints/step_*.pt"))[-1], map_location="cpu", weights_only=True)
+    assert ckpt["model_config"]["quick_gelu"] is quick

@@ -104,7 +104,7 @@ def build(tmp_path: Path, server: StaticServer, pairs: list[tuple[str, str]], **
     )
     root = str(tmp_path / "ds")
     download(str(manifest), root, DownloadConfig(**FAST, **settings), workers=1)
-    annotate(root, signals=["image", "language"], workers=1)
+    annotate(root, signals=["image", "language", "alt_text"], workers=1)
     return root
 
 
@@ -305,16 +305,17 @@ LAION_CAPTIONS = [
     "I \u2665 U",
     "ein Haus",
     "\u732b\u5750\u5728\u57ab\u5b50",
+    "  abcd  ",  # 8 characters stored, 4 after LAION's strip
+    "&amp;&amp;",  # 10 stored, 2 after ftfy decodes the entities
+    "\u00c3\u00a9t\u00c3\u00a9",  # mojibake of "\u00e9t\u00e9": 5 stored, 3 after ftfy
+    "ab\x00\x01\x02cd",  # unprintable characters LAION dropped
 ]
-# Where LAION's cleaned alt text is shorter than the stored caption (leading/trailing spaces, HTML
-# entities that ftfy decodes): curate counts the caption as stored. The documented difference.
-LAION_DIFFERING_CAPTIONS = ["  abcd  ", "&amp;&amp;"]
 
 
 @pytest.mark.slow
-def test_laion5b_equals_laions_pipeline_except_the_documented_alt_text_cleanup(tmp_path):
+def test_laion5b_equals_laions_pipeline(tmp_path):
     bodies = laion_bodies()
-    pairs = [(p, c) for p in bodies for c in LAION_CAPTIONS + LAION_DIFFERING_CAPTIONS]
+    pairs = [(p, c) for p in bodies for c in LAION_CAPTIONS]
     with StaticServer(bodies) as server:
         root = build(tmp_path, server, pairs)
     rows = shard_rows(root)
@@ -331,14 +332,12 @@ def test_laion5b_equals_laions_pipeline_except_the_documented_alt_text_cleanup(t
 
     reference = laion5b_reference(rows, bodies, stored)
     ours = kept(root, "laion5b")
-    differing = {r["uid"] for r in rows if r["caption"] in LAION_DIFFERING_CAPTIONS}
     disagree = ours ^ reference
-    assert disagree - differing == set(), {(r["url"], r["caption"]) for r in rows if r["uid"] in disagree}
-    assert disagree and disagree <= ours - reference  # curate keeps them; LAION's cleanup made them too short
+    assert disagree == set(), {(r["url"], r["caption"]) for r in rows if r["uid"] in disagree}
     by = {(r["url"].removeprefix(server.base), r["caption"]): r["uid"] in ours for r in rows}
     dropped = ("/small.jpg", "/tiny.png", "/anim", "/pic.svg.jpg", "/x.gif.jpg", "/r?u=data:image/png")
     assert not any(by[(p, c)] for p in dropped for c in LAION_CAPTIONS)
-    assert not any(by[(p, "abcd")] for p in bodies)  # 4 characters
+    assert not any(by[(p, c)] for p in bodies for c in ("abcd", "  abcd  ", "&amp;&amp;", "ab\x00\x01\x02cd"))
     assert any(by[("/X.GIF.jpg", c)] for c in LAION_CAPTIONS)  # upper case passes LAION's substring test
     assert len(ours & reference) >= 10
 
@@ -381,3 +380,14 @@ def test_language_model_is_accepted_only_by_its_published_sha256(tmp_path):
     # A named copy of the bundled model answers exactly as the default does.
     texts = ["a red house by the sea", "ein rotes Haus am Meer", "the\u00a0red\u00a0house"]
     assert detect(texts, model=lid176_path()) == detect(texts)
+
+
+def test_laion5b_names_the_signal_it_lacks(tmp_path):
+    from curation_data import Sample, write_dataset
+
+    from curate.errors import CurateError
+
+    root = str(tmp_path / "ds")
+    write_dataset(root, [Sample("https://a.example/1.jpg", "a red house", encode(make_photo(1), "JPEG"))])
+    with pytest.raises(CurateError, match=r"curate annotate --signals alt_text"):
+        filter_dataset(root, "laion5b")

@@ -6,9 +6,10 @@ import os
 from dataclasses import dataclass
 
 LANGUAGE_BACKENDS = ("fasttext", "langdetect")
-SIGNAL_NAMES = ("image", "hashes", "language", "caption", "nsfw", "concepts", "clip")  # run.SIGNALS order
+# run.SIGNALS, in its order
+SIGNAL_NAMES = ("image", "hashes", "language", "caption", "alt_text", "nsfw", "concepts", "clip")
 # computed only when named: clip needs a model file the user chooses, concepts an entry list (or the default)
-OPT_IN_SIGNALS = ("concepts", "clip")
+OPT_IN_SIGNALS = ("concepts", "clip", "alt_text")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate import storage
+from curate.annotate.alt_text import ALT_TEXT_COLUMNS, ALT_TEXT_SCHEMA, alt_text_signal
 from curate.annotate.caption_signals import CAPTION_COLUMNS, CAPTION_SCHEMA, caption_signal
 from curate.annotate.clip import (  # torch loads lazily
     CLIP_COLUMNS,
@@ -50,7 +51,7 @@ from curate.concepts.entries import load_entries
 from curate.dataset import Dataset
 from curate.errors import CurateError
 from curate.executor import Job, RunSummary, execute
-from curate.extras import MissingExtraError
+from curate.extras import MissingExtraError, require
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,10 @@ class Signal:
 SIGNALS: dict[str, Signal] = {
     "image": Signal("image", IMAGE_SCHEMA, IMAGE_COLUMNS, image_signal),
     "hashes": Signal("hashes", HASHES_SCHEMA, HASHES_COLUMNS, hashes_signal, version=2),  # v2: letterbox cut
-    "language": Signal("language", LANGUAGE_SCHEMA, LANGUAGE_COLUMNS, language_signal),
+    # v2: fastText reads DataComp's input (newlines replaced, other whitespace kept)
+    "language": Signal("language", LANGUAGE_SCHEMA, LANGUAGE_COLUMNS, language_signal, version=2),
     "caption": Signal("caption", CAPTION_SCHEMA, CAPTION_COLUMNS, caption_signal),
+    "alt_text": Signal("alt_text", ALT_TEXT_SCHEMA, ALT_TEXT_COLUMNS, alt_text_signal),
     "nsfw": Signal("nsfw", NSFW_SCHEMA, NSFW_COLUMNS, nsfw_signal),
     "concepts": Signal("concepts", CONCEPTS_SCHEMA, CONCEPTS_COLUMNS, concepts_signal),
     "clip": Signal("clip", CLIP_SCHEMA, CLIP_COLUMNS, clip_signal, make_schema=output_schema,
@@ -224,6 +227,8 @@ def annotate(
     if entries and "://" not in entries:
         entries = os.path.abspath(entries)  # workers may run elsewhere (Ray)
     concept_list = load_entries(entries) if "concepts" in names else None  # a bad file fails before any job
+    if "alt_text" in names:
+        require("ftfy", "laion")  # the install hint now rather than once per shard
     if "nsfw" in names:
         try:
             model_path()  # fail now, with the install hint, rather than once per shard

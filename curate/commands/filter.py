@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(NAME, help=HELP, description=HELP)
     parser.add_argument("dataset", metavar="DATASET", help="dataset folder (local path or fsspec URL)")
     parser.add_argument("--recipe", required=True, metavar="NAME_OR_PATH",
-                        help="a packaged recipe (datacomp_basic, strict, demo) or a .toml path")
+                        help="a packaged recipe (datacomp_basic, datacomp_clip_score, laion5b, metaclip, "
+                             "strict, demo) or a .toml path")
     parser.add_argument("--label-only", action="store_true",
                         help="record reasons but let `curate export` include every sample, reasons as labels")
     parser.set_defaults(func=run)

@@ -22,7 +22,6 @@ import math
 import os
 import platform
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from curate.errors import CurateError
 from curate.train import data as D
 from curate.train.loss import backward_scale, contrastive_loss, gather_features, replicated
 from curate.train.model import CLIP, CLIPConfig, get_config, num_params
+from curate.train.pretrained import load_into, read_weights
 from curate.train.tokenizer import BytePairTokenizer, Tokenizer, from_spec, load_file
 
 log = logging.getLogger(__name__)
@@ -150,32 +150,11 @@ def train_step(model, raw: CLIP, micro: list[tuple[torch.Tensor, torch.Tensor]],
 
 
 def load_pretrained(model: CLIP, path: str, kind: str) -> None:
-    """Load an OpenAI (TorchScript or plain) or open_clip state_dict; name every key or shape that differs."""
-    if not Path(path).is_file():
-        raise CurateError(f"--init checkpoint {path} does not exist")
-    state = None
-    if kind == "openai":
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)  # OpenAI ships TorchScript archives
-                state = torch.jit.load(path, map_location="cpu").state_dict()
-        except RuntimeError:
-            state = None  # not TorchScript: a plain state_dict file
-    if state is None:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    for wrapper in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
-    state = {k.removeprefix("module."): v for k, v in state.items()
-             if k not in ("input_resolution", "context_length", "vocab_size")}
-    own = model.state_dict()
-    problems = [f"missing {k}" for k in own if k not in state] + [f"unexpected {k}" for k in state if k not in own]
-    problems += [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-                 if k in state and state[k].shape != v.shape]
-    if problems:
-        raise CurateError(f"{path} does not fit --model {model.config}: " + "; ".join(problems[:5])
-                          + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
-    model.load_state_dict(state)
+    """Load pretrained weights in any format curate.train.pretrained reads (OpenAI TorchScript, open_clip
+    state_dicts and checkpoints, .safetensors); every key or shape that differs is named. `kind` is kept for
+    the CLI's --init KIND: the file says what it is."""
+    weights = read_weights(path)
+    load_into(model, weights.state_dict, f"--init {kind} {path}")
 
 
 def checkpoint_paths(out_dir: str | Path) -> list[Path]:
@@ -258,8 +237,10 @@ def train(config: TrainConfig) -> dict:
 
     base = get_config(cfg.model)
     tok = from_spec(ckpt["tokenizer"]) if ckpt else _build_tokenizer(cfg, shards, rank, out, base.context_length)
+    # OpenAI's weights were trained with QuickGELU: with exact GELU every activation would be quietly off.
+    quick_gelu = base.quick_gelu or bool(cfg.init and cfg.init_kind == "openai")
     mcfg = dataclasses.replace(base, vocab_size=tok.vocab_size, siglip=cfg.loss == "siglip",
-                               image_size=cfg.image_size or base.image_size)
+                               image_size=cfg.image_size or base.image_size, quick_gelu=quick_gelu)
     torch.manual_seed(cfg.seed)
     raw = CLIP(mcfg)
     if cfg.init and not ckpt:
