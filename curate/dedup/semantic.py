@@ -4,9 +4,11 @@ All-pairs cosine over a pool is quadratic; SemDeDup (Abbas et al. 2023) first pa
 embeddings with k-means and compares pairs only inside each cluster, where duplicates land together. Pairs
 with cosine > 1 - eps become edges; `curate.dedup.stage` joins them with the exact and near edges.
 
-k-means runs on the top principal components of the embeddings (64 by default): assigning 1M points to
-2,000 centroids then costs an eighth of the full-width product, and points within cosine 0.99 of each
-other are also neighbours in the projection. The pair test itself uses the full embeddings.
+Everything but the final test runs on the top principal components of the embeddings (64 by default):
+a projection never lengthens a distance, so two rows within cosine 1 - eps (distance sqrt(2 eps)) are
+within that distance in the projection too. k-means clusters the projected rows, candidate pairs are the
+projected rows within sqrt(2 eps) of each other inside a cluster (an eighth of the full-width products),
+and only those candidates are tested on the full embeddings: the projection loses no pair.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import logging
 import math
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy.sparse import coo_matrix
 from tqdm import tqdm
 
-from curate import storage
+from curate import duck, storage
 from curate.dataset import Dataset
 from curate.errors import CurateError
 
@@ -30,7 +34,8 @@ DEFAULT_EPS = 0.01
 MEMBERS_PER_CLUSTER = 500  # default k = n / 500: assignment and in-cluster pair costs balance near 1M
 KMEANS_ITERATIONS = 10
 KMEANS_SAMPLE_PER_CLUSTER = 40  # centroids are fitted on a sample of 40 points per cluster
-PROJECTION_DIMS = 64
+PROJECTION_DIMS = 64  # candidate pairs are tested in this many principal components
+KMEANS_DIMS = 32  # k-means uses the largest of them
 _CHUNK = 16384  # rows per matrix product: bounds the float32 working set to a few tens of MB
 _SEED = 0
 
@@ -45,7 +50,11 @@ class Embeddings:
 
 
 def load_embeddings(ds: Dataset, uids: pa.Array) -> Embeddings:
-    """Read `image_embedding` and `clip_score` of signals/clip/ for `uids` (the dedup nodes, in order)."""
+    """Read `image_embedding` and `clip_score` of signals/clip/ for `uids` (the dedup nodes, in order).
+
+    DuckDB decodes Parquet lists of float16 about five times faster than pyarrow (it hands them over as
+    float32 lists); the rows are kept as float16, as stored.
+    """
     fix = f"curate annotate {ds.root} --signals clip --clip-model NAME --clip-checkpoint FILE"
     files = storage.list_files(ds.signals_dir("clip"), ".parquet")
     if not files:
@@ -53,26 +62,35 @@ def load_embeddings(ds: Dataset, uids: pa.Array) -> Embeddings:
             f"semantic dedup clusters CLIP image embeddings, and {ds.signals_dir('clip')} has none. "
             f"Run `{fix}` first."
         )
-    tables = [
-        storage.read_parquet(p, columns=["uid", "clip_score", "image_embedding"])
-        for p in tqdm(files, desc="load clip signals", unit="file", disable=len(files) < 20)
-    ]
-    table = pa.concat_tables(tables).combine_chunks()
-    embedding = table.column("image_embedding").chunk(0) if table.num_rows else None
-    if embedding is None or not pa.types.is_fixed_size_list(embedding.type):
+    con = duck.connect()
+    try:
+        parts = [
+            _read_file(con, path, fix)
+            for path in tqdm(files, desc="load clip signals", unit="file", disable=len(files) < 20)
+        ]
+    finally:
+        con.close()
+    parts = [p for p in parts if p is not None]
+    dims = {p[2].shape[1] for p in parts}
+    if not dims:
+        raise CurateError(f"{ds.signals_dir('clip')} holds no image embeddings. Rerun `{fix}`.")
+    if len(dims) > 1:
         raise CurateError(
-            f"{ds.signals_dir('clip')} holds no image embeddings (a fixed-size `image_embedding` "
-            f"column). Rerun `{fix}`."
+            f"image embeddings in {ds.signals_dir('clip')} differ in length {sorted(dims)} (several "
+            f"models?). Delete the folder and rerun `{fix}` with one model."
         )
-    dim = embedding.type.list_size
-    pos = pc.index_in(table.column("uid"), value_set=uids).to_numpy(zero_copy_only=False)
-    rows = np.flatnonzero(~np.isnan(pos) & embedding.is_valid().to_numpy(zero_copy_only=False))
-    target = pos[rows].astype(np.int64)
-    values = embedding.values.slice(embedding.offset * dim, len(embedding) * dim)
-    vectors = np.zeros((len(uids), dim), np.float16)
-    vectors[target] = values.fill_null(0).to_numpy(zero_copy_only=False).reshape(-1, dim)[rows]
+    vectors = np.zeros((len(uids), dims.pop()), np.float16)
     scores = np.full(len(uids), np.nan, np.float32)
-    scores[target] = table.column("clip_score").to_numpy(zero_copy_only=False).astype(np.float32)[rows]
+    pos = pc.index_in(pa.chunked_array([p[0] for p in parts]), value_set=uids).to_numpy(zero_copy_only=False)
+    end = 0
+    for _, score, values in parts:  # each file's rows straight to their node positions
+        at = pos[end : end + len(values)]
+        end += len(values)
+        found = ~np.isnan(at)
+        target = at[found].astype(np.int64)
+        vectors[target] = values[found]
+        scores[target] = score.to_numpy(zero_copy_only=False)[found]
+    target = pos[~np.isnan(pos)].astype(np.int64)
     valid = np.zeros(len(uids), bool)
     valid[target] = True
     missing = int(len(uids) - valid.sum())
@@ -86,6 +104,36 @@ def load_embeddings(ds: Dataset, uids: pa.Array) -> Embeddings:
     return Embeddings(vectors, scores, valid)
 
 
+def _read_file(
+    con: duckdb.DuckDBPyConnection, path: str, fix: str
+) -> tuple[pa.Array, pa.Array, np.ndarray] | None:
+    """(uids, scores, float16 (rows, dim)) of one signal file, None when it has no embedding; one file at a
+    time bounds the float32 copy DuckDB hands over."""
+    src = duck.source(con, [path], path, fix)
+    try:
+        t = (
+            con.sql(
+                f"SELECT uid, clip_score::FLOAT AS clip_score, image_embedding FROM {src} "
+                "WHERE image_embedding IS NOT NULL"
+            )
+            .to_arrow_table()
+            .combine_chunks()
+        )
+    except duckdb.Error as exc:
+        raise CurateError(
+            f"cannot read image embeddings from {path}: {str(exc).strip()}. Rerun `{fix}`."
+        ) from None
+    if t.num_rows == 0:
+        return None
+    emb = t.column("image_embedding").chunk(0)
+    lengths = pc.list_value_length(emb)
+    dim = pc.min(lengths).as_py()
+    if dim != pc.max(lengths).as_py():
+        raise CurateError(f"image embeddings in {path} differ in length. Rerun `{fix}`.")
+    values = pc.list_flatten(emb).to_numpy(zero_copy_only=False).astype(np.float16).reshape(-1, dim)
+    return t.column("uid").chunk(0), t.column("clip_score").chunk(0), values
+
+
 def default_clusters(n: int) -> int:
     return max(1, math.ceil(n / MEMBERS_PER_CLUSTER))
 
@@ -93,32 +141,32 @@ def default_clusters(n: int) -> int:
 def semantic_edges(
     vectors: np.ndarray, valid: np.ndarray, eps: float = DEFAULT_EPS, clusters: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Node pairs (a, b) with cosine > 1 - eps inside one k-means cluster, and what the search did."""
+    """Node pairs (a, b), a < b, with cosine > 1 - eps inside one k-means cluster, and what the search did."""
     if not 0 < eps < 1:
         raise CurateError(
             f"--eps {eps} is outside (0, 1): give the cosine distance under which two images are "
             f"duplicates, e.g. {DEFAULT_EPS}"
         )
-    idx = np.flatnonzero(valid)
-    k = min(len(idx), clusters or default_clusters(len(idx))) if len(idx) else 0
     if clusters is not None and clusters < 1:
         raise CurateError(
             f"--clusters {clusters} must be at least 1 (default: one per {MEMBERS_PER_CLUSTER} samples)"
         )
+    idx = np.flatnonzero(valid)
+    k = min(len(idx), clusters or default_clusters(len(idx)))
     info = {"eps": eps, "clusters": k, "embedded": len(idx), "pairs": 0, "largest_cluster": 0, "guests": 0}
     if len(idx) < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64), info
     x = vectors[idx]
-    if k > 1:
-        labels, second = assign_clusters(x, k, margin=2 * math.sqrt(2 * eps))
-    else:
-        labels, second = np.zeros(len(idx), np.int64), np.full(len(idx), -1, np.int64)
+    radius = math.sqrt(2 * eps)  # |p - q| for unit rows at cosine 1 - eps
+    proj = _project(x, np.random.default_rng(_SEED), k)
+    labels, second = assign_clusters(proj, k, margin=2 * radius)
     members, guests = _by_cluster(labels, k), _by_cluster(second, k)
-    a, b = [], []
+    a, b = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
     for c in tqdm(range(k), desc="semantic pairs", unit="cluster", disable=k < 50):
-        i, j = _close_pairs(x, members[c], guests[c], 1.0 - eps)
-        a.append(idx[i])
-        b.append(idx[j])
+        i, j = _candidates(proj, members[c], guests[c], radius)
+        sure = _cosines(x, i, j) > 1.0 - eps
+        a.append(i[sure])
+        b.append(j[sure])
     a, b = np.concatenate(a), np.concatenate(b)
     pairs = np.unique(
         np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0
@@ -126,7 +174,21 @@ def semantic_edges(
     info.update(
         pairs=len(pairs), largest_cluster=max(len(m) for m in members), guests=int((second >= 0).sum())
     )
-    return pairs[:, 0], pairs[:, 1], info
+    return idx[pairs[:, 0]], idx[pairs[:, 1]], info
+
+
+def _project(x16: np.ndarray, rng: np.random.Generator, k: int) -> np.ndarray:
+    """Rows minus the sample mean, on the sample's top principal directions: (n, PROJECTION_DIMS) float32."""
+    n = len(x16)
+    fit = x16[np.sort(rng.choice(n, size=min(n, max(k * KMEANS_SAMPLE_PER_CLUSTER, 4096)), replace=False))]
+    fit = fit.astype(np.float32)
+    mean = fit.mean(axis=0)
+    _, vecs = np.linalg.eigh(np.cov(fit - mean, rowvar=False).astype(np.float64))  # ascending eigenvalues
+    basis = vecs[:, ::-1][:, : min(PROJECTION_DIMS, x16.shape[1])].astype(np.float32)
+    out = np.empty((n, basis.shape[1]), np.float32)
+    for r0 in range(0, n, _CHUNK):
+        out[r0 : r0 + _CHUNK] = (x16[r0 : r0 + _CHUNK].astype(np.float32) - mean) @ basis
+    return out
 
 
 def _by_cluster(labels: np.ndarray, k: int) -> list[np.ndarray]:
@@ -136,54 +198,80 @@ def _by_cluster(labels: np.ndarray, k: int) -> list[np.ndarray]:
     return [order[starts[c] : starts[c + 1]] for c in range(k)]
 
 
-def _close_pairs(
-    x: np.ndarray, members: np.ndarray, guests: np.ndarray, threshold: float
+def _candidates(
+    proj: np.ndarray, members: np.ndarray, guests: np.ndarray, radius: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row pairs with dot product > threshold: members among themselves (upper triangle), guests x members."""
+    """Row pairs within `radius` in the projection: members among themselves (once each), guests x members.
+
+    Squared distances come out of one matrix product of augmented rows, [q, |q|^2, 1] . [-2m, 1, |m|^2],
+    so the only other pass over each block is the comparison.
+    """
     rows, cols = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
     if len(members) == 0:
         return rows[0], cols[0]
-    m = x[members].astype(np.float32)
-    queries = np.concatenate([members, guests])
+    m = _augment(proj[members], query=False)
+    limit = radius * radius + 1e-4  # float32 rounding of the expanded square: never lose a pair at the edge
     step = max(1, (_CHUNK * 256) // len(members))  # bounds each (step, members) block to ~16 MB
-    for r0 in range(0, len(queries), step):
-        q = queries[r0 : r0 + step]
-        i, j = np.nonzero(x[q].astype(np.float32) @ m.T > threshold)  # (step, members)
-        keep = (r0 + i >= len(members)) | (j > r0 + i)  # guests: every member; members: later ones only
-        rows.append(q[i[keep]])
-        cols.append(members[j[keep]])
+    for r0 in range(0, len(members), step):  # members: the block against itself and the later members
+        i, j = np.nonzero(_augment(proj[members[r0 : r0 + step]], query=True) @ m[r0:].T <= limit)
+        later = j > i
+        rows.append(members[r0 + i[later]])
+        cols.append(members[r0 + j[later]])
+    for r0 in range(0, len(guests), step):
+        i, j = np.nonzero(_augment(proj[guests[r0 : r0 + step]], query=True) @ m.T <= limit)
+        rows.append(guests[r0 + i])
+        cols.append(members[j])
     return np.concatenate(rows), np.concatenate(cols)
 
 
-def assign_clusters(x16: np.ndarray, k: int, margin: float) -> tuple[np.ndarray, np.ndarray]:
-    """k-means labels of unit rows, fitted on a sample in a PCA projection (deterministic), and each row's
-    second-nearest cluster where it lies within `margin` of the nearest one, else -1.
+def _augment(rows: np.ndarray, query: bool) -> np.ndarray:
+    """Rows extended so that query . member = squared distance (see `_candidates`)."""
+    sq = (rows * rows).sum(axis=1, keepdims=True)
+    ones = np.ones_like(sq)
+    return np.hstack([rows, sq, ones] if query else [-2.0 * rows, ones, sq])
 
-    Projection never lengthens a distance, so a row p whose duplicate q (|p - q| <= r) sits in another
-    cluster B is within 2r of B's centroid beyond its own: with margin 2r, a pair split by a boundary is
-    still compared whenever B is p's (or q's) second-nearest cluster.
+
+def _cosines(x16: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Full-width dot products of row pairs (the exact test), in chunks."""
+    out = np.empty(len(i), np.float32)
+    for r0 in range(0, len(i), _CHUNK):
+        a = x16[i[r0 : r0 + _CHUNK]].astype(np.float32)
+        out[r0 : r0 + _CHUNK] = np.einsum("ij,ij->i", a, x16[j[r0 : r0 + _CHUNK]].astype(np.float32))
+    return out
+
+
+def assign_clusters(proj: np.ndarray, k: int, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """k-means labels of projected rows (fitted on a sample, deterministic), and each row's second-nearest
+    cluster where it lies within `margin` of the nearest one, else -1.
+
+    A row p whose duplicate q (|p - q| <= r) sits in another cluster B is at most 2r farther from B's
+    centroid than from its own: with margin 2r, a pair split by a boundary is still compared whenever B is
+    p's (or q's) second-nearest cluster. Clustering uses the first KMEANS_DIMS components (the largest).
     """
-    rng = np.random.default_rng(_SEED)
-    n = len(x16)
-    sample = np.sort(rng.choice(n, size=min(n, k * KMEANS_SAMPLE_PER_CLUSTER), replace=False))
-    fit = x16[sample].astype(np.float32)
-    mean = fit.mean(axis=0)
-    dims = min(PROJECTION_DIMS, x16.shape[1])
-    # top principal directions of the sample: eigenvectors of its covariance, largest eigenvalues first
-    _, vecs = np.linalg.eigh(np.cov(fit - mean, rowvar=False).astype(np.float64))
-    basis = vecs[:, ::-1][:, :dims].astype(np.float32)
-    centroids = _lloyd((fit - mean) @ basis, k, rng)
+    n = len(proj)
+    if k == 1:
+        return np.zeros(n, np.int64), np.full(n, -1, np.int64)
+    proj = proj[:, :KMEANS_DIMS]
+    rng = np.random.default_rng(_SEED + 1)
+    sample = proj[np.sort(rng.choice(n, size=min(n, k * KMEANS_SAMPLE_PER_CLUSTER), replace=False))]
+    centroids = _lloyd(np.ascontiguousarray(sample), k, rng)
+    c_aug = np.hstack(
+        [-2.0 * centroids, (centroids * centroids).sum(axis=1, keepdims=True)]
+    ).T  # (dims + 1, k)
     labels, second = np.empty(n, np.int64), np.empty(n, np.int64)
     for r0 in tqdm(range(0, n, _CHUNK), desc="k-means assign", unit="chunk", disable=n < 20 * _CHUNK):
-        points = (x16[r0 : r0 + _CHUNK].astype(np.float32) - mean) @ basis
-        dist = _sq_distances(points, centroids)
-        two = np.argpartition(dist, 1, axis=1)[:, :2] if k > 1 else np.zeros((len(points), 2), np.int64)
-        d2 = np.take_along_axis(dist, two, axis=1)
-        swap = d2[:, 1] < d2[:, 0]
-        two[swap], d2[swap] = two[swap][:, ::-1], d2[swap][:, ::-1]
-        near = np.sqrt(np.maximum(d2[:, 1], 0)) <= np.sqrt(np.maximum(d2[:, 0], 0)) + margin
-        labels[r0 : r0 + _CHUNK] = two[:, 0]
-        second[r0 : r0 + _CHUNK] = np.where(near, two[:, 1], -1)
+        points = proj[r0 : r0 + _CHUNK]
+        p_sq = (points * points).sum(axis=1)
+        dist = np.hstack([points, np.ones((len(points), 1), np.float32)]) @ c_aug  # |p - c|^2 - |p|^2
+        rows = np.arange(len(points))
+        best = dist.argmin(axis=1)
+        d_best = dist[rows, best] + p_sq
+        dist[rows, best] = np.inf
+        runner = dist.argmin(axis=1)
+        d_runner = dist[rows, runner] + p_sq
+        near = np.sqrt(np.maximum(d_runner, 0)) <= np.sqrt(np.maximum(d_best, 0)) + margin
+        labels[r0 : r0 + _CHUNK] = best
+        second[r0 : r0 + _CHUNK] = np.where(near, runner, -1)
     return labels, second
 
 
@@ -192,21 +280,16 @@ def _lloyd(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     centroids = points[np.sort(rng.choice(len(points), size=k, replace=False))].copy()
     for _ in range(KMEANS_ITERATIONS):
         labels = _nearest(points, centroids)
-        sums = np.zeros_like(centroids)
-        np.add.at(sums, labels, points)
+        sums = (
+            coo_matrix(
+                (np.ones(len(points), np.float32), (labels, np.arange(len(points)))), shape=(k, len(points))
+            ).tocsr()
+            @ points
+        )
         counts = np.bincount(labels, minlength=k)
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled, None]
     return centroids
-
-
-def _sq_distances(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances (rows: points), as ||p||^2 + ||c||^2 - 2 p.c in one matrix product."""
-    return (
-        (points * points).sum(axis=1)[:, None]
-        + (centroids * centroids).sum(axis=1)
-        - 2.0 * points @ centroids.T
-    )
 
 
 def _nearest(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
