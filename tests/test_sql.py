@@ -426,3 +426,14 @@ def test_repeated_column_names_are_printed_or_refused_never_lost(ds, capsys):
     assert capsys.readouterr().out.splitlines() == ['"a","a"', "1,2"]
     assert main(["sql", ds["root"], "SELECT 1 AS a, 2 AS a", "--format", "json"]) == 2
     assert "more than one column named 'a'" in capsys.readouterr().err
+
+
+def test_query_results_are_never_written_over_the_dataset(ds, tmp_path, capsys):
+    before = _fingerprint(ds["root"])
+    for target in (f"{ds['root']}/shards/00000.parquet", f"{ds['root']}/decisions/x.csv", ds["root"],
+                   str(Path(ds["root"]).parent)):
+        assert main(["sql", ds["root"], "SELECT 1 AS x", "--format", "parquet", "-o", target]) == 2
+        assert "refusing to write the query result" in capsys.readouterr().err
+    assert _fingerprint(ds["root"]) == before
+    assert main(["sql", ds["root"], "SELECT 1 AS x", "--format", "csv", "-o", str(tmp_path / "x.csv")]) == 0
+    assert (tmp_path / "x.csv").read_text().splitlines() == ['"x"', "1"]

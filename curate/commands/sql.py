@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import duckdb
 
-    from curate import sql
+    from curate import publish, sql
     from curate.errors import CurateError
     from curate.sql_output import write_result
 
@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         raise CurateError('give a QUERY, e.g. curate sql DATASET "SELECT count(*) FROM samples", or --schema')
     if args.format == "parquet" and not args.output:
         raise CurateError("--format parquet writes a file: add -o FILE.parquet")
+    if args.output:  # never over the dataset's own files (`-o DATASET/shards/00000.parquet`)
+        publish.check_location(args.output, args.dataset, "query result")
     if args.schema:
         con, infos = sql.open_views(args.dataset, threads=args.threads, trusted=True)
         sql.close(con)
