@@ -38,14 +38,19 @@ def make_dataset(root: str, n: int, per_shard: int = 10_000, seed: int = 0) -> N
         ok = rng.random(m) < 0.8
         w = rng.integers(64, 1200, m).astype(np.int32)
         h = rng.integers(64, 1200, m).astype(np.int32)
+        words = rng.integers(0, 20, m).astype(np.int32)
+        captions = [" ".join(["photo"] * k) for k in words]  # the caption rules read the caption itself
         cols = {"uid": uid, "url": [f"https://site{i % 500}.example/{i}.jpg" for i in range(s, s + m)],
-                "caption": ["a photo of something"] * m, "status": np.where(ok, "success", "failed"),
+                "caption": captions, "status": np.where(ok, "success", "failed"),
                 "error_class": np.where(ok, None, np.where(rng.random(m) < 0.1, "robots_disallowed", "http_4xx")),
-                "width": np.where(ok, w, 0), "height": np.where(ok, h, 0)}
+                "width": np.where(ok, 256, 0), "height": np.where(ok, 256, 0),  # stored: border-resized
+                "original_width": np.where(ok, w, 0), "original_height": np.where(ok, h, 0)}
         table = pa.table({f.name: pa.array(cols[f.name], f.type) if f.name in cols else pa.nulls(m, f.type)
                           for f in SHARD_SCHEMA}, schema=SHARD_SCHEMA)
         pq.write_table(table, f"{root}/shards/{key}.parquet")
-        pq.write_table(pa.table({"uid": uid, "width": w, "height": h,
+        stored = np.full(m, 256, np.int32)
+        pq.write_table(pa.table({"uid": uid, "width": stored, "height": stored,
+                                 "original_width": w, "original_height": h,
                                  "aspect": (np.maximum(w, h) / np.minimum(w, h)).astype(np.float32),
                                  "is_blank": rng.random(m) < 0.01}), f"{root}/signals/image/{key}.parquet")
         langs = rng.choice(["en", "de", "fr", "ja", None], m, p=[0.6, 0.1, 0.1, 0.1, 0.1])
@@ -54,8 +59,8 @@ def make_dataset(root: str, n: int, per_shard: int = 10_000, seed: int = 0) -> N
         pq.write_table(pa.table({"uid": uid, "nsfw_image": rng.beta(0.5, 5, m).astype(np.float32),
                                  "nsfw_text": rng.beta(0.3, 8, m).astype(np.float32)}),
                        f"{root}/signals/nsfw/{key}.parquet")
-        words = rng.integers(0, 20, m).astype(np.int32)
-        pq.write_table(pa.table({"uid": uid, "caption_chars": words * 6, "caption_words": words,
+        chars = np.maximum(words * 6 - 1, 0)
+        pq.write_table(pa.table({"uid": uid, "caption_chars": chars, "caption_words": words,
                                  "caption_is_filename": rng.random(m) < 0.02, "caption_is_url": rng.random(m) < 0.01,
                                  "caption_has_html": rng.random(m) < 0.01,
                                  "caption_is_boilerplate": rng.random(m) < 0.02}),
@@ -78,8 +83,8 @@ def arrow_anchor(root: str, f: dict) -> int:
     def read(name, cols):
         return pa.concat_tables(pq.read_table(p, columns=cols) for p in sorted(glob.glob(f"{root}/{name}/*.parquet")))
 
-    t = read("shards", ["uid", "status", "error_class"])
-    for name, cols in (("signals/image", ["uid", "width", "height", "aspect", "is_blank"]),
+    t = read("shards", ["uid", "status", "error_class", "caption"])
+    for name, cols in (("signals/image", ["uid", "original_width", "original_height", "is_blank"]),
                        ("signals/language", ["uid", "language", "language_score"]),
                        ("signals/nsfw", ["uid", "nsfw_image", "nsfw_text"]),
                        ("signals/caption", ["uid", "caption_words", "caption_chars", "caption_is_boilerplate",
@@ -92,10 +97,15 @@ def arrow_anchor(root: str, f: dict) -> int:
         return pc.fill_null(x, False)
 
     drop = pc.not_equal(c("status"), "success")
-    drop = pc.or_(drop, fires(pc.less(pc.min_element_wise(c("width"), c("height")), f["min_side"])))
-    drop = pc.or_(drop, fires(pc.greater(c("aspect"), f["max_aspect"])))
-    drop = pc.or_(drop, pc.less(pc.fill_null(c("caption_words"), 0), f["min_caption_words"]))
-    drop = pc.or_(drop, pc.less(pc.fill_null(c("caption_chars"), 0), f["min_caption_chars"]))
+    short = pc.min_element_wise(c("original_width"), c("original_height"))
+    drop = pc.or_(drop, fires(pc.less(short, f["min_side"])))
+    long_ = pc.max_element_wise(c("original_width"), c("original_height")).cast(pa.float64())
+    drop = pc.or_(drop, fires(pc.greater(pc.divide(long_, pc.if_else(pc.equal(short, 0), None, short)),
+                                         f["max_aspect"])))
+    caption = pc.fill_null(c("caption"), "")  # ASCII captions: Arrow's whitespace split counts as Python's
+    words = pc.list_value_length(pc.utf8_split_whitespace(caption))
+    drop = pc.or_(drop, pc.less(words, f["min_caption_words"]))
+    drop = pc.or_(drop, pc.less(pc.utf8_length(caption), f["min_caption_chars"]))
     drop = pc.or_(drop, pc.invert(pc.is_in(pc.fill_null(c("language"), ""), pa.array(f["languages"]))))
     if "max_nsfw_image" in f:
         drop = pc.or_(drop, fires(c("is_blank")))
