@@ -104,6 +104,7 @@ class Source:
         """A binary stream of the decompressed bytes; a damaged gzip stream ends at its last whole line."""
         raw = self.fs.open(self.path, "rb")
         if self.gzip:
+            # the stdlib's reader: read1 hands out what it inflated before damage (isal's igzip does not)
             lines = WholeLines(gzip.GzipFile(fileobj=raw, mode="rb"), raise_at_end)
             return lines  # type: ignore[return-value]
         return raw

@@ -15,7 +15,6 @@ import shutil
 import tempfile
 from collections import defaultdict, deque
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Protocol
 
 import pyarrow as pa
@@ -25,7 +24,7 @@ import pyarrow.parquet as pq
 
 from curate import storage
 from curate.manifest.columns import ColumnPlan
-from curate.manifest.inputs import Source, WholeLines
+from curate.manifest.inputs import Source
 from curate.manifest.problems import MAX_EXAMPLES, Problems
 from curate.manifest.values import cast_lenient, infer_type, to_text
 
@@ -54,20 +53,11 @@ def make_batch(url: pa.Array, caption: pa.Array | None, kept: dict[str, pa.Array
     return pa.RecordBatch.from_arrays([url, caption, *kept.values()], names=["url", "caption", *kept])
 
 
-@contextmanager
-def _arrow_stream(src: Source) -> Iterator[tuple[pa.NativeFile, WholeLines | None]]:
-    """The decompressed bytes for Arrow, and for gzip the stream whose `error` tells of damage (Arrow
-    sees a clean end at the last whole line, so the rows before it are all read)."""
-    if src.gzip:
-        lines = src.open(raise_at_end=False)
-        with pa.PythonFile(lines, mode="r") as stream:
-            yield stream, lines  # type: ignore[misc]
-    elif storage.is_local(src.fs):
-        with pa.input_stream(src.path) as stream:
-            yield stream, None
-    else:
-        with pa.PythonFile(src.fs.open(src.path, "rb"), mode="r") as stream:
-            yield stream, None
+def _arrow_stream(src: Source) -> pa.NativeFile:
+    if storage.is_local(src.fs):
+        return pa.input_stream(src.path, compression="gzip" if src.gzip else None)
+    raw = pa.PythonFile(src.fs.open(src.path, "rb"), mode="r")
+    return pa.CompressedInputStream(raw, "gzip") if src.gzip else raw
 
 
 class TxtReader:
@@ -156,8 +146,8 @@ class CsvReader:
         try:
             # The header is parsed from the file's first block in memory: a streaming reader over the
             # file would leave a read-ahead task behind, which can abort the interpreter at exit.
-            with _arrow_stream(self.src) as (stream, _):
-                head = stream.read(CSV_BLOCK_BYTES)
+            with self.src.open(raise_at_end=False) as fh:  # a damaged .gz: its whole lines
+                head = fh.read(CSV_BLOCK_BYTES)
             header = pacsv.open_csv(
                 pa.BufferReader(head),
                 read_options=self._read_options(),
@@ -226,33 +216,29 @@ class CsvReader:
         convert = pacsv.ConvertOptions(include_columns=wanted, column_types={c: pa.binary() for c in wanted})
         types: dict[str, pa.DataType] = {}
         done = 0
-        stopped: pa.ArrowInvalid | None = None
-        with (
-            _arrow_stream(self.src) as (stream, lines),
-            pacsv.open_csv(
-                stream,
-                read_options=self._read_options(),
-                parse_options=self._parse_options(ragged),
-                convert_options=convert,
-            ) as reader,
-        ):  # closed before its stream when the caller stops early
-            try:
+        try:
+            with (
+                _arrow_stream(self.src) as stream,
+                pacsv.open_csv(
+                    stream,
+                    read_options=self._read_options(),
+                    parse_options=self._parse_options(ragged),
+                    convert_options=convert,
+                ) as reader,
+            ):  # closed before its stream when the caller stops early
                 for rb in reader:
                     yield self._convert({name: rb.column(name) for name in wanted}, plan, types, done)
                     done += rb.num_rows
-            except pa.ArrowInvalid as exc:  # a row bigger than a block (Arrow cannot read past it)
-                stopped = exc
-        if stopped is not None:
+            return
+        except (pa.ArrowException, OSError, EOFError) as exc:  # a row no block holds, a damaged .gz
             log.info(
-                "%s: Arrow stopped after %d rows (%s); reading the rest with Python's csv module",
+                "%s: Arrow stopped after %d rows (%s); the rest is read by Python's csv module",
                 self.src.name,
                 done,
-                stopped,
+                exc,
             )
-            read_by_arrow = (self.names is None) + done + self.skipped_rows  # header, good, ragged rows
-            yield from self._rows_after(read_by_arrow, plan, types, done)
-        elif lines is not None and lines.error is not None:
-            raise lines.error  # a damaged .gz: every whole row before the damage was read
+        read_by_arrow = (self.names is None) + done + self.skipped_rows  # header, good and ragged rows
+        yield from self._rows_after(read_by_arrow, plan, types, done)
 
     def _rows_after(
         self, skip: int, plan: ColumnPlan, types: dict[str, pa.DataType], done: int
