@@ -16,10 +16,12 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
 
 from curate.synthweb.captions import caption_for, choose_language, junk_caption
+from curate.synthweb.noise import DESCRIBES, noisy_caption
 from curate.synthweb.photos import BACKGROUNDS, CLASSES, encode, make_photo
 
 MAX_SIDE = 1600
 MIN_SIDE = 64
+BURST_SIZE = 6  # an original and its five republished copies
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class ImageSpec:
     source: int | None = None  # index of the original for a near-duplicate copy
     transform: CopyTransform | None = None
     source_size: tuple[int, int] | None = None  # the original's (width, height) for a copy
+    caption_kind: str = "describes"  # or "junk", or a curate.synthweb.noise.NOISE_KINDS kind
+    burst: bool = False  # a copy in a near-duplicate burst (one image republished many times in a row)
 
 
 def derive_seed(*key: int) -> int:
@@ -153,26 +157,60 @@ def _copy_transform(rng: np.random.Generator, src_size: tuple[int, int]) -> tupl
     return CopyTransform(crop=crop, scale=scale, brightness=brightness, overlay=overlay), size
 
 
+def _bursts(n_images: int, share: float) -> dict[int, int]:
+    """Copy slot -> its original's slot: evenly spread runs of BURST_SIZE slots, an original then its copies."""
+    n_bursts = round(n_images * share) // (BURST_SIZE - 1)
+    if n_bursts == 0:
+        return {}
+    starts = np.linspace(1, max(1, n_images - BURST_SIZE), n_bursts).astype(int)
+    return {i: int(start) for start in starts for i in range(start + 1, min(n_images, start + BURST_SIZE))}
+
+
+def _burst_transform(rng: np.random.Generator,
+                     src_size: tuple[int, int]) -> tuple[CopyTransform, tuple[int, int]]:
+    """A republished copy cropped harder than ordinary copies (5-15% a side): pHash often misses it."""
+    t, _ = _copy_transform(rng, src_size)
+    crop = tuple(float(rng.uniform(0.05, 0.15)) for _ in range(4))
+    sw, sh = src_size
+    cw, ch = sw - round(crop[0] * sw) - round(crop[2] * sw), sh - round(crop[1] * sh) - round(crop[3] * sh)
+    scale = max(min(t.scale, MAX_SIDE / max(cw, ch)), 48 / min(cw, ch))
+    size = (max(1, round(cw * scale)), max(1, round(ch * scale)))
+    return CopyTransform(crop=crop, scale=scale, brightness=t.brightness, overlay=t.overlay), size
+
+
 def build_specs(n_images: int, seed: int, near_duplicates: float, images_per_page: int,
-                junk_captions: float) -> tuple[list[ImageSpec], list[str]]:
-    """The image specs of a web and the language of each page (images are laid out page by page)."""
+                junk_captions: float, caption_noise: float = 0.0,
+                bursts: float = 0.0) -> tuple[list[ImageSpec], list[str]]:
+    """The image specs of a web and the language of each page (images are laid out page by page).
+
+    caption_noise: the share of alt texts that do not describe their image (curate.synthweb.noise);
+    bursts: the share of images that are copies in near-duplicate bursts. Both draw from their own random
+    stream, so a web without them is the same web as before they existed.
+    """
     if n_images < 1:
         raise ValueError(f"n_images must be at least 1 (got {n_images})")
     if not 0 <= near_duplicates < 1:
         raise ValueError(f"near_duplicates is a fraction in [0, 1) (got {near_duplicates})")
+    if not 0 <= caption_noise <= 1 or not 0 <= bursts < 1:
+        raise ValueError(f"caption_noise and bursts are fractions (got {caption_noise}, {bursts})")
+    noise_rng = np.random.default_rng(derive_seed(seed, 4))
+    burst_of = _bursts(n_images, bursts)
     rng = np.random.default_rng(derive_seed(seed, 0))
     n_pages = math.ceil(n_images / images_per_page)
     page_langs = [choose_language(rng) for _ in range(n_pages)]
     n_copies = round(n_images * near_duplicates)
     copy_slots = set(rng.choice(np.arange(1, n_images), size=min(n_copies, n_images - 1), replace=False).tolist())
+    if burst_of:  # burst originals stay originals; their runs are copies
+        copy_slots = (copy_slots - set(burst_of.values())) | set(burst_of)
     specs: list[ImageSpec] = []
     originals: list[int] = []
     for i in range(n_images):
         lang = page_langs[i // images_per_page]
         if i in copy_slots:
-            src = specs[originals[int(rng.integers(len(originals)))]]
+            src = specs[burst_of[i]] if i in burst_of else specs[originals[int(rng.integers(len(originals)))]]
             label, background, group = src.label, src.background, src.group
-            transform, size = _copy_transform(rng, (src.width, src.height))
+            transform, size = (_burst_transform(noise_rng, (src.width, src.height)) if i in burst_of
+                               else _copy_transform(rng, (src.width, src.height)))
             fmt, quality = ("jpeg", int(rng.integers(30, 96))) if rng.random() < 0.8 else _pick_format(rng, size)
             img_seed = src.seed
         else:
@@ -185,10 +223,15 @@ def build_specs(n_images: int, seed: int, near_duplicates: float, images_per_pag
             originals.append(i)
         junk = rng.random() < junk_captions
         caption = junk_caption(rng) if junk else caption_for(label, background, lang, rng)
+        kind = "junk" if junk else DESCRIBES
+        if caption_noise and noise_rng.random() < caption_noise:
+            caption, kind = noisy_caption(label, lang, noise_rng)
+            junk = kind != "other_object"  # the rest are in no language
         specs.append(ImageSpec(
             index=i, path=_pick_path(rng, i, fmt), label=label, background=background, seed=img_seed, fmt=fmt,
             quality=quality, width=size[0], height=size[1], caption=caption, lang=None if junk else lang,
             group=group, source=None if src is None else src.index, transform=transform,
-            source_size=None if src is None else (src.width, src.height),
+            source_size=None if src is None else (src.width, src.height), caption_kind=kind,
+            burst=i in burst_of,
         ))
     return specs, page_langs

@@ -57,6 +57,8 @@ class SynthImage:
     copy_of: str | None = None  # URL of the original for a near-duplicate copy
     transform: str | None = None  # how the copy was made, e.g. "reencode=jpeg@41 resize=0.73 crop=..."
     index: int = 0
+    caption_kind: str = "describes"  # or "junk", or a curate.synthweb.noise.NOISE_KINDS kind
+    burst: bool = False  # a copy in a near-duplicate burst
 
 
 @dataclass(frozen=True)
@@ -82,13 +84,17 @@ class SyntheticWeb:
     retry_after / rate_limit_count: the 429 fault's Retry-After and how many 429s precede the image;
     huge_bytes: size of the huge bodies; bomb_side: declared side of the decompression bomb;
     private_redirect_target: where the private-redirect fault points. Fault images have group < 0.
+    caption_noise: share of alt texts that do not describe their image (another object's description,
+    "click here", SEO keywords, file names; curate.synthweb.noise); bursts: share of images that are
+    copies in near-duplicate bursts. Both default to 0: the web tests and the demo are built on.
     """
 
     def __init__(self, n_images: int = 200, seed: int = 0, near_duplicates: float = 0.2, faults: bool = True, *,
                  images_per_page: int = 6, junk_captions: float = 0.06, host: str = "127.0.0.1", port: int = 0,
                  slow_seconds: float = 2.0, stall_seconds: float = 30.0, retry_after: int = 1,
                  rate_limit_count: int = 1, huge_bytes: int = 40 << 20, bomb_side: int = 30_000,
-                 private_redirect_target: str = DEFAULT_PRIVATE_TARGET) -> None:
+                 private_redirect_target: str = DEFAULT_PRIVATE_TARGET, caption_noise: float = 0.0,
+                 bursts: float = 0.0) -> None:
         if images_per_page < 1:
             raise ValueError(f"images_per_page must be at least 1 (got {images_per_page})")
         self.n_images, self.seed, self.near_duplicates = n_images, seed, near_duplicates
@@ -99,7 +105,8 @@ class SyntheticWeb:
         self.huge_bytes, self.bomb_side = huge_bytes, bomb_side
         self.private_redirect_target = private_redirect_target
         self.faults_enabled = faults
-        self.specs, self.page_langs = build_specs(n_images, seed, near_duplicates, images_per_page, junk_captions)
+        self.specs, self.page_langs = build_specs(n_images, seed, near_duplicates, images_per_page,
+                                                  junk_captions, caption_noise, bursts)
         self._by_path = {normalize(spec.path): spec for spec in self.specs}
         self._fault_specs = self._plan_fault_images()
         self._by_index = {spec.index: spec for spec in [*self.specs, *self._fault_specs.values()]}
@@ -207,7 +214,8 @@ class SyntheticWeb:
         transform = None if spec.transform is None else spec.transform.describe(spec.fmt, spec.quality)
         return SynthImage(url=self.base_url + spec.path, caption=spec.caption, lang=spec.lang, label=spec.label,
                           group=spec.group, fmt=spec.fmt, width=spec.width, height=spec.height, path=spec.path,
-                          page_url=page_url, copy_of=copy_of, transform=transform, index=spec.index)
+                          page_url=page_url, copy_of=copy_of, transform=transform, index=spec.index,
+                          caption_kind=spec.caption_kind, burst=spec.burst)
 
     def _build_pages(self) -> None:
         base, per = self.base_url, self.images_per_page
