@@ -1,7 +1,8 @@
 """`curate export`: the kept samples of a recipe as Parquet shards or WebDataset tar shards.
 
 Reads one download shard at a time (bounded memory), joins its decisions and a few useful signals,
-and writes OUT/NNNNN.parquet or OUT/NNNNN.tar plus OUT/export.json and the marker OUT/_curate.json. A
+and writes OUT/NNNNN.parquet or OUT/NNNNN.tar plus OUT/_export.json (and OUT/sizes.json beside tars)
+and the marker OUT/_curate.json (a leading `_`: Parquet readers of OUT skip them). A
 local export is built in a temporary sibling folder and swapped in at the end, so readers never see a
 half-written export; OUT is replaced only when it is new, empty or an earlier export (curate.publish).
 Samples named in DATASET/takedown.parquet are never exported, even if filtered before the takedown.
@@ -73,7 +74,7 @@ def export(dataset: str, recipe: str | dict | Recipe, out: str | None = None, fm
         "shards": writer.shards, "samples_per_shard": samples_per_shard,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    storage.write_json_atomic(summary, storage.join(staging, export_index.INDEX))
+    export_index.write_index(staging, summary)
     publish.mark(staging, "export", dataset=dataset, recipe=rcp.name)
     _publish(staging, out)
     if not out.rstrip("/").startswith(ds.path("export")):
