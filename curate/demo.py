@@ -8,6 +8,7 @@ overlap-aware eval -> HTML report. The recipe it runs is written to OUT/recipe.t
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import time
@@ -44,13 +45,15 @@ def to_toml(recipe: dict[str, Any]) -> str:
     return "\n".join(top) + "\n" + "".join(tables)
 
 
-def demo_recipe(out: Path, warc: Path, faults: Path, benchmark: Path, *, steps: int, batch_size: int) -> dict:
+def demo_recipe(out: Path, warc: Path, faults: Path, benchmark: Path, *, steps: int, batch_size: int,
+                web_address: str) -> dict:
     """The packaged demo recipe, completed with this run's inputs, benchmark, export and training."""
     recipe = {k: v for k, v in load_recipe("demo").raw.items()}
     recipe["input"] = {"dataset": str(out / "dataset"), "crawl": [str(warc)], "urls": [str(faults)]}
-    # The synthetic web lives on 127.0.0.1: lift the private-address refusal for it, and only for it.
-    recipe["download"] = {"allow_private_network": True, "image_size": 256, "connect_timeout": 2.0,
-                          "read_timeout": 3.0, "total_timeout": 6.0, "max_backoff": 3.0}
+    # The synthetic web lives on a loopback address: allow that one address, nothing else (its redirect to
+    # the cloud-metadata address, a fault it serves on purpose, stays refused).
+    recipe["download"] = {"allow_networks": [str(ipaddress.ip_network(web_address))], "image_size": 256,
+                          "connect_timeout": 2.0, "read_timeout": 3.0, "total_timeout": 6.0, "max_backoff": 3.0}
     recipe["overlap"] = {**recipe.get("overlap", {}), "benchmarks": {BENCHMARK: str(benchmark)}}
     recipe["export"] = {"format": "webdataset", "samples_per_shard": 256}
     recipe["train"] = {"model": "tiny", "steps": steps, "batch_size": batch_size, "warmup_steps": max(1, steps // 10),
@@ -63,11 +66,13 @@ def demo_recipe(out: Path, warc: Path, faults: Path, benchmark: Path, *, steps: 
 
 def run_demo(out: str = "curate-demo", *, n_images: int = 600, steps: int = 160, batch_size: int = 64,
              executor: str = "local", workers: int | None = None, train: bool = True,
-             compare_raw: bool = False) -> dict:
+             compare_raw: bool = False, compare: dict | None = None) -> dict:
     """Run the demo into OUT; return the headline numbers and where each output is.
 
     compare_raw: the DataComp experiment in miniature. Train the same model for the same steps on the raw
     pool (every downloaded sample) and report its zero-shot accuracy beside the curated pool's.
+    compare: curate.demo_compare on a web with the real web's caption noise and near-duplicate bursts:
+    caption_noise, bursts, seeds, trusted, top_fraction, eps (see `curate demo --compare`).
     """
     from curate.pipeline import STAGES, run_pipeline
     from curate.synthweb import SyntheticWeb
@@ -78,7 +83,8 @@ def run_demo(out: str = "curate-demo", *, n_images: int = 600, steps: int = 160,
     publish.mark(str(root), "demo")
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    with SyntheticWeb(n_images=n_images, seed=0, faults=True, slow_seconds=1.0, stall_seconds=10.0) as web:
+    noise = {k: compare[k] for k in ("caption_noise", "bursts")} if compare else {}
+    with SyntheticWeb(n_images=n_images, seed=0, faults=True, slow_seconds=1.0, stall_seconds=10.0, **noise) as web:
         web_dir = root / "web"
         web_dir.mkdir(exist_ok=True)
         warc = web.write_warc(web_dir / "pages.warc.gz")
@@ -88,16 +94,26 @@ def run_demo(out: str = "curate-demo", *, n_images: int = 600, steps: int = 160,
         planted_from = [img for img in web.images if img.copy_of is None][:12]
         bench = web.write_benchmark(root / "benchmark", n=120, seed=1, include_copies_from=planted_from)
         timings["synthetic web"] = round(time.perf_counter() - start, 2)
-        recipe = demo_recipe(root, warc, faults, bench.root, steps=steps, batch_size=batch_size)
+        recipe = demo_recipe(root, warc, faults, bench.root, steps=steps, batch_size=batch_size,
+                             web_address=web.host)
         recipe_path = root / "recipe.toml"
         recipe_path.write_text(to_toml(recipe), encoding="utf-8")
-        stages = [s for s in STAGES if train or s != "train"]
+        stages = [s for s in STAGES if train and not compare or s != "train"]
         result = run_pipeline(str(recipe_path), executor=executor, workers=workers, stages=stages)
+        images = web.images
     timings.update(result.seconds)
     dataset = recipe["input"]["dataset"]
     headline = _headline(result.stages, bench)
-    if train:
+    if train and not compare:
         headline["eval"] = _evaluate(result.stages["train"], bench.root, dataset)
+    if compare:
+        from curate.demo_compare import compare_pools
+
+        t0 = time.perf_counter()
+        headline["compare"] = compare_pools(recipe, dataset, bench.root, images, seeds=tuple(compare["seeds"]),
+                                            trusted=compare["trusted"], top_fraction=compare["top_fraction"],
+                                            eps=compare["eps"])
+        timings["compare"] = round(time.perf_counter() - t0, 2)
     if train and compare_raw:
         t0 = time.perf_counter()
         headline["eval_raw_pool"] = _train_raw_pool(recipe, dataset, bench.root)

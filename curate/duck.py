@@ -10,6 +10,7 @@ import duckdb
 
 from curate import storage
 from curate.errors import CurateError
+from curate.urls import install_url_host
 
 # Connection -> the finalizer removing its private spill folder (run by `close`, or at garbage collection).
 _SPILL_FOLDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -18,6 +19,7 @@ _SPILL_FOLDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     private_temp_directory(con)
+    install_url_host(con)  # the host rule that takedowns and exports match (curate.urls)
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con

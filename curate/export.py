@@ -61,7 +61,7 @@ def export(dataset: str, recipe: str | dict | Recipe, out: str | None = None, fm
         con.register("requests", storage.read_parquet(ds.takedown_path, columns=["kind", "value"]))
         shards_all = duck.source(con, ds.shard_paths(), "download shards", f"curate download ... {dataset}")
         con.execute(f"CREATE OR REPLACE TABLE taken_down AS SELECT DISTINCT uid FROM "
-                    f"({matching_uids_sql('requests', f'(SELECT uid, url FROM {shards_all})')})")
+                    f"({matching_uids_sql('requests', f'(SELECT uid, url, final_url FROM {shards_all})')})")
 
     staging = _staging_dir(out)
     writer = _ShardWriter(staging, fmt, samples_per_shard, label_only)

@@ -24,32 +24,38 @@ from curate.dataset import Dataset
 from curate.errors import CurateError
 from curate.export_index import export_dirs, rewrite_export
 from curate.schema import TAKEDOWN_SCHEMA
+from curate.urls import canonical_host
 
 log = logging.getLogger(__name__)
 
 TAKEDOWN_STATUS = "skipped"
 TAKEDOWN_ERROR_CLASS = "takedown"
 _UID = re.compile(r"^[0-9a-f]{32}$")
-_HOST_SQL = r"lower(regexp_extract({col}, '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/]*@)?([^/:?#]+)', 1))"
 
 
 def matching_uids_sql(requests: str, rows: str) -> str:
-    """SQL selecting the uids of `rows` (uid, url) named by `requests` (kind, value)."""
-    host = _HOST_SQL.format(col="url")
+    """SQL selecting the uids of `rows` (uid, url, final_url) named by `requests` (kind, value).
+
+    A URL request matches the URL or the final URL (after redirects); a domain request matches when the
+    host of either is the domain or under it. Hosts are curate.urls' canonical ones (`url_host`, the host
+    the downloader connected to), so case, a trailing dot, IDNA spelling or userinfo cannot dodge it."""
     return f"""
         SELECT r.uid, t.kind, t.value FROM {rows} r JOIN {requests} t ON t.kind = 'uid' AND r.uid = t.value
         UNION ALL
-        SELECT r.uid, t.kind, t.value FROM {rows} r JOIN {requests} t ON t.kind = 'url' AND r.url = t.value
+        SELECT r.uid, t.kind, t.value FROM {rows} r JOIN {requests} t
+          ON t.kind = 'url' AND (r.url = t.value OR r.final_url = t.value)
         UNION ALL
-        SELECT r.uid, t.kind, t.value FROM (SELECT uid, {host} AS host FROM {rows}) r
-        JOIN (SELECT kind, value, lower(trim(value, '.')) AS d FROM {requests} WHERE kind = 'domain') t
+        SELECT r.uid, t.kind, t.value
+        FROM (SELECT uid, url_host(url) AS host FROM {rows}
+              UNION ALL SELECT uid, url_host(final_url) FROM {rows} WHERE final_url IS NOT NULL) r
+        JOIN (SELECT kind, value, canonical_host(value) AS d FROM {requests} WHERE kind = 'domain') t
           ON r.host = t.d OR ends_with(r.host, '.' || t.d)"""
 
 
 def parse_requests(uids=(), urls=(), domains=(), file: str | None = None) -> list[tuple[str, str]]:
     """(kind, value) pairs; a file holds one uid, URL or domain per line (`#` starts a comment)."""
     out = [("uid", u.strip().lower()) for u in uids] + [("url", u.strip()) for u in urls]
-    out += [("domain", d.strip().lower().strip(".")) for d in domains]
+    out += [("domain", d) for d in domains]
     if file:
         fs, inner = storage.url_to_fs(file)
         if not fs.exists(inner):
@@ -61,12 +67,21 @@ def parse_requests(uids=(), urls=(), domains=(), file: str | None = None) -> lis
                     continue
                 kind = "uid" if _UID.match(value.lower()) else "url" if "://" in value else "domain"
                 out.append((kind, value.lower() if kind != "url" else value))
+    out = [(k, _domain(v) if k == "domain" and v.strip() else v) for k, v in out]
     bad = [v for k, v in out if k == "uid" and not _UID.match(v)]
     if bad:
         raise CurateError(f"not a curate uid (32 hex characters): {bad[0]!r}")
     if not [v for _, v in out if v]:
         raise CurateError("nothing to take down: give --uid, --url, --domain or --file")
     return sorted({(k, v) for k, v in out if v})
+
+
+def _domain(value: str) -> str:
+    """A domain request in the canonical form url_host gives (`*.Bücher.DE.` is `xn--bcher-kva.de`)."""
+    host = canonical_host(value.strip().lstrip("*").lstrip("."))
+    if host is None:
+        raise CurateError(f"not a domain name: {value!r} (write it like example.com)")
+    return host
 
 
 def takedown(dataset: str, *, uids=(), urls=(), domains=(), file: str | None = None, reason: str = "") -> dict:
@@ -82,7 +97,7 @@ def takedown(dataset: str, *, uids=(), urls=(), domains=(), file: str | None = N
     purged_rows, touched = 0, set()
     for path in tqdm(ds.shard_paths(), desc="takedown: shards", unit="shard", disable=None):
         table = storage.read_parquet(path)
-        con.register("shard", table.select(["uid", "url"]))
+        con.register("shard", table.select(["uid", "url", "final_url"]))
         matches = con.sql(matching_uids_sql("requests", "shard")).fetchall()
         con.unregister("shard")
         for uid, kind, value in matches:

@@ -140,15 +140,14 @@ def test_failing_hosts_group_like_url_host_of_each_url():
     """The per-host grouping cuts URLs before parsing them: it must give what parsing every URL gives."""
     import duckdb
 
-    from curate.sql import MACROS
     from curate.stats import _failing_hosts
+    from curate.urls import install_url_host
 
     urls = ["http://Ex.COM/a", "abcdefghijklmn://Ex.com/p", "a:b://c.d/e", "x://y", "HTTP://user:pw@ex.com:8080/b", "https://ex.com?q=1/2", "https://ex.com",
             "http://a/b", "http://[::1]:80/x", "//proto.relative/x", "javascript:void(0)", "not a url",
             "https://very-long-subdomain.example.org/path/to/img.jpg", "http://b.example#frag/x", "ftp://ex.com/f"]
     con = duckdb.connect()
-    for macro in MACROS:
-        con.execute(macro)
+    install_url_host(con)
     con.execute("CREATE TABLE samples (url VARCHAR, status VARCHAR, error_class VARCHAR)")
     con.executemany("INSERT INTO samples VALUES (?, 'failed', 'dns')", [(u,) for u in urls])
     expected = Counter(h or "(no host)" for (h,) in con.execute("SELECT url_host(url) FROM samples").fetchall())

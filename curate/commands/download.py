@@ -39,10 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="decoded pixels in flight per worker process (bounds decode memory, 12 B each; "
                           "0 = no limit)")
     net = p.add_argument_group("network safety and politeness")
-    net.add_argument("--allow-private-network", action="store_true",
-                     help="allow loopback/private/link-local destinations (local test servers)")
     net.add_argument("--allow-network", action="append", default=[], metavar="CIDR",
-                     help="a private network allowed anyway, e.g. an internal mirror (repeatable)")
+                     help="a network that is not public but may be reached, e.g. an internal mirror 10.1.0.0/16 "
+                          "or a local server 127.0.0.1/32 (repeatable); link-local and cloud-metadata addresses "
+                          "only when named one by one (a /32 or /128)")
+    net.add_argument("--allow-private-network", action="store_true",
+                     help="deprecated shorthand for --allow-network of loopback and the private ranges "
+                          "(never link-local or cloud-metadata addresses); name the networks instead")
     net.add_argument("--ca-file", default=None, help="CA bundle to trust for HTTPS (e.g. an internal mirror)")
     net.add_argument("--max-bytes", type=int, default=d.max_bytes, help="largest body read; larger is dropped")
     net.add_argument("--max-redirects", type=int, default=d.max_redirects)
@@ -56,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="per worker process")
     net.add_argument("--ignore-robots-txt", action="store_true", help="do not fetch or honour robots.txt")
     net.add_argument("--x-robots-tag-block", default=",".join(d.x_robots_tag_block),
-                     help="X-Robots-Tag directives that refuse an image (add noindex,noimageindex to be stricter)")
+                     help="comma-separated X-Robots-Tag directives that refuse an image (default: %(default)s)")
     net.add_argument("--request-retries", type=int, default=d.retries, help="retries of a 429/503 answer")
     net.add_argument("--max-backoff", type=float, default=d.max_backoff,
                      help="longest wait for Retry-After; longer requests are recorded as failed")

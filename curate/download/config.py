@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import asdict, dataclass
 
 from curate import __version__
+from curate.download.safety import PRIVATE_NETWORKS
 
 RESIZE_MODES = ("border", "keep_ratio", "keep_ratio_largest", "center_crop", "no")
 ENCODE_FORMATS = ("jpg", "webp", "png")
@@ -28,8 +29,10 @@ class DownloadConfig:
     # 12 bytes x this (800 MB by default) whatever the images; 0 = no limit
     decode_pixel_budget: int = 64_000_000
     # Safety
-    allow_private_network: bool = False
-    allow_networks: tuple[str, ...] = ()  # CIDRs allowed even though private (an internal mirror)
+    # Networks (CIDR) reachable although not public: an internal mirror, a local test server. Link-local and
+    # cloud-metadata addresses stay refused unless named one by one (/32, /128): curate.download.safety.
+    allow_networks: tuple[str, ...] = ()
+    allow_private_network: bool = False  # deprecated shorthand: adds safety.PRIVATE_NETWORKS to allow_networks
     ca_file: str | None = None  # extra CA bundle for HTTPS (an internal mirror with a private CA)
     max_redirects: int = 5
     max_bytes: int = 32 * 1024 * 1024
@@ -41,7 +44,9 @@ class DownloadConfig:
     contact_url: str = "https://github.com/curate-dataset/curate"
     max_connections_per_host: int = 2
     respect_robots_txt: bool = True
-    x_robots_tag_block: tuple[str, ...] = ("noai", "noimageai")
+    # X-Robots-Tag directives that refuse an image: the "not for AI" ones and the search-index ones that
+    # img2dataset honours too (docs/CONSENT.md)
+    x_robots_tag_block: tuple[str, ...] = ("noai", "noimageai", "noindex", "noimageindex")
     retries: int = 2  # retries of a 429/503 answer, after a jittered backoff
     backoff_base: float = 0.5
     max_backoff: float = 30.0  # a Retry-After longer than this is not waited for (recorded as failed)
@@ -76,7 +81,12 @@ class DownloadConfig:
             try:
                 ipaddress.ip_network(net, strict=False)
             except ValueError:
-                raise CurateError(f"--allow-network {net!r} is not a network: write e.g. 10.0.0.0/8") from None
+                raise CurateError(f"--allow-network {net!r} is not a network: write e.g. 10.0.0.0/8 "
+                                  "or 127.0.0.1/32") from None
+        if self.allow_private_network:
+            # Kept so that older recipes run; it never reaches link-local or metadata addresses.
+            networks = tuple(dict.fromkeys(self.allow_networks + PRIVATE_NETWORKS))
+            object.__setattr__(self, "allow_networks", networks)
         if self.decode_pixel_budget < 0:
             raise CurateError("--decode-pixel-budget must be >= 0 (0 = no limit)")
         if self.max_redirects < 0 or self.max_bytes <= 0:

@@ -3,6 +3,11 @@ byte cap, timeouts, robots.txt and X-Robots-Tag, Retry-After backoff and host cu
 
 Built on http.client with keep-alive connections pooled per host (hosts.py): it lets us connect to
 the address we checked, read headers before deciding to read a body, and drop a connection mid-body.
+
+Every hop of a redirect chain is a new request judged like the first: its host's opt-outs, its robots.txt,
+its addresses (safety.address_problem). `total_timeout` is one budget for a row's whole exchange (connect,
+TLS, each hop's headers and body); its sockets refuse to wait past it on any receive, so a server that
+trickles a header byte at a time cannot hold a row.
 """
 
 from __future__ import annotations
@@ -15,14 +20,16 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import SplitResult, urljoin
+from urllib.parse import urljoin
 
 from curate.download.config import DownloadConfig
 from curate.download.hosts import HostState, HostTable
 from curate.download.robots import MAX_ROBOTS_BYTES, RobotsRules, parse_robots, x_robots_blocked
-from curate.download.safety import address_problem, parse_url
+from curate.download.safety import address_problem
+from curate.urls import Target, parse_target
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +75,56 @@ class _Answer:
     body: bytes | None
 
 
+class _Budget:
+    """What is left of one exchange's total_timeout. Only time holding a connection slot is charged: time
+    queued behind the per-host cap, or waiting out a Retry-After, is politeness, not the exchange."""
+
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+
+
+class _DeadlineMixin:
+    """A socket whose every receive waits at most until its exchange's deadline (and read_timeout).
+
+    A per-receive timeout alone lets a server that sends one byte every half second hold a request for
+    ever; http.client reads headers through such receives, so the deadline must sit here.
+    """
+
+    __slots__ = ()
+    deadline: float | None = None
+    read_timeout: float = 0.0
+
+    def limit(self, deadline: float, read_timeout: float) -> None:
+        self.deadline, self.read_timeout = deadline, read_timeout
+
+    def _arm(self) -> None:
+        if self.deadline is None:
+            return
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("total time limit reached")
+        self.settimeout(min(left, self.read_timeout))
+
+    def recv_into(self, *args, **kwargs):
+        self._arm()
+        return super().recv_into(*args, **kwargs)
+
+    def recv(self, *args, **kwargs):
+        self._arm()
+        return super().recv(*args, **kwargs)
+
+
+class _DeadlineSocket(_DeadlineMixin, socket.socket):
+    pass
+
+
+class _DeadlineSSLSocket(_DeadlineMixin, ssl.SSLSocket):
+    pass
+
+
+Refuse = Callable[[str], str | None]  # why a URL (a redirect hop) is opted out, or None
+
+
 class Fetcher:
     """Fetches URLs for one worker process; its caches (DNS, robots, hosts) are shared by its threads."""
 
@@ -83,6 +140,7 @@ class Fetcher:
         self._robots: dict[tuple, tuple[threading.Event, list]] = {}
         self._lock = threading.Lock()
         self._ssl = ssl.create_default_context(cafile=config.ca_file)
+        self._ssl.sslsocket_class = _DeadlineSSLSocket
         self._headers = {
             "User-Agent": config.user_agent,
             "Accept": "image/avif,image/webp,image/png,image/jpeg,image/*;q=0.8,*/*;q=0.5",
@@ -93,20 +151,26 @@ class Fetcher:
         self.hosts.close()
 
     # -- public -------------------------------------------------------------------------------
-    def fetch(self, url: str) -> Response:
-        """GET an image URL following at most max_redirects redirects; raise FetchError otherwise."""
+    def fetch(self, url: str, refuse: Refuse | None = None) -> Response:
+        """GET an image URL following at most max_redirects redirects; raise FetchError otherwise.
+
+        `refuse` is asked about every hop (opt-out lists, takedowns); robots.txt of every hop's host too.
+        """
+        budget = _Budget(self.config.total_timeout)
         current = url
         for _ in range(self.config.max_redirects + 1):
-            parts = parse_url(current)
-            if parts is None:
+            target = parse_target(current)
+            if target is None:
                 raise FetchError("invalid_url", f"not an absolute http(s) URL: {current[:200]!r}", final_url=current)
-            if self.config.respect_robots_txt:
-                path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-                if not self._robots_rules(parts).allowed(path):
-                    raise FetchError("robots_disallowed",
-                                     f"robots.txt of {parts.hostname} disallows {path[:200]} for "
-                                     f"'{self.config.user_agent_token}'", final_url=current)
-            answer = self._get_with_backoff(parts, self.config.max_bytes, truncate=False, image=True)
+            why = refuse(current) if refuse is not None else None
+            if why:
+                raise FetchError("opted_out", f"{why} (reached by a redirect)" if current != url else why,
+                                 final_url=current)
+            if self.config.respect_robots_txt and not self._robots_rules(target).allowed(target.path):
+                raise FetchError("robots_disallowed",
+                                 f"robots.txt of {target.host} disallows {target.path[:200]} for "
+                                 f"'{self.config.user_agent_token}'", final_url=current)
+            answer = self._get_with_backoff(target, budget, self.config.max_bytes, truncate=False, image=True)
             if answer.status in REDIRECT_STATUSES:
                 location = answer.headers.get("Location")
                 if not location:
@@ -123,9 +187,9 @@ class Fetcher:
         raise FetchError("too_many_redirects", f"more than {self.config.max_redirects} redirects", None, current)
 
     # -- robots.txt ----------------------------------------------------------------------------
-    def _robots_rules(self, parts: SplitResult) -> RobotsRules:
+    def _robots_rules(self, target: Target) -> RobotsRules:
         """robots.txt of the URL's origin, fetched once per worker (others wait for the first fetch)."""
-        key = (parts.scheme.lower(), parts.hostname, parts.port)
+        key = (target.scheme, target.host, target.port)
         with self._lock:
             entry = self._robots.get(key)
             owner = entry is None
@@ -137,7 +201,7 @@ class Fetcher:
         event, box = entry
         if owner:
             try:
-                box.append(self._load_robots(parts))
+                box.append(self._load_robots(target))
             except FetchError as exc:
                 box.append(exc)
             finally:
@@ -146,66 +210,67 @@ class Fetcher:
             event.wait()
         result = box[0]
         if isinstance(result, FetchError):
-            raise FetchError(result.error_class, f"{result} (fetching robots.txt)", result.http_status,
-                             parts.geturl())
+            raise FetchError(result.error_class, f"{result} (fetching robots.txt)", result.http_status, target.url)
         return result
 
-    def _load_robots(self, parts: SplitResult) -> RobotsRules:
-        url = f"{parts.scheme}://{parts.netloc}/robots.txt"
+    def _load_robots(self, origin: Target) -> RobotsRules:
+        """The rules at origin/robots.txt; its fetch has a budget of its own (its answer serves many rows)."""
+        url = f"{origin.origin}/robots.txt"
+        budget = _Budget(self.config.total_timeout)
         for _ in range(5):  # RFC 9309 2.3.1.2: follow at least five redirects
-            target = parse_url(url)
+            target = parse_target(url)
             if target is None:
                 return RobotsRules()
-            answer = self._get_with_backoff(target, MAX_ROBOTS_BYTES, truncate=True, image=False)
+            answer = self._get_with_backoff(target, budget, MAX_ROBOTS_BYTES, truncate=True, image=False)
             if answer.status in REDIRECT_STATUSES and answer.headers.get("Location"):
                 url = urljoin(url, answer.headers["Location"].strip())
                 continue
             if 200 <= answer.status < 300 and answer.body is not None:
                 return parse_robots(answer.body.decode("utf-8", "replace"), self.config.user_agent_token)
             if answer.status == 429 or answer.status >= 500:
-                log.info("robots.txt of %s answered %d: assuming disallow (RFC 9309)", parts.hostname, answer.status)
+                log.info("robots.txt of %s answered %d: assuming disallow (RFC 9309)", origin.host, answer.status)
                 return RobotsRules(disallow_all=True)
             return RobotsRules()  # 4xx: no robots.txt, everything allowed
         return RobotsRules()
 
     # -- one request, with 429/503 backoff ----------------------------------------------------
-    def _get_with_backoff(self, parts: SplitResult, max_bytes: int, *, truncate: bool, image: bool) -> _Answer:
+    def _get_with_backoff(self, target: Target, budget: _Budget, max_bytes: int, *, truncate: bool,
+                          image: bool) -> _Answer:
         cfg = self.config
-        state = self.hosts.get((parts.scheme.lower(), parts.hostname, parts.port))
+        state = self.hosts.get((target.scheme, target.host, target.port))
         for attempt in range(cfg.retries + 1):
             try:
-                return self._get(parts, state, max_bytes, truncate=truncate, image=image,
+                return self._get(target, state, budget, max_bytes, truncate=truncate, image=image,
                                  last_try=attempt == cfg.retries)
             except _RetryLater as later:
                 backoff = cfg.backoff_base * (2 ** attempt) * random.uniform(0.5, 1.5)
                 wait = max(backoff, later.wait or 0.0)
                 state.pause_until(time.monotonic() + wait)
-                log.debug("%s answered %d, waiting %.2fs (attempt %d)", parts.hostname, later.status, wait, attempt)
+                log.debug("%s answered %d, waiting %.2fs (attempt %d)", target.host, later.status, wait, attempt)
                 time.sleep(wait)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _get(self, parts: SplitResult, state: HostState, max_bytes: int, *, truncate: bool, image: bool,
-             last_try: bool) -> _Answer:
+    def _get(self, target: Target, state: HostState, budget: _Budget, max_bytes: int, *, truncate: bool,
+             image: bool, last_try: bool) -> _Answer:
         cfg = self.config
-        url = parts.geturl()
         if state.cut_off_reason:
-            raise FetchError("host_unreachable", f"{parts.hostname} cut off for this run: {state.cut_off_reason}",
-                             final_url=url)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            raise FetchError("host_unreachable", f"{target.host} cut off for this run: {state.cut_off_reason}",
+                             final_url=target.url)
         with self.hosts.slot(state, cfg.max_backoff):
-            deadline = time.monotonic() + cfg.total_timeout
+            started = time.monotonic()
+            deadline = started + budget.left
             conn = state.take_idle()
             try:
                 if conn is not None:
                     try:
-                        resp, sock = self._send(conn, target, deadline)
+                        resp, sock = self._send(conn, target.path, deadline)
                     except _Stale:
                         conn.close()  # the server closed an idle keep-alive connection: reconnect once
                         conn = None
                 if conn is None:
-                    conn = self._connect(parts, state, deadline)
+                    conn = self._connect(target, state, deadline)
                     try:
-                        resp, sock = self._send(conn, target, deadline)
+                        resp, sock = self._send(conn, target.path, deadline)
                     except _Stale as exc:
                         raise FetchError("connect", f"server closed the connection without answering: {exc}") from exc
                 state.record(True, cfg.host_failure_limit)
@@ -217,7 +282,7 @@ class Fetcher:
                 if conn is not None:
                     conn.close()
                 if exc.final_url is None:
-                    exc.final_url = url
+                    exc.final_url = target.url
                 raise
             except _RetryLater:
                 raise
@@ -225,21 +290,28 @@ class Fetcher:
                 if conn is not None:
                     conn.close()
                 raise
+            finally:
+                budget.left -= time.monotonic() - started
             return answer
 
-    def _send(self, conn: http.client.HTTPConnection, target: str,
+    def _send(self, conn: http.client.HTTPConnection, path: str,
               deadline: float) -> tuple[http.client.HTTPResponse, socket.socket]:
         """Send the GET and read the response headers; also return the socket (the response may own it)."""
         sock = conn.sock
         try:
             sock.settimeout(self._timeout(deadline))
-            conn.putrequest("GET", target, skip_accept_encoding=True)
+            sock.limit(deadline, self.config.read_timeout)
+            conn.putrequest("GET", path, skip_accept_encoding=True)
             for name, value in self._headers.items():
                 conn.putheader(name, value)
             conn.endheaders()
             return conn.getresponse(), sock
         except TimeoutError as exc:
-            raise FetchError("timeout", f"no response headers within {self.config.read_timeout}s") from exc
+            if time.monotonic() >= deadline - 0.05:
+                message = f"total time limit of {self.config.total_timeout}s reached before the response headers"
+            else:
+                message = f"no response headers within {self.config.read_timeout}s"
+            raise FetchError("timeout", message) from exc
         except (http.client.RemoteDisconnected, http.client.BadStatusLine, ConnectionError) as exc:
             raise _Stale(str(exc) or type(exc).__name__) from exc
         except (http.client.HTTPException, ValueError) as exc:
@@ -247,11 +319,11 @@ class Fetcher:
         except OSError as exc:
             raise FetchError("connect", f"connection failed: {exc}") from exc
 
-    def _timeout(self, deadline: float) -> float:
+    def _timeout(self, deadline: float, limit: float | None = None) -> float:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise FetchError("timeout", f"total time limit of {self.config.total_timeout}s reached")
-        return min(self.config.read_timeout, remaining)
+        return min(self.config.read_timeout if limit is None else limit, remaining)
 
     # -- connections ---------------------------------------------------------------------------
     def _resolve(self, host: str, port: int) -> list[str]:
@@ -288,26 +360,25 @@ class Fetcher:
             self._dns_successes += 1
         return list(dict.fromkeys(info[4][0] for info in infos))
 
-    def _connect(self, parts: SplitResult, state: HostState, deadline: float) -> http.client.HTTPConnection:
+    def _connect(self, target: Target, state: HostState, deadline: float) -> http.client.HTTPConnection:
         cfg = self.config
-        host = parts.hostname
-        https = parts.scheme.lower() == "https"
-        port = parts.port or (443 if https else 80)
+        host, port = target.host, target.port
+        https = target.scheme == "https"
         addresses = self._resolve(host, port)
-        if not cfg.allow_private_network:
-            refused = {a: address_problem(a, cfg.allow_networks) for a in addresses}
-            addresses = [a for a in addresses if refused[a] is None]
-            if not addresses:
-                shown = ", ".join(f"{a} ({why})" for a, why in refused.items())
-                raise FetchError("private_address", f"{host} resolves only to non-public addresses: {shown}; "
-                                 "use --allow-private-network to fetch from such hosts")
+        refused = {a: address_problem(a, cfg.allow_networks) for a in addresses}
+        addresses = [a for a in addresses if refused[a] is None]
+        if not addresses:
+            shown = ", ".join(f"{a} ({why})" for a, why in refused.items())
+            raise FetchError("private_address", f"{host} resolves only to addresses that are not public: {shown}; "
+                             "name a network with --allow-network CIDR if that is intended (link-local and "
+                             "cloud-metadata addresses only one by one, e.g. 169.254.10.5/32)")
         last: Exception | None = None
         for address in addresses[:3]:
             if https:
                 conn = http.client.HTTPSConnection(host, port, timeout=cfg.connect_timeout, context=self._ssl)
             else:
                 conn = http.client.HTTPConnection(host, port, timeout=cfg.connect_timeout)
-            conn._create_connection = self._socket_factory(address)  # connect to the address we checked
+            conn._create_connection = self._socket_factory(address, deadline)  # connect to the address we checked
             try:
                 conn.connect()
                 return conn
@@ -316,7 +387,8 @@ class Fetcher:
                 raise
             except TimeoutError as exc:
                 conn.close()
-                last = FetchError("timeout", f"connect to {host} ({address}) timed out after {cfg.connect_timeout}s")
+                last = FetchError("timeout", f"connect to {host} ({address}) timed out after "
+                                  f"{min(cfg.connect_timeout, cfg.total_timeout)}s")
                 last.__cause__ = exc
             except ssl.SSLError as exc:
                 conn.close()
@@ -329,18 +401,25 @@ class Fetcher:
         assert last is not None
         raise last
 
-    def _socket_factory(self, address: str):
-        allow_private = self.config.allow_private_network
-        allowed = self.config.allow_networks
+    def _socket_factory(self, address: str, deadline: float):
+        """http.client's connect hook: a deadline socket to `address`, refused unless its peer may be reached."""
+        cfg = self.config
 
         def create(hostport: tuple, timeout: float, source_address=None) -> socket.socket:
-            sock = socket.create_connection((address, hostport[1]), timeout, source_address)
-            peer = sock.getpeername()[0]
-            problem = None if allow_private else address_problem(peer, allowed)
-            if problem:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            sock = _DeadlineSocket(family, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(self._timeout(deadline, cfg.connect_timeout))
+                sock.connect((address, hostport[1]))
+                peer = sock.getpeername()[0]
+                problem = address_problem(peer, cfg.allow_networks)
+                if problem:
+                    raise FetchError("private_address", f"connected to {peer} ({problem}); refused")
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.settimeout(self._timeout(deadline, cfg.connect_timeout))  # one bound for the TLS handshake
+            except BaseException:
                 sock.close()
-                raise FetchError("private_address", f"connected to {peer} ({problem}); refused")
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                raise
             return sock
 
         return create
@@ -378,8 +457,7 @@ class Fetcher:
         size = 0
         try:
             while not resp.isclosed():  # http.client closes the response once the body is complete
-                sock.settimeout(self._timeout(deadline))
-                chunk = resp.read1(CHUNK)  # what has arrived: a slow trickle still meets the total deadline
+                chunk = resp.read1(CHUNK)  # what has arrived; the socket waits no longer than the deadline
                 if not chunk:
                     break
                 size += len(chunk)

@@ -1,17 +1,18 @@
-"""Takedowns and opt-outs, checked before any request is made for a row.
+"""Takedowns and opt-outs, checked before any request is made for a row and again for every redirect hop.
 
 Sources: DATASET/takedown.parquet (kind uid|url|domain, value) and --opt-out files (one domain or URL
-prefix a line, `#` comments). A domain covers its subdomains.
+prefix a line, `#` comments). A domain covers its subdomains. Hosts are compared in their canonical form
+(curate.urls: case, trailing dots, IDNA and userinfo do not matter), the host the downloader connects to.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from curate import storage
 from curate.errors import CurateError
+from curate.urls import canonical_host, parse_target
 
 log = logging.getLogger(__name__)
 
@@ -21,19 +22,23 @@ class OptOut:
     uids: set[str] = field(default_factory=set)
     urls: set[str] = field(default_factory=set)
     domains: set[str] = field(default_factory=set)
-    prefixes: dict[str, list[str]] = field(default_factory=dict)  # host -> URL prefixes on it
+    prefixes: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # host -> (path prefix, as given)
 
     def __len__(self) -> int:
         return len(self.uids) + len(self.urls) + len(self.domains) + sum(map(len, self.prefixes.values()))
 
     def add_domain(self, value: str) -> None:
-        value = value.strip().lower().lstrip("*").strip(".")
-        if value:
-            self.domains.add(value)
+        host = canonical_host(value.strip().lstrip("*").lstrip("."))
+        if host:
+            self.domains.add(host)
 
     def add_prefix(self, value: str) -> None:
-        host = (urlsplit(value).hostname or "").lower()
-        self.prefixes.setdefault(host, []).append(value)
+        """A URL prefix covers its host (canonical, any scheme or port) and the paths that start like it."""
+        target = parse_target(value)
+        if target is None:
+            log.warning("opt-out list: ignoring %r (not an http(s) URL with a host)", value[:200])
+            return
+        self.prefixes.setdefault(target.host, []).append((target.path, value))
 
     def reason(self, uid: str, url: str | None) -> str | None:
         """Why this row is opted out, or None."""
@@ -43,17 +48,17 @@ class OptOut:
             return None
         if url in self.urls:
             return "url is in takedown.parquet"
-        try:
-            host = (urlsplit(url).hostname or "").lower()
-        except ValueError:
+        target = parse_target(url)
+        if target is None:
             return None
+        host = target.host
         if self.domains:
             labels = host.split(".")
             for i in range(len(labels)):
                 if ".".join(labels[i:]) in self.domains:
                     return f"domain {'.'.join(labels[i:])} opted out"
-        for prefix in self.prefixes.get(host, ()):
-            if url.startswith(prefix):
+        for path, prefix in self.prefixes.get(host, ()):
+            if target.path.startswith(path):
                 return f"URL prefix {prefix} opted out"
         return None
 

@@ -28,10 +28,10 @@ from curate.download.config import DownloadConfig
 from curate.download.fetch import Fetcher, FetchError
 from curate.download.optout import OptOut, load_optout
 from curate.download.process import ImageError, process_image
-from curate.download.safety import parse_url
 from curate.download.writer import ShardWriter
 from curate.executor import Job
 from curate.schema import ERROR_CLASSES, SHARD_SCHEMA, with_extra_columns
+from curate.urls import parse_target
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def _run_rows(task: ShardTask, schema: pa.Schema, rows: Iterator[dict],
 
         def work(row: dict) -> None:
             try:
-                finished.put((_download_row(fetcher, cfg, row), row))
+                finished.put((_download_row(fetcher, cfg, row, optout), row))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the shard's thread below
                 finished.put((exc, row))
 
@@ -244,7 +244,7 @@ def precheck(row: dict, optout: OptOut) -> dict | None:
         out["error_class"] = manifest_status if manifest_status in ERROR_CLASSES else "invalid_url"
         out["error_message"] = f"manifest marked this row {manifest_status}"
         return out
-    if parse_url(row.get("url")) is None:
+    if parse_target(row.get("url")) is None:
         out = base_row(row)
         out.update(error_class="invalid_url", error_message=f"not an absolute http(s) URL: {str(row.get('url'))[:200]!r}")
         return out
@@ -256,13 +256,14 @@ def precheck(row: dict, optout: OptOut) -> dict | None:
     return None
 
 
-def _download_row(fetcher: Fetcher, cfg: DownloadConfig, row: dict) -> dict:
+def _download_row(fetcher: Fetcher, cfg: DownloadConfig, row: dict, optout: OptOut) -> dict:
     """Fetch and process one row; never raises for a bad URL, server or image."""
     out = base_row(row)
     try:
-        resp = fetcher.fetch(row["url"])
+        resp = fetcher.fetch(row["url"], refuse=lambda hop: optout.reason(row["uid"], hop))
     except FetchError as exc:
-        out.update(error_class=exc.error_class, error_message=str(exc)[:500], http_status=exc.http_status,
+        out.update(status="skipped" if exc.error_class == "opted_out" else "failed", error_class=exc.error_class,
+                   error_message=str(exc)[:500], http_status=exc.http_status,
                    final_url=exc.final_url, content_type=exc.content_type,
                    fetched_at=datetime.now(UTC))
         return out

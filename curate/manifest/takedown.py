@@ -10,10 +10,9 @@ import pyarrow.compute as pc
 
 from curate import storage
 from curate.errors import CurateError
+from curate.urls import canonical_host, hosts_of
 
 log = logging.getLogger(__name__)
-
-_HOST = r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/?#]*@)?(?P<host>[^:/?#]*)"
 
 
 @dataclass(frozen=True)
@@ -40,14 +39,16 @@ class Takedown:
         return cls(
             uids=pa.array(pick("uid"), pa.string()),
             urls=pa.array(pick("url"), pa.string()),
-            domains=tuple(d.lower().strip(".") for d in pick("domain")),
+            domains=tuple(h for h in map(canonical_host, pick("domain")) if h),
         )
 
     def matches(self, uid: pa.Array, url: pa.Array) -> pa.Array:
-        """Boolean mask of rows that a request names (by uid, exact url, or the url's domain/subdomain)."""
+        """Boolean mask of rows that a request names (by uid, exact url, or the url's domain/subdomain).
+
+        The host is curate.urls' canonical one: the host the downloader would connect to."""
         hit = pc.or_(pc.is_in(uid, value_set=self.uids), pc.is_in(url, value_set=self.urls))
         if self.domains:
-            host = pc.utf8_lower(pc.struct_field(pc.extract_regex(url, _HOST), [0]))
+            host = hosts_of(url)
             on_domain = pc.is_in(host, value_set=pa.array(self.domains, pa.string()))
             for domain in self.domains:
                 on_domain = pc.or_(on_domain, pc.ends_with(host, "." + domain))
