@@ -3,7 +3,7 @@
 A recipe's tables configure the stages (docs/FORMAT.md, "Recipes"):
 
     [input]     dataset = "PATH or s3://...", urls = [...] and/or crawl = [...], url_col, caption_col, keep_cols
-    [download]  any DownloadConfig field (image_size, resize_mode, allow_private_network, ...)
+    [download]  any DownloadConfig field (image_size, resize_mode, allow_networks, ...)
     [annotate]  signals = [...], language_backend = "fasttext" | "langdetect", language_model = "PATH"
     [dedup]     max_distance, against = [...]
     [overlap]   benchmarks = { NAME = "PATH" }
