@@ -1,8 +1,10 @@
 """Where a dataset's exports live, and removing samples from an existing export (for takedowns).
 
-Every export folder holds export.json (format, recipe, shard file -> sample count). Exports under
-DATASET/export/ are found by listing; exports written elsewhere (-o OUT) are registered in
-DATASET/export/exports.json so that a takedown reaches them too.
+Every export folder holds _export.json (format, recipe, shard file -> sample count; `export.json` in
+exports written before, still read) and, for WebDataset exports, sizes.json (tar -> samples, which
+open_clip reads instead of --train-num-samples). Exports under DATASET/export/ are found by listing;
+exports written elsewhere (-o OUT) are registered in DATASET/export/exports.json so that a takedown
+reaches them too.
 """
 
 from __future__ import annotations
@@ -18,7 +20,27 @@ from curate.webdataset import filter_tar
 
 log = logging.getLogger(__name__)
 
-INDEX = "export.json"
+# A leading "_": readers that discover a folder's Parquet files (pandas, pyarrow, polars, HF) skip it.
+INDEX = "_export.json"
+LEGACY_INDEX = "export.json"  # the index's name before; read, and renamed by the next rewrite
+SIZES = "sizes.json"  # WebDataset exports: {tar name: samples}, open_clip's get_dataset_size reads it
+
+
+def index_path(out: str) -> str | None:
+    """The index of the export in `out` (new name first), or None when `out` holds no export."""
+    for name in (INDEX, LEGACY_INDEX):
+        path = storage.join(out, name)
+        if storage.exists(path):
+            return path
+    return None
+
+
+def write_index(out: str, index: dict) -> None:
+    """Write the export's index, and sizes.json beside WebDataset tars."""
+    tars = {name: count for name, count in index["shards"].items() if name.endswith(".tar")}
+    if tars:
+        storage.write_json_atomic(tars, storage.join(out, SIZES))
+    storage.write_json_atomic(index, storage.join(out, INDEX))
 
 
 def registry_path(dataset: str) -> str:
@@ -42,13 +64,13 @@ def export_dirs(dataset: str) -> list[str]:
         found = [storage.join(base, p.rpartition("/")[2]) for p in fs.ls(inner, detail=False) if fs.isdir(p)]
     if storage.exists(registry_path(dataset)):
         found += storage.read_json(registry_path(dataset))
-    return sorted({d for d in found if storage.exists(storage.join(d, INDEX))})
+    return sorted({d for d in found if index_path(d)})
 
 
 def rewrite_export(out: str, uids: set[str]) -> int:
     """Remove samples `uids` from the export in `out` (atomic per shard); returns samples removed."""
-    index_path = storage.join(out, INDEX)
-    index = storage.read_json(index_path)
+    old_path = index_path(out)
+    index = storage.read_json(old_path)
     removed_total = 0
     for name in sorted(index["shards"]):
         path = storage.join(out, name)
@@ -65,7 +87,10 @@ def rewrite_export(out: str, uids: set[str]) -> int:
         index["shards"][name] = kept
         removed_total += removed
     index["samples"] = sum(index["shards"].values())
-    storage.write_json_atomic(index, index_path)
+    write_index(out, index)
+    if old_path != storage.join(out, INDEX):  # an older export: its index now has the new name only
+        fs, inner = storage.url_to_fs(old_path)
+        fs.rm(inner)
     if removed_total:
         log.info("takedown: removed %d samples from export %s", removed_total, out)
     return removed_total

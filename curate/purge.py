@@ -6,7 +6,7 @@ was derived from the sample is reached here (docs/CONSENT.md lists it):
 - per-shard signals (signals/<name>/<shard>.parquet): every column of the sample's row but `uid` and the
   hashes (`sha256`, `phash`) becomes null: its 8x8 thumbnail, embeddings, caption statistics, scores;
 - decisions (decisions/<recipe>.parquet): the sample is dropped with the reason `takedown`;
-- search caches (search/*.parquet in the dataset and in every export): deleted, embedded again on the
+- search caches (_search/*.parquet in the dataset and in every export): deleted, embedded again on the
   next search;
 - reports (`curate report`) and search pages (`curate search --html`) registered in
   DATASET/outputs.json: a report is written again (without the sample), a search page that shows the
@@ -34,7 +34,7 @@ KEPT_SIGNAL_COLUMNS = ("uid", "sha256", "phash")
 GLOBAL_SIGNALS = ("dedup", "overlap")
 TAKEDOWN_REASON = "takedown"
 REGISTRY = "outputs.json"
-SEARCH_CACHE = "search"
+SEARCH_CACHES = ("_search", "search")  # the cache folder, and its name in older versions
 
 
 def _hits(table: pa.Table, uids: set[str]) -> pa.ChunkedArray:
@@ -105,7 +105,9 @@ def purge_search_caches(folders: list[str]) -> int:
     """Delete the search embedding caches under each folder (the dataset and its exports); returns files."""
     removed = 0
     for folder in folders:
-        for path in storage.list_files(storage.join(folder, SEARCH_CACHE), ".parquet"):
+        for path in [
+            p for name in SEARCH_CACHES for p in storage.list_files(storage.join(folder, name), ".parquet")
+        ]:
             fs, inner = storage.url_to_fs(path)
             fs.rm(inner)
             removed += 1

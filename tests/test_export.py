@@ -47,7 +47,7 @@ def test_parquet_export_holds_exactly_the_kept_samples_with_their_images(filtere
     for row in table.to_pylist():
         assert row["image"] == by_uid[row["uid"]].image and row["caption"] == by_uid[row["uid"]].caption
         assert Image.open(io.BytesIO(row["image"])).size == (row["width"], row["height"])
-    index = json.loads(Path(f"{out}/export.json").read_text())
+    index = json.loads(Path(f"{out}/_export.json").read_text())
     assert index["shards"] == {"00000.parquet": 4, "00001.parquet": 4, "00002.parquet": 2}
     assert summary["samples"] == 10 and not any(".tmp-" in f or ".old-" in f for f in os.listdir(f"{root}/export"))
 

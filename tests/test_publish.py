@@ -105,12 +105,14 @@ def test_export_replaces_new_empty_and_earlier_export_folders(filtered, tmp_path
     # The default folder inside the dataset, twice.
     for _ in range(2):
         assert export(filtered, "datacomp_basic")["out"] == f"{filtered}/export/datacomp_basic"
-    # An export written before the marker existed (export.json alone) is still recognised as one.
+    # An export written before the marker existed (its index then named export.json) is recognised as one.
     legacy = tmp_path / "legacy"
     export(filtered, "datacomp_basic", out=str(legacy))
     (legacy / publish.MARKER).unlink()
+    (legacy / "_export.json").rename(legacy / "export.json")
     export(filtered, "datacomp_basic", out=str(legacy), fmt="webdataset")
-    assert sorted(p.suffix for p in legacy.iterdir()) == [".json", ".json", ".tar"]
+    names = ["00000.tar", "_curate.json", "_export.json", "sizes.json"]
+    assert sorted(p.name for p in legacy.iterdir()) == names
 
 
 def test_an_unrelated_export_json_does_not_make_a_folder_replaceable(tmp_path):

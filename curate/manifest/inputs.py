@@ -56,7 +56,7 @@ class WholeLines(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:  # noqa: ANN001 - any writable buffer
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         if not self.ready:
             self._fill(max(len(b), 1 << 16))
         n = min(len(b), len(self.ready))
