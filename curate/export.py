@@ -120,6 +120,8 @@ def _staging_dir(out: str) -> str:
         tmp = f"{inner.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
         os.makedirs(tmp)
         return tmp
+    if fs.exists(inner):  # an earlier export (publish.check_replaceable said so): object stores cannot rename
+        fs.rm(inner, recursive=True)  # a folder away, so its shards go first, or stale ones would stay
     return out
 
 

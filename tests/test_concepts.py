@@ -40,17 +40,42 @@ def test_entries_match_whole_words_and_cjk_inside_text(tmp_path):
         )
     )
     assert got.to_pylist() == [[0, 1, 2, 3], [4], [], [], [0], [], [5]]
+    assert Matcher(entries).match(pa.array(["nothing", None])).to_pylist() == [
+        [],
+        [],
+    ]  # a batch without a match
+    assert Matcher(entries).match(pa.array([], pa.string())).to_pylist() == []
 
 
-def test_automaton_agrees_with_a_direct_loop_over_entries(tmp_path):
+def test_matcher_agrees_with_a_direct_loop_over_entries(tmp_path):
+    """Token k-gram lookups, the automaton and its prefilter together equal the substring rule itself."""
     rng = random.Random(7)
-    words = ["cat", "dog", "red", "blue", "sky", "sea", "big", "car", "猫", "犬", "the", "a"]
-    entries = sorted({" ".join(rng.sample(words, rng.randint(1, 2))) for _ in range(40)})
+    words = [
+        "cat",
+        "dog",
+        "red",
+        "blue",
+        "sky",
+        "sea",
+        "big",
+        "car",
+        "猫",
+        "犬",
+        "the",
+        "a",
+        "(big",
+        "u.s.",
+        "-x",
+    ]
+    marks = ["", ",", ".", "!", "", ")", "  ", "\t"]
+    entries = sorted(
+        {" ".join(rng.sample(words, rng.randint(1, 3))) for _ in range(60)} | {"st. louis", "a."}
+    )
     listed = _entries(tmp_path, "\n".join(entries))
     captions = [
-        " ".join(rng.choice(words) + rng.choice(["", ",", ".", "!", ""]) for _ in range(rng.randint(0, 8)))
-        for _ in range(500)
+        " ".join(rng.choice(words) + rng.choice(marks) for _ in range(rng.randint(0, 8))) for _ in range(800)
     ]
+    captions += ["St. Louis, a.", "猫犬", "big(big", "u.s.a"]
     got = Matcher(listed).match(pa.array(captions)).to_pylist()
     direct = [[i for i, e in enumerate(listed.entries) if pattern(e) in normalize(c)] for c in captions]
     assert got == direct

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 import unicodedata
 
 import ahocorasick
@@ -65,20 +66,49 @@ def _unspaced(char: str) -> bool:
     return unicodedata.category(char).startswith("P") or any(lo <= point <= hi for lo, hi in _UNSPACED_RANGES)
 
 
+def _bounded(char: str) -> bool:
+    """Whether the normalized text always has a space beside this entry edge character."""
+    return char in PUNCTUATION or not _unspaced(char)
+
+
 def pattern(entry: str) -> str:
     """The string the automaton looks for: the entry with a space on each side written with spaces."""
     return ("" if _unspaced(entry[0]) else " ") + entry + ("" if _unspaced(entry[-1]) else " ")
 
 
 class Matcher:
-    """An automaton over one entry list; `match` maps captions to the sorted ids of entries they contain."""
+    """Maps captions to the sorted ids of the entries they contain.
+
+    Most entries are bounded by spaces in the normalized text: on a side written with spaces, and on a
+    side that is one of PUNCTUATION (normalization puts a space beside each). Such an entry of k
+    space-separated tokens occurs exactly when k consecutive tokens of the text join to it, so those
+    are found by vectorized hash lookups of token k-grams (Arrow's index_in, one per k; the padding's
+    empty tokens keep k-grams from spanning two captions). The automaton holds only the rest (CJK and
+    other unspaced scripts, other punctuation at an edge) and scans only the captions holding a
+    character one of those entries starts with, since its scan, not the lookups, costs per character.
+    """
 
     def __init__(self, entries: EntryList) -> None:
         self.size = len(entries.entries)
+        grams: dict[int, tuple[list[str], list[int]]] = {}
+        firsts: set[str] = set()
         self._automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         for index, entry in enumerate(entries.entries):
-            self._automaton.add_word(pattern(entry), index)
-        self._automaton.make_automaton()
+            if _bounded(entry[0]) and _bounded(entry[-1]):
+                values, ids = grams.setdefault(entry.count(" ") + 1, ([], []))
+                values.append(entry)
+                ids.append(index)
+            else:
+                self._automaton.add_word(pattern(entry), index)
+                firsts.add(entry[0])
+        self._grams = {
+            k: (pa.array(v, pa.string()), np.array(i, np.int64)) for k, (v, i) in sorted(grams.items())
+        }
+        self._phrases = len(self._automaton) > 0
+        if self._phrases:
+            self._automaton.make_automaton()
+        # RE2 character class of the automaton entries' first characters: other captions cannot match them
+        self._prefilter = "[" + "".join(re.escape(c) for c in sorted(firsts)) + "]"
 
     def match(self, captions: pa.Array | pa.ChunkedArray) -> pa.ListArray:
         """list<int32> per caption: the entries it contains, each once, ascending ([] when none)."""
@@ -86,18 +116,50 @@ class Matcher:
         rows = len(padded)
         if rows == 0:
             return pa.array([], pa.list_(pa.int32()))
-        text = _SEPARATOR.join(padded.to_pylist())
-        # character offset just past each caption's separator
-        ends = np.cumsum(pc.add(pc.utf8_length(padded), 1).to_numpy(zero_copy_only=False))
-        # (end offset, entry id) pairs, flattened straight into an array: no list of tuples per match
-        pairs = np.fromiter(itertools.chain.from_iterable(self._automaton.iter(text)), dtype=np.int64)
-        pairs = pairs.reshape(-1, 2)
-        row = np.searchsorted(ends, pairs[:, 0], side="right")
+        found = [self._match_grams(padded)]
+        if self._phrases:
+            found.append(self._match_phrases(padded))
         # one key per (caption, entry), sorted caption-major with ids ascending
-        keys = np.unique(row * self.size + pairs[:, 1])
+        keys = np.concatenate([row * self.size + ids for row, ids in found])
+        keys.sort()  # in place; np.unique's extra passes cost 5x more at 600k matches
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
         row, ids = np.divmod(keys, self.size)
         offsets = np.searchsorted(row, np.arange(rows + 1), side="left").astype(np.int32)
         return pa.ListArray.from_arrays(offsets, pa.array(ids.astype(np.int32)))
+
+    def _match_grams(self, padded: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """(caption row, entry id) of every run of k tokens that is a k-token entry."""
+        tokens = pc.split_pattern(padded, " ")
+        flat = pc.list_flatten(tokens)
+        parent = pc.list_parent_indices(tokens).to_numpy().astype(np.int64)
+        rows, ids = [], []
+        for k, (values, entry_ids) in self._grams.items():
+            n = len(flat) - k + 1
+            if n <= 0:
+                continue
+            gram = flat if k == 1 else pc.binary_join_element_wise(*(flat.slice(j, n) for j in range(k)), " ")
+            index = pc.index_in(gram, value_set=values)
+            hit = pc.is_valid(index)
+            rows.append(parent[:n][hit.to_numpy(zero_copy_only=False)])
+            ids.append(entry_ids[index.filter(hit).to_numpy()])
+        empty = np.zeros(0, np.int64)
+        return (np.concatenate(rows), np.concatenate(ids)) if rows else (empty, empty)
+
+    def _match_phrases(self, padded: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """(caption row, entry id) of every automaton match: candidate captions joined by NUL, one scan."""
+        candidates = np.flatnonzero(
+            pc.match_substring_regex(padded, self._prefilter).to_numpy(zero_copy_only=False)
+        )
+        if len(candidates) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        texts = padded.take(pa.array(candidates))
+        text = _SEPARATOR.join(texts.to_pylist())
+        # character offset just past each caption's separator
+        ends = np.cumsum(pc.add(pc.utf8_length(texts), 1).to_numpy(zero_copy_only=False))
+        # (end offset, entry id) pairs, flattened straight into an array: no list of tuples per match
+        pairs = np.fromiter(itertools.chain.from_iterable(self._automaton.iter(text)), dtype=np.int64)
+        pairs = pairs.reshape(-1, 2)
+        return candidates[np.searchsorted(ends, pairs[:, 0], side="right")], pairs[:, 1]
 
 
 @functools.lru_cache(maxsize=2)
