@@ -15,15 +15,23 @@ PY_WHITESPACE = (r"\t\n\x{0b}\x{0c}\r\x{1c}-\x{1f} \x{85}\x{a0}\x{1680}\x{2000}-
                  r"\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}")
 
 
+def at_least_words(n: int) -> str:
+    """RE2 pattern that matches a text with at least n (>= 1) words: one match, no list of words built."""
+    return f"^[{PY_WHITESPACE}]*[^{PY_WHITESPACE}]+(?:[{PY_WHITESPACE}]+[^{PY_WHITESPACE}]+){{{n - 1}}}"
+
+
 class CaptionTooShort(Filter):
     reason = "caption_too_short"
     settings: ClassVar[Settings] = {
         "min_caption_words": (int, "drop captions with fewer whitespace-separated words (DataComp: 3)"),
-        "min_caption_chars": (int, "drop captions with fewer characters, spaces included (DataComp basic: 6)"),
+        "min_caption_chars": (int, "drop captions with fewer characters, spaces included (DataComp: 6)"),
     }
 
     def drop_when(self) -> str:
         words = int(self.config.get("min_caption_words", 0))
         chars = int(self.config.get("min_caption_chars", 0))
-        n_words = f"len(regexp_extract_all(coalesce(s.caption, ''), '[^{PY_WHITESPACE}]+'))"
-        return f"({n_words} < {words} OR length(coalesce(s.caption, '')) < {chars})"
+        caption = "coalesce(s.caption, '')"
+        parts = [f"length({caption}) < {chars}"]
+        if words > 0:
+            parts.append(f"NOT regexp_matches({caption}, '{at_least_words(words)}')")
+        return "(" + " OR ".join(parts) + ")"

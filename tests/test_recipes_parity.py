@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from curate.filters.caption_too_short import PY_WHITESPACE
+from curate.filters.caption_too_short import CaptionTooShort
 from curate.filters.domain_too_long import HOST_SQL
 from curation_data import make_photo
 from PIL import Image
@@ -178,17 +178,21 @@ CAPTIONS = [
 ]
 
 
-def test_caption_rules_count_like_python(tmp_path):
-    """The SQL word and character counts equal len(text.split()) and len(text) on every whitespace kind."""
+def test_caption_rule_counts_like_python():
+    """The rule's SQL decides as `len(text.split()) < words or len(text) < chars` on every whitespace kind."""
     rng = np.random.default_rng(0)
-    alphabet = [chr(c) for c in range(0x3100)] + ["\U0001f600", "e\u0301"]
-    texts = ["".join(rng.choice(alphabet, rng.integers(0, 12))) for _ in range(2000)] + CAPTIONS
+    spaces = [c for c in map(chr, range(0x3100)) if c.isspace()]
+    alphabet = [chr(c) for c in range(0x3100)] + ["\U0001f600", "e\u0301"] + spaces * 40
+    texts = ["".join(rng.choice(alphabet, rng.integers(0, 16))) for _ in range(3000)] + CAPTIONS + [None]
     con = duckdb.connect()
     con.execute("CREATE TABLE s AS SELECT unnest(?) AS caption", [texts])
-    got = con.execute(
-        f"SELECT caption, length(caption), len(regexp_extract_all(caption, '[^{PY_WHITESPACE}]+')) FROM s"
-    ).fetchall()
-    assert [(n, w) for _, n, w in got] == [(len(t), len(t.split())) for t, _, _ in got]
+    stored = [t for (t,) in con.execute("SELECT caption FROM s").fetchall()]
+    for words, chars in ((1, 0), (2, 5), (3, 6), (4, 0), (6, 9), (0, 6)):
+        rule = CaptionTooShort({"min_caption_words": words, "min_caption_chars": chars}).drop_when()
+        got = [d for (d,) in con.execute(f"SELECT {rule} FROM s").fetchall()]
+        expected = [len((t or "").split()) < words or len(t or "") < chars for t in stored]
+        assert got == expected, (words, chars)
+        assert 0 < sum(expected) < len(texts)
 
 
 @pytest.mark.slow
