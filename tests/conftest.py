@@ -86,7 +86,7 @@ def s3_endpoint():
             try:
                 requests.get(endpoint, timeout=0.5)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not up yet, or (under load) slow to answer its first request
                 time.sleep(0.05)
         env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
                "FSSPEC_S3_ENDPOINT_URL": endpoint}

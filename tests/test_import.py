@@ -52,6 +52,7 @@ def metadata(shard: int, samples: list) -> list[dict]:
             {
                 "similarity": 0.3 + i / 100,
                 "WIDTH": 1000 + i,
+                "image": f"page-{i}",
                 "caption": caption,
                 "url": url,
                 "key": f"{shard:05d}{i:04d}",
@@ -143,6 +144,7 @@ def test_each_img2dataset_format_becomes_shards_with_its_images_and_metadata(tmp
     # img2dataset's other metadata travels as manifest columns; WIDTH is renamed beside curate's width
     assert [r["key"] for r in rows[:2]] == ["000000000", "000000001"] and rows[0]["similarity"] == 0.3
     assert rows[0]["manifest_WIDTH"] == 1000 and json.loads(rows[0]["exif"]) == {"Image Make": "Cam"}
+    assert rows[1]["manifest_image"] == "page-1"  # an additional column named like curate's image column
     names = pq.read_schema(tmp_path / "ds" / "shards" / "00000.parquet").names
     assert names[: len(SHARD_SCHEMA)] == SHARD_SCHEMA.names and len({n.lower() for n in names}) == len(names)
     manifest = [

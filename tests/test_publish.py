@@ -197,3 +197,20 @@ def test_report_overwrites_only_an_earlier_report_outside_the_data(filtered, tmp
     (tmp_path / "folder").mkdir()
     with pytest.raises(CurateError, match="it is a folder"):
         build_report(filtered, str(tmp_path / "folder"))
+
+
+def test_an_export_on_an_object_store_is_replaced_whole_and_other_folders_refused(filtered, s3_endpoint):
+    """Object stores cannot swap folders: an earlier export is removed first, so no stale shard stays."""
+    import fsspec
+
+    fs = fsspec.filesystem("s3", client_kwargs={"endpoint_url": s3_endpoint})
+    out = "s3://curate-test/exports/garden"
+    assert len(export(filtered, "datacomp_basic", out=out, samples_per_shard=1)["shards"]) == 6
+    assert len(export(filtered, "datacomp_basic", out=out, samples_per_shard=4)["shards"]) == 2
+    fs.invalidate_cache()
+    names = sorted(p.rpartition("/")[2] for p in fs.ls("curate-test/exports/garden"))
+    assert names == ["00000.parquet", "00001.parquet", "_curate.json", "_export.json"]
+    fs.pipe("curate-test/photos/mine.jpg", b"my own picture")
+    with pytest.raises(CurateError, match="not a curate export"):
+        export(filtered, "datacomp_basic", out="s3://curate-test/photos")
+    assert fs.cat("curate-test/photos/mine.jpg") == b"my own picture"
