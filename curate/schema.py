@@ -134,7 +134,6 @@ DROP_REASONS = (
     "benchmark_overlap",
     "clip_score",
 )
-
 # Reasons a recipe's [balance] table adds (curate.concepts.balance), after every filter's.
 BALANCE_REASONS = ("no_concept", "balanced_out")
 
@@ -147,6 +146,18 @@ TAKEDOWN_SCHEMA = pa.schema(
         pa.field("uids_purged", pa.int64()),
     ]
 )
+
+
+# A manifest column a user keeps (--keep-cols) named like a column the download stage adds, in any case
+# (DuckDB compares names case-insensitively, so LAION's WIDTH beside a shard's width would read the
+# resized width), is stored with this prefix. One rule for the manifest, the download and imports.
+KEPT_COLUMN_PREFIX = "manifest_"
+_STAGE_COLUMN_NAMES = {n.lower() for n in SHARD_SCHEMA.names} - {n.lower() for n in MANIFEST_SCHEMA.names}
+
+
+def kept_column_name(name: str) -> str:
+    """A kept column's name in manifests and shards: KEPT_COLUMN_PREFIX added when it names a stage column."""
+    return f"{KEPT_COLUMN_PREFIX}{name}" if name.lower() in _STAGE_COLUMN_NAMES else name
 
 
 def with_extra_columns(base: pa.Schema, extra: pa.Schema | None) -> pa.Schema:

@@ -30,7 +30,7 @@ from curate.download.optout import OptOut, load_optout
 from curate.download.process import ImageError, process_image
 from curate.download.writer import ShardWriter
 from curate.executor import Job
-from curate.schema import ERROR_CLASSES, SHARD_SCHEMA, with_extra_columns
+from curate.schema import ERROR_CLASSES, SHARD_SCHEMA, kept_column_name, with_extra_columns
 from curate.urls import parse_target
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,8 @@ def shard_schema(manifest_schema: pa.Schema) -> pa.Schema:
     for f in manifest_schema:
         if f.name in MANIFEST_CORE:
             continue
-        extra.append(f.with_name(f"manifest_{f.name}") if f.name in SHARD_SCHEMA.names else f)
+        # The manifest's own rule (case-insensitive: DuckDB resolves WIDTH to width).
+        extra.append(f.with_name(kept_column_name(f.name)))
     return with_extra_columns(SHARD_SCHEMA, pa.schema(extra))
 
 
@@ -115,8 +116,8 @@ def _download_part(task: ShardTask) -> dict:
     fs, inner = storage.url_to_fs(task.manifest_part)
     with fs.open(inner, "rb") as fh:
         pf = pq.ParquetFile(fh)
-        rename = {f.name: f"manifest_{f.name}" for f in pf.schema_arrow
-                  if f.name not in MANIFEST_CORE and f.name in SHARD_SCHEMA.names}
+        rename = {f.name: kept_column_name(f.name) for f in pf.schema_arrow
+                  if f.name not in MANIFEST_CORE and kept_column_name(f.name) != f.name}
         return _run_rows(task, shard_schema(pf.schema_arrow), _rows_of(pf, rename), kept=None)
 
 

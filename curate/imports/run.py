@@ -29,9 +29,14 @@ from curate.download.writer import ShardWriter
 from curate.errors import CurateError
 from curate.executor import RunSummary
 from curate.imports.img2dataset import Shard, find_shards, read_shard, stored_format
-from curate.manifest.columns import CLASH_PREFIX, kept_name
 from curate.manifest.normalize import Normalizer
-from curate.schema import MANIFEST_SCHEMA, MANIFEST_STATUSES, with_extra_columns
+from curate.schema import (
+    KEPT_COLUMN_PREFIX,
+    MANIFEST_SCHEMA,
+    MANIFEST_STATUSES,
+    kept_column_name,
+    with_extra_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +158,8 @@ def _shard_row(entry: dict, sample: dict, key: str) -> dict:
 def _carried_name(name: str) -> str:
     """A carried column's shard name: prefixed where it would clash with a curate column in any case."""
     if name.lower() in {n.lower() for n in MANIFEST_SCHEMA.names}:
-        return f"{CLASH_PREFIX}{name}"
-    return kept_name(name)
+        return f"{KEPT_COLUMN_PREFIX}{name}"
+    return kept_column_name(name)
 
 
 def _remember(normalize: Normalizer, part: str) -> None:

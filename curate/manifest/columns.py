@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from curate.errors import CurateError
-from curate.schema import MANIFEST_SCHEMA, SHARD_SCHEMA
+from curate.schema import MANIFEST_SCHEMA, kept_column_name
 
 # Names tried in order, case-insensitively (LAION uses URL/TEXT, CC3M/CC12M url/caption, WIT image_url).
 URL_NAMES = ("url", "image_url", "img_url", "imageurl", "image_src", "img_src", "src", "link", "uri", "image")
@@ -20,10 +20,6 @@ CAPTION_NAMES = (
     "caption_text",
     "txt",
 )
-# A kept column named like a column that the download stage adds (in any case: DuckDB compares names
-# case-insensitively, so LAION's WIDTH beside a shard's width would read the resized width) gets this prefix.
-CLASH_PREFIX = "manifest_"
-_STAGE_NAMES = {n.lower() for n in SHARD_SCHEMA.names} - {n.lower() for n in MANIFEST_SCHEMA.names}
 
 
 @dataclass(frozen=True)
@@ -33,12 +29,7 @@ class ColumnPlan:
     url: str
     caption: str | None
     keep: tuple[str, ...]
-    keep_as: tuple[str, ...] = ()  # the kept columns' names in the manifest (see kept_name)
-
-
-def kept_name(name: str) -> str:
-    """A kept column's name in the manifest: CLASH_PREFIX added when it names a column curate adds."""
-    return f"{CLASH_PREFIX}{name}" if name.lower() in _STAGE_NAMES else name
+    keep_as: tuple[str, ...] = ()  # names in the manifest (curate.schema.kept_column_name)
 
 
 def _find(columns: list[str], names: tuple[str, ...]) -> str | None:
@@ -82,7 +73,7 @@ def plan_columns(
                 "case-insensitive in DuckDB); it is already in the manifest as url/caption, or rename it"
             )
     keep = tuple(dict.fromkeys(keep_cols))
-    keep_as = tuple(kept_name(name) for name in keep)
+    keep_as = tuple(kept_column_name(name) for name in keep)
     lowered = [name.lower() for name in keep_as]
     if len(set(lowered)) < len(lowered):
         raise CurateError(
