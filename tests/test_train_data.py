@@ -102,6 +102,17 @@ def test_webdataset_tars_stream_like_parquet(tmp_path, rows, tok):
     assert len(batch["keys"]) == 6
 
 
+def test_an_img2dataset_webdataset_folder_trains_from_its_tars_not_its_metadata_parquets(tmp_path, rows, tok):
+    # img2dataset's webdataset output: NNNNN.tar beside NNNNN.parquet metadata (no image column).
+    tars = write_tar_shards(tmp_path / "i2d", rows[:12], n_shards=2)
+    for tar in tars:
+        meta = pa.table({"key": ["0"], "url": ["http://example.org/a.jpg"], "status": ["success"]})
+        pq.write_table(meta, tar.removesuffix(".tar") + ".parquet")
+    assert D.list_shards(str(tmp_path / "i2d")) == tars
+    batch = next(iter(D.make_loader(D.ShardStream(D.list_shards(str(tmp_path / "i2d")), tok, 32, 6, workers=0))))
+    assert len(batch["keys"]) == 6
+
+
 def _jpeg(img: Image.Image, **kw) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=95, **kw)

@@ -50,12 +50,15 @@ Record = tuple[str, str | None, bytes | None]  # (key, caption, image bytes)
 
 
 def list_shards(data: str | list[str]) -> list[str]:
-    """Shard files from a file, a folder of .parquet/.tar files, or a list of either (local or fsspec URLs)."""
+    """Shard files from a file, a folder of .tar (else .parquet) files, or a list of either (local or fsspec)."""
     shards: list[str] = []
     for item in [data] if isinstance(data, str) else data:
         fs, inner = storage.url_to_fs(item)
         if fs.isdir(inner):
-            found = storage.list_files(item, ".parquet") + storage.list_files(item, ".tar")
+            tars = storage.list_files(item, ".tar")
+            # Beside WebDataset tars, .parquet files are per-shard metadata (img2dataset's webdataset
+            # output writes NNNNN.parquet next to NNNNN.tar), not samples.
+            found = tars or storage.list_files(item, ".parquet")
             if not found:
                 raise CurateError(f"{item} holds no .parquet or .tar shards; point at `curate export` output")
             shards += found
