@@ -11,6 +11,7 @@ import pytest
 from curation_data import Sample, encode, make_photo, write_dataset
 
 from curate.decide import filter_dataset
+from curate.errors import CurateError
 from curate.export import export
 from curate.report import build_report
 from curate.schema import SHARD_SCHEMA
@@ -123,6 +124,12 @@ def test_search_no_longer_finds_a_taken_down_sample(dataset, tmp_path):
         found = search(str(run), folder, query=SECRET, k=20)
         assert gone in [h["uid"] for h in found["hits"]] and Path(found["cache"]).exists()
         write_html(found, folder, str(html), title=SECRET)
+        write_html(found, folder, str(html), title=SECRET)  # its own earlier page: replaced
+    notes = tmp_path / "notes.html"
+    notes.write_text("mine")
+    with pytest.raises(CurateError, match="not a curate search page"):
+        write_html(found, root, str(notes), title=SECRET)
+    assert notes.read_text() == "mine"
 
     summary = takedown(root, uids=[gone])
 

@@ -150,19 +150,22 @@ def _thumbnails(dataset: str, hits: list[dict], side: int = 224) -> dict[str, st
 
 
 def write_html(result: dict, dataset: str, out: str, title: str) -> None:
-    """A self-contained HTML grid of the hits (images inline, captions escaped)."""
+    """A self-contained HTML grid of the hits (images inline, captions escaped); `out` is overwritten only
+    when it is an earlier search page, and never inside the dataset's data (curate.publish)."""
+    owner = _owning_dataset(dataset)
+    publish.check_file_replaceable(out, "search page", owner)
     thumbs = _thumbnails(dataset, result["hits"])
     cells = []
     for h in result["hits"]:
         img = f'<img src="{thumbs[h["uid"]]}" alt="">' if h["uid"] in thumbs else "<div>(image unavailable)</div>"
         cells.append(f'<figure>{img}<figcaption><b>#{h["rank"]}</b> {h["score"]:.3f}<br>'
                      f'{html.escape(h["caption"] or "")}<br><code>{html.escape(h["uid"])}</code></figcaption></figure>')
-    page = ("<!doctype html><meta charset='utf-8'><title>curate search</title><style>body{font-family:sans-serif}"
+    page = (f"<!doctype html><meta charset='utf-8'>{publish.file_signature('search page')}"
+            "<title>curate search</title><style>body{font-family:sans-serif}"
             "main{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:12px}"
             "figure{margin:0}img{width:100%}figcaption{font-size:13px}</style>"
             f"<h1>{html.escape(title)}</h1><p>{result['n']} images searched</p><main>{''.join(cells)}</main>")
     storage.write_bytes_atomic(page.encode(), out)
-    owner = _owning_dataset(dataset)
     if owner:
         purge.register(owner, "search page", out)  # a takedown deletes it if it shows the sample
 
