@@ -100,7 +100,8 @@ def read_weights(path: str | Path) -> Weights:
             state, kind = torch.jit.load(str(file), map_location="cpu").state_dict(), "torchscript"
     else:
         try:
-            obj = torch.load(file, map_location="cpu", weights_only=True)
+            # mmap: tensors are read when used, so checking shapes costs no I/O and loading reads once
+            obj = torch.load(file, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(file))
         except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
             raise CurateError(
                 f"{file} is not a checkpoint curate can read safely ({str(exc).splitlines()[0]}): "
