@@ -4,7 +4,11 @@ real download path (loopback server, many fetch threads)."""
 from __future__ import annotations
 
 import io
+import json
 import random
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -132,6 +136,43 @@ def test_download_threads_decode_within_the_budget(tmp_path):
     assert [r["status"] for r in rows] == ["success"] * 12 and {r["width"] for r in rows} == {256}
     budget = pixel_budget(2_500_000)
     assert side * side <= budget.peak <= 2_500_000 and budget.in_flight == 0
+
+
+# Run in a fresh interpreter: the high-water mark of RSS (ru_maxrss) after one image alone, then after
+# 12 images on 8 threads under a budget that admits one at a time.
+RSS_SCRIPT = textwrap.dedent("""
+    import io, json, resource, sys
+    from concurrent.futures import ThreadPoolExecutor
+    from PIL import Image
+    from curate.download.config import DownloadConfig
+    from curate.download.process import process_image
+
+    def maxrss_mb():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    buf = io.BytesIO()
+    Image.new("RGBA", (3000, 3000), (30, 140, 220, 160)).save(buf, "PNG")
+    data = buf.getvalue()
+    del buf
+    cfg = DownloadConfig(decode_pixel_budget=10_000_000)  # one 9,000,000-pixel image at a time
+    base = int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+    process_image(data, cfg)
+    one = maxrss_mb()
+    with ThreadPoolExecutor(8) as pool:
+        assert len(list(pool.map(lambda _: process_image(data, cfg), range(12)))) == 12
+    print(json.dumps({"base": base, "one": one, "many": maxrss_mb()}))
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; the malloc setting is glibc's")
+def test_peak_memory_of_many_threads_stays_that_of_one_image():
+    out = subprocess.run([sys.executable, "-c", RSS_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    mb = json.loads(out.stdout)
+    image = mb["one"] - mb["base"]  # what decoding one 3000x3000 RGBA image costs (about 110 MB)
+    assert image > 50
+    # Only the budget's one image in flight, and its memory returned after each: not 8 threads' worth.
+    assert mb["many"] - mb["one"] < 0.25 * image, mb
 
 
 def test_budget_is_validated():

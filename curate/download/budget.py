@@ -6,14 +6,30 @@ reach the OOM killer. Each decode first reserves the pixels its header declares 
 and waits until they fit; an image larger than the whole budget waits until it can run alone (the
 `max_pixels` rule refuses bigger ones outright). Waiters are served in arrival order, so a large image is
 not starved by a stream of small ones.
+
+Bounding the pixels in flight bounds RSS only if freed pixels go back to the OS. glibc raises its mmap
+threshold after the first large free, so later image buffers come from per-thread malloc arenas, which
+keep their high-water mark: with 32 threads, RSS climbed to threads x one image even while the budget let
+one decode at a time. A process that uses a budget therefore fixes the threshold (M_MMAP_THRESHOLD, 1 MiB), so
+every buffer above it is mapped on its own and unmapped when freed.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import logging
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
+
+M_MMAP_THRESHOLD = -3  # glibc <malloc.h>
+# Buffers above this (decoded images; not a 256 px thumbnail) are mapped on their own.
+MMAP_THRESHOLD_BYTES = 1024 * 1024
 
 
 class PixelBudget:
@@ -67,5 +83,19 @@ def pixel_budget(limit: int) -> PixelBudget:
     with _BUDGETS_LOCK:
         budget = _BUDGETS.get(limit)
         if budget is None:
+            if limit > 0:
+                _return_freed_buffers_to_os()
             budget = _BUDGETS[limit] = PixelBudget(limit)
         return budget
+
+
+def _return_freed_buffers_to_os() -> None:
+    """Fix glibc's mmap threshold in this process (a no-op elsewhere): see the module docstring."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc: its allocator has no such setting
+        return
+    if mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) != 1:
+        log.debug("mallopt(M_MMAP_THRESHOLD) refused; freed image buffers may stay in malloc arenas")

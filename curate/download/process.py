@@ -71,37 +71,44 @@ def process_image(data: bytes, cfg: DownloadConfig) -> Processed:
         if w * h > cfg.max_pixels:
             raise ImageError("decompression_bomb", f"{w}x{h} = {w * h:,} pixels exceeds the cap of "
                              f"{cfg.max_pixels:,} (--max-pixels)", (w, h))
-        orientation = _orientation(img)
-        ow, oh = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
-        if cfg.min_image_size and min(ow, oh) < cfg.min_image_size:
-            raise ImageError("image_too_small", f"{ow}x{oh} is below --min-image-size {cfg.min_image_size}", (ow, oh))
-        if cfg.max_aspect_ratio and max(ow, oh) / min(ow, oh) > cfg.max_aspect_ratio:
-            raise ImageError("aspect_ratio", f"{ow}x{oh} has aspect ratio {max(ow, oh) / min(ow, oh):.2f} > "
-                             f"--max-aspect-ratio {cfg.max_aspect_ratio:g}", (ow, oh))
-        fmt = PIL_TO_FORMAT.get(img.format or "", (img.format or "unknown").lower())
-        source = (img.format or "unknown").lower()
-        if not cfg.reencode:
-            try:
-                img.verify()
-            except Exception as exc:
-                raise ImageError("decode_error", f"corrupt image: {exc}", (ow, oh)) from exc
-            return Processed(data, ow, oh, ow, oh, fmt, source)
-        scale = _draft(img, cfg)
-        # Reserved until the decoded pixels are released: the image's core is freed by close(), the
-        # transformed copies when this block's locals go.
+        scale = _draft(img, cfg) if cfg.reencode else None
+        # Every decode of pixels happens inside the reservation, the EXIF read included (a PNG's eXIf chunk
+        # may follow its pixels: Pillow decodes the whole image to reach it). Released once the decoded
+        # image is closed and the transformed copies are gone with _checked_transform's frame.
         with pixel_budget(cfg.decode_pixel_budget).reserve(img.width * img.height):
             try:
-                out = _transform(img, cfg, orientation, scale)
-                encoded = _encode(out, cfg)
-            except Image.DecompressionBombError as exc:
-                raise ImageError("decompression_bomb", str(exc), (ow, oh)) from exc
-            except Exception as exc:
-                raise ImageError("decode_error", f"cannot decode image: {exc}", (ow, oh)) from exc
+                return _checked_transform(img, data, cfg, (w, h), scale)
             finally:
                 img.close()
-            size = out.size
-            del out
-    return Processed(encoded, size[0], size[1], ow, oh, cfg.encode_format, source)
+
+
+def _checked_transform(img: Image.Image, data: bytes, cfg: DownloadConfig, size: tuple[int, int],
+                       scale: float | None) -> Processed:
+    """Orientation, size rules, then the stored bytes: `data` verified as is, or resized and re-encoded."""
+    w, h = size
+    orientation = _orientation(img)
+    ow, oh = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+    if cfg.min_image_size and min(ow, oh) < cfg.min_image_size:
+        raise ImageError("image_too_small", f"{ow}x{oh} is below --min-image-size {cfg.min_image_size}",
+                         (ow, oh))
+    if cfg.max_aspect_ratio and max(ow, oh) / min(ow, oh) > cfg.max_aspect_ratio:
+        raise ImageError("aspect_ratio", f"{ow}x{oh} has aspect ratio {max(ow, oh) / min(ow, oh):.2f} > "
+                         f"--max-aspect-ratio {cfg.max_aspect_ratio:g}", (ow, oh))
+    fmt = PIL_TO_FORMAT.get(img.format or "", (img.format or "unknown").lower())
+    source = (img.format or "unknown").lower()
+    if not cfg.reencode:
+        try:
+            img.verify()
+        except Exception as exc:
+            raise ImageError("decode_error", f"corrupt image: {exc}", (ow, oh)) from exc
+        return Processed(data, ow, oh, ow, oh, fmt, source)
+    try:
+        out = _transform(img, cfg, orientation, scale)
+    except Image.DecompressionBombError as exc:
+        raise ImageError("decompression_bomb", str(exc), (ow, oh)) from exc
+    except Exception as exc:
+        raise ImageError("decode_error", f"cannot decode image: {exc}", (ow, oh)) from exc
+    return Processed(_encode(out, cfg), out.width, out.height, ow, oh, cfg.encode_format, source)
 
 
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
