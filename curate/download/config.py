@@ -32,7 +32,8 @@ class DownloadConfig:
     # Networks (CIDR) reachable although not public: an internal mirror, a local test server. Link-local and
     # cloud-metadata addresses stay refused unless named one by one (/32, /128): curate.download.safety.
     allow_networks: tuple[str, ...] = ()
-    allow_private_network: bool = False  # deprecated shorthand: adds safety.PRIVATE_NETWORKS to allow_networks
+    # Deprecated shorthand for older recipes: adds safety.PRIVATE_NETWORKS to allow_networks.
+    allow_private_network: bool = False
     ca_file: str | None = None  # extra CA bundle for HTTPS (an internal mirror with a private CA)
     max_redirects: int = 5
     max_bytes: int = 32 * 1024 * 1024
@@ -68,9 +69,13 @@ class DownloadConfig:
             object.__setattr__(self, name, tuple(value))
 
         if self.resize_mode not in RESIZE_MODES:
-            raise CurateError(f"unknown resize mode {self.resize_mode!r}: use one of {', '.join(RESIZE_MODES)}")
+            raise CurateError(
+                f"unknown resize mode {self.resize_mode!r}: use one of {', '.join(RESIZE_MODES)}"
+            )
         if self.encode_format not in ENCODE_FORMATS:
-            raise CurateError(f"unknown encode format {self.encode_format!r}: use one of {', '.join(ENCODE_FORMATS)}")
+            raise CurateError(
+                f"unknown encode format {self.encode_format!r}: use one of {', '.join(ENCODE_FORMATS)}"
+            )
         if self.image_size <= 0:
             raise CurateError(f"--image-size must be positive, got {self.image_size}")
         if self.max_connections_per_host < 1:
@@ -81,8 +86,9 @@ class DownloadConfig:
             try:
                 ipaddress.ip_network(net, strict=False)
             except ValueError:
-                raise CurateError(f"--allow-network {net!r} is not a network: write e.g. 10.0.0.0/8 "
-                                  "or 127.0.0.1/32") from None
+                raise CurateError(
+                    f"--allow-network {net!r} is not a network: write e.g. 10.0.0.0/8 or 127.0.0.1/32"
+                ) from None
         if self.allow_private_network:
             # Kept so that older recipes run; it never reaches link-local or metadata addresses.
             networks = tuple(dict.fromkeys(self.allow_networks + PRIVATE_NETWORKS))

@@ -42,8 +42,14 @@ MAX_CACHED_ORIGINS = 50_000  # DNS answers and robots.txt rules kept per worker 
 class FetchError(Exception):
     """A fetch that ended without an image body; `error_class` is from curate.schema.ERROR_CLASSES."""
 
-    def __init__(self, error_class: str, message: str, http_status: int | None = None,
-                 final_url: str | None = None, content_type: str | None = None) -> None:
+    def __init__(
+        self,
+        error_class: str,
+        message: str,
+        http_status: int | None = None,
+        final_url: str | None = None,
+        content_type: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.error_class = error_class
         self.http_status = http_status
@@ -161,30 +167,51 @@ class Fetcher:
         for _ in range(self.config.max_redirects + 1):
             target = parse_target(current)
             if target is None:
-                raise FetchError("invalid_url", f"not an absolute http(s) URL: {current[:200]!r}", final_url=current)
+                raise FetchError(
+                    "invalid_url", f"not an absolute http(s) URL: {current[:200]!r}", final_url=current
+                )
             why = refuse(current) if refuse is not None else None
             if why:
-                raise FetchError("opted_out", f"{why} (reached by a redirect)" if current != url else why,
-                                 final_url=current)
+                raise FetchError(
+                    "opted_out",
+                    f"{why} (reached by a redirect)" if current != url else why,
+                    final_url=current,
+                )
             if self.config.respect_robots_txt and not self._robots_rules(target).allowed(target.path):
-                raise FetchError("robots_disallowed",
-                                 f"robots.txt of {target.host} disallows {target.path[:200]} for "
-                                 f"'{self.config.user_agent_token}'", final_url=current)
+                raise FetchError(
+                    "robots_disallowed",
+                    f"robots.txt of {target.host} disallows {target.path[:200]} for "
+                    f"'{self.config.user_agent_token}'",
+                    final_url=current,
+                )
             answer = self._get_with_backoff(target, budget, self.config.max_bytes, truncate=False, image=True)
             if answer.status in REDIRECT_STATUSES:
                 location = answer.headers.get("Location")
                 if not location:
-                    raise FetchError("protocol_error", f"HTTP {answer.status} without a Location header",
-                                     answer.status, current)
+                    raise FetchError(
+                        "protocol_error",
+                        f"HTTP {answer.status} without a Location header",
+                        answer.status,
+                        current,
+                    )
                 current = urljoin(current, location.strip())
                 continue
             ctype = answer.headers.get("Content-Type")
             if answer.status >= 400 or answer.body is None:
-                cls = "http_429" if answer.status == 429 else "http_5xx" if answer.status >= 500 else "http_4xx"
-                raise FetchError(cls, f"HTTP {answer.status} {http.client.responses.get(answer.status, '')}".strip(),
-                                 answer.status, current, ctype)
+                cls = (
+                    "http_429" if answer.status == 429 else "http_5xx" if answer.status >= 500 else "http_4xx"
+                )
+                raise FetchError(
+                    cls,
+                    f"HTTP {answer.status} {http.client.responses.get(answer.status, '')}".strip(),
+                    answer.status,
+                    current,
+                    ctype,
+                )
             return Response(answer.body, answer.status, current, ctype)
-        raise FetchError("too_many_redirects", f"more than {self.config.max_redirects} redirects", None, current)
+        raise FetchError(
+            "too_many_redirects", f"more than {self.config.max_redirects} redirects", None, current
+        )
 
     # -- robots.txt ----------------------------------------------------------------------------
     def _robots_rules(self, target: Target) -> RobotsRules:
@@ -210,7 +237,9 @@ class Fetcher:
             event.wait()
         result = box[0]
         if isinstance(result, FetchError):
-            raise FetchError(result.error_class, f"{result} (fetching robots.txt)", result.http_status, target.url)
+            raise FetchError(
+                result.error_class, f"{result} (fetching robots.txt)", result.http_status, target.url
+            )
         return result
 
     def _load_robots(self, origin: Target) -> RobotsRules:
@@ -228,34 +257,58 @@ class Fetcher:
             if 200 <= answer.status < 300 and answer.body is not None:
                 return parse_robots(answer.body.decode("utf-8", "replace"), self.config.user_agent_token)
             if answer.status == 429 or answer.status >= 500:
-                log.info("robots.txt of %s answered %d: assuming disallow (RFC 9309)", origin.host, answer.status)
+                log.info(
+                    "robots.txt of %s answered %d: assuming disallow (RFC 9309)", origin.host, answer.status
+                )
                 return RobotsRules(disallow_all=True)
             return RobotsRules()  # 4xx: no robots.txt, everything allowed
         return RobotsRules()
 
     # -- one request, with 429/503 backoff ----------------------------------------------------
-    def _get_with_backoff(self, target: Target, budget: _Budget, max_bytes: int, *, truncate: bool,
-                          image: bool) -> _Answer:
+    def _get_with_backoff(
+        self, target: Target, budget: _Budget, max_bytes: int, *, truncate: bool, image: bool
+    ) -> _Answer:
         cfg = self.config
         state = self.hosts.get((target.scheme, target.host, target.port))
         for attempt in range(cfg.retries + 1):
             try:
-                return self._get(target, state, budget, max_bytes, truncate=truncate, image=image,
-                                 last_try=attempt == cfg.retries)
+                return self._get(
+                    target,
+                    state,
+                    budget,
+                    max_bytes,
+                    truncate=truncate,
+                    image=image,
+                    last_try=attempt == cfg.retries,
+                )
             except _RetryLater as later:
-                backoff = cfg.backoff_base * (2 ** attempt) * random.uniform(0.5, 1.5)
+                backoff = cfg.backoff_base * (2**attempt) * random.uniform(0.5, 1.5)
                 wait = max(backoff, later.wait or 0.0)
                 state.pause_until(time.monotonic() + wait)
-                log.debug("%s answered %d, waiting %.2fs (attempt %d)", target.host, later.status, wait, attempt)
+                log.debug(
+                    "%s answered %d, waiting %.2fs (attempt %d)", target.host, later.status, wait, attempt
+                )
                 time.sleep(wait)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _get(self, target: Target, state: HostState, budget: _Budget, max_bytes: int, *, truncate: bool,
-             image: bool, last_try: bool) -> _Answer:
+    def _get(
+        self,
+        target: Target,
+        state: HostState,
+        budget: _Budget,
+        max_bytes: int,
+        *,
+        truncate: bool,
+        image: bool,
+        last_try: bool,
+    ) -> _Answer:
         cfg = self.config
         if state.cut_off_reason:
-            raise FetchError("host_unreachable", f"{target.host} cut off for this run: {state.cut_off_reason}",
-                             final_url=target.url)
+            raise FetchError(
+                "host_unreachable",
+                f"{target.host} cut off for this run: {state.cut_off_reason}",
+                final_url=target.url,
+            )
         with self.hosts.slot(state, cfg.max_backoff):
             started = time.monotonic()
             deadline = started + budget.left
@@ -272,10 +325,21 @@ class Fetcher:
                     try:
                         resp, sock = self._send(conn, target.path, deadline)
                     except _Stale as exc:
-                        raise FetchError("connect", f"server closed the connection without answering: {exc}") from exc
+                        raise FetchError(
+                            "connect", f"server closed the connection without answering: {exc}"
+                        ) from exc
                 state.record(True, cfg.host_failure_limit)
-                answer = self._read(conn, sock, resp, state, max_bytes, deadline, truncate=truncate, image=image,
-                                    last_try=last_try)
+                answer = self._read(
+                    conn,
+                    sock,
+                    resp,
+                    state,
+                    max_bytes,
+                    deadline,
+                    truncate=truncate,
+                    image=image,
+                    last_try=last_try,
+                )
             except FetchError as exc:
                 if exc.error_class in ("connect", "timeout"):
                     state.record(False, cfg.host_failure_limit, f"{exc.error_class}: {exc}")
@@ -294,8 +358,9 @@ class Fetcher:
                 budget.left -= time.monotonic() - started
             return answer
 
-    def _send(self, conn: http.client.HTTPConnection, path: str,
-              deadline: float) -> tuple[http.client.HTTPResponse, socket.socket]:
+    def _send(
+        self, conn: http.client.HTTPConnection, path: str, deadline: float
+    ) -> tuple[http.client.HTTPResponse, socket.socket]:
         """Send the GET and read the response headers; also return the socket (the response may own it)."""
         sock = conn.sock
         try:
@@ -308,7 +373,9 @@ class Fetcher:
             return conn.getresponse(), sock
         except TimeoutError as exc:
             if time.monotonic() >= deadline - 0.05:
-                message = f"total time limit of {self.config.total_timeout}s reached before the response headers"
+                message = (
+                    f"total time limit of {self.config.total_timeout}s reached before the response headers"
+                )
             else:
                 message = f"no response headers within {self.config.read_timeout}s"
             raise FetchError("timeout", message) from exc
@@ -352,8 +419,10 @@ class Fetcher:
                     self._dns_failures += 1
                     n = self._dns_failures
                     if limit and (n >= 4 * limit or (n >= limit and not self._dns_successes)):
-                        self._dns_down = (f"DNS resolution failed for {n} hosts in a row "
-                                          f"({self._dns_successes} ever resolved): is this machine online?")
+                        self._dns_down = (
+                            f"DNS resolution failed for {n} hosts in a row "
+                            f"({self._dns_successes} ever resolved): is this machine online?"
+                        )
                 return FetchError("dns", f"cannot resolve {host}: {exc}")
         with self._lock:
             self._dns_failures = 0
@@ -369,16 +438,21 @@ class Fetcher:
         addresses = [a for a in addresses if refused[a] is None]
         if not addresses:
             shown = ", ".join(f"{a} ({why})" for a, why in refused.items())
-            raise FetchError("private_address", f"{host} resolves only to addresses that are not public: {shown}; "
-                             "name a network with --allow-network CIDR if that is intended (link-local and "
-                             "cloud-metadata addresses only one by one, e.g. 169.254.10.5/32)")
+            raise FetchError(
+                "private_address",
+                f"{host} resolves only to addresses that are not public: {shown}; "
+                "name a network with --allow-network CIDR if that is intended (link-local and "
+                "cloud-metadata addresses only one by one, e.g. 169.254.10.5/32)",
+            )
         last: Exception | None = None
         for address in addresses[:3]:
             if https:
                 conn = http.client.HTTPSConnection(host, port, timeout=cfg.connect_timeout, context=self._ssl)
             else:
                 conn = http.client.HTTPConnection(host, port, timeout=cfg.connect_timeout)
-            conn._create_connection = self._socket_factory(address, deadline)  # connect to the address we checked
+            conn._create_connection = self._socket_factory(
+                address, deadline
+            )  # connect to the address we checked
             try:
                 conn.connect()
                 return conn
@@ -387,8 +461,11 @@ class Fetcher:
                 raise
             except TimeoutError as exc:
                 conn.close()
-                last = FetchError("timeout", f"connect to {host} ({address}) timed out after "
-                                  f"{min(cfg.connect_timeout, cfg.total_timeout)}s")
+                last = FetchError(
+                    "timeout",
+                    f"connect to {host} ({address}) timed out after "
+                    f"{min(cfg.connect_timeout, cfg.total_timeout)}s",
+                )
                 last.__cause__ = exc
             except ssl.SSLError as exc:
                 conn.close()
@@ -402,7 +479,7 @@ class Fetcher:
         raise last
 
     def _socket_factory(self, address: str, deadline: float):
-        """http.client's connect hook: a deadline socket to `address`, refused unless its peer may be reached."""
+        """http.client's connect hook: a deadline socket to `address`, refused unless its peer is allowed."""
         cfg = self.config
 
         def create(hostport: tuple, timeout: float, source_address=None) -> socket.socket:
@@ -416,7 +493,9 @@ class Fetcher:
                 if problem:
                     raise FetchError("private_address", f"connected to {peer} ({problem}); refused")
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sock.settimeout(self._timeout(deadline, cfg.connect_timeout))  # one bound for the TLS handshake
+                sock.settimeout(
+                    self._timeout(deadline, cfg.connect_timeout)
+                )  # one bound for the TLS handshake
             except BaseException:
                 sock.close()
                 raise
@@ -425,34 +504,58 @@ class Fetcher:
         return create
 
     # -- responses -----------------------------------------------------------------------------
-    def _read(self, conn: http.client.HTTPConnection, sock: socket.socket, resp: http.client.HTTPResponse,
-              state: HostState, max_bytes: int, deadline: float, *, truncate: bool, image: bool,
-              last_try: bool) -> _Answer:
+    def _read(
+        self,
+        conn: http.client.HTTPConnection,
+        sock: socket.socket,
+        resp: http.client.HTTPResponse,
+        state: HostState,
+        max_bytes: int,
+        deadline: float,
+        *,
+        truncate: bool,
+        image: bool,
+        last_try: bool,
+    ) -> _Answer:
         status = resp.status
         if status in (429, 503) and not last_try:
             wait = _retry_after(resp.headers.get("Retry-After"))
             if wait is not None and wait > self.config.max_backoff:
                 conn.close()  # not returned to the pool: the caller closes connections of failed requests
-                raise FetchError("http_429" if status == 429 else "http_5xx",
-                                 f"HTTP {status} asking to wait {wait:.0f}s, more than --max-backoff "
-                                 f"{self.config.max_backoff:g}s", status)
+                raise FetchError(
+                    "http_429" if status == 429 else "http_5xx",
+                    f"HTTP {status} asking to wait {wait:.0f}s, more than --max-backoff "
+                    f"{self.config.max_backoff:g}s",
+                    status,
+                )
             self._finish(conn, resp, state)
             raise _RetryLater(status, wait)
         if not 200 <= status < 300:
             self._finish(conn, resp, state)
             return _Answer(status, resp.headers, None)
         if image:
-            blocked = x_robots_blocked(resp.headers.get_all("X-Robots-Tag") or [],
-                                       self.config.user_agent_token, self.config.x_robots_tag_block)
+            blocked = x_robots_blocked(
+                resp.headers.get_all("X-Robots-Tag") or [],
+                self.config.user_agent_token,
+                self.config.x_robots_tag_block,
+            )
             if blocked:
                 conn.close()  # the body is never read
-                raise FetchError("x_robots_tag", f"X-Robots-Tag: {blocked}", status,
-                                 content_type=resp.headers.get("Content-Type"))
+                raise FetchError(
+                    "x_robots_tag",
+                    f"X-Robots-Tag: {blocked}",
+                    status,
+                    content_type=resp.headers.get("Content-Type"),
+                )
         length = resp.headers.get("Content-Length")
         if not truncate and length and length.isdigit() and int(length) > max_bytes:
             conn.close()
-            raise FetchError("too_large", f"Content-Length {int(length):,} exceeds --max-bytes {max_bytes:,}", status,
-                             content_type=resp.headers.get("Content-Type"))
+            raise FetchError(
+                "too_large",
+                f"Content-Length {int(length):,} exceeds --max-bytes {max_bytes:,}",
+                status,
+                content_type=resp.headers.get("Content-Type"),
+            )
         chunks: list[bytes] = []
         size = 0
         try:
@@ -466,12 +569,19 @@ class Fetcher:
                     if truncate:
                         chunks.append(chunk[: max_bytes - (size - len(chunk))])
                         return _Answer(status, resp.headers, b"".join(chunks))
-                    raise FetchError("too_large", f"body exceeds --max-bytes {max_bytes:,}; connection dropped",
-                                     status, content_type=resp.headers.get("Content-Type"))
+                    raise FetchError(
+                        "too_large",
+                        f"body exceeds --max-bytes {max_bytes:,}; connection dropped",
+                        status,
+                        content_type=resp.headers.get("Content-Type"),
+                    )
                 chunks.append(chunk)
         except http.client.IncompleteRead as exc:
-            raise FetchError("protocol_error", f"body truncated: got {size + len(exc.partial):,} bytes, "
-                             f"expected {length or 'more'}", status) from exc
+            raise FetchError(
+                "protocol_error",
+                f"body truncated: got {size + len(exc.partial):,} bytes, expected {length or 'more'}",
+                status,
+            ) from exc
         except TimeoutError as exc:
             if time.monotonic() >= deadline - 0.05:
                 message = f"total time limit of {self.config.total_timeout}s reached after {size:,} bytes"
@@ -479,14 +589,20 @@ class Fetcher:
                 message = f"body read stalled for {self.config.read_timeout}s after {size:,} bytes"
             raise FetchError("timeout", message, status) from exc
         except (ConnectionError, OSError) as exc:
-            raise FetchError("protocol_error", f"connection lost while reading the body: {exc}", status) from exc
+            raise FetchError(
+                "protocol_error", f"connection lost while reading the body: {exc}", status
+            ) from exc
         if length and length.isdigit() and size < int(length):
             conn.close()
-            raise FetchError("protocol_error", f"body truncated: got {size:,} of {int(length):,} bytes", status)
+            raise FetchError(
+                "protocol_error", f"body truncated: got {size:,} of {int(length):,} bytes", status
+            )
         self._finish(conn, resp, state)
         return _Answer(status, resp.headers, b"".join(chunks))
 
-    def _finish(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, state: HostState) -> None:
+    def _finish(
+        self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, state: HostState
+    ) -> None:
         """Return the connection to the host's idle pool if the response is fully read, else close it."""
         if not resp.isclosed():
             length = resp.length

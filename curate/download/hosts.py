@@ -81,7 +81,7 @@ class HostTable:
 
     @contextmanager
     def slot(self, state: HostState, max_wait: float) -> Iterator[None]:
-        """Hold one of the host's connection slots, waiting out (up to max_wait) a pause the host asked for."""
+        """Hold one of the host's connection slots, waiting out (up to max_wait) a pause it asked for."""
         state.slots.acquire()
         try:
             wait = state.not_before - time.monotonic()

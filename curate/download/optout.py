@@ -22,7 +22,9 @@ class OptOut:
     uids: set[str] = field(default_factory=set)
     urls: set[str] = field(default_factory=set)
     domains: set[str] = field(default_factory=set)
-    prefixes: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # host -> (path prefix, as given)
+    prefixes: dict[str, list[tuple[str, str]]] = field(
+        default_factory=dict
+    )  # host -> (path prefix, as given)
 
     def __len__(self) -> int:
         return len(self.uids) + len(self.urls) + len(self.domains) + sum(map(len, self.prefixes.values()))
@@ -67,7 +69,8 @@ def load_optout(takedown_path: str | None, optout_files: tuple[str, ...]) -> Opt
     out = OptOut()
     if takedown_path and storage.exists(takedown_path):
         table = storage.read_parquet(takedown_path, columns=["kind", "value"])
-        for kind, value in zip(table.column("kind").to_pylist(), table.column("value").to_pylist()):
+        kinds, values = table.column("kind").to_pylist(), table.column("value").to_pylist()
+        for kind, value in zip(kinds, values, strict=True):
             if not value:
                 continue
             if kind == "uid":
@@ -80,8 +83,9 @@ def load_optout(takedown_path: str | None, optout_files: tuple[str, ...]) -> Opt
                 log.warning("takedown.parquet: ignoring unknown kind %r (expected uid, url or domain)", kind)
     for path in optout_files:
         if not storage.exists(path):
-            raise CurateError(f"opt-out file {path} does not exist: pass a text file with one domain or URL "
-                              "prefix a line")
+            raise CurateError(
+                f"opt-out file {path} does not exist: pass a text file with one domain or URL prefix a line"
+            )
         fs, inner = storage.url_to_fs(path)
         with fs.open(inner, "rb") as fh:
             text = fh.read().decode("utf-8", "replace")
