@@ -65,8 +65,9 @@ def test_one_rule_decides_every_address(address, allowed, problem):
     assert address_problem(address, allowed) == problem
 
 
-def test_old_allow_private_network_never_reaches_link_local_or_metadata():
+def test_old_allow_private_network_never_reaches_link_local_or_metadata(caplog):
     cfg = DownloadConfig(allow_private_network=True)
+    assert "allow_private_network is deprecated" in caplog.text
     assert set(PRIVATE_NETWORKS) <= set(cfg.allow_networks)
     assert address_problem("10.0.0.7", cfg.allow_networks) is None
     assert address_problem("169.254.169.254", cfg.allow_networks) == "cloud-metadata"

@@ -49,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     net.add_argument("--ca-file", default=None, help="CA bundle to trust for HTTPS (e.g. an internal mirror)")
     net.add_argument("--max-bytes", type=int, default=d.max_bytes, help="largest body read; larger is dropped")
     net.add_argument("--max-redirects", type=int, default=d.max_redirects)
-    net.add_argument("--timeout", type=float, default=d.total_timeout, help="total seconds per request")
+    net.add_argument("--timeout", type=float, default=d.total_timeout,
+                     help="total seconds of one row's exchange: connect, each redirect hop, headers, body")
     net.add_argument("--connect-timeout", type=float, default=d.connect_timeout)
     net.add_argument("--read-timeout", type=float, default=d.read_timeout)
     net.add_argument("--user-agent-token", default=d.user_agent_token,

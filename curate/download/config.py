@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from dataclasses import asdict, dataclass
 
 from curate import __version__
@@ -10,6 +11,8 @@ from curate.download.safety import PRIVATE_NETWORKS
 
 RESIZE_MODES = ("border", "keep_ratio", "keep_ratio_largest", "center_crop", "no")
 ENCODE_FORMATS = ("jpg", "webp", "png")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,11 @@ class DownloadConfig:
                     f"--allow-network {net!r} is not a network: write e.g. 10.0.0.0/8 or 127.0.0.1/32"
                 ) from None
         if self.allow_private_network:
+            log.warning(
+                "allow_private_network is deprecated: it allows %s; name only the networks you need "
+                "with allow_networks / --allow-network",
+                ", ".join(PRIVATE_NETWORKS),
+            )
             # Kept so that older recipes run; it never reaches link-local or metadata addresses.
             networks = tuple(dict.fromkeys(self.allow_networks + PRIVATE_NETWORKS))
             object.__setattr__(self, "allow_networks", networks)
