@@ -221,8 +221,10 @@ def test_takedown_by_domain_or_url_matches_the_final_url(tmp_path):
         cfg = DownloadConfig(allow_networks=LOCAL, respect_robots_txt=False, **FAST)
         download(str(manifest), str(tmp_path / "ds"), cfg, workers=1)
     assert {r["status"] for r in read_shards(tmp_path / "ds")} == {"success"}
-    by_domain = takedown(str(tmp_path / "ds"), domains=["Localhost."])
-    assert by_domain["samples_matched"] == 2
+    assert takedown(str(tmp_path / "ds"), urls=[finals[0]])["samples_matched"] == 1
+    rows = {r["url"]: r for r in read_shards(tmp_path / "ds")}
+    assert [rows[u]["error_class"] for u in urls] == ["takedown", None, None]
+    assert takedown(str(tmp_path / "ds"), domains=["Localhost."])["samples_matched"] == 2
     rows = {r["url"]: r for r in read_shards(tmp_path / "ds")}
     assert [rows[u]["error_class"] for u in urls] == ["takedown", "takedown", None]
 
