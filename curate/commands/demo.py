@@ -6,6 +6,7 @@ import argparse
 import json
 
 from curate.commands._common import add_executor_args
+from curate.errors import CurateError
 
 NAME = "demo"
 HELP = "run every stage on a synthetic web served on 127.0.0.1, into ./curate-demo (no network needed)"
@@ -21,6 +22,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-train", action="store_true", help="stop after export (no training or evaluation)")
     p.add_argument("--compare-raw", action="store_true",
                    help="also train on the raw pool with the same budget and compare zero-shot (DataComp in miniature)")
+    p.add_argument("--compare", action="store_true",
+                   help="DFN in miniature: a web with caption noise and near-duplicate bursts; train on the raw "
+                        "pool, rules, rules + CLIP-score filtering (filter model trained on a trusted subset) and "
+                        "rules + semantic dedup, each with --seeds seeds; report zero-shot mean and sd")
+    p.add_argument("--seeds", type=int, default=3, help="with --compare: training seeds per pool (default 3)")
+    p.add_argument("--caption-noise", type=float, default=0.3,
+                   help="with --compare: share of alt texts not describing their image (default 0.3)")
+    p.add_argument("--bursts", type=float, default=0.1,
+                   help="with --compare: share of images that are near-duplicate burst copies (default 0.1)")
+    p.add_argument("--trusted", type=int, default=150,
+                   help="with --compare: trusted samples the filter model is trained on (default 150)")
+    p.add_argument("--top-fraction", type=float, default=0.5,
+                   help="with --compare: share of the pool the filter model keeps (default 0.5)")
+    p.add_argument("--semantic-eps", type=float, default=0.002,
+                   help="with --compare: semantic dedup's cosine distance (default 0.002: the tiny filter "
+                        "model packs distinct images of a class closer than a full-size CLIP)")
     add_executor_args(p)
     p.set_defaults(func=run)
 
@@ -30,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     summary = run_demo(args.output, n_images=args.images, steps=args.steps, batch_size=args.batch_size,
                        executor=args.executor, workers=args.workers, train=not args.no_train,
-                       compare_raw=args.compare_raw)
+                       compare_raw=args.compare_raw, compare=_compare_options(args))
     out, head = summary["outputs"], summary["headline"]
     print("\ncurate demo: done in", summary["total_seconds"], "s")
     for name, path in out.items():
@@ -42,3 +59,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nnext: curate stats {out['dataset']}   |   curate sql {out['dataset']} \"SELECT status, count(*) "
           "FROM samples GROUP BY 1\"   |   open", out["report"])
     return 0
+
+
+def _compare_options(args: argparse.Namespace) -> dict | None:
+    if not args.compare:
+        return None
+    if args.no_train or args.seeds < 1:
+        raise CurateError("--compare trains: drop --no-train and give --seeds 1 or more")
+    return {"caption_noise": args.caption_noise, "bursts": args.bursts, "seeds": list(range(args.seeds)),
+            "trusted": args.trusted, "top_fraction": args.top_fraction, "eps": args.semantic_eps}
