@@ -1,8 +1,8 @@
 """`curate export`: the kept samples of a recipe as Parquet shards or WebDataset tar shards.
 
 Reads one download shard at a time (bounded memory), joins its decisions and a few useful signals,
-and writes OUT/NNNNN.parquet or OUT/NNNNN.tar plus OUT/_export.json (and OUT/sizes.json beside tars)
-and the marker OUT/_curate.json (a leading `_`: Parquet readers of OUT skip them). A
+and writes OUT/NNNNN.parquet or OUT/NNNNN.tar plus OUT/.export.json (and OUT/sizes.json beside tars)
+and the marker OUT/.curate.json (hidden: folder readers of OUT skip them). A
 local export is built in a temporary sibling folder and swapped in at the end, so readers never see a
 half-written export; OUT is replaced only when it is new, empty or an earlier export (curate.publish).
 Samples named in DATASET/takedown.parquet are never exported, even if filtered before the takedown.
@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 from tqdm import tqdm
 
-from curate import duck, export_index, publish, storage, webdataset
+from curate import duck, export_index, hf_features, publish, storage, webdataset
 from curate.dataset import Dataset
 from curate.decide import LABEL_ONLY_KEY, decisions_path
 from curate.errors import CurateError
@@ -170,11 +170,21 @@ class _ShardWriter:
         name = f"{len(self.shards):05d}.{ext}"
         path = storage.join(self.out, name)
         if self.fmt == "parquet":
-            storage.write_parquet_atomic(table, path)
+            storage.write_parquet_atomic(_hf_images(table), path)
         else:
             webdataset.write_tar(path, _samples(table))
         self.shards[name] = table.num_rows
         self.total += table.num_rows
+
+
+def _hf_images(table: pa.Table) -> pa.Table:
+    """`image` as HF's image struct with its features metadata: `datasets` loads it as an Image, no cast."""
+    paths = [f"{uid}.{webdataset.image_extension(fmt)}" for uid, fmt in
+             zip(table.column("uid").to_pylist(), table.column("image_format").to_pylist(), strict=True)]
+    i = table.column_names.index("image")
+    table = table.set_column(i, pa.field("image", hf_features.IMAGE_TYPE),
+                             hf_features.image_column(table.column("image"), paths))
+    return hf_features.with_features(table)
 
 
 def _samples(table: pa.Table):

@@ -1,6 +1,6 @@
 """Where a dataset's exports live, and removing samples from an existing export (for takedowns).
 
-Every export folder holds _export.json (format, recipe, shard file -> sample count; `export.json` in
+Every export folder holds .export.json (format, recipe, shard file -> sample count; `export.json` in
 exports written before, still read) and, for WebDataset exports, sizes.json (tar -> samples, which
 open_clip reads instead of --train-num-samples). Exports under DATASET/export/ are found by listing;
 exports written elsewhere (-o OUT) are registered in DATASET/export/exports.json so that a takedown
@@ -20,8 +20,8 @@ from curate.webdataset import filter_tar
 
 log = logging.getLogger(__name__)
 
-# A leading "_": readers that discover a folder's Parquet files (pandas, pyarrow, polars, HF) skip it.
-INDEX = "_export.json"
+# A leading ".": readers that discover a folder's Parquet files (pandas, pyarrow, polars, HF) skip it.
+INDEX = ".export.json"
 LEGACY_INDEX = "export.json"  # the index's name before; read, and renamed by the next rewrite
 SIZES = "sizes.json"  # WebDataset exports: {tar name: samples}, open_clip's get_dataset_size reads it
 

@@ -4,7 +4,7 @@ Commands that publish a folder (export, demo, a training run) or a file (report)
 with `-o`, and an earlier version removed whatever the folder held, the dataset itself included. Now:
 
 - a folder is replaced (or written into) only when it does not exist, is empty, or is a previous curate
-  output of the same kind: it holds the marker file `_curate.json` that every publishing command writes
+  output of the same kind: it holds the marker file `.curate.json` that every publishing command writes
   (a leading `_`, so Parquet readers that discover a folder's files skip it);
 - a file is overwritten only when it is an earlier output of the same command (`file_signature`);
 - never the dataset itself, a folder above it, or anything inside the folders that hold its data.
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from curate import storage
 from curate.errors import CurateError
 
-MARKER = "_curate.json"
+MARKER = ".curate.json"
 # Folders of a dataset that hold its data: no output may be written at, inside or above them.
 DATA_FOLDERS = ("manifest", "shards", "signals", "decisions", "takedown.parquet")
 # Folders of a dataset that hold outputs (export/<recipe>, runs/<recipe>): an output goes inside, not at them.

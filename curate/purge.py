@@ -6,7 +6,7 @@ was derived from the sample is reached here (docs/CONSENT.md lists it):
 - per-shard signals (signals/<name>/<shard>.parquet): every column of the sample's row but `uid` and the
   hashes (`sha256`, `phash`) becomes null: its 8x8 thumbnail, embeddings, caption statistics, scores;
 - decisions (decisions/<recipe>.parquet): the sample is dropped with the reason `takedown`;
-- search caches (_search/*.parquet in the dataset and in every export): deleted, embedded again on the
+- search caches (.search/*.parquet in the dataset and in every export): deleted, embedded again on the
   next search;
 - reports (`curate report`) and search pages (`curate search --html`) registered in
   DATASET/outputs.json: a report is written again (without the sample), a search page that shows the
@@ -34,7 +34,7 @@ KEPT_SIGNAL_COLUMNS = ("uid", "sha256", "phash")
 GLOBAL_SIGNALS = ("dedup", "overlap")
 TAKEDOWN_REASON = "takedown"
 REGISTRY = "outputs.json"
-SEARCH_CACHES = ("_search", "search")  # the cache folder, and its name in older versions
+SEARCH_CACHES = (".search", "search")  # the cache folder, and its name in older versions
 
 
 def _hits(table: pa.Table, uids: set[str]) -> pa.ChunkedArray:

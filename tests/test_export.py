@@ -44,10 +44,13 @@ def test_parquet_export_holds_exactly_the_kept_samples_with_their_images(filtere
     assert {"uid", "caption", "image", "width", "height", "url", "language", "language_score",
             "nsfw_image", "phash"} <= set(table.column_names)
     by_uid = {s.uid: s for s in samples}
-    for row in table.to_pylist():
-        assert row["image"] == by_uid[row["uid"]].image and row["caption"] == by_uid[row["uid"]].caption
-        assert Image.open(io.BytesIO(row["image"])).size == (row["width"], row["height"])
-    index = json.loads(Path(f"{out}/_export.json").read_text())
+    for row in table.to_pylist():  # the image is Hugging Face's image struct: bytes, a file name by format
+        image = row["image"]["bytes"]
+        assert image == by_uid[row["uid"]].image and row["caption"] == by_uid[row["uid"]].caption
+        assert Image.open(io.BytesIO(image)).size == (row["width"], row["height"])
+        ext = {"png": "png", "jpeg": "jpg"}[row["image_format"].lower()]
+        assert row["image"]["path"] == f"{row['uid']}.{ext}"
+    index = json.loads(Path(f"{out}/.export.json").read_text())
     assert index["shards"] == {"00000.parquet": 4, "00001.parquet": 4, "00002.parquet": 2}
     assert summary["samples"] == 10 and not any(".tmp-" in f or ".old-" in f for f in os.listdir(f"{root}/export"))
 

@@ -38,8 +38,8 @@ def test_a_parquet_export_folder_is_read_whole_by_folder_discovery(filtered, tmp
     assert sorted(table.column("uid").to_pylist()) == sorted(s.uid for s in samples)
     assert pads.dataset(out, format="parquet").count_rows() == 7
     assert {p.name for p in out.iterdir() if not p.name.endswith(".parquet")} == {
-        "_export.json",
-        "_curate.json",
+        ".export.json",
+        ".curate.json",
     }
 
 
@@ -88,8 +88,28 @@ def test_an_older_export_index_is_read_and_renamed(filtered, tmp_path):
     root, samples = filtered
     out = tmp_path / "old"
     export(root, "datacomp_basic", out=str(out))
-    (out / "_export.json").rename(out / "export.json")
+    (out / ".export.json").rename(out / "export.json")
     takedown(root, uids=[samples[1].uid])
     assert not (out / "export.json").exists()
-    assert json.loads((out / "_export.json").read_text())["samples"] == 6
+    assert json.loads((out / ".export.json").read_text())["samples"] == 6
     assert pq.read_table(out).num_rows == 6
+
+
+def test_hugging_face_datasets_loads_the_parquet_export_with_an_image_feature(filtered, tmp_path):
+    """`load_dataset("parquet", ...)` sees `image` as an Image (decoded to PIL), with no cast."""
+    datasets = pytest.importorskip("datasets")
+    pandas = pytest.importorskip("pandas")
+    root, samples = filtered
+    out = tmp_path / "hf"
+    export(root, "datacomp_basic", out=str(out), samples_per_shard=4)
+    loaded = datasets.load_dataset(
+        "parquet", data_dir=str(out), split="train", cache_dir=str(tmp_path / "cache")
+    )
+    assert isinstance(loaded.features["image"], datasets.Image)
+    assert loaded.features["width"] == datasets.Value("int32") and loaded.num_rows == 7
+    by_uid = {s.uid: s for s in samples}
+    for row in loaded:
+        assert row["image"].size == (row["width"], row["height"])
+        assert row["caption"] == by_uid[row["uid"]].caption
+    frame = pandas.read_parquet(out)  # the folder, as pandas users open it
+    assert sorted(frame["uid"]) == sorted(by_uid) and frame["image"][0]["bytes"][:2] == b"\xff\xd8"

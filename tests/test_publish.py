@@ -109,9 +109,9 @@ def test_export_replaces_new_empty_and_earlier_export_folders(filtered, tmp_path
     legacy = tmp_path / "legacy"
     export(filtered, "datacomp_basic", out=str(legacy))
     (legacy / publish.MARKER).unlink()
-    (legacy / "_export.json").rename(legacy / "export.json")
+    (legacy / ".export.json").rename(legacy / "export.json")
     export(filtered, "datacomp_basic", out=str(legacy), fmt="webdataset")
-    names = ["00000.tar", "_curate.json", "_export.json", "sizes.json"]
+    names = [".curate.json", ".export.json", "00000.tar", "sizes.json"]
     assert sorted(p.name for p in legacy.iterdir()) == names
 
 
@@ -209,7 +209,7 @@ def test_an_export_on_an_object_store_is_replaced_whole_and_other_folders_refuse
     assert len(export(filtered, "datacomp_basic", out=out, samples_per_shard=4)["shards"]) == 2
     fs.invalidate_cache()
     names = sorted(p.rpartition("/")[2] for p in fs.ls("curate-test/exports/garden"))
-    assert names == ["00000.parquet", "00001.parquet", "_curate.json", "_export.json"]
+    assert names == [".curate.json", ".export.json", "00000.parquet", "00001.parquet"]
     fs.pipe("curate-test/photos/mine.jpg", b"my own picture")
     with pytest.raises(CurateError, match="not a curate export"):
         export(filtered, "datacomp_basic", out="s3://curate-test/photos")

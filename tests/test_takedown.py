@@ -68,7 +68,7 @@ def test_takedown_purges_shards_and_every_export_and_later_runs_skip_it(exported
     parquet_uids = set(duckdb.sql(f"SELECT uid FROM '{root}/export/datacomp_basic/*.parquet'").fetchnumpy()["uid"])
     assert parquet_uids == set(before) - gone
     assert _tar_keys(outside) == set(before) - gone
-    assert json.loads(Path(f"{outside}/_export.json").read_text())["samples"] == len(before) - 3
+    assert json.loads(Path(f"{outside}/.export.json").read_text())["samples"] == len(before) - 3
 
     log = read_parquet(f"{root}/takedown.parquet").to_pylist()
     assert {(r["kind"], r["value"], r["uids_purged"]) for r in log} == {

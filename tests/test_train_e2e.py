@@ -75,7 +75,7 @@ def test_train_eval_search_end_to_end(tmp_path, capsys):
                              "image": [r["image"] if i % 2 else None for i, r in enumerate(part)]}), ds_shard)
     in_ds = search(str(run), str(tmp_path / "dataset"), query="a photo of a blue square", k=40)
     assert in_ds["n"] == 20 and {h["uid"] for h in in_ds["hits"]} == {r["uid"] for r in part[1::2]}
-    assert in_ds["cache"].startswith(str(tmp_path / "dataset" / "_search"))
+    assert in_ds["cache"].startswith(str(tmp_path / "dataset" / ".search"))
     cache = text["cache"]
     mtime = os.stat(cache).st_mtime_ns
     again = search(str(run), str(tmp_path / "shards"), query="a photo of a blue square", k=5)

@@ -105,7 +105,7 @@ def iter_parquet(path: str, batch_rows: int = 256) -> Iterator[Record]:
             status = data.get("status", [None] * batch.num_rows)
             for key, cap, img, st in zip(keys, data[cap_col], data[img_col], status):
                 if st is None or st == "success":
-                    yield key, cap, img
+                    yield key, cap, img["bytes"] if isinstance(img, dict) else img  # HF's image struct
             row += batch.num_rows
 
 

@@ -1,6 +1,6 @@
 """Search a dataset's images with a trained CLIP: embed them once (cached as Parquet), rank by text or image.
 
-The cache lives at <DATASET or shard folder>/_search/<tag>.parquet (uid, caption, shard, embedding), where
+The cache lives at <DATASET or shard folder>/.search/<tag>.parquet (uid, caption, shard, embedding), where
 the tag names the checkpoint file and its version; its metadata lists the shards it covers with their size
 and modification time, so a dataset that gained, lost or rewrote a shard (a takedown) is embedded again.
 """
@@ -28,8 +28,8 @@ from curate.train.evaluate import embed_images, embed_texts, load_checkpoint
 
 log = logging.getLogger(__name__)
 META_KEY = b"curate_search"
-# A leading "_": Parquet readers of an export folder (pandas, pyarrow) skip the cache beside its shards.
-CACHE_FOLDER = "_search"
+# Hidden: folder readers of an export (pandas, pyarrow, HF datasets) skip the cache beside its shards.
+CACHE_FOLDER = ".search"
 
 
 def source_shards(dataset: str) -> tuple[list[str], str]:
