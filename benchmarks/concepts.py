@@ -39,22 +39,34 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def vocabulary(n: int, rng: np.random.Generator) -> list[str]:
     lengths = rng.integers(3, 10, n * 2)
     words = ["".join(rng.choice(LETTERS, k)) for k in lengths]
     return list(dict.fromkeys(words))[:n]
 
 
-def entry_list(n_entries: int, vocab: list[str], rng: np.random.Generator) -> list[str]:
-    """80% unigrams (the whole vocabulary head), 20% bigrams of vocabulary words."""
-    uni = vocab[: int(n_entries * 0.8)]
-    pairs = rng.integers(0, len(vocab) // 4, (n_entries - len(uni), 2))
+def cjk_words(n: int, rng: np.random.Generator) -> list[str]:
+    return list(
+        dict.fromkeys("".join(chr(c) for c in rng.integers(0x4E00, 0x4E00 + 3000, 2)) for _ in range(n))
+    )
+
+
+def entry_list(n_entries: int, vocab: list[str], cjk: list[str], rng: np.random.Generator) -> list[str]:
+    """78% unigrams (the vocabulary head), 20% bigrams of vocabulary words, 2% two-character CJK words
+    (matched as substrings, MetaCLIP 2's rule for scripts without spaces)."""
+    uni = vocab[: int(n_entries * 0.78)]
+    pairs = rng.integers(0, len(vocab) // 4, (int(n_entries * 0.2), 2))
     bi = list(dict.fromkeys(f"{vocab[a]} {vocab[b]}" for a, b in pairs))
-    return uni + bi
+    return uni + bi + cjk[: n_entries - len(uni) - len(bi)]
 
 
-def captions(n: int, vocab: list[str], rng: np.random.Generator) -> pa.Array:
-    """~10 Zipf-distributed words per caption, some capitalised, some with punctuation."""
+def captions(n: int, vocab: list[str], cjk: list[str], rng: np.random.Generator) -> pa.Array:
+    """~10 Zipf-distributed words per caption, some capitalised, some with punctuation; 5% end with
+    a run of CJK characters."""
     words = np.array(vocab, dtype=object)
     lengths = rng.integers(4, 17, n)
     picks = np.minimum(rng.zipf(1.15, lengths.sum()), len(vocab)) - 1
@@ -62,13 +74,29 @@ def captions(n: int, vocab: list[str], rng: np.random.Generator) -> pa.Array:
     tokens = words[picks] + marks
     out, start = [], 0
     for k in lengths:
-        out.append(" ".join(tokens[start : start + k]).capitalize())
+        text = " ".join(tokens[start : start + k]).capitalize()
+        if rng.random() < 0.05:
+            text += " " + "".join(cjk[i] for i in rng.integers(0, len(cjk), 3))
+        out.append(text)
         start += k
     return pa.array(out, pa.string())
 
 
+def metaclip_automaton(entries: list[str]):
+    """MetaCLIP's automaton: every entry, spaced as MetaCLIP 2 spaces it."""
+    import ahocorasick
+
+    from curate.concepts.matching import pattern
+
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    for index, entry in enumerate(entries):
+        automaton.add_word(pattern(entry), index)
+    automaton.make_automaton()
+    return automaton
+
+
 def metaclip_loop(automaton, texts: list[str]) -> list[list[int]]:
-    """The anchor: MetaCLIP's per-caption spacing and automaton.iter (lower-cased to match curate)."""
+    """The anchor: MetaCLIP's per-caption spacing and automaton.iter (lower-cased as curate does)."""
     out = []
     for text in texts:
         spaced = f" {text.lower()} "
@@ -86,7 +114,8 @@ def bench_match(n_captions: int, n_entries: int, anchor_captions: int) -> None:
 
     rng = np.random.default_rng(0)
     vocab = vocabulary(int(n_entries * 0.8), rng)
-    entries = entry_list(n_entries, vocab, rng)
+    cjk = cjk_words(n_entries // 50 + 1000, rng)
+    entries = entry_list(n_entries, vocab, cjk, rng)
     listed = EntryList(tuple(entries), (None,) * len(entries), "synthetic")
     base = rss_mb()
     t = time.perf_counter()
@@ -94,7 +123,7 @@ def bench_match(n_captions: int, n_entries: int, anchor_captions: int) -> None:
     build = time.perf_counter() - t
     print(f"automaton: {len(entries):,} entries built in {build:.2f} s, +{rss_mb() - base:.0f} MB RSS")
     batch = 65_536
-    chunk = captions(min(n_captions, 1_000_000), vocab, rng)  # generated once, reused to reach n
+    chunk = captions(min(n_captions, 1_000_000), vocab, cjk, rng)  # generated once, reused to reach n
     matched = 0
     t = time.perf_counter()
     cpu = time.process_time()
@@ -108,19 +137,24 @@ def bench_match(n_captions: int, n_entries: int, anchor_captions: int) -> None:
             matched += len(ids.values)
             done += len(part)
     wall, cpu = time.perf_counter() - t, time.process_time() - cpu
-    print(f"curate: {done:,} captions in {wall:.2f} s wall, {cpu:.2f} s CPU: {done / cpu:,.0f} captions/s per core "
-          f"({matched / done:.1f} entries per caption); peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(
+        f"curate: {done:,} captions in {wall:.2f} s wall, {cpu:.2f} s CPU: {done / cpu:,.0f} captions/s "
+        f"per core ({matched / done:.1f} entries per caption); peak RSS {peak_mb():.0f} MB"
+    )
     sample = chunk.slice(0, anchor_captions)
     texts = sample.to_pylist()
+    automaton = metaclip_automaton(entries)
     cpu = time.process_time()
-    ref = metaclip_loop(matcher._automaton, texts)
+    ref = metaclip_loop(automaton, texts)
     anchor_cpu = time.process_time() - cpu
     cpu = time.process_time()
     ours = matcher.match(sample).to_pylist()
     ours_cpu = time.process_time() - cpu
     assert ours == ref, "curate and the MetaCLIP loop disagree"
-    print(f"anchor (MetaCLIP loop) on {len(texts):,} captions: {len(texts) / anchor_cpu:,.0f} captions/s per core; "
-          f"curate on the same: {len(texts) / ours_cpu:,.0f} ({anchor_cpu / ours_cpu:.2f}x); same entries found")
+    print(
+        f"anchor (MetaCLIP loop) on {len(texts):,} captions: {len(texts) / anchor_cpu:,.0f} captions/s per core; "
+        f"curate on the same: {len(texts) / ours_cpu:,.0f} ({anchor_cpu / ours_cpu:.2f}x); same entries found"
+    )
 
 
 def make_pool(root: str, n: int, n_entries: int, per_shard: int = 500_000) -> None:
@@ -144,18 +178,30 @@ def make_pool(root: str, n: int, n_entries: int, per_shard: int = 500_000) -> No
         uid = pa.array(np.frombuffer(rng.bytes(16 * m), dtype="S16").tolist()).cast(pa.binary())
         uid = pa.array([u.hex() for u in uid.to_pylist()], pa.string())
         ok = rng.random(m) < 0.9
-        cols = {"uid": uid, "status": np.where(ok, "success", "failed"), "width": np.full(m, 256, np.int32),
-                "height": np.full(m, 256, np.int32), "error_class": np.where(ok, None, "http_4xx")}
-        table = pa.table({f.name: pa.array(cols[f.name], f.type) if f.name in cols else pa.nulls(m, f.type)
-                          for f in SHARD_SCHEMA}, schema=SHARD_SCHEMA)
+        cols = {
+            "uid": uid,
+            "status": np.where(ok, "success", "failed"),
+            "width": np.full(m, 256, np.int32),
+            "height": np.full(m, 256, np.int32),
+            "error_class": np.where(ok, None, "http_4xx"),
+        }
+        table = pa.table(
+            {
+                f.name: pa.array(cols[f.name], f.type) if f.name in cols else pa.nulls(m, f.type)
+                for f in SHARD_SCHEMA
+            },
+            schema=SHARD_SCHEMA,
+        )
         pq.write_table(table, f"{root}/shards/{key}.parquet")
         counts = rng.integers(0, 13, m)  # 0..12 entries, mean 6; ~8% of captions name none
         ids = (np.minimum(rng.zipf(1.1, counts.sum()), n_entries) - 1).astype(np.int32)
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
         concept_ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids))
         signal = pa.table({"uid": uid, "concept_ids": concept_ids}, schema=CONCEPTS_SCHEMA)
-        pq.write_table(signal.replace_schema_metadata({SHA_KEY: listed.sha256.encode()}),
-                       f"{root}/signals/concepts/{key}.parquet")
+        pq.write_table(
+            signal.replace_schema_metadata({SHA_KEY: listed.sha256.encode()}),
+            f"{root}/signals/concepts/{key}.parquet",
+        )
 
 
 def bench_decide(n: int, n_entries: int, threads: int | None) -> None:
@@ -170,9 +216,11 @@ def bench_decide(n: int, n_entries: int, threads: int | None) -> None:
     for recipe in (rules, balanced, balanced):
         t = time.perf_counter()
         summary = filter_dataset(root, recipe, threads=threads)
-        print(f"{recipe['name']}: {time.perf_counter() - t:.2f} s wall (threads {threads or 'all'}), "
-              f"kept {summary['kept']:,} of {summary['samples']:,}; {summary['dropped_by_reason']}; "
-              f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+        print(
+            f"{recipe['name']}: {time.perf_counter() - t:.2f} s wall (threads {threads or 'all'}), "
+            f"kept {summary['kept']:,} of {summary['samples']:,}; {summary['dropped_by_reason']}; "
+            f"peak RSS {peak_mb():.0f} MB"
+        )
 
 
 TAIL = 4  # the rarest classes: "tail" accuracy is theirs
@@ -200,12 +248,25 @@ def make_long_tail(root: str, counts: list[int], seed: int = 0) -> None:
     for k, c in enumerate(counts):
         for i in range(c):
             bg = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
-            image = encode(make_photo(CLASSES[k], seed=seed * 1_000_003 + k * 10_007 + i, size=80, background=bg),
-                           "jpeg", quality=90)
+            image = encode(
+                make_photo(CLASSES[k], seed=seed * 1_000_003 + k * 10_007 + i, size=80, background=bg),
+                "jpeg",
+                quality=90,
+            )
             url = f"https://tail.example/{k}/{i}.jpg"
             caption = caption_for(CLASSES[k], bg, "en", rng)
-            rows.append({"uid": make_uid(url, caption), "url": url, "caption": caption, "status": "success",
-                         "image": image, "width": 80, "height": 80, "image_format": "jpeg"})
+            rows.append(
+                {
+                    "uid": make_uid(url, caption),
+                    "url": url,
+                    "caption": caption,
+                    "status": "success",
+                    "image": image,
+                    "width": 80,
+                    "height": 80,
+                    "image_format": "jpeg",
+                }
+            )
     table = pa.Table.from_pylist(rows, schema=SHARD_SCHEMA)
     pq.write_table(table, os.path.join(root, "shards", "00000.parquet"))
     entries = os.path.join(root, "..", "class_entries.txt")
@@ -228,8 +289,13 @@ def make_test_set(folder: str, per_class: int, classes: list[str]) -> None:
         for i in range(per_class):
             bg = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
             with open(os.path.join(folder, label_dir(label), f"{i}.jpg"), "wb") as fh:
-                fh.write(encode(make_photo(label, seed=900_000_000 + k * 10_007 + i, size=80, background=bg),
-                                "jpeg", quality=90))
+                fh.write(
+                    encode(
+                        make_photo(label, seed=900_000_000 + k * 10_007 + i, size=80, background=bg),
+                        "jpeg",
+                        quality=90,
+                    )
+                )
 
 
 def bench_value(steps: int, batch: int, seeds: int, t: int, head: int) -> None:
@@ -252,15 +318,19 @@ def bench_value(steps: int, batch: int, seeds: int, t: int, head: int) -> None:
     test = os.path.join(work, "test")
     make_test_set(test, 30, list(CLASSES))
     pools = {}
-    for name, recipe in (("unbalanced", {"name": "unbalanced"}),
-                         ("balanced", {"name": "balanced", "balance": {"max_per_entry": t, "seed": 0}})):
+    for name, recipe in (
+        ("unbalanced", {"name": "unbalanced"}),
+        ("balanced", {"name": "balanced", "balance": {"max_per_entry": t, "seed": 0}}),
+    ):
         summary = filter_dataset(root, recipe)
         out = os.path.join(work, f"export_{name}")
         shutil.rmtree(out, ignore_errors=True)
         export(root, recipe, out)
         pools[name] = (out, summary["kept"])
-    print(f"class counts {counts} (head/tail {counts[0] / counts[-1]:.0f}x); kept: unbalanced "
-          f"{pools['unbalanced'][1]}, balanced (t={t}) {pools['balanced'][1]}; data {time.perf_counter() - t0:.0f} s")
+    print(
+        f"class counts {counts} (head/tail {counts[0] / counts[-1]:.0f}x); kept: unbalanced "
+        f"{pools['unbalanced'][1]}, balanced (t={t}) {pools['balanced'][1]}; data {time.perf_counter() - t0:.0f} s"
+    )
     tail = set(CLASSES[-TAIL:])
     results: dict[str, list[dict]] = {name: [] for name in pools}
     for seed in range(seeds):
@@ -268,23 +338,49 @@ def bench_value(steps: int, batch: int, seeds: int, t: int, head: int) -> None:
             run = os.path.join(work, f"run_{name}_{seed}")
             shutil.rmtree(run, ignore_errors=True)
             t1 = time.perf_counter()
-            out = train(TrainConfig(data=data, out_dir=run, model="tiny", steps=steps, batch_size=batch, seed=seed,
-                                    warmup_steps=steps // 10, workers=1, threads=1, progress=False,
-                                    save_every=steps, shuffle_buffer=1000))
+            out = train(
+                TrainConfig(
+                    data=data,
+                    out_dir=run,
+                    model="tiny",
+                    steps=steps,
+                    batch_size=batch,
+                    seed=seed,
+                    warmup_steps=steps // 10,
+                    workers=1,
+                    threads=1,
+                    progress=False,
+                    save_every=steps,
+                    shuffle_buffer=1000,
+                )
+            )
             zs = zero_shot(out["checkpoint"], test, classes=[label_dir(c) for c in CLASSES])
             preds = zs["predictions"]
             tail_acc = float(np.mean([p["correct"] for p in preds if p["label"].replace("_", " ") in tail]))
-            results[name].append({"seed": seed, "top1": zs["top1"], "tail_top1": tail_acc,
-                                  "seconds": round(time.perf_counter() - t1, 1)})
-            print(f"{name} seed {seed}: top1 {zs['top1']:.3f}, tail top1 {tail_acc:.3f} "
-                  f"({time.perf_counter() - t1:.0f} s)", flush=True)
+            results[name].append(
+                {
+                    "seed": seed,
+                    "top1": zs["top1"],
+                    "tail_top1": tail_acc,
+                    "seconds": round(time.perf_counter() - t1, 1),
+                }
+            )
+            print(
+                f"{name} seed {seed}: top1 {zs['top1']:.3f}, tail top1 {tail_acc:.3f} "
+                f"({time.perf_counter() - t1:.0f} s)",
+                flush=True,
+            )
     for name, rows in results.items():
         top1 = np.array([r["top1"] for r in rows])
         tail_top1 = np.array([r["tail_top1"] for r in rows])
-        print(f"{name}: overall {top1.mean():.3f} +- {top1.std(ddof=1):.3f}, tail {tail_top1.mean():.3f} +- "
-              f"{tail_top1.std(ddof=1):.3f} over {len(rows)} seeds")
+        print(
+            f"{name}: overall {top1.mean():.3f} +- {top1.std(ddof=1):.3f}, tail {tail_top1.mean():.3f} +- "
+            f"{tail_top1.std(ddof=1):.3f} over {len(rows)} seeds"
+        )
     with open(os.path.join(work, "results.json"), "w") as fh:
-        json.dump({"counts": counts, "t": t, "steps": steps, "batch": batch, "results": results}, fh, indent=1)
+        json.dump(
+            {"counts": counts, "t": t, "steps": steps, "batch": batch, "results": results}, fh, indent=1
+        )
 
 
 def main() -> None:
@@ -305,7 +401,9 @@ def main() -> None:
     v.add_argument("--t", type=int, default=100, help="max_per_entry of the balanced recipe")
     v.add_argument("--head", type=int, default=1000, help="samples of the most frequent class")
     args = parser.parse_args()
-    print(f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}, {time.strftime('%Y-%m-%d %H:%M')}")
+    print(
+        f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}, {time.strftime('%Y-%m-%d %H:%M')}"
+    )
     if args.what == "match":
         bench_match(args.captions, args.entries, args.anchor_captions)
     elif args.what == "decide":

@@ -66,7 +66,7 @@ class Signal:
     compute: Callable[[pa.Table, Options], tuple[pa.Table, dict]]
     version: int = 1  # bump when the values change for the same input: stored signals are then recomputed
     make_schema: Callable[[Options], pa.Schema] | None = None  # when the schema depends on the options
-    batch_rows: int | None = None  # rows per batch instead of options.batch_size (text signals amortize set-up)
+    batch_rows: int | None = None  # rows per batch, not options.batch_size (text signals amortize set-up)
     resources: Callable[[Options], dict[str, float] | None] | None = None  # what a job asks of a Ray cluster
 
     def output_schema(self, opts: Options) -> pa.Schema:

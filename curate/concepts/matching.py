@@ -83,32 +83,33 @@ class Matcher:
     side that is one of PUNCTUATION (normalization puts a space beside each). Such an entry of k
     space-separated tokens occurs exactly when k consecutive tokens of the text join to it, so those
     are found by vectorized hash lookups of token k-grams (Arrow's index_in, one per k; the padding's
-    empty tokens keep k-grams from spanning two captions). The automaton holds only the rest (CJK and
-    other unspaced scripts, other punctuation at an edge) and scans only the captions holding a
-    character one of those entries starts with, since its scan, not the lookups, costs per character.
+    empty tokens keep k-grams from spanning two captions). Entries written only in scripts without
+    spaces (CJK, Thai, ...) can only occur inside a run of such characters, so their automaton scans
+    just those runs; the few left (mixed scripts, other punctuation at an edge) go to a second automaton
+    that scans only captions holding a character one of them starts with. The scans, not the lookups,
+    cost per character (a root node with thousands of CJK children makes each character slow).
     """
 
     def __init__(self, entries: EntryList) -> None:
         self.size = len(entries.entries)
         grams: dict[int, tuple[list[str], list[int]]] = {}
-        firsts: set[str] = set()
-        self._automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        unspaced, mixed = _Scan(), _Scan()
         for index, entry in enumerate(entries.entries):
             if _bounded(entry[0]) and _bounded(entry[-1]):
                 values, ids = grams.setdefault(entry.count(" ") + 1, ([], []))
                 values.append(entry)
                 ids.append(index)
+            elif " " not in entry and all(map(_unspaced, entry)):
+                unspaced.add(entry, index, set(entry))
             else:
-                self._automaton.add_word(pattern(entry), index)
-                firsts.add(entry[0])
+                mixed.add(pattern(entry), index, {entry[0]})
         self._grams = {
             k: (pa.array(v, pa.string()), np.array(i, np.int64)) for k, (v, i) in sorted(grams.items())
         }
-        self._phrases = len(self._automaton) > 0
-        if self._phrases:
-            self._automaton.make_automaton()
-        # RE2 character class of the automaton entries' first characters: other captions cannot match them
-        self._prefilter = "[" + "".join(re.escape(c) for c in sorted(firsts)) + "]"
+        # unspaced entries: captions holding a character of their alphabet, each run of other characters
+        # made one separator; the rest: captions holding one of their first characters, as they are
+        self._unspaced = unspaced.finish(shrink=True)
+        self._mixed = mixed.finish(shrink=False)
 
     def match(self, captions: pa.Array | pa.ChunkedArray) -> pa.ListArray:
         """list<int32> per caption: the entries it contains, each once, ascending ([] when none)."""
@@ -117,8 +118,7 @@ class Matcher:
         if rows == 0:
             return pa.array([], pa.list_(pa.int32()))
         found = [self._match_grams(padded)]
-        if self._phrases:
-            found.append(self._match_phrases(padded))
+        found += [scan.match(padded) for scan in (self._unspaced, self._mixed) if scan is not None]
         # one key per (caption, entry), sorted caption-major with ids ascending
         keys = np.concatenate([row * self.size + ids for row, ids in found])
         keys.sort()  # in place; np.unique's extra passes cost 5x more at 600k matches
@@ -145,21 +145,42 @@ class Matcher:
         empty = np.zeros(0, np.int64)
         return (np.concatenate(rows), np.concatenate(ids)) if rows else (empty, empty)
 
-    def _match_phrases(self, padded: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        """(caption row, entry id) of every automaton match: candidate captions joined by NUL, one scan."""
-        candidates = np.flatnonzero(
-            pc.match_substring_regex(padded, self._prefilter).to_numpy(zero_copy_only=False)
-        )
-        if len(candidates) == 0:
+
+class _Scan:
+    """One automaton and the regex that narrows what it scans (see Matcher)."""
+
+    def __init__(self) -> None:
+        self.automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        self.chars: set[str] = set()
+
+    def add(self, found_as: str, index: int, chars: set[str]) -> None:
+        self.automaton.add_word(found_as, index)
+        self.chars |= chars
+
+    def finish(self, shrink: bool) -> _Scan | None:
+        """Ready to match captions holding one of `chars`; `shrink`: scan only runs of those characters."""
+        if len(self.automaton) == 0:
+            return None
+        self.automaton.make_automaton()
+        body = "".join(re.escape(c) for c in sorted(self.chars))
+        self.select, self.outside = f"[{body}]", (f"[^{body}]+" if shrink else None)
+        return self
+
+    def match(self, padded: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """(caption row, entry id) of every automaton match: the texts joined by NUL, one scan."""
+        rows = np.flatnonzero(pc.match_substring_regex(padded, self.select).to_numpy(zero_copy_only=False))
+        texts = padded.take(pa.array(rows, pa.int64()))
+        if self.outside is not None:
+            texts = pc.replace_substring_regex(texts, self.outside, _SEPARATOR)
+        if len(rows) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        texts = padded.take(pa.array(candidates))
         text = _SEPARATOR.join(texts.to_pylist())
-        # character offset just past each caption's separator
+        # character offset just past each text's separator
         ends = np.cumsum(pc.add(pc.utf8_length(texts), 1).to_numpy(zero_copy_only=False))
         # (end offset, entry id) pairs, flattened straight into an array: no list of tuples per match
-        pairs = np.fromiter(itertools.chain.from_iterable(self._automaton.iter(text)), dtype=np.int64)
+        pairs = np.fromiter(itertools.chain.from_iterable(self.automaton.iter(text)), dtype=np.int64)
         pairs = pairs.reshape(-1, 2)
-        return candidates[np.searchsorted(ends, pairs[:, 0], side="right")], pairs[:, 1]
+        return rows[np.searchsorted(ends, pairs[:, 0], side="right")].astype(np.int64), pairs[:, 1]
 
 
 @functools.lru_cache(maxsize=2)
