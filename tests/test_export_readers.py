@@ -113,3 +113,8 @@ def test_hugging_face_datasets_loads_the_parquet_export_with_an_image_feature(fi
         assert row["caption"] == by_uid[row["uid"]].caption
     frame = pandas.read_parquet(out)  # the folder, as pandas users open it
     assert sorted(frame["uid"]) == sorted(by_uid) and frame["image"][0]["bytes"][:2] == b"\xff\xd8"
+    takedown(root, uids=[samples[2].uid])  # the rewritten shard keeps the image type and its features
+    again = datasets.load_dataset(
+        "parquet", data_dir=str(out), split="train", cache_dir=str(tmp_path / "cache2")
+    )
+    assert isinstance(again.features["image"], datasets.Image) and again.num_rows == 6
