@@ -19,7 +19,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="already built datasets: copies of their samples are marked duplicates (reads "
                              "their hash signals only)")
     parser.add_argument("--recipe", metavar="NAME_OR_PATH", help="take --max-distance from the recipe's [dedup]")
-    parser.add_argument("--workers", type=int, default=2, help="threads for the hash search (default 2)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="threads for the hash search (default 2); partitioned: the CPUs of a local Ray "
+                             "(when RAY_ADDRESS is not set) or the local pool's processes")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="local: one process (default); ray: partitioned tasks on a Ray cluster "
+                             "(RAY_ADDRESS, else a local Ray), each holding one partition (docs/SCALE.md)")
+    parser.add_argument("--partitions", type=int, default=None, metavar="N",
+                        help="partitioned dedup in N partitions (default: from --memory-budget)")
+    parser.add_argument("--memory-budget", type=_bytes, default=None, metavar="BYTES",
+                        help="partitioned dedup with partitions sized for this much memory per task "
+                             "(e.g. 2G, 512M; default 1G)")
     parser.add_argument("--semantic", action="store_true",
                         help="also collapse images whose CLIP embeddings (signals/clip) nearly coincide "
                              "(SemDeDup); representatives are then the highest CLIP score")
@@ -33,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from curate.dataset import Dataset
     from curate.dedup import clusters_path, dedup
+    from curate.dedup.partitioned import dedup_partitioned
     from curate.dedup.semantic import DEFAULT_EPS
     from curate.errors import CurateError
     from curate.recipe import load_recipe
@@ -43,18 +54,46 @@ def run(args: argparse.Namespace) -> int:
     if not args.semantic and (args.eps is not None or args.clusters is not None):
         raise CurateError("--eps and --clusters set the semantic search: add --semantic")
     eps = (DEFAULT_EPS if args.eps is None else args.eps) if args.semantic else None
+    partitioned = args.executor == "ray" or args.partitions is not None or args.memory_budget is not None
+    if partitioned and (args.against or args.semantic):
+        raise CurateError("the partitioned dedup (--executor ray, --partitions, --memory-budget) does not "
+                          "take --against or --semantic yet: run those with the default local executor")
+    if args.partitions is not None and args.partitions < 1:
+        raise CurateError(f"--partitions must be at least 1, got {args.partitions}")
     with Dataset(args.dataset).lock(NAME):
-        s = dedup(args.dataset, max_distance=k, against=args.against, workers=args.workers, semantic_eps=eps,
-                  semantic_clusters=args.clusters)
+        if partitioned:
+            s = dedup_partitioned(args.dataset, max_distance=k, partitions=args.partitions,
+                                  memory_budget=args.memory_budget, executor=args.executor,
+                                  workers=args.workers)
+        else:
+            s = dedup(args.dataset, max_distance=k, against=args.against, workers=args.workers,
+                      semantic_eps=eps, semantic_clusters=args.clusters)
     kinds = ", ".join(f"{kind} {n:,}" for kind, n in s["duplicates_by_kind"].items())
     print(f"{s['samples']:,} samples, {s['clusters']:,} duplicate clusters, {s['duplicates']:,} duplicates "
           f"({kinds}) in {s['seconds']:.1f} s")
     if s["against"]:
         print(f"{s['duplicates_of_against']:,} samples duplicate samples of {', '.join(s['against'])}")
     print(f"search: {s['search']}")
+    if s.get("partitions"):
+        part = s["partitions"]
+        print(f"partitioned: {part['count']} partitions, {part['component_rounds']} component rounds, "
+              f"largest task {part['peak_task_rss_mb']:,.0f} MB")
     if s["semantic"]:
         sem = s["semantic"]
         print(f"semantic: {sem['embedded']:,} embeddings in {sem['clusters']:,} k-means clusters (largest "
               f"{sem['largest_cluster']:,}), {sem['pairs']:,} pairs with cosine > {1 - sem['eps']:g}")
     print(f"wrote {clusters_path(args.dataset)}")
     return 0
+
+
+def _bytes(text: str) -> int:
+    """'2G', '512M', '1500000' -> bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("B")
+    try:
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: bytes, or a number with K, M, G, T") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the memory budget must be positive")
+    return int(value)

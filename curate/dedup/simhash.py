@@ -89,19 +89,27 @@ class LshPlan:
                 f"probability >= {self.recall})")
 
 
+def sample_rows(n: int, sample: int = 2000) -> np.ndarray:
+    """The rows of n codes whose agreements `plan` measures (seeded: the same rows on every run)."""
+    return np.random.default_rng(_SEED + 2).choice(n, min(n, sample), replace=False)
+
+
 def plan(codes: np.ndarray, threshold: float, recall: float = 0.99, sample: int = 2000,
-         hashes: np.ndarray | None = None, radius: int | None = None, hash_bits: int | None = None) -> LshPlan:
+         hashes: np.ndarray | None = None, radius: int | None = None, hash_bits: int | None = None,
+         total: int | None = None) -> LshPlan:
     """Key shape and tables for these codes: `recall` for pairs at the threshold, least estimated work.
 
     With `hashes` and `radius`, keys may also take pHash bits (recall then holds for pairs within the
     radius; `hash_bits` fixes how many, else the cheapest count is taken). Photos are not random (layouts
     repeat, pHashes follow thumbnails), so the chance that two distinct samples share a key is measured
-    on a sample of pairs rather than assumed to be 2^-bits.
+    on a sample of pairs rather than assumed to be 2^-bits. `total`: `codes` and `hashes` are already the
+    rows `sample_rows(total, sample)` picked from `total` codes (a partitioned search reads only those).
     """
-    n = len(codes)
-    rng = np.random.default_rng(_SEED + 2)
-    pos = rng.choice(n, min(n, sample), replace=False)
-    hist = _agreement(codes[pos], None if hashes is None or radius is None else mih.as_uint64(hashes)[pos])
+    n = len(codes) if total is None else total
+    if total is None:
+        pos = sample_rows(n, sample)
+        codes, hashes = codes[pos], None if hashes is None else mih.as_uint64(hashes)[pos]
+    hist = _agreement(codes, None if hashes is None or radius is None else mih.as_uint64(hashes))
     q = math.acos(max(-1.0, min(1.0, threshold))) / math.pi
     disagree = np.arange(65)
     weight = binom.pmf(disagree, 64, q)
