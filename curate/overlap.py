@@ -32,25 +32,13 @@ from curate.dedup.hashing import default_max_distance, default_similarity, hash_
 from curate.dedup.near import cross_near
 from curate.dedup.nodes import load_nodes
 from curate.errors import CurateError
+from curate.schema import EVAL_SCHEMA, MATCHES_SCHEMA
 
 log = logging.getLogger(__name__)
 
 MIN_CAPTION_WORDS = 3
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
-MATCHES_SCHEMA = pa.schema([
-    pa.field("uid", pa.string(), nullable=False),
-    pa.field("benchmark", pa.string(), nullable=False),
-    pa.field("eval_id", pa.string(), nullable=False),
-    pa.field("distance", pa.int16()),  # Hamming distance of the hashes; null for caption matches
-    pa.field("match_kind", pa.string(), nullable=False),  # image | caption
-])
-EVAL_SCHEMA = pa.schema([
-    pa.field("eval_id", pa.string(), nullable=False),
-    pa.field("label", pa.string()),
-    pa.field("overlapping", pa.bool_(), nullable=False),
-    pa.field("error", pa.string()),  # why the image could not be hashed (then it cannot overlap by image)
-])
 
 
 # The caption-match key, as SQL: lower case, every run of characters that are not letters, digits,

@@ -21,13 +21,15 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from curate import storage
 from curate.dataset import Dataset
 from curate.errors import CurateError
-from curate.recipe import STAGES, Recipe, load_recipe
+from curate.recipe import Recipe, load_recipe
+from curate.schema import STAGES
+from curate.settings import from_table
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +57,6 @@ class Context:
         if not isinstance(value, dict):
             raise CurateError(f"recipe {self.recipe.source}: [{name}] must be a table")
         return value
-
-
-def _config(cls: type, table: dict[str, Any], section: str, **fixed: Any) -> Any:
-    """Build a config dataclass from a recipe table, naming the valid keys when one is unknown."""
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(table) - names)
-    if unknown:
-        raise CurateError(f"[{section}] has unknown keys {unknown}; valid keys: {', '.join(sorted(names))}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
-    return cls(**{**values, **fixed})
 
 
 def _ingest(ctx: Context) -> dict:
@@ -101,7 +93,7 @@ def _ingest(ctx: Context) -> dict:
 def _download(ctx: Context) -> dict:
     from curate.download import DownloadConfig, download
 
-    config = _config(DownloadConfig, ctx.table("download"), "download")
+    config = from_table(DownloadConfig, ctx.table("download"), "download")
     ds = Dataset(ctx.dataset)
     return download(ds.manifest_dir, ctx.dataset, config, executor=ctx.executor, workers=ctx.workers).to_dict()
 
@@ -161,7 +153,7 @@ def train_from_table(spec: dict[str, Any], data: str, out_dir: str) -> dict:
 
     ckpts = os.path.join(out_dir, "checkpoints")
     resume = bool(os.path.isdir(ckpts) and os.listdir(ckpts))
-    return train(_config(TrainConfig, spec, "train", data=data, out_dir=out_dir, resume=resume))
+    return train(from_table(TrainConfig, spec, "train", data=data, out_dir=out_dir, resume=resume))
 
 
 RUNNERS: dict[str, Callable[[Context], dict]] = {

@@ -18,9 +18,6 @@ from typing import Any
 
 from curate.errors import CurateError
 
-# The stages `curate run` runs, in order (curate.pipeline); here so that the CLI lists them without
-# importing the stages.
-STAGES = ("ingest", "download", "annotate", "dedup", "overlap", "filter", "export", "train")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 

@@ -25,41 +25,32 @@ from curate import duck, storage
 from curate.dataset import Dataset
 from curate.errors import CurateError
 from curate.readonly_fs import PROTOCOL, ReadOnlyFileSystem
-from curate.schema import DECISIONS_SCHEMA, MANIFEST_SCHEMA, SHARD_SCHEMA, TAKEDOWN_SCHEMA
+from curate.schema import (
+    CLUSTERS_SCHEMA,
+    DECISIONS_SCHEMA,
+    EVAL_SCHEMA,
+    MANIFEST_SCHEMA,
+    MATCHES_SCHEMA,
+    OPT_IN_SIGNALS,
+    SHARD_SCHEMA,
+    SIGNAL_NAMES,
+    SIGNAL_SCHEMAS,
+    TAKEDOWN_SCHEMA,
+)
 from curate.urls import install_url_host
 
 log = logging.getLogger(__name__)
 
-# Columns of each `signals/<name>/` set written by `curate annotate` (docs/FORMAT.md, section "signals").
-# A set that is absent still contributes its columns (all NULL) to the `signals` view.
+# The signal sets `curate annotate` writes by default: one that is absent still contributes its documented
+# columns (all NULL) to the `signals` view, so queries written for a finished dataset run on a partial one.
 SIGNAL_SETS: dict[str, pa.Schema] = {
-    "image": pa.schema([("width", pa.int32()), ("height", pa.int32()), ("aspect", pa.float32()),
-                        ("bytes", pa.int64()), ("format", pa.string()), ("is_blank", pa.bool_())]),
-    "hashes": pa.schema([("sha256", pa.string()), ("phash", pa.int64())]),
-    "language": pa.schema([("language", pa.string()), ("language_score", pa.float32()),
-                           ("language_backend", pa.string())]),
-    "nsfw": pa.schema([("nsfw_image", pa.float32()), ("nsfw_text", pa.float32()),
-                       ("nsfw_text_terms", pa.list_(pa.string()))]),
-    "caption": pa.schema([("caption_chars", pa.int32()), ("caption_words", pa.int32()),
-                          ("caption_is_filename", pa.bool_()), ("caption_is_url", pa.bool_()),
-                          ("caption_has_html", pa.bool_()), ("caption_is_boilerplate", pa.bool_())]),
+    name: SIGNAL_SCHEMAS[name].remove(SIGNAL_SCHEMAS[name].get_field_index("uid"))
+    for name in SIGNAL_NAMES if name not in OPT_IN_SIGNALS
 }
 # Folders under signals/ that hold global (not per-shard) outputs with their own views.
 GLOBAL_SIGNALS = ("dedup", "overlap")
-
-# Columns of the global stages' files, for their views while those files are absent. They mirror
-# curate.dedup.stage.CLUSTERS_SCHEMA and curate.overlap (tests/test_sql.py checks that they agree); they
-# are repeated here so that opening a dataset imports no stage code.
-CLUSTERS_SCHEMA = pa.schema([
-    ("uid", pa.string()), ("cluster_id", pa.int64()), ("representative_uid", pa.string()),
-    ("is_representative", pa.bool_()), ("duplicate_kind", pa.string()),
-    ("distance_to_representative", pa.int16()), ("against_dataset", pa.string()),
-])
-MATCHES_SCHEMA = pa.schema([("uid", pa.string()), ("benchmark", pa.string()), ("eval_id", pa.string()),
-                            ("distance", pa.int16()), ("match_kind", pa.string())])
 # The eval-image view adds the benchmark (from the file name) to overlap's per-eval flags.
-EVALS_SCHEMA = pa.schema([("benchmark", pa.string()), ("eval_id", pa.string()), ("label", pa.string()),
-                          ("overlapping", pa.bool_()), ("error", pa.string())])
+EVALS_SCHEMA = pa.schema([("benchmark", pa.string()), *EVAL_SCHEMA])
 
 
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^)]*\)\s*)?", re.IGNORECASE)

@@ -1,45 +1,32 @@
 """Filters: one module per decision rule over stored signals (installed as curate.filters).
 
-Each filter has a stable public `reason` (curate.schema.DROP_REASONS) and turns its [filter] recipe
-settings into a DuckDB "drop when" expression; curate.decide runs them all in one query.
+Each filter has a stable public `reason` (curate.schema.DROP_REASONS, also its module's name) and turns
+its [filter] recipe settings into a DuckDB "drop when" expression; curate.decide runs them all in one query.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from curate.filters.alt_text_too_short import AltTextTooShort
-from curate.filters.aspect_ratio import AspectRatio
 from curate.filters.base import Filter
-from curate.filters.benchmark_overlap import BenchmarkOverlap
-from curate.filters.blank_image import BlankImage
-from curate.filters.body_too_small import BodyTooSmall
-from curate.filters.caption_boilerplate import CaptionBoilerplate
-from curate.filters.caption_too_short import CaptionTooShort
-from curate.filters.clip_score import ClipScore
-from curate.filters.domain_too_long import DomainTooLong
-from curate.filters.download_failed import DownloadFailed
-from curate.filters.exact_duplicate import ExactDuplicate
-from curate.filters.image_format import ImageFormat
-from curate.filters.image_too_small import ImageTooSmall
-from curate.filters.language import Language
-from curate.filters.near_duplicate import NearDuplicate
-from curate.filters.nsfw_image import NsfwImage
-from curate.filters.nsfw_text import NsfwText
-from curate.filters.opted_out import OptedOut
-from curate.filters.semantic_duplicate import SemanticDuplicate
-from curate.filters.takedown import Takedown
-from curate.filters.url_pattern import UrlPattern
 
 from curate.errors import CurateError
+from curate.schema import DROP_REASONS
 
-# In curate.schema.DROP_REASONS order (tests keep the two in sync).
-FILTERS: tuple[type[Filter], ...] = (
-    DownloadFailed, OptedOut, Takedown, UrlPattern, DomainTooLong, BodyTooSmall, ImageFormat, ImageTooSmall,
-    AspectRatio, BlankImage, CaptionTooShort, AltTextTooShort,
-    CaptionBoilerplate, Language, NsfwImage, NsfwText, ExactDuplicate, NearDuplicate, SemanticDuplicate,
-    BenchmarkOverlap, ClipScore,
-)
+
+def _filter_for(reason: str) -> type[Filter]:
+    """The Filter subclass in module curate.filters.<reason>: the module is named after its public reason."""
+    module = importlib.import_module(f"curate.filters.{reason}")
+    found = [v for v in vars(module).values()
+             if isinstance(v, type) and issubclass(v, Filter) and getattr(v, "reason", None) == reason]
+    if len(found) != 1:
+        raise ImportError(f"curate.filters.{reason} must define one Filter subclass with reason = {reason!r}")
+    return found[0]
+
+
+# One filter per public drop reason, in curate.schema.DROP_REASONS order (the order reasons are listed in).
+FILTERS: tuple[type[Filter], ...] = tuple(_filter_for(reason) for reason in DROP_REASONS)
 
 
 def valid_keys() -> dict[str, tuple]:

@@ -234,7 +234,7 @@ def test_retry_failed_fixes_rows_after_faults_are_switched_off(tmp_path, server)
     urls.append(server.url("/status/404"))
     manifest = write_manifest(tmp_path / "m", urls, parts=2)
     ds = tmp_path / "ds"
-    cfg = DownloadConfig(allow_private_network=True, **{**FAST, "retries": 0})
+    cfg = DownloadConfig(allow_private_network=True, **{**FAST, "request_retries": 0})
     download(str(manifest), str(ds), cfg, workers=1)
     before = by_url(read_shards(ds))
     assert sum(r["error_class"] == "http_5xx" for r in before.values()) == 4

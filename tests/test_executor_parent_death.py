@@ -74,7 +74,7 @@ def test_kill_9_of_the_driver_ends_its_workers_and_frees_the_lock(tmp_path):
             "2",
             "--threads",
             "2",
-            "--timeout",
+            "--total-timeout",
             "60",
             "--read-timeout",
             "60",

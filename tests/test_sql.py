@@ -118,18 +118,6 @@ def test_missing_parts_are_empty_views_with_their_documented_columns(tmp_path):
         sql.close(con)
 
 
-def test_empty_view_columns_match_the_stages_schemas():
-    from curate.dedup.stage import CLUSTERS_SCHEMA
-    from curate.overlap import EVAL_SCHEMA, MATCHES_SCHEMA
-
-    def cols(schema):
-        return [(f.name, f.type) for f in schema]
-
-    assert cols(sql.CLUSTERS_SCHEMA) == cols(CLUSTERS_SCHEMA)
-    assert cols(sql.MATCHES_SCHEMA) == cols(MATCHES_SCHEMA)
-    assert cols(sql.EVALS_SCHEMA) == [("benchmark", pa.string())] + cols(EVAL_SCHEMA)
-
-
 def test_signals_view_takes_new_sets_and_new_columns(ds, tmp_path):
     import shutil
 

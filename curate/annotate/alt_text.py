@@ -13,13 +13,8 @@ import pyarrow as pa
 
 from curate.annotate.options import Options
 from curate.extras import require
+from curate.schema import ALT_TEXT_SCHEMA
 
-ALT_TEXT_SCHEMA = pa.schema(
-    [
-        pa.field("uid", pa.string(), nullable=False),
-        pa.field("laion_alt_chars", pa.int32()),  # 0 for a null or empty caption
-    ]
-)
 ALT_TEXT_COLUMNS = ("uid", "caption")
 
 

@@ -19,16 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.annotate.options import Options
+from curate.schema import CAPTION_SCHEMA
 
-CAPTION_SCHEMA = pa.schema([
-    pa.field("uid", pa.string(), nullable=False),
-    pa.field("caption_chars", pa.int32()),
-    pa.field("caption_words", pa.int32()),
-    pa.field("caption_is_filename", pa.bool_()),
-    pa.field("caption_is_url", pa.bool_()),
-    pa.field("caption_has_html", pa.bool_()),
-    pa.field("caption_is_boilerplate", pa.bool_()),
-])
 CAPTION_COLUMNS = ("uid", "caption")
 
 _IMAGE_EXT = r"(jpe?g|jfif|png|gif|webp|bmp|tiff?|heic|heif|avif|svg|ico)"

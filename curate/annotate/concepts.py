@@ -16,13 +16,8 @@ from curate.annotate.options import Options
 from curate.concepts.entries import EntryList
 from curate.concepts.matching import matcher_for
 from curate.dataset import Dataset
+from curate.schema import CONCEPTS_SCHEMA
 
-CONCEPTS_SCHEMA = pa.schema(
-    [
-        pa.field("uid", pa.string(), nullable=False),
-        pa.field("concept_ids", pa.list_(pa.int32())),
-    ]
-)
 CONCEPTS_COLUMNS = ("uid", "caption")
 SHA_KEY = b"curate.concepts.entries_sha256"
 

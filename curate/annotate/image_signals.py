@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from curate.annotate.decode import DECODE_ERRORS, small_array
 from curate.annotate.options import Options
 from curate.annotate.phash import hash_images
+from curate.schema import HASHES_SCHEMA, IMAGE_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -27,26 +28,7 @@ BLANK_STD = 3.0
 THUMB_SIDE = 64
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as PIL's convert("L")
 
-IMAGE_SCHEMA = pa.schema([
-    pa.field("uid", pa.string(), nullable=False),
-    pa.field("width", pa.int32()),
-    pa.field("height", pa.int32()),
-    pa.field("aspect", pa.float32()),  # long side / short side of the original image, >= 1
-    pa.field("bytes", pa.int64()),
-    pa.field("format", pa.string()),
-    pa.field("original_width", pa.int32()),
-    pa.field("original_height", pa.int32()),
-    pa.field("mean_luma", pa.float32()),  # 0-255, on the thumbnail
-    pa.field("luma_std", pa.float32()),
-    pa.field("is_blank", pa.bool_()),
-])
 
-HASHES_SCHEMA = pa.schema([
-    pa.field("uid", pa.string(), nullable=False),
-    pa.field("sha256", pa.string()),
-    pa.field("phash", pa.int64()),  # 64-bit DCT pHash bit pattern as signed int64 (curate.annotate.phash)
-    pa.field("thumb", pa.binary(192)),  # 8x8 RGB block means, row-major, to verify pHash candidate pairs
-])
 
 IMAGE_COLUMNS = ("uid", "image", "width", "height", "original_width", "original_height", "bytes", "image_format")
 HASHES_COLUMNS = ("uid", "image", "sha256")

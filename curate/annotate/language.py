@@ -31,13 +31,8 @@ import pyarrow as pa
 
 from curate.annotate.options import LANGUAGE_BACKENDS, Options
 from curate.errors import CurateError
+from curate.schema import LANGUAGE_SCHEMA
 
-LANGUAGE_SCHEMA = pa.schema([
-    pa.field("uid", pa.string(), nullable=False),
-    pa.field("language", pa.string()),
-    pa.field("language_score", pa.float32()),
-    pa.field("language_backend", pa.string()),
-])
 LANGUAGE_COLUMNS = ("uid", "caption")
 
 Detect = Callable[[list[str], str | None], tuple[list[str | None], list[float | None]]]

@@ -25,15 +25,10 @@ from curate.annotate.nsfw_text import default_terms
 from curate.annotate.options import Options
 from curate.errors import CurateError
 from curate.extras import require
+from curate.schema import NSFW_SCHEMA
 
 log = logging.getLogger(__name__)
 
-NSFW_SCHEMA = pa.schema([
-    pa.field("uid", pa.string(), nullable=False),
-    pa.field("nsfw_image", pa.float32()),  # P(nsfw) from open_nsfw, null when there is no decodable image
-    pa.field("nsfw_text", pa.float32()),  # 0-1 from curate/data/nsfw_terms.txt (0 for an empty caption)
-    pa.field("nsfw_text_terms", pa.list_(pa.string())),
-])
 NSFW_COLUMNS = ("uid", "image", "caption")
 MODEL_INPUT_SIDE = 256  # open_nsfw resizes to 256x256 before its 224 centre crop
 

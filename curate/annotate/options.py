@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from curate.schema import OPT_IN_SIGNALS, SIGNAL_NAMES
+
+__all__ = ["LANGUAGE_BACKENDS", "OPT_IN_SIGNALS", "SIGNAL_NAMES", "Options"]
+
 LANGUAGE_BACKENDS = ("fasttext", "langdetect")
-# run.SIGNALS, in its order
-SIGNAL_NAMES = ("image", "hashes", "language", "caption", "alt_text", "nsfw", "concepts", "clip")
-# computed only when named: clip needs a model file the user chooses, concepts an entry list (or the default)
-OPT_IN_SIGNALS = ("concepts", "clip", "alt_text")
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class Options:
     batch_size: int = 512  # shard rows read, decoded and scored together (bounds memory per worker)
     nsfw_batch_size: int = 32  # images per onnxruntime call
     nsfw_threads: int | None = None  # onnxruntime intra-op threads per worker (None: its default)
-    clip_model: str | None = None  # an open_clip config name (curate.train.model.CONFIGS)
+    clip_model: str | None = None  # an open_clip config name (curate.train.configs.CONFIGS)
     clip_checkpoint: str | None = None  # weights file or curate run folder (curate.train.pretrained)
     clip_sha256: str = ""  # of the checkpoint file, computed once by the driver
     clip_tokenizer: str | None = None  # CLIP's bpe_simple_vocab_16e6.txt.gz for non-curate weights

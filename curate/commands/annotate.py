@@ -12,8 +12,8 @@ ORDER = 30
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from curate.annotate import LANGUAGE_BACKENDS, SIGNAL_NAMES
-    from curate.annotate.options import OPT_IN_SIGNALS
+    from curate.annotate import LANGUAGE_BACKENDS
+    from curate.schema import OPT_IN_SIGNALS, SIGNAL_NAMES
 
     defaults = ",".join(s for s in SIGNAL_NAMES if s not in OPT_IN_SIGNALS)
 

@@ -13,7 +13,7 @@ ORDER = 50
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from curate.recipe import STAGES
+    from curate.schema import STAGES
 
     p = sub.add_parser(NAME, help=HELP, description=HELP,
                        epilog="example: curate run pipelines/strict.toml --dataset s3://bucket/laion-sample")

@@ -19,19 +19,9 @@ from curate.dedup import clusters, mih, semantic
 from curate.dedup.hashing import default_max_distance, default_similarity
 from curate.dedup.near import near_edges
 from curate.dedup.nodes import load_nodes
+from curate.schema import CLUSTERS_SCHEMA, DUPLICATE_KINDS
 
 log = logging.getLogger(__name__)
-
-CLUSTERS_SCHEMA = pa.schema([
-    pa.field("uid", pa.string(), nullable=False),
-    pa.field("cluster_id", pa.int64(), nullable=False),
-    pa.field("representative_uid", pa.string(), nullable=False),
-    pa.field("is_representative", pa.bool_(), nullable=False),
-    pa.field("duplicate_kind", pa.string()),  # exact | url | near; null for the representative
-    pa.field("distance_to_representative", pa.int16()),
-    pa.field("against_dataset", pa.string()),  # set when the representative lives in another dataset
-])
-DUPLICATE_KINDS = ("exact", "url", "near", "semantic")  # semantic: only with --semantic
 
 
 def clusters_path(dataset: str) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from curate import __version__
 from curate.download.safety import PRIVATE_NETWORKS
@@ -15,52 +16,95 @@ ENCODE_FORMATS = ("jpg", "webp", "png")
 log = logging.getLogger(__name__)
 
 
+def _setting(default: Any, help: str, **meta: Any) -> Any:
+    """A field with its CLI/recipe help (curate.settings builds `--flag` and reads the recipe key from it)."""
+    return field(default=default, metadata={"help": help, **meta})
+
+
 @dataclass(frozen=True)
 class DownloadConfig:
     # Images
-    image_size: int = 256
-    resize_mode: str = "border"
-    resize_only_if_bigger: bool = False
-    encode_format: str = "jpg"
-    encode_quality: int = 95  # JPEG/WebP quality; PNG compression level 0-9
-    reencode: bool = True  # False keeps the original bytes (and their metadata) untouched
-    keep_exif: bool = False  # EXIF (GPS!) and other metadata are stripped unless set
-    min_image_size: int = 0  # refuse images whose shorter side is below this (image_too_small)
-    max_aspect_ratio: float = 0.0  # refuse images with long/short side above this (0 = no limit)
-    max_pixels: int = 50_000_000  # decompression-bomb guard, checked from the header before decoding
-    # Decoded pixels in flight per worker process (curate.download.budget): decode memory stays under about
-    # 12 bytes x this (800 MB by default) whatever the images; 0 = no limit
-    decode_pixel_budget: int = 64_000_000
+    image_size: int = _setting(256, "side of the stored image in pixels")
+    resize_mode: str = _setting(
+        "border",
+        "img2dataset's meanings: border pads to a square, keep_ratio sets the "
+        "shorter side, center_crop crops a square, no keeps the size",
+        choices=RESIZE_MODES,
+    )
+    resize_only_if_bigger: bool = _setting(False, "never upscale a smaller image")
+    encode_format: str = _setting("jpg", "format of the stored image", choices=ENCODE_FORMATS)
+    encode_quality: int = _setting(95, "JPEG/WebP quality; for PNG a compression level 0-9")
+    reencode: bool = _setting(
+        True,
+        "resize and re-encode; --no-reencode stores the original bytes unchanged "
+        "(no resize; metadata is NOT stripped)",
+    )
+    keep_exif: bool = _setting(False, "keep EXIF (may include GPS) and ICC metadata; stripped by default")
+    min_image_size: int = _setting(0, "refuse images whose shorter side is below this (image_too_small)")
+    max_aspect_ratio: float = _setting(0.0, "refuse images with long/short side above this (0: no limit)")
+    max_pixels: int = _setting(
+        50_000_000, "decompression-bomb guard, checked from the header before decoding"
+    )
+    # curate.download.budget: decode memory stays under about 12 bytes x this (800 MB by default)
+    decode_pixel_budget: int = _setting(
+        64_000_000,
+        "decoded pixels in flight per worker process (bounds decode memory, 12 B each; 0: no limit)",
+    )
     # Safety
-    # Networks (CIDR) reachable although not public: an internal mirror, a local test server. Link-local and
-    # cloud-metadata addresses stay refused unless named one by one (/32, /128): curate.download.safety.
-    allow_networks: tuple[str, ...] = ()
-    # Deprecated shorthand for older recipes: adds safety.PRIVATE_NETWORKS to allow_networks.
-    allow_private_network: bool = False
-    ca_file: str | None = None  # extra CA bundle for HTTPS (an internal mirror with a private CA)
-    max_redirects: int = 5
-    max_bytes: int = 32 * 1024 * 1024
-    connect_timeout: float = 5.0
-    read_timeout: float = 10.0
-    total_timeout: float = 30.0
+    allow_networks: tuple[str, ...] = _setting(
+        (),
+        "a network that is not public but may be reached, e.g. an internal mirror 10.1.0.0/16 or a local "
+        "server 127.0.0.1/32 (repeatable or comma-separated); link-local and cloud-metadata addresses only "
+        "when named one by one (a /32 or /128): curate.download.safety",
+        metavar="CIDR",
+    )
+    allow_private_network: bool = _setting(
+        False,
+        "deprecated shorthand for --allow-networks of loopback and the private ranges (never link-local "
+        "or cloud-metadata addresses); name the networks instead",
+    )
+    ca_file: str | None = _setting(
+        None, "CA bundle to trust for HTTPS (e.g. an internal mirror's private CA)"
+    )
+    max_redirects: int = _setting(5, "redirect hops followed")
+    max_bytes: int = _setting(32 * 1024 * 1024, "largest body read; larger is dropped (too_large)")
+    connect_timeout: float = _setting(5.0, "seconds to open a connection")
+    read_timeout: float = _setting(10.0, "seconds a read may wait for data")
+    total_timeout: float = _setting(
+        30.0, "total seconds of one row's exchange: connect, each redirect hop, headers, body"
+    )
     # Politeness
-    user_agent_token: str = "curate"
-    contact_url: str = "https://github.com/curate-dataset/curate"
-    max_connections_per_host: int = 2
-    respect_robots_txt: bool = True
-    # X-Robots-Tag directives that refuse an image: the "not for AI" ones and the search-index ones that
-    # img2dataset honours too (docs/CONSENT.md)
-    x_robots_tag_block: tuple[str, ...] = ("noai", "noimageai", "noindex", "noimageindex")
-    retries: int = 2  # retries of a 429/503 answer, after a jittered backoff
-    backoff_base: float = 0.5
-    max_backoff: float = 30.0  # a Retry-After longer than this is not waited for (recorded as failed)
-    dns_concurrency: int = 8  # simultaneous DNS lookups per worker process
-    dns_failure_limit: int = 50  # consecutive failed lookups with none resolved: DNS is down, stop asking
-    host_failure_limit: int = 5  # consecutive connect/timeout failures before a host is cut off
-    opt_out: tuple[str, ...] = ()  # domains and URL prefixes whose rows are skipped before any request
+    user_agent_token: str = _setting("curate", "product token sent in User-Agent and matched in robots.txt")
+    contact_url: str = _setting(
+        "https://github.com/curate-dataset/curate", "URL in the User-Agent where site owners reach you"
+    )
+    max_connections_per_host: int = _setting(2, "simultaneous connections to one host, per worker process")
+    respect_robots_txt: bool = _setting(True, "fetch and honour robots.txt (--no-respect-robots-txt: do not)")
+    # The "not for AI" directives and the search-index ones that img2dataset honours too (docs/CONSENT.md)
+    x_robots_tag_block: tuple[str, ...] = _setting(
+        ("noai", "noimageai", "noindex", "noimageindex"), "X-Robots-Tag directives that refuse an image"
+    )
+    request_retries: int = _setting(2, "retries of a 429/503 answer, after a jittered backoff", was="retries")
+    backoff_base: float = _setting(0.5, "seconds of the first backoff (doubled per retry, jittered)")
+    max_backoff: float = _setting(
+        30.0, "longest wait for Retry-After; longer requests are recorded as failed"
+    )
+    dns_concurrency: int = _setting(8, "simultaneous DNS lookups per worker process")
+    dns_failure_limit: int = _setting(
+        50, "consecutive failed lookups with none resolved before DNS is considered down"
+    )
+    host_failure_limit: int = _setting(
+        5, "consecutive connect/timeout failures before a host is cut off (0: never)"
+    )
+    opt_out: tuple[str, ...] = _setting(
+        (),
+        "file of domains and URL prefixes whose rows are skipped before any "
+        "request (repeatable); DATASET/takedown.parquet is always honoured",
+        metavar="FILE",
+    )
     # Throughput
-    threads: int = 32  # fetch+process threads per worker process
-    row_group_rows: int = 256
+    threads: int = _setting(32, "fetch+process threads per worker process")
+    row_group_rows: int = _setting(256, "rows per Parquet row group in a shard")
 
     def __post_init__(self) -> None:
         from curate.errors import CurateError
@@ -90,12 +134,12 @@ class DownloadConfig:
                 ipaddress.ip_network(net, strict=False)
             except ValueError:
                 raise CurateError(
-                    f"--allow-network {net!r} is not a network: write e.g. 10.0.0.0/8 or 127.0.0.1/32"
+                    f"--allow-networks {net!r} is not a network: write e.g. 10.0.0.0/8 or 127.0.0.1/32"
                 ) from None
         if self.allow_private_network:
             log.warning(
                 "allow_private_network is deprecated: it allows %s; name only the networks you need "
-                "with allow_networks / --allow-network",
+                "with allow_networks / --allow-networks",
                 ", ".join(PRIVATE_NETWORKS),
             )
             # Kept so that older recipes run; it never reaches link-local or metadata addresses.

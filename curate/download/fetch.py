@@ -270,7 +270,7 @@ class Fetcher:
     ) -> _Answer:
         cfg = self.config
         state = self.hosts.get((target.scheme, target.host, target.port))
-        for attempt in range(cfg.retries + 1):
+        for attempt in range(cfg.request_retries + 1):
             try:
                 return self._get(
                     target,
@@ -279,7 +279,7 @@ class Fetcher:
                     max_bytes,
                     truncate=truncate,
                     image=image,
-                    last_try=attempt == cfg.retries,
+                    last_try=attempt == cfg.request_retries,
                 )
             except _RetryLater as later:
                 backoff = cfg.backoff_base * (2**attempt) * random.uniform(0.5, 1.5)
@@ -441,7 +441,7 @@ class Fetcher:
             raise FetchError(
                 "private_address",
                 f"{host} resolves only to addresses that are not public: {shown}; "
-                "name a network with --allow-network CIDR if that is intended (link-local and "
+                "name a network with --allow-networks CIDR if that is intended (link-local and "
                 "cloud-metadata addresses only one by one, e.g. 169.254.10.5/32)",
             )
         last: Exception | None = None

@@ -138,7 +138,7 @@ def _download_part(i2d, part: str, shard_path: str, cfg: DownloadConfig, optout,
                 encode_quality=cfg.encode_quality, min_image_size=cfg.min_image_size,
                 max_aspect_ratio=cfg.max_aspect_ratio or float("inf"), processes_count=workers or 1,
                 thread_count=cfg.threads, number_sample_per_shard=len(todo) + 1, timeout=int(cfg.total_timeout),
-                retries=cfg.retries, user_agent_token=cfg.user_agent_token,
+                retries=cfg.request_retries, user_agent_token=cfg.user_agent_token,
                 disallowed_header_directives=list(cfg.x_robots_tag_block), enable_wandb=False,
                 distributor="multiprocessing",
             )

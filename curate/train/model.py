@@ -10,51 +10,15 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from curate.train.configs import CLIPConfig, get_config
 
-@dataclass(frozen=True)
-class CLIPConfig:
-    embed_dim: int
-    image_size: int
-    patch_size: int
-    vision_width: int
-    vision_layers: int
-    vision_heads: int
-    text_width: int
-    text_layers: int
-    text_heads: int
-    context_length: int = 77
-    vocab_size: int = 49408
-    mlp_ratio: float = 4.0
-    siglip: bool = False  # adds a learnable logit_bias (open_clip's init_logit_bias) for the sigmoid loss
-    quick_gelu: bool = False  # x * sigmoid(1.702 x): what OpenAI, MetaCLIP and DFN weights were trained with
-
-
-CONFIGS: dict[str, CLIPConfig] = {
-    # For tests and CPU demos: 64 px images, 8 px patches (64 tokens), narrow towers.
-    "tiny": CLIPConfig(embed_dim=128, image_size=64, patch_size=8, vision_width=192, vision_layers=4,
-                       vision_heads=3, text_width=128, text_layers=3, text_heads=2, vocab_size=4096),
-    # open_clip's model_configs/<name>.json (vision heads = width / head_width: 64 unless the JSON says).
-    "ViT-B-32": CLIPConfig(512, 224, 32, 768, 12, 12, 512, 12, 8),
-    "ViT-B-16": CLIPConfig(512, 224, 16, 768, 12, 12, 512, 12, 8),
-    "ViT-L-14": CLIPConfig(768, 224, 14, 1024, 24, 16, 768, 12, 12),
-    "ViT-H-14": CLIPConfig(1024, 224, 14, 1280, 32, 16, 1024, 24, 16),
-}
-# The `-quickgelu` variants differ only in the MLP activation (open_clip's `"quick_gelu": true`).
-CONFIGS.update({f"{name}-quickgelu": replace(CONFIGS[name], quick_gelu=True)
-                for name in ("ViT-B-32", "ViT-B-16", "ViT-L-14")})
-
-
-def get_config(name: str, **overrides) -> CLIPConfig:
-    if name not in CONFIGS:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(CONFIGS)}")
-    return replace(CONFIGS[name], **overrides)
+__all__ = ["CLIP", "CLIPConfig", "QuickGELU", "get_config", "num_params"]  # get_config: the architectures
 
 
 class Attention(nn.Module):

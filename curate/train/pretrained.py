@@ -25,7 +25,8 @@ import torch
 
 from curate.errors import CurateError
 from curate.extras import require
-from curate.train.model import CLIP, CONFIGS, CLIPConfig
+from curate.train.configs import CONFIGS, CLIPConfig
+from curate.train.model import CLIP
 from curate.train.tokenizer import Tokenizer, from_spec, load_file
 
 log = logging.getLogger(__name__)

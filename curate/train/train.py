@@ -22,7 +22,6 @@ import math
 import os
 import platform
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -32,6 +31,7 @@ from tqdm import tqdm
 from curate import publish
 from curate.errors import CurateError
 from curate.train import data as D
+from curate.train.configs import TrainConfig
 from curate.train.loss import backward_scale, contrastive_loss, gather_features, replicated
 from curate.train.model import CLIP, CLIPConfig, get_config, num_params
 from curate.train.pretrained import load_into, read_weights
@@ -42,43 +42,6 @@ CHECKPOINT_FORMAT = "curate-clip-checkpoint/1"
 # Fields that must not change on --resume: they decide which samples each step sees, or the model's shape.
 RESUME_FIXED = ("model", "tokenizer", "vocab_size", "image_size", "batch_size", "accum_steps", "workers",
                 "shuffle_buffer", "seed", "loss")
-
-
-@dataclass
-class TrainConfig:
-    data: list[str] | str
-    out_dir: str
-    model: str = "tiny"
-    tokenizer: str | None = None  # None: train a byte-level BPE on the captions; else a .json or CLIP merges file
-    vocab_size: int = 4096  # of the trained BPE
-    image_size: int | None = None  # default: the model config's
-    batch_size: int = 64  # global: summed over ranks and accumulation micro-batches
-    accum_steps: int = 1
-    steps: int | None = None
-    epochs: float | None = None  # converted to steps from Parquet row counts when steps is None
-    lr: float = 5e-4
-    weight_decay: float = 0.2
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-6
-    warmup_steps: int = 100
-    grad_clip: float | None = 1.0
-    loss: str = "clip"  # clip | siglip
-    precision: str = "auto"  # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32
-    grad_checkpointing: bool = False
-    compile: bool = False
-    workers: int = 2  # DataLoader processes per rank (0: load in the main process)
-    shuffle_buffer: int = 1000
-    seed: int = 0
-    save_every: int = 500
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    init: str | None = None  # a state_dict file with open_clip key names to start from
-    init_kind: str = "open_clip"  # open_clip | openai (TorchScript archives and their extra keys)
-    resume: bool = False
-    device: str = "auto"
-    threads: int | None = None  # intra-op CPU threads (None: torch's default); 1 avoids OpenMP stalls on busy CPUs
-    progress: bool = True
-    extra: dict = field(default_factory=dict)  # free-form notes stored with the run
 
 
 def init_distributed(device: str) -> tuple[int, int, torch.device]:
@@ -152,9 +115,9 @@ def train_step(model, raw: CLIP, micro: list[tuple[torch.Tensor, torch.Tensor]],
 def load_pretrained(model: CLIP, path: str, kind: str) -> None:
     """Load pretrained weights in any format curate.train.pretrained reads (OpenAI TorchScript, open_clip
     state_dicts and checkpoints, .safetensors); every key or shape that differs is named. `kind` is kept for
-    the CLI's --init KIND: the file says what it is."""
+    the CLI's --init-kind: the file says what it is."""
     weights = read_weights(path)
-    load_into(model, weights.state_dict, f"--init {kind} {path}")
+    load_into(model, weights.state_dict, f"--init {path} --init-kind {kind}")
 
 
 def checkpoint_paths(out_dir: str | Path) -> list[Path]:
