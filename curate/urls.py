@@ -114,10 +114,11 @@ def install_url_host(con: duckdb.DuckDBPyConnection) -> None:
 
 def hosts_of(urls: pa.Array | pa.ChunkedArray) -> pa.Array:
     """url_host of every URL in an Arrow column (null where none), by the SQL form (vectorized)."""
-    con = duckdb.connect()
+    from curate import duck  # duck's connections define url_host (it imports this module)
+
+    con = duck.connect()
     try:
-        install_url_host(con)
         con.register("urls", pa.table({"u": urls}))
         return con.sql("SELECT url_host(u) AS h FROM urls").to_arrow_table().column("h").combine_chunks()
     finally:
-        con.close()
+        duck.close(con)
