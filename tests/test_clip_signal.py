@@ -78,7 +78,7 @@ def _expected(ckpt_path: Path, shard) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def test_signal_rows_values_and_metadata(tmp_path, run):
-    shards = make_dataset(str(tmp_path / "ds"), shards=2, rows=20)
+    shards = make_dataset(str(tmp_path / "ds"), shards=2, rows=10)
     summary = annotate(
         str(tmp_path / "ds"), signals="clip", clip_checkpoint=str(run), workers=1, clip_batch_size=3
     )
@@ -96,11 +96,11 @@ def test_signal_rows_values_and_metadata(tmp_path, run):
         assert table.column("uid").to_pylist() == shard.column("uid").to_pylist()  # every row, in shard order
         assert table.schema.field("image_embedding").type.list_size == 128  # tiny's embed_dim
         rows = table.to_pylist()
-        # Rows 6 and 9 of every ten failed / were skipped; row 7 holds bytes that are not an image.
-        unusable = {i for i in range(20) if i % 10 in (6, 7, 9)}
+        # Rows 6 and 9 failed / were skipped; row 7 holds bytes that are not an image.
+        unusable = {6, 7, 9}
         assert {i for i, r in enumerate(rows) if r["clip_score"] is None} == unusable
         assert all(rows[i]["image_embedding"] is None and rows[i]["text_embedding"] is None for i in unusable)
-        good = [i for i in range(20) if i not in unusable]
+        good = [i for i in range(10) if i not in unusable]
         scored = shard.take(good).to_pydict()
         img, txt, score = _expected(ckpt, scored)
         got_img = np.array([rows[i]["image_embedding"] for i in good], np.float32)
@@ -109,8 +109,8 @@ def test_signal_rows_values_and_metadata(tmp_path, run):
         np.testing.assert_allclose(got_img, img, atol=1e-3)  # stored as float16
         np.testing.assert_allclose(got_txt, txt, atol=1e-3)
         np.testing.assert_allclose(np.linalg.norm(got_img, axis=1), 1, atol=2e-3)
-    assert stats["rows"] == 40 and stats["images_scored"] == 28 and stats["decode_errors"] == 4
-    assert stats["not_downloaded"] == 8
+    assert stats["rows"] == 20 and stats["images_scored"] == 14 and stats["decode_errors"] == 2
+    assert stats["not_downloaded"] == 4
 
 
 def test_rerun_skips_and_another_checkpoint_recomputes(tmp_path, run):

@@ -18,6 +18,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +27,9 @@ from curate.annotate.decode import DECODE_ERRORS
 from curate.annotate.options import Options
 from curate.errors import CurateError
 from curate.extras import require
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ class Prepared:
 
     rows: np.ndarray  # positions in the shard batch of the rows with a decoded image
     pixels: np.ndarray  # (B, S, S, 3) uint8
-    tokens: object  # (B, T) torch.long, already cut after the longest caption's end-of-text
+    tokens: torch.Tensor  # (B, T) long, already cut after the longest caption's end-of-text
     has_caption: np.ndarray  # (B,) bool
     decode_errors: int
     seconds: float
@@ -172,7 +176,6 @@ class Scorer:
                 img_emb[rows], txt_emb[rows], embedded[rows] = img, txt, True
                 cos = np.einsum("bd,bd->b", img, txt)
                 scores[rows] = np.where(prepared.has_caption, cos, np.nan)
-                txt_emb[rows[~prepared.has_caption]] = 0
                 progress().update(len(rows))
             stats["seconds_forward"] += time.perf_counter() - started
         return scores, img_emb, txt_emb, embedded, stats
