@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
+import sys
 import zipfile
 
 import numpy as np
@@ -15,7 +17,7 @@ from curate.cli import main
 from curate.errors import CurateError
 from curate.train.model import CLIP, get_config
 from curate.train.preprocess import ImageTransform
-from curate.train.pretrained import checkpoint_file, load_into, read_weights
+from curate.train.pretrained import checkpoint_file, clip_tokenizer, load_into, read_weights
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +156,20 @@ def test_fine_tuning_openai_weights_runs_them_with_quickgelu(tmp_path, open_clip
     assert main(argv) == 0
     ckpt = torch.load(sorted(run.glob("checkpoints/step_*.pt"))[-1], map_location="cpu", weights_only=True)
     assert ckpt["model_config"]["quick_gelu"] is quick
+
+
+def test_clip_vocabulary_comes_from_the_file_named_or_an_installed_open_clip(
+    tmp_path, monkeypatch, open_clip_wheel
+):
+    if importlib.util.find_spec("open_clip") is None:
+        with pytest.raises(CurateError, match="--clip-tokenizer PATH/bpe_simple_vocab_16e6.txt.gz"):
+            clip_tokenizer(None)
+    with pytest.raises(CurateError, match="tokenizer file .*missing.txt.gz does not exist"):
+        clip_tokenizer(str(tmp_path / "missing.txt.gz"))
+    site = tmp_path / "site"  # an installed open_clip package: found by its files, never imported
+    with zipfile.ZipFile(open_clip_wheel) as wheel:
+        wheel.extractall(site, [n for n in wheel.namelist() if n.startswith("open_clip/")])
+    monkeypatch.syspath_prepend(str(site))
+    tok = clip_tokenizer(None)
+    assert tok.encode("a photo of a cat") == [320, 1125, 539, 320, 2368] and tok.vocab_size == 49408
+    assert "open_clip" not in sys.modules
