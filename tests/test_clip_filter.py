@@ -101,3 +101,82 @@ def test_fraction_outside_zero_one_is_a_clear_error(scored):
             filter_dataset(root, {"name": "x", "filter": {"clip_score_top_fraction": bad}})
     with pytest.raises(CurateError, match="min_clip_score must be int or float"):
         load_recipe({"name": "x", "filter": {"min_clip_score": "0.28"}})
+
+
+@pytest.mark.slow
+def test_dfn_loop_train_on_trusted_score_the_pool_keep_the_top_and_train_again(tmp_path):
+    """Any curate run is a filter model: train on a trusted subset, score the pool with that run folder
+    (the real `curate annotate --signals clip`), keep the best half, train on what is kept."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curate.cli import main
+    from curate.decide import decisions_path
+    from curate.export import export
+    from curate.pipeline import train_from_table
+    from curate.schema import DECISIONS_SCHEMA
+    from curate.synthweb.photos import CLASSES, make_photo
+
+    classes = CLASSES[:4]
+    samples, matches = [], {}
+    for i in range(48):
+        label = classes[i % 4]
+        said = classes[(i + 1) % 4] if i >= 24 and i % 3 == 0 else label  # 8 of 48 describe another shape
+        sample = Sample(
+            f"https://pool.example/{i}.jpg", f"a photo of a {said}", encode(make_photo(label, i, 96))
+        )
+        samples.append(sample)
+        matches[sample.uid] = said == label
+    root = str(tmp_path / "pool")
+    write_dataset(root, samples, per_shard=24)
+    uids = [s.uid for s in samples]
+    trusted = {u for u in uids[:24] if matches[u]}  # checked by hand: the first 24, all matching
+    table = pa.table(
+        {
+            "uid": uids,
+            "keep": [u in trusted for u in uids],
+            "reasons": [[] if u in trusted else ["untrusted"] for u in uids],
+        },
+        schema=DECISIONS_SCHEMA,
+    )
+    os.makedirs(f"{root}/decisions")
+    pq.write_table(table, decisions_path(root, "trusted"))
+    spec = {
+        "model": "tiny",
+        "steps": 40,
+        "batch_size": 16,
+        "warmup_steps": 4,
+        "lr": 2e-3,
+        "workers": 0,
+        "threads": 1,
+        "save_every": 40,
+        "log_every": 40,
+        "progress": False,
+    }
+    trusted_export = export(root, {"name": "trusted", "filter": {}}, fmt="webdataset")
+    filter_run = str(tmp_path / "filter-run")
+    train_from_table(spec, trusted_export["out"], filter_run)
+
+    assert (
+        main(["annotate", root, "--signals", "clip", "--clip-checkpoint", filter_run, "--device", "cpu"]) == 0
+    )
+    scored = duckdb.sql(f"SELECT uid, clip_score FROM '{root}/signals/clip/*.parquet'").fetchall()
+    assert len(scored) == 48 and all(s is not None and -1 <= s <= 1 for _, s in scored)
+    meta = pq.read_schema(f"{root}/signals/clip/00000.parquet").metadata
+    assert meta[b"curate.clip.checkpoint_sha256"]  # which filter model scored the pool is on record
+    summary = filter_dataset(root, {"name": "dfn", "filter": {"clip_score_top_fraction": 0.5}})
+    assert summary["kept"] == 24
+    kept = {u for u, (k, _) in _decisions(root, "dfn").items() if k}
+    score = dict(scored)
+    assert min(score[u] for u in kept) >= max(score[u] for u in uids if u not in kept)
+    # the filter model has learnt what a matching caption is: mismatched pairs score lower
+    right = [score[u] for u in uids[24:] if matches[u]]
+    wrong = [score[u] for u in uids[24:] if not matches[u]]
+    assert sum(wrong) / len(wrong) < sum(right) / len(right)
+
+    kept_export = export(root, {"name": "dfn", "filter": {}}, fmt="webdataset")
+    assert kept_export["samples"] == 24
+    second = train_from_table(
+        {**spec, "steps": 4, "save_every": 4}, kept_export["out"], str(tmp_path / "run2")
+    )
+    assert os.path.exists(second["checkpoint"])
