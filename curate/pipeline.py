@@ -4,7 +4,8 @@ A recipe's tables configure the stages (docs/FORMAT.md, "Recipes"):
 
     [input]     dataset = "PATH or s3://...", urls = [...] and/or crawl = [...], url_col, caption_col, keep_cols
     [download]  any DownloadConfig field (image_size, resize_mode, allow_networks, ...)
-    [annotate]  signals = [...], language_backend = "fasttext" | "langdetect", language_model = "PATH"
+    [annotate]  signals = [...], language_backend = "fasttext" | "langdetect", language_model = "PATH",
+                entries = "PATH" (the concepts signal's entry list; it runs when the recipe has [balance])
     [dedup]     max_distance, against = [...]
     [overlap]   benchmarks = { NAME = "PATH" }
     [filter]    the decision thresholds (curate.filters)
@@ -102,9 +103,13 @@ def _annotate(ctx: Context) -> dict:
     from curate.annotate import annotate
 
     spec = ctx.table("annotate")
-    return annotate(ctx.dataset, signals=spec.get("signals"), executor=ctx.executor, workers=ctx.workers,
-                    language_backend=spec.get("language_backend", "fasttext"),
-                    language_model=spec.get("language_model")).to_dict()
+    summary = annotate(ctx.dataset, signals=spec.get("signals"), executor=ctx.executor, workers=ctx.workers,
+                       language_backend=spec.get("language_backend", "fasttext"),
+                       language_model=spec.get("language_model"), entries=spec.get("entries")).to_dict()
+    if "balance" in ctx.recipe.raw and "concepts" not in (spec.get("signals") or []):  # opt-in, needed here
+        summary["concepts"] = annotate(ctx.dataset, signals="concepts", entries=spec.get("entries"),
+                                       executor=ctx.executor, workers=ctx.workers).to_dict()
+    return summary
 
 
 def _dedup(ctx: Context) -> dict:

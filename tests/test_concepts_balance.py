@@ -190,3 +190,25 @@ def test_balance_settings_errors_name_the_fix(tmp_path):
 def test_shipped_metaclip_recipe_loads():
     recipe = load_recipe("metaclip")
     assert Balance.from_table(recipe.raw["balance"], recipe.source).max_per_entry == 20000
+
+
+def test_curate_run_annotates_concepts_for_a_balanced_recipe(tmp_path):
+    from curate.pipeline import Context, _annotate
+
+    root = str(tmp_path / "ds")
+    write_pool(root, [("https://r.example/1.jpg", "a cat", True), ("https://r.example/2.jpg", "a dog", True)])
+    entries = tmp_path / "e.txt"
+    entries.write_text("cat\n")
+    recipe = load_recipe(
+        {
+            "name": "r",
+            "annotate": {"signals": ["caption"], "entries": str(entries)},
+            "balance": {"max_per_entry": 1},
+        }
+    )
+    summary = _annotate(Context(recipe, root, "local", 1))
+    assert (
+        summary["concepts"]["jobs_done"] == 1 and summary["concepts"]["stats"]["concepts"]["no_concept"] == 1
+    )
+    filter_dataset(root, recipe)
+    assert sorted(r for _, r in _decisions(root, "r").values()) == [[], ["no_concept"]]
