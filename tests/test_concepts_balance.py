@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import subprocess
+import sys
 
 import duckdb
 import numpy as np
@@ -140,6 +142,11 @@ def test_decisions_equal_a_direct_implementation_of_the_formula(tmp_path):
     mine = info["recipes"]["direct"]
     assert {e["entry"]: e["p"] for e in mine["entries"]} == pytest.approx({names[i]: p[i] for i in ids0})
     assert mine["keep_probability"] == pytest.approx(1 - np.prod(1 - p[ids0]), abs=1e-6)
+    shown = subprocess.run(
+        [sys.executable, "-m", "curate", "why", root, uids[0]], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"balance in direct: keep probability {mine['keep_probability']:.3g}" in shown
+    assert "concepts: " + ", ".join(f"{names[i]} (-)" for i in sorted(ids0)) in shown
 
 
 def _p_to_t(counts: np.ndarray, p: float) -> int:
