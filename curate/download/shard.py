@@ -158,73 +158,82 @@ def _retry_rows_of(task: ShardTask, pf: pq.ParquetFile) -> dict:
 
 def _run_rows(task: ShardTask, schema: pa.Schema, rows: Iterator[dict],
               kept: Iterator[pa.RecordBatch] | None) -> dict:
-    cfg = task.config
-    fetcher = _fetcher(task)
-    optout = _optout(task)
-    totals = {"bytes_downloaded": 0, "bytes_stored": 0}
-    extra_names = [n for n in schema.names if n not in SHARD_SCHEMA.names]
-    writer = ShardWriter(task.shard_path, schema, cfg.row_group_rows)
-    last_progress = 0.0
+    """Write `kept` batches, then every row of `rows` (fetched, or settled by the precheck), to the shard."""
+    writer = ShardWriter(task.shard_path, schema, task.config.row_group_rows)
+    sink = _RowSink(task, writer, [n for n in schema.names if n not in SHARD_SCHEMA.names])
     try:
-        if kept is not None:
-            for batch in kept:
-                writer.add_batch(batch)
-
-        def record(result: dict, source: dict) -> None:
-            nonlocal last_progress
-            totals["bytes_downloaded"] += result.pop("_downloaded", 0)
-            for name in extra_names:
-                result[name] = source.get(name)
-            writer.add(result)
-            totals["bytes_stored"] += len(result["image"] or b"")
-            now = time.monotonic()
-            if task.progress_path and now - last_progress >= PROGRESS_EVERY_S:
-                last_progress = now
-                _write_progress(task.progress_path, writer.status, writer.error_class)
-
-        # Threads put finished rows on a queue; at most `limit` rows are in flight (bounded memory).
-        limit = cfg.threads * 2
-        finished: queue.SimpleQueue = queue.SimpleQueue()
-
-        def work(row: dict) -> None:
-            try:
-                finished.put((_download_row(fetcher, cfg, row, optout), row))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the shard's thread below
-                finished.put((exc, row))
-
-        def collect() -> None:
-            result, row = finished.get()
-            if isinstance(result, BaseException):
-                raise result
-            record(result, row)
-
-        in_flight = 0
-        with ThreadPoolExecutor(max_workers=cfg.threads, thread_name_prefix="curate-dl") as pool:
-            for row in rows:
-                early = precheck(row, optout)
-                if early is not None:
-                    record(early, row)
-                    continue
-                pool.submit(work, row)
-                in_flight += 1
-                if in_flight >= limit:
-                    collect()
-                    in_flight -= 1
-            while in_flight:
-                collect()
-                in_flight -= 1
+        for batch in kept or ():
+            writer.add_batch(batch)
+        _fetch_rows(task, rows, sink)
         writer.commit()
     except BaseException:
         writer.abort()
         raise
     if task.progress_path:
         _write_progress(task.progress_path, writer.status, writer.error_class)
-    return {
-        "rows": writer.rows,
-        "status": dict(writer.status),
-        "error_class": dict(writer.error_class),
-        **totals,
-    }
+    return {"rows": writer.rows, "status": dict(writer.status), "error_class": dict(writer.error_class),
+            "bytes_downloaded": sink.bytes_downloaded, "bytes_stored": sink.bytes_stored}
+
+
+class _RowSink:
+    """Finished rows into the shard writer: kept manifest columns copied over, byte totals counted, and the
+    live progress file refreshed at most every PROGRESS_EVERY_S."""
+
+    def __init__(self, task: ShardTask, writer: ShardWriter, extra_names: list[str]) -> None:
+        self.task, self.writer, self.extra_names = task, writer, extra_names
+        self.bytes_downloaded = 0
+        self.bytes_stored = 0
+        self._last_progress = 0.0
+
+    def record(self, result: dict, source: dict) -> None:
+        self.bytes_downloaded += result.pop("_downloaded", 0)
+        for name in self.extra_names:
+            result[name] = source.get(name)
+        self.writer.add(result)
+        self.bytes_stored += len(result["image"] or b"")
+        now = time.monotonic()
+        if self.task.progress_path and now - self._last_progress >= PROGRESS_EVERY_S:
+            self._last_progress = now
+            _write_progress(self.task.progress_path, self.writer.status, self.writer.error_class)
+
+
+def _fetch_rows(task: ShardTask, rows: Iterator[dict], sink: _RowSink) -> None:
+    """Rows the precheck settles are recorded at once; the others are fetched on `threads` threads, which put
+    finished rows on a queue. At most 2 x threads rows are in flight, so memory stays bounded."""
+    cfg = task.config
+    fetcher, optout = _fetcher(task), _optout(task)
+    finished: queue.SimpleQueue = queue.SimpleQueue()
+    in_flight = 0
+    with ThreadPoolExecutor(max_workers=cfg.threads, thread_name_prefix="curate-dl") as pool:
+        for row in rows:
+            early = precheck(row, optout)
+            if early is not None:
+                sink.record(early, row)
+                continue
+            pool.submit(_fetch_one, finished, fetcher, cfg, row, optout)
+            in_flight += 1
+            if in_flight >= cfg.threads * 2:
+                sink.record(*_next_finished(finished))
+                in_flight -= 1
+        for _ in range(in_flight):
+            sink.record(*_next_finished(finished))
+
+
+def _fetch_one(finished: queue.SimpleQueue, fetcher: Fetcher, cfg: DownloadConfig, row: dict,
+               optout: OptOut) -> None:
+    """A pool thread's job: the row's result (or the exception it raised) onto the `finished` queue."""
+    try:
+        finished.put((_download_row(fetcher, cfg, row, optout), row))
+    except BaseException as exc:  # noqa: BLE001 - re-raised in the shard's thread by _next_finished
+        finished.put((exc, row))
+
+
+def _next_finished(finished: queue.SimpleQueue) -> tuple[dict, dict]:
+    """(result, source row) of the next finished fetch; a fetch's exception is raised here."""
+    result, row = finished.get()
+    if isinstance(result, BaseException):
+        raise result
+    return result, row
 
 
 def base_row(row: dict) -> dict:
