@@ -2,9 +2,9 @@
 
 One model per worker process (loaded on first use, kept for every shard the worker gets). Rows are
 decoded and tokenized in a thread pool while the model runs on earlier batches (PIL and torch release the
-GIL), so decoding costs little beyond the forward pass. Text batches are cut after their longest caption's
-end-of-text token: the text tower is causal and pools at that token, so the padding after it cannot change
-the result, and most alt texts are far shorter than 77 tokens.
+GIL), so decoding costs little beyond the forward pass. Rows are batched by caption length and each text
+batch is cut after its longest caption's end-of-text token: the text tower is causal and pools at that
+token, so the padding after it cannot change the result, and most alt texts are far shorter than 77 tokens.
 
 Rows without a usable image (a failed download, bytes that do not decode) keep their uid with null values;
 a row with an image but no caption gets its image embedding and a null score.
@@ -27,6 +27,7 @@ from curate.annotate.decode import DECODE_ERRORS
 from curate.annotate.options import Options
 from curate.errors import CurateError
 from curate.extras import require
+from curate.schema import clip_schema
 
 if TYPE_CHECKING:
     import torch
@@ -42,21 +43,6 @@ META_MODEL, META_SHA256, META_CHECKPOINT, META_PRECISION = (
     b"curate.clip.checkpoint",
     b"curate.clip.precision",
 )
-
-
-def clip_schema(dim: int, metadata: dict[bytes, bytes] | None = None) -> pa.Schema:
-    return pa.schema(
-        [
-            pa.field("uid", pa.string(), nullable=False),
-            pa.field("clip_score", pa.float32()),  # cosine of the two embeddings (LAION's `similarity`)
-            pa.field("image_embedding", pa.list_(pa.float16(), dim)),  # L2-normalized
-            pa.field("text_embedding", pa.list_(pa.float16(), dim)),  # L2-normalized
-        ],
-        metadata=metadata,
-    )
-
-
-CLIP_SCHEMA = clip_schema(512)  # ViT-B-32's width; the written files carry their model's embed_dim
 
 
 @dataclass
@@ -158,6 +144,10 @@ class Scorer:
         txt_emb = np.zeros((n, self.dim), np.float32)
         embedded = np.zeros(n, bool)
         candidates = np.flatnonzero(usable)
+        # Captions of similar length share a batch, so each batch's text cut (after its longest caption) is
+        # shorter; UTF-8 bytes stand in for tokens. Results go back to their rows, so the order is free.
+        lengths = [len((captions[i] or "").encode()) for i in candidates]
+        candidates = candidates[np.argsort(lengths, kind="stable")]
         futures: list[Future[Prepared]] = [
             self.pool.submit(self.prepare, images, captions, candidates[i : i + batch_size])
             for i in range(0, len(candidates), batch_size)
