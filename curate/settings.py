@@ -3,7 +3,8 @@
 A field of DownloadConfig or TrainConfig is the flag `--field-name` (help from
 `field(metadata={"help": ...})`, the default from the field) and the recipe key `field_name` in its table.
 Booleans get `--x/--no-x`, tuples are repeatable and take comma lists. A renamed field names its old
-recipe key in `metadata={"was": "old"}`: a recipe that still uses it is read with a warning naming the new key.
+recipe key in `metadata={"was": "old"}`: a recipe that still uses it is read, with a warning that
+names the new key.
 """
 
 from __future__ import annotations
@@ -30,18 +31,16 @@ def option_fields(cls: type) -> list[Field]:
     return [f for f in fields(cls) if "help" in f.metadata]
 
 
-def add_options(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, names: list[str] | None = None
-) -> None:
-    """Add one option per setting field of `cls` (or the fields `names`, in that order)."""
+def add_options(parser: argparse.ArgumentParser, cls: type, sections: dict[str, str] | None = None) -> None:
+    """Add one option per setting field of `cls`, in field order; `sections` maps the field that starts a
+    help section to the section's title."""
     hints = typing.get_type_hints(cls)
-    chosen = option_fields(cls)
-    if names is not None:
-        by_name = {f.name: f for f in chosen}
-        chosen = [by_name[n] for n in names]
-    for f in chosen:
+    target: argparse.ArgumentParser | argparse._ArgumentGroup = parser
+    for f in option_fields(cls):
+        if sections and f.name in sections:
+            target = parser.add_argument_group(sections[f.name])
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        kind, optional = _base_type(hints[f.name])
+        kind = _base_type(hints[f.name])
         extra: dict[str, Any] = {"dest": f.name, "default": default, "help": f.metadata["help"]}
         if "choices" in f.metadata:
             extra["choices"] = f.metadata["choices"]
@@ -61,7 +60,7 @@ def add_options(
                 if not isinstance(default, tuple)
                 else f" (default: {','.join(map(str, default))})"
             )
-        parser.add_argument(flag(f.name), **extra)
+        target.add_argument(flag(f.name), **extra)
 
 
 def from_args(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
@@ -91,12 +90,11 @@ def from_table(cls: type, table: dict[str, Any], section: str, **fixed: Any) -> 
     return cls(**{**values, **fixed})
 
 
-def _base_type(hint: Any) -> tuple[Any, bool]:
-    """`int | None` -> (int, True); `tuple[str, ...]` stays a tuple type."""
+def _base_type(hint: Any) -> Any:
+    """The type an option parses: `int | None` -> int (None is the default, not a value to type)."""
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        return args[0], True
-    return hint, False
+        return next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
 
 
 def _comma_list(item: type):

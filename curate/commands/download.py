@@ -14,16 +14,8 @@ ORDER = 20
 # Flags of earlier versions -> the setting's one name now.
 RENAMED_FLAGS = {"--timeout": "--total-timeout", "--ignore-robots-txt": "--no-respect-robots-txt",
                  "--allow-network": "--allow-networks"}
-_GROUPS = {
-    "images": ["image_size", "resize_mode", "resize_only_if_bigger", "encode_format", "encode_quality",
-               "reencode", "keep_exif", "min_image_size", "max_aspect_ratio", "max_pixels", "decode_pixel_budget"],
-    "network safety and politeness": [
-        "allow_networks", "allow_private_network", "ca_file", "max_bytes", "max_redirects", "total_timeout",
-        "connect_timeout", "read_timeout", "user_agent_token", "contact_url", "max_connections_per_host",
-        "respect_robots_txt", "x_robots_tag_block", "request_retries", "backoff_base", "max_backoff",
-        "dns_concurrency", "dns_failure_limit", "host_failure_limit", "opt_out"],
-    "run": ["threads", "row_group_rows"],
-}
+# Help sections: the DownloadConfig field each one starts at.
+_SECTIONS = {"image_size": "images", "allow_networks": "network safety and politeness", "threads": "run"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,9 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="DATASET", help="dataset folder (local or s3://...)")
     p.add_argument("--engine", choices=["curate", "img2dataset"], default="curate",
                    help="download engine (img2dataset needs: pip install 'curate[img2dataset]')")
-    for title, names in _GROUPS.items():
-        add_options(p.add_argument_group(title), DownloadConfig, names)
-    run = p._action_groups[-1]
+    add_options(p, DownloadConfig, _SECTIONS)
+    run = p.add_argument_group("retry")
     run.add_argument("--retry-failed", action="store_true",
                      help="re-fetch only failed rows of finished shards and rewrite those shards")
     run.add_argument("--error-class", default=None,
