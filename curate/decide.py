@@ -64,7 +64,8 @@ def filter_dataset(dataset: str, recipe: str | dict | Recipe, *, label_only: boo
                    {", concepts.concept_ids" if bal else ""}
             FROM s {joins}"""
     rules = bal.decide(rules) if bal else rules  # balancing: the last step, in the same query
-    query = f"SELECT uid, reasons = [] AS keep, reasons, missing FROM ({rules}) ORDER BY uid"
+    carried = ", concept_ids" if bal else ""  # the balance report reads them from the decisions
+    query = f"SELECT uid, reasons = [] AS keep, reasons, missing{carried} FROM ({rules}) ORDER BY uid"
     try:
         table = con.sql(query).to_arrow_table()
     except duckdb.BinderException as exc:  # e.g. s.original_format in shards written before it existed
@@ -72,13 +73,16 @@ def filter_dataset(dataset: str, recipe: str | dict | Recipe, *, label_only: boo
                           f"`curate download` / `curate annotate` on {ds.root} with this version of curate, "
                           "or remove the rule from the recipe.") from None
     _check_coverage(table.column("missing"), ds)
-    table = table.drop_columns(["missing"]).cast(DECISIONS_SCHEMA)
+    if bal:
+        con.register("balanced", table)
+        report = con.sql(bal.report("balanced")).to_arrow_table()
+        con.unregister("balanced")
+    table = table.select(["uid", "keep", "reasons"]).cast(DECISIONS_SCHEMA)
     table = table.replace_schema_metadata({LABEL_ONLY_KEY: b"true" if label_only else b"false"})
     storage.write_parquet_atomic(table, decisions_path(dataset, rcp.name))
 
     con.register("d", table)
     if bal:
-        report = con.sql(bal.report("d")).to_arrow_table()
         storage.write_parquet_atomic(report, balance.report_path(dataset, rcp.name))
     kept, total = con.execute("SELECT count(*) FILTER (WHERE keep), count(*) FROM d").fetchall()[0]
     counts = dict(con.execute("SELECT r, count(*) FROM (SELECT unnest(reasons) AS r FROM d) GROUP BY r").fetchall())

@@ -84,9 +84,9 @@ class Balance:
 
     # SQL ------------------------------------------------------------------------------------------
 
-    def entry_probabilities(self, pool: str) -> str:
-        """A query of (id, lang, matched, t, p) for every entry matched in `pool` (a relation with a
-        `concept_ids` column); needs the view `concept_entries` (id, lang)."""
+    def entry_probabilities(self, ids: str) -> str:
+        """A query of (id, lang, matched, t, p) for every entry in `ids` (a relation with an `id` column,
+        one row per (sample, entry) of the pool); needs the view `concept_entries` (id, lang)."""
         if self.tail_fraction is not None:  # MetaCLIP's p_to_t, per language
             thresholds = f"""SELECT lang, arg_min(matched, abs(portion - {self.tail_fraction!r})) AS t FROM (
                 SELECT lang, matched, sum(matched) OVER (PARTITION BY lang ORDER BY matched, id
@@ -102,8 +102,7 @@ class Balance:
         )
         return f"""(WITH counted AS (
                 SELECT n.id, coalesce(e.lang, '') AS lang, n.matched FROM (
-                    SELECT id, count(*) AS matched
-                    FROM (SELECT unnest(concept_ids) AS id FROM {pool}) GROUP BY id
+                    SELECT id, count(*) AS matched FROM {ids} GROUP BY id
                 ) n JOIN concept_entries e USING (id)),
             thresholds AS ({thresholds}),
             overrides(lang, t) AS ({overrides})
@@ -116,31 +115,36 @@ class Balance:
         return f"('0x' || md5({uid} || ':{self.seed}')[1:{DRAW_BITS // 4}])::BIGINT / {2.0**DRAW_BITS!r}"
 
     def decide(self, rules: str) -> str:
-        """Wrap the rules query (uid, reasons, missing, concept_ids) in one that adds the balance reasons."""
+        """Wrap the rules query (uid, reasons, missing, concept_ids) in one that adds the balance reasons.
+
+        The pool's (sample, entry) pairs are unnested once and keyed by row number, not uid: grouping
+        and joining millions of rows on an integer is several times faster than on a 32-character string.
+        """
         return f"""
-            WITH base AS MATERIALIZED ({rules}),
-            probs AS {self.entry_probabilities("(SELECT concept_ids FROM base WHERE len(reasons) = 0)")},
-            chance AS (SELECT uid, 1 - product(1 - p) AS q
-                       FROM (SELECT uid, unnest(concept_ids) AS id FROM base WHERE len(reasons) = 0)
-                       JOIN probs USING (id) GROUP BY uid)
+            WITH base AS MATERIALIZED (SELECT *, row_number() OVER () AS rn FROM ({rules})),
+            pairs AS MATERIALIZED (SELECT rn, unnest(concept_ids) AS id FROM base WHERE len(reasons) = 0),
+            probs AS {self.entry_probabilities("pairs")},
+            chance AS (SELECT rn, 1 - product(1 - p) AS q FROM pairs JOIN probs USING (id) GROUP BY rn)
             SELECT b.uid, CASE
                 WHEN coalesce(len(b.concept_ids), 0) = 0 THEN list_append(b.reasons, 'no_concept')
                 WHEN len(b.reasons) = 0 AND {self.draw("b.uid")} >= c.q
                     THEN list_append(b.reasons, 'balanced_out')
-                ELSE b.reasons END AS reasons, b.missing
-            FROM base b LEFT JOIN chance c USING (uid)"""
+                ELSE b.reasons END AS reasons, b.missing, b.concept_ids
+            FROM base b LEFT JOIN chance c USING (rn)"""
 
     def report(self, decisions: str) -> str:
-        """Per entry: matched before balancing (c_e), t, p_e and kept after, from the written decisions."""
-        joined = f"(SELECT d.keep, d.reasons, c.concept_ids FROM {decisions} d JOIN concepts c USING (uid))"
-        pool = f"(SELECT concept_ids FROM {joined} WHERE keep OR reasons = ['balanced_out'])"
+        """Per entry: matched before balancing (c_e), t, p_e and kept after, from decisions that still
+        carry each sample's `concept_ids` (so the signal is not joined again)."""
+
+        def ids(where: str) -> str:
+            return f"(SELECT unnest(concept_ids) AS id FROM {decisions} WHERE {where})"
+
         return f"""
             SELECT e.id, e.entry, e.lang, coalesce(p.matched, 0) AS matched, p.t, coalesce(p.p, 1.0) AS p,
                    coalesce(k.kept, 0) AS kept
-            FROM concept_entries e LEFT JOIN {self.entry_probabilities(pool)} p USING (id)
-            LEFT JOIN (SELECT id, count(*) AS kept
-                       FROM (SELECT unnest(concept_ids) AS id FROM {joined} WHERE keep) GROUP BY id) k
-                      USING (id)
+            FROM concept_entries e
+            LEFT JOIN {self.entry_probabilities(ids("keep OR reasons = ['balanced_out']"))} p USING (id)
+            LEFT JOIN (SELECT id, count(*) AS kept FROM {ids("keep")} GROUP BY id) k USING (id)
             ORDER BY e.id"""
 
 
