@@ -4,8 +4,9 @@ A recipe's tables configure the stages (docs/FORMAT.md, "Recipes"):
 
     [input]     dataset = "PATH or s3://...", urls = [...] and/or crawl = [...], url_col, caption_col, keep_cols
     [download]  any DownloadConfig field (image_size, resize_mode, allow_networks, ...)
-    [annotate]  signals = [...], language_backend = "fasttext" | "langdetect", language_model = "PATH",
-                entries = "PATH" (the concepts signal's entry list; it runs when the recipe has [balance])
+    [annotate]  any annotate() option by name: signals = [...], language_backend, language_model = "PATH",
+                clip_model, clip_checkpoint = "PATH", device, entries = "PATH" (the concepts signal's
+                entry list; that signal runs when the recipe has [balance])
     [dedup]     max_distance, against = [...]
     [overlap]   benchmarks = { NAME = "PATH" }
     [filter]    the decision thresholds (curate.filters)
@@ -18,6 +19,7 @@ the job without redoing finished shards.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import time
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from curate import storage
-from curate.dataset import Dataset
+from curate.dataset import Dataset, sidecar
 from curate.errors import CurateError
 from curate.recipe import Recipe, load_recipe
 from curate.schema import STAGES
@@ -62,12 +64,13 @@ class Context:
 
 def _ingest(ctx: Context) -> dict:
     from curate.crawl import crawl
-    from curate.manifest import build_manifest
+    from curate.manifest import SUMMARY, build_manifest
 
     spec = ctx.table("input")
     ds = Dataset(ctx.dataset)
-    if storage.exists(storage.join(ds.manifest_dir, "summary.json")):
-        return {"skipped": "manifest already built"}
+    with ds.lock("ingest"):  # taking it moves an older layout's summary into place before it is looked for
+        if storage.exists(sidecar(ds.manifest_dir, SUMMARY)):
+            return {"skipped": "manifest already built"}
     urls, archives = list(spec.get("urls", [])), list(spec.get("crawl", []))
     if not urls and not archives:
         raise CurateError(f"recipe {ctx.recipe.source}: [input] needs `urls = [...]` or `crawl = [...]`")
@@ -102,10 +105,14 @@ def _download(ctx: Context) -> dict:
 def _annotate(ctx: Context) -> dict:
     from curate.annotate import annotate
 
-    spec = ctx.table("annotate")
-    summary = annotate(ctx.dataset, signals=spec.get("signals"), executor=ctx.executor, workers=ctx.workers,
-                       language_backend=spec.get("language_backend", "fasttext"),
-                       language_model=spec.get("language_model"), entries=spec.get("entries")).to_dict()
+    spec = dict(ctx.table("annotate"))
+    # Every [annotate] key is an annotate() option with the same name (signals, language_model,
+    # clip_model, clip_checkpoint, device, ...): one name per setting in recipes and flags.
+    options = set(inspect.signature(annotate).parameters) - {"dataset", "executor", "workers"}
+    unknown = sorted(set(spec) - options)
+    if unknown:
+        raise CurateError(f"[annotate] has unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(options))}")
+    summary = annotate(ctx.dataset, executor=ctx.executor, workers=ctx.workers, **spec).to_dict()
     if "balance" in ctx.recipe.raw and "concepts" not in (spec.get("signals") or []):  # opt-in, needed here
         summary["concepts"] = annotate(ctx.dataset, signals="concepts", entries=spec.get("entries"),
                                        executor=ctx.executor, workers=ctx.workers).to_dict()

@@ -19,6 +19,7 @@ from train_data import one_thread, samples, write_parquet_shards  # noqa: F401  
 
 from curate.annotate import annotate
 from curate.cli import main
+from curate.dataset import stats_path
 from curate.errors import CurateError
 from curate.train.preprocess import ImageTransform
 from curate.train.tokenizer import from_spec
@@ -136,7 +137,7 @@ def test_rerun_skips_and_another_checkpoint_recomputes(tmp_path, run):
     second = pq.read_table(out).column("clip_score").to_pylist()
     assert [a is None for a in first] == [b is None for b in second]
     assert any(a != b for a, b in zip(first, second, strict=True) if a is not None)
-    marker = json.loads((tmp_path / "ds" / "signals" / "clip" / "00000.stats.json").read_text())
+    marker = json.loads(Path(stats_path(str(tmp_path / "ds" / "signals" / "clip"), "00000")).read_text())
     assert hashlib.sha256(other.read_bytes()).hexdigest() in marker["source"]
 
 
@@ -201,3 +202,17 @@ def test_plain_state_dict_needs_a_model_name_that_fits(tmp_path, run):
         annotate(
             str(tmp_path / "ds"), signals="clip", clip_checkpoint=str(plain), clip_model="ViT-B-32", workers=1
         )
+
+
+def test_curate_run_takes_the_clip_options_from_the_recipes_annotate_table(tmp_path, run):
+    from curate.pipeline import Context, _annotate
+    from curate.recipe import load_recipe
+
+    ds = str(tmp_path / "ds")
+    make_dataset(ds, shards=1, rows=10)
+    recipe = load_recipe({"name": "r", "annotate": {"signals": ["clip"], "clip_checkpoint": str(run)}})
+    assert _annotate(Context(recipe, ds, "local", 1))["jobs_done"] == 1
+    assert pq.read_table(tmp_path / "ds" / "signals" / "clip" / "00000.parquet").num_rows == 10
+    typo = load_recipe({"name": "r", "annotate": {"signals": ["clip"], "clip_checkpiont": str(run)}})
+    with pytest.raises(CurateError, match="unknown key.*clip_checkpiont"):
+        _annotate(Context(typo, ds, "local", 1))
