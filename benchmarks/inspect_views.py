@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from curate.dataset import stats_path
+
 WORK = Path(__file__).resolve().parent / "_work"
 GROUP_BY = "SELECT status, error_class, count(*) AS n FROM samples GROUP BY ALL ORDER BY n DESC"
 
@@ -144,7 +146,9 @@ def generate(rows: int, rows_per_shard: int) -> Path:
         per_shard.setdefault(key, {})[status] = n
     for key, counts in per_shard.items():
         stats = {"key": key, "rows": sum(counts.values()), "status": counts}
-        (root / "shards" / f"{key}.stats.json").write_text(json.dumps(stats))
+        marker = Path(stats_path(str(root / "shards"), key))
+        marker.parent.mkdir(exist_ok=True)
+        marker.write_text(json.dumps(stats))
     (root / "COMPLETE").write_text(f"{time.perf_counter() - start:.1f} s\n")
     print(f"generated {rows:,} rows in {root} ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
     return root

@@ -26,6 +26,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from curate.dataset import sidecar
+from curate.manifest import SUMMARY
+
 WORK = Path(__file__).resolve().parent / "_work"
 CHUNK = 1_000_000
 WORDS = np.array(["a", "photo", "of", "the", "red", "blue", "small", "large", "dog", "cat", "house", "tree", "car", "city", "beach", "sunset", "portrait", "vintage", "modern", "kitchen", "garden", "mountain", "river", "street", "night"])
@@ -106,7 +109,7 @@ def run_curate(src: Path, rows: int) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     seconds, cpu, rss = measure([sys.executable, "-m", "curate", "-q", "manifest", str(src), "-o", str(out),
                                  "--keep-cols", "WIDTH,similarity"])
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads(Path(sidecar(str(out), SUMMARY)).read_text())
     shutil.rmtree(out, ignore_errors=True)
     return {"input": src.name, "rows": rows, "size_mib": round(src.stat().st_size / 2**20),
             "curate_seconds": round(seconds, 1), "curate_cpu_seconds": round(cpu, 1),

@@ -10,7 +10,7 @@ Outputs per benchmark NAME:
 
   signals/overlap/NAME.parquet       uid, benchmark, eval_id, distance, match_kind (image | caption)
   signals/overlap/NAME.eval.parquet  eval_id, label, overlapping, error: for All / Clean / Overlap evals
-  signals/overlap/summary.json       the CLIP-paper-style table, one entry per benchmark
+  signals/overlap/.curate/summary.json the CLIP-paper-style table, one entry per benchmark
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from curate import duck, evalsets, storage
-from curate.dataset import Dataset
+from curate.dataset import Dataset, sidecar
 from curate.dedup import simhash
 from curate.dedup.hashing import default_max_distance, default_similarity, hash_eval_images
 from curate.dedup.near import cross_near
@@ -90,7 +90,7 @@ def overlap(dataset: str, benchmarks: dict[str, str], *, max_distance: int | Non
         }
         log.info("overlap %s: %d of %d eval images overlap (%.2f%%), %d training samples flagged", name,
                  len(flagged_eval), n_eval, results[name]["overlap_pct"], results[name]["training_flagged"])
-    summary_path = storage.join(ds.signals_dir("overlap"), "summary.json")
+    summary_path = sidecar(ds.signals_dir("overlap"), "summary.json")
     previous = storage.read_json(summary_path) if storage.exists(summary_path) else {}
     storage.write_json_atomic({**previous, **results}, summary_path)
     return results

@@ -1,6 +1,6 @@
 """Evaluation images for the report's benchmark pairs, read back from where `curate overlap` read them.
 
-The overlap stage stores matches and per-eval flags, not eval images; its summary.json records each
+The overlap stage stores matches and per-eval flags, not eval images; its .curate/summary.json records each
 benchmark's PATH. eval_id is a relative file path (folder), a row index (Parquet) or a uid (another
 dataset), so only the few matched images are read, never the whole benchmark.
 """
@@ -13,14 +13,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate import evalsets, sql, storage
-from curate.dataset import Dataset
+from curate.dataset import Dataset, sidecar
 
 log = logging.getLogger(__name__)
 
 
 def benchmark_paths(dataset: str) -> dict[str, str]:
     """benchmark name -> the PATH it was read from (empty when overlap has not run)."""
-    path = storage.join(Dataset(dataset).signals_dir("overlap"), "summary.json")
+    path = sidecar(Dataset(dataset).signals_dir("overlap"), "summary.json")
     if not storage.exists(path):
         return {}
     return {name: entry["path"] for name, entry in storage.read_json(path).items()

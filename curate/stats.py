@@ -20,7 +20,7 @@ from functools import partial
 import duckdb
 
 from curate import coverage, sql, storage
-from curate.dataset import Dataset
+from curate.dataset import Dataset, stats_files
 from curate.errors import CurateError
 
 log = logging.getLogger(__name__)
@@ -245,8 +245,8 @@ def _failing_hosts(con: duckdb.DuckDBPyConnection) -> list[dict]:
 
 
 def _stats_files(ds: Dataset) -> dict:
-    """Totals of the per-shard NNNNN.stats.json markers written by `curate download`."""
-    paths = storage.list_files(ds.shards_dir, ".stats.json")
+    """Totals of the per-shard stats JSON markers written by `curate download`."""
+    paths = stats_files(ds.shards_dir)
     rows, status = 0, {}
     for path in paths:
         data = storage.read_json(path)

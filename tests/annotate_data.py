@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from curate.dataset import stats_path
 from curate.schema import SHARD_SCHEMA, make_uid
 from curate.synthweb.photos import CLASSES, make_photo
 
@@ -89,7 +90,9 @@ def make_dataset(root: str, shards: int = 2, rows: int = 20) -> list[pa.Table]:
     for s in range(shards):
         table = shard_table(rows, seed=s)
         pq.write_table(table, os.path.join(root, "shards", f"{s:05d}.parquet"))
-        with open(os.path.join(root, "shards", f"{s:05d}.stats.json"), "w") as fh:
+        marker = stats_path(os.path.join(root, "shards"), f"{s:05d}")
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        with open(marker, "w") as fh:
             fh.write(f'{{"key": "{s:05d}", "rows": {rows}}}')
         tables.append(table)
     return tables

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from curation_data import Sample, encode, make_photo, transformed_copy, write_dataset
 
+from curate.dataset import stats_path
 from curate.schema import MANIFEST_SCHEMA
 
 HOSTILE_CAPTION = ('<script>document.title="pwned"</script><img src=x onerror="document.title=\'pwned\'">'
@@ -104,7 +105,9 @@ def _write_manifest_and_stats(root: str, samples: list[Sample]) -> None:
         pq.write_table(pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), f"{root}/manifest/part-{key}.parquet")
         status = Counter("success" if s.image is not None else "failed" for s in chunk)
         errors = Counter(s.error_class for s in chunk if s.image is None)
-        with open(f"{root}/shards/{key}.stats.json", "w") as fh:
+        marker = stats_path(f"{root}/shards", key)
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        with open(marker, "w") as fh:
             json.dump({"key": key, "rows": len(chunk), "status": dict(status), "error_class": dict(errors)}, fh)
 
 

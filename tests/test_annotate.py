@@ -13,10 +13,11 @@ from annotate_data import encode, make_dataset, shard_table
 from PIL import Image, ImageDraw
 
 from curate.annotate import SIGNALS, annotate
-from curate.annotate.run import resolve_signals
 from curate.annotate.image_signals import image_signal
 from curate.annotate.options import Options
+from curate.annotate.run import resolve_signals
 from curate.cli import main
+from curate.dataset import stats_path
 from curate.errors import CurateError
 from curate.extras import MissingExtraError
 from curate.storage import read_json
@@ -43,7 +44,7 @@ def test_every_signal_has_one_row_per_shard_row_in_order(annotated):
             out = read_signal(root, name, f"{s:05d}")
             assert out.schema == signal.schema, name
             assert out.column("uid").to_pylist() == shard.column("uid").to_pylist(), name
-            marker = read_json(os.path.join(root, "signals", name, f"{s:05d}.stats.json"))
+            marker = read_json(stats_path(os.path.join(root, "signals", name), f"{s:05d}"))
             assert marker[name]["rows"] == shard.num_rows
     assert read_json(os.path.join(root, "signals", "annotate.summary.json"))["jobs_done"] == 10
 
@@ -63,7 +64,7 @@ def test_rows_without_an_image_get_nulls_not_missing_rows(annotated):
         else:
             assert h["phash"] is not None and len(h["thumb"]) == 192 and h["sha256"] == row["sha256"]
             assert 0.0 <= n["nsfw_image"] <= 1.0
-    stats = read_json(os.path.join(root, "signals", "hashes", "00000.stats.json"))
+    stats = read_json(stats_path(os.path.join(root, "signals", "hashes"), "00000"))
     assert stats["hashes"]["decode_errors"] == 2  # rows 7 and 17
 
 
@@ -193,5 +194,5 @@ def test_dataset_on_object_storage(tmp_path, s3_endpoint):
     with fs.open("curate-test/annotate-ds/signals/hashes/00000.parquet", "rb") as fh:
         hashes = pq.read_table(fh)
     assert hashes.column("uid").to_pylist() == tables[0].column("uid").to_pylist()
-    assert fs.exists("curate-test/annotate-ds/signals/caption/00000.stats.json")
+    assert fs.exists(stats_path("curate-test/annotate-ds/signals/caption", "00000"))
     assert annotate("s3://curate-test/annotate-ds", signals="hashes,caption", workers=1).skipped == 2

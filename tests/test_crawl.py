@@ -24,12 +24,13 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from curate.cli import main
-from curate.crawl import CRAWL_SCHEMA, crawl
+from curate.crawl import CRAWL_SCHEMA, SUMMARY, crawl
 from curate.crawl.html_images import parse_html
 from curate.crawl.pairs import PairCollector
 from curate.crawl.stats import CrawlStats
 from curate.crawl.wat import InvalidWat, parse_wat
 from curate.crawl.wat_writer import write_wat
+from curate.dataset import sidecar
 from curate.errors import CurateError
 from curate.schema import make_uid
 from curate.synthweb import SyntheticWeb
@@ -626,7 +627,7 @@ def test_cli_prints_the_summary(tmp_path, capsys):
     assert main(["crawl", str(path), "-o", str(tmp_path / "m"), "--workers", "1"]) == 0
     printed = capsys.readouterr().out
     assert "1 pages" in printed and "wrote 1 pairs" in printed and "no_alt 1" in printed
-    assert (tmp_path / "m" / "summary.json").exists()
+    assert Path(sidecar(str(tmp_path / "m"), SUMMARY)).exists()
     assert main(["crawl", str(tmp_path / "nope.warc.gz"), "-o", str(tmp_path / "n")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
@@ -643,7 +644,7 @@ def test_archives_and_manifest_on_s3(tmp_path, s3_endpoint):
         summary["inputs"] == 2 and summary["pairs_written"] == 3 and summary["duplicates_across_files"] == 3
     )
     names = sorted(p.rpartition("/")[2] for p in fs.ls("curate-test/crawl-out"))
-    assert names == ["_crawl", "part-000000000.parquet", "part-000001000.parquet", "summary.json"]
+    assert names == [".curate", "_crawl", "part-000000000.parquet", "part-000001000.parquet"]
     with fs.open("curate-test/crawl-out/part-000000000.parquet", "rb") as fh:
         table = pq.read_table(fh)
     assert sorted(table.column("url").to_pylist()) == [f"http://s3.example/i/{n}.jpg" for n in range(3)]

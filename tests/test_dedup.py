@@ -13,6 +13,7 @@ import pytest
 from curation_data import Sample, encode, make_photo, transformed_copy, write_dataset
 
 from curate.annotate.phash import similarity
+from curate.dataset import sidecar
 from curate.dedup import dedup, default_max_distance, mih, simhash
 from curate.errors import CurateError
 
@@ -113,7 +114,7 @@ def test_dedup_clusters_exact_url_and_near_duplicates_with_deterministic_represe
     assert all(r["representative_uid"] == r["uid"] and r["duplicate_kind"] is None for r in reps)
     assert summary["duplicates"] == len(c) - len(reps) == summary["samples"] - len(reps)
     assert summary["duplicates_by_kind"]["exact"] >= 1 and summary["duplicates_by_kind"]["near"] >= 19
-    on_disk = json.loads(Path(f"{root}/signals/dedup/summary.json").read_text())
+    on_disk = json.loads(Path(sidecar(f"{root}/signals/dedup", "summary.json")).read_text())
     assert on_disk["duplicates"] == summary["duplicates"]
     # deterministic: a rerun writes the same clusters
     dedup(root)

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from download_server import FaultServer
 
+from curate.dataset import stats_files, stats_path
 from curate.download import DownloadConfig, download
 from curate.schema import ERROR_CLASSES, MANIFEST_SCHEMA, SHARD_SCHEMA, make_uid
 
@@ -226,7 +227,7 @@ def test_preserved_manifest_columns_and_part_to_shard_keys(tmp_path, server):
     assert sorted(shard1.column("uid").to_pylist()) == sorted(part1.column("uid").to_pylist())
     sim = {r["url"]: r["similarity"] for r in shard1.to_pylist()}
     assert sim == {u: i for i, u in enumerate(urls) if i % 3 == 1}
-    assert (tmp_path / "ds" / "shards" / "00001.stats.json").exists()
+    assert os.path.exists(stats_path(str(tmp_path / "ds" / "shards"), "00001"))
 
 
 def test_retry_failed_fixes_rows_after_faults_are_switched_off(tmp_path, server):
@@ -271,11 +272,11 @@ def test_kill_mid_run_and_resume_gives_each_uid_once(tmp_path, server):
            "--allow-private-network", "--workers", "1", "--threads", "4"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(list((ds / "shards").glob("*.stats.json"))) < 2:
+    while time.monotonic() < deadline and len(stats_files(str(ds / "shards"))) < 2:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = len(list((ds / "shards").glob("*.stats.json")))
+    done_before = len(stats_files(str(ds / "shards")))
     assert 2 <= done_before < 12, "the kill should land mid-run"
     assert (ds / ".lock").exists()  # the killed run's lock stays behind; its pid is gone, so it is stale
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)

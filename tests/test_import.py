@@ -15,6 +15,7 @@ import pytest
 from download_server import photo_jpeg
 
 from curate.cli import main
+from curate.dataset import sidecar, stats_path
 from curate.errors import CurateError
 from curate.imports import import_img2dataset
 from curate.schema import SHARD_SCHEMA, TAKEDOWN_SCHEMA, make_uid
@@ -154,9 +155,9 @@ def test_each_img2dataset_format_becomes_shards_with_its_images_and_metadata(tmp
     ]
     assert [m["uid"] for m in manifest] == [r["uid"] for r in rows]
     assert [m["status"] for m in manifest].count("invalid_url") == 1
-    summary = json.loads((tmp_path / "ds" / "manifest" / "summary.json").read_text())
+    summary = json.loads(Path(sidecar(str(tmp_path / "ds" / "manifest"), "summary.json")).read_text())
     assert summary["rows_written"] == 8 and summary["duplicates"] == 1 and summary["parts"] == 2
-    stats = json.loads((tmp_path / "ds" / "shards" / "00000.stats.json").read_text())
+    stats = json.loads(Path(stats_path(str(tmp_path / "ds" / "shards"), "00000")).read_text())
     assert stats["rows"] == 6 and stats["status"] == {"success": 3, "failed": 3} and stats["format"] == fmt
 
 
@@ -210,7 +211,7 @@ def test_import_resumes_refuses_other_sources_and_honours_takedowns(tmp_path):
     assert [(r["status"], r["error_class"], r["image"]) for r in taken] == [
         ("skipped", "opted_out", None)
     ] * 2
-    (ds / "shards" / "00001.stats.json").unlink()  # as if stopped before the last shard's marker
+    Path(stats_path(str(ds / "shards"), "00001")).unlink()  # as if stopped before the last shard's marker
     again = import_img2dataset(str(source), str(ds))
     assert (
         again["jobs_skipped_already_done"] == 1 and again["jobs_done"] == 1 and again["dataset"]["rows"] == 8

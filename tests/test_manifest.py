@@ -20,8 +20,9 @@ import pytest
 from conftest import shared_path
 
 from curate.cli import main
+from curate.dataset import sidecar
 from curate.errors import CurateError
-from curate.manifest import build_manifest, dedupe, jsonread, readers
+from curate.manifest import SUMMARY, build_manifest, dedupe, jsonread, readers
 from curate.manifest.dedupe import SeenSet
 from curate.schema import MANIFEST_SCHEMA, TAKEDOWN_SCHEMA, make_uid
 
@@ -110,7 +111,7 @@ def test_every_format_gives_the_same_manifest(tmp_path, fmt, gz):
     assert summary["duplicates"] == 1
     assert summary["status"] == {"ok": 5, "missing_url": 1, "invalid_url": 2}
     assert summary["inputs"][0]["gzip"] is gz
-    assert json.loads((tmp_path / "out" / "summary.json").read_text()) == summary
+    assert json.loads(Path(sidecar(str(tmp_path / "out"), SUMMARY)).read_text()) == summary
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
@@ -228,7 +229,7 @@ def test_folder_glob_and_fsspec_url_inputs(tmp_path):
         assert summary["inputs"][0]["path"] == "memory://lists/urls.jsonl"
         with mem.open("/out/part-00000.parquet", "rb") as fh:
             assert pq.read_table(fh).column("url").to_pylist() == ["http://h/m.jpg"]
-        assert json.loads(mem.cat("/out/summary.json"))["rows_written"] == 1
+        assert json.loads(mem.cat(sidecar("/out", SUMMARY)))["rows_written"] == 1
     finally:
         mem.rm("/lists", recursive=True)
         mem.rm("/out", recursive=True)
@@ -320,7 +321,7 @@ def test_cli_prints_summary_and_writes_it(tmp_path, capsys):
     assert "wrote 2 rows in 2 part(s)" in out
     assert "ok 1, missing_url 1, invalid_url 0" in out
     assert "malformed input: bad_json 1" in out and "x.jsonl:3: bad_json" in out
-    assert json.loads((tmp_path / "o" / "summary.json").read_text())["columns"] == [
+    assert json.loads(Path(sidecar(str(tmp_path / "o"), SUMMARY)).read_text())["columns"] == [
         *MANIFEST_SCHEMA.names,
         "w",
     ]
@@ -579,11 +580,11 @@ def test_existing_manifest_is_not_overwritten_by_accident(tmp_path):
     src2 = _write(tmp_path / "b.txt", b"http://h/3.jpg\n")
     with pytest.raises(CurateError, match="--overwrite"):
         build_manifest([str(src2)], str(tmp_path / "o"))
-    (tmp_path / "o" / "summary.json").unlink()  # as a run stopped before its end leaves it
+    Path(sidecar(str(tmp_path / "o"), SUMMARY)).unlink()  # as a run stopped before its end leaves it
     with pytest.raises(CurateError, match="unfinished manifest"):
         build_manifest([str(src2)], str(tmp_path / "o"))
     build_manifest([str(src2)], str(tmp_path / "o"), overwrite=True)
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["part-00000.parquet", "summary.json"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [".curate", "part-00000.parquet"]
     assert _rows(tmp_path / "o") == [("http://h/3.jpg", None, "ok")]
 
 
@@ -605,7 +606,7 @@ def test_json_nested_100000_deep_is_counted_and_every_other_row_kept(tmp_path, f
     text = "\n".join(lines) + "\n" if fmt == "jsonl" else "[\n" + ",\n".join(lines) + "\n]\n"
     src = _write(tmp_path / f"x.{fmt}", text.encode())
     assert main(["manifest", str(src), "-o", str(tmp_path / "o")]) == 0
-    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    summary = json.loads(Path(sidecar(str(tmp_path / "o"), SUMMARY)).read_text())
     assert [r[0] for r in _rows(tmp_path / "o")] == ["http://h/0.jpg", "http://h/1.jpg", "http://h/2.jpg"]
     assert summary["malformed"]["counts"] == {"too_deep": 1} and summary["rows_not_read"] == 1
     assert summary["malformed"]["examples"][0]["line"] == (3 if fmt == "jsonl" else 4)

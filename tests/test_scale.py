@@ -16,7 +16,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from curate.dataset import Dataset
+from curate.dataset import Dataset, stats_files, stats_path
 from curate.demo import to_toml
 from curate.pipeline import run_pipeline
 from curate.synthweb import SyntheticWeb
@@ -112,9 +112,9 @@ def test_interrupted_run_resumes_to_the_same_result(web, local_run, tmp_path):
     root = tmp_path / "ds"
     proc = _curate("run", str(recipe_path), "--dataset", str(root), "--stages", ",".join(STAGES), "--workers", "1")
     deadline = time.time() + 120
-    while time.time() < deadline and len(list((root / "shards").glob("*.stats.json"))) < 1:
+    while time.time() < deadline and len(stats_files(str(root / "shards"))) < 1:
         time.sleep(0.05)
-    done_before_kill = len(list((root / "shards").glob("*.stats.json")))
+    done_before_kill = len(stats_files(str(root / "shards")))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert 1 <= done_before_kill < 4, "the run should have been killed mid-download"
@@ -168,7 +168,7 @@ def test_output_that_runs_out_of_space_keeps_finished_shards_and_resumes(web, tm
     shards = tmp_path / "ds" / "shards"
     done = sorted(p.name for p in shards.glob("[0-9]*.parquet"))
     assert "Traceback" not in err and "File too large" in out and "rerun the same command" in out
-    assert done == ["00002.parquet"] and (shards / "00002.stats.json").exists()
+    assert done == ["00002.parquet"] and Path(stats_path(str(shards), "00002")).exists()
     assert pq.read_metadata(shards / "00002.parquet").num_rows == 8  # the finished shard is intact
     assert not [p for p in shards.iterdir() if p.name.startswith(".") or "tmp" in p.name]  # no partial files
 

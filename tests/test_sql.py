@@ -15,6 +15,7 @@ from inspect_dataset import RECIPES, shared_dataset
 
 from curate import sql
 from curate.cli import main
+from curate.dataset import stats_files
 from curate.schema import SHARD_SCHEMA
 
 
@@ -44,10 +45,10 @@ def test_view_counts_agree_with_the_shard_stats_files(ds):
     root = ds["root"]
     per_shard = dict(_query(root, "SELECT shard, count(*) FROM samples GROUP BY 1"))
     status = dict(_query(root, "SELECT status, count(*) FROM samples GROUP BY 1"))
-    stats_files = sorted(Path(root, "shards").glob("*.stats.json"))
-    assert len(stats_files) == len(per_shard) == 2
+    markers = [Path(p) for p in stats_files(str(Path(root, "shards")))]
+    assert len(markers) == len(per_shard) == 2
     summed: dict[str, int] = {}
-    for path in stats_files:
+    for path in markers:
         data = json.loads(path.read_text())
         assert per_shard[path.name.split(".")[0]] == data["rows"]
         for key, value in data["status"].items():

@@ -13,6 +13,7 @@ import pytest
 from inspect_dataset import RECIPES, shared_dataset
 
 from curate.cli import main
+from curate.dataset import sidecar, stats_files
 from curate.stats import compute_stats
 
 
@@ -34,7 +35,7 @@ def _shards(root: str) -> pa.Table:
 
 def test_download_section_matches_the_shards_and_their_stats_files(ds, stats):
     d = stats["download"]
-    files = [json.loads(p.read_text()) for p in Path(ds["root"], "shards").glob("*.stats.json")]
+    files = [json.loads(Path(p).read_text()) for p in stats_files(str(Path(ds["root"], "shards")))]
     assert d["rows"] == sum(f["rows"] for f in files) == stats["manifest"]["rows"] == 32
     assert d["stats_files"] == {"shards": 2, "rows": 32, "by_status": {"success": 26, "failed": 6}}
     assert d["by_status"] == {"success": 25, "failed": 6, "skipped": 1}  # one taken down after download
@@ -71,7 +72,7 @@ def test_language_nsfw_duplicates_overlap_recipes(ds, stats):
     assert stats["nsfw"]["image"]["at_least_0.5"] == 1 and stats["nsfw"]["image"]["histogram"]["counts"][-1] == 1
     assert stats["duplicates"] == {"samples": 25, "duplicates": 2, "rate": 0.08, "by_kind": {"near": 1, "exact": 1},
                                    "clusters_with_duplicates": 2, "largest_cluster": 2}
-    summary = json.loads(Path(ds["root"], "signals/overlap/summary.json").read_text())["shapes"]
+    summary = json.loads(Path(sidecar(f"{ds['root']}/signals/overlap", "summary.json")).read_text())["shapes"]
     assert stats["overlap"] == {"shapes": {"eval_images": summary["eval_images"], "eval_images_matched":
                                            summary["eval_overlapping"], "overlap_pct": summary["overlap_pct"],
                                            "training_samples_flagged": summary["training_flagged"]}}

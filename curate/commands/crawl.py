@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from curate import storage
     from curate.crawl import SUMMARY, crawl
+    from curate.dataset import sidecar
 
     s = crawl(args.inputs, args.output, executor=args.executor, workers=args.workers,
               min_alt_chars=args.min_alt_chars, prefix=args.prefix, limit=args.limit,
@@ -50,5 +51,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"damaged input (counted, the rest of each file was read): {errors}")
     for key, why in s["files_failed"].items():
         print(f"FAILED file {key}: {why.splitlines()[0]}")
-    print(f"summary: {storage.join(args.output, SUMMARY)}; per-file stats: {storage.join(args.output, '_crawl')}/")
+    print(f"summary: {sidecar(args.output, SUMMARY)}; per-file stats: {storage.join(args.output, '_crawl')}/")
     return 1 if s["files_failed"] else 0

@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from curate import storage
+    from curate.dataset import sidecar
     from curate.errors import CurateError
     from curate.manifest import SUMMARY, build_manifest
 
@@ -48,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
         for ex in s["malformed"]["examples"][:5]:
             where = f"{ex['file']}:{ex['line']}" if ex["line"] else ex["file"] + (f" row {ex['row']}" if ex["row"] else "")
             print(f"  {where}: {ex['kind']}: {ex['message']}")
-    print(f"summary: {storage.join(args.output, SUMMARY)}")
+    print(f"summary: {sidecar(args.output, SUMMARY)}")
     return 0

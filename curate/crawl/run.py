@@ -2,7 +2,7 @@
 
 Layout of OUT (docs/FORMAT.md#crawl): part-<file:05d>-<chunk:03d>.parquet, `_crawl/inputs.json` (the
 expanded input list, so a rerun with other inputs is refused instead of mixed in), `_crawl/<file>.stats.json`
-per file (the executor's completion marker: a rerun skips finished files), and `summary.json`, written
+per file (the executor's completion marker: a rerun skips finished files), and `.curate/summary.json`, written
 last. Repeats are dropped per file while extracting; afterwards one pass over the uid column of all
 parts drops pairs already kept from an earlier part (name order), so the whole run keeps each
 (url, caption) once.
@@ -22,6 +22,7 @@ from curate.crawl.inputs import expand_inputs
 from curate.crawl.pairs import PairCollector
 from curate.crawl.stats import ERROR_KINDS, SKIP_REASONS, CrawlStats
 from curate.crawl.writer import FileParts
+from curate.dataset import migrate_sidecars, sidecar
 from curate.errors import CurateError
 from curate.executor import Job, execute
 
@@ -82,8 +83,8 @@ def crawl(
 ) -> dict:
     """Extract (image URL, alt text) pairs from WARC/WAT archives into manifest parts in `out_dir`.
 
-    Returns the run summary (also written to OUT/summary.json): merged per-file counters, the cross-file
-    duplicates dropped, the failed files, and rates.
+    Returns the run summary (also written to OUT/.curate/summary.json): merged per-file counters, the
+    cross-file duplicates dropped, the failed files, and rates.
     """
     if min_alt_chars < 1:
         raise CurateError(f"--min-alt-chars must be at least 1, not {min_alt_chars}")
@@ -133,7 +134,7 @@ def crawl(
         if seconds and not run.skipped
         else None,
     }
-    storage.write_json_atomic(summary, storage.join(out_dir, SUMMARY))
+    storage.write_json_atomic(summary, sidecar(out_dir, SUMMARY))
     return summary
 
 
@@ -151,6 +152,7 @@ def _count_rows(out_dir: str, parts: list[str]) -> int:
 def _prepare_out_dir(out_dir: str, archives: list[str], overwrite: bool) -> None:
     """Record the inputs; refuse a folder crawled from other inputs (or holding other parts) unless
     overwrite."""
+    migrate_sidecars(out_dir)
     record = storage.join(out_dir, STATE_DIR, "inputs.json")
     fs, _ = storage.url_to_fs(out_dir)
     if storage.exists(record) and not overwrite:
@@ -169,7 +171,7 @@ def _prepare_out_dir(out_dir: str, archives: list[str], overwrite: bool) -> None
     state = storage.join(out_dir, STATE_DIR)
     if overwrite and storage.exists(state):
         fs.rm(storage.url_to_fs(state)[1], recursive=True)
-    summary = storage.join(out_dir, SUMMARY)
+    summary = sidecar(out_dir, SUMMARY)
     if storage.exists(summary):
         fs.rm(storage.url_to_fs(summary)[1])
     storage.write_json_atomic(archives, record)

@@ -1,7 +1,7 @@
 """`curate dedup`: cluster a dataset's exact and near duplicates, optionally against built datasets.
 
 Reads only small columns (uid, url, size, sha256, phash, thumbnail), shard by shard: never image bytes. Writes
-DATASET/signals/dedup/clusters.parquet and summary.json (docs/FORMAT.md).
+DATASET/signals/dedup/clusters.parquet and .curate/summary.json (docs/FORMAT.md).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate import storage
-from curate.dataset import Dataset
+from curate.dataset import Dataset, sidecar
 from curate.dedup import clusters, mih, semantic
 from curate.dedup.hashing import default_max_distance, default_similarity
 from curate.dedup.near import near_edges
@@ -72,7 +72,7 @@ def dedup(dataset: str, *, max_distance: int | None = None, against: list[str] |
     summary = _summary(table, k, search, list(against), time.perf_counter() - start, sem is not None)
     summary["semantic"] = sem
     summary["min_thumbnail_similarity"] = min_similarity if nodes["thumbs"] is not None else None
-    storage.write_json_atomic(summary, storage.join(ds.signals_dir("dedup"), "summary.json"))
+    storage.write_json_atomic(summary, sidecar(ds.signals_dir("dedup"), "summary.json"))
     log.info("dedup: %d duplicates in %d clusters (%.1f s)", summary["duplicates"], summary["clusters"],
              summary["seconds"])
     return summary

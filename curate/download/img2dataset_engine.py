@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate import storage
-from curate.dataset import Dataset
+from curate.dataset import Dataset, stats_path
 from curate.download.config import DownloadConfig
 from curate.download.optout import load_optout
 from curate.download.run import finish_run, part_key, resolve_manifest
@@ -92,12 +92,12 @@ def download_with_img2dataset(manifest: str, dataset: str, config: DownloadConfi
         summary.total = len(parts)
         for index, part in enumerate(parts):
             key = part_key(part, index)
-            stats_path = storage.join(ds.shards_dir, f"{key}.stats.json")
-            if storage.exists(stats_path):
+            marker = stats_path(ds.shards_dir, key)
+            if storage.exists(marker):
                 summary.skipped += 1
                 continue
             stats = _download_part(i2d, part, storage.join(ds.shards_dir, f"{key}.parquet"), config, optout, workers)
-            storage.write_json_atomic({"key": key, **stats}, stats_path)
+            storage.write_json_atomic({"key": key, **stats}, marker)
             summary.done += 1
     summary.seconds = time.perf_counter() - start
     return finish_run(ds, summary, None, engine="img2dataset")

@@ -13,7 +13,7 @@ from collections import Counter
 import pyarrow.parquet as pq
 
 from curate import storage
-from curate.dataset import Dataset
+from curate.dataset import Dataset, sidecar, stats_files, stats_path
 from curate.download.config import DownloadConfig
 from curate.download.progress import ProgressMonitor
 from curate.download.shard import ShardTask, close_fetchers, download_shard
@@ -64,7 +64,7 @@ def download(
             for index, part in enumerate(parts):
                 key = part_key(part, index)
                 shard = storage.join(ds.shards_dir, f"{key}.parquet")
-                stats = storage.join(ds.shards_dir, f"{key}.stats.json")
+                stats = stats_path(ds.shards_dir, key)
                 task = ShardTask(part, shard, stats, config, takedown, optout_files,
                                  progress_path=f"{progress_dir}/{key}.json", run_id=run_id)
                 jobs.append(Job(key, stats, task))
@@ -98,7 +98,7 @@ def resolve_manifest(manifest: str, ds: Dataset) -> list[str]:
     source = {"manifest": os.path.abspath(inner) if storage.is_local(fs) else str(manifest)}
     if parts is None:
         # A raw URL list: normalize it once into DATASET/manifest, reused when the same list is given again.
-        if not storage.exists(storage.join(ds.manifest_dir, SUMMARY_FILE)):
+        if not storage.exists(sidecar(ds.manifest_dir, SUMMARY_FILE)):
             from curate.manifest import build_manifest
 
             log.info("%s is not a manifest: normalizing it into %s", manifest, ds.manifest_dir)
@@ -134,7 +134,7 @@ def _manifest_parts(path: str) -> list[str] | None:
 
 def _check_source(ds: Dataset, source: dict) -> None:
     """Refuse to mix shards from two different manifests in one dataset."""
-    path = storage.join(ds.shards_dir, SOURCE_FILE)
+    path = sidecar(ds.shards_dir, SOURCE_FILE)
     if storage.exists(path):
         previous = storage.read_json(path)
         if previous.get("manifest") != source["manifest"]:
@@ -150,11 +150,11 @@ def _rows(path: str) -> int:
         return pq.ParquetFile(fh).metadata.num_rows
 
 
-def _marker_rows(stats_path: str) -> int:
-    if not storage.exists(stats_path):
+def _marker_rows(marker: str) -> int:
+    if not storage.exists(marker):
         return 0
     try:
-        return int(storage.read_json(stats_path).get("rows", 0))
+        return int(storage.read_json(marker).get("rows", 0))
     except (OSError, ValueError):
         return 0
 
@@ -171,15 +171,15 @@ def _retry(ds: Dataset, parts: list[str], config: DownloadConfig, executor: str,
     to_retry = 0
     for index, part in enumerate(parts):
         key = part_key(part, index)
-        stats_path = storage.join(ds.shards_dir, f"{key}.stats.json")
-        if not storage.exists(stats_path):
+        marker = stats_path(ds.shards_dir, key)
+        if not storage.exists(marker):
             continue  # not downloaded yet: a plain run does it
-        counts = storage.read_json(stats_path).get("error_class", {})
+        counts = storage.read_json(marker).get("error_class", {})
         n = sum(counts.get(c, 0) for c in classes)
         if n == 0:
             continue
         to_retry += n
-        task = ShardTask(None, storage.join(ds.shards_dir, f"{key}.parquet"), stats_path, config, takedown,
+        task = ShardTask(None, storage.join(ds.shards_dir, f"{key}.parquet"), marker, config, takedown,
                          optout_files, progress_path=f"{progress_dir}/{key}.json", retry_classes=classes,
                          run_id=run_id)
         jobs.append(Job(key, storage.join(marker_dir, f"{key}.json"), task))
@@ -201,7 +201,7 @@ def dataset_totals(ds: Dataset) -> dict:
     total: Counter = Counter()
     errors: Counter = Counter()
     rows = 0
-    for path in storage.list_files(ds.shards_dir, ".stats.json"):
+    for path in stats_files(ds.shards_dir):
         stats = storage.read_json(path)
         total.update(stats.get("status", {}))
         errors.update(stats.get("error_class", {}))
@@ -210,11 +210,11 @@ def dataset_totals(ds: Dataset) -> dict:
 
 
 def finish_run(ds: Dataset, summary: RunSummary, diagnosis: str | None, engine: str | None = None) -> RunSummary:
-    """Write DATASET/shards/summary.json: this run's summary plus the whole dataset's totals."""
+    """Write DATASET/shards/.curate/summary.json: this run's summary plus the whole dataset's totals."""
     if diagnosis:
         summary.stats["diagnosis"] = diagnosis
     summary.stats["dataset"] = dataset_totals(ds)
     extra = {"engine": engine} if engine else {}
     storage.write_json_atomic({**summary.to_dict(), "dataset": summary.stats["dataset"], **extra},
-                              storage.join(ds.shards_dir, SUMMARY_FILE))
+                              sidecar(ds.shards_dir, SUMMARY_FILE))
     return summary

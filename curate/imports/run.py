@@ -20,7 +20,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from curate import storage
-from curate.dataset import Dataset
+from curate.dataset import Dataset, sidecar, stats_files, stats_path
 from curate.download.img2dataset_engine import classify_error
 from curate.download.optout import OptOut, load_optout
 from curate.download.run import SOURCE_FILE, SUMMARY_FILE, finish_run
@@ -69,20 +69,20 @@ def import_img2dataset(folder: str, dataset: str) -> dict:
         summary = RunSummary(total=len(shards))
         for shard in tqdm(shards, desc="import shards", unit=" shards", disable=None):
             part = storage.join(ds.manifest_dir, f"part-{shard.key}.parquet")
-            stats_path = storage.join(ds.shards_dir, f"{shard.key}.stats.json")
-            if storage.exists(stats_path) and storage.exists(part):
+            marker = stats_path(ds.shards_dir, shard.key)
+            if storage.exists(marker) and storage.exists(part):
                 _remember(normalize, part)  # duplicates across a resumed run are still found
                 summary.skipped += 1
                 continue
             stats = _import_shard(
                 shard, part, storage.join(ds.shards_dir, f"{shard.key}.parquet"), normalize, optout
             )
-            storage.write_json_atomic({"key": shard.key, **stats}, stats_path)
+            storage.write_json_atomic({"key": shard.key, **stats}, marker)
             summary.done += 1
         summary.seconds = time.perf_counter() - start
         _write_manifest_summary(ds, folder, summary.seconds)
         finish_run(ds, summary, None, engine=ENGINE)
-    return storage.read_json(storage.join(ds.shards_dir, SUMMARY_FILE))
+    return storage.read_json(sidecar(ds.shards_dir, SUMMARY_FILE))
 
 
 def _import_shard(shard: Shard, part: str, shard_path: str, normalize: Normalizer, optout: OptOut) -> dict:
@@ -174,7 +174,7 @@ def _check_source(ds: Dataset, folder: str) -> None:
         "manifest": _absolute(ds.manifest_dir),
         "imported_from": os.path.abspath(inner) if storage.is_local(fs) else folder,
     }
-    path = storage.join(ds.shards_dir, SOURCE_FILE)
+    path = sidecar(ds.shards_dir, SOURCE_FILE)
     if storage.exists(path):
         previous = storage.read_json(path)
         if previous.get("imported_from") != source["imported_from"]:
@@ -195,7 +195,7 @@ def _absolute(path: str) -> str:
 
 
 def _write_manifest_summary(ds: Dataset, folder: str, seconds: float) -> None:
-    """manifest/summary.json in `curate manifest`'s layout (counted from the parts and the shards' stats,
+    """manifest/.curate/summary.json in `curate manifest`'s layout (counted from the parts and the shards' stats,
     so a resumed import counts every shard), so the manifest reads as a finished one."""
     parts = ds.manifest_parts()
     status = Counter()
@@ -203,7 +203,7 @@ def _write_manifest_summary(ds: Dataset, folder: str, seconds: float) -> None:
         status.update(storage.read_parquet(part, columns=["status"]).column("status").to_pylist())
     duplicates = sum(
         int(storage.read_json(p).get("duplicates", 0))
-        for p in storage.list_files(ds.shards_dir, ".stats.json")
+        for p in stats_files(ds.shards_dir)
     )
     rows = sum(status.values())
     storage.write_json_atomic(
@@ -221,5 +221,5 @@ def _write_manifest_summary(ds: Dataset, folder: str, seconds: float) -> None:
             "seconds": round(seconds, 3),
             "imported_from": folder,
         },
-        storage.join(ds.manifest_dir, SUMMARY_FILE),
+        sidecar(ds.manifest_dir, SUMMARY_FILE),
     )

@@ -2,7 +2,8 @@
 parts.
 
 inputs.py finds the files, readers.py/jsonread.py stream them, columns.py picks url/caption columns,
-normalize.py adds uid and status and drops repeats (dedupe.py), build.py writes parts and summary.json.
+normalize.py adds uid and status and drops repeats (dedupe.py), build.py writes parts
+and .curate/summary.json.
 """
 
 from curate.manifest.build import SUMMARY, build_manifest

@@ -1,4 +1,4 @@
-"""build_manifest: URL lists in, OUT_DIR/part-NNNNN.parquet + summary.json out, streaming throughout."""
+"""build_manifest: URL lists in, OUT_DIR/part-NNNNN.parquet + .curate/summary.json out, streaming."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from curate import storage
+from curate.dataset import migrate_sidecars, sidecar
 from curate.errors import CurateError
 from curate.manifest.columns import plan_columns
 from curate.manifest.inputs import Source, resolve
@@ -95,10 +96,10 @@ def build_manifest(
     takedown: str | None = None,
     overwrite: bool = False,
 ) -> dict:
-    """Normalise URL lists into a manifest; return the summary that is also written as OUT_DIR/summary.json.
+    """Normalise URL lists into a manifest; return the summary, also written as OUT_DIR/.curate/summary.json.
 
     `takedown` names a takedown.parquet whose requests are honoured (matching rows are left out and
-    counted); a path that does not exist means no requests. summary.json is written last: its presence
+    counted); a path that does not exist means no requests. The summary is written last: its presence
     means the manifest is complete. An OUT_DIR that already holds a manifest is refused unless `overwrite`.
     """
     if rows_per_part < 1:
@@ -173,7 +174,7 @@ def build_manifest(
         "seconds": round(seconds, 3),
         "rows_per_second": round(normalize.rows_in / seconds) if seconds else None,
     }
-    storage.write_json_atomic(summary, storage.join(out_dir, SUMMARY))
+    storage.write_json_atomic(summary, sidecar(out_dir, SUMMARY))
     return summary
 
 
@@ -253,8 +254,9 @@ def _widened(schema: pa.Schema, batch: pa.Schema) -> pa.Schema:
 
 
 def _prepare_out_dir(out_dir: str, overwrite: bool) -> None:
+    migrate_sidecars(out_dir)
     old = storage.list_files(out_dir, ".parquet") + [
-        p for p in [storage.join(out_dir, SUMMARY)] if storage.exists(p)
+        p for p in [sidecar(out_dir, SUMMARY)] if storage.exists(p)
     ]
     old = [p for p in old if p.rpartition("/")[2].startswith(("part-", SUMMARY))]
     if not old:
