@@ -152,7 +152,8 @@ def bench_match(n_captions: int, n_entries: int, anchor_captions: int) -> None:
     ours_cpu = time.process_time() - cpu
     assert ours == ref, "curate and the MetaCLIP loop disagree"
     print(
-        f"anchor (MetaCLIP loop) on {len(texts):,} captions: {len(texts) / anchor_cpu:,.0f} captions/s per core; "
+        f"anchor (MetaCLIP loop) on {len(texts):,} captions: {len(texts) / anchor_cpu:,.0f} captions/s "
+        "per core; "
         f"curate on the same: {len(texts) / ours_cpu:,.0f} ({anchor_cpu / ours_cpu:.2f}x); same entries found"
     )
 
@@ -299,7 +300,7 @@ def make_test_set(folder: str, per_class: int, classes: list[str]) -> None:
 
 
 def bench_value(steps: int, batch: int, seeds: int, t: int, head: int) -> None:
-    """Train the same tiny CLIP for the same steps on the unbalanced and the balanced pool; zero-shot accuracy."""
+    """The same tiny CLIP, the same steps, on the unbalanced and the balanced pool: zero-shot accuracy."""
     import json
     import shutil
 
@@ -329,7 +330,8 @@ def bench_value(steps: int, batch: int, seeds: int, t: int, head: int) -> None:
         pools[name] = (out, summary["kept"])
     print(
         f"class counts {counts} (head/tail {counts[0] / counts[-1]:.0f}x); kept: unbalanced "
-        f"{pools['unbalanced'][1]}, balanced (t={t}) {pools['balanced'][1]}; data {time.perf_counter() - t0:.0f} s"
+        f"{pools['unbalanced'][1]}, balanced (t={t}) {pools['balanced'][1]}; "
+        f"data {time.perf_counter() - t0:.0f} s"
     )
     tail = set(CLASSES[-TAIL:])
     results: dict[str, list[dict]] = {name: [] for name in pools}
@@ -402,7 +404,8 @@ def main() -> None:
     v.add_argument("--head", type=int, default=1000, help="samples of the most frequent class")
     args = parser.parse_args()
     print(
-        f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}, {time.strftime('%Y-%m-%d %H:%M')}"
+        f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}"
     )
     if args.what == "match":
         bench_match(args.captions, args.entries, args.anchor_captions)
