@@ -140,6 +140,15 @@ def _arrow_schemas() -> dict[str, Any]:
         pa.field("status", pa.string()),
     ]
     MANIFEST_SCHEMA = pa.schema(MANIFEST_FIELDS)
+    # Manifest parts `curate crawl` writes: the manifest columns and where each pair was found.
+    CRAWL_SCHEMA = with_extra_columns(MANIFEST_SCHEMA, pa.schema([
+        pa.field("page_url", pa.string()),
+        pa.field("page_lang", pa.string()),
+        pa.field("crawl_time", pa.timestamp("ms", tz="UTC")),
+        pa.field("source", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+    ]))
     SHARD_FIELDS = [
         pa.field("uid", pa.string(), nullable=False),
         pa.field("url", pa.string()),
@@ -224,6 +233,12 @@ def _arrow_schemas() -> dict[str, Any]:
         pa.field("nsfw_text_terms", pa.list_(pa.string())),
     ])
     CONCEPTS_SCHEMA = pa.schema([uid, pa.field("concept_ids", pa.list_(pa.int32()))])
+    # signals/concepts/_entries/entries.parquet: the entry list the concept_ids index.
+    CONCEPT_ENTRIES_SCHEMA = pa.schema([
+        pa.field("id", pa.int32(), nullable=False),
+        pa.field("entry", pa.string(), nullable=False),
+        pa.field("lang", pa.string()),
+    ])
 
     CLIP_SCHEMA = clip_schema(512)  # ViT-B-32's width; the written files carry their model's embed_dim
     _SIGNAL_SCHEMA_LIST = (IMAGE_SCHEMA, HASHES_SCHEMA, LANGUAGE_SCHEMA, CAPTION_SCHEMA, ALT_TEXT_SCHEMA,

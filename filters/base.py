@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from curate.schema import OPT_IN_SIGNALS, SIGNAL_NAMES
+
 # View name -> the command that produces it (named in the error when it is missing).
 PRODUCERS = {
-    "image": "curate annotate", "hashes": "curate annotate", "language": "curate annotate",
-    "nsfw": "curate annotate", "caption": "curate annotate", "dedup": "curate dedup",
-    "overlap": "curate overlap", "clip": "curate annotate --signals clip",
-    "concepts": "curate annotate --signals concepts", "alt_text": "curate annotate --signals alt_text",
+    **{name: f"curate annotate --signals {name}" if name in OPT_IN_SIGNALS else "curate annotate"
+       for name in SIGNAL_NAMES},
+    "dedup": "curate dedup",
+    "overlap": "curate overlap",
 }
 
 

@@ -23,17 +23,11 @@ import pyarrow as pa
 
 from curate import storage
 from curate.errors import CurateError
+from curate.schema import CONCEPT_ENTRIES_SCHEMA
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NAME = "concept_entries.tsv.gz"
-ENTRIES_SCHEMA = pa.schema(
-    [
-        pa.field("id", pa.int32(), nullable=False),
-        pa.field("entry", pa.string(), nullable=False),
-        pa.field("lang", pa.string()),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -59,7 +53,7 @@ class EntryList:
                 "entry": pa.array(self.entries, pa.string()),
                 "lang": pa.array(self.langs, pa.string()),
             },
-            schema=ENTRIES_SCHEMA,
+            schema=CONCEPT_ENTRIES_SCHEMA,
         )
 
 

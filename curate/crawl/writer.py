@@ -18,22 +18,7 @@ import pyarrow.compute as pc
 
 from curate import storage
 from curate.errors import CurateError
-from curate.schema import MANIFEST_SCHEMA, UID_BYTES, with_extra_columns
-
-CRAWL_SCHEMA = with_extra_columns(
-    MANIFEST_SCHEMA,
-    pa.schema(
-        [
-            pa.field("page_url", pa.string()),
-            pa.field("page_lang", pa.string()),
-            pa.field("crawl_time", pa.timestamp("ms", tz="UTC")),
-            pa.field("source", pa.string()),
-            pa.field("width", pa.int32()),
-            pa.field("height", pa.int32()),
-        ]
-    ),
-)
-
+from curate.schema import CRAWL_SCHEMA, UID_BYTES
 
 MAX_CHUNKS = 1000
 _UID_ROWS_PER_CHUNK = 1 << 20  # 32 hex characters a row: well inside a string array's 2 GiB
