@@ -35,8 +35,8 @@ _LEGACY_SUFFIXES = (".stats.json", "summary.json", "source.json")
 def sidecar(folder: str, name: str) -> str:
     """Where the JSON file NAME that describes the Parquet folder FOLDER lives: FOLDER/.curate/NAME.
 
-    A hidden subfolder, not a hidden file: Arrow, pandas and HF skip both, but DuckDB's `FOLDER/*` glob
-    matches dot-files and skips only folders.
+    A hidden subfolder, not a hidden file: Arrow, pandas and HF skip both, but the `FOLDER/*` glob of
+    DuckDB and polars matches dot-files, never folders.
     """
     return storage.join(folder, SIDECAR_DIR, name)
 
@@ -48,7 +48,11 @@ def stats_path(folder: str, key: str) -> str:
 
 def stats_files(folder: str) -> list[str]:
     """Every job's stats JSON in FOLDER, in key order."""
-    return storage.list_files(storage.join(folder, SIDECAR_DIR), ".stats.json")
+    found = storage.list_files(storage.join(folder, SIDECAR_DIR), ".stats.json")
+    if not found and storage.list_files(folder, ".stats.json"):  # an older layout, not moved yet
+        log.warning("%s holds stats files of an older curate beside its Parquet files: they are counted "
+                    "once a writing stage (e.g. `curate filter`) moved them into %s/", folder, SIDECAR_DIR)
+    return found
 
 
 def migrate_sidecars(folder: str) -> int:

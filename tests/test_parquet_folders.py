@@ -103,11 +103,12 @@ def _to_old_layout(root: Path) -> list[str]:
     return moved
 
 
-def test_a_dataset_in_the_old_layout_resumes_without_redoing_work(made, tmp_path):
+def test_a_dataset_in_the_old_layout_resumes_without_redoing_work(made, tmp_path, caplog):
     root = tmp_path / "ds"
     shutil.copytree(made["root"], root)
     old = _to_old_layout(root)
     assert "shards/00000.stats.json" in old and "decisions/small.summary.json" in old
+    assert stats_files(str(root / "shards")) == [] and "stats files of an older curate" in caplog.text
     shards = {p.name: p.stat().st_mtime_ns for p in (root / "shards").glob("*.parquet")}
     signals = {p.name: p.stat().st_mtime_ns for p in (root / "signals" / "caption").glob("*.parquet")}
     server = made["server"]
