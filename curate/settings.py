@@ -13,6 +13,7 @@ import argparse
 import logging
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import MISSING, Field, fields
 from typing import Any
 
@@ -97,7 +98,9 @@ def _base_type(hint: Any) -> Any:
     return hint
 
 
-def _comma_list(item: type):
+def _comma_list(item: type) -> Callable[[str], list]:
+    """`a,b` -> [item(a), item(b)]: one use of a repeatable option."""
+
     def parse(text: str) -> list:
         return [item(part.strip()) for part in text.split(",") if part.strip()]
 
