@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate import sql
+from curate.dataset import sidecar, stats_files
 from curate.stats import compute_stats
 
 nbformat = pytest.importorskip("nbformat")
@@ -48,7 +49,7 @@ def _run(name: str, cwd: Path, monkeypatch) -> list[str]:
 @pytest.mark.slow
 def test_views_and_stats_agree_with_the_real_stages_files(demo):
     dataset = demo / "curate-demo" / "dataset"
-    markers = [json.loads(p.read_text()) for p in (dataset / "shards").glob("*.stats.json")]
+    markers = [json.loads(p.read_text()) for p in map(Path, stats_files(str(dataset / "shards")))]
     decided = pq.read_table(dataset / "decisions/demo.parquet").to_pylist()
     con = sql.connect(str(dataset))
     try:
@@ -65,11 +66,11 @@ def test_views_and_stats_agree_with_the_real_stages_files(demo):
     finally:
         sql.close(con)
     stats = compute_stats(str(dataset), "demo")
-    overlap = json.loads((dataset / "signals/overlap/summary.json").read_text())
+    overlap = json.loads(Path(sidecar(str(dataset / "signals/overlap"), "summary.json")).read_text())
     for bench, entry in overlap.items():
         assert stats["overlap"][bench]["eval_images"] == entry["eval_images"]
         assert stats["overlap"][bench]["eval_images_matched"] == entry["eval_overlapping"]
-    dedup = json.loads((dataset / "signals/dedup/summary.json").read_text())
+    dedup = json.loads(Path(sidecar(str(dataset / "signals/dedup"), "summary.json")).read_text())
     assert stats["duplicates"]["duplicates"] == dedup["duplicates"]
     assert stats["recipes"]["demo"]["kept"] == sum(d["keep"] for d in decided)
     assert stats["language"]["backends"] == {"fasttext": stats["language"]["samples"]}
