@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from curate import duck, filters, storage
 from curate.concepts import balance
-from curate.dataset import Dataset
+from curate.dataset import Dataset, sidecar
 from curate.errors import CurateError
 from curate.filters.base import PRODUCERS
 from curate.recipe import Recipe, load_recipe
@@ -33,7 +33,7 @@ def decisions_path(dataset: str, recipe_name: str) -> str:
 
 
 def summary_path(dataset: str, recipe_name: str) -> str:
-    return storage.join(Dataset(dataset).decisions_dir, f"{recipe_name}.summary.json")
+    return sidecar(Dataset(dataset).decisions_dir, f"{recipe_name}.summary.json")
 
 
 def filter_dataset(dataset: str, recipe: str | dict | Recipe, *, label_only: bool = False,
