@@ -14,6 +14,7 @@ import pytest
 from curation_data import Sample, encode, make_photo, transformed_copy, write_dataset
 
 from curate.cli import main
+from curate.dataset import sidecar
 from curate.dedup import clusters, components, dedup, shuffle
 from curate.dedup.partitioned import dedup_partitioned, partitions_for
 
@@ -32,8 +33,10 @@ def pool(tmp_path_factory):
     shared URL, transformed re-uploads (one larger than its source), chains of re-uploads of re-uploads."""
     root = str(tmp_path_factory.mktemp("partitioned") / "ds")
     rng = np.random.default_rng(11)
-    photos = [make_photo(i) for i in range(50)]
-    samples = [Sample(f"https://site.example/p{i}.jpg", f"photo {i}", encode(p)) for i, p in enumerate(photos)]
+    photos = [make_photo(i) for i in range(40)]
+    samples = [
+        Sample(f"https://site.example/p{i}.jpg", f"photo {i}", encode(im)) for i, im in enumerate(photos)
+    ]
     samples += [Sample(f"https://mirror{m}.example/a.jpg", f"mirror {m}", samples[0].image) for m in range(3)]
     samples.append(Sample(samples[1].url, "another caption for one", encode(photos[1], quality=70)))
     for i in range(10, 25):
@@ -72,7 +75,7 @@ def test_partitioned_dedup_on_ray_equals_the_single_process_path(pool, local_ray
         assert got.to_pylist() == expected.to_pylist()  # same rows, same order: clusters and representatives
         _same_summary(single, summary)
         assert summary["partitions"]["count"] == parts and summary["partitions"]["peak_task_rss_mb"] > 0
-        on_disk = json.loads(Path(f"{pool}/signals/dedup/summary.json").read_text())
+        on_disk = json.loads(Path(sidecar(f"{pool}/signals/dedup", "summary.json")).read_text())
         assert on_disk["duplicates"] == single["duplicates"]
         assert not os.listdir(f"{pool}/signals/dedup/_work")  # work files removed once the result is written
     chain = [r for r in expected.to_pylist() if r["duplicate_kind"] == "near"]
@@ -93,7 +96,7 @@ def test_components_settle_on_each_components_smallest_node(tmp_path, local_ray)
     work = str(tmp_path / "work")
     ea, eb = np.concatenate([a, b]), np.concatenate([b, a])
     shuffle.scatter(pa.table({"a": ea, "b": eb}), shuffle.of_node(ea, starts), parts, work, "edges", "test")
-    last = components.labels(work, ["test"], starts, {"executor": "ray", "workers": 2, "retries": 0})
+    last, _ = components.labels(work, ["test"], starts, {"executor": "ray", "workers": 2, "retries": 0})
     assert last >= 3
     got = pa.concat_tables([pq.read_table(shuffle.path(work, f"labels-{last}", 0, j)) for j in range(parts)])
     labels = clusters.components(n, a, b)
@@ -107,16 +110,22 @@ def test_components_settle_on_each_components_smallest_node(tmp_path, local_ray)
 def test_cli_partitioned_by_memory_budget(pool, local_ray, capsys):
     expected, _ = _single(pool)
     rows = sum(pq.read_metadata(p).num_rows for p in Path(pool, "signals", "hashes").glob("*.parquet"))
-    assert main(["dedup", pool, "--executor", "ray", "--memory-budget", "40K"]) == 0
-    parts = partitions_for(rows, 40 * 1024)
-    assert parts > 1 and f"partitioned: {parts} partitions" in capsys.readouterr().out
+    assert main(["dedup", pool, "--executor", "ray", "--memory-budget", "0.5G"]) == 0
+    parts = partitions_for(rows, 1 << 29)
+    assert f"partitioned: {parts} partitions" in capsys.readouterr().out
     assert pq.read_table(f"{pool}/signals/dedup/clusters.parquet").to_pylist() == expected.to_pylist()
+    # the budget sets the partition count: 10M samples need more partitions in 1 GB than in 4 GB
+    assert partitions_for(10_000_000, 1 << 30) > partitions_for(10_000_000, 1 << 32) > 1
 
 
-@pytest.mark.parametrize("argv, problem", [
-    (["--executor", "ray", "--semantic"], "does not take --against or --semantic"),
-    (["--partitions", "0"], "--partitions must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "argv, problem",
+    [
+        (["--executor", "ray", "--semantic"], "does not take --against or --semantic"),
+        (["--partitions", "0"], "--partitions must be at least 1"),
+        (["--memory-budget", "100M"], "leaves no room for data"),
+    ],
+)
 def test_cli_refuses_what_the_partitioned_path_does_not_do(pool, argv, problem, capsys):
     assert main(["dedup", pool, *argv]) != 0
     assert problem in capsys.readouterr().err

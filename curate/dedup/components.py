@@ -11,6 +11,7 @@ once, so rounds stay few (each partition crossing costs one); no task holds more
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -27,9 +28,11 @@ log = logging.getLogger(__name__)
 MAX_ROUNDS = 1000
 
 
-def labels(work: str, edge_sources: list[str], starts: np.ndarray, run: dict) -> int:
-    """Run rounds until no label moves; returns the last round (its labels: WORK/labels-R/0/J.parquet)."""
+def labels(work: str, edge_sources: list[str], starts: np.ndarray, run: dict) -> tuple[int, float]:
+    """Run rounds until no label moves; returns the last round (its labels: WORK/labels-R/0/J.parquet) and
+    the largest peak RSS (MB) its workers reported."""
     parts = len(starts)
+    peak = 0.0
     for rnd in range(MAX_ROUNDS):
         jobs = [
             Job(
@@ -39,11 +42,19 @@ def labels(work: str, edge_sources: list[str], starts: np.ndarray, run: dict) ->
             )
             for j in range(parts)
         ]
-        execute(propagate, jobs, desc=f"components, round {rnd + 1}", strict=True, **run)
-        changed = sum(storage.read_json(job.stats_path)["changed"] for job in jobs)
+        execute(
+            functools.partial(shuffle.measured, propagate),
+            jobs,
+            desc=f"components, round {rnd + 1}",
+            strict=True,
+            **run,
+        )
+        stats = [storage.read_json(job.stats_path) for job in jobs]
+        changed = sum(s["changed"] for s in stats)
+        peak = max([peak, *(s["peak_rss_mb"] for s in stats)])
         log.info("components round %d: %d labels lowered", rnd + 1, changed)
         if rnd > 0 and changed == 0:
-            return rnd
+            return rnd, peak
     raise RuntimeError(f"connected components did not settle in {MAX_ROUNDS} rounds")
 
 
@@ -83,4 +94,4 @@ def propagate(job: Job) -> dict:
     send = offer < known  # this range's nodes that already hold the offer need no message
     msg = pa.table({"node": local[send], "label": offer[send]})
     shuffle.scatter(msg, shuffle.of_node(local[send], starts), parts, work, f"messages-{rnd}", j)
-    return {"changed": changed, "messages": int(send.sum()), "peak_rss_mb": shuffle.peak_rss_mb()}
+    return {"changed": changed, "messages": int(send.sum())}

@@ -28,6 +28,7 @@ The work folder (signals/dedup/_work/<fingerprint>) is removed once clusters.par
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -41,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate import duck, storage
-from curate.dataset import Dataset
+from curate.dataset import Dataset, sidecar
 from curate.dedup import clusters, components, hashing, mih, nodes, shuffle, simhash
 from curate.dedup.hashing import default_max_distance, default_similarity
 from curate.dedup.stage import CLUSTERS_SCHEMA, DUPLICATE_KINDS, _same_value_edges, clusters_path
@@ -51,7 +52,10 @@ from curate.extras import require
 
 log = logging.getLogger(__name__)
 
-BYTES_PER_SAMPLE = 1200  # the largest task's working set per sample of its partition (docs/SCALE.md)
+BYTES_PER_SAMPLE = (
+    2500  # a task's working set per sample of its partition (measured 1.5-1.9 KB; docs/SCALE.md)
+)
+TASK_FLOOR = 400 << 20  # a task's memory before any data: Python, Arrow, DuckDB, Ray worker (measured)
 DEFAULT_MEMORY_BUDGET = 1 << 30
 _SPLITTER_SAMPLE = 2048  # uids read per hash file to place the uid range splitters
 _WORDS = [f"w{i}" for i in range(simhash.WORDS)]
@@ -70,8 +74,13 @@ _NODE_COLUMNS = [
 
 
 def partitions_for(samples: int, memory_budget: int) -> int:
-    """Partitions that keep each task's working set within the budget."""
-    return max(1, math.ceil(samples * BYTES_PER_SAMPLE / max(1, memory_budget)))
+    """Partitions that keep each task's working set within the budget (above the fixed floor of a task)."""
+    if memory_budget <= TASK_FLOOR + (64 << 20):
+        raise CurateError(
+            f"a memory budget of {memory_budget / 2**20:.0f} MB leaves no room for data: a task needs about "
+            f"{TASK_FLOOR >> 20} MB before it reads any (Python, Arrow, DuckDB, Ray); give at least 512M"
+        )
+    return max(1, math.ceil(samples * BYTES_PER_SAMPLE / (memory_budget - TASK_FLOOR)))
 
 
 def dedup_partitioned(
@@ -110,7 +119,7 @@ class _Run:
 
     def __init__(self, work: str, parts: int, k: int, sim: float, run: dict):
         self.work, self.parts, self.k, self.sim, self.run = work, parts, k, sim, run
-        self.peak = 0.0
+        self.peaks: dict[str, float] = {}  # step: the largest worker peak RSS after it (MB)
 
     def step(self, name: str, fn, payloads: dict) -> list[dict]:
         jobs = [
@@ -122,10 +131,10 @@ class _Run:
             for key, payload in payloads.items()
         ]
         began = time.perf_counter()
-        execute(fn, jobs, desc=f"dedup {name}", strict=True, **self.run)
+        execute(functools.partial(shuffle.measured, fn), jobs, desc=f"dedup {name}", strict=True, **self.run)
         stats = [storage.read_json(job.stats_path) for job in jobs]
         log.info("dedup %s: %d tasks, %.1f s", name, len(jobs), time.perf_counter() - began)
-        self.peak = max([self.peak, *(s.get("peak_rss_mb", 0.0) for s in stats)])
+        self.peaks[name] = max(s.get("peak_rss_mb", 0.0) for s in stats)
         return stats
 
     def go(self, shards: dict[str, tuple[str, str]]) -> dict:
@@ -172,7 +181,7 @@ class _Run:
         self.step("attach", attach, {j: {**base, "range": j, "sources": lsh_keys} for j in R})
         self.step("verify", verify, {j: {**base, "range": j} for j in R})
         edge_sources = [f"{step}-{p}" for step in ("exact", "fold", "verify") for p in R]
-        last = components.labels(self.work, edge_sources, starts, self.run)
+        last, self.peaks["components"] = components.labels(self.work, edge_sources, starts, self.run)
         self.step(
             "clustered", send_to_label, {j: {**base, "range": j, "labels": f"labels-{last}"} for j in R}
         )
@@ -182,7 +191,7 @@ class _Run:
             "counts": counts,
             "search": lsh_plan.describe(),
             "clusters": sum(s["clusters"] for s in reps),
-            "peak_task_mb": self.peak,
+            "peaks": self.peaks,
             "rounds": last + 1,
         }
 
@@ -212,7 +221,7 @@ def load(job: Job) -> dict:
     uids = part["uid"].to_numpy(zero_copy_only=False).astype(str)
     dest = np.searchsorted(np.asarray(p["splitters"], dtype=str), uids, side="right")
     per_range = shuffle.scatter(table, dest, p["parts"], p["work"], "load", p["key"])
-    return {"rows": table.num_rows, "per_range": per_range.tolist(), "peak_rss_mb": shuffle.peak_rss_mb()}
+    return {"rows": table.num_rows, "per_range": per_range.tolist()}
 
 
 def rank(job: Job) -> dict:
@@ -234,7 +243,7 @@ def rank(job: Job) -> dict:
             f"digest-{name}",
             p["range"],
         )
-    return {"rows": t.num_rows, "peak_rss_mb": shuffle.peak_rss_mb()}
+    return {"rows": t.num_rows}
 
 
 def exact(job: Job) -> dict:
@@ -254,7 +263,7 @@ def exact(job: Job) -> dict:
                 copies, shuffle.of_node(g[member], p["starts"]), p["parts"], p["work"], "copies", p["part"]
             )
     _edges(p, "exact", np.concatenate(a_all), np.concatenate(b_all))
-    return {"edges": int(sum(len(a) for a in a_all)), "peak_rss_mb": shuffle.peak_rss_mb()}
+    return {"edges": int(sum(len(a) for a in a_all))}
 
 
 def codes(job: Job) -> dict:
@@ -287,7 +296,7 @@ def codes(job: Job) -> dict:
         "codes",
         p["range"],
     )
-    return {"coded": len(idx), "peak_rss_mb": shuffle.peak_rss_mb()}
+    return {"coded": len(idx)}
 
 
 def fold(job: Job) -> dict:
@@ -311,7 +320,7 @@ def fold(job: Job) -> dict:
     keep = np.sort(np.concatenate([order[new], member[~ok]]))
     out = t.select(["gidx", "phash", *_WORDS]).take(pa.array(keep))
     shuffle.scatter(out, shuffle.of_node(g[keep], p["starts"]), p["parts"], p["work"], "searchset", p["part"])
-    return {"linked": int(ok.sum()), "peak_rss_mb": shuffle.peak_rss_mb()}
+    return {"linked": int(ok.sum())}
 
 
 def search(job: Job) -> dict:
@@ -320,7 +329,7 @@ def search(job: Job) -> dict:
     t = shuffle.gather(p["work"], "searchset", range(p["parts"]), p["range"])
     t = t.take(pa.array(np.argsort(t.column("gidx").to_numpy(), kind="stable")))
     storage.write_parquet_atomic(t, shuffle.path(p["work"], "search", 0, p["range"]), compression="lz4")
-    return {"searched": t.num_rows, "peak_rss_mb": shuffle.peak_rss_mb()}
+    return {"searched": t.num_rows}
 
 
 def lsh(job: Job) -> dict:
@@ -355,7 +364,7 @@ def lsh(job: Job) -> dict:
         "candidates",
         job.key.removeprefix("lsh-"),
     )
-    return {"candidates": len(a), "peak_rss_mb": shuffle.peak_rss_mb()}
+    return {"candidates": len(a)}
 
 
 def attach(job: Job) -> dict:
@@ -367,7 +376,7 @@ def attach(job: Job) -> dict:
     at = pa.array(a - p["starts"][p["range"]])
     out = pa.table({"a": a, "b": b, "phash": n.column("phash").take(at), "thumb": n.column("thumb").take(at)})
     shuffle.scatter(out, shuffle.of_node(b, p["starts"]), p["parts"], p["work"], "attached", p["range"])
-    return {"pairs": len(a), "peak_rss_mb": shuffle.peak_rss_mb()}
+    return {"pairs": len(a)}
 
 
 def verify(job: Job) -> dict:
@@ -387,7 +396,7 @@ def verify(job: Job) -> dict:
         p["sim"],
     )[0]
     _edges(p, "verify", t.column("a").to_numpy()[ok], t.column("b").to_numpy()[ok])
-    return {"near": int(ok.sum()), "peak_rss_mb": shuffle.peak_rss_mb()}
+    return {"near": int(ok.sum())}
 
 
 def send_to_label(job: Job) -> dict:
@@ -403,7 +412,7 @@ def send_to_label(job: Job) -> dict:
     shuffle.scatter(
         t, shuffle.of_node(lab.column("label").to_numpy(), starts), p["parts"], work, "clustered", j
     )
-    return {"clustered": len(node), "peak_rss_mb": shuffle.peak_rss_mb()}
+    return {"clustered": len(node)}
 
 
 def representatives(job: Job) -> dict:
@@ -438,7 +447,7 @@ def representatives(job: Job) -> dict:
         }
     )
     shuffle.scatter(out, shuffle.of_node(g, p["starts"]), p["parts"], p["work"], "rows", p["range"])
-    return {"clusters": int(label.max() + 1) if len(label) else 0, "peak_rss_mb": shuffle.peak_rss_mb()}
+    return {"clusters": int(label.max() + 1) if len(label) else 0}
 
 
 def _edges(p: dict, step: str, a: np.ndarray, b: np.ndarray) -> None:
@@ -598,10 +607,11 @@ def _write(dataset: str, work: str, parts: int, result: dict, k: int, sim: float
         "partitions": {
             "count": parts,
             "component_rounds": result["rounds"],
-            "peak_task_rss_mb": result["peak_task_mb"],
+            "peak_task_rss_mb": max(result["peaks"].values()),
+            "peak_task_rss_mb_by_step": result["peaks"],
         },
     }
-    storage.write_json_atomic(summary, storage.join(Dataset(dataset).signals_dir("dedup"), "summary.json"))
+    storage.write_json_atomic(summary, sidecar(Dataset(dataset).signals_dir("dedup"), "summary.json"))
     log.info(
         "dedup: %d duplicates in %d clusters (%.1f s, %d partitions)",
         summary["duplicates"],

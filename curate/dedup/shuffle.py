@@ -8,6 +8,9 @@ for every destination (empty ones too), so readers never list folders.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import resource
 
 import numpy as np
@@ -69,6 +72,33 @@ def distinct_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return a[keep], b[keep]
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (a reused worker reports the largest task it ran)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+def measured(fn, job) -> dict:
+    """fn(job)'s stats plus the task's own peak resident memory, `peak_rss_mb`.
+
+    Workers run many tasks, so the process's lifetime peak (getrusage) would report the largest task
+    so far; on Linux the peak is reset when the task starts (/proc/self/clear_refs) and read back from
+    VmHWM, so each task reports its own (above the worker's floor: Python, Arrow, DuckDB and Ray, about
+    300 MB). Elsewhere the lifetime peak is an upper bound.
+    """
+    _release()
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        own = True
+    except OSError:
+        own = False
+    stats = fn(job)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if own:
+        with open("/proc/self/status") as fh:
+            peak = next(int(line.split()[1]) / 1024 for line in fh if line.startswith("VmHWM:"))
+    return {**stats, "peak_rss_mb": round(peak, 1)}
+
+
+def _release() -> None:
+    """Hand memory that earlier tasks of this worker freed back to the system (Arrow's pool, malloc's
+    arenas), so that a task's peak is its own working set above the worker's floor."""
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
