@@ -214,7 +214,7 @@ def bench_decide(n: int, n_entries: int, threads: int | None) -> None:
     print(f"pool of {n:,} samples ready ({time.perf_counter() - t:.1f} s)")
     rules = {"name": "rules_only", "filter": {}}
     balanced = {"name": "balanced", "filter": {}, "balance": {"max_per_entry": 20_000, "seed": 0}}
-    for recipe in (rules, balanced, balanced):
+    for recipe in (rules, balanced):
         t = time.perf_counter()
         summary = filter_dataset(root, recipe, threads=threads)
         print(
