@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 DIM, CENTRES, COPY_SHARE, COPY_COSINE, EPS = 512, 2000, 0.05, 0.995, 0.01
-WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_work", "semdedup")
+WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_work", "semdedup-zstd")
 ROWS_PER_FILE = 100_000
 
 
@@ -79,7 +79,12 @@ def write_signals(n: int) -> str:
                 "image_embedding": pa.FixedSizeListArray.from_arrays(pa.array(part.ravel()), DIM),
             }
         )
-        pq.write_table(table, os.path.join(root, "signals", "clip", f"{s // ROWS_PER_FILE:05d}.parquet"))
+        # as `curate annotate` writes the clip signal (storage.write_parquet_atomic: zstd)
+        pq.write_table(
+            table,
+            os.path.join(root, "signals", "clip", f"{s // ROWS_PER_FILE:05d}.parquet"),
+            compression="zstd",
+        )
     np.save(done, planted)
     return root
 
@@ -117,7 +122,7 @@ def run_curate(root: str, n: int) -> dict:
 
 
 def anchor(n: int, subset: int) -> dict:
-    """Exact all-pairs over `subset` rows (float32 blocked product) beside curate's search on the same rows."""
+    """Exact all-pairs over `subset` rows (float32 blocked product) beside curate's search on those rows."""
     from curate.dedup.semantic import semantic_edges
 
     x, _ = embeddings(n)
@@ -158,6 +163,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_curate(args.child, args.n)))
         return
+    print(f"load before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     t0 = time.perf_counter()
     root = write_signals(args.n)
     print(
@@ -174,11 +180,9 @@ def main() -> None:
     print(json.dumps({"curate": curate}, indent=1))
     if args.subset:
         print(json.dumps({"anchor": anchor(args.n, args.subset)}, indent=1))
-    load = os.getloadavg()
-    print(
-        f"machine: {os.cpu_count()} cores {platform.machine()}, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
-        f"numpy {np.__version__}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-    )
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"machine: {os.cpu_count()} cores {platform.machine()}, load {load}, numpy {np.__version__}, "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 
 
 if __name__ == "__main__":
