@@ -84,7 +84,8 @@ def run_demo(out: str = "curate-demo", *, n_images: int = 600, steps: int = 160,
     timings: dict[str, float] = {}
     start = time.perf_counter()
     noise = {k: compare[k] for k in ("caption_noise", "bursts")} if compare else {}
-    with SyntheticWeb(n_images=n_images, seed=0, faults=True, slow_seconds=1.0, stall_seconds=10.0, **noise) as web:
+    with SyntheticWeb(n_images=n_images, seed=0, faults=True, slow_seconds=1.0, stall_seconds=10.0,
+                      **noise) as web:
         web_dir = root / "web"
         web_dir.mkdir(exist_ok=True)
         warc = web.write_warc(web_dir / "pages.warc.gz")
@@ -110,9 +111,9 @@ def run_demo(out: str = "curate-demo", *, n_images: int = 600, steps: int = 160,
         from curate.demo_compare import compare_pools
 
         t0 = time.perf_counter()
-        headline["compare"] = compare_pools(recipe, dataset, bench.root, images, seeds=tuple(compare["seeds"]),
-                                            trusted=compare["trusted"], top_fraction=compare["top_fraction"],
-                                            eps=compare["eps"])
+        headline["compare"] = compare_pools(
+            recipe, dataset, bench.root, images, seeds=tuple(compare["seeds"]), trusted=compare["trusted"],
+            top_fraction=compare["top_fraction"], eps=compare["eps"])
         timings["compare"] = round(time.perf_counter() - t0, 2)
     if train and compare_raw:
         t0 = time.perf_counter()
