@@ -119,7 +119,8 @@ class _Run:
 
     def __init__(self, work: str, parts: int, k: int, sim: float, run: dict):
         self.work, self.parts, self.k, self.sim, self.run = work, parts, k, sim, run
-        self.peaks: dict[str, float] = {}  # step: the largest worker peak RSS after it (MB)
+        self.peaks: dict[str, float] = {}  # step: the largest peak RSS of its tasks (MB)
+        self.seconds: dict[str, float] = {}  # step: wall seconds
 
     def step(self, name: str, fn, payloads: dict) -> list[dict]:
         jobs = [
@@ -135,6 +136,7 @@ class _Run:
         stats = [storage.read_json(job.stats_path) for job in jobs]
         log.info("dedup %s: %d tasks, %.1f s", name, len(jobs), time.perf_counter() - began)
         self.peaks[name] = max(s.get("peak_rss_mb", 0.0) for s in stats)
+        self.seconds[name] = round(time.perf_counter() - began, 1)
         return stats
 
     def go(self, shards: dict[str, tuple[str, str]]) -> dict:
@@ -181,7 +183,9 @@ class _Run:
         self.step("attach", attach, {j: {**base, "range": j, "sources": lsh_keys} for j in R})
         self.step("verify", verify, {j: {**base, "range": j} for j in R})
         edge_sources = [f"{step}-{p}" for step in ("exact", "fold", "verify") for p in R]
+        began = time.perf_counter()
         last, self.peaks["components"] = components.labels(self.work, edge_sources, starts, self.run)
+        self.seconds["components"] = round(time.perf_counter() - began, 1)
         self.step(
             "clustered", send_to_label, {j: {**base, "range": j, "labels": f"labels-{last}"} for j in R}
         )
@@ -192,6 +196,7 @@ class _Run:
             "search": lsh_plan.describe(),
             "clusters": sum(s["clusters"] for s in reps),
             "peaks": self.peaks,
+            "step_seconds": self.seconds,
             "rounds": last + 1,
         }
 
@@ -609,6 +614,7 @@ def _write(dataset: str, work: str, parts: int, result: dict, k: int, sim: float
             "component_rounds": result["rounds"],
             "peak_task_rss_mb": max(result["peaks"].values()),
             "peak_task_rss_mb_by_step": result["peaks"],
+            "seconds_by_step": result["step_seconds"],
         },
     }
     storage.write_json_atomic(summary, sidecar(Dataset(dataset).signals_dir("dedup"), "summary.json"))
