@@ -1,10 +1,11 @@
 """Language identification: accuracy per language and captions/s per core, fastText lid.176 vs langdetect.
 
-Accuracy: ../shared/data/langid-sentences (30 languages, 1,000 real sentences each), on full sentences
+Accuracy: DATA/langid-sentences (30 languages, 1,000 real sentences each), on full sentences
 and on 3-15 word cuts of them (3-15 x 2 characters for zh/ja/th, written without spaces), through
 curate.annotate.language.detect, the function the `language` signal calls. langdetect runs on a
 sample (--langdetect-per-language) because it is ~300x slower.
-Speed: real alt texts from ../shared/data/url-lists/test_10000.parquet (column TEXT), one core.
+Speed: real alt texts from DATA/url-lists/test_10000.parquet (column TEXT), one core. DATA is the real-data
+reference folder's data/ (env CURATE_REFERENCE_DATA, as for the tests).
 Rates are per CPU-second of this process (time.process_time), steadier than wall time on a shared machine.
 
     python benchmarks/language.py --langdetect-per-language 100
@@ -22,7 +23,7 @@ import pyarrow.parquet as pq
 
 from curate.annotate.language import detect
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(os.environ.get("CURATE_REFERENCE_DATA", Path(__file__).resolve().parents[2] / "shared")) / "data"
 
 
 def cut(sentence: str, rng: random.Random) -> str:
@@ -53,7 +54,7 @@ def main() -> None:
     args = ap.parse_args()
     folder = SHARED / "langid-sentences"
     if not folder.exists():
-        raise SystemExit(f"{folder} is absent: this benchmark needs the shared real-data folder")
+        raise SystemExit(f"{folder} is absent: set CURATE_REFERENCE_DATA to the real-data reference folder")
     rng = random.Random(0)
     full = []
     for name in sorted(os.listdir(folder)):

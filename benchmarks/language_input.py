@@ -9,13 +9,19 @@ Prints rows compared, rows whose cleaned text differs, top-1 label changes, and 
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from curate.annotate.language import detect_fasttext, fasttext_input
 
-DEFAULT = "../shared/data/url-lists/test_10000.parquet"
+# The reference data's real alt texts (env CURATE_REFERENCE_DATA, as for the tests).
+DEFAULT = str(
+    Path(os.environ.get("CURATE_REFERENCE_DATA", Path(__file__).resolve().parents[2] / "shared"))
+    / "data" / "url-lists" / "test_10000.parquet"
+)
 ASCII_SPACE = " \t\n\r\x0b\x0c"
 
 

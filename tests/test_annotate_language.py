@@ -13,7 +13,7 @@ from curate.errors import CurateError
 
 
 def load_sample(per_language: int, seed: int = 0) -> list[tuple[str, str]]:
-    """(ISO code, sentence) pairs drawn from ../shared/data/langid-sentences."""
+    """(ISO code, sentence) pairs drawn from the reference data's langid-sentences."""
     folder = shared_path("data", "langid-sentences")
     rng = random.Random(seed)
     pairs = []

@@ -1,6 +1,6 @@
 """CLIP: a ViT image tower and a causal Transformer text tower trained to agree (Radford et al. 2021).
 
-Parameter names and shapes follow open_clip's `CLIP` exactly (see ../shared/reference/open_clip/*.json),
+Parameter names and shapes follow open_clip's `CLIP` exactly (its model_configs/*.json),
 so OpenAI/open_clip checkpoints load here and checkpoints saved here load there. The blocks are the
 pre-LN residual blocks of the paper; attention keeps nn.MultiheadAttention's packed in_proj layout but
 runs through F.scaled_dot_product_attention (the causal text mask is `is_causal`, not a buffer).
