@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +86,37 @@ def test_partitioned_dedup_on_ray_equals_the_single_process_path(pool, local_ray
     assert len({r["cluster_id"] for r in chain}) < len(chain)  # some clusters hold several near copies
 
 
+def test_a_killed_run_resumes_from_its_finished_tasks(pool, local_ray):
+    """SIGKILL a partitioned run (local pool) once some steps are done; the rerun (on Ray) skips every
+    finished task and writes the single path's result."""
+    expected, _ = _single(pool)
+    code = (
+        f"from curate.dedup.partitioned import dedup_partitioned; dedup_partitioned({pool!r}, partitions=3, "
+        "executor='local', workers=2)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stderr=subprocess.DEVNULL)
+    work = Path(pool, "signals", "dedup", "_work")
+    deadline = time.monotonic() + 120
+    try:
+        while (
+            not list(work.glob("*/_done/exact-*.json"))
+            and time.monotonic() < deadline
+            and proc.poll() is None
+        ):
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL  # killed mid-run, not finished
+    done = [p for p in work.glob("*/_done/*.json") if not p.name.startswith(".tmp-")]  # not a killed write
+    steps = [p.name.split("-")[0] for p in done]
+    assert steps.count("rank") == 3 and steps.count("exact") >= 1  # whole steps and part of one were done
+    summary = dedup_partitioned(pool, partitions=3, executor="ray")
+    assert summary["partitions"]["resumed_tasks"] == len(done)
+    assert pq.read_table(f"{pool}/signals/dedup/clusters.parquet").to_pylist() == expected.to_pylist()
+    assert not list(work.iterdir())
+
+
 def test_components_settle_on_each_components_smallest_node(tmp_path, local_ray):
     """Long chains whose nodes alternate between ranges need many rounds; the labels still equal the
     single-process union-find's components, each labelled by its smallest node."""
@@ -96,7 +131,7 @@ def test_components_settle_on_each_components_smallest_node(tmp_path, local_ray)
     work = str(tmp_path / "work")
     ea, eb = np.concatenate([a, b]), np.concatenate([b, a])
     shuffle.scatter(pa.table({"a": ea, "b": eb}), shuffle.of_node(ea, starts), parts, work, "edges", "test")
-    last, _ = components.labels(work, ["test"], starts, {"executor": "ray", "workers": 2, "retries": 0})
+    last, _, _ = components.labels(work, ["test"], starts, {"executor": "ray", "workers": 2, "retries": 0})
     assert last >= 3
     got = pa.concat_tables([pq.read_table(shuffle.path(work, f"labels-{last}", 0, j)) for j in range(parts)])
     labels = clusters.components(n, a, b)

@@ -28,11 +28,11 @@ log = logging.getLogger(__name__)
 MAX_ROUNDS = 1000
 
 
-def labels(work: str, edge_sources: list[str], starts: np.ndarray, run: dict) -> tuple[int, float]:
-    """Run rounds until no label moves; returns the last round (its labels: WORK/labels-R/0/J.parquet) and
-    the largest peak RSS (MB) its workers reported."""
+def labels(work: str, edge_sources: list[str], starts: np.ndarray, run: dict) -> tuple[int, float, int]:
+    """Run rounds until no label moves; returns the last round (its labels: WORK/labels-R/0/J.parquet),
+    the largest peak RSS (MB) its tasks reported and how many tasks an earlier run had finished."""
     parts = len(starts)
-    peak = 0.0
+    peak, resumed = 0.0, 0
     for rnd in range(MAX_ROUNDS):
         jobs = [
             Job(
@@ -42,19 +42,19 @@ def labels(work: str, edge_sources: list[str], starts: np.ndarray, run: dict) ->
             )
             for j in range(parts)
         ]
-        execute(
+        resumed += execute(
             functools.partial(shuffle.measured, propagate),
             jobs,
             desc=f"components, round {rnd + 1}",
             strict=True,
             **run,
-        )
+        ).skipped
         stats = [storage.read_json(job.stats_path) for job in jobs]
         changed = sum(s["changed"] for s in stats)
         peak = max([peak, *(s["peak_rss_mb"] for s in stats)])
         log.info("components round %d: %d labels lowered", rnd + 1, changed)
         if rnd > 0 and changed == 0:
-            return rnd, peak
+            return rnd, peak, resumed
     raise RuntimeError(f"connected components did not settle in {MAX_ROUNDS} rounds")
 
 

@@ -121,6 +121,7 @@ class _Run:
         self.work, self.parts, self.k, self.sim, self.run = work, parts, k, sim, run
         self.peaks: dict[str, float] = {}  # step: the largest peak RSS of its tasks (MB)
         self.seconds: dict[str, float] = {}  # step: wall seconds
+        self.resumed = 0  # tasks an earlier run had finished
 
     def step(self, name: str, fn, payloads: dict) -> list[dict]:
         jobs = [
@@ -132,7 +133,9 @@ class _Run:
             for key, payload in payloads.items()
         ]
         began = time.perf_counter()
-        execute(functools.partial(shuffle.measured, fn), jobs, desc=f"dedup {name}", strict=True, **self.run)
+        self.resumed += execute(
+            functools.partial(shuffle.measured, fn), jobs, desc=f"dedup {name}", strict=True, **self.run
+        ).skipped
         stats = [storage.read_json(job.stats_path) for job in jobs]
         log.info("dedup %s: %d tasks, %.1f s", name, len(jobs), time.perf_counter() - began)
         self.peaks[name] = max(s.get("peak_rss_mb", 0.0) for s in stats)
@@ -184,7 +187,8 @@ class _Run:
         self.step("verify", verify, {j: {**base, "range": j} for j in R})
         edge_sources = [f"{step}-{p}" for step in ("exact", "fold", "verify") for p in R]
         began = time.perf_counter()
-        last, self.peaks["components"] = components.labels(self.work, edge_sources, starts, self.run)
+        last, self.peaks["components"], resumed = components.labels(self.work, edge_sources, starts, self.run)
+        self.resumed += resumed
         self.seconds["components"] = round(time.perf_counter() - began, 1)
         self.step(
             "clustered", send_to_label, {j: {**base, "range": j, "labels": f"labels-{last}"} for j in R}
@@ -197,6 +201,7 @@ class _Run:
             "clusters": sum(s["clusters"] for s in reps),
             "peaks": self.peaks,
             "step_seconds": self.seconds,
+            "resumed": self.resumed,
             "rounds": last + 1,
         }
 
@@ -615,6 +620,7 @@ def _write(dataset: str, work: str, parts: int, result: dict, k: int, sim: float
             "peak_task_rss_mb": max(result["peaks"].values()),
             "peak_task_rss_mb_by_step": result["peaks"],
             "seconds_by_step": result["step_seconds"],
+            "resumed_tasks": result["resumed"],
         },
     }
     storage.write_json_atomic(summary, sidecar(Dataset(dataset).signals_dir("dedup"), "summary.json"))

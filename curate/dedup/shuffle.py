@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import resource
 
 import numpy as np
@@ -98,7 +97,6 @@ def measured(fn, job) -> dict:
 def _release() -> None:
     """Hand memory that earlier tasks of this worker freed back to the system (Arrow's pool, malloc's
     arenas), so that a task's peak is its own working set above the worker's floor."""
-    gc.collect()
     pa.default_memory_pool().release_unused()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
