@@ -27,6 +27,7 @@ from curate.annotate.decode import DECODE_ERRORS
 from curate.annotate.options import Options
 from curate.errors import CurateError
 from curate.extras import require
+from curate.schema import clip_schema
 
 if TYPE_CHECKING:
     import torch
@@ -42,21 +43,6 @@ META_MODEL, META_SHA256, META_CHECKPOINT, META_PRECISION = (
     b"curate.clip.checkpoint",
     b"curate.clip.precision",
 )
-
-
-def clip_schema(dim: int, metadata: dict[bytes, bytes] | None = None) -> pa.Schema:
-    return pa.schema(
-        [
-            pa.field("uid", pa.string(), nullable=False),
-            pa.field("clip_score", pa.float32()),  # cosine of the two embeddings (LAION's `similarity`)
-            pa.field("image_embedding", pa.list_(pa.float16(), dim)),  # L2-normalized
-            pa.field("text_embedding", pa.list_(pa.float16(), dim)),  # L2-normalized
-        ],
-        metadata=metadata,
-    )
-
-
-CLIP_SCHEMA = clip_schema(512)  # ViT-B-32's width; the written files carry their model's embed_dim
 
 
 @dataclass

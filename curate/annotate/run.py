@@ -2,7 +2,7 @@
 
 Each job reads only the shard columns its signal needs, in batches of `batch_size` rows (bounded
 memory however large the shard), and writes DATASET/signals/<signal>/NNNNN.parquet atomically with
-exactly one row per shard row, in shard order. The executor then writes NNNNN.stats.json beside it:
+exactly one row per shard row, in shard order. The executor then writes .curate/NNNNN.stats.json beside it:
 its presence marks the job done. The marker records what the signal was computed from (the shard's
 size in bytes, the signal's version, and the language backend for `language`); when that changed (a
 shard rewritten by `download --retry-failed` or a takedown purge, a new curate, another backend) the
@@ -21,37 +21,34 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate import storage
-from curate.annotate.alt_text import ALT_TEXT_COLUMNS, ALT_TEXT_SCHEMA, alt_text_signal
-from curate.annotate.caption_signals import CAPTION_COLUMNS, CAPTION_SCHEMA, caption_signal
+from curate.annotate.alt_text import ALT_TEXT_COLUMNS, alt_text_signal
+from curate.annotate.caption_signals import CAPTION_COLUMNS, caption_signal
 from curate.annotate.clip import (  # torch loads lazily
     CLIP_COLUMNS,
-    CLIP_SCHEMA,
     clip_signal,
     job_resources,
     output_schema,
 )
-from curate.annotate.concepts import CONCEPTS_COLUMNS, CONCEPTS_SCHEMA, concepts_signal, write_entries_table
+from curate.annotate.concepts import CONCEPTS_COLUMNS, concepts_signal, write_entries_table
 from curate.annotate.image_signals import (
     HASHES_COLUMNS,
-    HASHES_SCHEMA,
     IMAGE_COLUMNS,
-    IMAGE_SCHEMA,
     hashes_signal,
     image_signal,
 )
-from curate.annotate.language import LANGUAGE_COLUMNS, LANGUAGE_SCHEMA, check_model, language_signal
+from curate.annotate.language import LANGUAGE_COLUMNS, check_model, language_signal
 from curate.annotate.nsfw import (  # onnxruntime loads lazily
     NSFW_COLUMNS,
-    NSFW_SCHEMA,
     model_path,
     nsfw_signal,
 )
-from curate.annotate.options import LANGUAGE_BACKENDS, OPT_IN_SIGNALS, SIGNAL_NAMES, Options
+from curate.annotate.options import LANGUAGE_BACKENDS, Options
 from curate.concepts.entries import load_entries
-from curate.dataset import Dataset
+from curate.dataset import Dataset, stats_path
 from curate.errors import CurateError
 from curate.executor import Job, RunSummary, execute
 from curate.extras import MissingExtraError, require
+from curate.schema import OPT_IN_SIGNALS, SIGNAL_NAMES, SIGNAL_SCHEMAS
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +57,7 @@ log = logging.getLogger(__name__)
 class Signal:
     """A per-shard signal: the shard columns it reads and a function from a batch of rows to its rows."""
 
-    name: str
-    schema: pa.Schema
+    name: str  # a curate.schema.SIGNAL_NAMES entry
     columns: tuple[str, ...]
     compute: Callable[[pa.Table, Options], tuple[pa.Table, dict]]
     version: int = 1  # bump when the values change for the same input: stored signals are then recomputed
@@ -69,24 +65,29 @@ class Signal:
     batch_rows: int | None = None  # rows per batch, not options.batch_size (text signals amortize set-up)
     resources: Callable[[Options], dict[str, float] | None] | None = None  # what a job asks of a Ray cluster
 
+    @property
+    def schema(self) -> pa.Schema:
+        """The documented schema of the signal's files (curate.schema.SIGNAL_SCHEMAS)."""
+        return SIGNAL_SCHEMAS[self.name]
+
     def output_schema(self, opts: Options) -> pa.Schema:
         return self.make_schema(opts) if self.make_schema else self.schema
 
 
-SIGNALS: dict[str, Signal] = {
-    "image": Signal("image", IMAGE_SCHEMA, IMAGE_COLUMNS, image_signal),
-    "hashes": Signal("hashes", HASHES_SCHEMA, HASHES_COLUMNS, hashes_signal, version=2),  # v2: letterbox cut
+_IMPLEMENTED = (
+    Signal("image", IMAGE_COLUMNS, image_signal),
+    Signal("hashes", HASHES_COLUMNS, hashes_signal, version=2),  # v2: letterbox cut
     # v2: fastText reads DataComp's input (newlines replaced, other whitespace kept)
-    "language": Signal("language", LANGUAGE_SCHEMA, LANGUAGE_COLUMNS, language_signal, version=2),
-    "caption": Signal("caption", CAPTION_SCHEMA, CAPTION_COLUMNS, caption_signal),
-    "alt_text": Signal("alt_text", ALT_TEXT_SCHEMA, ALT_TEXT_COLUMNS, alt_text_signal),
-    "nsfw": Signal("nsfw", NSFW_SCHEMA, NSFW_COLUMNS, nsfw_signal),
+    Signal("language", LANGUAGE_COLUMNS, language_signal, version=2),
+    Signal("caption", CAPTION_COLUMNS, caption_signal),
+    Signal("alt_text", ALT_TEXT_COLUMNS, alt_text_signal),
+    Signal("nsfw", NSFW_COLUMNS, nsfw_signal),
     # 65,536 captions per batch: each batch builds the entry hash tables once (~50 ms at 500,000 entries)
-    "concepts": Signal("concepts", CONCEPTS_SCHEMA, CONCEPTS_COLUMNS, concepts_signal, batch_rows=65_536),
-    "clip": Signal("clip", CLIP_SCHEMA, CLIP_COLUMNS, clip_signal, make_schema=output_schema,
-                   resources=job_resources),
-}
-assert tuple(SIGNALS) == SIGNAL_NAMES, "options.SIGNAL_NAMES lists the signals for the CLI without importing this"
+    Signal("concepts", CONCEPTS_COLUMNS, concepts_signal, batch_rows=65_536),
+    Signal("clip", CLIP_COLUMNS, clip_signal, make_schema=output_schema, resources=job_resources),
+)
+# In curate.schema.SIGNAL_NAMES order, the order the CLI lists them in (a name outside it fails at import).
+SIGNALS: dict[str, Signal] = {s.name: s for s in sorted(_IMPLEMENTED, key=lambda s: SIGNAL_NAMES.index(s.name))}
 
 
 @dataclass(frozen=True)
@@ -164,12 +165,12 @@ def plan(ds: Dataset, names: list[str], opts: Options) -> list[Job]:
             source = f"shard_bytes={size};v={SIGNALS[name].version}"
             if opts.fingerprint(name):
                 source += f";{opts.fingerprint(name)}"
-            stats_path = storage.join(out_dir, f"{key}.stats.json")
-            _drop_stale_marker(stats_path, source)
+            marker = stats_path(out_dir, key)
+            _drop_stale_marker(marker, source)
             task = SignalTask(name, shard, storage.join(out_dir, f"{key}.parquet"), source, opts)
             signal = SIGNALS[name]
             resources = signal.resources(opts) if signal.resources else None
-            jobs.append(Job(f"{name}/{key}", stats_path, task, resources))
+            jobs.append(Job(f"{name}/{key}", marker, task, resources))
     return jobs
 
 
