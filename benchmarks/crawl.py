@@ -42,14 +42,93 @@ from curate.executor import Job
 
 WORK = Path(__file__).resolve().parent / "_work" / "crawl"
 SNAPSHOT_PAGES = 3_000_000_000  # one Common Crawl snapshot: ~3 billion pages in ~90,000 WAT files
-WORDS = ["the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "they", "you", "were", "her", "she", "there", "been", "one", "all", "we", "their", "has", "would", "when", "if", "so", "what", "out", "up", "more", "who", "about", "photo", "garden", "city", "river", "mountain", "coffee", "recipe", "travel", "museum", "history", "market", "festival", "winter", "summer", "music", "school", "library", "bridge", "harbour", "village", "station", "forest", "island", "castle", "church", "street"]
+WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "a",
+    "is",
+    "that",
+    "for",
+    "it",
+    "as",
+    "was",
+    "with",
+    "be",
+    "by",
+    "on",
+    "not",
+    "he",
+    "this",
+    "are",
+    "or",
+    "his",
+    "from",
+    "at",
+    "which",
+    "but",
+    "have",
+    "an",
+    "they",
+    "you",
+    "were",
+    "her",
+    "she",
+    "there",
+    "been",
+    "one",
+    "all",
+    "we",
+    "their",
+    "has",
+    "would",
+    "when",
+    "if",
+    "so",
+    "what",
+    "out",
+    "up",
+    "more",
+    "who",
+    "about",
+    "photo",
+    "garden",
+    "city",
+    "river",
+    "mountain",
+    "coffee",
+    "recipe",
+    "travel",
+    "museum",
+    "history",
+    "market",
+    "festival",
+    "winter",
+    "summer",
+    "music",
+    "school",
+    "library",
+    "bridge",
+    "harbour",
+    "village",
+    "station",
+    "forest",
+    "island",
+    "castle",
+    "church",
+    "street",
+]
 DATE = "2024-05-18T01:58:10Z"
 
 
 def make_page(i: int, rng: random.Random) -> tuple[str, bytes, dict[str, str]]:
     """One realistic-looking page: (url, html bytes, response headers)."""
     host = f"www.site{i % 4000}.example"
-    url = f"https://{host}/{rng.choice(['news', 'blog', 'shop', 'wiki'])}/{i}/page-{rng.randrange(10**6)}.html"
+    url = (
+        f"https://{host}/{rng.choice(['news', 'blog', 'shop', 'wiki'])}/{i}/page-{rng.randrange(10**6)}.html"
+    )
 
     def words(n: int) -> str:
         return " ".join(rng.choice(WORDS) for _ in range(n))
@@ -63,7 +142,9 @@ def make_page(i: int, rng: random.Random) -> tuple[str, bytes, dict[str, str]]:
     nav = [f'<li><a href="/section/{k}/">{words(2)}</a></li>' for k in range(50)]
     body = []
     for k in range(rng.randrange(4, 21)):
-        links = " ".join(f'<a href="/{words(1)}/{rng.randrange(10**5)}">{words(3)}</a>' for _ in range(rng.randrange(5)))
+        links = " ".join(
+            f'<a href="/{words(1)}/{rng.randrange(10**5)}">{words(3)}</a>' for _ in range(rng.randrange(5))
+        )
         body.append(f"<p>{words(rng.randrange(40, 250))} {links}</p>")
         name = f"img{i}-{k}.jpg"
         alt = f'alt="{words(rng.randrange(2, 12))}"' if rng.random() < 0.55 else rng.choice(['alt=""', ""])
@@ -83,13 +164,28 @@ def make_page(i: int, rng: random.Random) -> tuple[str, bytes, dict[str, str]]:
             tag = f'<img src="media/{name}" {alt} {size}>'
         body.append(f"<figure>{tag}<figcaption>{words(8)}</figcaption></figure>")
     footer = [f'<a href="https://{host}/f/{k}">{words(2)}</a>' for k in range(40)]
-    html = ("<!DOCTYPE html><html lang=\"en\"><head>" + "".join(head) + "</head><body><nav><ul>" + "".join(nav)
-            + "</ul></nav><main>" + "".join(body) + "</main><footer>" + " | ".join(footer)
-            + "</footer></body></html>")
-    headers = {"Content-Type": "text/html; charset=utf-8", "Server": "nginx", "Date": "Sat, 18 May 2024 01:58:10 GMT",
-               "Cache-Control": "max-age=600", "Vary": "Accept-Encoding", "X-Frame-Options": "SAMEORIGIN",
-               "Strict-Transport-Security": "max-age=31536000", "X-Crawler-Content-Encoding": "gzip",
-               "Set-Cookie": f"session={rng.randrange(10**12)}; path=/; HttpOnly"}
+    html = (
+        '<!DOCTYPE html><html lang="en"><head>'
+        + "".join(head)
+        + "</head><body><nav><ul>"
+        + "".join(nav)
+        + "</ul></nav><main>"
+        + "".join(body)
+        + "</main><footer>"
+        + " | ".join(footer)
+        + "</footer></body></html>"
+    )
+    headers = {
+        "Content-Type": "text/html; charset=utf-8",
+        "Server": "nginx",
+        "Date": "Sat, 18 May 2024 01:58:10 GMT",
+        "Cache-Control": "max-age=600",
+        "Vary": "Accept-Encoding",
+        "X-Frame-Options": "SAMEORIGIN",
+        "Strict-Transport-Security": "max-age=31536000",
+        "X-Crawler-Content-Encoding": "gzip",
+        "Set-Cookie": f"session={rng.randrange(10**12)}; path=/; HttpOnly",
+    }
     return url, html.encode(), headers
 
 
@@ -105,14 +201,31 @@ def generate(work: Path, n_pages: int) -> tuple[Path, Path]:
         writer = WARCWriter(fh, gzip=True)
         for url, html, headers in pages:
             host = url.split("/")[2]
-            request = writer.create_warc_record(url, "request", payload=io.BytesIO(b""), warc_headers_dict={
-                "WARC-Date": DATE}, http_headers=StatusAndHeaders(f"GET /{url.split('/', 3)[3]} HTTP/1.1", [
-                    ("Host", host), ("User-Agent", "CCBot/2.0")], is_http_request=True))
-            response = writer.create_warc_record(url, "response", payload=io.BytesIO(html), warc_headers_dict={
-                "WARC-Date": DATE}, http_headers=StatusAndHeaders("200 OK", list(headers.items()), protocol="HTTP/1.1"))
-            metadata = writer.create_warc_record(url, "metadata", payload=io.BytesIO(
-                b"fetchTimeMs: 123\r\ncharset-detected: UTF-8\r\n"), warc_content_type="application/warc-fields",
-                warc_headers_dict={"WARC-Date": DATE})
+            request = writer.create_warc_record(
+                url,
+                "request",
+                payload=io.BytesIO(b""),
+                warc_headers_dict={"WARC-Date": DATE},
+                http_headers=StatusAndHeaders(
+                    f"GET /{url.split('/', 3)[3]} HTTP/1.1",
+                    [("Host", host), ("User-Agent", "CCBot/2.0")],
+                    is_http_request=True,
+                ),
+            )
+            response = writer.create_warc_record(
+                url,
+                "response",
+                payload=io.BytesIO(html),
+                warc_headers_dict={"WARC-Date": DATE},
+                http_headers=StatusAndHeaders("200 OK", list(headers.items()), protocol="HTTP/1.1"),
+            )
+            metadata = writer.create_warc_record(
+                url,
+                "metadata",
+                payload=io.BytesIO(b"fetchTimeMs: 123\r\ncharset-detected: UTF-8\r\n"),
+                warc_content_type="application/warc-fields",
+                warc_headers_dict={"WARC-Date": DATE},
+            )
             for record in (request, response, metadata):
                 writer.write_record(record)
     tmp.rename(warc)
@@ -185,13 +298,17 @@ def timed(fn, *args, repeat: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pages", type=int, default=20_000)
-    ap.add_argument("--repeat", type=int, default=2, help="runs per measurement; the fastest (CPU time) is kept")
+    ap.add_argument(
+        "--repeat", type=int, default=2, help="runs per measurement; the fastest (CPU time) is kept"
+    )
     ap.add_argument("--work", type=Path, default=WORK)
     args = ap.parse_args()
     start = time.perf_counter()
     warc, wat = generate(args.work, args.pages)
-    print(f"data: {warc.name} {warc.stat().st_size / 1e6:.1f} MB, {wat.name} {wat.stat().st_size / 1e6:.1f} MB "
-          f"(ready in {time.perf_counter() - start:.0f} s)")
+    print(
+        f"data: {warc.name} {warc.stat().st_size / 1e6:.1f} MB, {wat.name} {wat.stat().st_size / 1e6:.1f} MB "
+        f"(ready in {time.perf_counter() - start:.0f} s)"
+    )
     results = {
         "wat_baseline": timed(baseline_wat, wat, repeat=args.repeat),
         "wat_curate": timed(curate_file, wat, args.work / "out-wat", repeat=args.repeat),
@@ -199,17 +316,33 @@ def main() -> None:
         "warc_curate": timed(curate_file, warc, args.work / "out-warc", repeat=args.repeat),
     }
     for name, r in results.items():
-        print(f"{name:14s} {r['pages']:>7,} pages {r['pairs']:>8,} pairs  cpu {r['cpu_s']:6.2f} s  wall {r['wall_s']:6.2f} s"
-              f"  {r['pages_per_cpu_s']:>7,} pages/s  {r['pairs_per_cpu_s']:>8,} pairs/s per core")
+        print(
+            f"{name:14s} {r['pages']:>7,} pages {r['pairs']:>8,} pairs  cpu {r['cpu_s']:6.2f} s  wall {r['wall_s']:6.2f} s"
+            f"  {r['pages_per_cpu_s']:>7,} pages/s  {r['pairs_per_cpu_s']:>8,} pairs/s per core"
+        )
     for kind in ("wat", "warc"):
-        speedup = results[f"{kind}_curate"]["pages_per_cpu_s"] / results[f"{kind}_baseline"]["pages_per_cpu_s"]
+        speedup = (
+            results[f"{kind}_curate"]["pages_per_cpu_s"] / results[f"{kind}_baseline"]["pages_per_cpu_s"]
+        )
         hours = SNAPSHOT_PAGES / results[f"{kind}_curate"]["pages_per_cpu_s"] / 3600
-        print(f"{kind}: curate / baseline = {speedup:.2f}x; one snapshot (3e9 pages) = {hours:,.0f} core-hours")
+        print(
+            f"{kind}: curate / baseline = {speedup:.2f}x; one snapshot (3e9 pages) = {hours:,.0f} core-hours"
+        )
     load = os.getloadavg()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
-    print(json.dumps({"machine": f"{os.cpu_count()} cores {platform.machine()}", "load": [round(x, 2) for x in load],
-                      "python": platform.python_version(), "commit": commit,
-                      "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}))
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    print(
+        json.dumps(
+            {
+                "machine": f"{os.cpu_count()} cores {platform.machine()}",
+                "load": [round(x, 2) for x in load],
+                "python": platform.python_version(),
+                "commit": commit,
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

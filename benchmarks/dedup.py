@@ -47,7 +47,7 @@ def photo_thumbs(n: int, rng: np.random.Generator) -> np.ndarray:
         grid = rng.uniform(0, 255, (m, 3, 3, 3)).astype(np.float32)  # (m, gy, gx, rgb)
         img = np.einsum("yi,xj,mijc->myxc", up, up, grid, optimize=True)
         img += rng.normal(0, 12, img.shape).astype(np.float32)
-        out[s:s + m] = np.clip(img, 0, 255).reshape(m, 192)
+        out[s : s + m] = np.clip(img, 0, 255).reshape(m, 192)
     return out
 
 
@@ -63,9 +63,15 @@ def dataset(n: int, seed: int = 0):
     for f in range(10):
         bit = rng.integers(0, 64, m).astype(np.uint64)
         flips ^= np.where(counts > f, np.uint64(1) << bit, np.uint64(0))
-    copy_thumbs = np.clip(thumbs[src].astype(np.float32) + rng.normal(0, 6, (m, 192)), 0, 255).astype(np.uint8)
-    return (np.concatenate([phash, phash[src] ^ flips]), np.vstack([thumbs, copy_thumbs]), src,
-            np.arange(n, n + m))
+    copy_thumbs = np.clip(thumbs[src].astype(np.float32) + rng.normal(0, 6, (m, 192)), 0, 255).astype(
+        np.uint8
+    )
+    return (
+        np.concatenate([phash, phash[src] ^ flips]),
+        np.vstack([thumbs, copy_thumbs]),
+        src,
+        np.arange(n, n + m),
+    )
 
 
 def run(n: int, method: str, k: int, workers: int, timed_bucketings: int | None) -> dict:
@@ -79,8 +85,9 @@ def run(n: int, method: str, k: int, workers: int, timed_bucketings: int | None)
         ok, _ = hashing.near(phash, phash, thumbs, thumbs, a, b, K, SIM)
         a, b, desc = a[ok], b[ok], "all-pairs popcount, then thumbnails"
     elif method == "rule_curate":
-        a, b, desc = near.near_edges(phash.view(np.int64).view(np.uint64), np.ones(len(phash), bool), thumbs, K, SIM,
-                                     workers)
+        a, b, desc = near.near_edges(
+            phash.view(np.int64).view(np.uint64), np.ones(len(phash), bool), thumbs, K, SIM, workers
+        )
     else:
         values = np.unique(phash)
         search = mih.plan(len(values) ** 2 / 2, len(values), k)
@@ -92,18 +99,29 @@ def run(n: int, method: str, k: int, workers: int, timed_bucketings: int | None)
             for mask in search.masks()[:timed_bucketings]:
                 mih._bucket_self(values, mask, k, idx_bits)
             per = (time.perf_counter() - t) / timed_bucketings
-            return {**out, "k": k, "search": desc, "seconds": None, "timed_bucketings": timed_bucketings,
-                    "extrapolated_seconds": round(per * total / workers, 1),
-                    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+            return {
+                **out,
+                "k": k,
+                "search": desc,
+                "seconds": None,
+                "timed_bucketings": timed_bucketings,
+                "extrapolated_seconds": round(per * total / workers, 1),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            }
         a, b, _ = near.near_edges(phash, np.ones(len(phash), bool), None, k, SIM, workers)
         out["k"] = k
     labels = clusters.components(len(phash), a, b)
     rep = clusters.representatives(labels, np.zeros(len(phash), np.int64), np.arange(len(phash)))
     seconds = time.perf_counter() - t0
-    return {**out, "search": desc, "seconds": round(seconds, 2), "edges": len(a),
-            "duplicates": int(len(phash) - len(np.unique(rep))),
-            "planted_found": round(float(np.mean(labels[src] == labels[cp])), 4),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    return {
+        **out,
+        "search": desc,
+        "seconds": round(seconds, 2),
+        "edges": len(a),
+        "duplicates": int(len(phash) - len(np.unique(rep))),
+        "planted_found": round(float(np.mean(labels[src] == labels[cp])), 4),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
 
 
 def run_stage(n: int, workers: int) -> dict:
@@ -122,19 +140,41 @@ def run_stage(n: int, workers: int) -> dict:
             m = min(per, len(phash) - s)
             uid = [f"{i:032x}" for i in range(s, s + m)]
             key = f"{s // per:05d}"
-            pq.write_table(pa.table({"uid": uid, "url": [f"https://x.example/{i}.jpg" for i in range(s, s + m)],
-                                     "status": ["success"] * m, "width": pa.array(np.full(m, 256, np.int32)),
-                                     "height": pa.array(np.full(m, 256, np.int32))}), f"{root}/shards/{key}.parquet")
-            pq.write_table(pa.table({"uid": uid, "sha256": [f"{i:064x}" for i in range(s, s + m)],
-                                     "phash": pa.array(phash[s:s + m].view(np.int64)),
-                                     "thumb": pa.FixedSizeBinaryArray.from_buffers(
-                                         pa.binary(192), m, [None, pa.py_buffer(thumbs[s:s + m].tobytes())])}),
-                           f"{root}/signals/hashes/{key}.parquet")
+            pq.write_table(
+                pa.table(
+                    {
+                        "uid": uid,
+                        "url": [f"https://x.example/{i}.jpg" for i in range(s, s + m)],
+                        "status": ["success"] * m,
+                        "width": pa.array(np.full(m, 256, np.int32)),
+                        "height": pa.array(np.full(m, 256, np.int32)),
+                    }
+                ),
+                f"{root}/shards/{key}.parquet",
+            )
+            pq.write_table(
+                pa.table(
+                    {
+                        "uid": uid,
+                        "sha256": [f"{i:064x}" for i in range(s, s + m)],
+                        "phash": pa.array(phash[s : s + m].view(np.int64)),
+                        "thumb": pa.FixedSizeBinaryArray.from_buffers(
+                            pa.binary(192), m, [None, pa.py_buffer(thumbs[s : s + m].tobytes())]
+                        ),
+                    }
+                ),
+                f"{root}/signals/hashes/{key}.parquet",
+            )
     t = time.perf_counter()
     summary = dedup(root, workers=workers)
-    return {"n": n, "method": "curate dedup stage (files)", "search": summary["search"],
-            "seconds": round(time.perf_counter() - t, 2), "duplicates": summary["duplicates"],
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    return {
+        "n": n,
+        "method": "curate dedup stage (files)",
+        "search": summary["search"],
+        "seconds": round(time.perf_counter() - t, 2),
+        "duplicates": summary["duplicates"],
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
 
 
 def main() -> None:
@@ -152,21 +192,37 @@ def main() -> None:
         return
     jobs = []
     if args.anchor:
-        jobs += [{"n": args.anchor, "method": m, "k": K, "workers": args.workers, "timed_bucketings": None}
-                 for m in ("rule_all_pairs", "rule_curate")]
+        jobs += [
+            {"n": args.anchor, "method": m, "k": K, "workers": args.workers, "timed_bucketings": None}
+            for m in ("rule_all_pairs", "rule_curate")
+        ]
     for n in args.sizes:
-        jobs.append({"n": n, "method": "rule_curate", "k": K, "workers": args.workers, "timed_bucketings": None})
-        jobs += [{"n": n, "method": "phash_mih", "k": k, "workers": args.workers, "timed_bucketings": 20}
-                 for k in args.phash_ks]
+        jobs.append(
+            {"n": n, "method": "rule_curate", "k": K, "workers": args.workers, "timed_bucketings": None}
+        )
+        jobs += [
+            {"n": n, "method": "phash_mih", "k": k, "workers": args.workers, "timed_bucketings": 20}
+            for k in args.phash_ks
+        ]
     if args.stage:
         jobs.append({"n": args.stage, "workers": args.workers, "stage": True})
-    print(f"# {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}")
+    print(
+        f"# {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}"
+    )
     for job in jobs:
-        res = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True,
-                             check=False)
-        print(res.stdout.strip().splitlines()[-1] if res.returncode == 0 else json.dumps(
-            {"job": job, "error": res.stderr[-1500:]}), flush=True)
+        res = subprocess.run(
+            [sys.executable, __file__, "--child", json.dumps(job)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        print(
+            res.stdout.strip().splitlines()[-1]
+            if res.returncode == 0
+            else json.dumps({"job": job, "error": res.stderr[-1500:]}),
+            flush=True,
+        )
     print(f"# load after: {os.getloadavg()[0]:.2f}")
 
 

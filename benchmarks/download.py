@@ -55,9 +55,11 @@ def make_images(n: int, folder: Path) -> list[int]:
         base = bases[i % len(bases)]
         w, h = (int(v) for v in rng.integers(200, 1201, 2))
         x, y = int(rng.integers(0, 1201 - w)), int(rng.integers(0, 1201 - h))
-        crop = base[y:y + h, x:x + w].astype(np.int16) + rng.integers(-6, 7, (h, w, 3), dtype=np.int16)
+        crop = base[y : y + h, x : x + w].astype(np.int16) + rng.integers(-6, 7, (h, w, 3), dtype=np.int16)
         buf = io.BytesIO()
-        Image.fromarray(crop.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=int(rng.integers(80, 93)))
+        Image.fromarray(crop.clip(0, 255).astype(np.uint8)).save(
+            buf, "JPEG", quality=int(rng.integers(80, 93))
+        )
         (folder / f"{i:05d}.jpg").write_bytes(buf.getvalue())
         sizes.append(len(buf.getvalue()))
     marker.touch()
@@ -98,8 +100,11 @@ http {{
 }}
 """)
     (prefix / "tmp").mkdir(exist_ok=True)
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(prefix), "-g", "daemon off;"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        ["nginx", "-c", str(conf), "-p", str(prefix), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     for _ in range(100):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -149,8 +154,12 @@ def measure(cmd: list[str], env: dict | None = None) -> dict:
     sampler.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}):\n{out.decode(errors='replace')[-3000:]}")
-    return {"wall_s": wall, "cpu_s": sum(cpu.values()), "peak_rss_mb": peak[0] / 2**20,
-            "log_tail": out.decode(errors="replace")[-600:]}
+    return {
+        "wall_s": wall,
+        "cpu_s": sum(cpu.values()),
+        "peak_rss_mb": peak[0] / 2**20,
+        "log_tail": out.decode(errors="replace")[-600:],
+    }
 
 
 I2D_RUNNER = """
@@ -171,13 +180,32 @@ def run_img2dataset(urls: Path, out: Path, per_shard: int) -> dict:
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}  # no network check at import
     runner = WORK / "i2d_runner.py"
     runner.write_text(I2D_RUNNER)
-    res = measure([str(I2D_PYTHON), str(runner), str(urls), str(out), str(s["image_size"]), s["resize_mode"],
-                   str(s["encode_quality"]), str(s["processes"]), str(per_shard)], env=env)
+    res = measure(
+        [
+            str(I2D_PYTHON),
+            str(runner),
+            str(urls),
+            str(out),
+            str(s["image_size"]),
+            s["resize_mode"],
+            str(s["encode_quality"]),
+            str(s["processes"]),
+            str(per_shard),
+        ],
+        env=env,
+    )
     table = pa.concat_tables([pq.read_table(p) for p in sorted(out.glob("*.parquet"))])
     res["rows"] = table.num_rows
     res["success"] = sum(1 for v in table.column("status").to_pylist() if v == "success")
-    res["images"] = {u: b for u, b, st in zip(table.column("url").to_pylist(), table.column("jpg").to_pylist(),
-                                              table.column("status").to_pylist()) if st == "success"}
+    res["images"] = {
+        u: b
+        for u, b, st in zip(
+            table.column("url").to_pylist(),
+            table.column("jpg").to_pylist(),
+            table.column("status").to_pylist(), strict=False,
+        )
+        if st == "success"
+    }
     return res
 
 
@@ -201,8 +229,20 @@ def run_curate(urls: Path, out: Path, per_shard: int, cap: int) -> dict:
     s = SETTINGS
     runner = WORK / "curate_runner.py"
     runner.write_text(CURATE_RUNNER)
-    res = measure([sys.executable, str(runner), str(urls), str(out), str(per_shard), str(s["image_size"]),
-                   s["resize_mode"], str(s["encode_quality"]), str(s["processes"]), str(cap)])
+    res = measure(
+        [
+            sys.executable,
+            str(runner),
+            str(urls),
+            str(out),
+            str(per_shard),
+            str(s["image_size"]),
+            s["resize_mode"],
+            str(s["encode_quality"]),
+            str(s["processes"]),
+            str(cap),
+        ]
+    )
     rows = []
     for p in sorted((out / "shards").glob("[0-9]*.parquet")):
         rows += pq.read_table(p, columns=["url", "status", "image"]).to_pylist()
@@ -224,7 +264,9 @@ def fetch_only(urls: list[str], cap: int, threads: int) -> float:
     from curate.download.config import DownloadConfig
     from curate.download.fetch import Fetcher
 
-    fetcher = Fetcher(DownloadConfig(allow_private_network=True, max_connections_per_host=cap, threads=threads))
+    fetcher = Fetcher(
+        DownloadConfig(allow_private_network=True, max_connections_per_host=cap, threads=threads)
+    )
     start = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         n = sum(1 for r in pool.map(fetcher.fetch, urls) if r.body)
@@ -249,30 +291,44 @@ def quality(images: dict[str, bytes], folder: Path, sample: int = 300) -> dict:
             continue
         mse = np.mean((np.asarray(out, float) - np.asarray(ref, float)) ** 2)
         psnrs.append(10 * np.log10(255**2 / max(mse, 1e-9)))
-    return {"psnr_db": float(np.median(psnrs)), "mean_kb": float(np.mean([len(images[u]) for u in urls]) / 1024),
-            "compared": len(psnrs)}
+    return {
+        "psnr_db": float(np.median(psnrs)),
+        "mean_kb": float(np.mean([len(images[u]) for u in urls]) / 1024),
+        "compared": len(psnrs),
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--skip-img2dataset", action="store_true")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best of each tool counts")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="interleaved rounds; the best of each tool counts"
+    )
     args = parser.parse_args()
     if not args.skip_img2dataset and not I2D_PYTHON.exists():
-        print(f"img2dataset venv missing: python -m venv {I2D_PYTHON.parents[1]} && "
-              f"{I2D_PYTHON.parent}/pip install img2dataset   (or pass --skip-img2dataset)", file=sys.stderr)
+        print(
+            f"img2dataset venv missing: python -m venv {I2D_PYTHON.parents[1]} && "
+            f"{I2D_PYTHON.parent}/pip install img2dataset   (or pass --skip-img2dataset)",
+            file=sys.stderr,
+        )
         return 2
     WORK.mkdir(parents=True, exist_ok=True)
     img_dir = WORK / "images"
     sizes = make_images(args.images, img_dir)
-    print(f"{len(sizes)} images, median {np.median(sizes) / 1024:.0f} KB, "
-          f"p10-p90 {np.percentile(sizes, 10) / 1024:.0f}-{np.percentile(sizes, 90) / 1024:.0f} KB")
+    print(
+        f"{len(sizes)} images, median {np.median(sizes) / 1024:.0f} KB, "
+        f"p10-p90 {np.percentile(sizes, 10) / 1024:.0f}-{np.percentile(sizes, 90) / 1024:.0f} KB"
+    )
     nginx, port = start_nginx(img_dir, WORK)
-    results: dict = {"date": datetime.now(UTC).isoformat(timespec="minutes"),
-                     "machine": f"{os.cpu_count()} cores {platform.machine()}, Python {platform.python_version()}",
-                     "load_before": os.getloadavg(), "images": len(sizes),
-                     "median_kb": float(np.median(sizes) / 1024), "settings": SETTINGS}
+    results: dict = {
+        "date": datetime.now(UTC).isoformat(timespec="minutes"),
+        "machine": f"{os.cpu_count()} cores {platform.machine()}, Python {platform.python_version()}",
+        "load_before": os.getloadavg(),
+        "images": len(sizes),
+        "median_kb": float(np.median(sizes) / 1024),
+        "settings": SETTINGS,
+    }
     try:
         base = f"http://127.0.0.1:{port}"
         urls = [f"{base}/{i:05d}.jpg" for i in range(len(sizes))]
@@ -287,19 +343,29 @@ def main() -> int:
                 trial["img2dataset"] = run_img2dataset(url_file, WORK / "out-i2d", per_shard)
             trial["curate"] = run_curate(url_file, WORK / "out-curate", per_shard, cap=2)
             if round_ == 0:
-                trial["curate (16 conns/host)"] = run_curate(url_file, WORK / "out-curate16", per_shard, cap=16)
+                trial["curate (16 conns/host)"] = run_curate(
+                    url_file, WORK / "out-curate16", per_shard, cap=16
+                )
             for name, r in trial.items():
-                print(f"round {round_ + 1} {name}: {r['success'] / r['wall_s']:.0f} images/s, "
-                      f"load {os.getloadavg()[0]:.1f}", flush=True)
+                print(
+                    f"round {round_ + 1} {name}: {r['success'] / r['wall_s']:.0f} images/s, "
+                    f"load {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
                 r["rounds_images_per_s"] = runs.get(name, {}).get("rounds_images_per_s", []) + [
-                    round(r["success"] / r["wall_s"], 1)]
+                    round(r["success"] / r["wall_s"], 1)
+                ]
                 if name not in runs or r["wall_s"] < runs[name]["wall_s"]:
                     runs[name] = r
                 else:
                     runs[name]["rounds_images_per_s"] = r["rounds_images_per_s"]
         for name, r in runs.items():
             q = quality(r.pop("images"), img_dir)
-            r.update(q, images_per_s=r["success"] / r["wall_s"], cpu_ms_per_image=1000 * r["cpu_s"] / max(1, r["success"]))
+            r.update(
+                q,
+                images_per_s=r["success"] / r["wall_s"],
+                cpu_ms_per_image=1000 * r["cpu_s"] / max(1, r["success"]),
+            )
             r.pop("log_tail")
         results["runs"] = runs
         results["fetch_only_rps"] = {
@@ -313,18 +379,26 @@ def main() -> int:
         nginx.wait(timeout=10)
     anchor = results["runs"].get("img2dataset", {}).get("images_per_s")
     print(f"\n{results['date']}  {results['machine']}  load before {results['load_before'][0]:.2f}")
-    print("| engine | images/s (best) | each round | vs img2dataset | success | CPU ms/image | peak RSS MB | PSNR dB "
-          "| KB/image |")
+    print(
+        "| engine | images/s (best) | each round | vs img2dataset | success | CPU ms/image | peak RSS MB | PSNR dB "
+        "| KB/image |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, r in results["runs"].items():
         ratio = f"{r['images_per_s'] / anchor:.2f}x" if anchor else "-"
         rounds = ", ".join(f"{v:.0f}" for v in r["rounds_images_per_s"])
-        print(f"| {name} | {r['images_per_s']:.0f} | {rounds} | {ratio} | {r['success']}/{r['rows']} | {r['cpu_ms_per_image']:.2f} | "
-              f"{r['peak_rss_mb']:.0f} | {r['psnr_db']:.1f} | {r['mean_kb']:.1f} |")
+        print(
+            f"| {name} | {r['images_per_s']:.0f} | {rounds} | {ratio} | {r['success']}/{r['rows']} | {r['cpu_ms_per_image']:.2f} | "
+            f"{r['peak_rss_mb']:.0f} | {r['psnr_db']:.1f} | {r['mean_kb']:.1f} |"
+        )
     if anchor:
-        cpu_ratio = results["runs"]["img2dataset"]["cpu_ms_per_image"] / results["runs"]["curate"]["cpu_ms_per_image"]
+        cpu_ratio = (
+            results["runs"]["img2dataset"]["cpu_ms_per_image"] / results["runs"]["curate"]["cpu_ms_per_image"]
+        )
         print(f"CPU per image, img2dataset / curate: {cpu_ratio:.2f}x")
-    print(f"`curate --help` startup: {results['cli_startup_s']:.2f} s; load after {results['load_after'][0]:.2f}")
+    print(
+        f"`curate --help` startup: {results['cli_startup_s']:.2f} s; load after {results['load_after'][0]:.2f}"
+    )
     for name, rps in results["fetch_only_rps"].items():
         print(f"fetch only ({name}): {rps:.0f} requests/s")
     out = WORK / "results.json"

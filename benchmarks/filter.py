@@ -27,7 +27,14 @@ def make_dataset(root: str, n: int, per_shard: int = 10_000, seed: int = 0) -> N
     if os.path.exists(os.path.join(root, "signals", "dedup", "clusters.parquet")):
         return
     rng = np.random.default_rng(seed)
-    for d in ("shards", "signals/image", "signals/language", "signals/nsfw", "signals/caption", "signals/dedup"):
+    for d in (
+        "shards",
+        "signals/image",
+        "signals/language",
+        "signals/nsfw",
+        "signals/caption",
+        "signals/dedup",
+    ):
         os.makedirs(os.path.join(root, d), exist_ok=True)
     all_uids = []
     for s in range(0, n, per_shard):
@@ -40,38 +47,93 @@ def make_dataset(root: str, n: int, per_shard: int = 10_000, seed: int = 0) -> N
         h = rng.integers(64, 1200, m).astype(np.int32)
         words = rng.integers(0, 20, m).astype(np.int32)
         captions = [" ".join(["photo"] * k) for k in words]  # the caption rules read the caption itself
-        cols = {"uid": uid, "url": [f"https://site{i % 500}.example/{i}.jpg" for i in range(s, s + m)],
-                "caption": captions, "status": np.where(ok, "success", "failed"),
-                "error_class": np.where(ok, None, np.where(rng.random(m) < 0.1, "robots_disallowed", "http_4xx")),
-                "width": np.where(ok, 256, 0), "height": np.where(ok, 256, 0),  # stored: border-resized
-                "original_width": np.where(ok, w, 0), "original_height": np.where(ok, h, 0)}
-        table = pa.table({f.name: pa.array(cols[f.name], f.type) if f.name in cols else pa.nulls(m, f.type)
-                          for f in SHARD_SCHEMA}, schema=SHARD_SCHEMA)
+        cols = {
+            "uid": uid,
+            "url": [f"https://site{i % 500}.example/{i}.jpg" for i in range(s, s + m)],
+            "caption": captions,
+            "status": np.where(ok, "success", "failed"),
+            "error_class": np.where(ok, None, np.where(rng.random(m) < 0.1, "robots_disallowed", "http_4xx")),
+            "width": np.where(ok, 256, 0),
+            "height": np.where(ok, 256, 0),  # stored: border-resized
+            "original_width": np.where(ok, w, 0),
+            "original_height": np.where(ok, h, 0),
+        }
+        table = pa.table(
+            {
+                f.name: pa.array(cols[f.name], f.type) if f.name in cols else pa.nulls(m, f.type)
+                for f in SHARD_SCHEMA
+            },
+            schema=SHARD_SCHEMA,
+        )
         pq.write_table(table, f"{root}/shards/{key}.parquet")
         stored = np.full(m, 256, np.int32)
-        pq.write_table(pa.table({"uid": uid, "width": stored, "height": stored,
-                                 "original_width": w, "original_height": h,
-                                 "aspect": (np.maximum(w, h) / np.minimum(w, h)).astype(np.float32),
-                                 "is_blank": rng.random(m) < 0.01}), f"{root}/signals/image/{key}.parquet")
+        pq.write_table(
+            pa.table(
+                {
+                    "uid": uid,
+                    "width": stored,
+                    "height": stored,
+                    "original_width": w,
+                    "original_height": h,
+                    "aspect": (np.maximum(w, h) / np.minimum(w, h)).astype(np.float32),
+                    "is_blank": rng.random(m) < 0.01,
+                }
+            ),
+            f"{root}/signals/image/{key}.parquet",
+        )
         langs = rng.choice(["en", "de", "fr", "ja", None], m, p=[0.6, 0.1, 0.1, 0.1, 0.1])
-        pq.write_table(pa.table({"uid": uid, "language": langs, "language_score": rng.random(m).astype(np.float32),
-                                 "language_backend": ["fasttext"] * m}), f"{root}/signals/language/{key}.parquet")
-        pq.write_table(pa.table({"uid": uid, "nsfw_image": rng.beta(0.5, 5, m).astype(np.float32),
-                                 "nsfw_text": rng.beta(0.3, 8, m).astype(np.float32)}),
-                       f"{root}/signals/nsfw/{key}.parquet")
+        pq.write_table(
+            pa.table(
+                {
+                    "uid": uid,
+                    "language": langs,
+                    "language_score": rng.random(m).astype(np.float32),
+                    "language_backend": ["fasttext"] * m,
+                }
+            ),
+            f"{root}/signals/language/{key}.parquet",
+        )
+        pq.write_table(
+            pa.table(
+                {
+                    "uid": uid,
+                    "nsfw_image": rng.beta(0.5, 5, m).astype(np.float32),
+                    "nsfw_text": rng.beta(0.3, 8, m).astype(np.float32),
+                }
+            ),
+            f"{root}/signals/nsfw/{key}.parquet",
+        )
         chars = np.maximum(words * 6 - 1, 0)
-        pq.write_table(pa.table({"uid": uid, "caption_chars": chars, "caption_words": words,
-                                 "caption_is_filename": rng.random(m) < 0.02, "caption_is_url": rng.random(m) < 0.01,
-                                 "caption_has_html": rng.random(m) < 0.01,
-                                 "caption_is_boilerplate": rng.random(m) < 0.02}),
-                       f"{root}/signals/caption/{key}.parquet")
+        pq.write_table(
+            pa.table(
+                {
+                    "uid": uid,
+                    "caption_chars": chars,
+                    "caption_words": words,
+                    "caption_is_filename": rng.random(m) < 0.02,
+                    "caption_is_url": rng.random(m) < 0.01,
+                    "caption_has_html": rng.random(m) < 0.01,
+                    "caption_is_boilerplate": rng.random(m) < 0.02,
+                }
+            ),
+            f"{root}/signals/caption/{key}.parquet",
+        )
     uids = np.concatenate(all_uids)
     rep = np.where(rng.random(n) < 0.1, uids[rng.integers(0, n, n)], uids)
     kind = np.where(rep == uids, None, np.where(rng.random(n) < 0.5, "exact", "near"))
-    pq.write_table(pa.table({"uid": uids, "cluster_id": np.zeros(n, np.int64), "representative_uid": rep,
-                             "is_representative": rep == uids, "duplicate_kind": kind,
-                             "distance_to_representative": rng.integers(0, 11, n).astype(np.int16)}),
-                   f"{root}/signals/dedup/clusters.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "uid": uids,
+                "cluster_id": np.zeros(n, np.int64),
+                "representative_uid": rep,
+                "is_representative": rep == uids,
+                "duplicate_kind": kind,
+                "distance_to_representative": rng.integers(0, 11, n).astype(np.int16),
+            }
+        ),
+        f"{root}/signals/dedup/clusters.parquet",
+    )
 
 
 def arrow_anchor(root: str, f: dict) -> int:
@@ -81,15 +143,29 @@ def arrow_anchor(root: str, f: dict) -> int:
     import pyarrow.compute as pc
 
     def read(name, cols):
-        return pa.concat_tables(pq.read_table(p, columns=cols) for p in sorted(glob.glob(f"{root}/{name}/*.parquet")))
+        return pa.concat_tables(
+            pq.read_table(p, columns=cols) for p in sorted(glob.glob(f"{root}/{name}/*.parquet"))
+        )
 
     t = read("shards", ["uid", "status", "error_class", "caption"])
-    for name, cols in (("signals/image", ["uid", "original_width", "original_height", "is_blank"]),
-                       ("signals/language", ["uid", "language", "language_score"]),
-                       ("signals/nsfw", ["uid", "nsfw_image", "nsfw_text"]),
-                       ("signals/caption", ["uid", "caption_words", "caption_chars", "caption_is_boilerplate",
-                                            "caption_is_filename", "caption_is_url", "caption_has_html"]),
-                       ("signals/dedup", ["uid", "is_representative", "duplicate_kind"])):
+    for name, cols in (
+        ("signals/image", ["uid", "original_width", "original_height", "is_blank"]),
+        ("signals/language", ["uid", "language", "language_score"]),
+        ("signals/nsfw", ["uid", "nsfw_image", "nsfw_text"]),
+        (
+            "signals/caption",
+            [
+                "uid",
+                "caption_words",
+                "caption_chars",
+                "caption_is_boilerplate",
+                "caption_is_filename",
+                "caption_is_url",
+                "caption_has_html",
+            ],
+        ),
+        ("signals/dedup", ["uid", "is_representative", "duplicate_kind"]),
+    ):
         t = t.join(read(name, cols), "uid", join_type="left outer")
     c = t.column
 
@@ -100,8 +176,10 @@ def arrow_anchor(root: str, f: dict) -> int:
     short = pc.min_element_wise(c("original_width"), c("original_height"))
     drop = pc.or_(drop, fires(pc.less(short, f["min_side"])))
     long_ = pc.max_element_wise(c("original_width"), c("original_height")).cast(pa.float64())
-    drop = pc.or_(drop, fires(pc.greater(pc.divide(long_, pc.if_else(pc.equal(short, 0), None, short)),
-                                         f["max_aspect"])))
+    drop = pc.or_(
+        drop,
+        fires(pc.greater(pc.divide(long_, pc.if_else(pc.equal(short, 0), None, short)), f["max_aspect"])),
+    )
     caption = pc.fill_null(c("caption"), "")  # ASCII captions: Arrow's whitespace split counts as Python's
     words = pc.list_value_length(pc.utf8_split_whitespace(caption))
     drop = pc.or_(drop, pc.less(words, f["min_caption_words"]))
@@ -129,13 +207,19 @@ def main() -> None:
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_work", f"filter_{args.samples}")
     t = time.perf_counter()
     make_dataset(root, args.samples)
-    print(f"# {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}; "
-          f"data ready in {time.perf_counter() - t:.1f} s")
+    print(
+        f"# {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}; "
+        f"data ready in {time.perf_counter() - t:.1f} s"
+    )
     laion = load_recipe("strict")
-    recipes = {"datacomp_basic": load_recipe("datacomp_basic"),
-               "strict": {**laion.raw, "filter": {k: v for k, v in laion.filter.items()
-                                                      if k != "drop_benchmark_overlap"}}}
+    recipes = {
+        "datacomp_basic": load_recipe("datacomp_basic"),
+        "strict": {
+            **laion.raw,
+            "filter": {k: v for k, v in laion.filter.items() if k != "drop_benchmark_overlap"},
+        },
+    }
     for name, recipe in recipes.items():
         runs = []
         for _ in range(3):
@@ -146,11 +230,15 @@ def main() -> None:
         kept = arrow_anchor(root, load_recipe(recipe).filter)
         t_anchor = time.perf_counter() - t
         assert kept == s["kept"], (kept, s["kept"])
-        print(f"{name}: curate filter {args.samples:,} samples: best {min(runs):.2f} s, median "
-              f"{sorted(runs)[1]:.2f} s (kept {s['kept']:,}, reasons listed, file written); pyarrow anchor "
-              f"(keep mask only, no reasons, no file) {t_anchor:.2f} s; same kept count")
-    print(f"# peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
-          f"load after {os.getloadavg()[0]:.2f}")
+        print(
+            f"{name}: curate filter {args.samples:,} samples: best {min(runs):.2f} s, median "
+            f"{sorted(runs)[1]:.2f} s (kept {s['kept']:,}, reasons listed, file written); pyarrow anchor "
+            f"(keep mask only, no reasons, no file) {t_anchor:.2f} s; same kept count"
+        )
+    print(
+        f"# peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
+        f"load after {os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -63,8 +63,12 @@ def opencv() -> Callable[[bytes], bytes]:
     import cv2
 
     cv2.setNumThreads(1)
-    reduced = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-               8: cv2.IMREAD_REDUCED_COLOR_8}
+    reduced = {
+        1: cv2.IMREAD_COLOR,
+        2: cv2.IMREAD_REDUCED_COLOR_2,
+        4: cv2.IMREAD_REDUCED_COLOR_4,
+        8: cv2.IMREAD_REDUCED_COLOR_8,
+    }
 
     def run(data: bytes) -> bytes:
         buf = np.frombuffer(data, np.uint8)
@@ -78,8 +82,9 @@ def opencv() -> Callable[[bytes], bytes]:
         interpolation = cv2.INTER_AREA if tw < img.shape[1] else cv2.INTER_LANCZOS4
         img = cv2.resize(img, (tw, th), interpolation=interpolation)
         top, left = (SIZE - th) // 2, (SIZE - tw) // 2
-        img = cv2.copyMakeBorder(img, top, SIZE - th - top, left, SIZE - tw - left, cv2.BORDER_CONSTANT,
-                                 value=(255, 255, 255))
+        img = cv2.copyMakeBorder(
+            img, top, SIZE - th - top, left, SIZE - tw - left, cv2.BORDER_CONSTANT, value=(255, 255, 255)
+        )
         ok, out = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
         if not ok:
             raise ValueError("OpenCV could not encode")
@@ -135,8 +140,10 @@ def main() -> int:
             del engines[name]
             print(f"{name}: not installed ({exc}); pip install pyvips pyvips-binary opencv-python-headless")
 
-    print(f"{len(images)} images, {SIZE} px border, JPEG q{QUALITY}, one thread, best of {args.repeat}; "
-          f"load {os.getloadavg()[0]:.2f}")
+    print(
+        f"{len(images)} images, {SIZE} px border, JPEG q{QUALITY}, one thread, best of {args.repeat}; "
+        f"load {os.getloadavg()[0]:.2f}"
+    )
     print("| engine | CPU ms/image | vs curate | PSNR dB (median) | mean output KB |")
     print("| --- | --- | --- | --- | --- |")
     runs = {name: factory() for name, factory in engines.items()}

@@ -58,7 +58,7 @@ TABLES = {
                           (width * height // 8)::BIGINT AS bytes, 'jpeg' AS format, i % 500 = 0 AS is_blank
                         FROM r WHERE status = 'success'""",
     "signals/hashes": "SELECT shard, uid, md5(uid) || md5(url) AS sha256, (hash(i) >> 1)::BIGINT AS phash FROM r "
-                      "WHERE status = 'success'",
+    "WHERE status = 'success'",
     "signals/language": """SELECT shard, uid, ['en', 'en', 'en', 'de', 'fr', 'es', 'ja', 'zh', 'ru', 'pt'][i % 10 + 1]
                              AS language, (0.3 + (hash(i) % 70) / 100)::FLOAT AS language_score,
                              'fasttext' AS language_backend FROM r""",
@@ -128,7 +128,9 @@ def generate(rows: int, rows_per_shard: int) -> Path:
     con.execute(f"CREATE TEMP VIEW r AS {_ROWS.format(rows=rows, rps=rows_per_shard)}")
     for name, select in TABLES.items():
         if name in ("decisions", "clusters"):
-            target = root / ("decisions/bench.parquet" if name == "decisions" else "signals/dedup/clusters.parquet")
+            target = root / (
+                "decisions/bench.parquet" if name == "decisions" else "signals/dedup/clusters.parquet"
+            )
             target.parent.mkdir(parents=True, exist_ok=True)
             con.execute(f"COPY ({select}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
             continue
@@ -136,7 +138,9 @@ def generate(rows: int, rows_per_shard: int) -> Path:
         con.execute(f"COPY ({select}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (shard))")
         final = root / name
         final.mkdir(parents=True, exist_ok=True)
-        for part in sorted(tmp.iterdir()):  # shard=00012/data_0.parquet -> 00012.parquet (part-00012 in manifest)
+        for part in sorted(
+            tmp.iterdir()
+        ):  # shard=00012/data_0.parquet -> 00012.parquet (part-00012 in manifest)
             key = part.name.split("=", 1)[1]
             name_out = f"part-{key}.parquet" if name == "manifest" else f"{key}.parquet"
             (part / os.listdir(part)[0]).rename(final / name_out)
@@ -163,8 +167,11 @@ def measure(argv: list[str]) -> dict:
     out, err = proc.stdout.read(), proc.stderr.read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(argv[:4])} failed: {err[-2000:]}")
-    result = {"wall_seconds": round(wall, 3), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
-              "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    result = {
+        "wall_seconds": round(wall, 3),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    }
     try:
         result.update(json.loads(out.strip().splitlines()[-1]))
     except (json.JSONDecodeError, IndexError):
@@ -179,26 +186,86 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best is reported")
     args = parser.parse_args()
-    results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-               "load": os.getloadavg(), "threads": args.threads, "group_by": GROUP_BY, "runs": {}}
+    results = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "load": os.getloadavg(),
+        "threads": args.threads,
+        "group_by": GROUP_BY,
+        "runs": {},
+    }
     for rows in args.rows:
         ds = str(generate(rows, args.rows_per_shard))
         runs = {
-            "curate stats (in process)": [sys.executable, "-c", DRIVER, "curate-stats", ds, str(args.threads), ""],
-            "curate stats --json (CLI)": [sys.executable, "-m", "curate", "stats", ds, "--json",
-                                          "--threads", str(args.threads)],
-            "sql.connect() GROUP BY (read-only fs)": [sys.executable, "-c", DRIVER, "curate-sql", ds,
-                                                      str(args.threads), GROUP_BY],
-            "curate sql GROUP BY (in process)": [sys.executable, "-c", DRIVER, "curate-sql-trusted", ds,
-                                                 str(args.threads), GROUP_BY],
-            "curate sql GROUP BY (CLI)": [sys.executable, "-m", "curate", "sql", ds, GROUP_BY, "--threads",
-                                          str(args.threads)],
-            "anchor: duckdb on the shard files": [sys.executable, "-c", DRIVER, "duckdb-direct", ds,
-                                                  str(args.threads), GROUP_BY],
-            "anchor: pyarrow read + group_by": [sys.executable, "-c", DRIVER, "pyarrow", ds, str(args.threads), ""],
+            "curate stats (in process)": [
+                sys.executable,
+                "-c",
+                DRIVER,
+                "curate-stats",
+                ds,
+                str(args.threads),
+                "",
+            ],
+            "curate stats --json (CLI)": [
+                sys.executable,
+                "-m",
+                "curate",
+                "stats",
+                ds,
+                "--json",
+                "--threads",
+                str(args.threads),
+            ],
+            "sql.connect() GROUP BY (read-only fs)": [
+                sys.executable,
+                "-c",
+                DRIVER,
+                "curate-sql",
+                ds,
+                str(args.threads),
+                GROUP_BY,
+            ],
+            "curate sql GROUP BY (in process)": [
+                sys.executable,
+                "-c",
+                DRIVER,
+                "curate-sql-trusted",
+                ds,
+                str(args.threads),
+                GROUP_BY,
+            ],
+            "curate sql GROUP BY (CLI)": [
+                sys.executable,
+                "-m",
+                "curate",
+                "sql",
+                ds,
+                GROUP_BY,
+                "--threads",
+                str(args.threads),
+            ],
+            "anchor: duckdb on the shard files": [
+                sys.executable,
+                "-c",
+                DRIVER,
+                "duckdb-direct",
+                ds,
+                str(args.threads),
+                GROUP_BY,
+            ],
+            "anchor: pyarrow read + group_by": [
+                sys.executable,
+                "-c",
+                DRIVER,
+                "pyarrow",
+                ds,
+                str(args.threads),
+                "",
+            ],
         }
         for label, argv in runs.items():
-            best = min((measure(argv) for _ in range(args.repeat)), key=lambda r: r.get("seconds", r["wall_seconds"]))
+            best = min(
+                (measure(argv) for _ in range(args.repeat)), key=lambda r: r.get("seconds", r["wall_seconds"])
+            )
             best.pop("rows", None)
             results["runs"][f"{rows:,} rows: {label}"] = best
             print(f"{rows:>11,} rows  {label:<36} {json.dumps(best)}", file=sys.stderr)

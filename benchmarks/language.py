@@ -23,7 +23,9 @@ import pyarrow.parquet as pq
 
 from curate.annotate.language import detect
 
-SHARED = Path(os.environ.get("CURATE_REFERENCE_DATA", Path(__file__).resolve().parents[2] / "shared")) / "data"
+SHARED = (
+    Path(os.environ.get("CURATE_REFERENCE_DATA", Path(__file__).resolve().parents[2] / "shared")) / "data"
+)
 
 
 def cut(sentence: str, rng: random.Random) -> str:
@@ -31,9 +33,9 @@ def cut(sentence: str, rng: random.Random) -> str:
     n = rng.randint(3, 15)
     if len(words) >= 3:
         start = rng.randint(0, max(0, len(words) - n))
-        return " ".join(words[start:start + n])
+        return " ".join(words[start : start + n])
     start = rng.randint(0, max(0, len(sentence) - 2 * n))
-    return sentence[start:start + 2 * n]
+    return sentence[start : start + 2 * n]
 
 
 def accuracy_by_language(pairs: list[tuple[str, str]], backend: str) -> tuple[dict[str, float], float, float]:
@@ -41,7 +43,7 @@ def accuracy_by_language(pairs: list[tuple[str, str]], backend: str) -> tuple[di
     codes, _ = detect([s for _, s in pairs], backend)
     seconds = time.process_time() - start
     hits: dict[str, list[int]] = {}
-    for (truth, _), code in zip(pairs, codes):
+    for (truth, _), code in zip(pairs, codes, strict=False):
         hits.setdefault(truth, []).append(code == truth)
     per = {lang: sum(h) / len(h) for lang, h in hits.items()}
     overall = sum(sum(h) for h in hits.values()) / len(pairs)
@@ -73,8 +75,11 @@ def main() -> None:
     print("\n| language | fastText sentences | fastText cuts | langdetect sentences | langdetect cuts |")
     print("| --- | --- | --- | --- | --- |")
     for lang in langs:
-        row = [results[(b, k)][0].get(lang, float("nan")) for b in ("fasttext", "langdetect")
-               for k in ("sentences", "cuts 3-15 words")]
+        row = [
+            results[(b, k)][0].get(lang, float("nan"))
+            for b in ("fasttext", "langdetect")
+            for k in ("sentences", "cuts 3-15 words")
+        ]
         print(f"| {lang} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
     captions_path = SHARED / "url-lists" / "test_10000.parquet"
     if captions_path.exists():
@@ -86,8 +91,10 @@ def main() -> None:
         start = time.process_time()
         detect(captions[:500], "langdetect")
         ld = 500 / (time.process_time() - start)
-        print(f"\nreal alt texts ({len(captions):,}, one core): fasttext {ft:,.0f} captions/s | "
-              f"langdetect {ld:,.0f} captions/s | {ft / ld:,.0f}x")
+        print(
+            f"\nreal alt texts ({len(captions):,}, one core): fasttext {ft:,.0f} captions/s | "
+            f"langdetect {ld:,.0f} captions/s | {ft / ld:,.0f}x"
+        )
     print(f"load after: {os.getloadavg()[0]:.2f}")
 
 

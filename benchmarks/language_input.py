@@ -20,7 +20,9 @@ from curate.annotate.language import detect_fasttext, fasttext_input
 # The reference data's real alt texts (env CURATE_REFERENCE_DATA, as for the tests).
 DEFAULT = str(
     Path(os.environ.get("CURATE_REFERENCE_DATA", Path(__file__).resolve().parents[2] / "shared"))
-    / "data" / "url-lists" / "test_10000.parquet"
+    / "data"
+    / "url-lists"
+    / "test_10000.parquet"
 )
 ASCII_SPACE = " \t\n\r\x0b\x0c"
 

@@ -31,7 +31,35 @@ from curate.manifest import SUMMARY
 
 WORK = Path(__file__).resolve().parent / "_work"
 CHUNK = 1_000_000
-WORDS = np.array(["a", "photo", "of", "the", "red", "blue", "small", "large", "dog", "cat", "house", "tree", "car", "city", "beach", "sunset", "portrait", "vintage", "modern", "kitchen", "garden", "mountain", "river", "street", "night"])
+WORDS = np.array(
+    [
+        "a",
+        "photo",
+        "of",
+        "the",
+        "red",
+        "blue",
+        "small",
+        "large",
+        "dog",
+        "cat",
+        "house",
+        "tree",
+        "car",
+        "city",
+        "beach",
+        "sunset",
+        "portrait",
+        "vintage",
+        "modern",
+        "kitchen",
+        "garden",
+        "mountain",
+        "river",
+        "street",
+        "night",
+    ]
+)
 
 ANCHOR = """
 import sys, pyarrow.csv as c, pyarrow.parquet as pq
@@ -52,15 +80,21 @@ def _chunk(start: int, n: int, rng: np.random.Generator) -> pa.Table:
     url = pc.binary_join_element_wise("https://img", host, ".example.com/images/", idx, ".jpg", "")
     kind = rng.random(n)
     url = pc.if_else(pa.array(kind < 0.001), "", url)
-    url = pc.if_else(pa.array((kind >= 0.001) & (kind < 0.002)),
-                     pc.binary_join_element_wise("www.example.com/", idx, ".jpg", ""), url)
+    url = pc.if_else(
+        pa.array((kind >= 0.001) & (kind < 0.002)),
+        pc.binary_join_element_wise("www.example.com/", idx, ".jpg", ""),
+        url,
+    )
     words = WORDS[(ids[:, None] * np.array([7, 13, 29, 31, 37, 41]) // 3) % len(WORDS)]
     caption = pc.binary_join_element_wise(*[pa.array(words[:, j]) for j in range(6)], idx, " ")
-    return pa.table({
-        "URL": url, "TEXT": caption,
-        "WIDTH": pa.array(256 + ids % 1024, pa.int64()),
-        "similarity": pa.array((ids % 1000) / 1000.0 * 0.2 + 0.25),
-    })
+    return pa.table(
+        {
+            "URL": url,
+            "TEXT": caption,
+            "WIDTH": pa.array(256 + ids % 1024, pa.int64()),
+            "similarity": pa.array((ids % 1000) / 1000.0 * 0.2 + 0.25),
+        }
+    )
 
 
 def generate(rows: int) -> tuple[Path, Path]:
@@ -107,37 +141,79 @@ def measure(cmd: list[str]) -> tuple[float, float, float]:
 def run_curate(src: Path, rows: int) -> dict:
     out = WORK / f"out_{src.name.replace('.', '_')}"
     shutil.rmtree(out, ignore_errors=True)
-    seconds, cpu, rss = measure([sys.executable, "-m", "curate", "-q", "manifest", str(src), "-o", str(out),
-                                 "--keep-cols", "WIDTH,similarity"])
+    seconds, cpu, rss = measure(
+        [
+            sys.executable,
+            "-m",
+            "curate",
+            "-q",
+            "manifest",
+            str(src),
+            "-o",
+            str(out),
+            "--keep-cols",
+            "WIDTH,similarity",
+        ]
+    )
     summary = json.loads(Path(sidecar(str(out), SUMMARY)).read_text())
     shutil.rmtree(out, ignore_errors=True)
-    return {"input": src.name, "rows": rows, "size_mib": round(src.stat().st_size / 2**20),
-            "curate_seconds": round(seconds, 1), "curate_cpu_seconds": round(cpu, 1),
-            "curate_rows_per_s": round(rows / seconds), "curate_rows_per_cpu_s": round(rows / cpu),
-            "curate_peak_rss_mib": round(rss), "duplicates": summary["duplicates"], "status": summary["status"],
-            "dedupe_index_mib": round(summary["dedupe_index_bytes"] / 2**20)}
+    return {
+        "input": src.name,
+        "rows": rows,
+        "size_mib": round(src.stat().st_size / 2**20),
+        "curate_seconds": round(seconds, 1),
+        "curate_cpu_seconds": round(cpu, 1),
+        "curate_rows_per_s": round(rows / seconds),
+        "curate_rows_per_cpu_s": round(rows / cpu),
+        "curate_peak_rss_mib": round(rss),
+        "duplicates": summary["duplicates"],
+        "status": summary["status"],
+        "dedupe_index_mib": round(summary["dedupe_index_bytes"] / 2**20),
+    }
 
 
 def run_anchor(src: Path, rows: int) -> dict:
     out = WORK / "anchor.parquet"
     seconds, cpu, rss = measure([sys.executable, "-c", ANCHOR, str(src), str(out)])
     out.unlink()
-    return {"anchor_seconds": round(seconds, 1), "anchor_cpu_seconds": round(cpu, 1),
-            "anchor_rows_per_s": round(rows / seconds), "anchor_rows_per_cpu_s": round(rows / cpu),
-            "anchor_peak_rss_mib": round(rss)}
+    return {
+        "anchor_seconds": round(seconds, 1),
+        "anchor_cpu_seconds": round(cpu, 1),
+        "anchor_rows_per_s": round(rows / seconds),
+        "anchor_rows_per_cpu_s": round(rows / cpu),
+        "anchor_peak_rss_mib": round(rss),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--small-rows", type=int, default=1_000_000,
-                        help="also run curate on this many rows, to show how memory grows with the input")
+    parser.add_argument(
+        "--small-rows",
+        type=int,
+        default=1_000_000,
+        help="also run curate on this many rows, to show how memory grows with the input",
+    )
     args = parser.parse_args()
-    print(f"# {platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"load {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"# {platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"load {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     seconds, cpu, rss = measure([sys.executable, "-m", "curate", "--help"])
-    print(json.dumps({"cli_startup": "python -m curate --help", "seconds": round(seconds, 1),
-                      "cpu_seconds": round(cpu, 1), "peak_rss_mib": round(rss)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "cli_startup": "python -m curate --help",
+                "seconds": round(seconds, 1),
+                "cpu_seconds": round(cpu, 1),
+                "peak_rss_mib": round(rss),
+            }
+        ),
+        flush=True,
+    )
     for rows in filter(None, (args.small_rows, args.rows)):
         for src in generate(rows):
             result = run_curate(src, rows)

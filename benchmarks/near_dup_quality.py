@@ -57,7 +57,7 @@ def verified_counts(hashes: np.ndarray, thumbs: np.ndarray, n: int, k: int, taus
     u = hashes.view(np.uint64)
     out = {tau: [0, 0] for tau in taus}
     for start in range(0, len(u), 1024):
-        d = np.bitwise_count(u[start:start + 1024, None] ^ u[None, :])
+        d = np.bitwise_count(u[start : start + 1024, None] ^ u[None, :])
         i, j = np.nonzero(d <= k)
         i = i + start
         keep = j > i
@@ -114,12 +114,26 @@ def main() -> None:
     d = hamming(ho, hc)
     print(f"  all at once: {d.mean():.2f} / {np.quantile(d, 0.95):.0f} / {d.max()}")
     k, tau = DEFAULT_NEAR_DUP_DISTANCE, DEFAULT_NEAR_DUP_SIMILARITY
-    print(f"\ndefaults: k={k}, tau={tau}: " + (f"recall {verified[f'{k}/{tau}'][0] / n:.4f}" if f"{k}/{tau}" in verified
-                                             else "(not in the table)"))
+    print(
+        f"\ndefaults: k={k}, tau={tau}: "
+        + (
+            f"recall {verified[f'{k}/{tau}'][0] / n:.4f}"
+            if f"{k}/{tau}" in verified
+            else "(not in the table)"
+        )
+    )
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as fh:
-        json.dump({"n": n, "copies_hist": sep.copies.tolist(), "distinct_hist": sep.distinct.tolist(),
-                   "verified": verified, "singles": singles}, fh)
+        json.dump(
+            {
+                "n": n,
+                "copies_hist": sep.copies.tolist(),
+                "distinct_hist": sep.distinct.tolist(),
+                "verified": verified,
+                "singles": singles,
+            },
+            fh,
+        )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ def main() -> None:
         make_photo(CLASSES[i % len(CLASSES)], 300 + i, 256).save(buf, "JPEG", quality=95)
         data.append(buf.getvalue())
     print(f"load before: {os.getloadavg()[0]:.2f}; providers {nsfw.providers()}")
-    reference = NSFWClassifier(model_path=nsfw.model_path(), providers=["CPUExecutionProvider"],
-                               intra_op_num_threads=args.threads)
+    reference = NSFWClassifier(
+        model_path=nsfw.model_path(), providers=["CPUExecutionProvider"], intra_op_num_threads=args.threads
+    )
     reference.classify(data[0])
     start = time.process_time()
     expected = np.array([reference.classify(d).nsfw for d in data], np.float32)
@@ -47,8 +48,10 @@ def main() -> None:
         start = time.process_time()
         scores = nsfw.score_images(data, batch_size=batch, threads=args.threads)
         rate = len(data) / (time.process_time() - start)
-        print(f"curate score_images, batch {batch:3d}: {rate:.1f} images/s ({rate / anchor:.2f}x), "
-              f"max |difference| {np.abs(scores - expected).max():.1e}")
+        print(
+            f"curate score_images, batch {batch:3d}: {rate:.1f} images/s ({rate / anchor:.2f}x), "
+            f"max |difference| {np.abs(scores - expected).max():.1e}"
+        )
     print(f"load after: {os.getloadavg()[0]:.2f}")
 
 

@@ -44,7 +44,7 @@ def decode_only(data: list[bytes]) -> None:
 
 def curate_hashes(data: list[bytes]) -> None:
     for start in range(0, len(data), 512):
-        hash_images(data[start:start + 512])
+        hash_images(data[start : start + 512])
 
 
 def imagehash_hashes(data: list[bytes]) -> list:
@@ -54,7 +54,9 @@ def imagehash_hashes(data: list[bytes]) -> list:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--unique", type=int, default=500, help="distinct photos")
-    ap.add_argument("--repeat", type=int, default=4, help="times the photos are repeated for the curate timing")
+    ap.add_argument(
+        "--repeat", type=int, default=4, help="times the photos are repeated for the curate timing"
+    )
     ap.add_argument("--quality", type=int, nargs="+", default=[95, 85])
     ap.add_argument("--size", type=int, default=256)
     args = ap.parse_args()
@@ -72,10 +74,12 @@ def main() -> None:
         anchor = rate(imagehash_hashes, data)
         hashes, _, _ = hash_images(data)
         ref = imagehash_hashes(data)
-        ham = np.mean([imagehash.hex_to_hash(to_hex(h)) - r for h, r in zip(hashes, ref)])
+        ham = np.mean([imagehash.hex_to_hash(to_hex(h)) - r for h, r in zip(hashes, ref, strict=False)])
         kb = np.mean([len(d) for d in data]) / 1024
-        print(f"{args.size}px JPEG q{quality} ({kb:.1f} KiB): decode floor {floor:,.0f}/s | curate {ours:,.0f}/s | "
-              f"imagehash {anchor:,.0f}/s | speed-up {ours / anchor:.1f}x | mean Hamming to imagehash {ham:.2f}")
+        print(
+            f"{args.size}px JPEG q{quality} ({kb:.1f} KiB): decode floor {floor:,.0f}/s | curate {ours:,.0f}/s | "
+            f"imagehash {anchor:,.0f}/s | speed-up {ours / anchor:.1f}x | mean Hamming to imagehash {ham:.2f}"
+        )
     print(f"load after: {os.getloadavg()[0]:.2f}")
 
 

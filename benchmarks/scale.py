@@ -37,7 +37,15 @@ def stages(urls: Path, ds: Path, executor: str) -> dict[str, list[str]]:
     ex = ["--executor", executor, "--workers", "2"]
     return {
         "manifest": [*CURATE, "manifest", str(urls), "-o", str(ds / "manifest"), "--rows-per-part", "10000"],
-        "download": [*CURATE, "download", str(ds / "manifest"), "-o", str(ds), "--allow-private-network", *ex],
+        "download": [
+            *CURATE,
+            "download",
+            str(ds / "manifest"),
+            "-o",
+            str(ds),
+            "--allow-private-network",
+            *ex,
+        ],
         "annotate": [*CURATE, "annotate", str(ds), "--signals", "image,hashes,language,caption", *ex],
         "dedup": [*CURATE, "dedup", str(ds)],
         "filter": [*CURATE, "filter", str(ds), "--recipe", "datacomp_basic"],
@@ -48,17 +56,25 @@ def run(rows: int, executor: str, port: int, n_images: int) -> dict:
     ds = WORK / f"ds-{rows}-{executor}"
     shutil.rmtree(ds, ignore_errors=True)
     urls = WORK / f"urls-{rows}.parquet"
-    pq.write_table(pa.table({
-        "url": [f"http://127.0.0.1:{port}/{i % n_images:05d}.jpg?r={i}" for i in range(rows)],
-        "caption": [f"a photo of object number {i} on a table" for i in range(rows)],
-    }), urls)
+    pq.write_table(
+        pa.table(
+            {
+                "url": [f"http://127.0.0.1:{port}/{i % n_images:05d}.jpg?r={i}" for i in range(rows)],
+                "caption": [f"a photo of object number {i} on a table" for i in range(rows)],
+            }
+        ),
+        urls,
+    )
     out = {}
     for name, cmd in stages(urls, ds, executor).items():
         r = measure(cmd)
         r.pop("log_tail")
         out[name] = {k: round(v, 2) for k, v in r.items()}
-        print(f"  {rows:>7} {executor:<5} {name:<9} {r['wall_s']:8.1f} s  cpu {r['cpu_s']:8.1f} s  "
-              f"peak {r['peak_rss_mb']:7.0f} MB", flush=True)
+        print(
+            f"  {rows:>7} {executor:<5} {name:<9} {r['wall_s']:8.1f} s  cpu {r['cpu_s']:8.1f} s  "
+            f"peak {r['peak_rss_mb']:7.0f} MB",
+            flush=True,
+        )
     shutil.rmtree(ds, ignore_errors=True)
     return out
 
@@ -72,9 +88,12 @@ def main() -> int:
     img_dir = DOWNLOAD_WORK / "images"
     n_images = len(make_images(5000, img_dir))
     nginx, port = start_nginx(img_dir, WORK)
-    results = {"date": datetime.now(UTC).isoformat(timespec="minutes"),
-               "machine": f"{os.cpu_count()} cores {platform.machine()}, Python {platform.python_version()}",
-               "load_before": os.getloadavg(), "runs": {}}
+    results = {
+        "date": datetime.now(UTC).isoformat(timespec="minutes"),
+        "machine": f"{os.cpu_count()} cores {platform.machine()}, Python {platform.python_version()}",
+        "load_before": os.getloadavg(),
+        "runs": {},
+    }
     try:
         for executor in args.executor:
             for rows in args.rows:

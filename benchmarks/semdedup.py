@@ -181,8 +181,10 @@ def main() -> None:
     if args.subset:
         print(json.dumps({"anchor": anchor(args.n, args.subset)}, indent=1))
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"machine: {os.cpu_count()} cores {platform.machine()}, load {load}, numpy {np.__version__}, "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"machine: {os.cpu_count()} cores {platform.machine()}, load {load}, numpy {np.__version__}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,11 @@ WORK = Path(__file__).resolve().parent / "_work" / "synthweb"
 def render_cost(n: int = 40) -> float:
     start = time.process_time()
     for i in range(n):
-        encode(make_photo(CLASSES[i % len(CLASSES)], i, (500, 375), BACKGROUNDS[i % len(BACKGROUNDS)]), "jpeg", 85)
+        encode(
+            make_photo(CLASSES[i % len(CLASSES)], i, (500, 375), BACKGROUNDS[i % len(BACKGROUNDS)]),
+            "jpeg",
+            85,
+        )
     return (time.process_time() - start) / n * 1000
 
 
@@ -81,7 +85,9 @@ def main() -> None:
     web = SyntheticWeb(n_images=args.images, seed=0, near_duplicates=0.2)
     start = time.perf_counter()
     web.prerender()
-    print(f"prerender: {args.images} images in {time.perf_counter() - start:.1f} s ({os.cpu_count()} processes)")
+    print(
+        f"prerender: {args.images} images in {time.perf_counter() - start:.1f} s ({os.cpu_count()} processes)"
+    )
     with web:
         netloc = urlsplit(web.base_url).netloc.split(":")
         paths = [img.path for img in web.images]
@@ -98,9 +104,11 @@ def main() -> None:
     port = free_port()
     # Its default HTTP/1.0 (a connection per request): in its HTTP/1.1 mode headers and body go out in
     # separate writes and keep-alive requests stall on delayed ACKs (about 25 requests/s per connection).
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                             "--directory", str(WORK)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(WORK)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(100):
             try:
@@ -109,8 +117,10 @@ def main() -> None:
             except OSError:
                 time.sleep(0.05)
         rps2, nbytes2 = fetch_all("127.0.0.1", port, files, args.clients, args.rounds)
-        print(f"python -m http.server: {rps2:,.0f} requests/s, "
-              f"{nbytes2 / 1e6 / (len(files) * args.rounds / rps2):.0f} MB/s")
+        print(
+            f"python -m http.server: {rps2:,.0f} requests/s, "
+            f"{nbytes2 / 1e6 / (len(files) * args.rounds / rps2):.0f} MB/s"
+        )
         print(f"ratio synthweb / http.server: {rps / rps2:.2f}")
     finally:
         proc.terminate()

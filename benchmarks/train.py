@@ -48,9 +48,20 @@ def make_shards(out: Path, n: int, size: tuple[int, int], shards: int = 4) -> li
     for s, path in enumerate(paths):
         ids = range(s, n, shards)
         labels = [CLASSES[i % len(CLASSES)] for i in ids]
-        images = [encode(make_photo(lab, seed=i, size=size), "jpeg", quality=90) for i, lab in zip(ids, labels)]
-        pq.write_table(pa.table({"uid": [f"u{i:07d}" for i in ids], "caption": [f"a photo of a {lab}" for lab in labels],
-                                 "image": images}), path, row_group_size=256)
+        images = [
+            encode(make_photo(lab, seed=i, size=size), "jpeg", quality=90) for i, lab in zip(ids, labels, strict=False)
+        ]
+        pq.write_table(
+            pa.table(
+                {
+                    "uid": [f"u{i:07d}" for i in ids],
+                    "caption": [f"a photo of a {lab}" for lab in labels],
+                    "image": images,
+                }
+            ),
+            path,
+            row_group_size=256,
+        )
     return [str(p) for p in paths]
 
 
@@ -112,12 +123,19 @@ def bench_floor(shards: list[str], n: int) -> dict:
 
     pil = [Image.open(io.BytesIO(data)).convert("RGB") for data in blobs]
     turbo = [simplejpeg.decode_jpeg(data, "RGB") for data in blobs]
-    out = {"pil_decode_ms": ms(lambda: [Image.open(io.BytesIO(d)).convert("RGB") for d in blobs]),
-           "simplejpeg_decode_ms": ms(lambda: [simplejpeg.decode_jpeg(d, "RGB") for d in blobs]),
-           "pil_crop_resize_ms": ms(lambda: [im.resize((224, 224), Image.BILINEAR, box=b) for im, b in zip(pil, boxes)]),
-           "torch_crop_resize_ms": ms(lambda: [D.resize(a[b[1]:b[3], b[0]:b[2]], 224) for a, b in zip(turbo, boxes)]),
-           "curate_train_image_ms": ms(lambda: [D.train_image(d, 224, random.Random(i))
-                                                for i, d in enumerate(blobs)])}
+    out = {
+        "pil_decode_ms": ms(lambda: [Image.open(io.BytesIO(d)).convert("RGB") for d in blobs]),
+        "simplejpeg_decode_ms": ms(lambda: [simplejpeg.decode_jpeg(d, "RGB") for d in blobs]),
+        "pil_crop_resize_ms": ms(
+            lambda: [im.resize((224, 224), Image.BILINEAR, box=b) for im, b in zip(pil, boxes, strict=False)]
+        ),
+        "torch_crop_resize_ms": ms(
+            lambda: [D.resize(a[b[1] : b[3], b[0] : b[2]], 224) for a, b in zip(turbo, boxes, strict=False)]
+        ),
+        "curate_train_image_ms": ms(
+            lambda: [D.train_image(d, 224, random.Random(i)) for i, d in enumerate(blobs)]
+        ),
+    }
     out["pil_floor_samples_per_s"] = 1e3 / (out["pil_decode_ms"] + out["pil_crop_resize_ms"])
     out["curate_image_bound_samples_per_s"] = 1e3 / out["curate_train_image_ms"]
     return out
@@ -133,30 +151,56 @@ def bench_quality(shards: list[str], n: int) -> dict:
         mse = np.mean((a.astype(np.float64) - b) ** 2)
         return 99.0 if mse == 0 else float(10 * np.log10(255**2 / mse))
 
-    for i, (_, _, data) in zip(range(n), (r for path in shards for r in D.iter_records(path))):
+    for i, (_, _, data) in zip(range(n), (r for path in shards for r in D.iter_records(path)), strict=False):
         got = D.train_image(data, 224, random.Random(i)).numpy()
         img = Image.open(io.BytesIO(data)).convert("RGB")
         box = D.random_box(*img.size, random.Random(i))
         f = D.dct_factor(box, 224)
         sx, sy = math.ceil(img.size[0] / f) / img.size[0], math.ceil(img.size[1] / f) / img.size[1]
-        cut = tuple(round(v * s) / s for v, s in zip(box, (sx, sy, sx, sy)))
+        cut = tuple(round(v * s) / s for v, s in zip(box, (sx, sy, sx, sy), strict=False))
         same.append(psnr(got, np.asarray(img.resize((224, 224), Image.BILINEAR, box=cut))))
         unrounded.append(psnr(got, np.asarray(img.resize((224, 224), Image.BILINEAR, box=box))))
-    return {"images": len(same), "same_box_psnr_mean_db": float(np.mean(same)), "same_box_psnr_min_db": min(same),
-            "unrounded_box_psnr_mean_db": float(np.mean(unrounded)), "unrounded_box_psnr_min_db": min(unrounded)}
+    return {
+        "images": len(same),
+        "same_box_psnr_mean_db": float(np.mean(same)),
+        "same_box_psnr_min_db": min(same),
+        "unrounded_box_psnr_mean_db": float(np.mean(unrounded)),
+        "unrounded_box_psnr_min_db": min(unrounded),
+    }
 
 
 def bench_train(shards: list[str], steps: int) -> dict:
     out = WORK / "run-tiny"
     shutil.rmtree(out, ignore_errors=True)
     c0 = time.process_time()
-    train(TrainConfig(data=shards, out_dir=str(out), model="tiny", batch_size=64, steps=steps, workers=1,
-                      log_every=5, save_every=10_000, warmup_steps=5, vocab_size=1000, progress=False))
+    train(
+        TrainConfig(
+            data=shards,
+            out_dir=str(out),
+            model="tiny",
+            batch_size=64,
+            steps=steps,
+            workers=1,
+            log_every=5,
+            save_every=10_000,
+            warmup_steps=5,
+            vocab_size=1000,
+            progress=False,
+        )
+    )
     cpu = time.process_time() - c0  # the training process only (the loader runs in its worker process)
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][1:]  # the first window holds start-up
-    return {"model": "tiny", "image_size": 64, "batch_size": 64, "steps": steps, "threads": torch.get_num_threads(),
-            "samples_per_s_wall": sum(r["samples_per_s"] for r in rows) / len(rows),
-            "samples_per_cpu_s_incl_startup": steps * 64 / cpu}
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][
+        1:
+    ]  # the first window holds start-up
+    return {
+        "model": "tiny",
+        "image_size": 64,
+        "batch_size": 64,
+        "steps": steps,
+        "threads": torch.get_num_threads(),
+        "samples_per_s_wall": sum(r["samples_per_s"] for r in rows) / len(rows),
+        "samples_per_cpu_s_incl_startup": steps * 64 / cpu,
+    }
 
 
 def bench_model_step(threads: int, steps: int = 4) -> dict:
@@ -188,17 +232,28 @@ def try_open_clip() -> dict:
     result = {}
     for name, spec in (("oc", "open_clip_torch"), ("tv", f"torchvision=={_matching_torchvision()}")):
         if not (base / name).exists():
-            proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(base / name),
-                                   spec], check=False, capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(base / name), spec],
+                check=False,
+                capture_output=True,
+                text=True,
+            )
             result[f"install {spec}"] = "ok" if proc.returncode == 0 else proc.stderr.strip().splitlines()[-1]
     env = dict(os.environ, PYTHONPATH=f"{base / 'oc'}:{base / 'tv'}")
-    proc = subprocess.run([sys.executable, "-c", "import open_clip, open_clip_train.main"], check=False,
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import open_clip, open_clip_train.main"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     result["import"] = "ok" if proc.returncode == 0 else proc.stderr.strip().splitlines()[-1]
     so = next(base.glob("tv/torchvision/_C*.so"), None)
     if so:
         ldd = subprocess.run(["ldd", str(so)], check=False, capture_output=True, text=True).stdout
-        result["torchvision _C.so missing libraries"] = [ln.split()[0] for ln in ldd.splitlines() if "not found" in ln]
+        result["torchvision _C.so missing libraries"] = [
+            ln.split()[0] for ln in ldd.splitlines() if "not found" in ln
+        ]
     return result
 
 
@@ -240,8 +295,14 @@ def bench_gpu(steps: int, peak_tflops: float) -> dict:
         step()
     torch.cuda.synchronize()
     dt = (time.perf_counter() - t0) / steps
-    return {"model": "ViT-B-32", "batch_size": bs, "samples_per_s": bs / dt, "tflops_per_step": flops / 1e12,
-            "mfu": flops / dt / (peak_tflops * 1e12), "device": torch.cuda.get_device_name()}
+    return {
+        "model": "ViT-B-32",
+        "batch_size": bs,
+        "samples_per_s": bs / dt,
+        "tflops_per_step": flops / 1e12,
+        "mfu": flops / dt / (peak_tflops * 1e12),
+        "device": torch.cuda.get_device_name(),
+    }
 
 
 def main() -> None:
@@ -250,21 +311,31 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=30, help="loader batches of 64 to time")
     ap.add_argument("--train-steps", type=int, default=30)
     ap.add_argument("--gpu", action="store_true")
-    ap.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak for MFU (H100 SXM: 989)")
+    ap.add_argument(
+        "--peak-tflops", type=float, default=989.0, help="bf16 dense peak for MFU (H100 SXM: 989)"
+    )
     args = ap.parse_args()
     shards = make_shards(WORK / "shards256", args.images, (256, 256))
     large = make_shards(WORK / "shards1024x768", 128, (1024, 768))
     tok = BytePairTokenizer.train(D.iter_captions(shards), 1000)
-    res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": f"{os.cpu_count()} cores "
-           f"{platform.machine()}", "torch": torch.__version__, "load_before": os.getloadavg()}
+    res = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{os.cpu_count()} cores {platform.machine()}",
+        "torch": torch.__version__,
+        "load_before": os.getloadavg(),
+    }
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in DataLoader workers; idle OpenMP threads would otherwise spin on CPU time
-    res["loader_256px"] = {"curate": bench_loader(shards, tok, args.batches),
-                           "open_clip_transform_anchor": bench_anchor(shards, tok, args.batches * 64)}
+    res["loader_256px"] = {
+        "curate": bench_loader(shards, tok, args.batches),
+        "open_clip_transform_anchor": bench_anchor(shards, tok, args.batches * 64),
+    }
     res["floor_256px"] = bench_floor(shards, 256)
     res["quality_psnr"] = {"256px": bench_quality(shards, 128), "1024x768": bench_quality(large, 64)}
-    res["loader_1024x768"] = {"curate": bench_loader(large, tok, 2),
-                              "open_clip_transform_anchor": bench_anchor(large, tok, 128)}
+    res["loader_1024x768"] = {
+        "curate": bench_loader(large, tok, 2),
+        "open_clip_transform_anchor": bench_anchor(large, tok, 128),
+    }
     torch.set_num_threads(threads)
     res["train_cpu"] = bench_train(shards, args.train_steps)
     res["model_step"] = [bench_model_step(1), bench_model_step(2)]

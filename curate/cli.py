@@ -18,7 +18,9 @@ from curate.extras import MissingExtraError
 
 
 def _command_modules() -> list:
-    mods = [importlib.import_module(f"curate.commands.{m.name}") for m in pkgutil.iter_modules(commands.__path__)]
+    mods = [
+        importlib.import_module(f"curate.commands.{m.name}") for m in pkgutil.iter_modules(commands.__path__)
+    ]
     mods = [m for m in mods if hasattr(m, "register")]
     return sorted(mods, key=lambda m: (getattr(m, "ORDER", 100), m.NAME))
 
@@ -47,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -58,8 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as exc:
         # Full disk, unwritable or vanished output: finished shards were written atomically and are intact.
-        print(f"curate {args.command}: error: {exc}. Finished outputs are intact: free space or fix the "
-              "path's permissions, then rerun the same command to resume.", file=sys.stderr)
+        print(
+            f"curate {args.command}: error: {exc}. Finished outputs are intact: free space or fix the "
+            "path's permissions, then rerun the same command to resume.",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         print(f"curate {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)

@@ -50,8 +50,12 @@ def stats_files(folder: str) -> list[str]:
     """Every job's stats JSON in FOLDER, in key order."""
     found = storage.list_files(storage.join(folder, SIDECAR_DIR), ".stats.json")
     if not found and storage.list_files(folder, ".stats.json"):  # an older layout, not moved yet
-        log.warning("%s holds stats files of an older curate beside its Parquet files: they are counted "
-                    "once a writing stage (e.g. `curate filter`) moved them into %s/", folder, SIDECAR_DIR)
+        log.warning(
+            "%s holds stats files of an older curate beside its Parquet files: they are counted "
+            "once a writing stage (e.g. `curate filter`) moved them into %s/",
+            folder,
+            SIDECAR_DIR,
+        )
     return found
 
 
@@ -182,4 +186,3 @@ def _read_remote(fs, inner: str) -> str:
         return fs.cat(inner).decode(errors="replace")
     except OSError:
         return "unknown"
-

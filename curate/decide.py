@@ -36,8 +36,9 @@ def summary_path(dataset: str, recipe_name: str) -> str:
     return sidecar(Dataset(dataset).decisions_dir, f"{recipe_name}.summary.json")
 
 
-def filter_dataset(dataset: str, recipe: str | dict | Recipe, *, label_only: bool = False,
-                   threads: int | None = None) -> dict:
+def filter_dataset(
+    dataset: str, recipe: str | dict | Recipe, *, label_only: bool = False, threads: int | None = None
+) -> dict:
     """Write DATASET/decisions/<recipe>.parquet (uid, keep, reasons) and its summary; return the summary.
 
     label_only: the decisions are the same, but `curate export` then includes every downloaded sample
@@ -60,7 +61,7 @@ def filter_dataset(dataset: str, recipe: str | dict | Recipe, *, label_only: boo
     missing = ", ".join(f"CASE WHEN s.status = 'success' AND {v}.uid IS NULL THEN '{v}' END" for v in covered)
     rules = f"""
             SELECT s.uid, list_filter([{cases}], lambda r: r IS NOT NULL)::VARCHAR[] AS reasons,
-                   list_filter([{missing or 'NULL'}], lambda r: r IS NOT NULL)::VARCHAR[] AS missing
+                   list_filter([{missing or "NULL"}], lambda r: r IS NOT NULL)::VARCHAR[] AS missing
                    {", concepts.concept_ids" if bal else ""}
             FROM s {joins}"""
     rules = bal.decide(rules) if bal else rules  # balancing: the last step, in the same query
@@ -69,9 +70,11 @@ def filter_dataset(dataset: str, recipe: str | dict | Recipe, *, label_only: boo
     try:
         table = con.sql(query).to_arrow_table()
     except duckdb.BinderException as exc:  # e.g. s.original_format in shards written before it existed
-        raise CurateError(f"recipe {rcp.name} reads a column these shards or signals lack ({exc}). Re-run "
-                          f"`curate download` / `curate annotate` on {ds.root} with this version of curate, "
-                          "or remove the rule from the recipe.") from None
+        raise CurateError(
+            f"recipe {rcp.name} reads a column these shards or signals lack ({exc}). Re-run "
+            f"`curate download` / `curate annotate` on {ds.root} with this version of curate, "
+            "or remove the rule from the recipe."
+        ) from None
     _check_coverage(table.column("missing"), ds)
     if bal:
         con.register("balanced", table)
@@ -85,7 +88,9 @@ def filter_dataset(dataset: str, recipe: str | dict | Recipe, *, label_only: boo
     if bal:
         storage.write_parquet_atomic(report, balance.report_path(dataset, rcp.name))
     kept, total = con.execute("SELECT count(*) FILTER (WHERE keep), count(*) FROM d").fetchall()[0]
-    counts = dict(con.execute("SELECT r, count(*) FROM (SELECT unnest(reasons) AS r FROM d) GROUP BY r").fetchall())
+    counts = dict(
+        con.execute("SELECT r, count(*) FROM (SELECT unnest(reasons) AS r FROM d) GROUP BY r").fetchall()
+    )
     summary = {
         "recipe": rcp.name,
         "recipe_source": rcp.source,
@@ -93,8 +98,11 @@ def filter_dataset(dataset: str, recipe: str | dict | Recipe, *, label_only: boo
         "samples": int(total),
         "kept": int(kept),
         "dropped": int(total - kept),
-        "dropped_by_reason": {r: int(counts.get(r, 0)) for r in DROP_REASONS + BALANCE_REASONS
-                              if r in {f.reason for f in active} | (set(BALANCE_REASONS) if bal else set())},
+        "dropped_by_reason": {
+            r: int(counts.get(r, 0))
+            for r in DROP_REASONS + BALANCE_REASONS
+            if r in {f.reason for f in active} | (set(BALANCE_REASONS) if bal else set())
+        },
         "filters": {f.reason: f.drop_when() for f in active},
         "seconds": round(time.perf_counter() - start, 3),
     }
@@ -105,8 +113,9 @@ def filter_dataset(dataset: str, recipe: str | dict | Recipe, *, label_only: boo
 
 def _register_views(con, ds: Dataset, needs: set[str]) -> list[str]:
     """Create view `s` (shards without image bytes), `takedown`, and each needed signal view."""
-    shards = duck.source(con, ds.shard_paths(), f"download shards in {ds.shards_dir}",
-                         f"curate download ... {ds.root}")
+    shards = duck.source(
+        con, ds.shard_paths(), f"download shards in {ds.shards_dir}", f"curate download ... {ds.root}"
+    )
     # Every shard column but the image bytes; DuckDB reads only the ones the filters name.
     con.execute(f"CREATE VIEW s AS SELECT * EXCLUDE (image) FROM {shards}")
     views = []
@@ -115,12 +124,19 @@ def _register_views(con, ds: Dataset, needs: set[str]) -> list[str]:
             path = storage.join(ds.signals_dir("dedup"), "clusters.parquet")
             files = [path] if storage.exists(path) else []
         elif name == "overlap":
-            files = [p for p in storage.list_files(ds.signals_dir("overlap"), ".parquet")
-                     if not p.endswith(".eval.parquet")]
+            files = [
+                p
+                for p in storage.list_files(ds.signals_dir("overlap"), ".parquet")
+                if not p.endswith(".eval.parquet")
+            ]
         else:
             files = storage.list_files(ds.signals_dir(name), ".parquet")
-        src = duck.source(con, files, f"'{name}' signals in {ds.signals_dir(name)} (the recipe needs them)",
-                          f"{PRODUCERS[name]} {ds.root}")
+        src = duck.source(
+            con,
+            files,
+            f"'{name}' signals in {ds.signals_dir(name)} (the recipe needs them)",
+            f"{PRODUCERS[name]} {ds.root}",
+        )
         if name == "overlap":
             con.execute(f"""CREATE VIEW overlap AS SELECT uid, count(*) AS matches,
                             list(DISTINCT benchmark) AS benchmarks FROM {src} GROUP BY uid""")
@@ -139,8 +155,10 @@ def _check_coverage(missing: pa.ChunkedArray, ds: Dataset) -> None:
         return
     counts = pc.value_counts(lacking).to_pylist()
     name, n = counts[0]["values"], counts[0]["counts"]
-    raise CurateError(f"{n} downloaded samples have no '{name}' signal (new or changed shards). "
-                      f"Run `{PRODUCERS[name]} {ds.root}` first.")
+    raise CurateError(
+        f"{n} downloaded samples have no '{name}' signal (new or changed shards). "
+        f"Run `{PRODUCERS[name]} {ds.root}` first."
+    )
 
 
 def _register_takedown(con, ds: Dataset) -> None:
@@ -150,4 +168,4 @@ def _register_takedown(con, ds: Dataset) -> None:
         return
     con.register("takedown_requests", storage.read_parquet(ds.takedown_path, columns=["kind", "value"]))
     con.execute(f"""CREATE VIEW takedown AS SELECT DISTINCT uid, true AS hit
-                    FROM ({matching_uids_sql('takedown_requests', 's')})""")
+                    FROM ({matching_uids_sql("takedown_requests", "s")})""")

@@ -40,33 +40,60 @@ def _toml_value(value: Any) -> str:
 def to_toml(recipe: dict[str, Any]) -> str:
     """A recipe dict (scalars at the top, then tables of scalars, lists and inline tables) as TOML."""
     top = [f"{k} = {_toml_value(v)}" for k, v in recipe.items() if not isinstance(v, dict)]
-    tables = [f"\n[{name}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in body.items())
-              for name, body in recipe.items() if isinstance(body, dict)]
+    tables = [
+        f"\n[{name}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in body.items())
+        for name, body in recipe.items()
+        if isinstance(body, dict)
+    ]
     return "\n".join(top) + "\n" + "".join(tables)
 
 
-def demo_recipe(out: Path, warc: Path, faults: Path, benchmark: Path, *, steps: int, batch_size: int,
-                web_address: str) -> dict:
+def demo_recipe(
+    out: Path, warc: Path, faults: Path, benchmark: Path, *, steps: int, batch_size: int, web_address: str
+) -> dict:
     """The packaged demo recipe, completed with this run's inputs, benchmark, export and training."""
     recipe = {k: v for k, v in load_recipe("demo").raw.items()}
     recipe["input"] = {"dataset": str(out / "dataset"), "crawl": [str(warc)], "urls": [str(faults)]}
     # The synthetic web lives on a loopback address: allow that one address, nothing else (its redirect to
     # the cloud-metadata address, a fault it serves on purpose, stays refused).
-    recipe["download"] = {"allow_networks": [str(ipaddress.ip_network(web_address))], "image_size": 256,
-                          "connect_timeout": 2.0, "read_timeout": 3.0, "total_timeout": 6.0, "max_backoff": 3.0}
+    recipe["download"] = {
+        "allow_networks": [str(ipaddress.ip_network(web_address))],
+        "image_size": 256,
+        "connect_timeout": 2.0,
+        "read_timeout": 3.0,
+        "total_timeout": 6.0,
+        "max_backoff": 3.0,
+    }
     recipe["overlap"] = {**recipe.get("overlap", {}), "benchmarks": {BENCHMARK: str(benchmark)}}
     recipe["export"] = {"format": "webdataset", "samples_per_shard": 256}
-    recipe["train"] = {"model": "tiny", "steps": steps, "batch_size": batch_size, "warmup_steps": max(1, steps // 10),
-                       "lr": 1e-3, "save_every": steps, "log_every": max(1, steps // 10), "workers": 1,
-                       # one intra-op thread beside one loader worker: two OpenMP threads on 2 cores ran 4x slower
-                       "threads": 1,
-                       "out_dir": str(out / "run")}
+    recipe["train"] = {
+        "model": "tiny",
+        "steps": steps,
+        "batch_size": batch_size,
+        "warmup_steps": max(1, steps // 10),
+        "lr": 1e-3,
+        "save_every": steps,
+        "log_every": max(1, steps // 10),
+        "workers": 1,
+        # one intra-op thread beside one loader worker: two OpenMP threads on 2 cores ran 4x slower
+        "threads": 1,
+        "out_dir": str(out / "run"),
+    }
     return recipe
 
 
-def run_demo(out: str = "curate-demo", *, n_images: int = 600, steps: int = 160, batch_size: int = 64,
-             executor: str = "local", workers: int | None = None, train: bool = True,
-             compare_raw: bool = False, compare: dict | None = None) -> dict:
+def run_demo(
+    out: str = "curate-demo",
+    *,
+    n_images: int = 600,
+    steps: int = 160,
+    batch_size: int = 64,
+    executor: str = "local",
+    workers: int | None = None,
+    train: bool = True,
+    compare_raw: bool = False,
+    compare: dict | None = None,
+) -> dict:
     """Run the demo into OUT; return the headline numbers and where each output is.
 
     compare_raw: the DataComp experiment in miniature. Train the same model for the same steps on the raw
@@ -84,19 +111,23 @@ def run_demo(out: str = "curate-demo", *, n_images: int = 600, steps: int = 160,
     timings: dict[str, float] = {}
     start = time.perf_counter()
     noise = {k: compare[k] for k in ("caption_noise", "bursts")} if compare else {}
-    with SyntheticWeb(n_images=n_images, seed=0, faults=True, slow_seconds=1.0, stall_seconds=10.0,
-                      **noise) as web:
+    with SyntheticWeb(
+        n_images=n_images, seed=0, faults=True, slow_seconds=1.0, stall_seconds=10.0, **noise
+    ) as web:
         web_dir = root / "web"
         web_dir.mkdir(exist_ok=True)
         warc = web.write_warc(web_dir / "pages.warc.gz")
         fault_urls = set(web.fault_urls.values())
         faults = web_dir / "fault-urls.jsonl"
-        faults.write_text("".join(json.dumps(r) + "\n" for r in web.manifest_rows() if r["url"] in fault_urls))
+        faults.write_text(
+            "".join(json.dumps(r) + "\n" for r in web.manifest_rows() if r["url"] in fault_urls)
+        )
         planted_from = [img for img in web.images if img.copy_of is None][:12]
         bench = web.write_benchmark(root / "benchmark", n=120, seed=1, include_copies_from=planted_from)
         timings["synthetic web"] = round(time.perf_counter() - start, 2)
-        recipe = demo_recipe(root, warc, faults, bench.root, steps=steps, batch_size=batch_size,
-                             web_address=web.host)
+        recipe = demo_recipe(
+            root, warc, faults, bench.root, steps=steps, batch_size=batch_size, web_address=web.host
+        )
         recipe_path = root / "recipe.toml"
         recipe_path.write_text(to_toml(recipe), encoding="utf-8")
         stages = [s for s in STAGES if train and not compare or s != "train"]
@@ -112,8 +143,15 @@ def run_demo(out: str = "curate-demo", *, n_images: int = 600, steps: int = 160,
 
         t0 = time.perf_counter()
         headline["compare"] = compare_pools(
-            recipe, dataset, bench.root, images, seeds=tuple(compare["seeds"]), trusted=compare["trusted"],
-            top_fraction=compare["top_fraction"], eps=compare["eps"])
+            recipe,
+            dataset,
+            bench.root,
+            images,
+            seeds=tuple(compare["seeds"]),
+            trusted=compare["trusted"],
+            top_fraction=compare["top_fraction"],
+            eps=compare["eps"],
+        )
         timings["compare"] = round(time.perf_counter() - t0, 2)
     if train and compare_raw:
         t0 = time.perf_counter()
@@ -124,10 +162,19 @@ def run_demo(out: str = "curate-demo", *, n_images: int = 600, steps: int = 160,
 
     report = build_report(dataset, str(root / "report.html"), recipe="demo")
     timings["report"] = round(time.perf_counter() - t0, 2)
-    summary = {"outputs": {"dataset": dataset, "recipe": str(recipe_path), "warc": str(warc),
-                           "benchmark": str(bench.root), "report": report["output"],
-                           "run": recipe["train"]["out_dir"] if train else None},
-               "headline": headline, "seconds": timings, "total_seconds": round(time.perf_counter() - start, 1)}
+    summary = {
+        "outputs": {
+            "dataset": dataset,
+            "recipe": str(recipe_path),
+            "warc": str(warc),
+            "benchmark": str(bench.root),
+            "report": report["output"],
+            "run": recipe["train"]["out_dir"] if train else None,
+        },
+        "headline": headline,
+        "seconds": timings,
+        "total_seconds": round(time.perf_counter() - start, 1),
+    }
     storage.write_json_atomic(summary, str(root / "demo-summary.json"))
     return summary
 
@@ -160,7 +207,9 @@ def _train_raw_pool(recipe: dict, dataset: str, benchmark: Path) -> dict:
     decided = filter_dataset(dataset, raw)
     exported = export(dataset, raw, fmt="webdataset", samples_per_shard=256)
     spec = {k: v for k, v in recipe["train"].items() if k != "out_dir"}
-    trained = train_from_table(spec, exported["out"], str(Path(recipe["train"]["out_dir"]).with_name("run-raw-pool")))
+    trained = train_from_table(
+        spec, exported["out"], str(Path(recipe["train"]["out_dir"]).with_name("run-raw-pool"))
+    )
     return {"samples": decided["kept"], **_evaluate(trained, benchmark, dataset)}
 
 
@@ -170,5 +219,10 @@ def _evaluate(trained: dict, benchmark: Path, dataset: str) -> dict:
     loaded = load_checkpoint(trained["checkpoint"])
     result = zero_shot(loaded, str(benchmark))
     flags = storage.join(dataset, "signals", "overlap", f"{BENCHMARK}.eval.parquet")
-    return {"zero_shot_top1": result["top1"], "chance_top1": result["chance_top1"], "n": result["n"],
-            "overlap_aware": overlap_aware(result, flags), "final_loss": trained.get("loss")}
+    return {
+        "zero_shot_top1": result["top1"],
+        "chance_top1": result["chance_top1"],
+        "n": result["n"],
+        "overlap_aware": overlap_aware(result, flags),
+        "final_loss": trained.get("loss"),
+    }

@@ -64,9 +64,9 @@ def _folder(path: str, batch_size: int) -> Iterator[EvalBatch]:
         raise CurateError(f"benchmark folder {path} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
     root = inner.rstrip("/") + "/"
     for s in range(0, len(files), batch_size):
-        rel = [f[len(root):] for f in files[s:s + batch_size]]
+        rel = [f[len(root) :] for f in files[s : s + batch_size]]
         labels = [r.split("/", 1)[0] if "/" in r else None for r in rel]
-        images = [fs.cat_file(f) for f in files[s:s + batch_size]]
+        images = [fs.cat_file(f) for f in files[s : s + batch_size]]
         yield EvalBatch(ids=rel, labels=labels, captions=[None] * len(rel), images=images)
 
 
@@ -81,16 +81,20 @@ def _parquet(path: str, batch_size: int) -> Iterator[EvalBatch]:
     caption_col = next((c for c in _CAPTION_COLUMNS if c in names), None)
     label_col = "label" if "label" in names else None
     start = 0
-    for batch in pf.iter_batches(batch_size=batch_size, columns=[c for c in (image_col, caption_col, label_col) if c]):
+    for batch in pf.iter_batches(
+        batch_size=batch_size, columns=[c for c in (image_col, caption_col, label_col) if c]
+    ):
         col = batch.column(image_col)
         if pa.types.is_struct(col.type):
             col = col.field("bytes")
         n = batch.num_rows
         labels = batch.column(label_col).to_pylist() if label_col else [None] * n
-        yield EvalBatch(ids=[str(start + i) for i in range(n)],
-                        labels=[None if v is None else str(v) for v in labels],
-                        captions=batch.column(caption_col).to_pylist() if caption_col else [None] * n,
-                        images=col.to_pylist())
+        yield EvalBatch(
+            ids=[str(start + i) for i in range(n)],
+            labels=[None if v is None else str(v) for v in labels],
+            captions=batch.column(caption_col).to_pylist() if caption_col else [None] * n,
+            images=col.to_pylist(),
+        )
         start += n
 
 
@@ -107,13 +111,20 @@ def _dataset(path: str, batch_size: int) -> Iterator[EvalBatch]:
         table = table.filter(pc.equal(table.column("status"), "success"))
         if use_hashes:
             hashes = storage.read_parquet(hash_path)
-            lookup = dict(zip(hashes.column("uid").to_pylist(), hashes.column("phash").to_pylist()))
-            thumbs = (dict(zip(hashes.column("uid").to_pylist(), hashes.column("thumb").to_pylist()))
-                      if "thumb" in hashes.column_names else None)
+            lookup = dict(zip(hashes.column("uid").to_pylist(), hashes.column("phash").to_pylist(), strict=False))
+            thumbs = (
+                dict(zip(hashes.column("uid").to_pylist(), hashes.column("thumb").to_pylist(), strict=False))
+                if "thumb" in hashes.column_names
+                else None
+            )
         for s in range(0, table.num_rows, batch_size):
             part = table.slice(s, batch_size)
             uids = part.column("uid").to_pylist()
-            yield EvalBatch(ids=uids, labels=[None] * len(uids), captions=part.column("caption").to_pylist(),
-                            images=None if use_hashes else part.column("image").to_pylist(),
-                            hashes=[lookup.get(u) for u in uids] if use_hashes else None,
-                            thumbs=[thumbs.get(u) for u in uids] if use_hashes and thumbs else None)
+            yield EvalBatch(
+                ids=uids,
+                labels=[None] * len(uids),
+                captions=part.column("caption").to_pylist(),
+                images=None if use_hashes else part.column("image").to_pylist(),
+                hashes=[lookup.get(u) for u in uids] if use_hashes else None,
+                thumbs=[thumbs.get(u) for u in uids] if use_hashes and thumbs else None,
+            )

@@ -31,12 +31,23 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("parquet", "webdataset")
 # Signal columns carried into the export when the signal exists: (signal, column).
-_SIGNAL_COLUMNS = (("language", "language"), ("language", "language_score"), ("nsfw", "nsfw_image"),
-                   ("nsfw", "nsfw_text"), ("image", "aspect"), ("hashes", "phash"))
+_SIGNAL_COLUMNS = (
+    ("language", "language"),
+    ("language", "language_score"),
+    ("nsfw", "nsfw_image"),
+    ("nsfw", "nsfw_text"),
+    ("image", "aspect"),
+    ("hashes", "phash"),
+)
 
 
-def export(dataset: str, recipe: str | dict | Recipe, out: str | None = None, fmt: str = "parquet",
-           samples_per_shard: int = 10_000) -> dict:
+def export(
+    dataset: str,
+    recipe: str | dict | Recipe,
+    out: str | None = None,
+    fmt: str = "parquet",
+    samples_per_shard: int = 10_000,
+) -> dict:
     """Export the samples that `curate filter --recipe` kept; returns the export summary."""
     start = time.perf_counter()
     if fmt not in FORMATS:
@@ -49,8 +60,10 @@ def export(dataset: str, recipe: str | dict | Recipe, out: str | None = None, fm
     publish.check_replaceable(out, "export", dataset)
     dpath = decisions_path(dataset, rcp.name)
     if not storage.exists(dpath):
-        raise CurateError(f"no decisions for recipe {rcp.name!r} in {ds.decisions_dir}. "
-                          f"Run `curate filter {dataset} --recipe {rcp.source}` first.")
+        raise CurateError(
+            f"no decisions for recipe {rcp.name!r} in {ds.decisions_dir}. "
+            f"Run `curate filter {dataset} --recipe {rcp.source}` first."
+        )
     decisions = storage.read_parquet(dpath)
     label_only = (decisions.schema.metadata or {}).get(LABEL_ONLY_KEY) == b"true"
 
@@ -60,8 +73,10 @@ def export(dataset: str, recipe: str | dict | Recipe, out: str | None = None, fm
     if storage.exists(ds.takedown_path):
         con.register("requests", storage.read_parquet(ds.takedown_path, columns=["kind", "value"]))
         shards_all = duck.source(con, ds.shard_paths(), "download shards", f"curate download ... {dataset}")
-        con.execute(f"CREATE OR REPLACE TABLE taken_down AS SELECT DISTINCT uid FROM "
-                    f"({matching_uids_sql('requests', f'(SELECT uid, url, final_url FROM {shards_all})')})")
+        con.execute(
+            f"CREATE OR REPLACE TABLE taken_down AS SELECT DISTINCT uid FROM "
+            f"({matching_uids_sql('requests', f'(SELECT uid, url, final_url FROM {shards_all})')})"
+        )
 
     staging = _staging_dir(out)
     writer = _ShardWriter(staging, fmt, samples_per_shard, label_only)
@@ -70,8 +85,12 @@ def export(dataset: str, recipe: str | dict | Recipe, out: str | None = None, fm
             writer.add(batch)
     writer.close()
     summary = {
-        "recipe": rcp.name, "format": fmt, "label_only": label_only, "samples": writer.total,
-        "shards": writer.shards, "samples_per_shard": samples_per_shard,
+        "recipe": rcp.name,
+        "format": fmt,
+        "label_only": label_only,
+        "samples": writer.total,
+        "shards": writer.shards,
+        "samples_per_shard": samples_per_shard,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     export_index.write_index(staging, summary)
@@ -80,7 +99,9 @@ def export(dataset: str, recipe: str | dict | Recipe, out: str | None = None, fm
     if not out.rstrip("/").startswith(ds.path("export")):
         export_index.register(dataset, out)
     summary = {**summary, "out": out, "seconds": round(time.perf_counter() - start, 3)}
-    log.info("export %s: %d samples in %d %s shards -> %s", rcp.name, writer.total, len(writer.shards), fmt, out)
+    log.info(
+        "export %s: %d samples in %d %s shards -> %s", rcp.name, writer.total, len(writer.shards), fmt, out
+    )
     return summary
 
 
@@ -98,16 +119,18 @@ def _shard_rows(con, ds: Dataset, shard: str, label_only: bool):
         path = storage.join(ds.signals_dir(signal), f"{key}.parquet")
         if signal not in seen and storage.exists(path):
             seen.add(signal)
-            joins.append(f"LEFT JOIN {duck.source(con, [path], signal, 'curate annotate')} {signal} "
-                         f"ON {signal}.uid = s.uid")
+            joins.append(
+                f"LEFT JOIN {duck.source(con, [path], signal, 'curate annotate')} {signal} "
+                f"ON {signal}.uid = s.uid"
+            )
         if signal in seen:
             selects.append(f"{signal}.{column}")
     keep = "true" if label_only else "d.keep"
     query = f"""
         SELECT s.uid, s.url, s.caption, s.image, s.width, s.height, s.image_format, s.sha256,
-               {''.join(c + ', ' for c in selects)}d.reasons
+               {"".join(c + ", " for c in selects)}d.reasons
         FROM {shard_src} s JOIN decisions d ON d.uid = s.uid
-        {' '.join(joins)}
+        {" ".join(joins)}
         WHERE s.status = 'success' AND s.image IS NOT NULL AND {keep}
           AND s.uid NOT IN (SELECT uid FROM taken_down)
         ORDER BY s.uid"""
@@ -179,16 +202,26 @@ class _ShardWriter:
 
 def _hf_images(table: pa.Table) -> pa.Table:
     """`image` as HF's image struct with its features metadata: `datasets` loads it as an Image, no cast."""
-    paths = [f"{uid}.{webdataset.image_extension(fmt)}" for uid, fmt in
-             zip(table.column("uid").to_pylist(), table.column("image_format").to_pylist(), strict=True)]
+    paths = [
+        f"{uid}.{webdataset.image_extension(fmt)}"
+        for uid, fmt in zip(
+            table.column("uid").to_pylist(), table.column("image_format").to_pylist(), strict=True
+        )
+    ]
     i = table.column_names.index("image")
-    table = table.set_column(i, pa.field("image", hf_features.IMAGE_TYPE),
-                             hf_features.image_column(table.column("image"), paths))
+    table = table.set_column(
+        i, pa.field("image", hf_features.IMAGE_TYPE), hf_features.image_column(table.column("image"), paths)
+    )
     return hf_features.with_features(table)
 
 
 def _samples(table: pa.Table):
     for row in table.to_pylist():
         image = row.pop("image")
-        yield {"key": row["uid"], "image": image, "image_format": row.get("image_format"),
-               "caption": row.get("caption"), "meta": row}
+        yield {
+            "key": row["uid"],
+            "image": image,
+            "image_format": row.get("image_format"),
+            "caption": row.get("caption"),
+            "meta": row,
+        }

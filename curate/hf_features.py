@@ -20,8 +20,9 @@ _DTYPES = {"float": "float32", "double": "float64", "halffloat": "float16"}
 def image_column(data: pa.Array | pa.ChunkedArray, paths: list[str | None]) -> pa.StructArray:
     """Encoded image bytes as HF's image struct; `path` names the file the bytes would be (for the format)."""
     data = data.combine_chunks() if isinstance(data, pa.ChunkedArray) else data
-    return pa.StructArray.from_arrays([data.cast(pa.binary()), pa.array(paths, pa.string())],
-                                      fields=list(IMAGE_TYPE), mask=data.is_null())
+    return pa.StructArray.from_arrays(
+        [data.cast(pa.binary()), pa.array(paths, pa.string())], fields=list(IMAGE_TYPE), mask=data.is_null()
+    )
 
 
 def _feature(arrow_type: pa.DataType) -> dict | None:

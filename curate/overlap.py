@@ -40,7 +40,6 @@ MIN_CAPTION_WORDS = 3
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-
 # The caption-match key, as SQL: lower case, every run of characters that are not letters, digits,
 # combining marks or '_' to one space, trimmed. Training and evaluation captions both go through it.
 _CAPTION_KEY = r"trim(regexp_replace(lower({}), '[^\p{{L}}\p{{N}}\p{{M}}_]+', ' ', 'g'))"
@@ -53,11 +52,14 @@ def caption_keys(con: duckdb.DuckDBPyConnection, captions: list[str | None]) -> 
     return [key or "" for (key,) in keys]
 
 
-def overlap(dataset: str, benchmarks: dict[str, str], *, max_distance: int | None = None,
-            workers: int = 2) -> dict:
+def overlap(
+    dataset: str, benchmarks: dict[str, str], *, max_distance: int | None = None, workers: int = 2
+) -> dict:
     """Flag training samples that match each benchmark; returns {benchmark: table row}."""
     if not benchmarks:
-        raise CurateError("no benchmarks given: use --benchmark NAME=PATH (a folder, a .parquet or a dataset)")
+        raise CurateError(
+            "no benchmarks given: use --benchmark NAME=PATH (a folder, a .parquet or a dataset)"
+        )
     bad = [n for n in benchmarks if not _NAME.match(n)]
     if bad:
         raise CurateError(f"benchmark name {bad[0]!r} must be letters, digits, '_', '-' or '.'")
@@ -71,25 +73,39 @@ def overlap(dataset: str, benchmarks: dict[str, str], *, max_distance: int | Non
         ev = _hash_eval_set(name, path)
         matches = _matches(ds, name, ev, train, k, min_similarity, workers)
         flagged_eval = set(matches.column("eval_id").to_pylist())
-        eval_table = pa.table({
-            "eval_id": ev["ids"], "label": ev["labels"],
-            "overlapping": [i in flagged_eval for i in ev["ids"]], "error": ev["errors"],
-        }, schema=EVAL_SCHEMA)
+        eval_table = pa.table(
+            {
+                "eval_id": ev["ids"],
+                "label": ev["labels"],
+                "overlapping": [i in flagged_eval for i in ev["ids"]],
+                "error": ev["errors"],
+            },
+            schema=EVAL_SCHEMA,
+        )
         out = ds.signals_dir("overlap")
         storage.write_parquet_atomic(matches, storage.join(out, f"{name}.parquet"))
         storage.write_parquet_atomic(eval_table, storage.join(out, f"{name}.eval.parquet"))
         n_eval = len(ev["ids"])
         results[name] = {
-            "path": path, "eval_images": n_eval, "eval_unreadable": sum(e is not None for e in ev["errors"]),
+            "path": path,
+            "eval_images": n_eval,
+            "eval_unreadable": sum(e is not None for e in ev["errors"]),
             "eval_overlapping": len(flagged_eval),
             "overlap_pct": round(100.0 * len(flagged_eval) / n_eval, 2) if n_eval else 0.0,
             "training_flagged": len(set(matches.column("uid").to_pylist())),
             "image_matches": int(sum(k_ == "image" for k_ in matches.column("match_kind").to_pylist())),
             "caption_matches": int(sum(k_ == "caption" for k_ in matches.column("match_kind").to_pylist())),
-            "max_distance": k, "seconds": round(time.perf_counter() - start, 3),
+            "max_distance": k,
+            "seconds": round(time.perf_counter() - start, 3),
         }
-        log.info("overlap %s: %d of %d eval images overlap (%.2f%%), %d training samples flagged", name,
-                 len(flagged_eval), n_eval, results[name]["overlap_pct"], results[name]["training_flagged"])
+        log.info(
+            "overlap %s: %d of %d eval images overlap (%.2f%%), %d training samples flagged",
+            name,
+            len(flagged_eval),
+            n_eval,
+            results[name]["overlap_pct"],
+            results[name]["training_flagged"],
+        )
     summary_path = sidecar(ds.signals_dir("overlap"), "summary.json")
     previous = storage.read_json(summary_path) if storage.exists(summary_path) else {}
     storage.write_json_atomic({**previous, **results}, summary_path)
@@ -98,11 +114,15 @@ def overlap(dataset: str, benchmarks: dict[str, str], *, max_distance: int | Non
 
 def format_table(results: dict) -> str:
     """The CLIP paper's contamination table (Radford et al. 2021, table 17) for these benchmarks."""
-    head = f"{'benchmark':<24} {'eval images':>12} {'overlapping':>12} {'overlap %':>10} {'train flagged':>14}"
+    head = (
+        f"{'benchmark':<24} {'eval images':>12} {'overlapping':>12} {'overlap %':>10} {'train flagged':>14}"
+    )
     lines = [head, "-" * len(head)]
     for name, r in results.items():
-        lines.append(f"{name:<24} {r['eval_images']:>12} {r['eval_overlapping']:>12} {r['overlap_pct']:>9.2f}% "
-                     f"{r['training_flagged']:>14}")
+        lines.append(
+            f"{name:<24} {r['eval_images']:>12} {r['eval_overlapping']:>12} {r['overlap_pct']:>9.2f}% "
+            f"{r['training_flagged']:>14}"
+        )
     return "\n".join(lines)
 
 
@@ -111,9 +131,14 @@ def _hash_eval_set(name: str, path: str) -> dict:
     for batch in tqdm(evalsets.read(path), desc=f"overlap: hashing {name}", unit="batch", disable=None):
         if batch.hashes is not None:
             h = np.array([v if v is not None else 0 for v in batch.hashes], dtype=np.int64)
-            err = [None if v is not None else "no perceptual hash in the dataset's signals" for v in batch.hashes]
-            th = (simhash.as_matrix(pa.array(batch.thumbs, pa.binary(simhash.THUMB_VALUES)))
-                  if batch.thumbs is not None else None)
+            err = [
+                None if v is not None else "no perceptual hash in the dataset's signals" for v in batch.hashes
+            ]
+            th = (
+                simhash.as_matrix(pa.array(batch.thumbs, pa.binary(simhash.THUMB_VALUES)))
+                if batch.thumbs is not None
+                else None
+            )
         else:
             h, th, err = hash_eval_images(batch.images)
         ids += batch.ids
@@ -122,20 +147,31 @@ def _hash_eval_set(name: str, path: str) -> dict:
         hashes.append(h)
         thumbs.append(th)
         errors += err
-    return {"ids": ids, "labels": labels, "captions": captions, "errors": errors,
-            "hashes": np.concatenate(hashes) if hashes else np.empty(0, np.int64),
-            "thumbs": np.concatenate(thumbs) if thumbs and all(t is not None for t in thumbs) else None}
+    return {
+        "ids": ids,
+        "labels": labels,
+        "captions": captions,
+        "errors": errors,
+        "hashes": np.concatenate(hashes) if hashes else np.empty(0, np.int64),
+        "thumbs": np.concatenate(thumbs) if thumbs and all(t is not None for t in thumbs) else None,
+    }
 
 
-def _matches(ds: Dataset, name: str, ev: dict, train: dict, k: int, min_similarity: float,
-             workers: int) -> pa.Table:
+def _matches(
+    ds: Dataset, name: str, ev: dict, train: dict, k: int, min_similarity: float, workers: int
+) -> pa.Table:
     ok_eval = np.array([e is None for e in ev["errors"]], dtype=bool)
     eval_idx = np.flatnonzero(ok_eval)
     train_idx = np.flatnonzero(train["phash_valid"])
     qi, tj, dist, _ = cross_near(
-        ev["hashes"][eval_idx], None if ev["thumbs"] is None else ev["thumbs"][eval_idx],
-        train["phash"][train_idx], None if train["thumbs"] is None else train["thumbs"][train_idx],
-        k, min_similarity, workers)
+        ev["hashes"][eval_idx],
+        None if ev["thumbs"] is None else ev["thumbs"][eval_idx],
+        train["phash"][train_idx],
+        None if train["thumbs"] is None else train["thumbs"][train_idx],
+        k,
+        min_similarity,
+        workers,
+    )
     uids = pc.take(train["uid"], pa.array(train_idx[tj])).to_pylist()
     eval_ids = [ev["ids"][i] for i in eval_idx[qi]]
     dists: list[int | None] = [int(d) for d in dist]
@@ -143,8 +179,16 @@ def _matches(ds: Dataset, name: str, ev: dict, train: dict, k: int, min_similari
 
     for uid, eid in _caption_matches(ds, ev):
         uids.append(uid), eval_ids.append(eid), dists.append(None), kinds.append("caption")
-    return pa.table({"uid": uids, "benchmark": [name] * len(uids), "eval_id": eval_ids, "distance": dists,
-                     "match_kind": kinds}, schema=MATCHES_SCHEMA)
+    return pa.table(
+        {
+            "uid": uids,
+            "benchmark": [name] * len(uids),
+            "eval_id": eval_ids,
+            "distance": dists,
+            "match_kind": kinds,
+        },
+        schema=MATCHES_SCHEMA,
+    )
 
 
 def _caption_matches(ds: Dataset, ev: dict) -> list[tuple[str, str]]:
@@ -152,13 +196,14 @@ def _caption_matches(ds: Dataset, ev: dict) -> list[tuple[str, str]]:
     MIN_CAPTION_WORDS words: one DuckDB join streamed over the shards' caption column."""
     con = duck.connect()
     keys = caption_keys(con, ev["captions"])
-    wanted = [(eid, key) for eid, key in zip(ev["ids"], keys) if len(key.split()) >= MIN_CAPTION_WORDS]
+    wanted = [(eid, key) for eid, key in zip(ev["ids"], keys, strict=False) if len(key.split()) >= MIN_CAPTION_WORDS]
     if not wanted:
         return []
     con.register("evals", pa.table({"eval_id": [e for e, _ in wanted], "key": [k for _, k in wanted]}))
-    shards = duck.source(con, ds.shard_paths(), f"download shards in {ds.shards_dir}",
-                         f"curate download ... {ds.root}")
+    shards = duck.source(
+        con, ds.shard_paths(), f"download shards in {ds.shards_dir}", f"curate download ... {ds.root}"
+    )
     return con.execute(f"""SELECT s.uid, e.eval_id
-                           FROM (SELECT uid, {_CAPTION_KEY.format('caption')} AS key FROM {shards}
+                           FROM (SELECT uid, {_CAPTION_KEY.format("caption")} AS key FROM {shards}
                                  WHERE status = 'success') s
                            JOIN evals e USING (key) ORDER BY s.uid, e.eval_id""").fetchall()

@@ -37,7 +37,6 @@ from curate.settings import from_table
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class PipelineRun:
     """What a run did: per stage its summary and wall time."""
@@ -76,19 +75,36 @@ def _ingest(ctx: Context) -> dict:
         raise CurateError(f"recipe {ctx.recipe.source}: [input] needs `urls = [...]` or `crawl = [...]`")
     out: dict[str, Any] = {}
     if archives and not urls:
-        out["crawl"] = crawl(archives, ds.manifest_dir, executor=ctx.executor, workers=ctx.workers,
-                             min_alt_chars=int(spec.get("min_alt_chars", 1)), overwrite=True)
+        out["crawl"] = crawl(
+            archives,
+            ds.manifest_dir,
+            executor=ctx.executor,
+            workers=ctx.workers,
+            min_alt_chars=int(spec.get("min_alt_chars", 1)),
+            overwrite=True,
+        )
         return out
     if archives:
         # Both kinds: crawl pairs keep their full lineage in DATASET/crawl; the manifest merges them with the
         # URL lists (same uids, so `curate sql` joins back to page_url and source).
         crawl_dir = ds.path("crawl")
-        out["crawl"] = crawl(archives, crawl_dir, executor=ctx.executor, workers=ctx.workers,
-                             min_alt_chars=int(spec.get("min_alt_chars", 1)), overwrite=True)
+        out["crawl"] = crawl(
+            archives,
+            crawl_dir,
+            executor=ctx.executor,
+            workers=ctx.workers,
+            min_alt_chars=int(spec.get("min_alt_chars", 1)),
+            overwrite=True,
+        )
         urls = [*storage.list_files(crawl_dir, ".parquet"), *urls]
     out["manifest"] = build_manifest(
-        urls, ds.manifest_dir, url_col=spec.get("url_col"), caption_col=spec.get("caption_col"),
-        keep_cols=tuple(spec.get("keep_cols", ())), takedown=ds.takedown_path, overwrite=True,
+        urls,
+        ds.manifest_dir,
+        url_col=spec.get("url_col"),
+        caption_col=spec.get("caption_col"),
+        keep_cols=tuple(spec.get("keep_cols", ())),
+        takedown=ds.takedown_path,
+        overwrite=True,
         rows_per_part=int(spec.get("rows_per_part", 10_000)),
     )
     return out
@@ -99,7 +115,9 @@ def _download(ctx: Context) -> dict:
 
     config = from_table(DownloadConfig, ctx.table("download"), "download")
     ds = Dataset(ctx.dataset)
-    return download(ds.manifest_dir, ctx.dataset, config, executor=ctx.executor, workers=ctx.workers).to_dict()
+    return download(
+        ds.manifest_dir, ctx.dataset, config, executor=ctx.executor, workers=ctx.workers
+    ).to_dict()
 
 
 def _annotate(ctx: Context) -> dict:
@@ -111,19 +129,29 @@ def _annotate(ctx: Context) -> dict:
     options = set(inspect.signature(annotate).parameters) - {"dataset", "executor", "workers"}
     unknown = sorted(set(spec) - options)
     if unknown:
-        raise CurateError(f"[annotate] has unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(options))}")
+        raise CurateError(
+            f"[annotate] has unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(options))}"
+        )
     summary = annotate(ctx.dataset, executor=ctx.executor, workers=ctx.workers, **spec).to_dict()
     if "balance" in ctx.recipe.raw and "concepts" not in (spec.get("signals") or []):  # opt-in, needed here
-        summary["concepts"] = annotate(ctx.dataset, signals="concepts", entries=spec.get("entries"),
-                                       executor=ctx.executor, workers=ctx.workers).to_dict()
+        summary["concepts"] = annotate(
+            ctx.dataset,
+            signals="concepts",
+            entries=spec.get("entries"),
+            executor=ctx.executor,
+            workers=ctx.workers,
+        ).to_dict()
     return summary
 
 
 def _dedup(ctx: Context) -> dict:
     from curate.dedup import dedup
 
-    return dedup(ctx.dataset, max_distance=ctx.recipe.dedup.get("max_distance"),
-                 against=list(ctx.recipe.dedup.get("against", [])))
+    return dedup(
+        ctx.dataset,
+        max_distance=ctx.recipe.dedup.get("max_distance"),
+        against=list(ctx.recipe.dedup.get("against", [])),
+    )
 
 
 def _overlap(ctx: Context) -> dict:
@@ -145,8 +173,13 @@ def _export(ctx: Context) -> dict:
     from curate.export import export
 
     spec = ctx.table("export")
-    return export(ctx.dataset, ctx.recipe, spec.get("out"), fmt=spec.get("format", "parquet"),
-                  samples_per_shard=int(spec.get("samples_per_shard", 10_000)))
+    return export(
+        ctx.dataset,
+        ctx.recipe,
+        spec.get("out"),
+        fmt=spec.get("format", "parquet"),
+        samples_per_shard=int(spec.get("samples_per_shard", 10_000)),
+    )
 
 
 def _train(ctx: Context) -> dict:
@@ -183,8 +216,14 @@ RUNNERS: dict[str, Callable[[Context], dict]] = {
 def _stop_on_failed_shards(stage: str, result: dict, root: str) -> None:
     """Later stages must not run on a partial stage: name the shards that failed and how to resume."""
     nested = [v for v in result.values() if isinstance(v, dict)]
-    failed = next((r.get("jobs_failed") or r.get("files_failed") for r in [result, *nested]
-                   if r.get("jobs_failed") or r.get("files_failed")), None)
+    failed = next(
+        (
+            r.get("jobs_failed") or r.get("files_failed")
+            for r in [result, *nested]
+            if r.get("jobs_failed") or r.get("files_failed")
+        ),
+        None,
+    )
     if failed:
         key, error = next(iter(failed.items()))
         raise CurateError(
@@ -205,7 +244,9 @@ def run_pipeline(
     rcp = load_recipe(recipe)
     root = dataset or rcp.raw.get("input", {}).get("dataset")
     if not root:
-        raise CurateError(f"recipe {rcp.source}: no dataset folder: set [input] dataset = \"PATH\" or pass --dataset")
+        raise CurateError(
+            f'recipe {rcp.source}: no dataset folder: set [input] dataset = "PATH" or pass --dataset'
+        )
     chosen = list(stages or STAGES)
     unknown = [s for s in chosen if s not in STAGES]
     if unknown:
@@ -223,6 +264,8 @@ def run_pipeline(
         run.seconds[stage] = round(time.perf_counter() - start, 2)
         _stop_on_failed_shards(stage, run.stages[stage], root)
         log.info("stage %s: done in %.1f s", stage, run.seconds[stage])
-    storage.write_json_atomic({"recipe": rcp.name, "seconds": run.seconds, "stages": run.stages},
-                              storage.join(root, f"run-{rcp.name}.summary.json"))
+    storage.write_json_atomic(
+        {"recipe": rcp.name, "seconds": run.seconds, "stages": run.stages},
+        storage.join(root, f"run-{rcp.name}.summary.json"),
+    )
     return run

@@ -66,7 +66,7 @@ class _PositionalReader(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
-        buffer[:len(data)] = data
+        buffer[: len(data)] = data
         return len(data)
 
     def close(self) -> None:
@@ -144,8 +144,12 @@ class ReadOnlyFileSystem(AbstractFileSystem):
         inner = self._inside(path)
         if self._local:  # DuckDB asks for every file on every bind: skip fsspec's path normalisation
             st = os.stat(inner)
-            return {"name": inner, "size": st.st_size, "type": "directory" if stat.S_ISDIR(st.st_mode) else "file",
-                    "mtime": st.st_mtime}
+            return {
+                "name": inner,
+                "size": st.st_size,
+                "type": "directory" if stat.S_ISDIR(st.st_mode) else "file",
+                "mtime": st.st_mtime,
+            }
         return self.fs.info(inner, **kwargs)
 
     def modified(self, path: str):

@@ -37,12 +37,14 @@ class Recipe:
 
         rname = str(data.get("name") or name or "").strip()
         if not rname:
-            raise CurateError(f"recipe {source} has no `name`: add name = \"...\" at the top of the file")
+            raise CurateError(f'recipe {source} has no `name`: add name = "..." at the top of the file')
         if not _NAME.fullmatch(rname):
             # The name becomes decisions/<name>.parquet and export/<name>/, read back by globs and listings:
             # `*` would match every recipe's decisions (counted twice), `..` would leave the dataset.
-            raise CurateError(f"recipe name {rname!r} ({source}) must be a plain word of letters, digits, "
-                              "'_', '-' or '.', starting with a letter or digit: set name = \"...\"")
+            raise CurateError(
+                f"recipe name {rname!r} ({source}) must be a plain word of letters, digits, "
+                "'_', '-' or '.', starting with a letter or digit: set name = \"...\""
+            )
         sections = {}
         for table in ("filter", "dedup", "overlap"):
             value = data.get(table, {})
@@ -52,7 +54,9 @@ class Recipe:
         validate_settings(sections["filter"], source)
         _validate_dedup(sections["dedup"], source)
         _validate_overlap(sections["overlap"], source)
-        return cls(name=rname, description=str(data.get("description", "")), raw=data, source=source, **sections)
+        return cls(
+            name=rname, description=str(data.get("description", "")), raw=data, source=source, **sections
+        )
 
 
 def available() -> list[str]:
@@ -93,28 +97,35 @@ def _read(name_or_path: str) -> tuple[str, str]:
     if not _NAME.fullmatch(name_or_path) or not resource.is_file():
         local = os.path.isfile(name_or_path)
         here = f" (for the file {name_or_path} here, write ./{name_or_path})" if local else ""
-        raise CurateError(f"no recipe named {name_or_path!r}: give a path to a .toml file or one of "
-                          f"{', '.join(available())}{here}")
+        raise CurateError(
+            f"no recipe named {name_or_path!r}: give a path to a .toml file or one of "
+            f"{', '.join(available())}{here}"
+        )
     return resource.read_text(encoding="utf-8"), f"curate.pipelines/{name_or_path}.toml"
 
 
 def _validate_dedup(table: dict, source: str) -> None:
     unknown = set(table) - {"max_distance", "against"}
     if unknown:
-        raise CurateError(f"recipe {source}: unknown key(s) {sorted(unknown)} in [dedup]; valid: max_distance, against")
+        raise CurateError(
+            f"recipe {source}: unknown key(s) {sorted(unknown)} in [dedup]; valid: max_distance, against"
+        )
     value = table.get("max_distance")
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 64):
         raise CurateError(f"recipe {source}: [dedup] max_distance must be an integer 0..63, got {value!r}")
     against = table.get("against", [])
     if not isinstance(against, list) or not all(isinstance(v, str) for v in against):
-        raise CurateError(f"recipe {source}: [dedup] against must be a list of dataset paths, got {against!r}")
+        raise CurateError(
+            f"recipe {source}: [dedup] against must be a list of dataset paths, got {against!r}"
+        )
 
 
 def _validate_overlap(table: dict, source: str) -> None:
     unknown = set(table) - {"benchmarks", "max_distance"}
     if unknown:
-        raise CurateError(f"recipe {source}: unknown key(s) {sorted(unknown)} in [overlap]; "
-                          "valid: benchmarks, max_distance")
+        raise CurateError(
+            f"recipe {source}: unknown key(s) {sorted(unknown)} in [overlap]; valid: benchmarks, max_distance"
+        )
     benchmarks = table.get("benchmarks", {})
     if not isinstance(benchmarks, dict) or not all(isinstance(v, str) for v in benchmarks.values()):
-        raise CurateError(f"recipe {source}: [overlap] benchmarks must be a table of NAME = \"PATH\"")
+        raise CurateError(f'recipe {source}: [overlap] benchmarks must be a table of NAME = "PATH"')

@@ -26,8 +26,17 @@ log = logging.getLogger(__name__)
 REASON_SQL = "list_transform(reasons, lambda r: split_part(r, ':', 1))"
 
 
-def build_report(dataset: str, output: str, recipe: str | None = None, *, kept: int = 24, per_reason: int = 8,
-                 clusters: int = 8, matches: int = 12, targets: str | None = None) -> dict:
+def build_report(
+    dataset: str,
+    output: str,
+    recipe: str | None = None,
+    *,
+    kept: int = 24,
+    per_reason: int = 8,
+    clusters: int = 8,
+    matches: int = 12,
+    targets: str | None = None,
+) -> dict:
     """Write the report for `dataset` (galleries for `recipe`, default: the first decided) to `output`.
 
     `output` is replaced only when it is an earlier report (curate.publish) and never inside the dataset's data.
@@ -37,8 +46,10 @@ def build_report(dataset: str, output: str, recipe: str | None = None, *, kept: 
     if recipe is None and stats["recipes"]:
         recipe = min(stats["recipes"])
     if recipe is not None and recipe not in stats["recipes"]:
-        raise CurateError(f"recipe {recipe!r} has no decisions in {dataset}: run `curate filter {dataset} --recipe "
-                          f"{recipe}` first (decided: {', '.join(stats['recipes']) or 'none'})")
+        raise CurateError(
+            f"recipe {recipe!r} has no decisions in {dataset}: run `curate filter {dataset} --recipe "
+            f"{recipe}` first (decided: {', '.join(stats['recipes']) or 'none'})"
+        )
     con, _ = sql.open_views(dataset, trusted=True)  # only the queries below
     try:
         galleries = _Galleries(con, dataset, recipe)
@@ -58,15 +69,33 @@ def build_report(dataset: str, output: str, recipe: str | None = None, *, kept: 
         sql.close(con)
     title = f"curate dataset report: {dataset}"
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    head = (f"<h1>{esc(title)}</h1><p class=\"muted\">generated {esc(generated)} by curate {esc(__version__)}"
-            + (f"; galleries for recipe <b>{esc(recipe)}</b>" if recipe else "") + "</p>")
+    head = (
+        f'<h1>{esc(title)}</h1><p class="muted">generated {esc(generated)} by curate {esc(__version__)}'
+        + (f"; galleries for recipe <b>{esc(recipe)}</b>" if recipe else "")
+        + "</p>"
+    )
     document = page(title, head + "".join(s for s in sections if s))
     storage.write_bytes_atomic(document.encode("utf-8"), output)
     # Recorded with its arguments: a takedown writes it again.
-    purge.register(dataset, "report", output, recipe=recipe, kept=kept, per_reason=per_reason,
-                   clusters=clusters, matches=matches, targets=targets)
+    purge.register(
+        dataset,
+        "report",
+        output,
+        recipe=recipe,
+        kept=kept,
+        per_reason=per_reason,
+        clusters=clusters,
+        matches=matches,
+        targets=targets,
+    )
     log.info("report: %s (%d bytes, %d thumbnails)", output, len(document), thumbs)
-    return {"output": output, "bytes": len(document), "plots": len(plots), "thumbnails": thumbs, "recipe": recipe}
+    return {
+        "output": output,
+        "bytes": len(document),
+        "plots": len(plots),
+        "thumbnails": thumbs,
+        "recipe": recipe,
+    }
 
 
 def _summary(stats: dict, recipe: str | None) -> str:
@@ -75,8 +104,10 @@ def _summary(stats: dict, recipe: str | None) -> str:
         rows.append(["manifest rows", stats["manifest"]["rows"]])
     d = stats["download"]
     if d:
-        rows += [["downloaded", d["by_status"].get("success", 0)],
-                 ["download success rate", f"{100 * (d['success_rate'] or 0):.1f}%"]]
+        rows += [
+            ["downloaded", d["by_status"].get("success", 0)],
+            ["download success rate", f"{100 * (d['success_rate'] or 0):.1f}%"],
+        ]
     if stats["duplicates"]:
         dup = stats["duplicates"]
         rows.append(["duplicates", f"{dup['duplicates']:,} ({100 * (dup['rate'] or 0):.1f}%)"])
@@ -87,13 +118,20 @@ def _summary(stats: dict, recipe: str | None) -> str:
         pct = "n/a" if o["overlap_pct"] is None else f"{o['overlap_pct']:.2f}%"
         rows.append([f"overlap with {bench}", f"{o['eval_images_matched']:,} eval images ({pct})"])
     for name, r in stats["recipes"].items():
-        rows.append([f"recipe {name}: kept", f"{r['kept']:,} of {r['samples']:,} ({100 * (r['kept_rate'] or 0):.1f}%)"])
+        rows.append(
+            [
+                f"recipe {name}: kept",
+                f"{r['kept']:,} of {r['samples']:,} ({100 * (r['kept_rate'] or 0):.1f}%)",
+            ]
+        )
     html = "<h2>Summary</h2>" + table(["", ""], rows)
     if recipe:
         r = stats["recipes"][recipe]
         html += f"<h3>Drops by reason, recipe {esc(recipe)}</h3>" + table(
             ["reason", "samples", "for this reason alone"],
-            [[k, v, r["drops_by_reason_alone"][k]] for k, v in r["drops_by_reason"].items()], numeric=(1, 2))
+            [[k, v, r["drops_by_reason_alone"][k]] for k, v in r["drops_by_reason"].items()],
+            numeric=(1, 2),
+        )
     return html
 
 
@@ -107,12 +145,18 @@ def _plots(plots: dict[str, bytes]) -> str:
 def _failures(d: dict | None) -> str:
     if not d or not d["failures_by_class"]:
         return ""
-    html = "<h2>Download failures</h2>" + table(["error class", "rows"], [[k, v] for k, v in
-                                                                         d["failures_by_class"].items()], numeric=(1,))
-    hosts = [[h["host"], h["failed"], h["rows"], f"{100 * (h['failure_rate'] or 0):.0f}%", h["main_error"]]
-             for h in d["top_failing_hosts"]]
-    return html + "<h3>Top failing hosts</h3>" + table(["host", "failed", "rows", "failure rate", "main error"],
-                                                       hosts, numeric=(1, 2))
+    html = "<h2>Download failures</h2>" + table(
+        ["error class", "rows"], [[k, v] for k, v in d["failures_by_class"].items()], numeric=(1,)
+    )
+    hosts = [
+        [h["host"], h["failed"], h["rows"], f"{100 * (h['failure_rate'] or 0):.0f}%", h["main_error"]]
+        for h in d["top_failing_hosts"]
+    ]
+    return (
+        html
+        + "<h3>Top failing hosts</h3>"
+        + table(["host", "failed", "rows", "failure rate", "main error"], hosts, numeric=(1, 2))
+    )
 
 
 class _Galleries:
@@ -128,23 +172,30 @@ class _Galleries:
     def _thumbs(self, uids: list[str]) -> dict[str, str | None]:
         if not uids:
             return {}
-        rows = self._rows("SELECT uid, image FROM images WHERE status = 'success' AND uid IN (SELECT unnest(?))",
-                          sorted(set(uids)))
+        rows = self._rows(
+            "SELECT uid, image FROM images WHERE status = 'success' AND uid IN (SELECT unnest(?))",
+            sorted(set(uids)),
+        )
         out = {r["uid"]: thumbnail(r["image"]) for r in rows}
         self.thumbnails_made += sum(1 for v in out.values() if v)
         return out
 
     def kept(self, n: int) -> str:
         if self.recipe:
-            rows = self._rows("""SELECT s.uid, s.url, s.caption FROM decisions d JOIN samples s USING (uid)
+            rows = self._rows(
+                """SELECT s.uid, s.url, s.caption FROM decisions d JOIN samples s USING (uid)
                                  WHERE d.recipe = ? AND d.keep AND s.status = 'success' ORDER BY s.uid LIMIT ?""",
-                              self.recipe, n)
+                self.recipe,
+                n,
+            )
             title = f"Kept samples (recipe {esc(self.recipe)})"
         else:
-            rows = self._rows("SELECT uid, url, caption FROM samples WHERE status = 'success' ORDER BY uid LIMIT ?", n)
+            rows = self._rows(
+                "SELECT uid, url, caption FROM samples WHERE status = 'success' ORDER BY uid LIMIT ?", n
+            )
             title = "Downloaded samples (no recipe applied yet)"
         if not rows:
-            return f"<h2>{title}</h2><p class=\"muted\">none</p>"
+            return f'<h2>{title}</h2><p class="muted">none</p>'
         thumbs = self._thumbs([r["uid"] for r in rows])
         return f'<h2>{title}</h2><div class="gallery">{"".join(card(thumbs.get(r["uid"]), r) for r in rows)}</div>'
 
@@ -153,10 +204,15 @@ class _Galleries:
             return ""
         parts = [f"<h2>Dropped samples by reason (recipe {esc(self.recipe)})</h2>"]
         for reason, count in reasons.items():
-            rows = self._rows(f"""SELECT d.uid, d.reasons, s.url, s.caption, s.status, s.error_class
+            rows = self._rows(
+                f"""SELECT d.uid, d.reasons, s.url, s.caption, s.status, s.error_class
                                   FROM decisions d LEFT JOIN samples s USING (uid)
                                   WHERE d.recipe = ? AND NOT d.keep AND list_contains({REASON_SQL}, ?)
-                                  ORDER BY d.uid LIMIT ?""", self.recipe, reason, n)
+                                  ORDER BY d.uid LIMIT ?""",
+                self.recipe,
+                reason,
+                n,
+            )
             thumbs = self._thumbs([r["uid"] for r in rows])
             cards = []
             for r in rows:
@@ -164,11 +220,14 @@ class _Galleries:
                 if r["status"] not in (None, "success"):
                     why += f" ({r['status']}: {r['error_class'] or 'unknown'})"
                 cards.append(card(thumbs.get(r["uid"]), r, f'<div class="why">{esc(why)}</div>'))
-            parts.append(f"<h3>{esc(reason)}: {count:,} sample(s)</h3><div class=\"gallery\">{''.join(cards)}</div>")
+            parts.append(
+                f'<h3>{esc(reason)}: {count:,} sample(s)</h3><div class="gallery">{"".join(cards)}</div>'
+            )
         return "".join(parts)
 
     def duplicates(self, n: int, members: int = 6) -> str:
-        rows = self._rows("""WITH big AS (SELECT cluster_id, count(*) AS size FROM clusters GROUP BY 1 HAVING size > 1
+        rows = self._rows(
+            """WITH big AS (SELECT cluster_id, count(*) AS size FROM clusters GROUP BY 1 HAVING size > 1
                                           ORDER BY size DESC, cluster_id LIMIT ?),
                                  m AS (SELECT c.*, big.size, row_number() OVER (PARTITION BY c.cluster_id
                                               ORDER BY c.is_representative DESC, c.uid) AS k
@@ -176,7 +235,10 @@ class _Galleries:
                              SELECT m.uid, m.cluster_id, m.size, m.is_representative, m.duplicate_kind,
                                     m.distance_to_representative, s.url, s.caption
                              FROM m LEFT JOIN samples s USING (uid) WHERE k <= ?
-                             ORDER BY m.size DESC, m.cluster_id, k""", n, members)
+                             ORDER BY m.size DESC, m.cluster_id, k""",
+            n,
+            members,
+        )
         if not rows:
             return ""
         thumbs = self._thumbs([r["uid"] for r in rows])
@@ -186,21 +248,40 @@ class _Galleries:
                 if current is not None:
                     out.append("</div>")
                 current = r["cluster_id"]
-                out.append(f'<div class="row"><div class="muted">cluster {esc(current)}<br>{esc(r["size"])} samples</div>')
-            role = "representative" if r["is_representative"] else (
-                f"{r['duplicate_kind']} duplicate, distance {r['distance_to_representative']}")
+                out.append(
+                    f'<div class="row"><div class="muted">cluster {esc(current)}<br>{esc(r["size"])} samples</div>'
+                )
+            role = (
+                "representative"
+                if r["is_representative"]
+                else (f"{r['duplicate_kind']} duplicate, distance {r['distance_to_representative']}")
+            )
             out.append(card(thumbs.get(r["uid"]), r, f'<div class="why">{esc(role)}</div>'))
         return "".join(out) + "</div>"
 
     def matches(self, overlap: dict, n: int) -> str:
         if not overlap:
             return ""
-        summary = table(["benchmark", "eval images", "matched", "overlap %", "training samples flagged"],
-                        [[b, o["eval_images"], o["eval_images_matched"], o["overlap_pct"], o["training_samples_flagged"]]
-                         for b, o in overlap.items()], numeric=(1, 2, 3, 4))
-        rows = self._rows("""SELECT o.uid, o.benchmark, o.eval_id, o.distance, o.match_kind, s.url, s.caption
+        summary = table(
+            ["benchmark", "eval images", "matched", "overlap %", "training samples flagged"],
+            [
+                [
+                    b,
+                    o["eval_images"],
+                    o["eval_images_matched"],
+                    o["overlap_pct"],
+                    o["training_samples_flagged"],
+                ]
+                for b, o in overlap.items()
+            ],
+            numeric=(1, 2, 3, 4),
+        )
+        rows = self._rows(
+            """SELECT o.uid, o.benchmark, o.eval_id, o.distance, o.match_kind, s.url, s.caption
                              FROM overlap o LEFT JOIN samples s USING (uid) ORDER BY o.benchmark, o.eval_id, o.uid
-                             LIMIT ?""", n)
+                             LIMIT ?""",
+            n,
+        )
         thumbs = self._thumbs([r["uid"] for r in rows])
         paths = benchmark_paths(self.dataset)
         evals: dict[tuple[str, str], str | None] = {}
@@ -213,7 +294,9 @@ class _Galleries:
         for r in rows:
             distance = "" if r["distance"] is None else f", distance {r['distance']}"
             match = f'<div class="why">{esc(r["match_kind"])} match{esc(distance)}</div>'
-            eval_card = (f'<div class="card">{img(evals.get((r["benchmark"], r["eval_id"])), "eval image")}'
-                         f'<div>eval image {esc(r["benchmark"])}/{esc(r["eval_id"])}</div></div>')
+            eval_card = (
+                f'<div class="card">{img(evals.get((r["benchmark"], r["eval_id"])), "eval image")}'
+                f"<div>eval image {esc(r['benchmark'])}/{esc(r['eval_id'])}</div></div>"
+            )
             pairs.append(f'<div class="row">{card(thumbs.get(r["uid"]), r, match)}{eval_card}</div>')
         return "<h2>Benchmark overlap (training sample, then the eval image)</h2>" + summary + "".join(pairs)

@@ -23,8 +23,11 @@ def benchmark_paths(dataset: str) -> dict[str, str]:
     path = sidecar(Dataset(dataset).signals_dir("overlap"), "summary.json")
     if not storage.exists(path):
         return {}
-    return {name: entry["path"] for name, entry in storage.read_json(path).items()
-            if isinstance(entry, dict) and entry.get("path")}
+    return {
+        name: entry["path"]
+        for name, entry in storage.read_json(path).items()
+        if isinstance(entry, dict) and entry.get("path")
+    }
 
 
 def eval_images(path: str, eval_ids: list[str]) -> dict[str, bytes]:
@@ -73,8 +76,14 @@ def _parquet(path: str, eval_ids: list[str]) -> dict[str, bytes]:
 def _dataset(path: str, eval_ids: list[str]) -> dict[str, bytes]:
     con, _ = sql.open_views(path, trusted=True)  # only the query below
     try:
-        rows = con.sql("SELECT uid, image FROM images WHERE uid IN (SELECT unnest(?))",
-                       params=[sorted(set(eval_ids))]).to_arrow_table().to_pylist()
+        rows = (
+            con.sql(
+                "SELECT uid, image FROM images WHERE uid IN (SELECT unnest(?))",
+                params=[sorted(set(eval_ids))],
+            )
+            .to_arrow_table()
+            .to_pylist()
+        )
     finally:
         sql.close(con)
     return {r["uid"]: r["image"] for r in rows if r["image"]}

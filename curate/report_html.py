@@ -19,8 +19,10 @@ from curate import publish
 
 log = logging.getLogger(__name__)
 
-CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
-       "frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 THUMB_PX = 160
 MAX_SOURCE_PIXELS = 50_000_000  # refuse to decode bigger images (decompression bombs) in a report
 CAPTION_CHARS = 240
@@ -58,7 +60,7 @@ def link(url: str | None, text: str | None = None) -> str:
     except ValueError:
         scheme = ""
     if scheme not in ("http", "https") or any(c in url for c in "\r\n\t"):
-        shown = url if len(url) <= CAPTION_CHARS else url[:CAPTION_CHARS - 1] + "…"
+        shown = url if len(url) <= CAPTION_CHARS else url[: CAPTION_CHARS - 1] + "…"
         return f'<span class="badurl">{esc(shown)}</span>'
     return f'<a href="{esc(url)}" rel="noopener noreferrer nofollow">{esc(text if text is not None else url)}</a>'
 
@@ -94,20 +96,29 @@ def img(uri: str | None, alt: str, cls: str = "thumb") -> str:
 
 def caption(text: str | None) -> str:
     text = text or ""
-    short = text if len(text) <= CAPTION_CHARS else text[:CAPTION_CHARS - 1] + "…"
+    short = text if len(text) <= CAPTION_CHARS else text[: CAPTION_CHARS - 1] + "…"
     return f'<div class="cap">{esc(short)}</div>'
 
 
 def card(uri: str | None, sample: dict, extra: str = "") -> str:
     """One gallery tile: thumbnail, caption, uid, link to the source, and `extra` (already escaped HTML)."""
-    return (f'<div class="card">{img(uri, sample.get("caption") or "")}{caption(sample.get("caption"))}'
-            f'<div class="muted">{esc(sample["uid"][:12])} · {link(sample.get("url"), "source")}</div>{extra}</div>')
+    return (
+        f'<div class="card">{img(uri, sample.get("caption") or "")}{caption(sample.get("caption"))}'
+        f'<div class="muted">{esc(sample["uid"][:12])} · {link(sample.get("url"), "source")}</div>{extra}</div>'
+    )
 
 
 def table(headers: list[str], rows: list[list[object]], numeric: tuple[int, ...] = ()) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f'<td class="n">{esc(_fmt(v))}</td>' if i in numeric else f"<td>{esc(_fmt(v))}</td>"
-                                    for i, v in enumerate(r)) + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="n">{esc(_fmt(v))}</td>' if i in numeric else f"<td>{esc(_fmt(v))}</td>"
+            for i, v in enumerate(r)
+        )
+        + "</tr>"
+        for r in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -123,9 +134,11 @@ def _fmt(v: object) -> str:
 
 def page(title: str, body: str) -> str:
     """The whole document; its generator tag lets a later `curate report` recognise the file as its own."""
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"{publish.file_signature('report')}"
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-            '<meta name="referrer" content="no-referrer">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>{body}</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"{publish.file_signature('report')}"
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="referrer" content="no-referrer">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>{body}</body></html>\n"
+    )

@@ -74,7 +74,9 @@ def make_plots(stats: dict, recipe: str | None) -> dict[str, bytes]:
     if d:
         plots["download outcome"] = _top("download outcome", d["by_status"])
         plots["failures by class"] = _top("failures by error class", d["failures_by_class"])
-        plots["top failing hosts"] = _top("top failing hosts", {h["host"]: h["failed"] for h in d["top_failing_hosts"]})
+        plots["top failing hosts"] = _top(
+            "top failing hosts", {h["host"]: h["failed"] for h in d["top_failing_hosts"]}
+        )
     images = stats.get("images")
     if images:
         plots["shorter side"] = _histogram("image shorter side (px)", images["shorter_side"], "pixels")

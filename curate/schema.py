@@ -37,7 +37,9 @@ def uid_digests(pairs: Iterable[tuple[str | None, str | None]]) -> bytes:
     """`uid_digest` of many (url, caption) pairs, concatenated: the batch form for millions of rows."""
     blake2b = hashlib.blake2b
     return b"".join(
-        blake2b(f"{url or ''}\x1f{caption or ''}".encode("utf-8", "surrogatepass"), digest_size=UID_BYTES).digest()
+        blake2b(
+            f"{url or ''}\x1f{caption or ''}".encode("utf-8", "surrogatepass"), digest_size=UID_BYTES
+        ).digest()
         for url, caption in pairs
     )
 
@@ -141,14 +143,19 @@ def _arrow_schemas() -> dict[str, Any]:
     ]
     MANIFEST_SCHEMA = pa.schema(MANIFEST_FIELDS)
     # Manifest parts `curate crawl` writes: the manifest columns and where each pair was found.
-    CRAWL_SCHEMA = with_extra_columns(MANIFEST_SCHEMA, pa.schema([
-        pa.field("page_url", pa.string()),
-        pa.field("page_lang", pa.string()),
-        pa.field("crawl_time", pa.timestamp("ms", tz="UTC")),
-        pa.field("source", pa.string()),
-        pa.field("width", pa.int32()),
-        pa.field("height", pa.int32()),
-    ]))
+    CRAWL_SCHEMA = with_extra_columns(
+        MANIFEST_SCHEMA,
+        pa.schema(
+            [
+                pa.field("page_url", pa.string()),
+                pa.field("page_lang", pa.string()),
+                pa.field("crawl_time", pa.timestamp("ms", tz="UTC")),
+                pa.field("source", pa.string()),
+                pa.field("width", pa.int32()),
+                pa.field("height", pa.int32()),
+            ]
+        ),
+    )
     SHARD_FIELDS = [
         pa.field("uid", pa.string(), nullable=False),
         pa.field("url", pa.string()),
@@ -191,85 +198,121 @@ def _arrow_schemas() -> dict[str, Any]:
     )
 
     # signals/<name>/NNNNN.parquet, one set per SIGNAL_NAMES entry.
-    IMAGE_SCHEMA = pa.schema([
-        uid,
-        pa.field("width", pa.int32()),
-        pa.field("height", pa.int32()),
-        pa.field("aspect", pa.float32()),  # long side / short side of the original image, >= 1
-        pa.field("bytes", pa.int64()),
-        pa.field("format", pa.string()),
-        pa.field("original_width", pa.int32()),
-        pa.field("original_height", pa.int32()),
-        pa.field("mean_luma", pa.float32()),  # 0-255, on the thumbnail
-        pa.field("luma_std", pa.float32()),
-        pa.field("is_blank", pa.bool_()),
-    ])
-    HASHES_SCHEMA = pa.schema([
-        uid,
-        pa.field("sha256", pa.string()),
-        pa.field("phash", pa.int64()),  # 64-bit DCT pHash bit pattern as signed int64 (curate.annotate.phash)
-        pa.field("thumb", pa.binary(192)),  # 8x8 RGB block means, row-major, to verify pHash candidate pairs
-    ])
-    LANGUAGE_SCHEMA = pa.schema([
-        uid,
-        pa.field("language", pa.string()),
-        pa.field("language_score", pa.float32()),
-        pa.field("language_backend", pa.string()),
-    ])
-    CAPTION_SCHEMA = pa.schema([
-        uid,
-        pa.field("caption_chars", pa.int32()),
-        pa.field("caption_words", pa.int32()),
-        pa.field("caption_is_filename", pa.bool_()),
-        pa.field("caption_is_url", pa.bool_()),
-        pa.field("caption_has_html", pa.bool_()),
-        pa.field("caption_is_boilerplate", pa.bool_()),
-    ])
+    IMAGE_SCHEMA = pa.schema(
+        [
+            uid,
+            pa.field("width", pa.int32()),
+            pa.field("height", pa.int32()),
+            pa.field("aspect", pa.float32()),  # long side / short side of the original image, >= 1
+            pa.field("bytes", pa.int64()),
+            pa.field("format", pa.string()),
+            pa.field("original_width", pa.int32()),
+            pa.field("original_height", pa.int32()),
+            pa.field("mean_luma", pa.float32()),  # 0-255, on the thumbnail
+            pa.field("luma_std", pa.float32()),
+            pa.field("is_blank", pa.bool_()),
+        ]
+    )
+    HASHES_SCHEMA = pa.schema(
+        [
+            uid,
+            pa.field("sha256", pa.string()),
+            pa.field(
+                "phash", pa.int64()
+            ),  # 64-bit DCT pHash bit pattern as signed int64 (curate.annotate.phash)
+            pa.field(
+                "thumb", pa.binary(192)
+            ),  # 8x8 RGB block means, row-major, to verify pHash candidate pairs
+        ]
+    )
+    LANGUAGE_SCHEMA = pa.schema(
+        [
+            uid,
+            pa.field("language", pa.string()),
+            pa.field("language_score", pa.float32()),
+            pa.field("language_backend", pa.string()),
+        ]
+    )
+    CAPTION_SCHEMA = pa.schema(
+        [
+            uid,
+            pa.field("caption_chars", pa.int32()),
+            pa.field("caption_words", pa.int32()),
+            pa.field("caption_is_filename", pa.bool_()),
+            pa.field("caption_is_url", pa.bool_()),
+            pa.field("caption_has_html", pa.bool_()),
+            pa.field("caption_is_boilerplate", pa.bool_()),
+        ]
+    )
     ALT_TEXT_SCHEMA = pa.schema([uid, pa.field("laion_alt_chars", pa.int32())])  # 0: null or empty caption
-    NSFW_SCHEMA = pa.schema([
-        uid,
-        pa.field("nsfw_image", pa.float32()),  # P(nsfw) from open_nsfw, null when there is no decodable image
-        pa.field("nsfw_text", pa.float32()),  # 0-1 from curate/data/nsfw_terms.txt (0 for an empty caption)
-        pa.field("nsfw_text_terms", pa.list_(pa.string())),
-    ])
+    NSFW_SCHEMA = pa.schema(
+        [
+            uid,
+            pa.field(
+                "nsfw_image", pa.float32()
+            ),  # P(nsfw) from open_nsfw, null when there is no decodable image
+            pa.field(
+                "nsfw_text", pa.float32()
+            ),  # 0-1 from curate/data/nsfw_terms.txt (0 for an empty caption)
+            pa.field("nsfw_text_terms", pa.list_(pa.string())),
+        ]
+    )
     CONCEPTS_SCHEMA = pa.schema([uid, pa.field("concept_ids", pa.list_(pa.int32()))])
     # signals/concepts/_entries/entries.parquet: the entry list the concept_ids index.
-    CONCEPT_ENTRIES_SCHEMA = pa.schema([
-        pa.field("id", pa.int32(), nullable=False),
-        pa.field("entry", pa.string(), nullable=False),
-        pa.field("lang", pa.string()),
-    ])
+    CONCEPT_ENTRIES_SCHEMA = pa.schema(
+        [
+            pa.field("id", pa.int32(), nullable=False),
+            pa.field("entry", pa.string(), nullable=False),
+            pa.field("lang", pa.string()),
+        ]
+    )
 
     CLIP_SCHEMA = clip_schema(512)  # ViT-B-32's width; the written files carry their model's embed_dim
-    _SIGNAL_SCHEMA_LIST = (IMAGE_SCHEMA, HASHES_SCHEMA, LANGUAGE_SCHEMA, CAPTION_SCHEMA, ALT_TEXT_SCHEMA,
-                           NSFW_SCHEMA, CONCEPTS_SCHEMA, CLIP_SCHEMA)
+    _SIGNAL_SCHEMA_LIST = (
+        IMAGE_SCHEMA,
+        HASHES_SCHEMA,
+        LANGUAGE_SCHEMA,
+        CAPTION_SCHEMA,
+        ALT_TEXT_SCHEMA,
+        NSFW_SCHEMA,
+        CONCEPTS_SCHEMA,
+        CLIP_SCHEMA,
+    )
     SIGNAL_SCHEMAS = dict(zip(SIGNAL_NAMES, _SIGNAL_SCHEMA_LIST, strict=True))
 
     # signals/dedup/clusters.parquet (curate dedup): one row per sample in a cluster of two or more.
-    CLUSTERS_SCHEMA = pa.schema([
-        uid,
-        pa.field("cluster_id", pa.int64(), nullable=False),
-        pa.field("representative_uid", pa.string(), nullable=False),
-        pa.field("is_representative", pa.bool_(), nullable=False),
-        pa.field("duplicate_kind", pa.string()),  # a DUPLICATE_KINDS value; null for the representative
-        pa.field("distance_to_representative", pa.int16()),
-        pa.field("against_dataset", pa.string()),  # set when the representative lives in another dataset
-    ])
+    CLUSTERS_SCHEMA = pa.schema(
+        [
+            uid,
+            pa.field("cluster_id", pa.int64(), nullable=False),
+            pa.field("representative_uid", pa.string(), nullable=False),
+            pa.field("is_representative", pa.bool_(), nullable=False),
+            pa.field("duplicate_kind", pa.string()),  # a DUPLICATE_KINDS value; null for the representative
+            pa.field("distance_to_representative", pa.int16()),
+            pa.field("against_dataset", pa.string()),  # set when the representative lives in another dataset
+        ]
+    )
 
     # signals/overlap/<benchmark>.parquet and <benchmark>.eval.parquet (curate overlap).
-    MATCHES_SCHEMA = pa.schema([
-        uid,
-        pa.field("benchmark", pa.string(), nullable=False),
-        pa.field("eval_id", pa.string(), nullable=False),
-        pa.field("distance", pa.int16()),  # Hamming distance of the hashes; null for caption matches
-        pa.field("match_kind", pa.string(), nullable=False),  # image | caption
-    ])
-    EVAL_SCHEMA = pa.schema([
-        pa.field("eval_id", pa.string(), nullable=False),
-        pa.field("label", pa.string()),
-        pa.field("overlapping", pa.bool_(), nullable=False),
-        pa.field("error", pa.string()),  # why the image could not be hashed (then it cannot overlap by image)
-    ])
+    MATCHES_SCHEMA = pa.schema(
+        [
+            uid,
+            pa.field("benchmark", pa.string(), nullable=False),
+            pa.field("eval_id", pa.string(), nullable=False),
+            pa.field("distance", pa.int16()),  # Hamming distance of the hashes; null for caption matches
+            pa.field("match_kind", pa.string(), nullable=False),  # image | caption
+        ]
+    )
+    EVAL_SCHEMA = pa.schema(
+        [
+            pa.field("eval_id", pa.string(), nullable=False),
+            pa.field("label", pa.string()),
+            pa.field("overlapping", pa.bool_(), nullable=False),
+            pa.field(
+                "error", pa.string()
+            ),  # why the image could not be hashed (then it cannot overlap by image)
+        ]
+    )
     return {name: value for name, value in locals().items() if name.isupper()}
 
 

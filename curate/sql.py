@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 # columns (all NULL) to the `signals` view, so queries written for a finished dataset run on a partial one.
 SIGNAL_SETS: dict[str, pa.Schema] = {
     name: SIGNAL_SCHEMAS[name].remove(SIGNAL_SCHEMAS[name].get_field_index("uid"))
-    for name in SIGNAL_NAMES if name not in OPT_IN_SIGNALS
+    for name in SIGNAL_NAMES
+    if name not in OPT_IN_SIGNALS
 }
 # Folders under signals/ that hold global (not per-shard) outputs with their own views.
 GLOBAL_SIGNALS = ("dedup", "overlap")
@@ -71,19 +72,29 @@ class ViewInfo:
 
 _DESCRIPTIONS = {
     "manifest": ("manifest rows: uid, url, caption, status, source columns", "curate manifest"),
-    "samples": ("download shards without image bytes (one row per manifest row, failures included)",
-                "curate download"),
-    "images": ("download shards with the image bytes (slow: select only the rows you need)", "curate download"),
+    "samples": (
+        "download shards without image bytes (one row per manifest row, failures included)",
+        "curate download",
+    ),
+    "images": (
+        "download shards with the image bytes (slow: select only the rows you need)",
+        "curate download",
+    ),
     "signals": ("all per-sample signals joined on uid", "curate annotate"),
     "clusters": ("duplicate clusters: representative and duplicate kind per sample", "curate dedup"),
     "overlap": ("training samples matching a benchmark image or caption", "curate overlap"),
-    "eval_images": ("benchmark eval images overlap searched for, with their overlapping flag", "curate overlap"),
+    "eval_images": (
+        "benchmark eval images overlap searched for, with their overlapping flag",
+        "curate overlap",
+    ),
     "decisions": ("keep/drop and reasons per uid, one row per uid and recipe", "curate filter"),
     "takedowns": ("consent requests honoured", "curate takedown"),
 }
 VIEW_NAMES = tuple(_DESCRIPTIONS)
-_DOCUMENTED_COLUMNS = {"samples": SHARD_SCHEMA.remove(SHARD_SCHEMA.get_field_index("image")),
-                       "images": SHARD_SCHEMA}
+_DOCUMENTED_COLUMNS = {
+    "samples": SHARD_SCHEMA.remove(SHARD_SCHEMA.get_field_index("image")),
+    "images": SHARD_SCHEMA,
+}
 
 
 def connect(dataset: str, *, threads: int | None = None) -> duckdb.DuckDBPyConnection:
@@ -91,8 +102,9 @@ def connect(dataset: str, *, threads: int | None = None) -> duckdb.DuckDBPyConne
     return open_views(dataset, threads=threads)[0]
 
 
-def open_views(dataset: str, *, threads: int | None = None, trusted: bool = False,
-               views: set[str] | None = None) -> tuple[duckdb.DuckDBPyConnection, list[ViewInfo]]:
+def open_views(
+    dataset: str, *, threads: int | None = None, trusted: bool = False, views: set[str] | None = None
+) -> tuple[duckdb.DuckDBPyConnection, list[ViewInfo]]:
     """`connect` plus the description of every view (for `--schema` and error messages).
 
     `trusted`: the caller runs read statements only (curate's own queries, or SQL that passed
@@ -118,8 +130,11 @@ def open_views(dataset: str, *, threads: int | None = None, trusted: bool = Fals
         con.register_filesystem(rofs)
     install_url_host(con)  # SQL helper url_host(url): the one host rule of curate.urls
     builder = _ViewBuilder(con, ds, rofs)
-    sets = [builder.build_signal_set(name) for name in builder.signal_set_names()
-            if views is None or "signals" in views or f"signals_{name}" in views]
+    sets = [
+        builder.build_signal_set(name)
+        for name in builder.signal_set_names()
+        if views is None or "signals" in views or f"signals_{name}" in views
+    ]
     infos = []
     for name in VIEW_NAMES:
         if views is None or name in views:
@@ -132,8 +147,13 @@ def open_views(dataset: str, *, threads: int | None = None, trusted: bool = Fals
         con.execute(f"SET allowed_directories = [{_quote(rofs.url(rofs.root.rstrip('/') + '/'))}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
-    log.debug("opened %s (%s): %d views over %d files", ds.root, "native" if native else "read-only filesystem",
-              len(infos), len(builder.files_read))
+    log.debug(
+        "opened %s (%s): %d views over %d files",
+        ds.root,
+        "native" if native else "read-only filesystem",
+        len(infos),
+        len(builder.files_read),
+    )
     return con, infos
 
 
@@ -190,8 +210,10 @@ class _ViewBuilder:
         try:
             self.con.execute(f"CREATE OR REPLACE VIEW {_ident(view)} AS {sql}")
         except duckdb.Error as exc:
-            raise CurateError(f"cannot open the `{view}` view of {self.ds.root}: {str(exc).strip()}. A file it reads "
-                              f"is damaged or not Parquet: delete it and rerun `{fix}` to rebuild it") from None
+            raise CurateError(
+                f"cannot open the `{view}` view of {self.ds.root}: {str(exc).strip()}. A file it reads "
+                f"is damaged or not Parquet: delete it and rerun `{fix}` to rebuild it"
+            ) from None
 
     # sources ---------------------------------------------------------------------------------------
 
@@ -215,9 +237,13 @@ class _ViewBuilder:
     def _view_columns(self, view: str) -> list[tuple[str, str]]:
         """(name, type) of a view from the catalog: CREATE VIEW bound it already; DESCRIBE would bind it
         again, reading every file footer a second time."""
-        return [(r[0], r[1]) for r in self.con.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index",
-            [view]).fetchall()]
+        return [
+            (r[0], r[1])
+            for r in self.con.execute(
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index",
+                [view],
+            ).fetchall()
+        ]
 
     def _columns(self, source: str) -> list[str]:
         return [r[0] for r in self.con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
@@ -235,8 +261,10 @@ class _ViewBuilder:
             return _empty(pa.schema([("shard", pa.string()), *schema])), 0
         dropped = ", ".join(_quote(c) for c in ([_FILE_COL] if with_image else [_FILE_COL, "image"]))
         # COLUMNS(lambda) drops `image` whether or not a file has it, without binding the files twice.
-        return (f"SELECT {_KEY} AS shard, COLUMNS(lambda c: c NOT IN ({dropped})) "
-                f"FROM {self._read(shards, with_file=True)}"), len(shards)
+        return (
+            f"SELECT {_KEY} AS shard, COLUMNS(lambda c: c NOT IN ({dropped})) "
+            f"FROM {self._read(shards, with_file=True)}"
+        ), len(shards)
 
     def _samples(self) -> tuple[str, int]:
         return self._shards(with_image=False)
@@ -248,8 +276,14 @@ class _ViewBuilder:
         """The documented signal sets, then any other folder under signals/ (a newer annotator's)."""
         root = storage.join(self.ds.root, "signals")
         fs, inner = storage.url_to_fs(root)
-        names = sorted(p.rstrip("/").rpartition("/")[2] for p in fs.ls(inner, detail=False)) if fs.exists(inner) else []
-        names = [n for n in names if n not in GLOBAL_SIGNALS and not n.startswith(".") and n not in SIGNAL_SETS]
+        names = (
+            sorted(p.rstrip("/").rpartition("/")[2] for p in fs.ls(inner, detail=False))
+            if fs.exists(inner)
+            else []
+        )
+        names = [
+            n for n in names if n not in GLOBAL_SIGNALS and not n.startswith(".") and n not in SIGNAL_SETS
+        ]
         return list(SIGNAL_SETS) + names
 
     def build_signal_set(self, name: str) -> ViewInfo:
@@ -263,8 +297,13 @@ class _ViewBuilder:
             sql = _empty(pa.schema([("uid", pa.string()), *SIGNAL_SETS.get(name, [])]))
         self._create(view, sql, "curate annotate")
         columns = self._view_columns(view)
-        return ViewInfo(view, f"signals/{name} alone, one row per sample (faster than the joined `signals`)",
-                        len(paths), "curate annotate", columns)
+        return ViewInfo(
+            view,
+            f"signals/{name} alone, one row per sample (faster than the joined `signals`)",
+            len(paths),
+            "curate annotate",
+            columns,
+        )
 
     def _signals(self) -> tuple[str, int]:
         selects, joins, seen = ["uid"], [], {"uid"}
@@ -356,7 +395,7 @@ def check_read_query(query: str) -> None:
     """
     statements = duckdb.extract_statements(query)  # raises duckdb.ParserException on bad syntax
     if not statements:
-        raise CurateError("the query is empty: pass one SQL statement, e.g. \"SELECT count(*) FROM samples\"")
+        raise CurateError('the query is empty: pass one SQL statement, e.g. "SELECT count(*) FROM samples"')
     for statement in statements:
         kind = statement.type.name
         if kind == "EXPLAIN":  # EXPLAIN ANALYZE runs its statement: that one must be a read too
@@ -364,8 +403,10 @@ def check_read_query(query: str) -> None:
             kinds = [s.type.name for s in duckdb.extract_statements(inner)]
             kind = "SELECT" if kinds == ["SELECT"] else f"EXPLAIN of {', '.join(kinds) or 'nothing'}"
         if kind != "SELECT":
-            raise CurateError(f"{kind} statements are not allowed: curate sql is read-only (use SELECT, WITH, "
-                              "DESCRIBE, SHOW, SUMMARIZE or EXPLAIN; to save a result use --format and -o FILE)")
+            raise CurateError(
+                f"{kind} statements are not allowed: curate sql is read-only (use SELECT, WITH, "
+                "DESCRIBE, SHOW, SUMMARIZE or EXPLAIN; to save a result use --format and -o FILE)"
+            )
 
 
 def schema_text(infos: list[ViewInfo], compact: bool = False) -> str:

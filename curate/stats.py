@@ -31,8 +31,18 @@ TOP_LANGUAGES = 15
 SECTION_WORKERS = 2
 
 
-STATS_VIEWS = ("manifest", "samples", "signals_caption", "signals_language", "signals_nsfw", "clusters", "overlap",
-               "eval_images", "decisions", "takedowns")
+STATS_VIEWS = (
+    "manifest",
+    "samples",
+    "signals_caption",
+    "signals_language",
+    "signals_nsfw",
+    "clusters",
+    "overlap",
+    "eval_images",
+    "decisions",
+    "takedowns",
+)
 
 
 @dataclass(frozen=True)
@@ -48,26 +58,33 @@ IMAGE_DISTS = (
     Dist("width", "width", (0, 64, 128, 256, 512, 1024, 2048)),
     Dist("height", "height", (0, 64, 128, 256, 512, 1024, 2048)),
     Dist("shorter_side", "least(width, height)", (0, 64, 128, 200, 256, 512, 1024)),
-    Dist("aspect", "greatest(width, height)::DOUBLE / nullif(least(width, height), 0)",
-         (1, 1.25, 1.5, 2, 3, 5)),
+    Dist(
+        "aspect", "greatest(width, height)::DOUBLE / nullif(least(width, height), 0)", (1, 1.25, 1.5, 2, 3, 5)
+    ),
     Dist("bytes", "bytes", (0, 10_000, 30_000, 100_000, 300_000, 1_000_000)),
 )
 CAPTION_CHAR_EDGES = (0, 1, 10, 20, 40, 80, 160, 320)
 CAPTION_WORD_EDGES = (0, 1, 2, 3, 5, 10, 20, 40)
 CAPTION_DISTS = (  # from the shards, before `curate annotate`: words are space-separated runs
     Dist("chars", "length(caption)", CAPTION_CHAR_EDGES),
-    Dist("words", "CASE WHEN trim(coalesce(caption, '')) = '' THEN 0 "
-                  "ELSE len(list_filter(string_split(trim(caption), ' '), lambda w: w <> '')) END",
-         CAPTION_WORD_EDGES),
+    Dist(
+        "words",
+        "CASE WHEN trim(coalesce(caption, '')) = '' THEN 0 "
+        "ELSE len(list_filter(string_split(trim(caption), ' '), lambda w: w <> '')) END",
+        CAPTION_WORD_EDGES,
+    ),
 )
-SIGNAL_CAPTION_DISTS = (Dist("chars", "caption_chars", CAPTION_CHAR_EDGES),
-                        Dist("words", "caption_words", CAPTION_WORD_EDGES))
+SIGNAL_CAPTION_DISTS = (
+    Dist("chars", "caption_chars", CAPTION_CHAR_EDGES),
+    Dist("words", "caption_words", CAPTION_WORD_EDGES),
+)
 SCORE_EDGES = tuple(i / 10 for i in range(11))
 NSFW_DISTS = (Dist("image", "nsfw_image", SCORE_EDGES[:-1]), Dist("text", "nsfw_text", SCORE_EDGES[:-1]))
 
 
-def compute_stats(dataset: str, recipe: str | None = None, *, threads: int | None = None,
-                  targets: str | None = None) -> dict:
+def compute_stats(
+    dataset: str, recipe: str | None = None, *, threads: int | None = None, targets: str | None = None
+) -> dict:
     """Dataset-card numbers for `dataset`; the recipes section holds `recipe` only, or every recipe.
 
     `coverage` holds the concept coverage card of each balanced recipe (curate.coverage), with sample
@@ -80,15 +97,18 @@ def compute_stats(dataset: str, recipe: str | None = None, *, threads: int | Non
         files = {info.name: info.files for info in infos}
         recipes = _recipe_names(con) if files["decisions"] else []
         if recipe is not None and recipe not in recipes:
-            raise CurateError(f"recipe {recipe!r} has no decisions in {dataset}: run `curate filter {dataset} "
-                              f"--recipe {recipe}` first" + (f" (decided recipes: {', '.join(recipes)})"
-                                                             if recipes else ""))
+            raise CurateError(
+                f"recipe {recipe!r} has no decisions in {dataset}: run `curate filter {dataset} "
+                f"--recipe {recipe}` first" + (f" (decided recipes: {', '.join(recipes)})" if recipes else "")
+            )
         ds = Dataset(str(dataset))
         sections: dict[str, Callable[[duckdb.DuckDBPyConnection], object] | None] = {
             "manifest": _manifest if files["manifest"] else None,
             "download": partial(_download, ds=ds) if files["samples"] else None,
             "images": _images if files["samples"] else None,
-            "captions": partial(_captions, annotated=files["signals_caption"] > 0) if files["samples"] else None,
+            "captions": partial(_captions, annotated=files["signals_caption"] > 0)
+            if files["samples"]
+            else None,
             "language": _language if files["signals_language"] else None,
             "nsfw": _nsfw if files["signals_nsfw"] else None,
             "duplicates": _duplicates if files["clusters"] else None,
@@ -126,7 +146,7 @@ def _run_sections(con: duckdb.DuckDBPyConnection, sections: dict, workers: int) 
 
 def _one(con: duckdb.DuckDBPyConnection, query: str) -> dict:
     cur = con.execute(query)
-    return dict(zip([c[0] for c in cur.description], cur.fetchall()[0]))
+    return dict(zip([c[0] for c in cur.description], cur.fetchall()[0], strict=False))
 
 
 def _pairs(con: duckdb.DuckDBPyConnection, query: str) -> dict:
@@ -144,9 +164,15 @@ def _dist_sql(d: Dist) -> str:
     into [lo, hi) bins. It is four times faster than one count(*) FILTER per bin (measured at 1M rows).
     """
     bounds = ", ".join(repr(math.nextafter(float(e), -math.inf)) for e in d.edges[1:])
-    return ", ".join([f"count({d.expr}) AS {d.key}__n", f"min({d.expr})::DOUBLE AS {d.key}__min",
-                      f"max({d.expr})::DOUBLE AS {d.key}__max", f"avg({d.expr})::DOUBLE AS {d.key}__mean",
-                      f"histogram(({d.expr})::DOUBLE, [{bounds}]) AS {d.key}__h"])
+    return ", ".join(
+        [
+            f"count({d.expr}) AS {d.key}__n",
+            f"min({d.expr})::DOUBLE AS {d.key}__min",
+            f"max({d.expr})::DOUBLE AS {d.key}__max",
+            f"avg({d.expr})::DOUBLE AS {d.key}__mean",
+            f"histogram(({d.expr})::DOUBLE, [{bounds}]) AS {d.key}__h",
+        ]
+    )
 
 
 def _dists(con: duckdb.DuckDBPyConnection, dists: tuple[Dist, ...], source: str, where: str = "true") -> dict:
@@ -157,19 +183,22 @@ def _dists(con: duckdb.DuckDBPyConnection, dists: tuple[Dist, ...], source: str,
     """
     q = ", ".join(str(p) for p in QUANTILES)
     quantiles = ", ".join(f"quantile_cont({d.expr}, [{q}]) AS {d.key}__q" for d in dists)
-    row = _one(con, f"SELECT {', '.join(_dist_sql(d) for d in dists)}, {quantiles} FROM {source} WHERE {where}")
+    row = _one(
+        con, f"SELECT {', '.join(_dist_sql(d) for d in dists)}, {quantiles} FROM {source} WHERE {where}"
+    )
     return {d.key: _dist_out(row, d) for d in dists}
 
 
 def _dist_out(row: dict, d: Dist) -> dict:
     n = int(row[f"{d.key}__n"])
     q = row[f"{d.key}__q"] or []
-    labels = [f"{_num(lo)}-{_num(hi)}" for lo, hi in zip(d.edges, d.edges[1:])] + [f">={_num(d.edges[-1])}"]
+    labels = [f"{_num(lo)}-{_num(hi)}" for lo, hi in zip(d.edges, d.edges[1:], strict=False)] + [f">={_num(d.edges[-1])}"]
     return {
         "count": n,
-        "min": _round(row[f"{d.key}__min"]), "max": _round(row[f"{d.key}__max"]),
+        "min": _round(row[f"{d.key}__min"]),
+        "max": _round(row[f"{d.key}__max"]),
         "mean": _round(row[f"{d.key}__mean"]),
-        "quantiles": {f"p{int(p * 100)}": _round(v) for p, v in zip(QUANTILES, q)},
+        "quantiles": {f"p{int(p * 100)}": _round(v) for p, v in zip(QUANTILES, q, strict=False)},
         "histogram": {"edges": list(d.edges), "labels": labels, "counts": _bins(row[f"{d.key}__h"], d.edges)},
     }
 
@@ -196,6 +225,7 @@ def _round(v: float | None) -> float | None:
 
 # sections -----------------------------------------------------------------------------------------
 
+
 def _manifest(con: duckdb.DuckDBPyConnection) -> dict:
     by_status = _pairs(con, "SELECT status, count(*) FROM manifest GROUP BY 1 ORDER BY 2 DESC")
     return {"rows": sum(by_status.values()), "by_status": by_status}
@@ -204,7 +234,9 @@ def _manifest(con: duckdb.DuckDBPyConnection) -> dict:
 def _download(con: duckdb.DuckDBPyConnection, *, ds: Dataset) -> dict:
     statuses: Counter[str] = Counter()
     errors: Counter[str] = Counter()
-    for status, error, n in con.execute("SELECT status, error_class, count(*) FROM samples GROUP BY ALL").fetchall():
+    for status, error, n in con.execute(
+        "SELECT status, error_class, count(*) FROM samples GROUP BY ALL"
+    ).fetchall():
         statuses[status or "null"] += n
         if status != "success":
             errors[error or "unknown"] += n
@@ -240,8 +272,16 @@ def _failing_hosts(con: duckdb.DuckDBPyConnection) -> list[dict]:
         SELECT host, sum(n) FILTER (WHERE failed) AS f, sum(n),
                first(error_class ORDER BY n DESC, error_class) FILTER (WHERE failed)
         FROM g GROUP BY 1 HAVING f > 0 ORDER BY f DESC, host LIMIT {TOP_HOSTS}""").fetchall()
-    return [{"host": h or "(no host)", "failed": int(f), "rows": int(n), "failure_rate": _rate(int(f), int(n)),
-             "main_error": e} for h, f, n, e in rows]
+    return [
+        {
+            "host": h or "(no host)",
+            "failed": int(f),
+            "rows": int(n),
+            "failure_rate": _rate(int(f), int(n)),
+            "main_error": e,
+        }
+        for h, f, n, e in rows
+    ]
 
 
 def _stats_files(ds: Dataset) -> dict:
@@ -259,8 +299,10 @@ def _stats_files(ds: Dataset) -> dict:
 def _images(con: duckdb.DuckDBPyConnection) -> dict:
     out = _dists(con, IMAGE_DISTS, "samples", "status = 'success'")
     out["count"] = out["width"]["count"]
-    out["formats"] = _pairs(con, "SELECT image_format, count(*) FROM samples WHERE status = 'success' "
-                                 "GROUP BY 1 ORDER BY 2 DESC, 1")
+    out["formats"] = _pairs(
+        con,
+        "SELECT image_format, count(*) FROM samples WHERE status = 'success' GROUP BY 1 ORDER BY 2 DESC, 1",
+    )
     return out
 
 
@@ -268,32 +310,48 @@ def _captions(con: duckdb.DuckDBPyConnection, *, annotated: bool) -> dict:
     """Lengths from the caption signals when annotated (their word rule), else from the shards (spaces)."""
     if annotated:
         out = _dists(con, SIGNAL_CAPTION_DISTS, "signals_caption")
-        counts = _one(con, "SELECT count(*) FILTER (WHERE coalesce(caption_chars, 0) = 0) AS empty, "
-                           "count(*) FILTER (WHERE caption_is_filename) AS filename, "
-                           "count(*) FILTER (WHERE caption_is_url) AS url, "
-                           "count(*) FILTER (WHERE caption_has_html) AS html, "
-                           "count(*) FILTER (WHERE caption_is_boilerplate) AS boilerplate FROM signals_caption")
+        counts = _one(
+            con,
+            "SELECT count(*) FILTER (WHERE coalesce(caption_chars, 0) = 0) AS empty, "
+            "count(*) FILTER (WHERE caption_is_filename) AS filename, "
+            "count(*) FILTER (WHERE caption_is_url) AS url, "
+            "count(*) FILTER (WHERE caption_has_html) AS html, "
+            "count(*) FILTER (WHERE caption_is_boilerplate) AS boilerplate FROM signals_caption",
+        )
         out["empty"] = int(counts.pop("empty"))
         out["flags"] = {k: int(v) for k, v in counts.items()}
         return out
     out = _dists(con, CAPTION_DISTS, "samples")
-    out["empty"] = int(_one(con, "SELECT count(*) FILTER (WHERE trim(coalesce(caption, '')) = '') AS n "
-                                 "FROM samples")["n"])
+    out["empty"] = int(
+        _one(con, "SELECT count(*) FILTER (WHERE trim(coalesce(caption, '')) = '') AS n FROM samples")["n"]
+    )
     return out
 
 
 def _language(con: duckdb.DuckDBPyConnection) -> dict | None:
-    counts = con.execute("SELECT coalesce(language, 'unknown') AS language, count(*), avg(language_score) "
-                     "FROM signals_language GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
+    counts = con.execute(
+        "SELECT coalesce(language, 'unknown') AS language, count(*), avg(language_score) "
+        "FROM signals_language GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).fetchall()
     total = sum(int(n) for _, n, _ in counts)
-    backends = _pairs(con, "SELECT language_backend, count(*) FROM signals_language WHERE language_backend IS NOT NULL "
-                           "GROUP BY 1 ORDER BY 2 DESC")
+    backends = _pairs(
+        con,
+        "SELECT language_backend, count(*) FROM signals_language WHERE language_backend IS NOT NULL "
+        "GROUP BY 1 ORDER BY 2 DESC",
+    )
     if not backends:
         return None
-    top = [{"language": lang, "count": int(n), "share": _rate(int(n), total), "mean_score": _round(s)}
-           for lang, n, s in counts[:TOP_LANGUAGES]]
-    return {"samples": total, "backends": backends, "distinct": len(counts), "top": top,
-            "other": sum(int(n) for _, n, _ in counts[TOP_LANGUAGES:])}
+    top = [
+        {"language": lang, "count": int(n), "share": _rate(int(n), total), "mean_score": _round(s)}
+        for lang, n, s in counts[:TOP_LANGUAGES]
+    ]
+    return {
+        "samples": total,
+        "backends": backends,
+        "distinct": len(counts),
+        "top": top,
+        "other": sum(int(n) for _, n, _ in counts[TOP_LANGUAGES:]),
+    }
 
 
 def _nsfw(con: duckdb.DuckDBPyConnection) -> dict | None:
@@ -309,18 +367,30 @@ def _duplicates(con: duckdb.DuckDBPyConnection) -> dict:
     """Duplicates are the samples that are not their cluster's representative (all members of a cluster
     whose representative is in an `--against` dataset). Cluster sizes are counted over the clusters
     that have a duplicate only: grouping every singleton measured 2.6x slower at 1M rows."""
-    row = _one(con, """
+    row = _one(
+        con,
+        """
         WITH dup AS (SELECT DISTINCT cluster_id FROM clusters WHERE NOT is_representative),
              sizes AS (SELECT cluster_id, count(*) AS n FROM clusters SEMI JOIN dup USING (cluster_id) GROUP BY 1)
         SELECT (SELECT count(*) FROM clusters) AS samples,
                (SELECT count(*) FROM clusters WHERE NOT is_representative) AS duplicates,
                (SELECT count(*) FROM sizes) AS clusters,
-               coalesce((SELECT max(n) FROM sizes), least((SELECT count(*) FROM clusters), 1)) AS largest""")
-    by_kind = _pairs(con, "SELECT duplicate_kind, count(*) FROM clusters WHERE NOT is_representative "
-                          "GROUP BY 1 ORDER BY 2 DESC")
+               coalesce((SELECT max(n) FROM sizes), least((SELECT count(*) FROM clusters), 1)) AS largest""",
+    )
+    by_kind = _pairs(
+        con,
+        "SELECT duplicate_kind, count(*) FROM clusters WHERE NOT is_representative "
+        "GROUP BY 1 ORDER BY 2 DESC",
+    )
     samples, dups = int(row["samples"]), int(row["duplicates"])
-    return {"samples": samples, "duplicates": dups, "rate": _rate(dups, samples), "by_kind": by_kind,
-            "clusters_with_duplicates": int(row["clusters"]), "largest_cluster": int(row["largest"])}
+    return {
+        "samples": samples,
+        "duplicates": dups,
+        "rate": _rate(dups, samples),
+        "by_kind": by_kind,
+        "clusters_with_duplicates": int(row["clusters"]),
+        "largest_cluster": int(row["largest"]),
+    }
 
 
 def _overlap(con: duckdb.DuckDBPyConnection) -> dict:
@@ -330,9 +400,15 @@ def _overlap(con: duckdb.DuckDBPyConnection) -> dict:
                    FROM overlap GROUP BY 1)
         SELECT benchmark, e.eval_images, coalesce(m.matched, 0), coalesce(m.flagged, 0)
         FROM e FULL OUTER JOIN m USING (benchmark) ORDER BY benchmark""").fetchall()
-    return {b: {"eval_images": None if n is None else int(n), "eval_images_matched": int(m),
-                "overlap_pct": None if not n else round(100 * int(m) / int(n), 2), "training_samples_flagged": int(f)}
-            for b, n, m, f in rows}
+    return {
+        b: {
+            "eval_images": None if n is None else int(n),
+            "eval_images_matched": int(m),
+            "overlap_pct": None if not n else round(100 * int(m) / int(n), 2),
+            "training_samples_flagged": int(f),
+        }
+        for b, n, m, f in rows
+    }
 
 
 def _recipes(con: duckdb.DuckDBPyConnection, names: list[str]) -> dict:
@@ -347,18 +423,30 @@ def _recipe(con: duckdb.DuckDBPyConnection, recipe: str) -> dict:
     """Kept count and drops per reason (a sample counts once per reason it lists; detail after ':' is
     grouped away, `language:de` counts as `language`); "alone": samples with that single reason."""
     lit = "'" + recipe.replace("'", "''") + "'"
-    row = _one(con, f"SELECT count(*) AS samples, count(*) FILTER (WHERE keep) AS kept FROM decisions "
-                    f"WHERE recipe = {lit}")
+    row = _one(
+        con,
+        f"SELECT count(*) AS samples, count(*) FILTER (WHERE keep) AS kept FROM decisions "
+        f"WHERE recipe = {lit}",
+    )
     reasons = con.execute(f"""
         SELECT split_part(r, ':', 1), count(*), count(*) FILTER (WHERE n = 1)
         FROM (SELECT unnest(reasons) AS r, len(reasons) AS n FROM decisions WHERE recipe = {lit} AND NOT keep)
         GROUP BY 1 ORDER BY 2 DESC, 1""").fetchall()
     samples, kept = int(row["samples"]), int(row["kept"])
-    return {"samples": samples, "kept": kept, "dropped": samples - kept, "kept_rate": _rate(kept, samples),
-            "drops_by_reason": {r: int(n) for r, n, _ in reasons},
-            "drops_by_reason_alone": {r: int(a) for r, _, a in reasons}}
+    return {
+        "samples": samples,
+        "kept": kept,
+        "dropped": samples - kept,
+        "kept_rate": _rate(kept, samples),
+        "drops_by_reason": {r: int(n) for r, n, _ in reasons},
+        "drops_by_reason_alone": {r: int(a) for r, _, a in reasons},
+    }
 
 
 def _takedowns(con: duckdb.DuckDBPyConnection) -> dict:
-    return {"requests": _pairs(con, "SELECT kind, count(*) FROM takedowns GROUP BY 1 ORDER BY 1"),
-            "uids_purged": int(con.execute("SELECT coalesce(sum(uids_purged), 0) FROM takedowns").fetchall()[0][0])}
+    return {
+        "requests": _pairs(con, "SELECT kind, count(*) FROM takedowns GROUP BY 1 ORDER BY 1"),
+        "uids_purged": int(
+            con.execute("SELECT coalesce(sum(uids_purged), 0) FROM takedowns").fetchall()[0][0]
+        ),
+    }

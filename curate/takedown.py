@@ -84,7 +84,9 @@ def _domain(value: str) -> str:
     return host
 
 
-def takedown(dataset: str, *, uids=(), urls=(), domains=(), file: str | None = None, reason: str = "") -> dict:
+def takedown(
+    dataset: str, *, uids=(), urls=(), domains=(), file: str | None = None, reason: str = ""
+) -> dict:
     """Purge the named samples from shards and exports and record the request; returns counts."""
     start = time.perf_counter()
     ds = Dataset(dataset)
@@ -120,8 +122,12 @@ def takedown(dataset: str, *, uids=(), urls=(), domains=(), file: str | None = N
         **derived,
         "seconds": round(time.perf_counter() - start, 3),
     }
-    log.info("takedown: %d samples matched, %d shard images purged, %d export samples removed",
-             len(all_uids), purged_rows, export_rows)
+    log.info(
+        "takedown: %d samples matched, %d shard images purged, %d export samples removed",
+        len(all_uids),
+        purged_rows,
+        export_rows,
+    )
     return summary
 
 
@@ -135,8 +141,14 @@ def _purge_shard(path: str, table: pa.Table, uids: set[str], reason: str) -> int
         return pc.if_else(hit, pa.scalar(value, col.type), col)
 
     message = f"taken down: {reason}" if reason else "taken down"
-    for name, value in (("image", None), ("status", TAKEDOWN_STATUS), ("error_class", TAKEDOWN_ERROR_CLASS),
-                        ("error_message", message), ("sha256", None), ("bytes", None)):
+    for name, value in (
+        ("image", None),
+        ("status", TAKEDOWN_STATUS),
+        ("error_class", TAKEDOWN_ERROR_CLASS),
+        ("error_message", message),
+        ("sha256", None),
+        ("bytes", None),
+    ):
         if name in table.column_names:  # the field itself, not its name: the shard keeps its schema
             i = table.column_names.index(name)
             table = table.set_column(i, table.schema.field(i), masked(name, value))
@@ -146,10 +158,16 @@ def _purge_shard(path: str, table: pa.Table, uids: set[str], reason: str) -> int
 
 def _record(ds: Dataset, hits: dict[tuple[str, str], set[str]], reason: str) -> None:
     now = datetime.now(UTC)
-    new = pa.table({
-        "kind": [k for k, _ in hits], "value": [v for _, v in hits], "reason": [reason or None] * len(hits),
-        "requested_at": [now] * len(hits), "uids_purged": [len(u) for u in hits.values()],
-    }, schema=TAKEDOWN_SCHEMA)
+    new = pa.table(
+        {
+            "kind": [k for k, _ in hits],
+            "value": [v for _, v in hits],
+            "reason": [reason or None] * len(hits),
+            "requested_at": [now] * len(hits),
+            "uids_purged": [len(u) for u in hits.values()],
+        },
+        schema=TAKEDOWN_SCHEMA,
+    )
     if storage.exists(ds.takedown_path):
         new = pa.concat_tables([storage.read_parquet(ds.takedown_path).cast(TAKEDOWN_SCHEMA), new])
     storage.write_parquet_atomic(new, ds.takedown_path)

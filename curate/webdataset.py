@@ -16,8 +16,15 @@ from collections.abc import Iterable
 
 from curate import storage
 
-IMAGE_EXTENSIONS = {"jpeg": "jpg", "jpg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "bmp": "bmp",
-                    "tiff": "tiff"}
+IMAGE_EXTENSIONS = {
+    "jpeg": "jpg",
+    "jpg": "jpg",
+    "png": "png",
+    "webp": "webp",
+    "gif": "gif",
+    "bmp": "bmp",
+    "tiff": "tiff",
+}
 
 
 def image_extension(image_format: str | None) -> str:
@@ -44,7 +51,9 @@ def write_tar(path: str, samples: Iterable[dict]) -> int:
                 raise ValueError(f"WebDataset keys cannot contain '.' or '/': {key!r}")
             _add(tar, f"{key}.{image_extension(s.get('image_format'))}", s["image"])
             _add(tar, f"{key}.txt", (s.get("caption") or "").encode("utf-8"))
-            _add(tar, f"{key}.json", json.dumps(s["meta"], ensure_ascii=False, sort_keys=True).encode("utf-8"))
+            _add(
+                tar, f"{key}.json", json.dumps(s["meta"], ensure_ascii=False, sort_keys=True).encode("utf-8")
+            )
             n += 1
     return n
 
@@ -53,8 +62,12 @@ def filter_tar(path: str, drop_keys: set[str]) -> tuple[int, int]:
     """Rewrite a tar without the samples whose key is in `drop_keys`; returns (removed, kept) samples."""
     fs, inner = storage.url_to_fs(path)
     removed, kept = set(), set()
-    with fs.open(inner, "rb") as src, tarfile.open(fileobj=src, mode="r|") as tin, \
-            _atomic_local(path) as tmp, tarfile.open(tmp, "w") as tout:
+    with (
+        fs.open(inner, "rb") as src,
+        tarfile.open(fileobj=src, mode="r|") as tin,
+        _atomic_local(path) as tmp,
+        tarfile.open(tmp, "w") as tout,
+    ):
         for member in tin:
             key = member.name.rpartition("/")[2].split(".", 1)[0]
             if key in drop_keys:

@@ -18,8 +18,11 @@ from curate.schema import DROP_REASONS
 def _filter_for(reason: str) -> type[Filter]:
     """The Filter subclass in module curate.filters.<reason>: the module is named after its public reason."""
     module = importlib.import_module(f"curate.filters.{reason}")
-    found = [v for v in vars(module).values()
-             if isinstance(v, type) and issubclass(v, Filter) and getattr(v, "reason", None) == reason]
+    found = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, Filter) and getattr(v, "reason", None) == reason
+    ]
     if len(found) != 1:
         raise ImportError(f"curate.filters.{reason} must define one Filter subclass with reason = {reason!r}")
     return found[0]
@@ -39,13 +42,17 @@ def validate_settings(table: dict[str, Any], source: str) -> None:
     keys = valid_keys()
     unknown = sorted(set(table) - set(keys))
     if unknown:
-        raise CurateError(f"recipe {source}: unknown key(s) {unknown} in [filter]; valid keys: {', '.join(keys)}")
+        raise CurateError(
+            f"recipe {source}: unknown key(s) {unknown} in [filter]; valid keys: {', '.join(keys)}"
+        )
     for key, value in table.items():
         kind = keys[key][0]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
             names = " or ".join(k.__name__ for k in kinds)
-            raise CurateError(f"recipe {source}: [filter] {key} must be {names} ({keys[key][1]}), got {value!r}")
+            raise CurateError(
+                f"recipe {source}: [filter] {key} must be {names} ({keys[key][1]}), got {value!r}"
+            )
 
 
 def build(settings: dict[str, Any]) -> list[Filter]:

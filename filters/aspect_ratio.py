@@ -12,7 +12,8 @@ from curate.filters.base import Filter, Settings
 class AspectRatio(Filter):
     reason = "aspect_ratio"
     settings: ClassVar[Settings] = {
-        "max_aspect": ((int, float), "drop images whose original long side / short side exceeds this")}
+        "max_aspect": ((int, float), "drop images whose original long side / short side exceeds this")
+    }
     needs = ("image",)
 
     def drop_when(self) -> str:

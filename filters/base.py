@@ -20,8 +20,10 @@ from curate.schema import OPT_IN_SIGNALS, SIGNAL_NAMES
 
 # View name -> the command that produces it (named in the error when it is missing).
 PRODUCERS = {
-    **{name: f"curate annotate --signals {name}" if name in OPT_IN_SIGNALS else "curate annotate"
-       for name in SIGNAL_NAMES},
+    **{
+        name: f"curate annotate --signals {name}" if name in OPT_IN_SIGNALS else "curate annotate"
+        for name in SIGNAL_NAMES
+    },
     "dedup": "curate dedup",
     "overlap": "curate overlap",
 }

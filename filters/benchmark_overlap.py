@@ -7,7 +7,9 @@ from curate.filters.base import Filter, Settings
 
 class BenchmarkOverlap(Filter):
     reason = "benchmark_overlap"
-    settings: ClassVar[Settings] = {"drop_benchmark_overlap": (bool, "drop training samples matching a benchmark (curate overlap)")}
+    settings: ClassVar[Settings] = {
+        "drop_benchmark_overlap": (bool, "drop training samples matching a benchmark (curate overlap)")
+    }
     needs = ("overlap",)
 
     def drop_when(self) -> str:

@@ -7,9 +7,13 @@ from curate.filters.base import Filter, Settings
 
 class CaptionBoilerplate(Filter):
     reason = "caption_boilerplate"
-    settings: ClassVar[Settings] = {"drop_boilerplate_captions": (bool, "drop file-name, URL, HTML and boilerplate captions")}
+    settings: ClassVar[Settings] = {
+        "drop_boilerplate_captions": (bool, "drop file-name, URL, HTML and boilerplate captions")
+    }
     needs = ("caption",)
 
     def drop_when(self) -> str:
-        return ("coalesce(caption.caption_is_boilerplate OR caption.caption_is_filename "
-                "OR caption.caption_is_url OR caption.caption_has_html, false)")
+        return (
+            "coalesce(caption.caption_is_boilerplate OR caption.caption_is_filename "
+            "OR caption.caption_is_url OR caption.caption_has_html, false)"
+        )

@@ -11,8 +11,10 @@ from typing import ClassVar
 from curate.filters.base import Filter, Settings
 
 # The characters Python's str.isspace() accepts, as an RE2 class (tests compare the two on every one).
-PY_WHITESPACE = (r"\t\n\x{0b}\x{0c}\r\x{1c}-\x{1f} \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}"
-                 r"\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}")
+PY_WHITESPACE = (
+    r"\t\n\x{0b}\x{0c}\r\x{1c}-\x{1f} \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}"
+    r"\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
+)
 
 
 def at_least_words(n: int) -> str:

@@ -9,5 +9,7 @@ class DownloadFailed(Filter):
     always = True
 
     def drop_when(self) -> str:
-        return (f"s.status <> 'success' AND coalesce(s.error_class, '') NOT IN "
-                f"({', '.join(literal(c) for c in OPT_OUT_CLASSES)})")
+        return (
+            f"s.status <> 'success' AND coalesce(s.error_class, '') NOT IN "
+            f"({', '.join(literal(c) for c in OPT_OUT_CLASSES)})"
+        )

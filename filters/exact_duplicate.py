@@ -7,7 +7,9 @@ from curate.filters.base import Filter, Settings
 
 class ExactDuplicate(Filter):
     reason = "exact_duplicate"
-    settings: ClassVar[Settings] = {"drop_exact_duplicates": (bool, "keep one sample per identical image or URL")}
+    settings: ClassVar[Settings] = {
+        "drop_exact_duplicates": (bool, "keep one sample per identical image or URL")
+    }
     needs = ("dedup",)
 
     def drop_when(self) -> str:

@@ -14,7 +14,8 @@ from curate.filters.base import Filter, Settings
 class ImageTooSmall(Filter):
     reason = "image_too_small"
     settings: ClassVar[Settings] = {
-        "min_side": (int, "drop images whose original shorter side is under this many pixels")}
+        "min_side": (int, "drop images whose original shorter side is under this many pixels")
+    }
     needs = ("image",)
 
     def drop_when(self) -> str:

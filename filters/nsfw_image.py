@@ -10,7 +10,9 @@ from curate.filters.base import Filter, Settings
 
 class NsfwImage(Filter):
     reason = "nsfw_image"
-    settings: ClassVar[Settings] = {"max_nsfw_image": ((int, float), "drop images whose NSFW score (0-1) is above this")}
+    settings: ClassVar[Settings] = {
+        "max_nsfw_image": ((int, float), "drop images whose NSFW score (0-1) is above this")
+    }
     needs = ("nsfw",)
 
     def drop_when(self) -> str:

@@ -7,7 +7,9 @@ from curate.filters.base import Filter, Settings
 
 class NsfwText(Filter):
     reason = "nsfw_text"
-    settings: ClassVar[Settings] = {"max_nsfw_text": ((int, float), "drop captions whose NSFW text score (0-1) is above this")}
+    settings: ClassVar[Settings] = {
+        "max_nsfw_text": ((int, float), "drop captions whose NSFW text score (0-1) is above this")
+    }
     needs = ("nsfw",)
 
     def drop_when(self) -> str:

@@ -10,4 +10,6 @@ class OptedOut(Filter):
     always = True
 
     def drop_when(self) -> str:
-        return f"s.status <> 'success' AND s.error_class IN ({', '.join(literal(c) for c in OPT_OUT_CLASSES)})"
+        return (
+            f"s.status <> 'success' AND s.error_class IN ({', '.join(literal(c) for c in OPT_OUT_CLASSES)})"
+        )

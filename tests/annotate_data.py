@@ -70,13 +70,27 @@ def shard_table(count: int, seed: int = 0) -> pa.Table:
     for i, (data, fmt, status) in enumerate(sample_images(count, seed)):
         url = f"https://img.example.org/{seed}/{i}.jpg"
         caption = CAPTIONS[i % len(CAPTIONS)]
-        row = {"uid": make_uid(url, caption), "url": url, "caption": caption, "status": status, "fetched_at": now}
+        row = {
+            "uid": make_uid(url, caption),
+            "url": url,
+            "caption": caption,
+            "status": status,
+            "fetched_at": now,
+        }
         if data is not None:
             size = (200, 120) if i % 10 == 4 else (256, 192) if i % 10 == 2 else (256, 256)
             original = (768, 256) if i % 10 == 8 else (size[0] * 2, size[1] * 2)  # 8: padded to a square
-            row.update(image=data, width=size[0], height=size[1], original_width=original[0],
-                       original_height=original[1], image_format=fmt, sha256=hashlib.sha256(data).hexdigest(),
-                       bytes=len(data), http_status=200)
+            row.update(
+                image=data,
+                width=size[0],
+                height=size[1],
+                original_width=original[0],
+                original_height=original[1],
+                image_format=fmt,
+                sha256=hashlib.sha256(data).hexdigest(),
+                bytes=len(data),
+                http_status=200,
+            )
         else:
             row.update(error_class="timeout" if status == "failed" else "opted_out")
         rows.append(row)

@@ -35,8 +35,17 @@ def open_clip_wheel_path() -> Path:
     """
     pattern = str(REFERENCE_WHEELS / "open_clip_torch-3.3.0-*.whl")
     if not glob.glob(pattern):
-        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest",
-                   str(REFERENCE_WHEELS), OPEN_CLIP_WHEEL]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--dest",
+            str(REFERENCE_WHEELS),
+            OPEN_CLIP_WHEEL,
+        ]
         try:
             subprocess.run(command, check=True, timeout=300, capture_output=True)
         except (subprocess.SubprocessError, OSError) as error:
@@ -88,8 +97,12 @@ def s3_endpoint():
                 break
             except requests.RequestException:  # not up yet, or (under load) slow to answer its first request
                 time.sleep(0.05)
-        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-               "FSSPEC_S3_ENDPOINT_URL": endpoint}
+        env = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "FSSPEC_S3_ENDPOINT_URL": endpoint,
+        }
         old = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         fsspec.config.conf.setdefault("s3", {})["endpoint_url"] = endpoint

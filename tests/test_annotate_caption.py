@@ -36,16 +36,18 @@ CASES = [  # caption, chars, words, set of flags that are true
 
 def test_caption_rules():
     captions = [c[0] for c in CASES]
-    table, stats = caption_signal(pa.table({"uid": [str(i) for i in range(len(CASES))], "caption": captions}),
-                                  Options())
+    table, stats = caption_signal(
+        pa.table({"uid": [str(i) for i in range(len(CASES))], "caption": captions}), Options()
+    )
     assert table.schema == CAPTION_SCHEMA
-    for (caption, chars, words, flags), row in zip(CASES, table.to_pylist()):
+    for (caption, chars, words, flags), row in zip(CASES, table.to_pylist(), strict=False):
         assert (row["caption_chars"], row["caption_words"]) == (chars, words), caption
         assert {f for f in FLAGS if row[f]} == flags, caption
     assert stats["empty"] == 2 and stats["is_boilerplate"] == 7 and stats["is_url"] == 3
 
 
 def test_empty_batch_gives_an_empty_table_with_the_schema():
-    table, stats = caption_signal(pa.table({"uid": pa.array([], pa.string()), "caption": pa.array([], pa.string())}),
-                                  Options())
+    table, stats = caption_signal(
+        pa.table({"uid": pa.array([], pa.string()), "caption": pa.array([], pa.string())}), Options()
+    )
     assert table.num_rows == 0 and table.schema == CAPTION_SCHEMA and stats["rows"] == 0

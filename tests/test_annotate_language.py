@@ -18,7 +18,9 @@ def load_sample(per_language: int, seed: int = 0) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     pairs = []
     for name in sorted(os.listdir(folder)):
-        lines = [line.strip() for line in (folder / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [
+            line.strip() for line in (folder / name).read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
         pairs += [(name.split(".")[0], s) for s in rng.sample(lines, per_language)]
     return pairs
 
@@ -29,14 +31,14 @@ def cut(sentence: str, rng: random.Random) -> str:
     n = rng.randint(3, 15)
     if len(words) >= 3:
         start = rng.randint(0, max(0, len(words) - n))
-        return " ".join(words[start:start + n])
+        return " ".join(words[start : start + n])
     start = rng.randint(0, max(0, len(sentence) - 2 * n))
-    return sentence[start:start + 2 * n]
+    return sentence[start : start + 2 * n]
 
 
 def accuracy(pairs: list[tuple[str, str]], backend: str) -> float:
     codes, _ = language.detect([s for _, s in pairs], backend)
-    return sum(c == truth for (truth, _), c in zip(pairs, codes)) / len(pairs)
+    return sum(c == truth for (truth, _), c in zip(pairs, codes, strict=False)) / len(pairs)
 
 
 def test_fasttext_accuracy_on_sentences_and_short_cuts():
@@ -58,7 +60,9 @@ def test_langdetect_is_deterministic_on_ambiguous_text():
 
 
 def test_empty_captions_get_nulls_and_scores_are_probabilities():
-    codes, scores = language.detect([None, "", " \n\t", "Der schnelle braune Fuchs springt", "first\nsecond line"])
+    codes, scores = language.detect(
+        [None, "", " \n\t", "Der schnelle braune Fuchs springt", "first\nsecond line"]
+    )
     assert codes[:3] == [None, None, None] and scores[:3] == [None, None, None]
     assert codes[3] == "de" and all(0.0 < s <= 1.0 for s in scores[3:])
     assert language.detect(["bonjour tout le monde"], "langdetect")[0] == ["fr"]

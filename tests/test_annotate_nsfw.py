@@ -46,20 +46,23 @@ def test_model_comes_from_the_wheel_and_runs_on_an_available_provider():
     assert nsfw.session(1).get_providers()[0] in nsfw.providers()
 
 
-@pytest.mark.parametrize("caption, terms, score", [
-    ("Sexy red dress, nude colour", ["sexy", "nude"], 1 - 0.6 * 0.2),
-    ("Sussex countryside in spring", [], 0.0),
-    ("Essex: sex education leaflet", ["sex"], 0.5),
-    ("free PORN videos", ["porn"], 1.0),
-    ("nackt am Strand", ["nackt"], 0.7),
-    ("une femme nue sur la plage", ["nue"], 0.7),
-    ("ヌード写真集", ["ヌード"], 0.8),
-    ("免费色情视频", ["色情"], 1.0),
-    ("порно видео", ["порно"], 1.0),
-    ("a blow job interview", ["blow job"], 1.0),
-    ("a blow dryer on the job", [], 0.0),
-    (None, [], 0.0),
-])
+@pytest.mark.parametrize(
+    "caption, terms, score",
+    [
+        ("Sexy red dress, nude colour", ["sexy", "nude"], 1 - 0.6 * 0.2),
+        ("Sussex countryside in spring", [], 0.0),
+        ("Essex: sex education leaflet", ["sex"], 0.5),
+        ("free PORN videos", ["porn"], 1.0),
+        ("nackt am Strand", ["nackt"], 0.7),
+        ("une femme nue sur la plage", ["nue"], 0.7),
+        ("ヌード写真集", ["ヌード"], 0.8),
+        ("免费色情视频", ["色情"], 1.0),
+        ("порно видео", ["порно"], 1.0),
+        ("a blow job interview", ["blow job"], 1.0),
+        ("a blow dryer on the job", [], 0.0),
+        (None, [], 0.0),
+    ],
+)
 def test_term_list_matches_whole_words_in_several_languages(caption, terms, score):
     got_score, got_terms = default_terms().match(caption)
     assert got_terms == terms and got_score == pytest.approx(score)
@@ -68,8 +71,13 @@ def test_term_list_matches_whole_words_in_several_languages(caption, terms, scor
 def test_term_list_file_is_documented_and_validated():
     terms = default_terms()
     assert terms.size >= 150
-    languages = {line.split("\t")[0] for line in (importlib.resources.files("curate") / "data" / "nsfw_terms.txt")
-                 .read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")}
+    languages = {
+        line.split("\t")[0]
+        for line in (importlib.resources.files("curate") / "data" / "nsfw_terms.txt")
+        .read_text(encoding="utf-8")
+        .splitlines()
+        if line and not line.startswith("#")
+    }
     assert {"en", "de", "fr", "es", "ru", "ja", "zh"} <= languages
     with pytest.raises(CurateError, match="terms.txt:2: expected LANGUAGE<TAB>WEIGHT<TAB>TERM"):
         parse_terms(["# comment", "en porn"], "terms.txt")

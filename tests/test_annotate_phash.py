@@ -39,8 +39,10 @@ def test_matrix_dct_gives_imagehash_bits_on_the_same_pixels():
     rng = np.random.default_rng(1)
     gray = rng.uniform(0, 255, (20, 32, 32)).astype(np.float32)
     ours = phash_arrays(gray)
-    for g, h in zip(gray, ours):
-        low = scipy.fftpack.dct(scipy.fftpack.dct(g.astype(np.float64), axis=0), axis=1)[:8, :8]  # imagehash's steps
+    for g, h in zip(gray, ours, strict=False):
+        low = scipy.fftpack.dct(scipy.fftpack.dct(g.astype(np.float64), axis=0), axis=1)[
+            :8, :8
+        ]  # imagehash's steps
         reference = imagehash.ImageHash(low > np.median(low))
         assert to_hex(h) == str(reference)
 
@@ -50,7 +52,7 @@ def test_hashes_from_bytes_agree_with_imagehash_full_decode(photos):
     ours, valid = phash_bytes(data)
     assert valid.all()
     reference = [imagehash.phash(Image.open(io.BytesIO(d))) for d in data]
-    distances = np.array([imagehash.hex_to_hash(to_hex(h)) - r for h, r in zip(ours, reference)])
+    distances = np.array([imagehash.hex_to_hash(to_hex(h)) - r for h, r in zip(ours, reference, strict=False)])
     assert distances.mean() <= 1.5 and distances.max() <= 6  # reduced-size decode vs Lanczos on full pixels
 
 
@@ -67,7 +69,9 @@ def test_hamming_and_similarity_basics():
     assert hamming(np.array([5, 5]), np.array([4, 5])).tolist() == [1, 0]
     a = np.arange(192, dtype=np.uint8)
     assert similarity(a, a)[0] == pytest.approx(1.0)
-    assert similarity(a, (a // 2 + 40).astype(np.uint8))[0] == pytest.approx(1.0, abs=1e-3)  # contrast/brightness
+    assert similarity(a, (a // 2 + 40).astype(np.uint8))[0] == pytest.approx(
+        1.0, abs=1e-3
+    )  # contrast/brightness
     assert similarity(a, np.full(192, 7, np.uint8))[0] == 0.0  # flat thumbnail
 
 
@@ -119,8 +123,13 @@ def test_a_bordered_copy_matches_its_unbordered_original():
 
     wide, tall = make_photo("red circle", 5, (600, 380)), make_photo("blue square", 7, (300, 700))
     other = make_photo("red circle", 99, (600, 380))
-    data = [jpeg(wide), jpeg(_letterboxed(wide)), jpeg(tall), jpeg(_letterboxed(tall, colour=(255, 255, 255))),
-            jpeg(other)]
+    data = [
+        jpeg(wide),
+        jpeg(_letterboxed(wide)),
+        jpeg(tall),
+        jpeg(_letterboxed(tall, colour=(255, 255, 255))),
+        jpeg(other),
+    ]
     hashes, thumbs, valid = hash_images(data)
     assert valid.all()
     assert near_duplicate(hashes[0:1], hashes[1:2], thumbs[0:1], thumbs[1:2])[0]

@@ -14,7 +14,9 @@ from curate.extras import MissingExtraError, require
 
 
 def _curate(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "curate", *args], capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "curate", *args], capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def test_help_lists_every_command_with_a_description():

@@ -21,8 +21,12 @@ from curate.errors import CurateError
 def _reference_pairs(h: np.ndarray, k: int) -> set[tuple[int, int]]:
     """Independent all-pairs check with Python integers."""
     vals = [int(x) for x in h]
-    return {(i, j) for i in range(len(vals)) for j in range(i + 1, len(vals))
-            if (vals[i] ^ vals[j]).bit_count() <= k}
+    return {
+        (i, j)
+        for i in range(len(vals))
+        for j in range(i + 1, len(vals))
+        if (vals[i] ^ vals[j]).bit_count() <= k
+    }
 
 
 def _planted(n: int, k: int, seed: int) -> np.ndarray:
@@ -41,7 +45,7 @@ def test_multi_index_search_finds_exactly_the_pairs_within_k(shared):
     k = 6
     h = _planted(1500, k, seed=shared)
     a, b, d = mih.self_pairs(h, k, search=mih.Plan(k=k, bands=k + shared, shared=shared))
-    assert {(int(x), int(y)) for x, y in zip(a, b)} == _reference_pairs(h, k)
+    assert {(int(x), int(y)) for x, y in zip(a, b, strict=False)} == _reference_pairs(h, k)
     assert len(a) > 300  # the planted copies are there to be found
     assert np.array_equal(d, np.bitwise_count(h[a] ^ h[b]))
 
@@ -51,8 +55,10 @@ def test_cross_search_matches_brute_force_and_plan_avoids_all_pairs_at_scale():
     h = _planted(3000, k, seed=7)
     q = h[:200] ^ np.uint64(0b10101)  # 3 bits flipped: every query has its source within k
     qi, hj, _ = mih.cross_pairs(q, h, k, search=mih.Plan(k=k, bands=k + 2, shared=2))
-    found = {(int(x), int(y)) for x, y in zip(qi, hj)}
-    expected = {(i, j) for i in range(len(q)) for j in range(len(h)) if (int(q[i]) ^ int(h[j])).bit_count() <= k}
+    found = {(int(x), int(y)) for x, y in zip(qi, hj, strict=False)}
+    expected = {
+        (i, j) for i in range(len(q)) for j in range(len(h)) if (int(q[i]) ^ int(h[j])).bit_count() <= k
+    }
     assert found == expected and all((i, i) in found for i in range(len(q)))
     assert not mih.plan(1e6 * 1e6 / 2, 1_000_000, 8).all_pairs
     assert mih.plan(100 * 99 / 2, 100, 8).all_pairs
@@ -60,9 +66,16 @@ def test_cross_search_matches_brute_force_and_plan_avoids_all_pairs_at_scale():
 
 def _clusters(root: str) -> dict[str, dict]:
     rows = duckdb.sql(f"SELECT * FROM '{root}/signals/dedup/clusters.parquet'").fetchall()
-    cols = ["uid", "cluster_id", "representative_uid", "is_representative", "duplicate_kind",
-            "distance_to_representative", "against_dataset"]
-    return {r[0]: dict(zip(cols, r)) for r in rows}
+    cols = [
+        "uid",
+        "cluster_id",
+        "representative_uid",
+        "is_representative",
+        "duplicate_kind",
+        "distance_to_representative",
+        "against_dataset",
+    ]
+    return {r[0]: dict(zip(cols, r, strict=False)) for r in rows}
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +83,9 @@ def dup_dataset(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("dedup") / "ds")
     rng = np.random.default_rng(3)
     photos = [make_photo(i) for i in range(60)]
-    samples = [Sample(f"https://site.example/p{i}.jpg", f"photo number {i}", encode(p)) for i, p in enumerate(photos)]
+    samples = [
+        Sample(f"https://site.example/p{i}.jpg", f"photo number {i}", encode(p)) for i, p in enumerate(photos)
+    ]
     # exact byte copy of photo 0 on another site
     samples.append(Sample("https://mirror.example/a.jpg", "mirror of zero", samples[0].image))
     # the same URL as photo 1 with another caption (and bytes re-encoded by the server)
@@ -101,7 +116,9 @@ def test_dedup_clusters_exact_url_and_near_duplicates_with_deterministic_represe
     assert c[follower]["representative_uid"] == min(samples[1].uid, same_url.uid)
     assert c[follower]["duplicate_kind"] == "url"
     reuploads = samples[62:82]
-    found = sum(c[r.uid]["cluster_id"] == c[samples[10 + t].uid]["cluster_id"] for t, r in enumerate(reuploads))
+    found = sum(
+        c[r.uid]["cluster_id"] == c[samples[10 + t].uid]["cluster_id"] for t, r in enumerate(reuploads)
+    )
     assert found / len(reuploads) >= 0.95
     big = reuploads[0]
     assert c[big.uid]["is_representative"] and c[samples[10].uid]["representative_uid"] == big.uid
@@ -124,9 +141,14 @@ def test_dedup_clusters_exact_url_and_near_duplicates_with_deterministic_represe
 def test_dedup_against_a_built_dataset_marks_copies_of_its_samples(dup_dataset, tmp_path):
     old_root, old = dup_dataset
     rng = np.random.default_rng(11)
-    new = [Sample(f"https://new.example/{i}.jpg", f"new photo {i}", encode(make_photo(1000 + i))) for i in range(15)]
-    copies = [Sample(f"https://new.example/copy{i}.jpg", f"copy {i}", transformed_copy(make_photo(i), rng))
-              for i in range(40, 50)]
+    new = [
+        Sample(f"https://new.example/{i}.jpg", f"new photo {i}", encode(make_photo(1000 + i)))
+        for i in range(15)
+    ]
+    copies = [
+        Sample(f"https://new.example/copy{i}.jpg", f"copy {i}", transformed_copy(make_photo(i), rng))
+        for i in range(40, 50)
+    ]
     root = str(tmp_path / "new")
     write_dataset(root, new + copies)
     summary = dedup(root, against=[old_root])
@@ -191,15 +213,16 @@ def test_thumbnail_lsh_finds_pairs_at_the_correlation_threshold(hash_bits):
         with pytest.raises(ValueError, match="pHashes"):
             simhash.self_candidates(codes, search)
     a, b = simhash.self_candidates(codes, search, hashes=hashes, **radius_args)
-    found = set(zip(a.tolist(), b.tolist()))
+    found = set(zip(a.tolist(), b.tolist(), strict=False))
     hits = [(min(int(src[t]), n + t), max(int(src[t]), n + t)) in found for t in at_threshold]
     assert np.mean(hits) >= 0.97  # 0.99 expected; slack for the sample size
     assert len(found) < 0.01 * len(thumbs) ** 2 / 2  # unrelated thumbnails rarely share a bucket
     if radius_args:  # the radius is applied inside the tables
         assert np.all(np.bitwise_count(hashes[a] ^ hashes[b]) <= 14)
-    qi, hj = simhash.cross_candidates(codes[n:], codes[:n], search, q_hashes=hashes[n:], hashes=hashes[:n],
-                                      **radius_args)
-    cross = set(zip(qi.tolist(), hj.tolist()))
+    qi, hj = simhash.cross_candidates(
+        codes[n:], codes[:n], search, q_hashes=hashes[n:], hashes=hashes[:n], **radius_args
+    )
+    cross = set(zip(qi.tolist(), hj.tolist(), strict=False))
     assert np.mean([(int(t), int(src[t])) in cross for t in at_threshold]) >= 0.97
 
 
@@ -217,10 +240,10 @@ def test_bucket_pairs_are_every_pair_with_equal_keys_within_the_radius():
     every = {(a, b) for members in bucket.values() for a in members for b in members if a < b}
     assert max(len(m) for m in bucket.values()) >= 50
     a, b = simhash.bucket_pairs_within(words, idx_bits, None, None)
-    assert np.all(a < b) and len(a) == len(every) and set(zip(a.tolist(), b.tolist())) == every
+    assert np.all(a < b) and len(a) == len(every) and set(zip(a.tolist(), b.tolist(), strict=False)) == every
     a, b = simhash.bucket_pairs_within(words, idx_bits, hashes, 10)
     within = {(x, y) for x, y in every if (int(hashes[x]) ^ int(hashes[y])).bit_count() <= 10}
-    assert len(within) > 1000 and set(zip(a.tolist(), b.tolist())) == within and len(a) == len(within)
+    assert len(within) > 1000 and set(zip(a.tolist(), b.tolist(), strict=False)) == within and len(a) == len(within)
 
 
 def test_signals_without_thumbnails_fall_back_to_the_phash_radius(dup_dataset, tmp_path, caplog):
@@ -246,8 +269,11 @@ def test_partly_annotated_dataset_warns_and_clusters_the_annotated_shards(dup_da
     summary = dedup(str(root))
     assert f"1 shard(s) have no hash signals yet (first: {hash_files[-1].stem})" in caplog.text
     assert f"curate annotate {root}" in caplog.text
-    left_out = set(pq.read_table(next((root / "shards").glob(f"{hash_files[-1].stem}.parquet"))).column("uid")
-                   .to_pylist())
+    left_out = set(
+        pq.read_table(next((root / "shards").glob(f"{hash_files[-1].stem}.parquet")))
+        .column("uid")
+        .to_pylist()
+    )
     c = _clusters(str(root))
     hashed = {s.uid for s in samples if s.image is not None} - left_out
     assert set(c) == hashed and summary["samples"] == len(hashed)
@@ -260,7 +286,9 @@ def test_exact_copies_share_their_first_copys_near_duplicates(tmp_path):
     original = encode(photo)
     samples = [Sample(f"https://a.example/{i}.jpg", f"copy {i}", original) for i in range(3)]
     samples.append(Sample("https://b.example/edited.jpg", "edited", transformed_copy(photo, rng)))
-    samples += [Sample(f"https://c.example/{i}.jpg", f"other {i}", encode(make_photo(100 + i))) for i in range(5)]
+    samples += [
+        Sample(f"https://c.example/{i}.jpg", f"other {i}", encode(make_photo(100 + i))) for i in range(5)
+    ]
     root = str(tmp_path / "ds")
     write_dataset(root, samples)
     summary = dedup(root)

@@ -18,8 +18,14 @@ from curate.dataset import stats_files, stats_path
 from curate.download import DownloadConfig, download
 from curate.schema import ERROR_CLASSES, MANIFEST_SCHEMA, SHARD_SCHEMA, make_uid
 
-FAST = {"connect_timeout": 2.0, "read_timeout": 2.0, "total_timeout": 3.0, "backoff_base": 0.05,
-        "max_backoff": 5.0, "threads": 8}
+FAST = {
+    "connect_timeout": 2.0,
+    "read_timeout": 2.0,
+    "total_timeout": 3.0,
+    "backoff_base": 0.05,
+    "max_backoff": 5.0,
+    "threads": 8,
+}
 
 
 def write_manifest(folder: Path, urls: list[str], parts: int = 1, extra: dict | None = None) -> Path:
@@ -79,8 +85,13 @@ def test_every_fault_class_is_recorded_and_no_row_is_lost(tmp_path, server):
     }
     urls = [server.url(p) for p in cases] + ["ftp://example.org/x.jpg"]
     manifest = write_manifest(tmp_path / "m", urls, parts=2)
-    cfg = DownloadConfig(allow_private_network=True, max_bytes=2 * 1024 * 1024, host_failure_limit=0,
-                         max_connections_per_host=8, **FAST)
+    cfg = DownloadConfig(
+        allow_private_network=True,
+        max_bytes=2 * 1024 * 1024,
+        host_failure_limit=0,
+        max_connections_per_host=8,
+        **FAST,
+    )
     summary = download(str(manifest), str(tmp_path / "ds"), cfg, workers=1)
     rows = read_shards(tmp_path / "ds")
     assert len(rows) == len(urls) and len({r["uid"] for r in rows}) == len(urls)
@@ -104,8 +115,9 @@ def test_every_fault_class_is_recorded_and_no_row_is_lost(tmp_path, server):
 
 def test_honest_user_agent_is_sent(tmp_path, server):
     manifest = write_manifest(tmp_path / "m", [server.url("/img/1.jpg")])
-    cfg = DownloadConfig(allow_private_network=True, user_agent_token="mybot", contact_url="https://example.org/bot",
-                         **FAST)
+    cfg = DownloadConfig(
+        allow_private_network=True, user_agent_token="mybot", contact_url="https://example.org/bot", **FAST
+    )
     download(str(manifest), str(tmp_path / "ds"), cfg, workers=1)
     agents = {h.get("User-Agent") for h in server.headers_seen}
     assert any(a and a.startswith("mybot/") and "+https://example.org/bot" in a for a in agents), agents
@@ -189,8 +201,9 @@ def test_failing_host_is_cut_off(tmp_path):
         port = s.getsockname()[1]
     urls = [f"http://127.0.0.1:{port}/{i}.jpg" for i in range(12)]
     manifest = write_manifest(tmp_path / "m", urls)
-    cfg = DownloadConfig(allow_private_network=True, host_failure_limit=3, respect_robots_txt=False,
-                         **{**FAST, "threads": 1})
+    cfg = DownloadConfig(
+        allow_private_network=True, host_failure_limit=3, respect_robots_txt=False, **{**FAST, "threads": 1}
+    )
     download(str(manifest), str(tmp_path / "ds"), cfg, workers=1)
     classes = [r["error_class"] for r in read_shards(tmp_path / "ds")]
     assert classes.count("connect") == 3
@@ -219,7 +232,9 @@ def test_takedown_and_opt_out_skip_rows_before_any_request(tmp_path, server):
 def test_preserved_manifest_columns_and_part_to_shard_keys(tmp_path, server):
     urls = [server.url(f"/img/{i}.jpg") for i in range(9)]
     manifest = write_manifest(tmp_path / "m", urls, parts=3, extra={"similarity": list(range(9))})
-    download(str(manifest), str(tmp_path / "ds"), DownloadConfig(allow_private_network=True, **FAST), workers=2)
+    download(
+        str(manifest), str(tmp_path / "ds"), DownloadConfig(allow_private_network=True, **FAST), workers=2
+    )
     shards = sorted(p.name for p in (tmp_path / "ds" / "shards").glob("*.parquet"))
     assert shards == ["00000.parquet", "00001.parquet", "00002.parquet"]
     part1 = pq.read_table(manifest / "part-00001.parquet")
@@ -259,8 +274,14 @@ def test_unknown_error_class_for_retry_is_a_clear_error(tmp_path, server):
 
     manifest = write_manifest(tmp_path / "m", [server.url("/img/1.jpg")])
     with pytest.raises(CurateError, match="unknown error class"):
-        download(str(manifest), str(tmp_path / "ds"), DownloadConfig(allow_private_network=True), workers=1,
-                 retry_failed=True, error_classes=["nope"])
+        download(
+            str(manifest),
+            str(tmp_path / "ds"),
+            DownloadConfig(allow_private_network=True),
+            workers=1,
+            retry_failed=True,
+            error_classes=["nope"],
+        )
 
 
 @pytest.mark.slow
@@ -268,8 +289,21 @@ def test_kill_mid_run_and_resume_gives_each_uid_once(tmp_path, server):
     urls = [server.url(f"/img/{i}.jpg?delay=0.02") for i in range(240)]
     manifest = write_manifest(tmp_path / "m", urls, parts=12)
     ds = tmp_path / "ds"
-    cmd = [sys.executable, "-m", "curate", "-q", "download", str(manifest), "-o", str(ds),
-           "--allow-private-network", "--workers", "1", "--threads", "4"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "curate",
+        "-q",
+        "download",
+        str(manifest),
+        "-o",
+        str(ds),
+        "--allow-private-network",
+        "--workers",
+        "1",
+        "--threads",
+        "4",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(stats_files(str(ds / "shards"))) < 2:
@@ -303,7 +337,9 @@ def test_real_url_list_without_internet_ends_as_dns_failures(tmp_path, caplog):
     failed = [r for r in rows if r["status"] != "success"]
     assert len(failed) == 10_000
     dns = sum(r["error_class"] == "dns" for r in rows)
-    assert dns >= 9_900, {c: sum(r["error_class"] == c for r in rows) for c in {r["error_class"] for r in rows}}
+    assert dns >= 9_900, {
+        c: sum(r["error_class"] == c for r in rows) for c in {r["error_class"] for r in rows}
+    }
     assert "failed DNS resolution: is this machine online?" in summary.stats["diagnosis"]
     assert elapsed < 120
 
@@ -314,13 +350,39 @@ def test_https_verifies_certificates_and_trusts_a_given_ca(tmp_path):
     if not shutil.which("openssl"):
         pytest.skip("the openssl command is needed to make a test certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     with FaultServer(tls=(str(cert), str(key))) as srv:
-        url = f"https://localhost:{srv.port}/img/1.jpg"  # localhost also resolves to ::1, where nobody listens
+        url = (
+            f"https://localhost:{srv.port}/img/1.jpg"  # localhost also resolves to ::1, where nobody listens
+        )
         manifest = write_manifest(tmp_path / "m", [url])
-        download(str(manifest), str(tmp_path / "ds1"), DownloadConfig(allow_private_network=True, **FAST), workers=1)
+        download(
+            str(manifest),
+            str(tmp_path / "ds1"),
+            DownloadConfig(allow_private_network=True, **FAST),
+            workers=1,
+        )
         untrusted = read_shards(tmp_path / "ds1")[0]
         assert untrusted["error_class"] == "protocol_error"
         assert "certificate" in untrusted["error_message"].lower()

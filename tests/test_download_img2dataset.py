@@ -17,12 +17,28 @@ from curate.download.img2dataset_engine import classify_error
 HAVE_I2D = importlib.util.find_spec("img2dataset") is not None
 
 
-@pytest.mark.skipif(HAVE_I2D, reason="img2dataset is installed here, so the missing-extra message cannot show")
+@pytest.mark.skipif(
+    HAVE_I2D, reason="img2dataset is installed here, so the missing-extra message cannot show"
+)
 def test_missing_extra_names_the_pip_command(tmp_path):
     manifest = write_manifest(tmp_path / "m", ["http://example.org/a.jpg"])
-    result = subprocess.run([sys.executable, "-m", "curate", "download", str(manifest), "-o", str(tmp_path / "ds"),
-                             "--engine", "img2dataset"], capture_output=True, text=True, timeout=60,
-                            check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "curate",
+            "download",
+            str(manifest),
+            "-o",
+            str(tmp_path / "ds"),
+            "--engine",
+            "img2dataset",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2
     assert "pip install 'curate[img2dataset]'" in result.stderr
     assert "Traceback" not in result.stderr

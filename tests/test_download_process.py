@@ -49,14 +49,18 @@ def test_border_pads_with_white_and_keeps_content_centred():
 
 
 def test_resize_only_if_bigger_keeps_small_images():
-    out = process_image(photo_jpeg(3, (100, 50)), DownloadConfig(resize_mode="keep_ratio", resize_only_if_bigger=True))
+    out = process_image(
+        photo_jpeg(3, (100, 50)), DownloadConfig(resize_mode="keep_ratio", resize_only_if_bigger=True)
+    )
     assert (out.width, out.height) == (100, 50)
 
 
 def test_reduced_size_decode_matches_full_decode_quality():
     """Decoding at reduced DCT scale must look like a full decode followed by a good resize."""
     data = photo_jpeg(4, (1200, 900), quality=92)
-    fast = np.asarray(decode(process_image(data, DownloadConfig(resize_mode="keep_ratio")).data)).astype(float)
+    fast = np.asarray(decode(process_image(data, DownloadConfig(resize_mode="keep_ratio")).data)).astype(
+        float
+    )
     full = Image.open(io.BytesIO(data)).convert("RGB").resize((341, 256), Image.Resampling.LANCZOS)
     ref = np.asarray(full).astype(float)
     psnr = 10 * np.log10(255**2 / np.mean((fast - ref) ** 2))
@@ -101,8 +105,9 @@ def test_exif_orientation_is_applied_and_metadata_stripped_by_default():
 
 
 def test_keep_exif_keeps_gps_but_resets_orientation():
-    out = process_image(_exif_jpeg(orientation=6), DownloadConfig(resize_mode="keep_ratio", image_size=100,
-                                                                 keep_exif=True))
+    out = process_image(
+        _exif_jpeg(orientation=6), DownloadConfig(resize_mode="keep_ratio", image_size=100, keep_exif=True)
+    )
     exif = decode(out.data).getexif()
     assert exif.get_ifd(0x8825)  # GPS kept on request
     assert exif.get(0x0112, 1) == 1  # orientation already applied, so not applied twice by viewers

@@ -13,8 +13,16 @@ from curate.synthweb import EXPECTED_ERROR_CLASS, SyntheticWeb
 # 127.0.0.1 is allowed explicitly, so the fault that redirects to 169.254.169.254 must still be refused.
 # Timeouts are generous (the server renders images on demand on a shared 2-core machine) yet below the
 # web's slow_seconds, so the slow and stalled faults still time out.
-CFG = {"allow_networks": ("127.0.0.1/32",), "connect_timeout": 2.0, "read_timeout": 3.0, "total_timeout": 8.0,
-       "backoff_base": 0.05, "max_backoff": 5.0, "threads": 16, "max_connections_per_host": 4}
+CFG = {
+    "allow_networks": ("127.0.0.1/32",),
+    "connect_timeout": 2.0,
+    "read_timeout": 3.0,
+    "total_timeout": 8.0,
+    "backoff_base": 0.05,
+    "max_backoff": 5.0,
+    "threads": 16,
+    "max_connections_per_host": 4,
+}
 
 
 def read_rows(dataset) -> list[dict]:
@@ -37,7 +45,11 @@ def test_synthetic_web_faults_end_as_documented_and_retry_repairs_them(tmp_path)
             want = EXPECTED_ERROR_CLASS[name]
             assert row["error_class"] == want, (name, row["error_message"])
             assert row["status"] == ("success" if want is None else "failed"), name
-        failed = {img.url: rows[img.url]["error_message"] for img in web.images if rows[img.url]["status"] != "success"}
+        failed = {
+            img.url: rows[img.url]["error_message"]
+            for img in web.images
+            if rows[img.url]["status"] != "success"
+        }
         assert not failed
         assert summary.stats["dataset"]["rows"] == len(rows)
         # the sideways camera photo is stored upright, without its GPS tags

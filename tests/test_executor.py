@@ -35,8 +35,9 @@ def expected(n: int, rows: int = 5) -> dict[str, list]:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_runs_all_jobs_and_writes_markers(tmp_path, workers):
-    summary = execute(write_shard, jobs(tmp_path, 6, rows=3), workers=workers,
-                      summary_path=str(tmp_path / "run.json"))
+    summary = execute(
+        write_shard, jobs(tmp_path, 6, rows=3), workers=workers, summary_path=str(tmp_path / "run.json")
+    )
     assert outputs(tmp_path) == expected(6, rows=3)
     for i in range(6):
         marker = json.loads((tmp_path / f"shard-{i:03d}.stats.json").read_text())
@@ -102,8 +103,9 @@ def test_job_that_always_kills_its_worker_is_reported_and_spares_the_others(tmp_
 def test_resume_after_killing_the_whole_run(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "executor_jobs", str(tmp_path), "20", "0.25"]
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 60
         while len(list(tmp_path.glob("shard-*.stats.json"))) < 5:
@@ -130,8 +132,12 @@ def test_resume_after_killing_the_whole_run(tmp_path):
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(TESTS)}})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(TESTS)}},
+    )
     yield ray
     ray.shutdown()
 
@@ -142,14 +148,19 @@ def test_ray_gives_the_same_outputs_as_local(tmp_path, local_ray):
     local_dir.mkdir()
     ray_dir.mkdir()
     faults = {"shard-004": {"fail_times": 1}, "shard-006": {"kill_first": True}}
-    with_failure = lambda out: [  # one job raises once, one kills its worker once
-        type(j)(j.key, j.stats_path, {**j.payload, **faults.get(j.key, {})}) for j in jobs(out, 8, rows=7)
-    ]
+    def with_failure(out):
+        return [  # one job raises once, one kills its worker once
+            type(j)(j.key, j.stats_path, {**j.payload, **faults.get(j.key, {})}) for j in jobs(out, 8, rows=7)
+        ]
     local = execute(write_shard, with_failure(local_dir), executor="local", workers=2, retries=2)
     remote = execute(write_shard, with_failure(ray_dir), executor="ray", workers=2, retries=2)
     assert local_ray.is_initialized()  # the executor reused the running Ray and left it running
     assert outputs(ray_dir) == outputs(local_dir) == expected(8, rows=7)
-    assert (remote.done, remote.failed, remote.stats["rows"]) == (local.done, local.failed, local.stats["rows"])
+    assert (remote.done, remote.failed, remote.stats["rows"]) == (
+        local.done,
+        local.failed,
+        local.stats["rows"],
+    )
     assert calls(ray_dir).count("shard-004") == 2  # raised, then retried by the executor
     assert calls(ray_dir).count("shard-006") == calls(local_dir).count("shard-006") == 2  # worker died, rerun
     for i in range(8):

@@ -21,8 +21,13 @@ from curate.schema import TAKEDOWN_SCHEMA
 def test_shipped_recipes_load(tmp_path):
     assert {"datacomp_basic", "laion5b", "strict", "demo"} <= set(available())
     basic = load_recipe("datacomp_basic")
-    assert basic.filter == {"languages": ["en"], "min_caption_words": 3, "min_caption_chars": 6,
-                            "min_side": 200, "max_aspect": 3.0}
+    assert basic.filter == {
+        "languages": ["en"],
+        "min_caption_words": 3,
+        "min_caption_chars": 6,
+        "min_side": 200,
+        "max_aspect": 3.0,
+    }
     copy = tmp_path / "mine.toml"
     copy.write_text('name = "mine"\n[filter]\nmin_side = 64\n[train]\nepochs = 3\n[input]\nurls = "x"\n')
     mine = load_recipe(str(copy))
@@ -45,21 +50,37 @@ def test_recipe_errors_name_the_fix(tmp_path):
 @pytest.fixture()
 def dataset(tmp_path):
     photo = make_photo(1)
-    ok = [Sample(f"https://ok.example/{i}.jpg", f"a red house near the sea {i}", encode(make_photo(100 + i)))
-          for i in range(5)]
+    ok = [
+        Sample(f"https://ok.example/{i}.jpg", f"a red house near the sea {i}", encode(make_photo(100 + i)))
+        for i in range(5)
+    ]
     cases = {
         "download_failed": Sample("https://ok.example/missing.jpg", "a photo that never arrived", None),
-        "opted_out": Sample("https://private.example/a.jpg", "a photo the site opted out of", None,
-                            error_class="robots_disallowed"),
-        "image_too_small": Sample("https://ok.example/s.jpg", "a small red house photo", encode(photo.resize((150, 150)))),
-        "aspect_ratio": Sample("https://ok.example/w.jpg", "a wide banner of a house", encode(photo.resize((700, 200)))),
+        "opted_out": Sample(
+            "https://private.example/a.jpg",
+            "a photo the site opted out of",
+            None,
+            error_class="robots_disallowed",
+        ),
+        "image_too_small": Sample(
+            "https://ok.example/s.jpg", "a small red house photo", encode(photo.resize((150, 150)))
+        ),
+        "aspect_ratio": Sample(
+            "https://ok.example/w.jpg", "a wide banner of a house", encode(photo.resize((700, 200)))
+        ),
         "caption_too_short": Sample("https://ok.example/c.jpg", "house", encode(make_photo(2))),
-        "language": Sample("https://ok.example/d.jpg", "ein rotes Haus am Meer", encode(make_photo(3)), language="de"),
-        "language+caption_too_short": Sample("https://ok.example/e.jpg", "rotes Haus", encode(make_photo(4)),
-                                             language="de"),
-        "nsfw_image": Sample("https://ok.example/n.jpg", "a photo with an unsafe image", encode(make_photo(5)),
-                             nsfw_image=0.93),
-        "exact_duplicate": Sample("https://mirror.example/0.jpg", "the same bytes elsewhere again", ok[0].image),
+        "language": Sample(
+            "https://ok.example/d.jpg", "ein rotes Haus am Meer", encode(make_photo(3)), language="de"
+        ),
+        "language+caption_too_short": Sample(
+            "https://ok.example/e.jpg", "rotes Haus", encode(make_photo(4)), language="de"
+        ),
+        "nsfw_image": Sample(
+            "https://ok.example/n.jpg", "a photo with an unsafe image", encode(make_photo(5)), nsfw_image=0.93
+        ),
+        "exact_duplicate": Sample(
+            "https://mirror.example/0.jpg", "the same bytes elsewhere again", ok[0].image
+        ),
     }
     root = str(tmp_path / "ds")
     write_dataset(root, ok + list(cases.values()), per_shard=6)
@@ -78,15 +99,23 @@ def test_datacomp_basic_drops_each_sample_for_exactly_its_reasons(dataset):
     assert len(d) == len(ok) + len(cases)
     for s in ok:
         assert d[s.uid] == (True, [])
-    expected = {"download_failed": ["download_failed"], "opted_out": ["opted_out"],
-                "image_too_small": ["image_too_small"], "aspect_ratio": ["aspect_ratio"],
-                "caption_too_short": ["caption_too_short"], "language": ["language"],
-                "language+caption_too_short": ["caption_too_short", "language"],
-                "nsfw_image": [], "exact_duplicate": []}  # not rules of datacomp_basic
+    expected = {
+        "download_failed": ["download_failed"],
+        "opted_out": ["opted_out"],
+        "image_too_small": ["image_too_small"],
+        "aspect_ratio": ["aspect_ratio"],
+        "caption_too_short": ["caption_too_short"],
+        "language": ["language"],
+        "language+caption_too_short": ["caption_too_short", "language"],
+        "nsfw_image": [],
+        "exact_duplicate": [],
+    }  # not rules of datacomp_basic
     for name, sample in cases.items():
         assert d[sample.uid] == (not expected[name], expected[name]), name
     assert summary["kept"] == len(ok) + 2 and summary["dropped"] == len(cases) - 2
-    assert summary["dropped_by_reason"]["language"] == 2 and summary["dropped_by_reason"]["download_failed"] == 1
+    assert (
+        summary["dropped_by_reason"]["language"] == 2 and summary["dropped_by_reason"]["download_failed"] == 1
+    )
     assert "near_duplicate" not in summary["dropped_by_reason"]  # inactive filters are not reported
 
 
@@ -109,8 +138,10 @@ def test_strict_uses_dedup_nsfw_and_label_only_keeps_the_same_decisions(dataset)
     with pytest.raises(CurateError, match="curate dedup"):
         filter_dataset(root, {"name": "dups", "filter": {"drop_exact_duplicates": True}})
     dedup(root, max_distance=6)
-    recipe = {**load_recipe("strict").raw, "filter": {
-        k: v for k, v in load_recipe("strict").filter.items() if k != "drop_benchmark_overlap"}}
+    recipe = {
+        **load_recipe("strict").raw,
+        "filter": {k: v for k, v in load_recipe("strict").filter.items() if k != "drop_benchmark_overlap"},
+    }
     summary = filter_dataset(root, recipe)
     d = _decisions(root, "strict")
     assert d[cases["nsfw_image"].uid] == (False, ["nsfw_image"])
@@ -123,8 +154,12 @@ def test_strict_uses_dedup_nsfw_and_label_only_keeps_the_same_decisions(dataset)
 
 def test_takedown_requests_and_missing_signals_are_reported(dataset):
     root, _ok, cases = dataset
-    pq.write_table(pa.Table.from_pylist([{"kind": "domain", "value": "mirror.example", "reason": "owner asked"}],
-                                        schema=TAKEDOWN_SCHEMA), f"{root}/takedown.parquet")
+    pq.write_table(
+        pa.Table.from_pylist(
+            [{"kind": "domain", "value": "mirror.example", "reason": "owner asked"}], schema=TAKEDOWN_SCHEMA
+        ),
+        f"{root}/takedown.parquet",
+    )
     d_sum = filter_dataset(root, {"name": "t", "filter": {}})
     assert _decisions(root, "t")[cases["exact_duplicate"].uid] == (False, ["takedown"])
     assert d_sum["dropped_by_reason"]["takedown"] == 1

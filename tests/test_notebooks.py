@@ -35,14 +35,21 @@ def _run(name: str, cwd: Path, monkeypatch) -> list[str]:
     MIME types of a display or result output."""
     monkeypatch.delenv("CURATE_DATASET", raising=False)  # the notebooks find ./curate-demo themselves
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks without outputs"
-    nbclient.NotebookClient(nb, timeout=180, kernel_name="python3",
-                            resources={"metadata": {"path": str(cwd)}}).execute()
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
+        "commit notebooks without outputs"
+    )
+    nbclient.NotebookClient(
+        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    ).execute()
     texts = []
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             assert out["output_type"] != "error", f"{name}: {out.get('ename')}: {out.get('evalue')}"
-            texts.append(out.get("text", "") if out["output_type"] == "stream" else "mime:" + ",".join(out.get("data", {})))
+            texts.append(
+                out.get("text", "")
+                if out["output_type"] == "stream"
+                else "mime:" + ",".join(out.get("data", {}))
+            )
     return texts
 
 
@@ -54,15 +61,18 @@ def test_views_and_stats_agree_with_the_real_stages_files(demo):
     con = sql.connect(str(dataset))
     try:
         assert con.execute("SELECT count(*) FROM samples").fetchall()[0][0] == sum(m["rows"] for m in markers)
-        assert con.execute("SELECT count(*) FROM manifest").fetchall()[0][0] == sum(m["rows"] for m in markers)
+        assert con.execute("SELECT count(*) FROM manifest").fetchall()[0][0] == sum(
+            m["rows"] for m in markers
+        )
         status = dict(con.execute("SELECT status, count(*) FROM samples GROUP BY 1").fetchall())
         summed: dict[str, int] = {}
         for m in markers:
             for key, n in m["status"].items():
                 summed[key] = summed.get(key, 0) + n
         assert status == {k: v for k, v in summed.items() if v}
-        assert con.execute("SELECT count(*) FILTER (WHERE keep) FROM decisions WHERE recipe = 'demo'").fetchall()[0][0] \
-            == sum(d["keep"] for d in decided)
+        assert con.execute(
+            "SELECT count(*) FILTER (WHERE keep) FROM decisions WHERE recipe = 'demo'"
+        ).fetchall()[0][0] == sum(d["keep"] for d in decided)
     finally:
         sql.close(con)
     stats = compute_stats(str(dataset), "demo")

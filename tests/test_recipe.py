@@ -58,7 +58,16 @@ def test_working_directory_entries_do_not_shadow_packaged_recipes(tmp_path, monk
         load_recipe("mylocal")
 
 
-@pytest.mark.parametrize(("text", "path"), [("demo", False), ("datacomp_basic", False), ("x.toml", True),
-                                            ("./x", True), ("configs/x", True), ("/abs/x.toml", True)])
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ("demo", False),
+        ("datacomp_basic", False),
+        ("x.toml", True),
+        ("./x", True),
+        ("configs/x", True),
+        ("/abs/x.toml", True),
+    ],
+)
 def test_looks_like_path(text, path):
     assert looks_like_path(text) is path

@@ -18,8 +18,11 @@ from curate.cli import main
 from curate.report import build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs "
-                                    "it with apt-get; it could not be installed here)")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Debian's chromium is not installed (.ci/run installs "
+    "it with apt-get; it could not be installed here)",
+)
 
 
 class _Markup(HTMLParser):
@@ -69,7 +72,11 @@ def test_report_markup_is_self_contained_and_inert(report):
     doc = report["html"]
     parsed = _parse(doc)
     _assert_inert(parsed)
-    csp = [a["content"] for t, a in parsed.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
+    csp = [
+        a["content"]
+        for t, a in parsed.tags
+        if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"
+    ]
     assert csp and "default-src 'none'" in csp[0] and "script-src" not in csp[0] and "img-src data:" in csp[0]
     text = "".join(parsed.text)
     assert HOSTILE_CAPTION[:120] in text  # shown as the words it is
@@ -82,8 +89,15 @@ def test_report_markup_is_self_contained_and_inert(report):
 
 def test_report_sections(ds, report):
     doc, roles = report["html"], ds["roles"]
-    for title in ("Summary", "Distributions", "Kept samples (recipe strict)", "Dropped samples by reason",
-                  "Duplicate clusters", "Benchmark overlap", "Download failures"):
+    for title in (
+        "Summary",
+        "Distributions",
+        "Kept samples (recipe strict)",
+        "Dropped samples by reason",
+        "Duplicate clusters",
+        "Benchmark overlap",
+        "Download failures",
+    ):
         assert f"<h2>{title}" in doc
     for reason in ("download_failed", "language", "near_duplicate", "nsfw_image", "benchmark_overlap"):
         assert f"<h3>{reason}: " in doc
@@ -97,9 +111,18 @@ def test_report_sections(ds, report):
 
 
 def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp / 'profile'}",
-           *args]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp / 'profile'}",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
 
 
@@ -110,7 +133,9 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     parsed = _parse(dom)
     _assert_inert(parsed)
     assert "".join(parsed.text).count(HOSTILE_CAPTION[:60]) >= 1
-    assert "<title>curate dataset report:" in dom and "pwned" not in re.search(r"<title>(.*?)</title>", dom).group(1)
+    assert "<title>curate dataset report:" in dom and "pwned" not in re.search(
+        r"<title>(.*?)</title>", dom
+    ).group(1)
     # 2. Every plot and thumbnail decoded: a probe page (the test's own script, not the report's) reads the
     #    report's images from a same-origin frame once it has loaded.
     probe = tmp_path / "probe.html"
@@ -122,8 +147,13 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     loaded: imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length,
     scripts: d.querySelectorAll('script').length});
 });</script></body></html>""")
-    out = _chromium("--allow-file-access-from-files", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri(),
-                    tmp=tmp_path).stdout
+    out = _chromium(
+        "--allow-file-access-from-files",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        probe.as_uri(),
+        tmp=tmp_path,
+    ).stdout
     result = json.loads(re.search(r"RESULT (\{.*?\})</pre>", out).group(1))
     n_img = sum(1 for t, _ in _parse(report["html"]).tags if t == "img")
     assert result == {"title": result["title"], "images": n_img, "loaded": n_img, "scripts": 0}

@@ -38,7 +38,11 @@ def _recipe(urls: Path, **download) -> dict:
         "input": {"urls": [str(urls)], "rows_per_part": 12},
         "download": {"allow_private_network": True, "image_size": 96, **download},
         "annotate": {"signals": ["image", "hashes", "language", "caption"]},
-        "filter": {"languages": ["en", "de", "fr", "es"], "min_caption_words": 2, "drop_near_duplicates": True},
+        "filter": {
+            "languages": ["en", "de", "fr", "es"],
+            "min_caption_words": 2,
+            "drop_near_duplicates": True,
+        },
         "export": {"format": "parquet", "samples_per_shard": 20},
     }
 
@@ -56,11 +60,15 @@ def _outcome(root: str) -> dict:
         return con.sql(query).fetchall()
 
     return {
-        "shards": rows(f"SELECT uid, status, error_class, sha256, width, height FROM '{ds.shards_dir}/*.parquet' "
-                       "ORDER BY uid"),
+        "shards": rows(
+            f"SELECT uid, status, error_class, sha256, width, height FROM '{ds.shards_dir}/*.parquet' "
+            "ORDER BY uid"
+        ),
         "hashes": rows(f"SELECT uid, phash FROM '{ds.signals_dir('hashes')}/*.parquet' ORDER BY uid"),
         "language": rows(f"SELECT uid, language FROM '{ds.signals_dir('language')}/*.parquet' ORDER BY uid"),
-        "decisions": rows(f"SELECT uid, keep, reasons FROM '{ds.decisions_dir}/scaletest.parquet' ORDER BY uid"),
+        "decisions": rows(
+            f"SELECT uid, keep, reasons FROM '{ds.decisions_dir}/scaletest.parquet' ORDER BY uid"
+        ),
     }
 
 
@@ -99,8 +107,13 @@ def test_run_on_ray_matches_local(web, local_run, tmp_path):
 
 
 def _curate(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "curate", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "curate", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def test_interrupted_run_resumes_to_the_same_result(web, local_run, tmp_path):
@@ -110,7 +123,9 @@ def test_interrupted_run_resumes_to_the_same_result(web, local_run, tmp_path):
     recipe_path = tmp_path / "recipe.toml"
     recipe_path.write_text(to_toml(recipe))
     root = tmp_path / "ds"
-    proc = _curate("run", str(recipe_path), "--dataset", str(root), "--stages", ",".join(STAGES), "--workers", "1")
+    proc = _curate(
+        "run", str(recipe_path), "--dataset", str(root), "--stages", ",".join(STAGES), "--workers", "1"
+    )
     deadline = time.time() + 120
     while time.time() < deadline and len(stats_files(str(root / "shards"))) < 1:
         time.sleep(0.05)
@@ -120,8 +135,12 @@ def test_interrupted_run_resumes_to_the_same_result(web, local_run, tmp_path):
     assert 1 <= done_before_kill < 4, "the run should have been killed mid-download"
     for shard in (root / "shards").glob("[0-9]*.parquet"):  # a killed run leaves no truncated shard
         assert pq.read_metadata(shard).num_rows > 0
-    (root / ".lock").unlink(missing_ok=True)  # the killed process held it; a rerun would also clear it as stale
-    rerun = _curate("run", str(recipe_path), "--dataset", str(root), "--stages", ",".join(STAGES), "--workers", "1")
+    (root / ".lock").unlink(
+        missing_ok=True
+    )  # the killed process held it; a rerun would also clear it as stale
+    rerun = _curate(
+        "run", str(recipe_path), "--dataset", str(root), "--stages", ",".join(STAGES), "--workers", "1"
+    )
     _, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
     assert _outcome(str(root)) == expected
@@ -155,11 +174,23 @@ def test_output_that_runs_out_of_space_keeps_finished_shards_and_resumes(web, tm
     import resource
 
     web.write_url_list(tmp_path / "urls.parquet")
-    manifest = _curate("manifest", str(tmp_path / "urls.parquet"), "-o", str(tmp_path / "manifest"),
-                       "--rows-per-part", "30")
+    manifest = _curate(
+        "manifest", str(tmp_path / "urls.parquet"), "-o", str(tmp_path / "manifest"), "--rows-per-part", "30"
+    )
     assert manifest.wait(timeout=120) == 0
-    args = ("download", str(tmp_path / "manifest"), "-o", str(tmp_path / "ds"), "--allow-private-network",
-            "--image-size", "96", "--workers", "1", "--retries", "0")
+    args = (
+        "download",
+        str(tmp_path / "manifest"),
+        "-o",
+        str(tmp_path / "ds"),
+        "--allow-private-network",
+        "--image-size",
+        "96",
+        "--workers",
+        "1",
+        "--retries",
+        "0",
+    )
 
     def small_disk() -> None:  # larger than the 8-row shard, smaller than the 30-row ones
         resource.setrlimit(resource.RLIMIT_FSIZE, (70_000, 70_000))
@@ -174,8 +205,11 @@ def test_output_that_runs_out_of_space_keeps_finished_shards_and_resumes(web, tm
 
     out, err = _curate(*args).communicate(timeout=180)
     assert "Traceback" not in err, err
+
     def uids(paths) -> list[str]:
         return [uid for p in sorted(paths) for uid in pq.read_table(p, columns=["uid"])["uid"].to_pylist()]
 
     rows = uids(shards.glob("[0-9]*.parquet"))
-    assert len(rows) == len(set(rows)) and sorted(rows) == sorted(uids((tmp_path / "manifest").glob("part-*.parquet")))
+    assert len(rows) == len(set(rows)) and sorted(rows) == sorted(
+        uids((tmp_path / "manifest").glob("part-*.parquet"))
+    )

@@ -58,14 +58,18 @@ def test_view_counts_agree_with_the_shard_stats_files(ds):
     assert purged == 1
     assert status == {**summed, "success": summed["success"] - purged, "skipped": purged}
     assert status == {"success": 25, "failed": 6, "skipped": 1}
-    counts = _query(root, "SELECT (SELECT count(*) FROM manifest), (SELECT count(*) FROM samples), "
-                          "(SELECT count(*) FROM images), (SELECT count(*) FROM signals)")[0]
+    counts = _query(
+        root,
+        "SELECT (SELECT count(*) FROM manifest), (SELECT count(*) FROM samples), "
+        "(SELECT count(*) FROM images), (SELECT count(*) FROM signals)",
+    )[0]
     assert counts == (32, 32, 32, 32)
     for recipe in RECIPES:
         table = pq.read_table(Path(root, "decisions", f"{recipe}.parquet"))
         kept = sum(table.column("keep").to_pylist())
-        assert _query(root, f"SELECT count(*), count(*) FILTER (WHERE keep) FROM decisions WHERE recipe = '{recipe}'") \
-            == [(table.num_rows, kept)]
+        assert _query(
+            root, f"SELECT count(*), count(*) FILTER (WHERE keep) FROM decisions WHERE recipe = '{recipe}'"
+        ) == [(table.num_rows, kept)]
 
 
 def test_samples_leave_out_image_bytes_and_images_carry_them(ds):
@@ -84,33 +88,60 @@ def test_samples_leave_out_image_bytes_and_images_carry_them(ds):
 def test_signals_decisions_clusters_overlap_views(ds):
     root, roles = ds["root"], ds["roles"]
     de = roles["kept"][14]  # the German caption
-    assert _query(root, f"SELECT language, nsfw_image IS NOT NULL, caption_words FROM signals WHERE uid = '{de}'") == [
-        ("de", True, 8)]
+    assert _query(
+        root, f"SELECT language, nsfw_image IS NOT NULL, caption_words FROM signals WHERE uid = '{de}'"
+    ) == [("de", True, 8)]
     assert dict(_query(root, "SELECT recipe, count(*) FROM decisions GROUP BY 1")) == {r: 32 for r in RECIPES}
     small = roles["small"][0]
     assert _query(root, f"SELECT recipe, keep, reasons FROM decisions WHERE uid = '{small}' ORDER BY 1") == [
-        ("datacomp_basic", False, ["image_too_small"]), ("strict", False, ["image_too_small"])]
+        ("datacomp_basic", False, ["image_too_small"]),
+        ("strict", False, ["image_too_small"]),
+    ]
     near = roles["near_dup"][0]
     assert _query(root, f"SELECT duplicate_kind, representative_uid FROM clusters WHERE uid = '{near}'") == [
-        ("near", roles["kept"][1])]
+        ("near", roles["kept"][1])
+    ]
     assert _query(root, "SELECT uid, benchmark, eval_id, match_kind FROM overlap") == [
-        (roles["bench"][0], "shapes", "circle/0007.jpg", "image")]
-    assert _query(root, "SELECT benchmark, count(*), count(*) FILTER (WHERE overlapping) FROM eval_images "
-                        "GROUP BY 1") == [("shapes", 4, 1)]
+        (roles["bench"][0], "shapes", "circle/0007.jpg", "image")
+    ]
+    assert _query(
+        root, "SELECT benchmark, count(*), count(*) FILTER (WHERE overlapping) FROM eval_images GROUP BY 1"
+    ) == [("shapes", 4, 1)]
     assert _query(root, "SELECT kind, value, uids_purged FROM takedowns") == [("domain", "gone.example", 1)]
 
 
 def test_missing_parts_are_empty_views_with_their_documented_columns(tmp_path):
     root = tmp_path / "partial"
     (root / "manifest").mkdir(parents=True)
-    pq.write_table(pa.table({"uid": ["a" * 32], "url": ["https://x.example/a.jpg"], "caption": ["c"],
-                             "status": ["ok"], "page_url": ["https://x.example/"]}), root / "manifest/part-00000.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "uid": ["a" * 32],
+                "url": ["https://x.example/a.jpg"],
+                "caption": ["c"],
+                "status": ["ok"],
+                "page_url": ["https://x.example/"],
+            }
+        ),
+        root / "manifest/part-00000.parquet",
+    )
     con, infos = sql.open_views(str(root))
     try:
         by_name = {i.name: i for i in infos}
         assert [c for c, _ in by_name["manifest"].columns] == ["uid", "url", "caption", "status", "page_url"]
-        assert [c for c, _ in by_name["samples"].columns] == ["shard"] + [f.name for f in SHARD_SCHEMA if f.name != "image"]
-        for name in ("samples", "images", "signals", "signals_nsfw", "clusters", "overlap", "decisions", "takedowns"):
+        assert [c for c, _ in by_name["samples"].columns] == ["shard"] + [
+            f.name for f in SHARD_SCHEMA if f.name != "image"
+        ]
+        for name in (
+            "samples",
+            "images",
+            "signals",
+            "signals_nsfw",
+            "clusters",
+            "overlap",
+            "decisions",
+            "takedowns",
+        ):
             assert by_name[name].files == 0
             assert con.execute(f"SELECT count(*) FROM {name}").fetchall() == [(0,)]
         assert con.execute("SELECT count(*) FROM signals WHERE nsfw_image > 0.5").fetchall() == [(0,)]
@@ -126,16 +157,28 @@ def test_signals_view_takes_new_sets_and_new_columns(ds, tmp_path):
     shutil.copytree(ds["root"], root)
     uids = [s.uid for s in ds["samples"]]
     (root / "signals/aesthetics").mkdir()
-    pq.write_table(pa.table({"uid": uids, "aesthetic_score": [float(i) for i in range(len(uids))],
-                             "width": [1] * len(uids)}), root / "signals/aesthetics/00000.parquet")
+    pq.write_table(
+        pa.table(
+            {"uid": uids, "aesthetic_score": [float(i) for i in range(len(uids))], "width": [1] * len(uids)}
+        ),
+        root / "signals/aesthetics/00000.parquet",
+    )
     # A newer annotate adds a column to one shard of the `language` set only.
     lang = pq.read_table(root / "signals/language/00001.parquet")
-    pq.write_table(lang.append_column("script", pa.array(["Latn"] * lang.num_rows)),
-                   root / "signals/language/00001.parquet")
-    widths = [pq.read_table(p, columns=["width"]).column("width") for p in (root / "signals/image").glob("*.parquet")]
+    pq.write_table(
+        lang.append_column("script", pa.array(["Latn"] * lang.num_rows)),
+        root / "signals/language/00001.parquet",
+    )
+    widths = [
+        pq.read_table(p, columns=["width"]).column("width")
+        for p in (root / "signals/image").glob("*.parquet")
+    ]
     with_width = sum(len(w) - w.null_count for w in widths)
-    rows = _query(str(root), "SELECT count(*), sum(aesthetic_score), count(script), count(aesthetics_width), "
-                             "count(width) FROM signals")
+    rows = _query(
+        str(root),
+        "SELECT count(*), sum(aesthetic_score), count(script), count(aesthetics_width), "
+        "count(width) FROM signals",
+    )
     assert rows == [(32, float(sum(range(32))), lang.num_rows, 32, with_width)]
     # Each set is also a view of its own, without the joins.
     assert _query(str(root), "SELECT count(*), max(aesthetic_score) FROM signals_aesthetics") == [(32, 31.0)]
@@ -150,7 +193,9 @@ def test_damaged_file_is_named_not_a_traceback(ds, tmp_path, capsys):
     (root / "signals/nsfw/00001.parquet").write_bytes(b"PAR1 this is not parquet")
     assert main(["sql", str(root), "SELECT count(*) FROM signals_nsfw"]) == 2
     err = capsys.readouterr().err
-    assert "cannot open the `signals_nsfw` view" in err and "00001.parquet" in err and "curate annotate" in err
+    assert (
+        "cannot open the `signals_nsfw` view" in err and "00001.parquet" in err and "curate annotate" in err
+    )
     assert "Traceback" not in err
 
 
@@ -161,20 +206,55 @@ def test_cli_query_formats(ds, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "failed   6" in out and "success  25" in out and "skipped  1" in out and "(3 rows)" in out
     assert main(["sql", root, query, "--format", "csv"]) == 0
-    assert capsys.readouterr().out.splitlines() == ['"status","n"', '"failed",6', '"skipped",1', '"success",25']
-    assert main(["sql", root, "SELECT uid, reasons FROM decisions WHERE recipe = 'strict' AND NOT keep",
-                 "--format", "json", "-o", str(tmp_path / "d.jsonl")]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        '"status","n"',
+        '"failed",6',
+        '"skipped",1',
+        '"success",25',
+    ]
+    assert (
+        main(
+            [
+                "sql",
+                root,
+                "SELECT uid, reasons FROM decisions WHERE recipe = 'strict' AND NOT keep",
+                "--format",
+                "json",
+                "-o",
+                str(tmp_path / "d.jsonl"),
+            ]
+        )
+        == 0
+    )
     lines = [json.loads(x) for x in (tmp_path / "d.jsonl").read_text().splitlines()]
     decided = pq.read_table(Path(root, "decisions/strict.parquet")).to_pylist()
-    assert {x["uid"]: x["reasons"] for x in lines} == {d["uid"]: d["reasons"] for d in decided if not d["keep"]}
-    assert main(["sql", root, "SELECT uid, image FROM images", "--format", "parquet", "-o", str(tmp_path / "i.parquet")]) == 0
+    assert {x["uid"]: x["reasons"] for x in lines} == {
+        d["uid"]: d["reasons"] for d in decided if not d["keep"]
+    }
+    assert (
+        main(
+            [
+                "sql",
+                root,
+                "SELECT uid, image FROM images",
+                "--format",
+                "parquet",
+                "-o",
+                str(tmp_path / "i.parquet"),
+            ]
+        )
+        == 0
+    )
     assert pq.read_table(tmp_path / "i.parquet").num_rows == 32
     assert main(["sql", root, "SELECT 1", "--format", "parquet"]) == 2
     assert "add -o FILE.parquet" in capsys.readouterr().err
 
 
 def test_cli_opens_the_views_a_query_names(ds, capsys):
-    assert sql.referenced_views("SELECT * FROM Samples s JOIN signals_nsfw n USING (uid)") == {"samples", "signals_nsfw"}
+    assert sql.referenced_views("SELECT * FROM Samples s JOIN signals_nsfw n USING (uid)") == {
+        "samples",
+        "signals_nsfw",
+    }
     assert main(["sql", ds["root"], "SELECT count(*) AS n FROM signals_language", "--format", "csv"]) == 0
     assert capsys.readouterr().out.splitlines() == ['"n"', "32"]
     assert main(["sql", ds["root"], "SHOW TABLES", "--format", "csv"]) == 0  # names no view: all are opened
@@ -200,14 +280,17 @@ def test_schema_flag_lists_views_and_columns(ds, capsys):
     assert "    nsfw_text_terms  VARCHAR[]" in out and "    image  BLOB" in out
 
 
-@pytest.mark.parametrize("statement", [
-    "COPY (SELECT 1) TO '{root}/manifest/part-00000.parquet'",
-    "CREATE TABLE t AS SELECT * FROM samples",
-    "ATTACH '{root}/x.duckdb'",
-    "INSTALL httpfs",
-    "EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO '{root}/manifest/part-00000.parquet'",
-    "SELECT 1; COPY (SELECT 1 AS x) TO '{root}/x.csv'",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "COPY (SELECT 1) TO '{root}/manifest/part-00000.parquet'",
+        "CREATE TABLE t AS SELECT * FROM samples",
+        "ATTACH '{root}/x.duckdb'",
+        "INSTALL httpfs",
+        "EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO '{root}/manifest/part-00000.parquet'",
+        "SELECT 1; COPY (SELECT 1 AS x) TO '{root}/x.csv'",
+    ],
+)
 def test_cli_refuses_writes(ds, capsys, statement):
     before = _fingerprint(ds["root"])
     assert main(["sql", ds["root"], statement.format(root=ds["root"])]) == 2
@@ -245,8 +328,12 @@ def test_trusted_local_connection_reads_only_the_dataset_files(ds, tmp_path):
     con, _ = sql.open_views(ds["root"], trusted=True)
     try:
         assert con.execute("SELECT count(*) FROM samples").fetchall() == [(32,)]
-        for statement in (f"COPY (SELECT 1 AS x) TO '{tmp_path}/out.csv'", "SELECT * FROM read_text('/etc/hostname')",
-                          f"SELECT * FROM read_parquet('{ds['bench']}/../*.parquet')", "SET enable_external_access = true"):
+        for statement in (
+            f"COPY (SELECT 1 AS x) TO '{tmp_path}/out.csv'",
+            "SELECT * FROM read_text('/etc/hostname')",
+            f"SELECT * FROM read_parquet('{ds['bench']}/../*.parquet')",
+            "SET enable_external_access = true",
+        ):
             with pytest.raises(duckdb.Error):
                 con.execute(statement)
     finally:
@@ -267,11 +354,15 @@ def test_dataset_on_an_object_store(ds, s3_endpoint):
     con = sql.connect(url)
     try:
         with pytest.raises(duckdb.Error):
-            con.execute("COPY (SELECT 1 AS x) TO 'curatero://curate-test/inspect-ds/manifest/part-00000.parquet'")
+            con.execute(
+                "COPY (SELECT 1 AS x) TO 'curatero://curate-test/inspect-ds/manifest/part-00000.parquet'"
+            )
     finally:
         sql.close(con)
-    assert fs.cat("curate-test/inspect-ds/manifest/part-00000.parquet") == Path(
-        ds["root"], "manifest/part-00000.parquet").read_bytes()
+    assert (
+        fs.cat("curate-test/inspect-ds/manifest/part-00000.parquet")
+        == Path(ds["root"], "manifest/part-00000.parquet").read_bytes()
+    )
 
 
 def test_parallel_reads_of_one_large_file_are_consistent(tmp_path):
@@ -282,13 +373,18 @@ def test_parallel_reads_of_one_large_file_are_consistent(tmp_path):
     n = 1_000_000
     values = np.random.default_rng(0).integers(0, 1 << 40, n)
     (tmp_path / "ds/signals/wide").mkdir(parents=True)
-    pq.write_table(pa.table({"uid": pa.array([f"{i:08x}" for i in range(n)]), "value": values}),
-                   tmp_path / "ds/signals/wide/00000.parquet", row_group_size=50_000, compression="zstd")
+    pq.write_table(
+        pa.table({"uid": pa.array([f"{i:08x}" for i in range(n)]), "value": values}),
+        tmp_path / "ds/signals/wide/00000.parquet",
+        row_group_size=50_000,
+        compression="zstd",
+    )
     for _ in range(3):
         con = sql.connect(str(tmp_path / "ds"), threads=4)
         try:
             assert con.execute("SELECT sum(value), count(DISTINCT uid) FROM signals_wide").fetchall() == [
-                (int(values.sum()), n)]
+                (int(values.sum()), n)
+            ]
         finally:
             sql.close(con)
 
@@ -312,8 +408,11 @@ def test_python_connection_reads_no_file_outside_the_dataset(ds, tmp_path, openi
     con = sql.connect(root)
     try:
         assert con.execute("SELECT count(*) FROM samples").fetchall() == [(32,)]
-        for reader, path in (("read_text", files["txt"]), ("read_csv", files["csv"]),
-                             ("read_parquet", files["parquet"])):
+        for reader, path in (
+            ("read_text", files["txt"]),
+            ("read_csv", files["csv"]),
+            ("read_parquet", files["parquet"]),
+        ):
             escape = f"curatero://{ds['root']}/../outside/{path.name}"
             for spelling in (f"curatero://{path}", str(path), escape, f"curatero://{tmp_path}/outside/*"):
                 with pytest.raises(duckdb.Error):
@@ -379,8 +478,11 @@ def test_a_folder_that_is_not_a_dataset_is_an_error(tmp_path, capsys, command):
     (tmp_path / "empty").mkdir()
     (tmp_path / "file.txt").write_text("x")
     query = ["SELECT count(*) FROM samples"] if command == "sql" else []
-    cases = ((tmp_path / "empty", "is not a curate dataset"), (tmp_path / "file.txt", "is a file"),
-             (tmp_path / "missing", "does not exist"))
+    cases = (
+        (tmp_path / "empty", "is not a curate dataset"),
+        (tmp_path / "file.txt", "is a file"),
+        (tmp_path / "missing", "does not exist"),
+    )
     for path, message in cases:
         assert main([command, str(path), *query]) == 2
         err = capsys.readouterr().err
@@ -419,8 +521,12 @@ def test_repeated_column_names_are_printed_or_refused_never_lost(ds, capsys):
 
 def test_query_results_are_never_written_over_the_dataset(ds, tmp_path, capsys):
     before = _fingerprint(ds["root"])
-    for target in (f"{ds['root']}/shards/00000.parquet", f"{ds['root']}/decisions/x.csv", ds["root"],
-                   str(Path(ds["root"]).parent)):
+    for target in (
+        f"{ds['root']}/shards/00000.parquet",
+        f"{ds['root']}/decisions/x.csv",
+        ds["root"],
+        str(Path(ds["root"]).parent),
+    ):
         assert main(["sql", ds["root"], "SELECT 1 AS x", "--format", "parquet", "-o", target]) == 2
         assert "refusing to write the query result" in capsys.readouterr().err
     assert _fingerprint(ds["root"]) == before

@@ -29,8 +29,10 @@ def stats(ds) -> dict:
 
 def _shards(root: str) -> pa.Table:
     cols = ["status", "error_class", "width", "height", "caption"]
-    return pa.concat_tables([pq.read_table(p, columns=cols) for p in sorted(Path(root, "shards").glob("*.parquet"))],
-                            promote_options="permissive")
+    return pa.concat_tables(
+        [pq.read_table(p, columns=cols) for p in sorted(Path(root, "shards").glob("*.parquet"))],
+        promote_options="permissive",
+    )
 
 
 def test_download_section_matches_the_shards_and_their_stats_files(ds, stats):
@@ -40,11 +42,24 @@ def test_download_section_matches_the_shards_and_their_stats_files(ds, stats):
     assert d["stats_files"] == {"shards": 2, "rows": 32, "by_status": {"success": 26, "failed": 6}}
     assert d["by_status"] == {"success": 25, "failed": 6, "skipped": 1}  # one taken down after download
     assert d["success_rate"] == round(25 / 32, 6)
-    assert d["failures_by_class"] == {"http_4xx": 2, "dns": 1, "invalid_url": 1, "not_an_image": 1,
-                                      "takedown": 1, "timeout": 1}
+    assert d["failures_by_class"] == {
+        "http_4xx": 2,
+        "dns": 1,
+        "invalid_url": 1,
+        "not_an_image": 1,
+        "takedown": 1,
+        "timeout": 1,
+    }
     assert [(h["host"], h["failed"], h["rows"]) for h in d["top_failing_hosts"]] == [
-        ("dead0.example", 3, 3), ("dead1.example", 2, 2), ("(no host)", 1, 1)]
-    assert [h["main_error"] for h in d["top_failing_hosts"]] == ["http_4xx", "dns", "invalid_url"]  # ties: by name
+        ("dead0.example", 3, 3),
+        ("dead1.example", 2, 2),
+        ("(no host)", 1, 1),
+    ]
+    assert [h["main_error"] for h in d["top_failing_hosts"]] == [
+        "http_4xx",
+        "dns",
+        "invalid_url",
+    ]  # ties: by name
 
 
 def test_image_and_caption_distributions_match_numpy(ds, stats):
@@ -69,13 +84,26 @@ def test_language_nsfw_duplicates_overlap_recipes(ds, stats):
     top = {t["language"]: t["count"] for t in stats["language"]["top"]}
     # 22 English captions, one of them taken down: its language was nulled by the takedown (curate.purge)
     assert top == {"en": 21, "unknown": 7, "de": 1, "fr": 1, "es": 1, "ja": 1}
-    assert stats["nsfw"]["image"]["at_least_0.5"] == 1 and stats["nsfw"]["image"]["histogram"]["counts"][-1] == 1
-    assert stats["duplicates"] == {"samples": 25, "duplicates": 2, "rate": 0.08, "by_kind": {"near": 1, "exact": 1},
-                                   "clusters_with_duplicates": 2, "largest_cluster": 2}
+    assert (
+        stats["nsfw"]["image"]["at_least_0.5"] == 1 and stats["nsfw"]["image"]["histogram"]["counts"][-1] == 1
+    )
+    assert stats["duplicates"] == {
+        "samples": 25,
+        "duplicates": 2,
+        "rate": 0.08,
+        "by_kind": {"near": 1, "exact": 1},
+        "clusters_with_duplicates": 2,
+        "largest_cluster": 2,
+    }
     summary = json.loads(Path(sidecar(f"{ds['root']}/signals/overlap", "summary.json")).read_text())["shapes"]
-    assert stats["overlap"] == {"shapes": {"eval_images": summary["eval_images"], "eval_images_matched":
-                                           summary["eval_overlapping"], "overlap_pct": summary["overlap_pct"],
-                                           "training_samples_flagged": summary["training_flagged"]}}
+    assert stats["overlap"] == {
+        "shapes": {
+            "eval_images": summary["eval_images"],
+            "eval_images_matched": summary["eval_overlapping"],
+            "overlap_pct": summary["overlap_pct"],
+            "training_samples_flagged": summary["training_flagged"],
+        }
+    }
     assert set(stats["recipes"]) == set(RECIPES)
     for recipe in RECIPES:
         rows = pq.read_table(Path(ds["root"], "decisions", f"{recipe}.parquet")).to_pylist()
@@ -93,8 +121,9 @@ def test_language_nsfw_duplicates_overlap_recipes(ds, stats):
 def test_recipe_option_and_unknown_recipe(ds, capsys):
     one = compute_stats(ds["root"], "strict")
     assert list(one["recipes"]) == ["strict"]
-    assert one["recipes"]["strict"]["kept"] == sum(pq.read_table(
-        Path(ds["root"], "decisions/strict.parquet")).column("keep").to_pylist())
+    assert one["recipes"]["strict"]["kept"] == sum(
+        pq.read_table(Path(ds["root"], "decisions/strict.parquet")).column("keep").to_pylist()
+    )
     assert main(["stats", ds["root"], "--recipe", "nope"]) == 2
     err = capsys.readouterr().err
     assert "recipe 'nope' has no decisions" in err and "decided recipes: datacomp_basic, strict" in err
@@ -125,7 +154,9 @@ def test_partial_dataset_gets_a_card_with_missing_sections_named(ds, tmp_path, c
     assert s["language"] is s["nsfw"] is s["duplicates"] is s["overlap"] is None and s["recipes"] == {}
     assert main(["stats", str(root)]) == 0
     out = capsys.readouterr().out
-    assert "language: not annotated (curate annotate)" in out and "recipes: none applied (curate filter)" in out
+    assert (
+        "language: not annotated (curate annotate)" in out and "recipes: none applied (curate filter)" in out
+    )
 
 
 def test_histogram_bins_are_half_open_at_exact_edges():
@@ -133,9 +164,16 @@ def test_histogram_bins_are_half_open_at_exact_edges():
 
     from curate.stats import Dist, _dists
 
-    out = _dists(duckdb.connect(), (Dist("x", "x", (0, 64, 128)),),
-                 "(SELECT unnest([0, 63, 64, 127.5, 128, 500, NULL])::DOUBLE AS x)")["x"]
-    assert out["histogram"]["counts"] == [2, 2, 2] and out["histogram"]["labels"] == ["0-64", "64-128", ">=128"]
+    out = _dists(
+        duckdb.connect(),
+        (Dist("x", "x", (0, 64, 128)),),
+        "(SELECT unnest([0, 63, 64, 127.5, 128, 500, NULL])::DOUBLE AS x)",
+    )["x"]
+    assert out["histogram"]["counts"] == [2, 2, 2] and out["histogram"]["labels"] == [
+        "0-64",
+        "64-128",
+        ">=128",
+    ]
     assert (out["count"], out["min"], out["max"], out["quantiles"]["p50"]) == (6, 0.0, 500.0, 95.75)
 
 
@@ -146,14 +184,30 @@ def test_failing_hosts_group_like_url_host_of_each_url():
     from curate.stats import _failing_hosts
     from curate.urls import install_url_host
 
-    urls = ["http://Ex.COM/a", "abcdefghijklmn://Ex.com/p", "a:b://c.d/e", "x://y", "HTTP://user:pw@ex.com:8080/b", "https://ex.com?q=1/2", "https://ex.com",
-            "http://a/b", "http://[::1]:80/x", "//proto.relative/x", "javascript:void(0)", "not a url",
-            "https://very-long-subdomain.example.org/path/to/img.jpg", "http://b.example#frag/x", "ftp://ex.com/f"]
+    urls = [
+        "http://Ex.COM/a",
+        "abcdefghijklmn://Ex.com/p",
+        "a:b://c.d/e",
+        "x://y",
+        "HTTP://user:pw@ex.com:8080/b",
+        "https://ex.com?q=1/2",
+        "https://ex.com",
+        "http://a/b",
+        "http://[::1]:80/x",
+        "//proto.relative/x",
+        "javascript:void(0)",
+        "not a url",
+        "https://very-long-subdomain.example.org/path/to/img.jpg",
+        "http://b.example#frag/x",
+        "ftp://ex.com/f",
+    ]
     con = duckdb.connect()
     install_url_host(con)
     con.execute("CREATE TABLE samples (url VARCHAR, status VARCHAR, error_class VARCHAR)")
     con.executemany("INSERT INTO samples VALUES (?, 'failed', 'dns')", [(u,) for u in urls])
-    expected = Counter(h or "(no host)" for (h,) in con.execute("SELECT url_host(url) FROM samples").fetchall())
+    expected = Counter(
+        h or "(no host)" for (h,) in con.execute("SELECT url_host(url) FROM samples").fetchall()
+    )
     got = {h["host"]: h["failed"] for h in _failing_hosts(con)}
     assert got == dict(expected.most_common(10))
     assert got["ex.com"] == 6
@@ -167,5 +221,7 @@ def test_stats_of_a_dataset_on_an_object_store_equal_the_local_ones(ds, stats, s
     fs.put(ds["root"], "curate-test/stats-ds", recursive=True)
     remote = compute_stats("s3://curate-test/stats-ds")
     drop = ("dataset", "seconds")
-    assert {k: v for k, v in remote.items() if k not in drop} == {k: v for k, v in stats.items() if k not in drop}
+    assert {k: v for k, v in remote.items() if k not in drop} == {
+        k: v for k, v in stats.items() if k not in drop
+    }
     assert remote["download"]["rows"] == 32 and remote["recipes"]

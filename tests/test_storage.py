@@ -29,7 +29,9 @@ def test_uid_is_stable_and_distinguishes_fields():
 
 def test_uid_same_in_another_process():
     code = "from curate.schema import make_uid; print(make_uid('https://h/ü.png', 'caption ü'))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == make_uid("https://h/ü.png", "caption ü")
 
 

@@ -41,8 +41,9 @@ HUGE = 6 << 20
 
 @pytest.fixture(scope="module")
 def web():
-    with SyntheticWeb(n_images=48, seed=1, near_duplicates=0.25, slow_seconds=1.0, stall_seconds=20,
-                      huge_bytes=HUGE) as w:
+    with SyntheticWeb(
+        n_images=48, seed=1, near_duplicates=0.25, slow_seconds=1.0, stall_seconds=20, huge_bytes=HUGE
+    ) as w:
         yield w
 
 
@@ -61,6 +62,7 @@ def _decode(data: bytes) -> Image.Image:
 
 
 # Content.
+
 
 def test_images_decode_with_advertised_size_and_format_and_are_photo_like(web, session):
     jpeg_sizes = []
@@ -91,7 +93,8 @@ def test_make_photo_is_deterministic_and_class_dependent():
     # The class colour dominates the object: mean red of red images beats that of blue ones.
     reds = [np.asarray(make_photo("red circle", s, 96), np.float32) for s in range(6)]
     blues = [np.asarray(make_photo("blue square", s, 96), np.float32) for s in range(6)]
-    excess = lambda ims: np.mean([(im[..., 0] - im[..., 2]).mean() for im in ims])
+    def excess(ims):
+        return np.mean([(im[..., 0] - im[..., 2]).mean() for im in ims])
     assert excess(reds) > excess(blues) + 15
     with pytest.raises(ValueError, match="unknown class 'mauve blob'.*red circle"):
         make_photo("mauve blob", 0)
@@ -134,12 +137,13 @@ def test_near_duplicates_are_near_and_distinct_images_far(web):
         assert by_url[c.copy_of].group == c.group and by_url[c.copy_of].label == c.label
         assert c.transform.startswith("reencode=")
     assert statistics.median(near) <= 6 and max(near) <= 20
-    far = [hashes[a.url] - hashes[b.url] for i, a in enumerate(originals) for b in originals[i + 1:]]
+    far = [hashes[a.url] - hashes[b.url] for i, a in enumerate(originals) for b in originals[i + 1 :]]
     assert min(far) >= 8 and statistics.median(far) >= 24
     assert len({o.group for o in originals}) == len(originals)
 
 
 # Pages, URL lists, WARC.
+
 
 def _page_pairs(html: str, page_url: str) -> set[tuple[str, str]]:
     tree = HTMLParser(html)
@@ -199,8 +203,10 @@ def test_write_url_list_refuses_unknown_format(web, tmp_path):
 def test_warc_is_gzip_member_compressed_and_readable_by_warcio(web, tmp_path):
     path = web.write_warc(tmp_path / "pages.warc.gz")
     with open(path, "rb") as fh:
-        records = [(r.rec_type, r.rec_headers.get_header("WARC-Target-URI"), r.content_stream().read())
-                   for r in ArchiveIterator(fh)]
+        records = [
+            (r.rec_type, r.rec_headers.get_header("WARC-Target-URI"), r.content_stream().read())
+            for r in ArchiveIterator(fh)
+        ]
     assert records[0][0] == "warcinfo"
     responses = {uri: body for kind, uri, body in records if kind == "response"}
     requests_ = [uri for kind, uri, _ in records if kind == "request"]
@@ -229,14 +235,19 @@ def test_wat_links_resolve_to_the_pages_images_and_point_into_the_warc(web, tmp_
                 continue
             doc = json.loads(record.content_stream().read())
             envelope = doc["Envelope"]
-            assert warc_ids[int(doc["Container"]["Offset"])] == record.rec_headers.get_header("WARC-Refers-To")
+            assert warc_ids[int(doc["Container"]["Offset"])] == record.rec_headers.get_header(
+                "WARC-Refers-To"
+            )
             meta = envelope["Payload-Metadata"].get("HTTP-Response-Metadata", {}).get("HTML-Metadata")
             url = envelope["WARC-Header-Metadata"]["WARC-Target-URI"]
             if meta is None or url not in pages:
                 continue
             base = urljoin(url, meta["Head"].get("Base", url))
-            pairs = {(urljoin(base, link["url"]), link["alt"]) for link in meta["Links"]
-                     if link["path"] == "IMG@/src" and link.get("alt") and not link["url"].startswith("data:")}
+            pairs = {
+                (urljoin(base, link["url"]), link["alt"])
+                for link in meta["Links"]
+                if link["path"] == "IMG@/src" and link.get("alt") and not link["url"].startswith("data:")
+            }
             page = pages[url]
             assert pairs == {(img.url, img.caption) for img in page.images if img.url not in page.lazy}
             seen.add(url)
@@ -266,7 +277,7 @@ def test_benchmark_as_parquet_matches_the_folder_version(web, tmp_path):
     table = web.write_benchmark(tmp_path / "p", n=10, seed=2, include_copies_from=train, fmt="parquet")
     rows = pq.read_table(table.parquet).to_pylist()
     assert [r["key"] for r in rows] == [f.key for f in folder.files]
-    for row, f in zip(rows, folder.files):
+    for row, f in zip(rows, folder.files, strict=False):
         assert row["image"] == f.path.read_bytes() and row["label"] == f.label and row["caption"] == f.caption
     assert table.planted_keys == folder.planted_keys and len(table.planted_keys) == 3
     with pytest.raises(ValueError, match="planted_keys"):
@@ -274,6 +285,7 @@ def test_benchmark_as_parquet_matches_the_folder_version(web, tmp_path):
 
 
 # Faults, each over a real socket.
+
 
 def test_fault_table_is_complete(web):
     assert set(web.fault_urls) == set(FAULT_PATHS)
@@ -338,7 +350,10 @@ def test_truncated_body(web):
 def test_redirects(web, session):
     r = session.get(web.fault_urls["redirect_chain"], timeout=5)
     assert r.status_code == 200 and len(r.history) == 3 and _decode(r.content).format == "JPEG"
-    assert {h.headers["Location"].startswith("http") for h in r.history} == {True, False}  # absolute and relative
+    assert {h.headers["Location"].startswith("http") for h in r.history} == {
+        True,
+        False,
+    }  # absolute and relative
     session.max_redirects = 5
     with pytest.raises(requests.exceptions.TooManyRedirects):
         session.get(web.fault_urls["redirect_too_many"], timeout=5)
@@ -440,6 +455,7 @@ def test_set_faults_false_makes_every_fault_url_a_valid_image(session):
 
 # What the server saw.
 
+
 def test_request_log_and_per_host_concurrency():
     with SyntheticWeb(n_images=6, seed=4, slow_seconds=0.6) as web:
         host = urlsplit(web.base_url).netloc
@@ -478,16 +494,34 @@ def test_not_serving_yet_is_a_clear_error():
 
 # The command.
 
+
 def test_curate_serve_runs_until_interrupted(tmp_path):
     import signal
     import subprocess
     import sys
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "curate", "serve", "--images", "8", "--seed", "2", "--prerender",
-         "--write-url-list", str(tmp_path / "urls.jsonl"), "--write-warc", str(tmp_path / "pages.warc.gz"),
-         "--write-wat", str(tmp_path / "pages.warc.wat.gz")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "curate",
+            "serve",
+            "--images",
+            "8",
+            "--seed",
+            "2",
+            "--prerender",
+            "--write-url-list",
+            str(tmp_path / "urls.jsonl"),
+            "--write-warc",
+            str(tmp_path / "pages.warc.gz"),
+            "--write-wat",
+            str(tmp_path / "pages.warc.wat.gz"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         lines = []
         while not lines or not lines[-1].startswith("press Ctrl-C"):

@@ -20,9 +20,13 @@ from curate.takedown import takedown
 
 @pytest.fixture()
 def exported(tmp_path):
-    samples = [Sample(f"https://site{i % 3}.example/{i}.jpg", f"a photo of a lake number {i}", encode(make_photo(i)))
-               for i in range(12)]
-    samples.append(Sample("https://cdn.blog.example/p.jpg", "a photo of a lake on a blog", encode(make_photo(40))))
+    samples = [
+        Sample(f"https://site{i % 3}.example/{i}.jpg", f"a photo of a lake number {i}", encode(make_photo(i)))
+        for i in range(12)
+    ]
+    samples.append(
+        Sample("https://cdn.blog.example/p.jpg", "a photo of a lake on a blog", encode(make_photo(40)))
+    )
     root = str(tmp_path / "ds")
     write_dataset(root, samples, per_shard=5)
     filter_dataset(root, "datacomp_basic")
@@ -65,14 +69,19 @@ def test_takedown_purges_shards_and_every_export_and_later_runs_skip_it(exported
     for uid in set(before) - gone:
         assert after[uid] == before[uid]
 
-    parquet_uids = set(duckdb.sql(f"SELECT uid FROM '{root}/export/datacomp_basic/*.parquet'").fetchnumpy()["uid"])
+    parquet_uids = set(
+        duckdb.sql(f"SELECT uid FROM '{root}/export/datacomp_basic/*.parquet'").fetchnumpy()["uid"]
+    )
     assert parquet_uids == set(before) - gone
     assert _tar_keys(outside) == set(before) - gone
     assert json.loads(Path(f"{outside}/.export.json").read_text())["samples"] == len(before) - 3
 
     log = read_parquet(f"{root}/takedown.parquet").to_pylist()
     assert {(r["kind"], r["value"], r["uids_purged"]) for r in log} == {
-        ("url", samples[0].url, 1), ("uid", samples[1].uid, 1), ("domain", "blog.example", 1)}
+        ("url", samples[0].url, 1),
+        ("uid", samples[1].uid, 1),
+        ("domain", "blog.example", 1),
+    }
     assert all(r["reason"] == "owner request #42" and r["requested_at"] is not None for r in log)
 
     # decisions made after the takedown explain it; a fresh export skips it

@@ -10,22 +10,33 @@ from __future__ import annotations
 import importlib.util
 import sys
 import zipfile
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import REFERENCE_DATA
 
 from curate.train.tokenizer import ClipBPETokenizer
 
-from conftest import REFERENCE_DATA
-
-
 TRICKY = [
-    "a photo of a cat", "A Photo of a DOG!!", "hello   world,\tit's 2026\n", "naïve café déjà vu",
-    "Fish &amp;amp; chips &lt;b&gt;", "Ã©tÃ© Ã  Paris", "東京タワーの夜景", "Москва, Красная площадь",
-    "emoji 🐱🐶 time", "IMG_1234.JPG", "100% of 3.5kg", "", "   ", "we'll they're I'M it'S",
-    "x\u00a0y\u2009z", "a\x1cb\x1dc", "ﬁne ligature", "straße STRASSE",
+    "a photo of a cat",
+    "A Photo of a DOG!!",
+    "hello   world,\tit's 2026\n",
+    "naïve café déjà vu",
+    "Fish &amp;amp; chips &lt;b&gt;",
+    "Ã©tÃ© Ã  Paris",
+    "東京タワーの夜景",
+    "Москва, Красная площадь",
+    "emoji 🐱🐶 time",
+    "IMG_1234.JPG",
+    "100% of 3.5kg",
+    "",
+    "   ",
+    "we'll they're I'M it'S",
+    "x\u00a0y\u2009z",
+    "a\x1cb\x1dc",
+    "ﬁne ligature",
+    "straße STRASSE",
 ]
 
 
@@ -36,7 +47,9 @@ def reference(tmp_path_factory, open_clip_wheel):
     with zipfile.ZipFile(open_clip_wheel) as wheel:
         for name in ("open_clip/tokenizer.py", "open_clip/bpe_simple_vocab_16e6.txt.gz"):
             wheel.extract(name, folder)
-    spec = importlib.util.spec_from_file_location("open_clip_reference_tokenizer", folder / "open_clip" / "tokenizer.py")
+    spec = importlib.util.spec_from_file_location(
+        "open_clip_reference_tokenizer", folder / "open_clip" / "tokenizer.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -75,4 +88,3 @@ def test_decode_gives_what_open_clip_decodes(reference):
     theirs, ours = reference
     ids = ours.encode("A photo of a cat on the beach, 2026")
     assert ours.decode(ids) == theirs.decode(ids).strip() == "a photo of a cat on the beach , 2 0 2 6"
-

@@ -35,7 +35,7 @@ def _epoch0_keys(stream: D.ShardStream) -> list[str]:
     keys, done = [], set()
     while len(done) < stream.workers:
         batch = next(loader)
-        keys += [k for k, e in zip(batch["keys"], batch["epochs"].tolist()) if e == 0]
+        keys += [k for k, e in zip(batch["keys"], batch["epochs"].tolist(), strict=False) if e == 0]
         if batch["epochs"][-1] >= 1:
             done.add(batch["worker"])
     return keys
@@ -45,8 +45,9 @@ def test_no_sample_twice_across_two_ranks_and_two_workers(tmp_path, rows, tok):
     shards = write_parquet_shards(tmp_path, rows, n_shards=8)
     seen = []
     for rank in range(2):
-        stream = D.ShardStream(shards, tok, 32, batch_size=5, rank=rank, world_size=2, workers=2, seed=7,
-                               shuffle_buffer=6)
+        stream = D.ShardStream(
+            shards, tok, 32, batch_size=5, rank=rank, world_size=2, workers=2, seed=7, shuffle_buffer=6
+        )
         seen += _epoch0_keys(stream)
     assert len(seen) == len(set(seen)) == len(rows)
     assert set(seen) == {r["uid"] for r in rows}
@@ -67,10 +68,17 @@ def test_shuffle_is_seeded(tmp_path, rows, tok):
 
 def test_bad_images_are_skipped_and_counted(tmp_path, rows, tok):
     good = rows[:10]
-    bad = [{"uid": "broken", "caption": "a broken file", "image": b"\xff\xd8\xff\xe0 not really a jpeg", "label": "x"},
-           {"uid": "empty", "caption": "no image", "image": None, "label": "x"},
-           {"uid": "nocap", "caption": None, "image": rows[0]["image"], "label": "x"},
-           {"uid": "truncated", "caption": "cut", "image": rows[1]["image"][:200], "label": "x"}]
+    bad = [
+        {
+            "uid": "broken",
+            "caption": "a broken file",
+            "image": b"\xff\xd8\xff\xe0 not really a jpeg",
+            "label": "x",
+        },
+        {"uid": "empty", "caption": "no image", "image": None, "label": "x"},
+        {"uid": "nocap", "caption": None, "image": rows[0]["image"], "label": "x"},
+        {"uid": "truncated", "caption": "cut", "image": rows[1]["image"][:200], "label": "x"},
+    ]
     table = pa.table({k: [r[k] for r in bad + good] for k in ("uid", "caption", "image", "label")})
     pq.write_table(table, tmp_path / "00000.parquet")
     stream = D.ShardStream([str(tmp_path / "00000.parquet")], tok, 32, batch_size=10, shuffle_buffer=1)
@@ -81,12 +89,17 @@ def test_bad_images_are_skipped_and_counted(tmp_path, rows, tok):
 
 def test_download_shards_yield_only_successes(tmp_path, rows, tok):
     status = ["success", "failed"] * 5
-    table = pa.table({"uid": [r["uid"] for r in rows[:10]], "caption": [r["caption"] for r in rows[:10]],
-                      "image": [r["image"] if s == "success" else None for r, s in zip(rows, status)],
-                      "status": status})
+    table = pa.table(
+        {
+            "uid": [r["uid"] for r in rows[:10]],
+            "caption": [r["caption"] for r in rows[:10]],
+            "image": [r["image"] if s == "success" else None for r, s in zip(rows, status, strict=False)],
+            "status": status,
+        }
+    )
     pq.write_table(table, tmp_path / "00000.parquet")
     recs = list(D.iter_records(str(tmp_path / "00000.parquet")))
-    assert [k for k, _, _ in recs] == [r["uid"] for r, s in zip(rows, status) if s == "success"]
+    assert [k for k, _, _ in recs] == [r["uid"] for r, s in zip(rows, status, strict=False) if s == "success"]
 
 
 def test_webdataset_tars_stream_like_parquet(tmp_path, rows, tok):
@@ -109,7 +122,9 @@ def test_an_img2dataset_webdataset_folder_trains_from_its_tars_not_its_metadata_
         meta = pa.table({"key": ["0"], "url": ["http://example.org/a.jpg"], "status": ["success"]})
         pq.write_table(meta, tar.removesuffix(".tar") + ".parquet")
     assert D.list_shards(str(tmp_path / "i2d")) == tars
-    batch = next(iter(D.make_loader(D.ShardStream(D.list_shards(str(tmp_path / "i2d")), tok, 32, 6, workers=0))))
+    batch = next(
+        iter(D.make_loader(D.ShardStream(D.list_shards(str(tmp_path / "i2d")), tok, 32, 6, workers=0)))
+    )
     assert len(batch["keys"]) == 6
 
 
@@ -133,7 +148,7 @@ def _pil_crop(data: bytes, seed: int, size: int, draft: tuple[int, int] | None =
         img.draft("RGB", draft)
     img = img.convert("RGB")
     sx, sy = img.size[0] / w, img.size[1] / h
-    box = tuple(round(v * s) for v, s in zip(box, (sx, sy, sx, sy)))  # curate cuts whole decoded pixels
+    box = tuple(round(v * s) for v, s in zip(box, (sx, sy, sx, sy), strict=False))  # curate cuts whole decoded pixels
     return np.asarray(img.resize((size, size), Image.BILINEAR, box=box))
 
 
@@ -165,7 +180,11 @@ def test_non_rgb_jpegs_and_other_formats_decode_to_rgb_crops():
     photo = make_photo("pink heart", seed=1, size=(96, 80))
     buf = io.BytesIO()
     photo.save(buf, "PNG")
-    variants = {"png": buf.getvalue(), "gray": _jpeg(photo.convert("L")), "cmyk": _jpeg(photo.convert("CMYK"))}
+    variants = {
+        "png": buf.getvalue(),
+        "gray": _jpeg(photo.convert("L")),
+        "cmyk": _jpeg(photo.convert("CMYK")),
+    }
     for name, data in variants.items():
         got = D.train_image(data, 48, random.Random(0))  # under 2x smaller: a full decode
         assert got.shape == (48, 48, 3) and got.dtype == torch.uint8, name
@@ -184,7 +203,9 @@ def test_loader_state_resume_replays_exactly(tmp_path, rows, tok):
     state = D.LoaderState(workers=2)
     for b in batches[:5]:
         state.update(b)
-    resumed = iter(D.make_loader(D.ShardStream(shards, tok, 32, state=D.LoaderState(**vars(state)), **kwargs)))
+    resumed = iter(
+        D.make_loader(D.ShardStream(shards, tok, 32, state=D.LoaderState(**vars(state)), **kwargs))
+    )
     for expected in batches[5:]:
         got = next(resumed)
         assert got["keys"] == expected["keys"] and np.array_equal(got["images"], expected["images"])

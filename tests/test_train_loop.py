@@ -26,9 +26,22 @@ def shards(tmp_path_factory):
 
 
 def _config(shards, out, **kw) -> TrainConfig:
-    base = {"data": shards, "out_dir": str(out), "model": "tiny", "image_size": 32, "vocab_size": 300,
-            "batch_size": 16, "lr": 5e-4, "warmup_steps": 2, "workers": 0, "shuffle_buffer": 8, "log_every": 1,
-            "save_every": 3, "keep_checkpoints": 5, "progress": False}
+    base = {
+        "data": shards,
+        "out_dir": str(out),
+        "model": "tiny",
+        "image_size": 32,
+        "vocab_size": 300,
+        "batch_size": 16,
+        "lr": 5e-4,
+        "warmup_steps": 2,
+        "workers": 0,
+        "shuffle_buffer": 8,
+        "log_every": 1,
+        "save_every": 3,
+        "keep_checkpoints": 5,
+        "progress": False,
+    }
     return TrainConfig(**{**base, **kw})
 
 
@@ -75,7 +88,7 @@ def test_resume_gives_the_same_next_batches_and_losses(tmp_path, shards):
     train(_config(shards, crashed, steps=6, workers=2, resume=True))
     a, b = _metrics(full), _metrics(crashed)
     assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]
-    for ra, rb in zip(a[3:], b[3:]):
+    for ra, rb in zip(a[3:], b[3:], strict=False):
         assert ra["batch_sha1"] == rb["batch_sha1"]
         assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-6, abs=1e-7)
     with pytest.raises(CurateError, match="batch_size"):
@@ -86,11 +99,44 @@ def test_resume_gives_the_same_next_batches_and_losses(tmp_path, shards):
 def test_torchrun_two_cpu_processes_train_end_to_end(tmp_path, shards):
     """`torchrun -m curate train` with 2 gloo processes: one report, both ranks' data positions checkpointed."""
     run = tmp_path / "ddp-run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "curate",
-           "train", *shards, "-o", str(run), "--image-size", "32", "--vocab-size", "300", "--batch-size", "16",
-           "--steps", "4", "--workers", "1", "--save-every", "2", "--log-every", "1", "--warmup-steps", "1"]
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=400,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "curate",
+        "train",
+        *shards,
+        "-o",
+        str(run),
+        "--image-size",
+        "32",
+        "--vocab-size",
+        "300",
+        "--batch-size",
+        "16",
+        "--steps",
+        "4",
+        "--workers",
+        "1",
+        "--save-every",
+        "2",
+        "--log-every",
+        "1",
+        "--warmup-steps",
+        "1",
+    ]
+    proc = subprocess.run(
+        cmd,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count('"checkpoint"') == 1
     ckpt = torch.load(run / "checkpoints" / "step_0000004.pt", weights_only=False)
@@ -98,7 +144,12 @@ def test_torchrun_two_cpu_processes_train_end_to_end(tmp_path, shards):
     # 4 steps x 8 samples per rank, one loader worker each reading 2 of the 4 shards (32 records an epoch)
     assert [s["positions"][0][0] * 32 + s["positions"][0][1] for s in ckpt["data"]] == [32, 32]
     assert json.loads((run / "config.json").read_text())["micro_batch"] == 8
-    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [
+        1,
+        2,
+        3,
+        4,
+    ]
 
 
 def _fixed_batch(n=8):
@@ -130,7 +181,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     try:
         images, texts = _fixed_batch()
         per = len(images) // world
-        mine = [(images[rank * per:(rank + 1) * per], texts[rank * per:(rank + 1) * per])]
+        mine = [(images[rank * per : (rank + 1) * per], texts[rank * per : (rank + 1) * per])]
         results = {}
         for loss in ("clip", "siglip"):
             model = _model(loss)
@@ -160,13 +211,15 @@ def test_ddp_two_gloo_processes_equal_one_process(tmp_path):
         ddp_losses, ddp_params = ddp[loss]
         assert ddp_losses == pytest.approx(single_losses, rel=1e-5)
         assert torch.allclose(ddp_params, single, rtol=1e-4, atol=1e-6)
-        assert not torch.allclose(single, torch.cat([p.flatten() for p in _model(loss).parameters()]))  # it moved
+        assert not torch.allclose(
+            single, torch.cat([p.flatten() for p in _model(loss).parameters()])
+        )  # it moved
 
 
 def test_accumulation_equals_the_full_batch():
     images, texts = _fixed_batch()
     full_losses, full = _steps(_model("clip"), lambda s: [(images, texts)], "clip")
-    micro = [(images[i:i + 2], texts[i:i + 2]) for i in range(0, 8, 2)]
+    micro = [(images[i : i + 2], texts[i : i + 2]) for i in range(0, 8, 2)]
     acc_losses, acc = _steps(_model("clip"), lambda s: micro, "clip")
     assert acc_losses == pytest.approx(full_losses, rel=1e-5)
     assert torch.allclose(acc, full, rtol=1e-4, atol=1e-6)

@@ -58,7 +58,7 @@ def test_load_pretrained_open_clip_and_openai_layouts(tmp_path):
     torch.save({"state_dict": {f"module.{k}": v for k, v in src.state_dict().items()}}, tmp_path / "oc.pt")
     dst = CLIP(get_config("tiny", vocab_size=300))
     load_pretrained(dst, str(tmp_path / "oc.pt"), "open_clip")
-    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), dst.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), dst.state_dict().values(), strict=False))
     openai = dict(src.state_dict(), input_resolution=torch.tensor(64), context_length=torch.tensor(77))
     torch.save(openai, tmp_path / "openai.pt")
     load_pretrained(CLIP(get_config("tiny", vocab_size=300)), str(tmp_path / "openai.pt"), "openai")
@@ -67,10 +67,16 @@ def test_load_pretrained_open_clip_and_openai_layouts(tmp_path):
 
 
 def test_byte_bpe_round_trip_and_specials():
-    captions = ["A red circle on the grass", "a blue square in the snow", "Ein roter Kreis auf der Wiese",
-                "赤い丸 on a wooden table"] * 20
+    captions = [
+        "A red circle on the grass",
+        "a blue square in the snow",
+        "Ein roter Kreis auf der Wiese",
+        "赤い丸 on a wooden table",
+    ] * 20
     tok = BytePairTokenizer.train(captions, vocab_size=400)
-    assert tok.eot_id == tok.vocab_size - 1 and tok.sot_id == tok.vocab_size - 2  # argmax pooling finds the end
+    assert (
+        tok.eot_id == tok.vocab_size - 1 and tok.sot_id == tok.vocab_size - 2
+    )  # argmax pooling finds the end
     for text in ["A  red circle\n on the GRASS!", "Ein roter Kreis &amp; 赤い丸", "unseen words: zebra 42"]:
         assert tok.decode(tok.encode(text)) == clean(text)
     ids = tok(["a red circle", "x " * 200])
@@ -116,7 +122,9 @@ def test_one_step_matches_hand_computation():
     texts[0, :4] = torch.tensor([48, 3, 7, 49])
     texts[1, :3] = torch.tensor([48, 9, 49])
     seen = {}
-    model.visual.ln_post.register_forward_hook(lambda m, i, o: seen.__setitem__("h_img", o.detach().numpy().copy()))
+    model.visual.ln_post.register_forward_hook(
+        lambda m, i, o: seen.__setitem__("h_img", o.detach().numpy().copy())
+    )
     model.ln_final.register_forward_hook(lambda m, i, o: seen.__setitem__("h_txt", o.detach().numpy().copy()))
     P_v = model.visual.proj.detach().numpy().copy()
     P_t = model.text_projection.detach().numpy().copy()
@@ -141,7 +149,9 @@ def test_one_step_matches_hand_computation():
     G = ((row - np.eye(2)) + (col - np.eye(2))) / 4  # dL/dlogits
     grad_s = (G * logits).sum()
     dL_df = math.exp(s) * G @ t
-    dL_dz = np.stack([(np.eye(len(fi)) - np.outer(fi, fi)) @ g / np.linalg.norm(zi) for fi, g, zi in zip(f, dL_df, z)])
+    dL_dz = np.stack(
+        [(np.eye(len(fi)) - np.outer(fi, fi)) @ g / np.linalg.norm(zi) for fi, g, zi in zip(f, dL_df, z, strict=False)]
+    )
     grad_Pv = h_img.T @ dL_dz
     np.testing.assert_allclose(model.visual.proj.detach().numpy(), P_v - lr * grad_Pv, rtol=1e-9, atol=1e-12)
     assert model.logit_scale.item() == pytest.approx(s - lr * grad_s, rel=1e-9)
@@ -178,6 +188,7 @@ def test_gradient_checkpointing_and_bf16_autocast_keep_the_step():
     model = CLIP(get_config("tiny", vocab_size=50, image_size=32))
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     fp32 = train_step(model, model, [(images, texts)], opt)
-    bf16 = train_step(model, model, [(images, texts)], opt,
-                      autocast=lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+    bf16 = train_step(
+        model, model, [(images, texts)], opt, autocast=lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+    )
     assert math.isfinite(bf16) and bf16 == pytest.approx(fp32, rel=0.05)

@@ -35,8 +35,10 @@ def test_kept_sample(ds):
 
 def test_dropped_samples_carry_reasons_and_the_facts_behind_them(ds):
     nsfw = explain(ds["root"], ds["roles"]["nsfw"][0])
-    assert nsfw["decisions"] == {"datacomp_basic": {"keep": True, "reasons": []},
-                                 "strict": {"keep": False, "reasons": ["nsfw_image", "nsfw_text"]}}
+    assert nsfw["decisions"] == {
+        "datacomp_basic": {"keep": True, "reasons": []},
+        "strict": {"keep": False, "reasons": ["nsfw_image", "nsfw_text"]},
+    }
     assert nsfw["signals"]["nsfw_image"] == pytest.approx(0.93)
     near = explain(ds["root"], ds["roles"]["near_dup"][0])
     assert near["decisions"]["strict"]["reasons"] == ["near_duplicate"]
@@ -44,7 +46,8 @@ def test_dropped_samples_carry_reasons_and_the_facts_behind_them(ds):
     assert near["duplicates"]["representative_uid"] == ds["roles"]["kept"][1]
     bench = explain(ds["root"], ds["roles"]["bench"][0])
     assert [(m["benchmark"], m["eval_id"], m["match_kind"]) for m in bench["overlap"]] == [
-        ("shapes", "circle/0007.jpg", "image")]
+        ("shapes", "circle/0007.jpg", "image")
+    ]
     assert bench["overlap"][0]["distance"] <= 8
     assert bench["decisions"]["strict"]["reasons"] == ["benchmark_overlap"]
 
@@ -69,7 +72,8 @@ def test_prefix_and_unknown_uids(ds):
 def test_taken_down_sample(ds):
     info = explain(ds["root"], ds["roles"]["taken_down"][0])
     assert [(t["kind"], t["value"], t["reason"]) for t in info["takedowns"]] == [
-        ("domain", "gone.example", "owner request")]
+        ("domain", "gone.example", "owner request")
+    ]
     assert info["download"]["status"] == "skipped" and info["download"]["error_class"] == "takedown"
     assert all("takedown" in d["reasons"] for d in info["decisions"].values())
 
@@ -85,12 +89,28 @@ def test_takedown_by_parent_domain(ds, tmp_path):
 
     root = tmp_path / "td"
     shutil.copytree(ds["root"], root)
-    pq.write_table(pa.Table.from_pylist([{"kind": "domain", "value": "example", "reason": "tld request",
-                                          "requested_at": datetime(2026, 1, 1, tzinfo=UTC),
-                                          "uids_purged": 1},
-                                         {"kind": "domain", "value": "mple", "reason": "not a parent",
-                                          "requested_at": None, "uids_purged": 0}],
-                                        schema=TAKEDOWN_SCHEMA), root / "takedown.parquet")
+    pq.write_table(
+        pa.Table.from_pylist(
+            [
+                {
+                    "kind": "domain",
+                    "value": "example",
+                    "reason": "tld request",
+                    "requested_at": datetime(2026, 1, 1, tzinfo=UTC),
+                    "uids_purged": 1,
+                },
+                {
+                    "kind": "domain",
+                    "value": "mple",
+                    "reason": "not a parent",
+                    "requested_at": None,
+                    "uids_purged": 0,
+                },
+            ],
+            schema=TAKEDOWN_SCHEMA,
+        ),
+        root / "takedown.parquet",
+    )
     info = explain(str(root), ds["roles"]["kept"][3])
     assert [t["reason"] for t in info["takedowns"]] == ["tld request"]
 
@@ -99,7 +119,9 @@ def test_cli_text_and_json(ds, capsys):
     uid = ds["roles"]["near_dup"][0]
     assert main(["why", ds["root"], uid]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"uid {uid}\n  recipe datacomp_basic: KEPT\n  recipe strict: DROPPED: near_duplicate\n")
+    assert out.startswith(
+        f"uid {uid}\n  recipe datacomp_basic: KEPT\n  recipe strict: DROPPED: near_duplicate\n"
+    )
     assert f"near duplicate of {ds['roles']['kept'][1]}" in out
     assert main(["why", ds["root"], ds["roles"]["failed"][0], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["download"]["error_class"] == "http_4xx"

@@ -23,8 +23,14 @@ def samples(n: int, size: int = 72, seed: int = 0, classes=CLASSES) -> list[dict
     for i in range(n):
         label = classes[i % len(classes)]
         img = make_photo(label, seed=seed * 100_003 + i, size=size)
-        rows.append({"uid": f"s{seed}-{i:05d}", "caption": TEMPLATES[i % len(TEMPLATES)].format(label),
-                     "image": encode(img, "jpeg", quality=90), "label": label})
+        rows.append(
+            {
+                "uid": f"s{seed}-{i:05d}",
+                "caption": TEMPLATES[i % len(TEMPLATES)].format(label),
+                "image": encode(img, "jpeg", quality=90),
+                "label": label,
+            }
+        )
     return rows
 
 
@@ -47,8 +53,11 @@ def write_tar_shards(out: Path, rows: list[dict], n_shards: int) -> list[str]:
         path = out / f"{s:05d}.tar"
         with tarfile.open(path, "w") as tar:
             for r in rows[s::n_shards]:
-                for ext, data in (("jpg", r["image"]), ("txt", r["caption"].encode()),
-                                  ("json", json.dumps({"uid": r["uid"]}).encode())):
+                for ext, data in (
+                    ("jpg", r["image"]),
+                    ("txt", r["caption"].encode()),
+                    ("json", json.dumps({"uid": r["uid"]}).encode()),
+                ):
                     info = tarfile.TarInfo(f"{r['uid']}.{ext}")
                     info.size = len(data)
                     tar.addfile(info, io.BytesIO(data))

@@ -10,10 +10,23 @@ from typing import Any
 
 from curate.annotate.options import LANGUAGE_BACKENDS, SIGNAL_NAMES, Options
 
-__all__ = ["DEFAULT_NEAR_DUP_DISTANCE", "DEFAULT_NEAR_DUP_SIMILARITY", "LANGUAGE_BACKENDS", "SIGNALS", "SIGNAL_NAMES",
-           "Options", "annotate", "similarity"]
-_LAZY = {"SIGNALS": "run", "annotate": "run", "DEFAULT_NEAR_DUP_DISTANCE": "phash",
-         "DEFAULT_NEAR_DUP_SIMILARITY": "phash", "similarity": "phash"}
+__all__ = [
+    "DEFAULT_NEAR_DUP_DISTANCE",
+    "DEFAULT_NEAR_DUP_SIMILARITY",
+    "LANGUAGE_BACKENDS",
+    "SIGNALS",
+    "SIGNAL_NAMES",
+    "Options",
+    "annotate",
+    "similarity",
+]
+_LAZY = {
+    "SIGNALS": "run",
+    "annotate": "run",
+    "DEFAULT_NEAR_DUP_DISTANCE": "phash",
+    "DEFAULT_NEAR_DUP_SIMILARITY": "phash",
+    "similarity": "phash",
+}
 
 
 def __getattr__(name: str) -> Any:

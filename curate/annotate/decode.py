@@ -53,7 +53,9 @@ def small_array(data: bytes, mode: str, side: int) -> np.ndarray:
     """Like `open_small`, as a uint8 array: (H, W) for "L", (H, W, 3) for "RGB"."""
     if data[:3] == _JPEG_MAGIC:
         try:
-            arr = simplejpeg.decode_jpeg(data, colorspace=_SJ_COLORSPACE[mode], min_height=side, min_width=side)
+            arr = simplejpeg.decode_jpeg(
+                data, colorspace=_SJ_COLORSPACE[mode], min_height=side, min_width=side
+            )
             return arr[..., 0] if mode == "L" else arr
         except ValueError:
             pass  # CMYK, arithmetic coding, or corrupt: PIL decodes what can be decoded, or raises
@@ -75,7 +77,10 @@ def trim_letterbox(arr: np.ndarray) -> np.ndarray:
     """
     # A letterbox starts with a flat first row or column: most images are rejected here in two small
     # reductions (the full band search cost a fifth of the pHash stage's time per image).
-    if np.ptp(arr[0], axis=0).max() > LETTERBOX_TOLERANCE and np.ptp(arr[:, 0], axis=0).max() > LETTERBOX_TOLERANCE:
+    if (
+        np.ptp(arr[0], axis=0).max() > LETTERBOX_TOLERANCE
+        and np.ptp(arr[:, 0], axis=0).max() > LETTERBOX_TOLERANCE
+    ):
         return arr
     lines = arr.astype(np.int16)
     if lines.ndim == 2:
@@ -91,9 +96,9 @@ def trim_letterbox(arr: np.ndarray) -> np.ndarray:
         return a > 0 and b > 0 and abs(a - b) <= 1 + n // 20 and a + b < n * 0.9 and bool(same_colour)
 
     if centred(top, bottom, h, arr[0, 0], arr[-1, -1]):
-        arr = arr[top:h - bottom]
+        arr = arr[top : h - bottom]
     elif centred(left, right, w, arr[0, 0], arr[-1, -1]):
-        arr = arr[:, left:w - right]
+        arr = arr[:, left : w - right]
     return arr
 
 

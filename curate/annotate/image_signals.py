@@ -29,8 +29,16 @@ THUMB_SIDE = 64
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as PIL's convert("L")
 
 
-
-IMAGE_COLUMNS = ("uid", "image", "width", "height", "original_width", "original_height", "bytes", "image_format")
+IMAGE_COLUMNS = (
+    "uid",
+    "image",
+    "width",
+    "height",
+    "original_width",
+    "original_height",
+    "bytes",
+    "image_format",
+)
 HASHES_COLUMNS = ("uid", "image", "sha256")
 
 
@@ -64,21 +72,28 @@ def image_signal(shard: pa.Table, opts: Options) -> tuple[pa.Table, dict]:
     short_side = pc.min_element_wise(ow, oh).cast(pa.float32())
     aspect = pc.if_else(pc.greater(short_side, 0), pc.divide(long_side, short_side), None)
     blank = pa.array(chan_std < BLANK_STD, mask=~decoded)
-    table = pa.table({
-        "uid": shard.column("uid"),
-        "width": width,
-        "height": height,
-        "aspect": aspect,
-        "bytes": shard.column("bytes").cast(pa.int64()),
-        "format": shard.column("image_format"),
-        "original_width": shard.column("original_width").cast(pa.int32()),
-        "original_height": shard.column("original_height").cast(pa.int32()),
-        "mean_luma": pa.array(mean, mask=~decoded),
-        "luma_std": pa.array(std, mask=~decoded),
-        "is_blank": blank,
-    }, schema=IMAGE_SCHEMA)
-    stats = {"rows": n, "decoded": int(decoded.sum()), "decode_errors": errors,
-             "blank": int(np.sum(chan_std[decoded] < BLANK_STD))}
+    table = pa.table(
+        {
+            "uid": shard.column("uid"),
+            "width": width,
+            "height": height,
+            "aspect": aspect,
+            "bytes": shard.column("bytes").cast(pa.int64()),
+            "format": shard.column("image_format"),
+            "original_width": shard.column("original_width").cast(pa.int32()),
+            "original_height": shard.column("original_height").cast(pa.int32()),
+            "mean_luma": pa.array(mean, mask=~decoded),
+            "luma_std": pa.array(std, mask=~decoded),
+            "is_blank": blank,
+        },
+        schema=IMAGE_SCHEMA,
+    )
+    stats = {
+        "rows": n,
+        "decoded": int(decoded.sum()),
+        "decode_errors": errors,
+        "blank": int(np.sum(chan_std[decoded] < BLANK_STD)),
+    }
     return table, stats
 
 
@@ -92,12 +107,19 @@ def hashes_signal(shard: pa.Table, opts: Options) -> tuple[pa.Table, dict]:
             computed += 1
     hashes, thumbs, valid = hash_images(images)  # one batched DCT for the whole batch of rows
     present = sum(d is not None for d in images)
-    table = pa.table({
-        "uid": shard.column("uid"),
-        "sha256": pa.array(sha, pa.string()),
-        "phash": pa.array(hashes, mask=~valid),
-        "thumb": pa.array([t.tobytes() if ok else None for t, ok in zip(thumbs, valid)], pa.binary(192)),
-    }, schema=HASHES_SCHEMA)
-    stats = {"rows": len(images), "phash": int(valid.sum()), "decode_errors": int(present - valid.sum()),
-             "sha256_computed": computed}
+    table = pa.table(
+        {
+            "uid": shard.column("uid"),
+            "sha256": pa.array(sha, pa.string()),
+            "phash": pa.array(hashes, mask=~valid),
+            "thumb": pa.array([t.tobytes() if ok else None for t, ok in zip(thumbs, valid, strict=False)], pa.binary(192)),
+        },
+        schema=HASHES_SCHEMA,
+    )
+    stats = {
+        "rows": len(images),
+        "phash": int(valid.sum()),
+        "decode_errors": int(present - valid.sum()),
+        "sha256_computed": computed,
+    }
     return table, stats

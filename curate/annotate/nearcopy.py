@@ -21,16 +21,24 @@ QUALITY_RANGE = (30, 95)
 BRIGHTNESS = 0.10
 
 
-def near_copy(img: Image.Image, rng: np.random.Generator, *, crop: float = MAX_CROP,
-              scale: tuple[float, float] = SCALE_RANGE, quality: tuple[int, int] = QUALITY_RANGE,
-              brightness: float = BRIGHTNESS, overlay: bool = True) -> bytes:
+def near_copy(
+    img: Image.Image,
+    rng: np.random.Generator,
+    *,
+    crop: float = MAX_CROP,
+    scale: tuple[float, float] = SCALE_RANGE,
+    quality: tuple[int, int] = QUALITY_RANGE,
+    brightness: float = BRIGHTNESS,
+    overlay: bool = True,
+) -> bytes:
     """JPEG bytes of a transformed copy of `img` (each transform's strength drawn from its range)."""
     w, h = img.size
     left, top, right, bottom = rng.uniform(0, crop, 4)
     out = img.crop((round(left * w), round(top * h), w - round(right * w), h - round(bottom * h)))
     factor = float(np.exp(rng.uniform(np.log(scale[0]), np.log(scale[1]))))
-    out = out.resize((max(8, round(out.width * factor)), max(8, round(out.height * factor))),
-                     Image.Resampling.BICUBIC)
+    out = out.resize(
+        (max(8, round(out.width * factor)), max(8, round(out.height * factor))), Image.Resampling.BICUBIC
+    )
     out = ImageEnhance.Brightness(out).enhance(float(rng.uniform(1 - brightness, 1 + brightness)))
     if overlay:
         out = _stamp(out, rng)
@@ -77,7 +85,7 @@ def separation(originals: np.ndarray, copies: np.ndarray, chunk: int = 512) -> S
     hashes = np.concatenate([originals, copies]).astype(np.int64).view(np.uint64)
     all_hist = np.zeros(65, np.int64)
     for start in range(0, len(hashes), chunk):
-        rows = hashes[start:start + chunk]
+        rows = hashes[start : start + chunk]
         dist = np.bitwise_count(rows[:, None] ^ hashes[None, :])
         upper = np.arange(len(hashes))[None, :] > np.arange(start, start + len(rows))[:, None]  # pairs i < j
         all_hist += np.bincount(dist[upper], minlength=65)

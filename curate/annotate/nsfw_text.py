@@ -35,7 +35,7 @@ class TermList:
         words = _WORD.findall(folded)
         for i, word in enumerate(words):
             for seq, term, weight in self.by_first_word.get(word, ()):
-                if tuple(words[i:i + len(seq)]) == seq:
+                if tuple(words[i : i + len(seq)]) == seq:
                     found.setdefault(term, weight)
         for term, weight in self.substrings:
             if term in folded:
@@ -59,7 +59,9 @@ def parse_terms(lines: list[str], source: str) -> TermList:
             lang, weight_text, term = parts
             weight = float(weight_text)
         except ValueError:
-            raise CurateError(f"{source}:{number}: expected LANGUAGE<TAB>WEIGHT<TAB>TERM, got {line.strip()!r}") from None
+            raise CurateError(
+                f"{source}:{number}: expected LANGUAGE<TAB>WEIGHT<TAB>TERM, got {line.strip()!r}"
+            ) from None
         if not 0.0 < weight <= 1.0:
             raise CurateError(f"{source}:{number}: weight must be in (0, 1], got {weight}")
         term = term.strip().casefold()

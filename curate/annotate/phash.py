@@ -122,8 +122,14 @@ def to_hex(h: int) -> str:
     return format(int(h) & 0xFFFFFFFFFFFFFFFF, "016x")
 
 
-def near_duplicate(hash_a: np.ndarray, hash_b: np.ndarray, thumb_a: np.ndarray, thumb_b: np.ndarray, *,
-                   max_distance: int = DEFAULT_NEAR_DUP_DISTANCE,
-                   min_similarity: float = DEFAULT_NEAR_DUP_SIMILARITY) -> np.ndarray:
+def near_duplicate(
+    hash_a: np.ndarray,
+    hash_b: np.ndarray,
+    thumb_a: np.ndarray,
+    thumb_b: np.ndarray,
+    *,
+    max_distance: int = DEFAULT_NEAR_DUP_DISTANCE,
+    min_similarity: float = DEFAULT_NEAR_DUP_SIMILARITY,
+) -> np.ndarray:
     """The measured near-duplicate rule for paired rows: pHash within the radius and thumbnails alike."""
     return (hamming(hash_a, hash_b) <= max_distance) & (similarity(thumb_a, thumb_b) >= min_similarity)

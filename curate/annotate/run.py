@@ -87,7 +87,9 @@ _IMPLEMENTED = (
     Signal("clip", CLIP_COLUMNS, clip_signal, make_schema=output_schema, resources=job_resources),
 )
 # In curate.schema.SIGNAL_NAMES order, the order the CLI lists them in (a name outside it fails at import).
-SIGNALS: dict[str, Signal] = {s.name: s for s in sorted(_IMPLEMENTED, key=lambda s: SIGNAL_NAMES.index(s.name))}
+SIGNALS: dict[str, Signal] = {
+    s.name: s for s in sorted(_IMPLEMENTED, key=lambda s: SIGNAL_NAMES.index(s.name))
+}
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,10 @@ def _read_batches(path: str, columns: tuple[str, ...], batch_size: int):
         pf = pq.ParquetFile(fh)
         missing = [c for c in columns if c not in pf.schema_arrow.names]
         if missing:
-            raise CurateError(f"{path} lacks column(s) {', '.join(missing)}: it is not a curate download shard "
-                              "(curate.schema.SHARD_SCHEMA); write shards with `curate download`")
+            raise CurateError(
+                f"{path} lacks column(s) {', '.join(missing)}: it is not a curate download shard "
+                "(curate.schema.SHARD_SCHEMA); write shards with `curate download`"
+            )
         yield from pf.iter_batches(batch_size=batch_size, columns=list(columns))
 
 
@@ -148,8 +152,9 @@ def resolve_signals(signals: list[str] | tuple[str, ...] | str | None) -> list[s
     names = [s.strip() for s in (signals.split(",") if isinstance(signals, str) else signals) if s.strip()]
     unknown = [s for s in names if s not in SIGNALS]
     if unknown or not names:
-        raise CurateError(f"unknown signal(s) {', '.join(unknown) or '(none given)'}: choose from "
-                          f"{', '.join(SIGNALS)}")
+        raise CurateError(
+            f"unknown signal(s) {', '.join(unknown) or '(none given)'}: choose from {', '.join(SIGNALS)}"
+        )
     return [s for s in SIGNALS if s in names]
 
 
@@ -213,10 +218,14 @@ def annotate(
     """
     names = resolve_signals(signals)
     if language_backend not in LANGUAGE_BACKENDS:
-        raise CurateError(f"unknown language backend {language_backend!r}: use one of {', '.join(LANGUAGE_BACKENDS)}")
+        raise CurateError(
+            f"unknown language backend {language_backend!r}: use one of {', '.join(LANGUAGE_BACKENDS)}"
+        )
     if language_model is not None:
         if language_backend != "fasttext":
-            raise CurateError("--language-model names a fastText lid.176 file: use it with --language-backend fasttext")
+            raise CurateError(
+                "--language-model names a fastText lid.176 file: use it with --language-backend fasttext"
+            )
         check_model(language_model)  # a wrong file fails now, naming the accepted ones
     if batch_size < 1 or nsfw_batch_size < 1 or clip_batch_size < 1:
         raise CurateError("batch sizes must be positive")
@@ -243,20 +252,36 @@ def annotate(
     ds = Dataset(dataset)
     with ds.lock("annotate"):
         if not ds.shard_paths():
-            raise CurateError(f"{ds.shards_dir} holds no shards: run `curate download MANIFEST -o {dataset}` first")
+            raise CurateError(
+                f"{ds.shards_dir} holds no shards: run `curate download MANIFEST -o {dataset}` first"
+            )
         cpus = os.cpu_count() or 1
         threads = max(1, cpus // (workers or cpus)) if executor == "local" else 1
-        opts = Options(language_backend=language_backend, language_model=language_model, batch_size=batch_size, nsfw_batch_size=nsfw_batch_size,
-                       nsfw_threads=threads, clip_model=clip_model, clip_checkpoint=clip_checkpoint,
-                       clip_sha256=clip_sha256, clip_tokenizer=clip_tokenizer, clip_device=device,
-                       clip_precision=clip_precision, clip_batch_size=clip_batch_size, clip_threads=threads,
-                       concept_entries=entries,
-                       concept_entries_sha256=concept_list.sha256 if concept_list else "")
+        opts = Options(
+            language_backend=language_backend,
+            language_model=language_model,
+            batch_size=batch_size,
+            nsfw_batch_size=nsfw_batch_size,
+            nsfw_threads=threads,
+            clip_model=clip_model,
+            clip_checkpoint=clip_checkpoint,
+            clip_sha256=clip_sha256,
+            clip_tokenizer=clip_tokenizer,
+            clip_device=device,
+            clip_precision=clip_precision,
+            clip_batch_size=clip_batch_size,
+            clip_threads=threads,
+            concept_entries=entries,
+            concept_entries_sha256=concept_list.sha256 if concept_list else "",
+        )
         if concept_list is not None:
             write_entries_table(ds, concept_list)
         jobs = plan(ds, names, opts)
-        summary = execute(annotate_shard, jobs, executor=executor, workers=workers, retries=retries,
-                          desc="annotate")
+        summary = execute(
+            annotate_shard, jobs, executor=executor, workers=workers, retries=retries, desc="annotate"
+        )
         summary.stats.pop("source", None)  # per-shard marker detail, meaningless summed
-        storage.write_json_atomic(summary.to_dict(), storage.join(ds.path("signals"), "annotate.summary.json"))
+        storage.write_json_atomic(
+            summary.to_dict(), storage.join(ds.path("signals"), "annotate.summary.json")
+        )
     return summary

@@ -13,30 +13,73 @@ ORDER = 35
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(NAME, help=HELP, description=HELP)
     parser.add_argument("dataset", metavar="DATASET", help="dataset folder (local path or fsspec URL)")
-    parser.add_argument("--max-distance", type=int, default=None, metavar="K",
-                        help="Hamming radius on the 64-bit perceptual hash (default: the measured default)")
-    parser.add_argument("--against", nargs="+", default=[], metavar="OTHER_DATASET",
-                        help="already built datasets: copies of their samples are marked duplicates (reads "
-                             "their hash signals only)")
-    parser.add_argument("--recipe", metavar="NAME_OR_PATH", help="take --max-distance from the recipe's [dedup]")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="threads for the hash search (default 2); partitioned: the CPUs of a local Ray "
-                             "(when RAY_ADDRESS is not set) or the local pool's processes")
-    parser.add_argument("--executor", choices=["local", "ray"], default="local",
-                        help="local: one process (default); ray: partitioned tasks on a Ray cluster "
-                             "(RAY_ADDRESS, else a local Ray), each holding one partition (docs/SCALE.md)")
-    parser.add_argument("--partitions", type=int, default=None, metavar="N",
-                        help="partitioned dedup in N partitions (default: from --memory-budget)")
-    parser.add_argument("--memory-budget", type=_bytes, default=None, metavar="BYTES",
-                        help="partitioned dedup with partitions sized for this much memory per task "
-                             "(e.g. 2G, 512M; default 1G)")
-    parser.add_argument("--semantic", action="store_true",
-                        help="also collapse images whose CLIP embeddings (signals/clip) nearly coincide "
-                             "(SemDeDup); representatives are then the highest CLIP score")
-    parser.add_argument("--eps", type=float, default=None, metavar="EPS",
-                        help="with --semantic: pairs with cosine > 1 - EPS are duplicates (default 0.01)")
-    parser.add_argument("--clusters", type=int, default=None, metavar="K",
-                        help="with --semantic: k-means clusters to search in (default: 1 per 500 samples)")
+    parser.add_argument(
+        "--max-distance",
+        type=int,
+        default=None,
+        metavar="K",
+        help="Hamming radius on the 64-bit perceptual hash (default: the measured default)",
+    )
+    parser.add_argument(
+        "--against",
+        nargs="+",
+        default=[],
+        metavar="OTHER_DATASET",
+        help="already built datasets: copies of their samples are marked duplicates (reads "
+        "their hash signals only)",
+    )
+    parser.add_argument(
+        "--recipe", metavar="NAME_OR_PATH", help="take --max-distance from the recipe's [dedup]"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="threads for the hash search (default 2); partitioned: the CPUs of a local Ray "
+        "(when RAY_ADDRESS is not set) or the local pool's processes",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="local: one process (default); ray: partitioned tasks on a Ray cluster "
+        "(RAY_ADDRESS, else a local Ray), each holding one partition (docs/SCALE.md)",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="partitioned dedup in N partitions (default: from --memory-budget)",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=_bytes,
+        default=None,
+        metavar="BYTES",
+        help="partitioned dedup with partitions sized for this much memory per task "
+        "(e.g. 2G, 512M; default 1G)",
+    )
+    parser.add_argument(
+        "--semantic",
+        action="store_true",
+        help="also collapse images whose CLIP embeddings (signals/clip) nearly coincide "
+        "(SemDeDup); representatives are then the highest CLIP score",
+    )
+    parser.add_argument(
+        "--eps",
+        type=float,
+        default=None,
+        metavar="EPS",
+        help="with --semantic: pairs with cosine > 1 - EPS are duplicates (default 0.01)",
+    )
+    parser.add_argument(
+        "--clusters",
+        type=int,
+        default=None,
+        metavar="K",
+        help="with --semantic: k-means clusters to search in (default: 1 per 500 samples)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -56,32 +99,51 @@ def run(args: argparse.Namespace) -> int:
     eps = (DEFAULT_EPS if args.eps is None else args.eps) if args.semantic else None
     partitioned = args.executor == "ray" or args.partitions is not None or args.memory_budget is not None
     if partitioned and (args.against or args.semantic):
-        raise CurateError("the partitioned dedup (--executor ray, --partitions, --memory-budget) does not "
-                          "take --against or --semantic yet: run those with the default local executor")
+        raise CurateError(
+            "the partitioned dedup (--executor ray, --partitions, --memory-budget) does not "
+            "take --against or --semantic yet: run those with the default local executor"
+        )
     if args.partitions is not None and args.partitions < 1:
         raise CurateError(f"--partitions must be at least 1, got {args.partitions}")
     with Dataset(args.dataset).lock(NAME):
         if partitioned:
-            s = dedup_partitioned(args.dataset, max_distance=k, partitions=args.partitions,
-                                  memory_budget=args.memory_budget, executor=args.executor,
-                                  workers=args.workers)
+            s = dedup_partitioned(
+                args.dataset,
+                max_distance=k,
+                partitions=args.partitions,
+                memory_budget=args.memory_budget,
+                executor=args.executor,
+                workers=args.workers,
+            )
         else:
-            s = dedup(args.dataset, max_distance=k, against=args.against, workers=args.workers,
-                      semantic_eps=eps, semantic_clusters=args.clusters)
+            s = dedup(
+                args.dataset,
+                max_distance=k,
+                against=args.against,
+                workers=args.workers,
+                semantic_eps=eps,
+                semantic_clusters=args.clusters,
+            )
     kinds = ", ".join(f"{kind} {n:,}" for kind, n in s["duplicates_by_kind"].items())
-    print(f"{s['samples']:,} samples, {s['clusters']:,} duplicate clusters, {s['duplicates']:,} duplicates "
-          f"({kinds}) in {s['seconds']:.1f} s")
+    print(
+        f"{s['samples']:,} samples, {s['clusters']:,} duplicate clusters, {s['duplicates']:,} duplicates "
+        f"({kinds}) in {s['seconds']:.1f} s"
+    )
     if s["against"]:
         print(f"{s['duplicates_of_against']:,} samples duplicate samples of {', '.join(s['against'])}")
     print(f"search: {s['search']}")
     if s.get("partitions"):
         part = s["partitions"]
-        print(f"partitioned: {part['count']} partitions, {part['component_rounds']} component rounds, "
-              f"largest task {part['peak_task_rss_mb']:,.0f} MB")
+        print(
+            f"partitioned: {part['count']} partitions, {part['component_rounds']} component rounds, "
+            f"largest task {part['peak_task_rss_mb']:,.0f} MB"
+        )
     if s["semantic"]:
         sem = s["semantic"]
-        print(f"semantic: {sem['embedded']:,} embeddings in {sem['clusters']:,} k-means clusters (largest "
-              f"{sem['largest_cluster']:,}), {sem['pairs']:,} pairs with cosine > {1 - sem['eps']:g}")
+        print(
+            f"semantic: {sem['embedded']:,} embeddings in {sem['clusters']:,} k-means clusters (largest "
+            f"{sem['largest_cluster']:,}), {sem['pairs']:,} pairs with cosine > {1 - sem['eps']:g}"
+        )
     print(f"wrote {clusters_path(args.dataset)}")
     return 0
 
@@ -93,7 +155,9 @@ def _bytes(text: str) -> int:
     try:
         value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size: bytes, or a number with K, M, G, T") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size: bytes, or a number with K, M, G, T"
+        ) from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: the memory budget must be positive")
     return int(value)

@@ -20,24 +20,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=160, help="training steps of the tiny CLIP")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--no-train", action="store_true", help="stop after export (no training or evaluation)")
-    p.add_argument("--compare-raw", action="store_true",
-                   help="also train on the raw pool with the same budget and compare zero-shot (DataComp in miniature)")
-    p.add_argument("--compare", action="store_true",
-                   help="DFN in miniature: a web with caption noise and near-duplicate bursts; train on the raw "
-                        "pool, rules, rules + CLIP-score filtering (filter model trained on a trusted subset) and "
-                        "rules + semantic dedup, each with --seeds seeds; report zero-shot mean and sd")
+    p.add_argument(
+        "--compare-raw",
+        action="store_true",
+        help="also train on the raw pool with the same budget and compare zero-shot (DataComp in miniature)",
+    )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="DFN in miniature: a web with caption noise and near-duplicate bursts; train on the raw "
+        "pool, rules, rules + CLIP-score filtering (filter model trained on a trusted subset) and "
+        "rules + semantic dedup, each with --seeds seeds; report zero-shot mean and sd",
+    )
     p.add_argument("--seeds", type=int, default=3, help="with --compare: training seeds per pool (default 3)")
-    p.add_argument("--caption-noise", type=float, default=0.3,
-                   help="with --compare: share of alt texts not describing their image (default 0.3)")
-    p.add_argument("--bursts", type=float, default=0.1,
-                   help="with --compare: share of images that are near-duplicate burst copies (default 0.1)")
-    p.add_argument("--trusted", type=int, default=150,
-                   help="with --compare: trusted samples the filter model is trained on (default 150)")
-    p.add_argument("--top-fraction", type=float, default=0.5,
-                   help="with --compare: share of the pool the filter model keeps (default 0.5)")
-    p.add_argument("--semantic-eps", type=float, default=0.002,
-                   help="with --compare: semantic dedup's cosine distance (default 0.002: the tiny filter "
-                        "model packs distinct images of a class closer than a full-size CLIP)")
+    p.add_argument(
+        "--caption-noise",
+        type=float,
+        default=0.3,
+        help="with --compare: share of alt texts not describing their image (default 0.3)",
+    )
+    p.add_argument(
+        "--bursts",
+        type=float,
+        default=0.1,
+        help="with --compare: share of images that are near-duplicate burst copies (default 0.1)",
+    )
+    p.add_argument(
+        "--trusted",
+        type=int,
+        default=150,
+        help="with --compare: trusted samples the filter model is trained on (default 150)",
+    )
+    p.add_argument(
+        "--top-fraction",
+        type=float,
+        default=0.5,
+        help="with --compare: share of the pool the filter model keeps (default 0.5)",
+    )
+    p.add_argument(
+        "--semantic-eps",
+        type=float,
+        default=0.002,
+        help="with --compare: semantic dedup's cosine distance (default 0.002: the tiny filter "
+        "model packs distinct images of a class closer than a full-size CLIP)",
+    )
     add_executor_args(p)
     p.set_defaults(func=run)
 
@@ -45,9 +71,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from curate.demo import run_demo
 
-    summary = run_demo(args.output, n_images=args.images, steps=args.steps, batch_size=args.batch_size,
-                       executor=args.executor, workers=args.workers, train=not args.no_train,
-                       compare_raw=args.compare_raw, compare=_compare_options(args))
+    summary = run_demo(
+        args.output,
+        n_images=args.images,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        executor=args.executor,
+        workers=args.workers,
+        train=not args.no_train,
+        compare_raw=args.compare_raw,
+        compare=_compare_options(args),
+    )
     out, head = summary["outputs"], summary["headline"]
     print("\ncurate demo: done in", summary["total_seconds"], "s")
     for name, path in out.items():
@@ -56,8 +90,11 @@ def run(args: argparse.Namespace) -> int:
     print("\nheadline:")
     print(json.dumps(head, indent=2, default=str))
     print("\nseconds per stage:", json.dumps(summary["seconds"]))
-    print(f"\nnext: curate stats {out['dataset']}   |   curate sql {out['dataset']} \"SELECT status, count(*) "
-          "FROM samples GROUP BY 1\"   |   open", out["report"])
+    print(
+        f'\nnext: curate stats {out["dataset"]}   |   curate sql {out["dataset"]} "SELECT status, count(*) '
+        'FROM samples GROUP BY 1"   |   open',
+        out["report"],
+    )
     return 0
 
 
@@ -66,5 +103,11 @@ def _compare_options(args: argparse.Namespace) -> dict | None:
         return None
     if args.no_train or args.seeds < 1:
         raise CurateError("--compare trains: drop --no-train and give --seeds 1 or more")
-    return {"caption_noise": args.caption_noise, "bursts": args.bursts, "seeds": list(range(args.seeds)),
-            "trusted": args.trusted, "top_fraction": args.top_fraction, "eps": args.semantic_eps}
+    return {
+        "caption_noise": args.caption_noise,
+        "bursts": args.bursts,
+        "seeds": list(range(args.seeds)),
+        "trusted": args.trusted,
+        "top_fraction": args.top_fraction,
+        "eps": args.semantic_eps,
+    }

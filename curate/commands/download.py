@@ -12,8 +12,11 @@ ORDER = 20
 
 
 # Flags of earlier versions -> the setting's one name now.
-RENAMED_FLAGS = {"--timeout": "--total-timeout", "--ignore-robots-txt": "--no-respect-robots-txt",
-                 "--allow-network": "--allow-networks"}
+RENAMED_FLAGS = {
+    "--timeout": "--total-timeout",
+    "--ignore-robots-txt": "--no-respect-robots-txt",
+    "--allow-network": "--allow-networks",
+}
 # Help sections: the DownloadConfig field each one starts at.
 _SECTIONS = {"image_size": "images", "allow_networks": "network safety and politeness", "threads": "run"}
 
@@ -22,18 +25,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     from curate.download.config import DownloadConfig
     from curate.settings import add_options
 
-    p = sub.add_parser(NAME, help=HELP, description=HELP + ". Rerun the same command to resume. Each option "
-                       "is also a key of a recipe's [download] table (--max-bytes: max_bytes).")
+    p = sub.add_parser(
+        NAME,
+        help=HELP,
+        description=HELP + ". Rerun the same command to resume. Each option "
+        "is also a key of a recipe's [download] table (--max-bytes: max_bytes).",
+    )
     p.add_argument("manifest", help="manifest folder, dataset folder, manifest parquet, or a raw URL list")
-    p.add_argument("-o", "--output", required=True, metavar="DATASET", help="dataset folder (local or s3://...)")
-    p.add_argument("--engine", choices=["curate", "img2dataset"], default="curate",
-                   help="download engine (img2dataset needs: pip install 'curate[img2dataset]')")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="DATASET", help="dataset folder (local or s3://...)"
+    )
+    p.add_argument(
+        "--engine",
+        choices=["curate", "img2dataset"],
+        default="curate",
+        help="download engine (img2dataset needs: pip install 'curate[img2dataset]')",
+    )
     add_options(p, DownloadConfig, _SECTIONS)
     run = p.add_argument_group("retry")
-    run.add_argument("--retry-failed", action="store_true",
-                     help="re-fetch only failed rows of finished shards and rewrite those shards")
-    run.add_argument("--error-class", default=None,
-                     help="with --retry-failed: comma-separated classes to retry (default: transient ones)")
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="re-fetch only failed rows of finished shards and rewrite those shards",
+    )
+    run.add_argument(
+        "--error-class",
+        default=None,
+        help="with --retry-failed: comma-separated classes to retry (default: transient ones)",
+    )
     for old, new in RENAMED_FLAGS.items():
         p.add_argument(old, nargs="?", action=_Renamed, new=new, help=argparse.SUPPRESS)
     add_executor_args(p)
@@ -68,15 +87,25 @@ def run_command(args: argparse.Namespace) -> int:
     else:
         from curate.download import download
 
-        summary = download(args.manifest, args.output, config, executor=args.executor, workers=args.workers,
-                           retry_failed=args.retry_failed, error_classes=classes, retries=args.retries)
+        summary = download(
+            args.manifest,
+            args.output,
+            config,
+            executor=args.executor,
+            workers=args.workers,
+            retry_failed=args.retry_failed,
+            error_classes=classes,
+            retries=args.retries,
+        )
     data = summary.stats.get("dataset", {})
     status = data.get("status", {})
     rows = data.get("rows", 0)
-    print(f"{args.output}/shards: {rows:,} rows, {status.get('success', 0):,} success, "
-          f"{status.get('failed', 0):,} failed, {status.get('skipped', 0):,} skipped "
-          f"({summary.done} shards done now, {summary.skipped} already done, {len(summary.failed)} failed) "
-          f"in {summary.seconds:.1f}s")
+    print(
+        f"{args.output}/shards: {rows:,} rows, {status.get('success', 0):,} success, "
+        f"{status.get('failed', 0):,} failed, {status.get('skipped', 0):,} skipped "
+        f"({summary.done} shards done now, {summary.skipped} already done, {len(summary.failed)} failed) "
+        f"in {summary.seconds:.1f}s"
+    )
     top = sorted(data.get("error_class", {}).items(), key=lambda kv: -kv[1])[:6]
     if top:
         print("  errors: " + ", ".join(f"{k} {v:,}" for k, v in top))
@@ -84,7 +113,9 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"  note: {summary.stats['diagnosis']}")
     if summary.failed:
         key, error = next(iter(summary.failed.items()))
-        print(f"  {len(summary.failed)} shard(s) failed (first, {key}: {error.splitlines()[0]}); finished shards "
-              "are kept: fix the cause (disk space, permissions) and rerun the same command to finish")
+        print(
+            f"  {len(summary.failed)} shard(s) failed (first, {key}: {error.splitlines()[0]}); finished shards "
+            "are kept: fix the cause (disk space, permissions) and rerun the same command to finish"
+        )
         return 1
     return 0

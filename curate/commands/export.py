@@ -12,9 +12,15 @@ ORDER = 45
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(NAME, help=HELP, description=HELP)
     parser.add_argument("dataset", metavar="DATASET", help="dataset folder (local path or fsspec URL)")
-    parser.add_argument("--recipe", required=True, metavar="NAME_OR_PATH", help="the recipe `curate filter` used")
-    parser.add_argument("-o", "--output", default=None, metavar="OUT", help="default: DATASET/export/<recipe>")
-    parser.add_argument("--format", default="parquet", choices=["parquet", "webdataset"], help="default parquet")
+    parser.add_argument(
+        "--recipe", required=True, metavar="NAME_OR_PATH", help="the recipe `curate filter` used"
+    )
+    parser.add_argument(
+        "-o", "--output", default=None, metavar="OUT", help="default: DATASET/export/<recipe>"
+    )
+    parser.add_argument(
+        "--format", default="parquet", choices=["parquet", "webdataset"], help="default parquet"
+    )
     parser.add_argument("--samples-per-shard", type=int, default=10_000, metavar="N", help="default 10000")
     parser.set_defaults(func=run)
 
@@ -24,9 +30,16 @@ def run(args: argparse.Namespace) -> int:
     from curate.export import export
 
     with Dataset(args.dataset).lock(NAME):
-        s = export(args.dataset, args.recipe, out=args.output, fmt=args.format,
-                   samples_per_shard=args.samples_per_shard)
-    print(f"exported {s['samples']:,} samples of recipe {s['recipe']} in {len(s['shards'])} {s['format']} shard(s) "
-          f"to {s['out']} in {s['seconds']:.1f} s" + (" (label-only: all samples, reasons as labels)"
-                                                      if s["label_only"] else ""))
+        s = export(
+            args.dataset,
+            args.recipe,
+            out=args.output,
+            fmt=args.format,
+            samples_per_shard=args.samples_per_shard,
+        )
+    print(
+        f"exported {s['samples']:,} samples of recipe {s['recipe']} in {len(s['shards'])} {s['format']} shard(s) "
+        f"to {s['out']} in {s['seconds']:.1f} s"
+        + (" (label-only: all samples, reasons as labels)" if s["label_only"] else "")
+    )
     return 0

@@ -12,12 +12,24 @@ ORDER = 36
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(NAME, help=HELP, description=HELP)
     parser.add_argument("dataset", metavar="DATASET", help="dataset folder (local path or fsspec URL)")
-    parser.add_argument("--benchmark", action="append", default=[], metavar="NAME=PATH",
-                        help="an evaluation set: a folder of images (class sub-folders allowed), a .parquet with "
-                             "an image column (+ label/caption), or a curate dataset; repeat for several")
-    parser.add_argument("--recipe", metavar="NAME_OR_PATH", help="also use the benchmarks of the recipe's [overlap]")
-    parser.add_argument("--max-distance", type=int, default=None, metavar="K",
-                        help="Hamming radius on the perceptual hash (default: the dedup default)")
+    parser.add_argument(
+        "--benchmark",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="an evaluation set: a folder of images (class sub-folders allowed), a .parquet with "
+        "an image column (+ label/caption), or a curate dataset; repeat for several",
+    )
+    parser.add_argument(
+        "--recipe", metavar="NAME_OR_PATH", help="also use the benchmarks of the recipe's [overlap]"
+    )
+    parser.add_argument(
+        "--max-distance",
+        type=int,
+        default=None,
+        metavar="K",
+        help="Hamming radius on the perceptual hash (default: the dedup default)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="threads for the hash search (default 2)")
     parser.set_defaults(func=run)
 
@@ -37,10 +49,14 @@ def run(args: argparse.Namespace) -> int:
     for item in args.benchmark:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
-            raise CurateError(f"--benchmark {item!r}: write NAME=PATH, e.g. --benchmark imagenet=/data/imagenet/val")
+            raise CurateError(
+                f"--benchmark {item!r}: write NAME=PATH, e.g. --benchmark imagenet=/data/imagenet/val"
+            )
         benchmarks[name] = path
     with Dataset(args.dataset).lock(NAME):
         results = overlap(args.dataset, benchmarks, max_distance=k, workers=args.workers)
     print(format_table(results))
-    print(f"wrote {Dataset(args.dataset).signals_dir('overlap')}/<benchmark>.parquet and <benchmark>.eval.parquet")
+    print(
+        f"wrote {Dataset(args.dataset).signals_dir('overlap')}/<benchmark>.parquet and <benchmark>.eval.parquet"
+    )
     return 0

@@ -11,8 +11,12 @@ ORDER = 72
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(NAME, help=HELP, description=HELP)
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint .pt file or a run directory (latest)")
-    parser.add_argument("dataset", metavar="DATASET", help="a curate dataset folder, or a folder of exported shards")
+    parser.add_argument(
+        "checkpoint", metavar="CHECKPOINT", help="a checkpoint .pt file or a run directory (latest)"
+    )
+    parser.add_argument(
+        "dataset", metavar="DATASET", help="a curate dataset folder, or a folder of exported shards"
+    )
     parser.add_argument("query", nargs="?", metavar="QUERY", help="text to search for")
     parser.add_argument("--image", metavar="PATH", help="search with an image instead of a text")
     parser.add_argument("-k", type=int, default=10, help="number of results (default 10)")
@@ -27,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
     require("torch", "train")
     from curate.train.search import format_table, search, write_html
 
-    result = search(args.checkpoint, args.dataset, query=args.query, image=args.image, k=args.k, device=args.device)
+    result = search(
+        args.checkpoint, args.dataset, query=args.query, image=args.image, k=args.k, device=args.device
+    )
     print(format_table(result["hits"]))
     print(f"({result['n']} images; embeddings cached at {result['cache']})")
     if args.html:

@@ -16,19 +16,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(NAME, help=HELP, description=HELP)
     parser.add_argument("--images", type=int, default=200, help="number of images (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="content seed (default 0)")
-    parser.add_argument("--near-duplicates", type=float, default=0.2,
-                        help="fraction of images that are transformed copies of others (default 0.2)")
+    parser.add_argument(
+        "--near-duplicates",
+        type=float,
+        default=0.2,
+        help="fraction of images that are transformed copies of others (default 0.2)",
+    )
     parser.add_argument("--no-faults", action="store_true", help="serve a valid image at every fault URL")
-    parser.add_argument("--prerender", action="store_true",
-                        help="render every image before serving (in all CPUs) instead of on first request")
+    parser.add_argument(
+        "--prerender",
+        action="store_true",
+        help="render every image before serving (in all CPUs) instead of on first request",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port (default: any free port)")
-    parser.add_argument("--write-url-list", metavar="PATH",
-                        help="write the URL list (.parquet, .csv, .tsv, .jsonl, .json, .txt; text may end .gz)")
+    parser.add_argument(
+        "--write-url-list",
+        metavar="PATH",
+        help="write the URL list (.parquet, .csv, .tsv, .jsonl, .json, .txt; text may end .gz)",
+    )
     parser.add_argument("--write-warc", metavar="PATH", help="write the pages as a gzipped WARC file")
-    parser.add_argument("--write-wat", metavar="PATH",
-                        help="write a WAT (Common Crawl's JSON metadata) of the pages; its offsets point into "
-                             "the --write-warc file when both are given")
+    parser.add_argument(
+        "--write-wat",
+        metavar="PATH",
+        help="write a WAT (Common Crawl's JSON metadata) of the pages; its offsets point into "
+        "the --write-warc file when both are given",
+    )
     parser.set_defaults(func=run)
 
 
@@ -37,8 +50,14 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     from curate.synthweb import SyntheticWeb
 
     try:
-        web = SyntheticWeb(n_images=args.images, seed=args.seed, near_duplicates=args.near_duplicates,
-                           faults=not args.no_faults, host=args.host, port=args.port)
+        web = SyntheticWeb(
+            n_images=args.images,
+            seed=args.seed,
+            near_duplicates=args.near_duplicates,
+            faults=not args.no_faults,
+            host=args.host,
+            port=args.port,
+        )
         if args.prerender:
             web.prerender()
         web.start()
@@ -47,7 +66,10 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     except OSError as exc:
         raise CurateError(f"cannot listen on {args.host}:{args.port} ({exc}); choose another --port") from exc
     try:  # Ctrl-C at any moment after this point is a normal stop
-        print(f"synthetic web: {len(web.images)} images on {len(web.pages)} pages at {web.base_url}/", flush=True)
+        print(
+            f"synthetic web: {len(web.images)} images on {len(web.pages)} pages at {web.base_url}/",
+            flush=True,
+        )
         print(f"  faults {'off' if args.no_faults else 'on'}: {', '.join(web.fault_urls)}", flush=True)
         try:
             if args.write_url_list:

@@ -14,10 +14,15 @@ TABLE_ROWS = 1000  # rows printed by --format table; other formats write every r
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(NAME, help=HELP, description=HELP + ". Run with --schema to list the views.")
     parser.add_argument("dataset", metavar="DATASET", help="dataset folder or fsspec URL")
-    parser.add_argument("query", nargs="?", metavar="QUERY", help='e.g. "SELECT status, count(*) FROM samples '
-                        'GROUP BY 1"')
-    parser.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table",
-                        help="table (default), csv, json (one object per line) or parquet (needs -o)")
+    parser.add_argument(
+        "query", nargs="?", metavar="QUERY", help='e.g. "SELECT status, count(*) FROM samples GROUP BY 1"'
+    )
+    parser.add_argument(
+        "--format",
+        choices=["table", "csv", "json", "parquet"],
+        default="table",
+        help="table (default), csv, json (one object per line) or parquet (needs -o)",
+    )
     parser.add_argument("-o", "--output", metavar="FILE", help="write the result here instead of stdout")
     parser.add_argument("--schema", action="store_true", help="print the views and their columns, then exit")
     parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
@@ -46,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
         sql.check_read_query(args.query)
         # Only the views the query names are opened (each reads its files' footers), all of them when it
         # names none (SHOW TABLES, information_schema); trusted: the statement was checked above.
-        con, _ = sql.open_views(args.dataset, threads=args.threads, trusted=True,
-                                views=sql.referenced_views(args.query) or None)
+        con, _ = sql.open_views(
+            args.dataset, threads=args.threads, trusted=True, views=sql.referenced_views(args.query) or None
+        )
         try:
             table = con.sql(args.query).to_arrow_table()
         finally:
@@ -55,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     except duckdb.Error as exc:
         con, infos = sql.open_views(args.dataset, trusted=True)
         sql.close(con)
-        raise CurateError(f"{str(exc).strip()}\n\nviews in {args.dataset}:\n{sql.schema_text(infos, compact=True)}") from None
+        raise CurateError(
+            f"{str(exc).strip()}\n\nviews in {args.dataset}:\n{sql.schema_text(infos, compact=True)}"
+        ) from None
     write_result(table, args.format, args.output, max_table_rows=TABLE_ROWS, stdout=sys.stdout)
     return 0

@@ -14,7 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("dataset", metavar="DATASET", help="dataset folder (local path or fsspec URL)")
     parser.add_argument("--uid", action="append", default=[], help="a sample uid (repeatable)")
     parser.add_argument("--url", action="append", default=[], help="an image URL (repeatable)")
-    parser.add_argument("--domain", action="append", default=[], help="a domain, subdomains included (repeatable)")
+    parser.add_argument(
+        "--domain", action="append", default=[], help="a domain, subdomains included (repeatable)"
+    )
     parser.add_argument("--file", help="a text file: one uid, URL or domain a line, # comments")
     parser.add_argument("--reason", default="", help="why (stored in takedown.parquet)")
     parser.set_defaults(func=run)
@@ -25,9 +27,17 @@ def run(args: argparse.Namespace) -> int:
     from curate.takedown import takedown
 
     with Dataset(args.dataset).lock(NAME):
-        s = takedown(args.dataset, uids=args.uid, urls=args.url, domains=args.domain, file=args.file,
-                     reason=args.reason)
-    print(f"{s['requests']} request(s): {s['samples_matched']:,} samples matched, {s['shard_rows_purged']:,} "
-          f"images purged from shards, {s['export_samples_removed']:,} samples removed from exports")
+        s = takedown(
+            args.dataset,
+            uids=args.uid,
+            urls=args.url,
+            domains=args.domain,
+            file=args.file,
+            reason=args.reason,
+        )
+    print(
+        f"{s['requests']} request(s): {s['samples_matched']:,} samples matched, {s['shard_rows_purged']:,} "
+        f"images purged from shards, {s['export_samples_removed']:,} samples removed from exports"
+    )
     print(f"recorded in {Dataset(args.dataset).takedown_path}")
     return 0

@@ -12,16 +12,23 @@ HELP = "train CLIP (tiny, ViT-B-32, ViT-B-16, ViT-L-14, ...) on exported Parquet
 ORDER = 70
 
 
-
-
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(NAME, help=HELP, description=HELP + ". Several processes or GPUs: "
-                            "torchrun --nproc_per_node N -m curate train ... Each option is also a key of a "
-                            "recipe's [train] table (--batch-size: batch_size).")
-    parser.add_argument("data", nargs="+", metavar="DATA",
-                        help="shard files or folders of .parquet/.tar shards (e.g. DATASET/export/RECIPE)")
-    parser.add_argument("-o", "--out", required=True, metavar="RUN_DIR",
-                        help="run directory (config, metrics, checkpoints)")
+    parser = sub.add_parser(
+        NAME,
+        help=HELP,
+        description=HELP + ". Several processes or GPUs: "
+        "torchrun --nproc_per_node N -m curate train ... Each option is also a key of a "
+        "recipe's [train] table (--batch-size: batch_size).",
+    )
+    parser.add_argument(
+        "data",
+        nargs="+",
+        metavar="DATA",
+        help="shard files or folders of .parquet/.tar shards (e.g. DATASET/export/RECIPE)",
+    )
+    parser.add_argument(
+        "-o", "--out", required=True, metavar="RUN_DIR", help="run directory (config, metrics, checkpoints)"
+    )
     add_options(parser, TrainConfig)
     parser.set_defaults(func=run)
 

@@ -67,16 +67,27 @@ def render(info: dict) -> str:
     out += _fields(info["signals"])
     c = info["duplicates"]
     if c:
-        role = "representative" if c["is_representative"] else (
-            f"{c['duplicate_kind']} duplicate of {c['representative_uid']} "
-            f"(distance {c['distance_to_representative']})")
+        role = (
+            "representative"
+            if c["is_representative"]
+            else (
+                f"{c['duplicate_kind']} duplicate of {c['representative_uid']} "
+                f"(distance {c['distance_to_representative']})"
+            )
+        )
         out.append(f"duplicates: {role}; cluster {c['cluster_id']} ({c['cluster_size']} sample(s))")
-        out += [f"    {m['uid']} {m['duplicate_kind'] or 'representative'}" for m in c["members"] if c["cluster_size"] > 1]
+        out += [
+            f"    {m['uid']} {m['duplicate_kind'] or 'representative'}"
+            for m in c["members"]
+            if c["cluster_size"] > 1
+        ]
     else:
         out.append("duplicates: not in a cluster (dedup not run, or no usable image)")
     for match in info["overlap"]:
-        out.append(f"benchmark overlap: {match['benchmark']}/{match['eval_id']} ({match['match_kind']}, "
-                   f"distance {match['distance']})")
+        out.append(
+            f"benchmark overlap: {match['benchmark']}/{match['eval_id']} ({match['match_kind']}, "
+            f"distance {match['distance']})"
+        )
     for t in info["takedowns"]:
         out.append(f"takedown: {t['kind']} {t['value']} ({t['reason']}, {t['requested_at']})")
     return "\n".join(out)

@@ -34,8 +34,16 @@ def hash_eval_images(images: list[bytes | None]) -> tuple[np.ndarray, np.ndarray
     return np.asarray(hashes, np.int64), thumbs, [None if v else "cannot decode the image" for v in valid]
 
 
-def near(hash_a: np.ndarray, hash_b: np.ndarray, thumbs_a: np.ndarray | None, thumbs_b: np.ndarray | None,
-         a: np.ndarray, b: np.ndarray, k: int, min_similarity: float) -> tuple[np.ndarray, np.ndarray]:
+def near(
+    hash_a: np.ndarray,
+    hash_b: np.ndarray,
+    thumbs_a: np.ndarray | None,
+    thumbs_b: np.ndarray | None,
+    a: np.ndarray,
+    b: np.ndarray,
+    k: int,
+    min_similarity: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """(ok mask, pHash distances) of the pairs (hash_a[a[i]], hash_b[b[i]]): distance <= k and, with
     thumbnails, correlation >= min_similarity. Thumbnails are gathered only for pairs within k."""
     dist = np.bitwise_count(np.asarray(hash_a).view(np.uint64)[a] ^ np.asarray(hash_b).view(np.uint64)[b])
@@ -43,6 +51,6 @@ def near(hash_a: np.ndarray, hash_b: np.ndarray, thumbs_a: np.ndarray | None, th
     if thumbs_a is not None and ok.any():
         rows = np.flatnonzero(ok)
         for s in range(0, len(rows), _VERIFY_CHUNK):
-            r = rows[s:s + _VERIFY_CHUNK]
+            r = rows[s : s + _VERIFY_CHUNK]
             ok[r] = similarity(thumbs_a[a[r]], thumbs_b[b[r]]) >= min_similarity
     return ok, dist

@@ -47,13 +47,17 @@ class Plan:
         """One bit mask per combination of `shared` bands out of `bands` contiguous bands."""
         edges = [round(i * BITS / self.bands) for i in range(self.bands + 1)]
         band = [((1 << (edges[i + 1] - edges[i])) - 1) << edges[i] for i in range(self.bands)]
-        return [np.uint64(sum(band[i] for i in combo)) for combo in combinations(range(self.bands), self.shared)]
+        return [
+            np.uint64(sum(band[i] for i in combo)) for combo in combinations(range(self.bands), self.shared)
+        ]
 
     def describe(self) -> str:
         if self.all_pairs:
             return f"all-pairs (k={self.k})"
-        return f"multi-index hashing: {self.bands} bands, {self.shared} shared, " \
-               f"{math.comb(self.bands, self.shared)} bucketings (k={self.k})"
+        return (
+            f"multi-index hashing: {self.bands} bands, {self.shared} shared, "
+            f"{math.comb(self.bands, self.shared)} bucketings (k={self.k})"
+        )
 
 
 def popcount(x: np.ndarray) -> np.ndarray:
@@ -77,15 +81,18 @@ def plan(n_pairs: float, n_sorted: int, k: int, max_shared: int = 6) -> Plan:
             break
         combos = math.comb(bands, shared)
         key_bits = shared * BITS / bands
-        cost = combos * (_NS_PER_BUCKETING + n_sorted * _NS_PER_SORTED_ITEM + n_pairs * 2.0 ** -key_bits * _NS_PER_CANDIDATE)
+        cost = combos * (
+            _NS_PER_BUCKETING + n_sorted * _NS_PER_SORTED_ITEM + n_pairs * 2.0**-key_bits * _NS_PER_CANDIDATE
+        )
         if cost < best_cost:
             best, best_cost = Plan(k=k, bands=bands, shared=shared), cost
     log.debug("plan %s, estimated %.1f s", best.describe(), best_cost / 1e9)
     return best
 
 
-def self_pairs(hashes: np.ndarray, k: int, *, workers: int = 2, search: Plan | None = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def self_pairs(
+    hashes: np.ndarray, k: int, *, workers: int = 2, search: Plan | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs (i < j) of `hashes` within Hamming distance k, with their distances.
 
     Pass distinct hashes (np.unique first): identical values form cliques whose pairs grow
@@ -101,8 +108,9 @@ def self_pairs(hashes: np.ndarray, k: int, *, workers: int = 2, search: Plan | N
     return _unique_pairs(parts, n)
 
 
-def cross_pairs(queries: np.ndarray, index: np.ndarray, k: int, *, workers: int = 2,
-                search: Plan | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cross_pairs(
+    queries: np.ndarray, index: np.ndarray, k: int, *, workers: int = 2, search: Plan | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All (query i, index j) pairs within Hamming distance k, with their distances."""
     q, h = as_uint64(queries), as_uint64(index)
     search = search or plan(len(q) * len(h), len(h) + len(q), k)
@@ -217,7 +225,7 @@ def _brute_self(h: np.ndarray, k: int, block: int = 2048):
     e = _empty()
     out_a, out_b, out_d = [e[0]], [e[1]], [e[2]]
     for s in range(0, len(h), block):
-        d = popcount(h[s:s + block, None] ^ h[None, s:])
+        d = popcount(h[s : s + block, None] ^ h[None, s:])
         a, b = np.nonzero(d <= k)
         upper = a < b  # rows start at s and so do columns: keep each pair once
         out_a.append(a[upper] + s)
@@ -229,7 +237,7 @@ def _brute_self(h: np.ndarray, k: int, block: int = 2048):
 def _brute_cross(q: np.ndarray, h: np.ndarray, k: int, block: int = 1024):
     out = [_empty()]
     for s in range(0, len(q), block):
-        d = popcount(q[s:s + block, None] ^ h[None, :])
+        d = popcount(q[s : s + block, None] ^ h[None, :])
         a, b = np.nonzero(d <= k)
         out.append((a + s, b, d[a, b]))
     return tuple(np.concatenate([o[i] for o in out]) for i in range(3))

@@ -18,8 +18,14 @@ from curate.dedup import hashing, mih, simhash
 log = logging.getLogger(__name__)
 
 
-def near_edges(phash: np.ndarray, valid: np.ndarray, thumbs: np.ndarray | None, k: int, min_similarity: float,
-               workers: int = 2) -> tuple[np.ndarray, np.ndarray, str]:
+def near_edges(
+    phash: np.ndarray,
+    valid: np.ndarray,
+    thumbs: np.ndarray | None,
+    k: int,
+    min_similarity: float,
+    workers: int = 2,
+) -> tuple[np.ndarray, np.ndarray, str]:
     """(a, b, description of the search): node pairs that are near duplicates."""
     if thumbs is None:
         return _by_phash(phash, valid, k, workers)
@@ -37,8 +43,9 @@ def _by_phash(phash: np.ndarray, valid: np.ndarray, k: int, workers: int):
     return np.concatenate([idx, head[ua]]), np.concatenate([head[inverse], head[ub]]), search.describe()
 
 
-def _by_thumbnail(phash: np.ndarray, valid: np.ndarray, thumbs: np.ndarray, k: int, min_similarity: float,
-                  workers: int):
+def _by_thumbnail(
+    phash: np.ndarray, valid: np.ndarray, thumbs: np.ndarray, k: int, min_similarity: float, workers: int
+):
     def check(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return hashing.near(phash, phash, thumbs, thumbs, a, b, k, min_similarity)[0]
 
@@ -62,8 +69,15 @@ def _by_thumbnail(phash: np.ndarray, valid: np.ndarray, thumbs: np.ndarray, k: i
     return np.concatenate([linked[0], a[ok]]), np.concatenate([linked[1], b[ok]]), search.describe()
 
 
-def cross_near(q_hash: np.ndarray, q_thumbs: np.ndarray | None, h_hash: np.ndarray, h_thumbs: np.ndarray | None,
-               k: int, min_similarity: float, workers: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+def cross_near(
+    q_hash: np.ndarray,
+    q_thumbs: np.ndarray | None,
+    h_hash: np.ndarray,
+    h_thumbs: np.ndarray | None,
+    k: int,
+    min_similarity: float,
+    workers: int = 2,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """(query i, index j, pHash distance, search description) of near-duplicate (query, index) pairs."""
     if q_thumbs is None or h_thumbs is None:
         qi, hj, dist = mih.cross_pairs(q_hash, h_hash, k, workers=workers)
@@ -73,9 +87,9 @@ def cross_near(q_hash: np.ndarray, q_thumbs: np.ndarray | None, h_hash: np.ndarr
     q_codes, h_codes = simhash.simhash(q_thumbs, qpos), simhash.simhash(h_thumbs, hpos)
     q_hashes, h_hashes = mih.as_uint64(q_hash[qpos]), mih.as_uint64(h_hash[hpos])
     search = simhash.plan(h_codes, min_similarity, hashes=h_hashes, radius=k)
-    ca, cb = simhash.cross_candidates(q_codes, h_codes, search, workers, q_hashes=q_hashes, hashes=h_hashes,
-                                      radius=k)
+    ca, cb = simhash.cross_candidates(
+        q_codes, h_codes, search, workers, q_hashes=q_hashes, hashes=h_hashes, radius=k
+    )
     qi, hj = qpos[ca], hpos[cb]
     ok, dist = hashing.near(q_hash, h_hash, q_thumbs, h_thumbs, qi, hj, k, min_similarity)
     return qi[ok], hj[ok], dist[ok], search.describe()
-

@@ -31,45 +31,77 @@ def load_nodes(ds: Dataset, against: list[str]) -> dict:
     digests) with sha_valid / url_valid, thumbs ((N, 192) uint8, or None when any file lacks them).
     """
     con = duck.connect()
-    hash_files = _keyed(storage.list_files(ds.signals_dir("hashes"), ".parquet"),
-                        f"hash signals in {ds.signals_dir('hashes')}", f"curate annotate {ds.root}")
-    shard_files = _keyed(ds.shard_paths(), f"download shards in {ds.shards_dir}", f"curate download ... {ds.root}")
+    hash_files = _keyed(
+        storage.list_files(ds.signals_dir("hashes"), ".parquet"),
+        f"hash signals in {ds.signals_dir('hashes')}",
+        f"curate annotate {ds.root}",
+    )
+    shard_files = _keyed(
+        ds.shard_paths(), f"download shards in {ds.shards_dir}", f"curate download ... {ds.root}"
+    )
     hashed = sorted(set(shard_files) & set(hash_files))
     unhashed = sorted(set(shard_files) - set(hash_files))
     if not hashed:
-        raise CurateError(f"no shard of {ds.root} has hash signals (the signal files are named for other "
-                          f"shards). Run `curate annotate {ds.root}` first.")
+        raise CurateError(
+            f"no shard of {ds.root} has hash signals (the signal files are named for other "
+            f"shards). Run `curate annotate {ds.root}` first."
+        )
     if unhashed:
-        log.warning("%d shard(s) have no hash signals yet (first: %s): their samples are left out; run "
-                    "`curate annotate %s` to finish them", len(unhashed), unhashed[0], ds.root)
-    queries = [(0, _own_query(con, shard_files[key], hash_files[key]), f"hash signals of shard {key}")
-               for key in hashed]
+        log.warning(
+            "%d shard(s) have no hash signals yet (first: %s): their samples are left out; run "
+            "`curate annotate %s` to finish them",
+            len(unhashed),
+            unhashed[0],
+            ds.root,
+        )
+    queries = [
+        (0, _own_query(con, shard_files[key], hash_files[key]), f"hash signals of shard {key}")
+        for key in hashed
+    ]
     names = sorted(set(against))
     for code, other in enumerate(names, start=1):
-        files = _keyed(storage.list_files(Dataset(other).signals_dir("hashes"), ".parquet"),
-                       f"hash signals in --against dataset {other}", f"curate annotate {other}")
+        files = _keyed(
+            storage.list_files(Dataset(other).signals_dir("hashes"), ".parquet"),
+            f"hash signals in --against dataset {other}",
+            f"curate annotate {other}",
+        )
         queries += [(code, _against_query(con, path), path) for path in files.values()]
-    parts = [_node_part(con, code, query, what) for code, query, what in tqdm(
-        queries, desc="load hash signals", unit="file", disable=len(queries) < 20)]
+    parts = [
+        _node_part(con, code, query, what)
+        for code, query, what in tqdm(
+            queries, desc="load hash signals", unit="file", disable=len(queries) < 20
+        )
+    ]
     with_thumbs = all(part["thumbs"] is not None for part in parts)
     source = np.concatenate([part["source"] for part in parts])
     uid = pa.chunked_array([part.pop("uid") for part in parts], pa.string())
-    order = pc.sort_indices(pa.table({"source": source, "uid": uid}), [("source", "ascending"),
-                                                                         ("uid", "ascending")]).to_numpy()
+    order = pc.sort_indices(
+        pa.table({"source": source, "uid": uid}), [("source", "ascending"), ("uid", "ascending")]
+    ).to_numpy()
     nodes = {"uid": uid.take(order), "against_names": ["", *names]}
     position = np.empty_like(order)
     position[order] = np.arange(len(order))
     ends = np.cumsum([len(part["source"]) for part in parts])
-    for field in ("source", "phash", "phash_valid", "pixels", "sha", "sha_valid", "url", "url_valid", "thumbs"):
+    for field in (
+        "source",
+        "phash",
+        "phash_valid",
+        "pixels",
+        "sha",
+        "sha_valid",
+        "url",
+        "url_valid",
+        "thumbs",
+    ):
         if field == "thumbs" and not with_thumbs:
             nodes[field] = None
             continue
         # each file's rows go straight to their sorted places: one copy of the column, not three
         first = parts[0][field]
         column = np.empty((len(order), *first.shape[1:]), first.dtype)
-        for part, end in zip(parts, ends):
+        for part, end in zip(parts, ends, strict=False):
             values = part.pop(field)
-            column[position[end - len(values):end]] = values
+            column[position[end - len(values) : end]] = values
         nodes[field] = column
     return nodes
 
@@ -88,7 +120,7 @@ def _file(con, path: str) -> str:
 def _own_query(con, shard_path: str, hash_path: str) -> str:
     hashes, shards = _file(con, hash_path), _file(con, shard_path)
     thumb = ", h.thumb" if _has_column(con, hashes, "thumb") else ""
-    return f"""SELECT h.uid, h.phash{thumb}, {_digest('h.sha256', 'sha')}, {_digest('s.url', 'url')},
+    return f"""SELECT h.uid, h.phash{thumb}, {_digest("h.sha256", "sha")}, {_digest("s.url", "url")},
                       coalesce(s.width, 0)::BIGINT * coalesce(s.height, 0) AS pixels
                FROM {hashes} h JOIN (SELECT uid, url, width, height FROM {shards} WHERE status = 'success') s
                USING (uid)"""
@@ -97,7 +129,7 @@ def _own_query(con, shard_path: str, hash_path: str) -> str:
 def _against_query(con, hash_path: str) -> str:
     src = _file(con, hash_path)
     thumb = ", thumb" if _has_column(con, src, "thumb") else ""
-    return f"""SELECT uid, phash{thumb}, {_digest('sha256', 'sha')}, {_digest('NULL::VARCHAR', 'url')},
+    return f"""SELECT uid, phash{thumb}, {_digest("sha256", "sha")}, {_digest("NULL::VARCHAR", "url")},
                       0::BIGINT AS pixels FROM {src}"""
 
 
@@ -131,6 +163,8 @@ def _node_part(con, source: int, query: str, what: str) -> dict:
 
 def _digest_words(digest: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(N, 2) uint64 words of 128-bit digests (DuckDB hands HUGEINT over as 16-byte decimals), valid mask."""
-    words = np.frombuffer(digest.buffers()[1], np.uint64)[2 * digest.offset:2 * (digest.offset + len(digest))]
+    words = np.frombuffer(digest.buffers()[1], np.uint64)[
+        2 * digest.offset : 2 * (digest.offset + len(digest))
+    ]
     valid = digest.is_valid().to_numpy(zero_copy_only=False)
     return np.where(valid[:, None], words.reshape(-1, 2), np.uint64(0)), valid

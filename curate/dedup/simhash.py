@@ -77,16 +77,24 @@ class LshPlan:
         for t in range(self.tables):
             bits = rng.choice(64, self.bits, replace=False)
             hbits = rng.choice(HASH_BITS, self.hash_bits, replace=False) if self.hash_bits else []
-            out.append((t % WORDS, np.uint64(sum(1 << int(b) for b in bits)),
-                        np.uint64(sum(1 << int(b) for b in hbits))))
+            out.append(
+                (
+                    t % WORDS,
+                    np.uint64(sum(1 << int(b) for b in bits)),
+                    np.uint64(sum(1 << int(b) for b in hbits)),
+                )
+            )
         return out
 
     def describe(self) -> str:
         key = f"{self.bits} thumbnail bits" + (f" + {self.hash_bits} pHash bits" if self.hash_bits else "")
         pair = f"a pair at correlation {self.threshold}" + (
-            f" within pHash distance {self.radius}" if self.hash_bits else "")
-        return (f"thumbnail SimHash LSH: {self.tables} tables of {key} ({pair} is a candidate with "
-                f"probability >= {self.recall})")
+            f" within pHash distance {self.radius}" if self.hash_bits else ""
+        )
+        return (
+            f"thumbnail SimHash LSH: {self.tables} tables of {key} ({pair} is a candidate with "
+            f"probability >= {self.recall})"
+        )
 
 
 def sample_rows(n: int, sample: int = 2000) -> np.ndarray:
@@ -94,9 +102,16 @@ def sample_rows(n: int, sample: int = 2000) -> np.ndarray:
     return np.random.default_rng(_SEED + 2).choice(n, min(n, sample), replace=False)
 
 
-def plan(codes: np.ndarray, threshold: float, recall: float = 0.99, sample: int = 2000,
-         hashes: np.ndarray | None = None, radius: int | None = None, hash_bits: int | None = None,
-         total: int | None = None) -> LshPlan:
+def plan(
+    codes: np.ndarray,
+    threshold: float,
+    recall: float = 0.99,
+    sample: int = 2000,
+    hashes: np.ndarray | None = None,
+    radius: int | None = None,
+    hash_bits: int | None = None,
+    total: int | None = None,
+) -> LshPlan:
     """Key shape and tables for these codes: `recall` for pairs at the threshold, least estimated work.
 
     With `hashes` and `radius`, keys may also take pHash bits (recall then holds for pairs within the
@@ -136,8 +151,17 @@ def plan(codes: np.ndarray, threshold: float, recall: float = 0.99, sample: int 
                 continue
             cost = WORDS * per_word * (n * per_item + n * (n - 1) / 2 * collide[i, j] * _NS_PER_CANDIDATE)
             if best is None or cost < best[0]:
-                best = (cost, LshPlan(threshold=threshold, bits=bits, tables=WORDS * per_word, recall=recall,
-                                      hash_bits=m, radius=radius if m else None))
+                best = (
+                    cost,
+                    LshPlan(
+                        threshold=threshold,
+                        bits=bits,
+                        tables=WORDS * per_word,
+                        recall=recall,
+                        hash_bits=m,
+                        radius=radius if m else None,
+                    ),
+                )
     return best[1]
 
 
@@ -146,12 +170,16 @@ def _agreement(codes: np.ndarray, hashes: np.ndarray | None) -> np.ndarray:
     bits agreeing, over all pairs; pHash agreement counts as 64 without hashes."""
     hist = np.zeros(65 * 65, np.float64)
     for s in range(0, len(codes), 256):
-        block, rest = codes[s:s + 256], codes[s:]  # pairs (i, j > i): later rows only
-        thumb = (64 - np.bitwise_count(block[:, None, :] ^ rest[None, :, :])).astype(np.uint16)  # (B, R, WORDS)
+        block, rest = codes[s : s + 256], codes[s:]  # pairs (i, j > i): later rows only
+        thumb = (64 - np.bitwise_count(block[:, None, :] ^ rest[None, :, :])).astype(
+            np.uint16
+        )  # (B, R, WORDS)
         if hashes is None:
             same = np.full(thumb.shape[:2], 64, np.uint16)
         else:
-            same = 64 - np.bitwise_count(hashes[s:s + 256, None] ^ hashes[None, s:]).astype(np.uint16)  # (B, R)
+            same = 64 - np.bitwise_count(hashes[s : s + 256, None] ^ hashes[None, s:]).astype(
+                np.uint16
+            )  # (B, R)
         upper = np.arange(thumb.shape[1])[None, :] > np.arange(len(block))[:, None]
         hist += np.bincount((thumb * 65 + same[:, :, None])[upper].ravel(), minlength=65 * 65)
     return (hist / max(1.0, hist.sum())).reshape(65, 65)
@@ -186,7 +214,7 @@ def as_matrix(thumbs) -> np.ndarray:
         arr = arr.cast(pa.binary(THUMB_VALUES))
     data = np.frombuffer(arr.buffers()[1], dtype=np.uint8)
     start = arr.offset * THUMB_VALUES
-    out = data[start:start + len(arr) * THUMB_VALUES].reshape(len(arr), THUMB_VALUES).copy()
+    out = data[start : start + len(arr) * THUMB_VALUES].reshape(len(arr), THUMB_VALUES).copy()
     if arr.null_count:
         out[~arr.is_valid().to_numpy(zero_copy_only=False)] = 0
     return out
@@ -209,9 +237,9 @@ def simhash(thumbs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     n = len(thumbs) if rows is None else len(rows)
     out = np.empty((n, WORDS), dtype=np.uint64)
     for s in range(0, n, _CHUNK):
-        chunk = thumbs[s:s + _CHUNK] if rows is None else thumbs[rows[s:s + _CHUNK]]
+        chunk = thumbs[s : s + _CHUNK] if rows is None else thumbs[rows[s : s + _CHUNK]]
         bits = (chunk.astype(np.float32) @ planes) > 0  # (B, PLANES)
-        out[s:s + _CHUNK] = np.packbits(bits, axis=1, bitorder="little").view(np.uint64)
+        out[s : s + _CHUNK] = np.packbits(bits, axis=1, bitorder="little").view(np.uint64)
     return out
 
 
@@ -226,7 +254,9 @@ def fold(codes: np.ndarray) -> np.ndarray:
     out = np.empty(len(codes), np.uint64)
     with np.errstate(over="ignore"):
         for s in range(0, len(codes), 8 * _CHUNK):
-            out[s:s + 8 * _CHUNK] = (codes[s:s + 8 * _CHUNK] * _WORD_MIX[None, :]).sum(axis=1, dtype=np.uint64)
+            out[s : s + 8 * _CHUNK] = (codes[s : s + 8 * _CHUNK] * _WORD_MIX[None, :]).sum(
+                axis=1, dtype=np.uint64
+            )
     return out
 
 
@@ -246,8 +276,14 @@ def same_fold(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return heads, rows[member], group_head[np.cumsum(new)[member] - 1]
 
 
-def _keys(column: np.ndarray, hashes: np.ndarray | None, mask: np.uint64, hash_mask: np.uint64,
-          out: np.ndarray | None = None, scratch: np.ndarray | None = None) -> np.ndarray:
+def _keys(
+    column: np.ndarray,
+    hashes: np.ndarray | None,
+    mask: np.uint64,
+    hash_mask: np.uint64,
+    out: np.ndarray | None = None,
+    scratch: np.ndarray | None = None,
+) -> np.ndarray:
     """A table's key per sample (into `out`, else a new array): its thumbnail bits plus its pHash bits
     times an odd constant, so that the two sets of bits do not cancel where their positions coincide."""
     keys = np.bitwise_and(column, mask, out=out)
@@ -270,8 +306,13 @@ def _checked_hashes(search: LshPlan, hashes: np.ndarray | None, n: int) -> np.nd
     return hashes
 
 
-def self_candidates(codes: np.ndarray, search: LshPlan, workers: int = 2, hashes: np.ndarray | None = None,
-                    radius: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def self_candidates(
+    codes: np.ndarray,
+    search: LshPlan,
+    workers: int = 2,
+    hashes: np.ndarray | None = None,
+    radius: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Distinct node pairs (a < b) that share a bucket in at least one table (and, with `radius`, whose
     `hashes` differ in at most `radius` bits: the pHash half of the rule, tested inside each table so the
     many pairs it rejects are never collected).
@@ -294,7 +335,9 @@ def self_candidates(codes: np.ndarray, search: LshPlan, workers: int = 2, hashes
         found = []
         for mask, hash_mask in by_word[word]:
             words = mih.bucketed(_keys(column, hashes, mask, hash_mask, keys, scratch), idx_bits, index)
-            a, b = bucket_pairs_within(words, idx_bits, hashes if radius is not None else None, radius, scratch)
+            a, b = bucket_pairs_within(
+                words, idx_bits, hashes if radius is not None else None, radius, scratch
+            )
             if len(a):
                 found.append(a * np.int64(n) + b)
         return distinct(np.concatenate(found)) if found else np.empty(0, np.int64)
@@ -304,8 +347,13 @@ def self_candidates(codes: np.ndarray, search: LshPlan, workers: int = 2, hashes
     return pairs // n, pairs % n
 
 
-def bucket_pairs_within(words: np.ndarray, idx_bits: int, hashes: np.ndarray | None, radius: int | None,
-                        scratch: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def bucket_pairs_within(
+    words: np.ndarray,
+    idx_bits: int,
+    hashes: np.ndarray | None,
+    radius: int | None,
+    scratch: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs (a < b) of equal bucket keys in `words` (from mih.bucketed), optionally only those
     whose `hashes` differ in at most `radius` bits. `scratch`: a spare array of len(words) uint64.
 
@@ -341,9 +389,15 @@ def bucket_pairs_within(words: np.ndarray, idx_bits: int, hashes: np.ndarray | N
     return np.concatenate(out_a), np.concatenate(out_b)
 
 
-def cross_candidates(queries: np.ndarray, codes: np.ndarray, search: LshPlan, workers: int = 2,
-                     q_hashes: np.ndarray | None = None, hashes: np.ndarray | None = None,
-                     radius: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def cross_candidates(
+    queries: np.ndarray,
+    codes: np.ndarray,
+    search: LshPlan,
+    workers: int = 2,
+    q_hashes: np.ndarray | None = None,
+    hashes: np.ndarray | None = None,
+    radius: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (query, index) pairs that share a bucket in at least one table (`radius` as above)."""
     n = len(codes)
     q_hashes, hashes = _checked_hashes(search, q_hashes, len(queries)), _checked_hashes(search, hashes, n)

@@ -28,8 +28,15 @@ def clusters_path(dataset: str) -> str:
     return storage.join(Dataset(dataset).signals_dir("dedup"), "clusters.parquet")
 
 
-def dedup(dataset: str, *, max_distance: int | None = None, against: list[str] | tuple[str, ...] = (),
-          workers: int = 2, semantic_eps: float | None = None, semantic_clusters: int | None = None) -> dict:
+def dedup(
+    dataset: str,
+    *,
+    max_distance: int | None = None,
+    against: list[str] | tuple[str, ...] = (),
+    workers: int = 2,
+    semantic_eps: float | None = None,
+    semantic_clusters: int | None = None,
+) -> dict:
     """Group duplicates into clusters and pick one representative each; returns the summary.
 
     semantic_eps: also link this dataset's samples whose CLIP image embeddings have cosine > 1 - eps inside
@@ -49,8 +56,10 @@ def dedup(dataset: str, *, max_distance: int | None = None, against: list[str] |
     copy, first_copy = _same_value_edges(nodes["sha"], nodes["sha_valid"])
     same_url, first_url = _same_value_edges(nodes["url"], nodes["url_valid"])
     if nodes["thumbs"] is None:
-        log.warning("hash signals hold no thumbnails: near duplicates by pHash distance alone (lower "
-                    "precision); rerun `curate annotate` to add them")
+        log.warning(
+            "hash signals hold no thumbnails: near duplicates by pHash distance alone (lower "
+            "precision); rerun `curate annotate` to add them"
+        )
     # Byte-identical copies have identical hashes and thumbnails, so their near duplicates are their
     # first copy's: only that one joins the search (the exact edges already tie the rest to it).
     searched = nodes["phash_valid"].copy()
@@ -73,8 +82,12 @@ def dedup(dataset: str, *, max_distance: int | None = None, against: list[str] |
     summary["semantic"] = sem
     summary["min_thumbnail_similarity"] = min_similarity if nodes["thumbs"] is not None else None
     storage.write_json_atomic(summary, sidecar(ds.signals_dir("dedup"), "summary.json"))
-    log.info("dedup: %d duplicates in %d clusters (%.1f s)", summary["duplicates"], summary["clusters"],
-             summary["seconds"])
+    log.info(
+        "dedup: %d duplicates in %d clusters (%.1f s)",
+        summary["duplicates"],
+        summary["clusters"],
+        summary["seconds"],
+    )
     return summary
 
 
@@ -96,7 +109,7 @@ def _same_value_edges(digests: np.ndarray, valid: np.ndarray) -> tuple[np.ndarra
 def _score_rank(scores: np.ndarray, n: int) -> np.ndarray:
     """Priority by CLIP score: 0 for the highest, equal scores equal; samples without a score last."""
     full = np.full(n, np.nan, np.float32)
-    full[:len(scores)] = scores
+    full[: len(scores)] = scores
     ranks = np.unique(-full[~np.isnan(full)], return_inverse=True)[1]
     priority = np.full(n, len(full), np.int64)
     priority[~np.isnan(full)] = ranks
@@ -120,28 +133,35 @@ def _clusters_table(nodes: dict, rep: np.ndarray, n_own: int, hash_labels: np.nd
     both = nodes["phash_valid"][own] & nodes["phash_valid"][r]
     dist = mih.popcount(nodes["phash"][own] ^ nodes["phash"][r]).astype(np.int16)
     names = pa.array([name or None for name in nodes["against_names"]], pa.string())
-    return pa.table({
-        "uid": nodes["uid"].slice(0, n_own),
-        "cluster_id": pa.array(r, pa.int64()),
-        "representative_uid": nodes["uid"].take(pa.array(r)),
-        "is_representative": pa.array(is_rep, pa.bool_()),
-        "duplicate_kind": kind,
-        "distance_to_representative": pa.array(dist, pa.int16(), mask=~both),
-        "against_dataset": names.take(pa.array(nodes["source"][r])),
-    }, schema=CLUSTERS_SCHEMA)
+    return pa.table(
+        {
+            "uid": nodes["uid"].slice(0, n_own),
+            "cluster_id": pa.array(r, pa.int64()),
+            "representative_uid": nodes["uid"].take(pa.array(r)),
+            "is_representative": pa.array(is_rep, pa.bool_()),
+            "duplicate_kind": kind,
+            "distance_to_representative": pa.array(dist, pa.int16(), mask=~both),
+            "against_dataset": names.take(pa.array(nodes["source"][r])),
+        },
+        schema=CLUSTERS_SCHEMA,
+    )
 
 
-def _summary(table: pa.Table, k: int, search: str, against: list[str], seconds: float,
-             semantic: bool) -> dict:
+def _summary(
+    table: pa.Table, k: int, search: str, against: list[str], seconds: float, semantic: bool
+) -> dict:
     """Counts for the summary JSON (a cluster counts when it has a duplicate in this dataset)."""
     dups = table.filter(pc.invert(table.column("is_representative")))
-    kinds = {row["values"]: row["counts"] for row in pc.value_counts(dups.column("duplicate_kind")).to_pylist()}
+    kinds = {
+        row["values"]: row["counts"] for row in pc.value_counts(dups.column("duplicate_kind")).to_pylist()
+    }
     return {
         "samples": table.num_rows,
         "clusters": len(pc.unique(dups.column("cluster_id"))),
         "duplicates": dups.num_rows,
-        "duplicates_by_kind": {kind: int(kinds.get(kind, 0)) for kind in DUPLICATE_KINDS
-                               if semantic or kind != "semantic"},
+        "duplicates_by_kind": {
+            kind: int(kinds.get(kind, 0)) for kind in DUPLICATE_KINDS if semantic or kind != "semantic"
+        },
         "duplicates_of_against": table.num_rows - table.column("against_dataset").null_count,
         "against": against,
         "max_distance": k,

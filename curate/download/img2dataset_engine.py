@@ -32,7 +32,10 @@ log = logging.getLogger(__name__)
 
 # img2dataset error messages -> our error classes; first match wins.
 _ERROR_PATTERNS = [
-    (r"name or service not known|nodename nor servname|getaddrinfo|temporary failure in name resolution", "dns"),
+    (
+        r"name or service not known|nodename nor servname|getaddrinfo|temporary failure in name resolution",
+        "dns",
+    ),
     (r"timed out|timeout", "timeout"),
     (r"connection refused|connection reset|no route to host|network is unreachable", "connect"),
     (r"http error 429|too many requests", "http_429"),
@@ -68,20 +71,25 @@ def convert_rows(table: pa.Table, image_col: str = "jpg") -> Iterator[dict]:
             error_class=None if ok else classify_error(row.get("error_message")),
             error_message=None if ok else (row.get("error_message") or "")[:500],
             image=row.get(image_col) if ok else None,
-            width=row.get("width"), height=row.get("height"),
-            original_width=row.get("original_width"), original_height=row.get("original_height"),
+            width=row.get("width"),
+            height=row.get("height"),
+            original_width=row.get("original_width"),
+            original_height=row.get("original_height"),
             image_format=image_col if ok and image_col in names else None,
             sha256=row.get("sha256"),
         )
         yield out
 
 
-def download_with_img2dataset(manifest: str, dataset: str, config: DownloadConfig | None = None, *,
-                              workers: int | None = None) -> RunSummary:
+def download_with_img2dataset(
+    manifest: str, dataset: str, config: DownloadConfig | None = None, *, workers: int | None = None
+) -> RunSummary:
     """Download each manifest part with img2dataset into DATASET/shards/NNNNN.parquet (resumable by part)."""
     i2d = require("img2dataset", "img2dataset")
     config = config or DownloadConfig()
-    log.warning("engine img2dataset: robots.txt, the private-address refusal and the per-host cap are not applied")
+    log.warning(
+        "engine img2dataset: robots.txt, the private-address refusal and the per-host cap are not applied"
+    )
     ds = Dataset(dataset)
     summary = RunSummary()
     start = time.perf_counter()
@@ -96,7 +104,9 @@ def download_with_img2dataset(manifest: str, dataset: str, config: DownloadConfi
             if storage.exists(marker):
                 summary.skipped += 1
                 continue
-            stats = _download_part(i2d, part, storage.join(ds.shards_dir, f"{key}.parquet"), config, optout, workers)
+            stats = _download_part(
+                i2d, part, storage.join(ds.shards_dir, f"{key}.parquet"), config, optout, workers
+            )
             storage.write_json_atomic({"key": key, **stats}, marker)
             summary.done += 1
     summary.seconds = time.perf_counter() - start
@@ -131,15 +141,28 @@ def _download_part(i2d, part: str, shard_path: str, cfg: DownloadConfig, optout,
             src = tmp / "input.parquet"
             pq.write_table(pa.table({k: [r[k] for r in todo] for k in ("uid", "url", "caption")}), src)
             i2d.download(
-                url_list=str(src), output_folder=str(tmp / "out"), input_format="parquet", url_col="url",
-                caption_col="caption", save_additional_columns=["uid"], output_format="parquet",
-                image_size=cfg.image_size, resize_mode=cfg.resize_mode,
-                resize_only_if_bigger=cfg.resize_only_if_bigger, encode_format=cfg.encode_format,
-                encode_quality=cfg.encode_quality, min_image_size=cfg.min_image_size,
-                max_aspect_ratio=cfg.max_aspect_ratio or float("inf"), processes_count=workers or 1,
-                thread_count=cfg.threads, number_sample_per_shard=len(todo) + 1, timeout=int(cfg.total_timeout),
-                retries=cfg.request_retries, user_agent_token=cfg.user_agent_token,
-                disallowed_header_directives=list(cfg.x_robots_tag_block), enable_wandb=False,
+                url_list=str(src),
+                output_folder=str(tmp / "out"),
+                input_format="parquet",
+                url_col="url",
+                caption_col="caption",
+                save_additional_columns=["uid"],
+                output_format="parquet",
+                image_size=cfg.image_size,
+                resize_mode=cfg.resize_mode,
+                resize_only_if_bigger=cfg.resize_only_if_bigger,
+                encode_format=cfg.encode_format,
+                encode_quality=cfg.encode_quality,
+                min_image_size=cfg.min_image_size,
+                max_aspect_ratio=cfg.max_aspect_ratio or float("inf"),
+                processes_count=workers or 1,
+                thread_count=cfg.threads,
+                number_sample_per_shard=len(todo) + 1,
+                timeout=int(cfg.total_timeout),
+                retries=cfg.request_retries,
+                user_agent_token=cfg.user_agent_token,
+                disallowed_header_directives=list(cfg.x_robots_tag_block),
+                enable_wandb=False,
                 distributor="multiprocessing",
             )
             seen = set()
@@ -158,5 +181,10 @@ def _download_part(i2d, part: str, shard_path: str, cfg: DownloadConfig, optout,
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"rows": writer.rows, "status": dict(writer.status), "error_class": dict(writer.error_class),
-            "seconds": round(time.perf_counter() - start, 3), "engine": "img2dataset"}
+    return {
+        "rows": writer.rows,
+        "status": dict(writer.status),
+        "error_class": dict(writer.error_class),
+        "seconds": round(time.perf_counter() - start, 3),
+        "engine": "img2dataset",
+    }

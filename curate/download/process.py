@@ -26,8 +26,17 @@ from curate.images import UnsupportedFormat, open_image
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
 FORMAT_NAMES = {"jpg": "JPEG", "webp": "WEBP", "png": "PNG"}
-PIL_TO_FORMAT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff",
-                 "MPO": "jpg", "ICO": "ico", "AVIF": "avif"}
+PIL_TO_FORMAT = {
+    "JPEG": "jpg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "GIF": "gif",
+    "BMP": "bmp",
+    "TIFF": "tiff",
+    "MPO": "jpg",
+    "ICO": "ico",
+    "AVIF": "avif",
+}
 
 
 class ImageError(Exception):
@@ -61,7 +70,9 @@ def process_image(data: bytes, cfg: DownloadConfig) -> Processed:
     except UnidentifiedImageError as exc:
         if _has_image_signature(data):
             raise ImageError("decode_error", f"image header is corrupt (starts with {data[:16]!r})") from exc
-        raise ImageError("not_an_image", f"not a recognised image format (starts with {data[:16]!r})") from exc
+        raise ImageError(
+            "not_an_image", f"not a recognised image format (starts with {data[:16]!r})"
+        ) from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError("decode_error", f"cannot read image header: {exc}") from exc
     with img:
@@ -69,8 +80,11 @@ def process_image(data: bytes, cfg: DownloadConfig) -> Processed:
         if w <= 0 or h <= 0:
             raise ImageError("decode_error", f"invalid image size {w}x{h}")
         if w * h > cfg.max_pixels:
-            raise ImageError("decompression_bomb", f"{w}x{h} = {w * h:,} pixels exceeds the cap of "
-                             f"{cfg.max_pixels:,} (--max-pixels)", (w, h))
+            raise ImageError(
+                "decompression_bomb",
+                f"{w}x{h} = {w * h:,} pixels exceeds the cap of {cfg.max_pixels:,} (--max-pixels)",
+                (w, h),
+            )
         scale = _draft(img, cfg) if cfg.reencode else None
         # Every decode of pixels happens inside the reservation, the EXIF read included (a PNG's eXIf chunk
         # may follow its pixels: Pillow decodes the whole image to reach it). Released once the decoded
@@ -82,18 +96,24 @@ def process_image(data: bytes, cfg: DownloadConfig) -> Processed:
                 img.close()
 
 
-def _checked_transform(img: Image.Image, data: bytes, cfg: DownloadConfig, size: tuple[int, int],
-                       scale: float | None) -> Processed:
+def _checked_transform(
+    img: Image.Image, data: bytes, cfg: DownloadConfig, size: tuple[int, int], scale: float | None
+) -> Processed:
     """Orientation, size rules, then the stored bytes: `data` verified as is, or resized and re-encoded."""
     w, h = size
     orientation = _orientation(img)
     ow, oh = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
     if cfg.min_image_size and min(ow, oh) < cfg.min_image_size:
-        raise ImageError("image_too_small", f"{ow}x{oh} is below --min-image-size {cfg.min_image_size}",
-                         (ow, oh))
+        raise ImageError(
+            "image_too_small", f"{ow}x{oh} is below --min-image-size {cfg.min_image_size}", (ow, oh)
+        )
     if cfg.max_aspect_ratio and max(ow, oh) / min(ow, oh) > cfg.max_aspect_ratio:
-        raise ImageError("aspect_ratio", f"{ow}x{oh} has aspect ratio {max(ow, oh) / min(ow, oh):.2f} > "
-                         f"--max-aspect-ratio {cfg.max_aspect_ratio:g}", (ow, oh))
+        raise ImageError(
+            "aspect_ratio",
+            f"{ow}x{oh} has aspect ratio {max(ow, oh) / min(ow, oh):.2f} > "
+            f"--max-aspect-ratio {cfg.max_aspect_ratio:g}",
+            (ow, oh),
+        )
     fmt = PIL_TO_FORMAT.get(img.format or "", (img.format or "unknown").lower())
     source = (img.format or "unknown").lower()
     if not cfg.reencode:

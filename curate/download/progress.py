@@ -64,8 +64,9 @@ class ProgressMonitor:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="curate-progress", daemon=True)
         self._start = time.monotonic()
-        self._bar = tqdm(total=total_rows, desc="download", unit="img", dynamic_ncols=True, disable=None,
-                         initial=already)
+        self._bar = tqdm(
+            total=total_rows, desc="download", unit="img", dynamic_ncols=True, disable=None, initial=already
+        )
 
     def __enter__(self) -> Self:
         os.makedirs(self.folder, exist_ok=True)
@@ -104,7 +105,9 @@ class ProgressMonitor:
         self._bar.n = min(self.total, done + self.already)
         elapsed = max(1e-6, time.monotonic() - self._start)
         ok = status.get("success", 0)
-        self._bar.set_postfix_str(f"{ok / elapsed:.0f} ok/s, success {100 * ok / max(1, done):.1f}%", refresh=True)
+        self._bar.set_postfix_str(
+            f"{ok / elapsed:.0f} ok/s, success {100 * ok / max(1, done):.1f}%", refresh=True
+        )
         if self.diagnosis is None and (done >= DIAGNOSE_AFTER or (final and done)):
             line = diagnose(status, errors)
             if line:

@@ -24,7 +24,15 @@ from curate.schema import ERROR_CLASSES
 log = logging.getLogger(__name__)
 
 # Classes that a later attempt can plausibly fix; the default of --retry-failed.
-TRANSIENT_CLASSES = ("dns", "connect", "timeout", "http_5xx", "http_429", "protocol_error", "host_unreachable")
+TRANSIENT_CLASSES = (
+    "dns",
+    "connect",
+    "timeout",
+    "http_5xx",
+    "http_429",
+    "protocol_error",
+    "host_unreachable",
+)
 SOURCE_FILE = "source.json"
 SUMMARY_FILE = "summary.json"
 
@@ -58,21 +66,46 @@ def download(
         run_id = uuid.uuid4().hex
         try:
             if retry_failed:
-                return _retry(ds, parts, config, executor, workers, retries, error_classes, takedown,
-                              optout_files, progress_dir, run_id)
+                return _retry(
+                    ds,
+                    parts,
+                    config,
+                    executor,
+                    workers,
+                    retries,
+                    error_classes,
+                    takedown,
+                    optout_files,
+                    progress_dir,
+                    run_id,
+                )
             jobs = []
             for index, part in enumerate(parts):
                 key = part_key(part, index)
                 shard = storage.join(ds.shards_dir, f"{key}.parquet")
                 stats = stats_path(ds.shards_dir, key)
-                task = ShardTask(part, shard, stats, config, takedown, optout_files,
-                                 progress_path=f"{progress_dir}/{key}.json", run_id=run_id)
+                task = ShardTask(
+                    part,
+                    shard,
+                    stats,
+                    config,
+                    takedown,
+                    optout_files,
+                    progress_path=f"{progress_dir}/{key}.json",
+                    run_id=run_id,
+                )
                 jobs.append(Job(key, stats, task))
             total = sum(_rows(p) for p in parts)
             done_rows = sum(_marker_rows(j.stats_path) for j in jobs)
             with ProgressMonitor(progress_dir, total, done_rows) as monitor:
-                summary = execute(download_shard, jobs, executor=executor, workers=workers, retries=retries,
-                                  desc="download shards")
+                summary = execute(
+                    download_shard,
+                    jobs,
+                    executor=executor,
+                    workers=workers,
+                    retries=retries,
+                    desc="download shards",
+                )
             return finish_run(ds, summary, monitor.diagnosis)
         finally:
             close_fetchers()
@@ -89,8 +122,10 @@ def part_key(path: str, index: int) -> str:
 def resolve_manifest(manifest: str, ds: Dataset) -> list[str]:
     """The manifest parts to download, building DATASET/manifest from a raw URL list when needed."""
     if not storage.exists(manifest):
-        raise CurateError(f"manifest {manifest} does not exist: pass a manifest folder, a dataset folder or "
-                          "a URL list (txt, csv, tsv, json, jsonl, parquet)")
+        raise CurateError(
+            f"manifest {manifest} does not exist: pass a manifest folder, a dataset folder or "
+            "a URL list (txt, csv, tsv, json, jsonl, parquet)"
+        )
     parts = _manifest_parts(manifest)
     if parts is None:
         parts = _manifest_parts(storage.join(manifest, "manifest")) if _is_dir(manifest) else None
@@ -138,8 +173,10 @@ def _check_source(ds: Dataset, source: dict) -> None:
     if storage.exists(path):
         previous = storage.read_json(path)
         if previous.get("manifest") != source["manifest"]:
-            raise CurateError(f"{ds.shards_dir} holds shards downloaded from {previous.get('manifest')}, not "
-                              f"{source['manifest']}: pass that manifest again to resume, or use a new dataset folder")
+            raise CurateError(
+                f"{ds.shards_dir} holds shards downloaded from {previous.get('manifest')}, not "
+                f"{source['manifest']}: pass that manifest again to resume, or use a new dataset folder"
+            )
     else:
         storage.write_json_atomic(source, path)
 
@@ -159,12 +196,25 @@ def _marker_rows(marker: str) -> int:
         return 0
 
 
-def _retry(ds: Dataset, parts: list[str], config: DownloadConfig, executor: str, workers: int | None,
-           retries: int, error_classes, takedown, optout_files, progress_dir: str, run_id: str) -> RunSummary:
+def _retry(
+    ds: Dataset,
+    parts: list[str],
+    config: DownloadConfig,
+    executor: str,
+    workers: int | None,
+    retries: int,
+    error_classes,
+    takedown,
+    optout_files,
+    progress_dir: str,
+    run_id: str,
+) -> RunSummary:
     classes = tuple(error_classes or TRANSIENT_CLASSES)
     unknown = sorted(set(classes) - set(ERROR_CLASSES))
     if unknown:
-        raise CurateError(f"unknown error class(es) {', '.join(unknown)}: choose from {', '.join(ERROR_CLASSES)}")
+        raise CurateError(
+            f"unknown error class(es) {', '.join(unknown)}: choose from {', '.join(ERROR_CLASSES)}"
+        )
     token = "-".join(sorted(classes))
     marker_dir = storage.join(ds.shards_dir, f".retry-{hashlib.sha1(token.encode()).hexdigest()[:10]}")
     jobs = []
@@ -179,15 +229,24 @@ def _retry(ds: Dataset, parts: list[str], config: DownloadConfig, executor: str,
         if n == 0:
             continue
         to_retry += n
-        task = ShardTask(None, storage.join(ds.shards_dir, f"{key}.parquet"), marker, config, takedown,
-                         optout_files, progress_path=f"{progress_dir}/{key}.json", retry_classes=classes,
-                         run_id=run_id)
+        task = ShardTask(
+            None,
+            storage.join(ds.shards_dir, f"{key}.parquet"),
+            marker,
+            config,
+            takedown,
+            optout_files,
+            progress_path=f"{progress_dir}/{key}.json",
+            retry_classes=classes,
+            run_id=run_id,
+        )
         jobs.append(Job(key, storage.join(marker_dir, f"{key}.json"), task))
     log.info("retrying %d rows (%s) in %d shards", to_retry, ", ".join(classes), len(jobs))
     total = sum(_marker_rows(j.payload.stats_path) for j in jobs)
     with ProgressMonitor(progress_dir, total, 0) as monitor:
-        summary = execute(download_shard, jobs, executor=executor, workers=workers, retries=retries,
-                          desc="retry shards")
+        summary = execute(
+            download_shard, jobs, executor=executor, workers=workers, retries=retries, desc="retry shards"
+        )
     if not summary.failed:
         fs, inner = storage.url_to_fs(marker_dir)
         if fs.exists(inner):
@@ -209,12 +268,16 @@ def dataset_totals(ds: Dataset) -> dict:
     return {"rows": rows, "status": dict(total), "error_class": dict(errors)}
 
 
-def finish_run(ds: Dataset, summary: RunSummary, diagnosis: str | None, engine: str | None = None) -> RunSummary:
+def finish_run(
+    ds: Dataset, summary: RunSummary, diagnosis: str | None, engine: str | None = None
+) -> RunSummary:
     """Write DATASET/shards/.curate/summary.json: this run's summary plus the whole dataset's totals."""
     if diagnosis:
         summary.stats["diagnosis"] = diagnosis
     summary.stats["dataset"] = dataset_totals(ds)
     extra = {"engine": engine} if engine else {}
-    storage.write_json_atomic({**summary.to_dict(), "dataset": summary.stats["dataset"], **extra},
-                              sidecar(ds.shards_dir, SUMMARY_FILE))
+    storage.write_json_atomic(
+        {**summary.to_dict(), "dataset": summary.stats["dataset"], **extra},
+        sidecar(ds.shards_dir, SUMMARY_FILE),
+    )
     return summary

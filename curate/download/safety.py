@@ -22,22 +22,33 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Instance-metadata and host-agent endpoints of the big clouds: credentials live behind them.
-METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254",  # AWS, GCP, Azure, Oracle, DigitalOcean, OpenStack instance metadata
-    "169.254.170.2",  # AWS ECS task credentials
-    "169.254.169.253",  # AWS VPC DNS resolver
-    "169.254.0.23",  # Tencent Cloud metadata
-    "100.100.100.200",  # Alibaba Cloud metadata
-    "168.63.129.16",  # Azure WireServer (host agent)
-    "fd00:ec2::254",  # AWS instance metadata over IPv6
-    "fd00:ec2::253",  # AWS VPC DNS resolver over IPv6
-    "fd20:ce::254",  # GCP metadata over IPv6
-))
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, Oracle, DigitalOcean, OpenStack instance metadata
+        "169.254.170.2",  # AWS ECS task credentials
+        "169.254.169.253",  # AWS VPC DNS resolver
+        "169.254.0.23",  # Tencent Cloud metadata
+        "100.100.100.200",  # Alibaba Cloud metadata
+        "168.63.129.16",  # Azure WireServer (host agent)
+        "fd00:ec2::254",  # AWS instance metadata over IPv6
+        "fd00:ec2::253",  # AWS VPC DNS resolver over IPv6
+        "fd20:ce::254",  # GCP metadata over IPv6
+    )
+)
 
 # What `allow_private_network = true` (a deprecated shorthand) stands for: loopback and private ranges.
 # Link-local and metadata addresses are never in it (they must be named one by one).
-PRIVATE_NETWORKS = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
-                    "100.64.0.0/10", "fc00::/7", "fec0::/10")
+PRIVATE_NETWORKS = (
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "fc00::/7",
+    "fec0::/10",
+)
 
 _NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 is the last 32 bits
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: any RFC 6052 prefix length inside

@@ -116,8 +116,11 @@ def _download_part(task: ShardTask) -> dict:
     fs, inner = storage.url_to_fs(task.manifest_part)
     with fs.open(inner, "rb") as fh:
         pf = pq.ParquetFile(fh)
-        rename = {f.name: kept_column_name(f.name) for f in pf.schema_arrow
-                  if f.name not in MANIFEST_CORE and kept_column_name(f.name) != f.name}
+        rename = {
+            f.name: kept_column_name(f.name)
+            for f in pf.schema_arrow
+            if f.name not in MANIFEST_CORE and kept_column_name(f.name) != f.name
+        }
         return _run_rows(task, shard_schema(pf.schema_arrow), _rows_of(pf, rename), kept=None)
 
 
@@ -156,8 +159,9 @@ def _retry_rows_of(task: ShardTask, pf: pq.ParquetFile) -> dict:
     return _run_rows(task, schema, retry_rows(), kept=kept_batches())
 
 
-def _run_rows(task: ShardTask, schema: pa.Schema, rows: Iterator[dict],
-              kept: Iterator[pa.RecordBatch] | None) -> dict:
+def _run_rows(
+    task: ShardTask, schema: pa.Schema, rows: Iterator[dict], kept: Iterator[pa.RecordBatch] | None
+) -> dict:
     """Write `kept` batches, then every row of `rows` (fetched, or settled by the precheck), to the shard."""
     writer = ShardWriter(task.shard_path, schema, task.config.row_group_rows)
     sink = _RowSink(task, writer, [n for n in schema.names if n not in SHARD_SCHEMA.names])
@@ -171,8 +175,13 @@ def _run_rows(task: ShardTask, schema: pa.Schema, rows: Iterator[dict],
         raise
     if task.progress_path:
         _write_progress(task.progress_path, writer.status, writer.error_class)
-    return {"rows": writer.rows, "status": dict(writer.status), "error_class": dict(writer.error_class),
-            "bytes_downloaded": sink.bytes_downloaded, "bytes_stored": sink.bytes_stored}
+    return {
+        "rows": writer.rows,
+        "status": dict(writer.status),
+        "error_class": dict(writer.error_class),
+        "bytes_downloaded": sink.bytes_downloaded,
+        "bytes_stored": sink.bytes_stored,
+    }
 
 
 class _RowSink:
@@ -219,8 +228,9 @@ def _fetch_rows(task: ShardTask, rows: Iterator[dict], sink: _RowSink) -> None:
             sink.record(*_next_finished(finished))
 
 
-def _fetch_one(finished: queue.SimpleQueue, fetcher: Fetcher, cfg: DownloadConfig, row: dict,
-               optout: OptOut) -> None:
+def _fetch_one(
+    finished: queue.SimpleQueue, fetcher: Fetcher, cfg: DownloadConfig, row: dict, optout: OptOut
+) -> None:
     """A pool thread's job: the row's result (or the exception it raised) onto the `finished` queue."""
     try:
         finished.put((_download_row(fetcher, cfg, row, optout), row))
@@ -238,10 +248,24 @@ def _next_finished(finished: queue.SimpleQueue) -> tuple[dict, dict]:
 
 def base_row(row: dict) -> dict:
     return {
-        "uid": row["uid"], "url": row.get("url"), "caption": row.get("caption"), "status": "failed",
-        "error_class": None, "error_message": None, "http_status": None, "final_url": None,
-        "content_type": None, "image": None, "width": None, "height": None, "original_width": None,
-        "original_height": None, "image_format": None, "original_format": None, "sha256": None, "bytes": None,
+        "uid": row["uid"],
+        "url": row.get("url"),
+        "caption": row.get("caption"),
+        "status": "failed",
+        "error_class": None,
+        "error_message": None,
+        "http_status": None,
+        "final_url": None,
+        "content_type": None,
+        "image": None,
+        "width": None,
+        "height": None,
+        "original_width": None,
+        "original_height": None,
+        "image_format": None,
+        "original_format": None,
+        "sha256": None,
+        "bytes": None,
         "fetched_at": None,
     }
 
@@ -256,7 +280,10 @@ def precheck(row: dict, optout: OptOut) -> dict | None:
         return out
     if parse_target(row.get("url")) is None:
         out = base_row(row)
-        out.update(error_class="invalid_url", error_message=f"not an absolute http(s) URL: {str(row.get('url'))[:200]!r}")
+        out.update(
+            error_class="invalid_url",
+            error_message=f"not an absolute http(s) URL: {str(row.get('url'))[:200]!r}",
+        )
         return out
     why = optout.reason(row["uid"], row.get("url"))
     if why:
@@ -272,19 +299,33 @@ def _download_row(fetcher: Fetcher, cfg: DownloadConfig, row: dict, optout: OptO
     try:
         resp = fetcher.fetch(row["url"], refuse=lambda hop: optout.reason(row["uid"], hop))
     except FetchError as exc:
-        out.update(status="skipped" if exc.error_class == "opted_out" else "failed", error_class=exc.error_class,
-                   error_message=str(exc)[:500], http_status=exc.http_status,
-                   final_url=exc.final_url, content_type=exc.content_type,
-                   fetched_at=datetime.now(UTC))
+        out.update(
+            status="skipped" if exc.error_class == "opted_out" else "failed",
+            error_class=exc.error_class,
+            error_message=str(exc)[:500],
+            http_status=exc.http_status,
+            final_url=exc.final_url,
+            content_type=exc.content_type,
+            fetched_at=datetime.now(UTC),
+        )
         return out
     except Exception as exc:
         log.debug("unexpected error on %s", row.get("url"), exc_info=True)
-        out.update(error_class="unknown", error_message=f"{type(exc).__name__}: {exc}"[:500],
-                   fetched_at=datetime.now(UTC))
+        out.update(
+            error_class="unknown",
+            error_message=f"{type(exc).__name__}: {exc}"[:500],
+            fetched_at=datetime.now(UTC),
+        )
         return out
-    out.update(http_status=resp.http_status, final_url=resp.final_url, content_type=resp.content_type,
-               bytes=len(resp.body), sha256=hashlib.sha256(resp.body).hexdigest(),
-               fetched_at=datetime.now(UTC), _downloaded=len(resp.body))
+    out.update(
+        http_status=resp.http_status,
+        final_url=resp.final_url,
+        content_type=resp.content_type,
+        bytes=len(resp.body),
+        sha256=hashlib.sha256(resp.body).hexdigest(),
+        fetched_at=datetime.now(UTC),
+        _downloaded=len(resp.body),
+    )
     try:
         img = process_image(resp.body, cfg)
     except ImageError as exc:
@@ -295,9 +336,16 @@ def _download_row(fetcher: Fetcher, cfg: DownloadConfig, row: dict, optout: OptO
     except Exception as exc:  # noqa: BLE001 - Pillow can raise anything on hostile input
         out.update(error_class="decode_error", error_message=f"{type(exc).__name__}: {exc}"[:500])
         return out
-    out.update(status="success", image=img.data, width=img.width, height=img.height,
-               original_width=img.original_width, original_height=img.original_height,
-               image_format=img.image_format, original_format=img.original_format)
+    out.update(
+        status="success",
+        image=img.data,
+        width=img.width,
+        height=img.height,
+        original_width=img.original_width,
+        original_height=img.original_height,
+        image_format=img.image_format,
+        original_format=img.original_format,
+    )
     return out
 
 

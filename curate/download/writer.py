@@ -45,8 +45,9 @@ class ShardWriter:
             self._tmp = os.path.join(tempfile.gettempdir(), f"curate-{uuid.uuid4().hex[:12]}.parquet")
         # Encoded images do not compress: spend no CPU trying; the other columns are zstd.
         codecs = {name: ("none" if name == "image" else "zstd") for name in schema.names}
-        self._writer = pq.ParquetWriter(self._tmp, schema, compression=codecs,
-                                        use_dictionary=[n for n in schema.names if n != "image"])
+        self._writer = pq.ParquetWriter(
+            self._tmp, schema, compression=codecs, use_dictionary=[n for n in schema.names if n != "image"]
+        )
 
     def add(self, row: dict) -> None:
         self._count([row["status"]], [row["error_class"]])

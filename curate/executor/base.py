@@ -137,7 +137,9 @@ def execute(
         storage.write_json_atomic(summary.to_dict(), summary_path)
     if strict and summary.failed:
         first = next(iter(summary.failed.items()))
-        raise CurateError(f"{len(summary.failed)} {desc} failed; first: {first[0]}: {first[1].splitlines()[0]}")
+        raise CurateError(
+            f"{len(summary.failed)} {desc} failed; first: {first[0]}: {first[1].splitlines()[0]}"
+        )
     return summary
 
 

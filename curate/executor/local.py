@@ -80,8 +80,16 @@ def run_local(
 class _Pool:
     """Process pools for one run; `run` uses a fresh pool, since a crashed worker breaks a pool for good."""
 
-    def __init__(self, fn: JobFn, workers: int, retries: int, attempts: dict[str, int],
-                 results: dict[str, tuple[str, object]], bar: tqdm, desc: str) -> None:
+    def __init__(
+        self,
+        fn: JobFn,
+        workers: int,
+        retries: int,
+        attempts: dict[str, int],
+        results: dict[str, tuple[str, object]],
+        bar: tqdm,
+        desc: str,
+    ) -> None:
         self.fn, self.workers, self.retries, self.desc = fn, workers, retries, desc
         self.attempts, self.results, self.bar = attempts, results, bar
         self.ctx = mp.get_context("spawn" if os.environ.get("CURATE_SPAWN") else "forkserver")
@@ -99,10 +107,12 @@ class _Pool:
         by_future: dict[Future, Job] = {}
         lost: list[Job] = []
         limit = 1 if isolate else self.workers * 2
-        with ProcessPoolExecutor(max_workers=1 if isolate else self.workers, mp_context=self.ctx,
-                                 initializer=_init_worker,
-                                 initargs=(dict(os.environ), copy.deepcopy(fsspec.config.conf),
-                                           os.getpid())) as pool:
+        with ProcessPoolExecutor(
+            max_workers=1 if isolate else self.workers,
+            mp_context=self.ctx,
+            initializer=_init_worker,
+            initargs=(dict(os.environ), copy.deepcopy(fsspec.config.conf), os.getpid()),
+        ) as pool:
 
             def fill() -> None:
                 while waiting and len(by_future) < limit:
@@ -135,12 +145,17 @@ class _Pool:
                         self.results[job.key] = (state, value)
                         self.bar.update(1)
                     elif broken:
-                        log.warning("%s %s killed its worker (attempt %d), retrying", self.desc, job.key,
-                                    self.attempts[job.key])
+                        log.warning(
+                            "%s %s killed its worker (attempt %d), retrying",
+                            self.desc,
+                            job.key,
+                            self.attempts[job.key],
+                        )
                         lost.append(job)
                     else:
-                        log.warning("%s %s failed (attempt %d), retrying", self.desc, job.key,
-                                    self.attempts[job.key])
+                        log.warning(
+                            "%s %s failed (attempt %d), retrying", self.desc, job.key, self.attempts[job.key]
+                        )
                         waiting.insert(0, job)
                 if broken:
                     for job in by_future.values():  # the rest of the jobs in flight died with the pool

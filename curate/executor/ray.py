@@ -52,7 +52,9 @@ def run_ray(
                         state, value = "error", f"{type(exc).__name__}: {exc}"
                     if state != "ok" and attempts[job.key] <= retries:
                         attempts[job.key] += 1
-                        log.warning("%s %s failed (attempt %d), retrying", desc, job.key, attempts[job.key] - 1)
+                        log.warning(
+                            "%s %s failed (attempt %d), retrying", desc, job.key, attempts[job.key] - 1
+                        )
                         in_flight[submit(job)] = job
                         continue
                     results[job.key] = (state, value)

@@ -103,7 +103,9 @@ def read_shard(shard: Shard) -> pa.Table:
         images = pa.array([found.get(k) for k in table.column("key").to_pylist()], pa.binary())
     table = table.drop_columns([c for c in (IMAGE_COLUMN, "txt") if c in table.column_names])
     # an additional column that img2dataset carried under the name "image" keeps its values, renamed
-    table = table.rename_columns([f"{KEPT_COLUMN_PREFIX}{c}" if c == "image" else c for c in table.column_names])
+    table = table.rename_columns(
+        [f"{KEPT_COLUMN_PREFIX}{c}" if c == "image" else c for c in table.column_names]
+    )
     return table.append_column("image", images.cast(pa.binary()))
 
 

@@ -201,10 +201,7 @@ def _write_manifest_summary(ds: Dataset, folder: str, seconds: float) -> None:
     status = Counter()
     for part in parts:
         status.update(storage.read_parquet(part, columns=["status"]).column("status").to_pylist())
-    duplicates = sum(
-        int(storage.read_json(p).get("duplicates", 0))
-        for p in stats_files(ds.shards_dir)
-    )
+    duplicates = sum(int(storage.read_json(p).get("duplicates", 0)) for p in stats_files(ds.shards_dir))
     rows = sum(status.values())
     storage.write_json_atomic(
         {

@@ -70,9 +70,15 @@ def _eval_transform(rng: np.random.Generator, size: tuple[int, int]) -> tuple[Co
     return CopyTransform(crop=crop, scale=scale, brightness=float(rng.uniform(0.9, 1.1))), out
 
 
-def write_benchmark(directory: str | Path, n: int = 100, seed: int = 0,
-                    include_copies_from: Iterable[SynthImage] = (), web: SyntheticWeb | None = None,
-                    quality: int = 90, fmt: str = "folder") -> BenchmarkSet:
+def write_benchmark(
+    directory: str | Path,
+    n: int = 100,
+    seed: int = 0,
+    include_copies_from: Iterable[SynthImage] = (),
+    web: SyntheticWeb | None = None,
+    quality: int = 90,
+    fmt: str = "folder",
+) -> BenchmarkSet:
     """Write `n` held-out images (balanced over CLASSES) plus one planted, transformed copy of each image
     in `include_copies_from` (which needs the `web` that serves them).
 
@@ -101,16 +107,28 @@ def write_benchmark(directory: str | Path, n: int = 100, seed: int = 0,
         original = Image.open(io.BytesIO(web.image_bytes(train))).convert("RGB")
         transform, size = _eval_transform(rng, original.size)
         img = transform_image(original, transform, size)
-        items.append((BenchmarkFile(_key(train.label, f"copy-{seed}-{k}"), train.label, train.caption,
-                                    planted_from=train.url), img))
+        items.append(
+            (
+                BenchmarkFile(
+                    _key(train.label, f"copy-{seed}-{k}"), train.label, train.caption, planted_from=train.url
+                ),
+                img,
+            )
+        )
     items.sort(key=lambda item: item[0].key)  # planted copies mixed in among held-out images
     out = BenchmarkSet(root=root)
     root.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
         out.parquet = root / "benchmark.parquet"
         blobs = [_jpeg(img, quality) for _, img in items]
-        table = pa.table({"key": [f.key for f, _ in items], "image": pa.array(blobs, pa.binary()),
-                          "label": [f.label for f, _ in items], "caption": [f.caption for f, _ in items]})
+        table = pa.table(
+            {
+                "key": [f.key for f, _ in items],
+                "image": pa.array(blobs, pa.binary()),
+                "label": [f.label for f, _ in items],
+                "caption": [f.caption for f, _ in items],
+            }
+        )
         pq.write_table(table, out.parquet)
         out.files = [f for f, _ in items]
         return out

@@ -80,8 +80,11 @@ def render(spec: ImageSpec, source: ImageSpec | None = None) -> Image.Image:
         return make_photo(spec.label, spec.seed, (spec.width, spec.height), spec.background)
     if source is None:
         raise ValueError(f"image {spec.index} is a copy of image {spec.source}; pass that spec as source")
-    return transform_image(make_photo(source.label, source.seed, (source.width, source.height), source.background),
-                           spec.transform, (spec.width, spec.height))
+    return transform_image(
+        make_photo(source.label, source.seed, (source.width, source.height), source.background),
+        spec.transform,
+        (spec.width, spec.height),
+    )
 
 
 def transform_image(img: Image.Image, t: CopyTransform, size: tuple[int, int]) -> Image.Image:
@@ -143,7 +146,9 @@ def _pick_path(rng: np.random.Generator, index: int, fmt: str) -> str:
     return f"/bilder/gr%C3%B6%C3%9Fe%20{index}.{ext}"  # "größe N.ext", percent-encoded
 
 
-def _copy_transform(rng: np.random.Generator, src_size: tuple[int, int]) -> tuple[CopyTransform, tuple[int, int]]:
+def _copy_transform(
+    rng: np.random.Generator, src_size: tuple[int, int]
+) -> tuple[CopyTransform, tuple[int, int]]:
     crop = tuple(float(rng.uniform(0, 0.05)) if rng.random() < 0.5 else 0.0 for _ in range(4))
     sw, sh = src_size
     cw = sw - round(crop[0] * sw) - round(crop[2] * sw)
@@ -166,8 +171,9 @@ def _bursts(n_images: int, share: float) -> dict[int, int]:
     return {i: int(start) for start in starts for i in range(start + 1, min(n_images, start + BURST_SIZE))}
 
 
-def _burst_transform(rng: np.random.Generator,
-                     src_size: tuple[int, int]) -> tuple[CopyTransform, tuple[int, int]]:
+def _burst_transform(
+    rng: np.random.Generator, src_size: tuple[int, int]
+) -> tuple[CopyTransform, tuple[int, int]]:
     """A republished copy cropped harder than ordinary copies (5-15% a side): pHash often misses it."""
     t, _ = _copy_transform(rng, src_size)
     crop = tuple(float(rng.uniform(0.05, 0.15)) for _ in range(4))
@@ -178,9 +184,15 @@ def _burst_transform(rng: np.random.Generator,
     return CopyTransform(crop=crop, scale=scale, brightness=t.brightness, overlay=t.overlay), size
 
 
-def build_specs(n_images: int, seed: int, near_duplicates: float, images_per_page: int,
-                junk_captions: float, caption_noise: float = 0.0,
-                bursts: float = 0.0) -> tuple[list[ImageSpec], list[str]]:
+def build_specs(
+    n_images: int,
+    seed: int,
+    near_duplicates: float,
+    images_per_page: int,
+    junk_captions: float,
+    caption_noise: float = 0.0,
+    bursts: float = 0.0,
+) -> tuple[list[ImageSpec], list[str]]:
     """The image specs of a web and the language of each page (images are laid out page by page).
 
     caption_noise: the share of alt texts that do not describe their image (curate.synthweb.noise);
@@ -199,7 +211,9 @@ def build_specs(n_images: int, seed: int, near_duplicates: float, images_per_pag
     n_pages = math.ceil(n_images / images_per_page)
     page_langs = [choose_language(rng) for _ in range(n_pages)]
     n_copies = round(n_images * near_duplicates)
-    copy_slots = set(rng.choice(np.arange(1, n_images), size=min(n_copies, n_images - 1), replace=False).tolist())
+    copy_slots = set(
+        rng.choice(np.arange(1, n_images), size=min(n_copies, n_images - 1), replace=False).tolist()
+    )
     if burst_of:  # burst originals stay originals; their runs are copies
         copy_slots = (copy_slots - set(burst_of.values())) | set(burst_of)
     specs: list[ImageSpec] = []
@@ -209,9 +223,14 @@ def build_specs(n_images: int, seed: int, near_duplicates: float, images_per_pag
         if i in copy_slots:
             src = specs[burst_of[i]] if i in burst_of else specs[originals[int(rng.integers(len(originals)))]]
             label, background, group = src.label, src.background, src.group
-            transform, size = (_burst_transform(noise_rng, (src.width, src.height)) if i in burst_of
-                               else _copy_transform(rng, (src.width, src.height)))
-            fmt, quality = ("jpeg", int(rng.integers(30, 96))) if rng.random() < 0.8 else _pick_format(rng, size)
+            transform, size = (
+                _burst_transform(noise_rng, (src.width, src.height))
+                if i in burst_of
+                else _copy_transform(rng, (src.width, src.height))
+            )
+            fmt, quality = (
+                ("jpeg", int(rng.integers(30, 96))) if rng.random() < 0.8 else _pick_format(rng, size)
+            )
             img_seed = src.seed
         else:
             label = CLASSES[int(rng.integers(len(CLASSES)))]
@@ -227,11 +246,25 @@ def build_specs(n_images: int, seed: int, near_duplicates: float, images_per_pag
         if caption_noise and noise_rng.random() < caption_noise:
             caption, kind = noisy_caption(label, lang, noise_rng)
             junk = kind != "other_object"  # the rest are in no language
-        specs.append(ImageSpec(
-            index=i, path=_pick_path(rng, i, fmt), label=label, background=background, seed=img_seed, fmt=fmt,
-            quality=quality, width=size[0], height=size[1], caption=caption, lang=None if junk else lang,
-            group=group, source=None if src is None else src.index, transform=transform,
-            source_size=None if src is None else (src.width, src.height), caption_kind=kind,
-            burst=i in burst_of,
-        ))
+        specs.append(
+            ImageSpec(
+                index=i,
+                path=_pick_path(rng, i, fmt),
+                label=label,
+                background=background,
+                seed=img_seed,
+                fmt=fmt,
+                quality=quality,
+                width=size[0],
+                height=size[1],
+                caption=caption,
+                lang=None if junk else lang,
+                group=group,
+                source=None if src is None else src.index,
+                transform=transform,
+                source_size=None if src is None else (src.width, src.height),
+                caption_kind=kind,
+                burst=i in burst_of,
+            )
+        )
     return specs, page_langs

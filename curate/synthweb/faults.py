@@ -76,9 +76,9 @@ ROBOTS_TXT = (
 ROBOTS_TXT_OPEN = "User-agent: *\nDisallow:\n"
 
 SOFT_404_HTML = (
-    b"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Page not found</title></head>\n"
+    b'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Page not found</title></head>\n'
     b"<body><h1>Oops!</h1><p>The picture you are looking for has moved. Go back to the "
-    b"<a href=\"/\">home page</a>.</p></body></html>\n"
+    b'<a href="/">home page</a>.</p></body></html>\n'
 )
 
 PIXEL_GIF = bytes.fromhex(
@@ -90,8 +90,10 @@ JPEG_HEADER = bytes.fromhex("ffd8ffe000104a46494600010101004800480000")
 
 
 def error_page(status: int, reason: str) -> bytes:
-    return (f"<!DOCTYPE html>\n<html><head><title>{status} {reason}</title></head>"
-            f"<body><h1>{status} {reason}</h1></body></html>\n").encode()
+    return (
+        f"<!DOCTYPE html>\n<html><head><title>{status} {reason}</title></head>"
+        f"<body><h1>{status} {reason}</h1></body></html>\n"
+    ).encode()
 
 
 @lru_cache(maxsize=4)
@@ -101,7 +103,9 @@ def corrupt_jpeg(seed: int, size: int = 24_000) -> bytes:
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 @lru_cache(maxsize=2)
@@ -119,8 +123,12 @@ def bomb_png(side: int) -> bytes:
         parts.append(comp.compress(block if start + rows_per_block <= side else row * (side - start)))
     parts.append(comp.flush())
     ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"".join(parts))
-            + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", b"".join(parts))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 @lru_cache(maxsize=4)
@@ -134,8 +142,10 @@ def exif_rotated_jpeg(label: str, seed: int, size: tuple[int, int], background: 
     exif[ExifTags.Base.Orientation] = 6  # "rotate 90 degrees clockwise to display"
     exif[ExifTags.Base.Make] = "SynthCam"
     exif[ExifTags.IFD.GPSInfo] = {
-        ExifTags.GPS.GPSLatitudeRef: "N", ExifTags.GPS.GPSLatitude: (52.0, 31.0, 12.0),
-        ExifTags.GPS.GPSLongitudeRef: "E", ExifTags.GPS.GPSLongitude: (13.0, 24.0, 36.0),
+        ExifTags.GPS.GPSLatitudeRef: "N",
+        ExifTags.GPS.GPSLatitude: (52.0, 31.0, 12.0),
+        ExifTags.GPS.GPSLongitudeRef: "E",
+        ExifTags.GPS.GPSLongitude: (13.0, 24.0, 36.0),
     }
     buf = io.BytesIO()
     upright.transpose(Image.Transpose.ROTATE_90).save(buf, "JPEG", quality=85, exif=exif)

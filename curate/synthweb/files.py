@@ -28,15 +28,20 @@ def write_rows(rows: list[dict], path: Path) -> Path:
     compressed = path.suffix == ".gz"
     ext = Path(path.stem).suffix if compressed else path.suffix
     if ext not in URL_LIST_FORMATS or (compressed and ext == ".parquet"):
-        raise ValueError(f"cannot write a URL list as {path.name!r}: use one of "
-                         f"{', '.join(URL_LIST_FORMATS)} (text formats may end in .gz)")
+        raise ValueError(
+            f"cannot write a URL list as {path.name!r}: use one of "
+            f"{', '.join(URL_LIST_FORMATS)} (text formats may end in .gz)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     if ext == ".parquet":
         table = pa.table({c: pa.array([r[c] for r in rows], pa.string()) for c in _COLUMNS})
         pq.write_table(table, path)
         return path
-    with (gzip.open(path, "wt", encoding="utf-8", newline="") if compressed
-          else open(path, "w", encoding="utf-8", newline="")) as fh:
+    with (
+        gzip.open(path, "wt", encoding="utf-8", newline="")
+        if compressed
+        else open(path, "w", encoding="utf-8", newline="")
+    ) as fh:
         if ext in (".csv", ".tsv"):
             writer = csv.DictWriter(fh, fieldnames=_COLUMNS, delimiter="," if ext == ".csv" else "\t")
             writer.writeheader()
@@ -83,28 +88,60 @@ def _write_warc(web: SyntheticWeb, fh: BinaryIO, name: str) -> list[WarcEntry]:
 
     def exchange(url: str, status: str, ctype: str, body: bytes) -> None:
         target = url.split(netloc, 1)[1] or "/"
-        req_headers = StatusAndHeaders(f"GET {target} HTTP/1.1", [
-            ("Host", netloc), ("User-Agent", "curate-synthweb/1.0"), ("Accept", "text/html,*/*"),
-        ], is_http_request=True)
-        request = writer.create_warc_record(url, "request", payload=io.BytesIO(b""), http_headers=req_headers,
-                                            warc_headers_dict={"WARC-Date": date})
-        resp_headers = StatusAndHeaders(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))],
-                                        protocol="HTTP/1.1")
-        response = writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=resp_headers,
-                                             warc_headers_dict={"WARC-Date": date, "WARC-IP-Address": web.host})
+        req_headers = StatusAndHeaders(
+            f"GET {target} HTTP/1.1",
+            [
+                ("Host", netloc),
+                ("User-Agent", "curate-synthweb/1.0"),
+                ("Accept", "text/html,*/*"),
+            ],
+            is_http_request=True,
+        )
+        request = writer.create_warc_record(
+            url,
+            "request",
+            payload=io.BytesIO(b""),
+            http_headers=req_headers,
+            warc_headers_dict={"WARC-Date": date},
+        )
+        resp_headers = StatusAndHeaders(
+            status, [("Content-Type", ctype), ("Content-Length", str(len(body)))], protocol="HTTP/1.1"
+        )
+        response = writer.create_warc_record(
+            url,
+            "response",
+            payload=io.BytesIO(body),
+            http_headers=resp_headers,
+            warc_headers_dict={"WARC-Date": date, "WARC-IP-Address": web.host},
+        )
         response_id = response.rec_headers.get_header("WARC-Record-ID")
         request.rec_headers.add_header("WARC-Concurrent-To", response_id)
         request_offset = fh.tell()
         writer.write_record(request)
         offset = fh.tell()
         writer.write_record(response)
-        entries.append(WarcEntry(url, offset, response_id, request.rec_headers.get_header("WARC-Record-ID"),
-                                 request_offset, date))
+        entries.append(
+            WarcEntry(
+                url,
+                offset,
+                response_id,
+                request.rec_headers.get_header("WARC-Record-ID"),
+                request_offset,
+                date,
+            )
+        )
 
-    writer.write_record(writer.create_warcinfo_record(name, {
-        "software": "curate synthweb", "format": "WARC File Format 1.1", "isPartOf": "curate-synthweb",
-        "description": f"{len(web.pages)} pages of a synthetic web (seed {web.seed})",
-    }))
+    writer.write_record(
+        writer.create_warcinfo_record(
+            name,
+            {
+                "software": "curate synthweb",
+                "format": "WARC File Format 1.1",
+                "isPartOf": "curate-synthweb",
+                "description": f"{len(web.pages)} pages of a synthetic web (seed {web.seed})",
+            },
+        )
+    )
     for page in web.pages:
         exchange(page.url, "200 OK", f"text/html; charset={page.encoding}", page.html)
     exchange(web.base_url + "/pages/gone.html", "404 Not Found", "text/html; charset=utf-8", SOFT_404_HTML)
@@ -131,43 +168,87 @@ def write_wat(web: SyntheticWeb, path: Path, warc_path: Path | None = None) -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
         writer = WARCWriter(fh, gzip=True)
-        writer.write_record(writer.create_warcinfo_record(path.name, {
-            "Software-Info": "curate synthweb", "format": "WARC File Format 1.0",
-        }))
+        writer.write_record(
+            writer.create_warcinfo_record(
+                path.name,
+                {
+                    "Software-Info": "curate synthweb",
+                    "format": "WARC File Format 1.0",
+                },
+            )
+        )
         for entry in entries:
             for kind in ("request", "response"):
                 record_id = entry.request_id if kind == "request" else entry.record_id
                 offset = entry.request_offset if kind == "request" else entry.offset
                 envelope = _envelope(web, entry, kind, record_id, pages.get(entry.url))
-                doc = {"Container": {"Filename": warc_name, "Compressed": True, "Offset": str(offset)},
-                       "Envelope": envelope}
-                writer.write_record(writer.create_warc_record(
-                    entry.url, "metadata", payload=io.BytesIO(json.dumps(doc, ensure_ascii=False).encode()),
-                    warc_content_type="application/json",
-                    warc_headers_dict={"WARC-Date": entry.date, "WARC-Refers-To": record_id}))
+                doc = {
+                    "Container": {"Filename": warc_name, "Compressed": True, "Offset": str(offset)},
+                    "Envelope": envelope,
+                }
+                writer.write_record(
+                    writer.create_warc_record(
+                        entry.url,
+                        "metadata",
+                        payload=io.BytesIO(json.dumps(doc, ensure_ascii=False).encode()),
+                        warc_content_type="application/json",
+                        warc_headers_dict={"WARC-Date": entry.date, "WARC-Refers-To": record_id},
+                    )
+                )
     return path
 
 
 def _envelope(web: SyntheticWeb, entry: WarcEntry, kind: str, record_id: str, page) -> dict:
-    header = {"WARC-Type": kind, "WARC-Date": entry.date, "WARC-Record-ID": record_id,
-              "Content-Type": f"application/http; msgtype={kind}", "WARC-Target-URI": entry.url}
+    header = {
+        "WARC-Type": kind,
+        "WARC-Date": entry.date,
+        "WARC-Record-ID": record_id,
+        "Content-Type": f"application/http; msgtype={kind}",
+        "WARC-Target-URI": entry.url,
+    }
     if kind == "request":
         path = entry.url.split(web.base_url, 1)[1] or "/"
-        return {"Format": "WARC/1.0", "WARC-Header-Metadata": header, "Payload-Metadata": {
-            "Actual-Content-Type": "application/http; msgtype=request",
-            "HTTP-Request-Metadata": {"Request-Message": {"Method": "GET", "Path": path, "Version": "HTTP/1.1"},
-                                      "Headers": {"Host": web.base_url.split("//", 1)[1]}, "Entity-Length": "0"}}}
-    response: dict = {"Response-Message": {"Version": "HTTP/1.1", "Status": "200" if page else "404",
-                                           "Reason": "OK" if page else "Not Found"}}
+        return {
+            "Format": "WARC/1.0",
+            "WARC-Header-Metadata": header,
+            "Payload-Metadata": {
+                "Actual-Content-Type": "application/http; msgtype=request",
+                "HTTP-Request-Metadata": {
+                    "Request-Message": {"Method": "GET", "Path": path, "Version": "HTTP/1.1"},
+                    "Headers": {"Host": web.base_url.split("//", 1)[1]},
+                    "Entity-Length": "0",
+                },
+            },
+        }
+    response: dict = {
+        "Response-Message": {
+            "Version": "HTTP/1.1",
+            "Status": "200" if page else "404",
+            "Reason": "OK" if page else "Not Found",
+        }
+    }
     if page is not None:
         meta = web.page_meta(page.url)
-        head = {"Title": meta.title, "Metas": [{"charset": meta.encoding},
-                                               {"name": "viewport", "content": "width=device-width, initial-scale=1"}]}
+        head = {
+            "Title": meta.title,
+            "Metas": [
+                {"charset": meta.encoding},
+                {"name": "viewport", "content": "width=device-width, initial-scale=1"},
+            ],
+        }
         if meta.base:
             head["Base"] = meta.base
-        response["Headers"] = {"Content-Type": f"text/html; charset={meta.encoding}",
-                               "Content-Length": str(len(page.html))}
+        response["Headers"] = {
+            "Content-Type": f"text/html; charset={meta.encoding}",
+            "Content-Length": str(len(page.html)),
+        }
         response["Entity-Length"] = str(len(page.html))
         response["HTML-Metadata"] = {"Head": head, "Links": list(meta.links)}
-    return {"Format": "WARC/1.0", "WARC-Header-Metadata": header, "Payload-Metadata": {
-        "Actual-Content-Type": "application/http; msgtype=response", "HTTP-Response-Metadata": response}}
+    return {
+        "Format": "WARC/1.0",
+        "WARC-Header-Metadata": header,
+        "Payload-Metadata": {
+            "Actual-Content-Type": "application/http; msgtype=response",
+            "HTTP-Response-Metadata": response,
+        },
+    }

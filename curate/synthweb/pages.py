@@ -21,9 +21,16 @@ PIXEL_PATH = "/static/pixel.gif"
 PLACEHOLDER = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
 
 _TITLES = {
-    "en": "Photo gallery", "de": "Fotogalerie", "fr": "Galerie de photos", "es": "Galería de fotos",
-    "it": "Galleria fotografica", "pt": "Galeria de fotos", "nl": "Fotogalerij", "ru": "Фотогалерея",
-    "ja": "フォトギャラリー", "zh": "图片库",
+    "en": "Photo gallery",
+    "de": "Fotogalerie",
+    "fr": "Galerie de photos",
+    "es": "Galería de fotos",
+    "it": "Galleria fotografica",
+    "pt": "Galeria de fotos",
+    "nl": "Fotogalerij",
+    "ru": "Фотогалерея",
+    "ja": "フォトギャラリー",
+    "zh": "图片库",
 }
 _INTRO = {
     "en": "Here are some of the pictures we took this week. Click a photo to see it in full size.",
@@ -51,9 +58,18 @@ def _relative(target: str, from_dir: str) -> str:
 
 
 # Legacy charsets some pages are served in (declared in <meta charset> and in the Content-Type header).
-_LEGACY_CHARSET = {"de": "windows-1252", "fr": "windows-1252", "es": "iso-8859-1", "it": "windows-1252",
-                   "pt": "iso-8859-1", "nl": "windows-1252", "ru": "windows-1251", "ja": "shift_jis",
-                   "zh": "gb18030", "en": "windows-1252"}
+_LEGACY_CHARSET = {
+    "de": "windows-1252",
+    "fr": "windows-1252",
+    "es": "iso-8859-1",
+    "it": "windows-1252",
+    "pt": "iso-8859-1",
+    "nl": "windows-1252",
+    "ru": "windows-1251",
+    "ja": "shift_jis",
+    "zh": "gb18030",
+    "en": "windows-1252",
+}
 
 
 @dataclass(frozen=True)
@@ -68,7 +84,9 @@ class RenderedPage:
     lazy: tuple[str, ...]  # absolute URLs of images named only by data-src (a src-only extractor misses them)
 
 
-def _img_tag(spec: ImageSpec, style: str, base_url: str, page_dir: str, base_dir: str | None) -> tuple[str, str]:
+def _img_tag(
+    spec: ImageSpec, style: str, base_url: str, page_dir: str, base_dir: str | None
+) -> tuple[str, str]:
     """The <img> markup for one image and its raw src attribute value."""
     netloc = urlsplit(base_url).netloc
     alt = html.escape(spec.caption, quote=True)
@@ -91,7 +109,9 @@ def _img_tag(spec: ImageSpec, style: str, base_url: str, page_dir: str, base_dir
     return f'<img src="{esc}" alt="{alt}" {size} decoding="async">', src
 
 
-def render_page(p: int, n_pages: int, lang: str, specs: list[ImageSpec], base_url: str, seed: int) -> RenderedPage:
+def render_page(
+    p: int, n_pages: int, lang: str, specs: list[ImageSpec], base_url: str, seed: int
+) -> RenderedPage:
     """Page p embedding `specs`: UTF-8 mostly, a legacy charset on every seventh page."""
     rng = np.random.default_rng([seed, 7, p])
     path = page_path(p)
@@ -117,8 +137,15 @@ def render_page(p: int, n_pages: int, lang: str, specs: list[ImageSpec], base_ur
         nav.append((f"{base_url}{page_path(p + 1)}", f"{p + 2} \u00bb"))
     links = [{"path": "A@/href", "url": url, "text": text} for url, text in nav]
     anchors = " | ".join(f'<a href="{url}">{html.escape(text)}</a>' for url, text in nav)
-    body = ["</head>", "<body>", f"<header><nav>{anchors}</nav></header>", "<main>", "<article>",
-            f"<h1>{title}</h1>", f"<p>{_INTRO[lang]}</p>"]
+    body = [
+        "</head>",
+        "<body>",
+        f"<header><nav>{anchors}</nav></header>",
+        "<main>",
+        "<article>",
+        f"<h1>{title}</h1>",
+        f"<p>{_INTRO[lang]}</p>",
+    ]
     styles = ("absolute", "root", "relative", "protocol", "lazy", "srcset")
     lazy = []
     for spec in specs:
@@ -131,14 +158,24 @@ def render_page(p: int, n_pages: int, lang: str, specs: list[ImageSpec], base_ur
     if p % 3 == 0:
         body.append(f'<img src="{base_url}{PIXEL_PATH}" alt="" width="1" height="1">')
         links.append({"path": "IMG@/src", "url": base_url + PIXEL_PATH, "alt": ""})
-    body += ["</article>", "</main>", f"<footer><p>&copy; 2024 Synthetic Web {p}</p></footer>", "</body>",
-             "</html>", ""]
+    body += [
+        "</article>",
+        "</main>",
+        f"<footer><p>&copy; 2024 Synthetic Web {p}</p></footer>",
+        "</body>",
+        "</html>",
+        "",
+    ]
     data = "\n".join(head + body).encode(encoding, errors="xmlcharrefreplace")
-    return RenderedPage(html=data, encoding=encoding, title=title, base=base, links=tuple(links), lazy=tuple(lazy))
+    return RenderedPage(
+        html=data, encoding=encoding, title=title, base=base, links=tuple(links), lazy=tuple(lazy)
+    )
 
 
 def render_index(page_paths: list[str], base_url: str) -> bytes:
     """The site's home page: a plain list of links to every page."""
     items = "\n".join(f'<li><a href="{base_url}{path}">{path}</a></li>' for path in page_paths)
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8"><title>Synthetic Web</title></head>\n'
-            f"<body><h1>Synthetic Web</h1>\n<ul>\n{items}\n</ul>\n</body>\n</html>\n").encode()
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8"><title>Synthetic Web</title></head>\n'
+        f"<body><h1>Synthetic Web</h1>\n<ul>\n{items}\n</ul>\n</body>\n</html>\n"
+    ).encode()

@@ -48,7 +48,9 @@ def _resize_f(arr: np.ndarray, w: int, h: int) -> np.ndarray:
     return np.asarray(Image.fromarray(arr.astype(np.float32), mode="F").resize((w, h), Image.BICUBIC))
 
 
-def _fractal(rng: np.random.Generator, w: int, h: int, grids=(3, 6, 12, 24, 48), stretch=(1.0, 1.0)) -> np.ndarray:
+def _fractal(
+    rng: np.random.Generator, w: int, h: int, grids=(3, 6, 12, 24, 48), stretch=(1.0, 1.0)
+) -> np.ndarray:
     """Smooth multi-octave noise in about [-1, 1]; `stretch` elongates it along x or y (streaks)."""
     out = np.zeros((h, w), np.float32)
     amp, total = 1.0, 0.0
@@ -111,19 +113,33 @@ def _polygon(shape: str, cx: float, cy: float, r: float, rot: float) -> list[tup
     elif shape == "hexagon":
         pts = [(math.cos(a), math.sin(a)) for a in (k * math.pi / 3 for k in range(6))]
     elif shape == "star":
-        pts = [((1.0 if k % 2 == 0 else 0.42) * math.cos(a), (1.0 if k % 2 == 0 else 0.42) * math.sin(a))
-               for k, a in enumerate(-math.pi / 2 + k * math.pi / 5 for k in range(10))]
+        pts = [
+            ((1.0 if k % 2 == 0 else 0.42) * math.cos(a), (1.0 if k % 2 == 0 else 0.42) * math.sin(a))
+            for k, a in enumerate(-math.pi / 2 + k * math.pi / 5 for k in range(10))
+        ]
     elif shape == "diamond":
         pts = [(0.0, -1.0), (0.62, 0.0), (0.0, 1.0), (-0.62, 0.0)]
     elif shape == "cross":
         a, b = 0.3, 0.95
-        pts = [(-a, -b), (a, -b), (a, -a), (b, -a), (b, a), (a, a), (a, b), (-a, b), (-a, a), (-b, a), (-b, -a),
-               (-a, -a)]
+        pts = [
+            (-a, -b),
+            (a, -b),
+            (a, -a),
+            (b, -a),
+            (b, a),
+            (a, a),
+            (a, b),
+            (-a, b),
+            (-a, a),
+            (-b, a),
+            (-b, -a),
+            (-a, -a),
+        ]
     elif shape == "heart":
         ts = np.linspace(0, 2 * math.pi, 48, endpoint=False)
         xs = 16 * np.sin(ts) ** 3 / 17
         ys = -(13 * np.cos(ts) - 5 * np.cos(2 * ts) - 2 * np.cos(3 * ts) - np.cos(4 * ts)) / 17
-        pts = list(zip(xs.tolist(), ys.tolist()))
+        pts = list(zip(xs.tolist(), ys.tolist(), strict=False))
     else:
         raise ValueError(f"no polygon for shape {shape!r}")
     c, s = math.cos(rot), math.sin(rot)
@@ -187,7 +203,9 @@ def _size(size: int | tuple[int, int]) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def make_photo(label: str, seed: int, size: int | tuple[int, int] = 256, background: str | None = None) -> Image.Image:
+def make_photo(
+    label: str, seed: int, size: int | tuple[int, int] = 256, background: str | None = None
+) -> Image.Image:
     """A deterministic photo-like RGB image of class `label` (one of CLASSES).
 
     size is a side or (width, height); background one of BACKGROUNDS (chosen by the seed when None).
@@ -206,14 +224,24 @@ def make_photo(label: str, seed: int, size: int | tuple[int, int] = 256, backgro
     # Clutter: a few muted pebbles or blobs that belong to the scene, not to the class.
     for _ in range(int(rng.integers(0, 4))):
         grey = tuple(float(v) for v in rng.uniform(70, 190) + rng.normal(0, 12, 3))
-        _paint_object(img, rng, grey, "circle", rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.03, 0.08) * side, 0)
+        _paint_object(
+            img, rng, grey, "circle", rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.03, 0.08) * side, 0
+        )
     colour, shape = _CLASS_SPECS[label]
     r = rng.uniform(0.14, 0.36) * side
     cx, cy = rng.uniform(0.22, 0.78) * w, rng.uniform(0.22, 0.78) * h
     if rng.random() < 0.2:  # a smaller second specimen, in the opposite corner from the main one
         r2 = rng.uniform(0.08, 0.13) * side
-        _paint_object(img, rng, colour, shape, w - cx * rng.uniform(0.6, 0.9), h - cy * rng.uniform(0.6, 0.9), r2,
-                      rng.uniform(-0.35, 0.35))
+        _paint_object(
+            img,
+            rng,
+            colour,
+            shape,
+            w - cx * rng.uniform(0.6, 0.9),
+            h - cy * rng.uniform(0.6, 0.9),
+            r2,
+            rng.uniform(-0.35, 0.35),
+        )
     _paint_object(img, rng, colour, shape, cx, cy, r, rng.uniform(-0.35, 0.35))
     # Sensor grain, so file sizes look like photos' and nothing is perfectly flat.
     img += rng.standard_normal((h, w), dtype=np.float32)[..., None] * 5.0

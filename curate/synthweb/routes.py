@@ -38,8 +38,11 @@ def respond(web: SyntheticWeb, h: Handler, head_only: bool) -> None:
         return h.send(200, "text/plain; charset=utf-8", body, head_only)
     fault = _fault_name(key)
     if fault is not None:
-        return _fault(web, h, fault, key, head_only) if web.faults_enabled else _image(
-            web, h, web.fault_spec(fault), head_only)
+        return (
+            _fault(web, h, fault, key, head_only)
+            if web.faults_enabled
+            else _image(web, h, web.fault_spec(fault), head_only)
+        )
     spec = web.spec_for_path(key)
     if spec is not None:
         return _image(web, h, spec, head_only)
@@ -61,10 +64,21 @@ def _fault_name(key: str) -> str | None:
     return _FAULT_BY_PATH.get(key)
 
 
-def _image(web: SyntheticWeb, h: Handler, spec: ImageSpec, head_only: bool,
-           extra: Iterable[tuple[str, str]] = (), content_type: str | None = None) -> None:
-    h.send(200, content_type or MIME[spec.fmt], web.image_bytes(spec), head_only,
-           [_CACHE, ("ETag", f'"{spec.seed:x}-{spec.index}"'), *extra])
+def _image(
+    web: SyntheticWeb,
+    h: Handler,
+    spec: ImageSpec,
+    head_only: bool,
+    extra: Iterable[tuple[str, str]] = (),
+    content_type: str | None = None,
+) -> None:
+    h.send(
+        200,
+        content_type or MIME[spec.fmt],
+        web.image_bytes(spec),
+        head_only,
+        [_CACHE, ("ETag", f'"{spec.seed:x}-{spec.index}"'), *extra],
+    )
 
 
 def _fault(web: SyntheticWeb, h: Handler, name: str, key: str, head_only: bool) -> None:
@@ -75,8 +89,13 @@ def _error_page(code: int, title: str, retry_after: bool = False) -> FaultRespon
     """A fault that is an HTTP error page (with the web's Retry-After when the status invites a retry)."""
 
     def respond(web: SyntheticWeb, h: Handler, spec: ImageSpec, key: str, head_only: bool) -> None:
-        h.send(code, _HTML, faults.error_page(code, title), head_only,
-               [("Retry-After", str(web.retry_after))] if retry_after else [])
+        h.send(
+            code,
+            _HTML,
+            faults.error_page(code, title),
+            head_only,
+            [("Retry-After", str(web.retry_after))] if retry_after else [],
+        )
 
     return respond
 
@@ -97,8 +116,10 @@ def _slow(web: SyntheticWeb, h: Handler, spec: ImageSpec, key: str, head_only: b
 def _stall(web: SyntheticWeb, h: Handler, spec: ImageSpec, key: str, head_only: bool) -> None:
     """A quarter of the body, then silence until stall_seconds pass: the client's read timeout must fire."""
     body = web.image_bytes(spec)
-    h.wfile.write(h.head_bytes(200, [("Content-Type", MIME[spec.fmt]), ("Content-Length", str(len(body)))])
-                  + body[: len(body) // 4])
+    h.wfile.write(
+        h.head_bytes(200, [("Content-Type", MIME[spec.fmt]), ("Content-Length", str(len(body)))])
+        + body[: len(body) // 4]
+    )
     h.server.closing.wait(web.stall_seconds)
     h.abort()
 
@@ -106,8 +127,13 @@ def _stall(web: SyntheticWeb, h: Handler, spec: ImageSpec, key: str, head_only: 
 def _truncated(web: SyntheticWeb, h: Handler, spec: ImageSpec, key: str, head_only: bool) -> None:
     """Half the promised Content-Length, then the connection closes."""
     body = web.image_bytes(spec)
-    h.wfile.write(h.head_bytes(200, [("Content-Type", MIME[spec.fmt]), ("Content-Length", str(len(body))),
-                                     ("Connection", "close")]) + body[: len(body) // 2])
+    h.wfile.write(
+        h.head_bytes(
+            200,
+            [("Content-Type", MIME[spec.fmt]), ("Content-Length", str(len(body))), ("Connection", "close")],
+        )
+        + body[: len(body) // 2]
+    )
     h.abort()
 
 

@@ -104,13 +104,22 @@ class Handler(BaseHTTPRequestHandler):
     # Response primitives used by routes.py.
 
     def head_bytes(self, status: int, headers: Iterable[tuple[str, str]]) -> bytes:
-        lines = [f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}",
-                 f"Server: {self.server_version}", f"Date: {self.date_time_string()}"]
+        lines = [
+            f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}",
+            f"Server: {self.server_version}",
+            f"Date: {self.date_time_string()}",
+        ]
         lines += [f"{k}: {v}" for k, v in headers]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    def send(self, status: int, content_type: str, body: bytes, head_only: bool,
-             extra: Iterable[tuple[str, str]] = ()) -> None:
+    def send(
+        self,
+        status: int,
+        content_type: str,
+        body: bytes,
+        head_only: bool,
+        extra: Iterable[tuple[str, str]] = (),
+    ) -> None:
         """A complete response with Content-Length, written in one send."""
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), *extra]
         self.log_request(status)

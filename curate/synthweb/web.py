@@ -89,12 +89,27 @@ class SyntheticWeb:
     copies in near-duplicate bursts. Both default to 0: the web tests and the demo are built on.
     """
 
-    def __init__(self, n_images: int = 200, seed: int = 0, near_duplicates: float = 0.2, faults: bool = True, *,
-                 images_per_page: int = 6, junk_captions: float = 0.06, host: str = "127.0.0.1", port: int = 0,
-                 slow_seconds: float = 2.0, stall_seconds: float = 30.0, retry_after: int = 1,
-                 rate_limit_count: int = 1, huge_bytes: int = 40 << 20, bomb_side: int = 30_000,
-                 private_redirect_target: str = DEFAULT_PRIVATE_TARGET, caption_noise: float = 0.0,
-                 bursts: float = 0.0) -> None:
+    def __init__(
+        self,
+        n_images: int = 200,
+        seed: int = 0,
+        near_duplicates: float = 0.2,
+        faults: bool = True,
+        *,
+        images_per_page: int = 6,
+        junk_captions: float = 0.06,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        slow_seconds: float = 2.0,
+        stall_seconds: float = 30.0,
+        retry_after: int = 1,
+        rate_limit_count: int = 1,
+        huge_bytes: int = 40 << 20,
+        bomb_side: int = 30_000,
+        private_redirect_target: str = DEFAULT_PRIVATE_TARGET,
+        caption_noise: float = 0.0,
+        bursts: float = 0.0,
+    ) -> None:
         if images_per_page < 1:
             raise ValueError(f"images_per_page must be at least 1 (got {images_per_page})")
         self.n_images, self.seed, self.near_duplicates = n_images, seed, near_duplicates
@@ -105,8 +120,9 @@ class SyntheticWeb:
         self.huge_bytes, self.bomb_side = huge_bytes, bomb_side
         self.private_redirect_target = private_redirect_target
         self.faults_enabled = faults
-        self.specs, self.page_langs = build_specs(n_images, seed, near_duplicates, images_per_page,
-                                                  junk_captions, caption_noise, bursts)
+        self.specs, self.page_langs = build_specs(
+            n_images, seed, near_duplicates, images_per_page, junk_captions, caption_noise, bursts
+        )
         self._by_path = {normalize(spec.path): spec for spec in self.specs}
         self._fault_specs = self._plan_fault_images()
         self._by_index = {spec.index: spec for spec in [*self.specs, *self._fault_specs.values()]}
@@ -128,9 +144,19 @@ class SyntheticWeb:
             rng = np.random.default_rng(derive_seed(self.seed, 2, k))
             label, background = CLASSES[k % len(CLASSES)], BACKGROUNDS[k % len(BACKGROUNDS)]
             out[name] = ImageSpec(
-                index=self.n_images + k, path=FAULT_PATHS[name], label=label, background=background,
-                seed=derive_seed(self.seed, 3, k), fmt="jpeg", quality=85, width=480, height=360,
-                caption=caption_for(label, background, "en", rng), lang="en", group=-1 - k)
+                index=self.n_images + k,
+                path=FAULT_PATHS[name],
+                label=label,
+                background=background,
+                seed=derive_seed(self.seed, 3, k),
+                fmt="jpeg",
+                quality=85,
+                width=480,
+                height=360,
+                caption=caption_for(label, background, "en", rng),
+                lang="en",
+                group=-1 - k,
+            )
         return out
 
     # Lifecycle.
@@ -144,11 +170,19 @@ class SyntheticWeb:
         self._refuser = socket.socket()
         self._refuser.bind((self.host, 0))
         self._build_pages()
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"synthweb:{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"synthweb:{self.port}",
+            daemon=True,
+        )
         self._thread.start()
-        log.info("synthetic web serving %d images on %d pages at %s", len(self.specs), len(self._pages),
-                 self.base_url)
+        log.info(
+            "synthetic web serving %d images on %d pages at %s",
+            len(self.specs),
+            len(self._pages),
+            self.base_url,
+        )
         return self
 
     def stop(self) -> None:
@@ -201,8 +235,10 @@ class SyntheticWeb:
         unless asked; EXPECTED_ERROR_CLASS names their error classes ("dns", "connect").
         """
         self._require_started()
-        return {"dns": "http://images.synthweb.invalid/photo-0001.jpg",
-                "connect_refused": f"http://{self.host}:{self._refuser.getsockname()[1]}/photo-0001.jpg"}
+        return {
+            "dns": "http://images.synthweb.invalid/photo-0001.jpg",
+            "connect_refused": f"http://{self.host}:{self._refuser.getsockname()[1]}/photo-0001.jpg",
+        }
 
     def fault_image(self, name: str) -> SynthImage:
         """The valid image a fault URL serves when faults are off (its caption and label are in manifest_rows)."""
@@ -212,23 +248,44 @@ class SyntheticWeb:
     def _public(self, spec: ImageSpec, page_url: str) -> SynthImage:
         copy_of = None if spec.source is None else self.base_url + self.specs[spec.source].path
         transform = None if spec.transform is None else spec.transform.describe(spec.fmt, spec.quality)
-        return SynthImage(url=self.base_url + spec.path, caption=spec.caption, lang=spec.lang, label=spec.label,
-                          group=spec.group, fmt=spec.fmt, width=spec.width, height=spec.height, path=spec.path,
-                          page_url=page_url, copy_of=copy_of, transform=transform, index=spec.index,
-                          caption_kind=spec.caption_kind, burst=spec.burst)
+        return SynthImage(
+            url=self.base_url + spec.path,
+            caption=spec.caption,
+            lang=spec.lang,
+            label=spec.label,
+            group=spec.group,
+            fmt=spec.fmt,
+            width=spec.width,
+            height=spec.height,
+            path=spec.path,
+            page_url=page_url,
+            copy_of=copy_of,
+            transform=transform,
+            index=spec.index,
+            caption_kind=spec.caption_kind,
+            burst=spec.burst,
+        )
 
     def _build_pages(self) -> None:
         base, per = self.base_url, self.images_per_page
         n_pages = len(self.page_langs)
         self._images, self._pages, self._page_html, self._rendered = [], [], {}, {}
         for p, lang in enumerate(self.page_langs):
-            specs = self.specs[p * per:(p + 1) * per]
+            specs = self.specs[p * per : (p + 1) * per]
             url = base + page_path(p)
             rendered = render_page(p, n_pages, lang, specs, base, self.seed)
             imgs = tuple(self._public(spec, url) for spec in specs)
             self._images.extend(imgs)
-            self._pages.append(SynthPage(url=url, html=rendered.html, lang=lang, images=imgs,
-                                         encoding=rendered.encoding, lazy=rendered.lazy))
+            self._pages.append(
+                SynthPage(
+                    url=url,
+                    html=rendered.html,
+                    lang=lang,
+                    images=imgs,
+                    encoding=rendered.encoding,
+                    lazy=rendered.lazy,
+                )
+            )
             self._rendered[url] = rendered
             self._page_html[page_path(p)] = (rendered.html, rendered.encoding)
         self._page_html["/"] = (render_index([page_path(p) for p in range(n_pages)], base), "utf-8")
@@ -260,13 +317,20 @@ class SyntheticWeb:
         Worth it before many clients fetch a large web: serving threads render under one GIL. Processes are
         spawned (safe while the server's threads run); if they cannot start, rendering goes on serially.
         """
-        jobs = [(spec, None if spec.source is None else self.specs[spec.source])
-                for spec in self.specs if spec.index not in self._bytes]
+        jobs = [
+            (spec, None if spec.source is None else self.specs[spec.source])
+            for spec in self.specs
+            if spec.index not in self._bytes
+        ]
         workers = workers or os.cpu_count() or 1
-        with tqdm(total=len(jobs), desc="rendering synthetic images", unit="img", disable=len(jobs) < 100) as bar:
+        with tqdm(
+            total=len(jobs), desc="rendering synthetic images", unit="img", disable=len(jobs) < 100
+        ) as bar:
             if workers > 1 and len(jobs) >= 32:
                 try:
-                    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    with ProcessPoolExecutor(
+                        workers, mp_context=multiprocessing.get_context("spawn")
+                    ) as pool:
                         for index, data in pool.map(_render_job, jobs, chunksize=8):
                             self._keep(index, data)
                             bar.update()
@@ -321,13 +385,18 @@ class SyntheticWeb:
 
         include_unreachable appends the unreachable_urls (label and lang None, a plain caption).
         """
-        rows = [{"url": img.url, "caption": img.caption, "label": img.label, "lang": img.lang} for img in self.images]
+        rows = [
+            {"url": img.url, "caption": img.caption, "label": img.label, "lang": img.lang}
+            for img in self.images
+        ]
         for name, url in self.fault_urls.items():
             spec = self._fault_specs[name]
             rows.append({"url": url, "caption": spec.caption, "label": spec.label, "lang": spec.lang})
         if include_unreachable:
-            rows += [{"url": url, "caption": "a photo that cannot be fetched", "label": None, "lang": None}
-                     for url in self.unreachable_urls.values()]
+            rows += [
+                {"url": url, "caption": "a photo that cannot be fetched", "label": None, "lang": None}
+                for url in self.unreachable_urls.values()
+            ]
         return rows
 
     def write_url_list(self, path: str | Path, include_unreachable: bool = False) -> Path:
@@ -353,8 +422,14 @@ class SyntheticWeb:
         self._require_started()
         return self._rendered[url]
 
-    def write_benchmark(self, directory: str | Path, n: int = 100, seed: int = 0,
-                        include_copies_from: Iterable[SynthImage] = (), fmt: str = "folder") -> BenchmarkSet:
+    def write_benchmark(
+        self,
+        directory: str | Path,
+        n: int = 100,
+        seed: int = 0,
+        include_copies_from: Iterable[SynthImage] = (),
+        fmt: str = "folder",
+    ) -> BenchmarkSet:
         """A labelled eval set (folder or Parquet) of held-out images plus planted copies of some of this
         web's images; see curate.synthweb.benchmark.write_benchmark."""
         from curate.synthweb.benchmark import write_benchmark

@@ -84,7 +84,9 @@ def count_samples(shards: list[str]) -> int | None:
 def _pick(names: list[str], wanted: tuple[str, ...], what: str, path: str) -> str | None:
     found = next((c for c in wanted if c in names), None)
     if found is None and what != "key":
-        raise CurateError(f"{path} has no {what} column (looked for {', '.join(wanted)}; it has {', '.join(names)})")
+        raise CurateError(
+            f"{path} has no {what} column (looked for {', '.join(wanted)}; it has {', '.join(names)})"
+        )
     return found
 
 
@@ -103,7 +105,7 @@ def iter_parquet(path: str, batch_rows: int = 256) -> Iterator[Record]:
             data = batch.to_pydict()
             keys = data[key_col] if key_col else [f"{path}#{row + i}" for i in range(batch.num_rows)]
             status = data.get("status", [None] * batch.num_rows)
-            for key, cap, img, st in zip(keys, data[cap_col], data[img_col], status):
+            for key, cap, img, st in zip(keys, data[cap_col], data[img_col], status, strict=False):
                 if st is None or st == "success":
                     yield key, cap, img["bytes"] if isinstance(img, dict) else img  # HF's image struct
             row += batch.num_rows
@@ -138,7 +140,11 @@ def iter_captions(shards: list[str], limit: int = 200_000) -> Iterator[str]:
             with fs.open(inner, "rb") as fh:
                 pf = pq.ParquetFile(fh)
                 col = _pick(pf.schema_arrow.names, CAPTION_COLUMNS, "caption", path)
-                captions = (c for b in pf.iter_batches(batch_size=4096, columns=[col]) for c in b.column(0).to_pylist())
+                captions = (
+                    c
+                    for b in pf.iter_batches(batch_size=4096, columns=[col])
+                    for c in b.column(0).to_pylist()
+                )
                 captions = list(captions)
         else:
             captions = [cap for _, cap, _ in iter_tar(path)]
@@ -174,7 +180,9 @@ def shuffled(records: Iterator[Record], buffer: int, rng: np.random.Generator) -
     yield from pool
 
 
-def _decode(img: Image.Image, box: tuple[int, int, int, int], size: int) -> tuple[Image.Image, tuple[float, ...]]:
+def _decode(
+    img: Image.Image, box: tuple[int, int, int, int], size: int
+) -> tuple[Image.Image, tuple[float, ...]]:
     """Decode an opened image, asking JPEG for a reduced-size (DCT-scaled) decode when the crop `box` still
     covers `size` pixels at that scale; returns the RGB image and the box in its coordinates."""
     w, h = img.size
@@ -239,7 +247,9 @@ def _decode_crop(data: bytes, size: int, rng: random.Random) -> np.ndarray:
         box = random_box(w, h, rng)
         f = dct_factor(box, size)
         try:
-            pixels = simplejpeg.decode_jpeg(data, "RGB", min_width=math.ceil(w / f), min_height=math.ceil(h / f))
+            pixels = simplejpeg.decode_jpeg(
+                data, "RGB", min_width=math.ceil(w / f), min_height=math.ceil(h / f)
+            )
             return _cut(pixels, box, pixels.shape[1] / w, pixels.shape[0] / h)
         except ValueError:
             pass
@@ -253,7 +263,7 @@ def _cut(pixels: np.ndarray, box: tuple[float, ...], sx: float, sy: float) -> np
     h, w = pixels.shape[:2]
     x0, x1 = min(round(box[0] * sx), w - 1), min(round(box[2] * sx), w)
     y0, y1 = min(round(box[1] * sy), h - 1), min(round(box[3] * sy), h)
-    return pixels[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
+    return pixels[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]
 
 
 def resize(pixels: np.ndarray, size: int) -> torch.Tensor:
@@ -314,17 +324,35 @@ class LoaderState:
 class ShardStream(torch.utils.data.IterableDataset):
     """Endless, seeded stream of training batches for one DDP rank (batching happens in the workers)."""
 
-    def __init__(self, shards: list[str], tokenizer, image_size: int, batch_size: int, *, rank: int = 0,
-                 world_size: int = 1, workers: int = 0, seed: int = 0, shuffle_buffer: int = 1000,
-                 state: LoaderState | None = None):
-        self.shards, self.tokenizer, self.image_size, self.batch_size = shards, tokenizer, image_size, batch_size
+    def __init__(
+        self,
+        shards: list[str],
+        tokenizer,
+        image_size: int,
+        batch_size: int,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        workers: int = 0,
+        seed: int = 0,
+        shuffle_buffer: int = 1000,
+        state: LoaderState | None = None,
+    ):
+        self.shards, self.tokenizer, self.image_size, self.batch_size = (
+            shards,
+            tokenizer,
+            image_size,
+            batch_size,
+        )
         self.rank, self.world_size, self.num_workers = rank, world_size, workers
         self.workers = max(1, workers)  # logical workers: 0 means one stream in the main process
         self.seed, self.shuffle_buffer = seed, shuffle_buffer
         self.state = state or LoaderState(self.workers)
         if self.state.workers != self.workers:
-            raise CurateError(f"the checkpoint's data position is for {self.state.workers} loader workers per rank; "
-                              f"resume with --workers {self.state.workers}")
+            raise CurateError(
+                f"the checkpoint's data position is for {self.state.workers} loader workers per rank; "
+                f"resume with --workers {self.state.workers}"
+            )
 
     def worker_records(self, global_id: int, epoch: int) -> Iterator[Record]:
         """The records global worker `global_id` reads in `epoch`, shuffled (deterministic; no decoding)."""
@@ -337,7 +365,9 @@ class ShardStream(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[dict]:
         info = torch.utils.data.get_worker_info()
         physical = info.id if info else 0
-        logical = (physical + self.state.next_worker) % self.workers  # the worker the DataLoader asks first resumes
+        logical = (
+            physical + self.state.next_worker
+        ) % self.workers  # the worker the DataLoader asks first resumes
         global_id = self.rank * self.workers + logical
         epoch, skip, bad = self.state.positions[logical]
         bad = dict(bad)
@@ -352,7 +382,9 @@ class ShardStream(torch.utils.data.IterableDataset):
                     reason = reason or "missing_caption"
                 if reason is None:
                     try:
-                        images[len(keys)] = train_image(data, self.image_size, record_rng(self.seed, epoch, global_id, i))
+                        images[len(keys)] = train_image(
+                            data, self.image_size, record_rng(self.seed, epoch, global_id, i)
+                        )
                     except DECODE_ERRORS as exc:
                         reason = "decode_error"
                         log.debug("skipping undecodable image %s: %s", key, exc)
@@ -363,9 +395,16 @@ class ShardStream(torch.utils.data.IterableDataset):
                 captions.append(caption)
                 epochs.append(epoch)
                 if len(keys) == self.batch_size:
-                    yield {"images": images, "texts": self.tokenizer(captions),
-                           "keys": keys, "epochs": torch.tensor(epochs), "worker": logical, "epoch": epoch,
-                           "position": i + 1, "bad": dict(bad)}
+                    yield {
+                        "images": images,
+                        "texts": self.tokenizer(captions),
+                        "keys": keys,
+                        "epochs": torch.tensor(epochs),
+                        "worker": logical,
+                        "epoch": epoch,
+                        "position": i + 1,
+                        "bad": dict(bad),
+                    }
                     keys, captions, epochs = [], [], []
                     images = torch.empty_like(images)  # the yielded batch is the consumer's now
             epoch, skip = epoch + 1, 0
@@ -373,13 +412,22 @@ class ShardStream(torch.utils.data.IterableDataset):
 
 def make_loader(stream: ShardStream, pin_memory: bool = False) -> torch.utils.data.DataLoader:
     if len(stream.shards) < stream.world_size * stream.workers:
-        raise CurateError(f"{len(stream.shards)} shards cannot feed {stream.world_size} ranks x {stream.workers} "
-                          "workers (each worker streams whole shards); lower --workers or export more, smaller shards")
-    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=stream.num_workers,
-                                       pin_memory=pin_memory, prefetch_factor=4 if stream.num_workers else None)
+        raise CurateError(
+            f"{len(stream.shards)} shards cannot feed {stream.world_size} ranks x {stream.workers} "
+            "workers (each worker streams whole shards); lower --workers or export more, smaller shards"
+        )
+    return torch.utils.data.DataLoader(
+        stream,
+        batch_size=None,
+        num_workers=stream.num_workers,
+        pin_memory=pin_memory,
+        prefetch_factor=4 if stream.num_workers else None,
+    )
 
 
-def iter_eval(shards: list[str], image_size: int, batch_size: int = 256) -> Iterator[tuple[list, list, np.ndarray]]:
+def iter_eval(
+    shards: list[str], image_size: int, batch_size: int = 256
+) -> Iterator[tuple[list, list, np.ndarray]]:
     """(keys, captions, (B, H, W, 3) uint8 images) in file order, center-cropped; undecodable images skipped."""
     keys, captions, images = [], [], []
     for path in shards:

@@ -26,8 +26,14 @@ from curate.train.train import CHECKPOINT_FORMAT, checkpoint_paths, model_from_c
 
 log = logging.getLogger(__name__)
 
-TEMPLATES = ("a photo of a {}.", "a picture of a {}.", "an image of a {}.", "a {} in the picture.",
-             "a close-up photo of a {}.", "a {}.")
+TEMPLATES = (
+    "a photo of a {}.",
+    "a picture of a {}.",
+    "an image of a {}.",
+    "a {} in the picture.",
+    "a close-up photo of a {}.",
+    "a {}.",
+)
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[CLIP, Tokenizer, dict]:
@@ -36,22 +42,29 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[CLIP, Tokeni
     if path.is_dir():
         found = checkpoint_paths(path)
         if not found:
-            raise CurateError(f"{path} has no checkpoints/step_*.pt; point at a checkpoint file or a run directory")
+            raise CurateError(
+                f"{path} has no checkpoints/step_*.pt; point at a checkpoint file or a run directory"
+            )
         path = found[-1]
     if not path.is_file():
         raise CurateError(f"checkpoint {path} does not exist")
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CurateError(f"{path} is not a curate checkpoint; wrap OpenAI/open_clip weights into one with `curate "
-                          "train DATA -o RUN --model ViT-B-32 --init CKPT --tokenizer VOCAB --steps 0`")
+        raise CurateError(
+            f"{path} is not a curate checkpoint; wrap OpenAI/open_clip weights into one with `curate "
+            "train DATA -o RUN --model ViT-B-32 --init CKPT --tokenizer VOCAB --steps 0`"
+        )
     ckpt["path"] = str(path)
     model = model_from_checkpoint(ckpt).to(device).eval()
     return model, from_spec(ckpt["tokenizer"]), ckpt
 
 
 def _autocast(device: str):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if str(device).startswith("cuda") else torch.autocast(
-        "cpu", enabled=False)
+    return (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if str(device).startswith("cuda")
+        else torch.autocast("cpu", enabled=False)
+    )
 
 
 @torch.no_grad()
@@ -62,18 +75,20 @@ def embed_images(model: CLIP, images: np.ndarray, device: str = "cpu") -> torch.
 
 
 @torch.no_grad()
-def embed_texts(model: CLIP, tokenizer: Tokenizer, texts: list[str], device: str = "cpu",
-                batch_size: int = 256) -> torch.Tensor:
+def embed_texts(
+    model: CLIP, tokenizer: Tokenizer, texts: list[str], device: str = "cpu", batch_size: int = 256
+) -> torch.Tensor:
     out = []
     for s in range(0, len(texts), batch_size):
         with _autocast(device):
-            ids = tokenizer(texts[s:s + batch_size]).to(device)
+            ids = tokenizer(texts[s : s + batch_size]).to(device)
             out.append(model.encode_text(ids, normalize=True).float().cpu())
     return torch.cat(out) if out else torch.zeros(0, model.config.embed_dim)
 
 
-def classifier(model: CLIP, tokenizer: Tokenizer, classes: list[str], templates=TEMPLATES,
-               device: str = "cpu") -> torch.Tensor:
+def classifier(
+    model: CLIP, tokenizer: Tokenizer, classes: list[str], templates=TEMPLATES, device: str = "cpu"
+) -> torch.Tensor:
     """(C, E): per class, the renormalised mean of its prompt embeddings."""
     texts = [t.format(c) for c in classes for t in templates]
     emb = embed_texts(model, tokenizer, texts, device).view(len(classes), len(templates), -1).mean(1)
@@ -86,9 +101,11 @@ def _labelled_images(data: str, image_size: int):
         if batch.images is None:
             raise CurateError(f"{data}: zero-shot evaluation needs images, not a curate dataset")
         ids, labels, images = [], [], []
-        for eid, label, img in zip(batch.ids, batch.labels, batch.images):
+        for eid, label, img in zip(batch.ids, batch.labels, batch.images, strict=False):
             if label is None:
-                raise CurateError(f"{data}: item {eid} has no label (use class sub-folders or a 'label' column)")
+                raise CurateError(
+                    f"{data}: item {eid} has no label (use class sub-folders or a 'label' column)"
+                )
             try:
                 images.append(D.eval_image(img, image_size))
             except (*D.DECODE_ERRORS, TypeError):
@@ -100,8 +117,9 @@ def _labelled_images(data: str, image_size: int):
             yield ids, labels, np.stack(images)
 
 
-def zero_shot(checkpoint, data: str, templates=TEMPLATES, classes: list[str] | None = None,
-              device: str = "cpu") -> dict:
+def zero_shot(
+    checkpoint, data: str, templates=TEMPLATES, classes: list[str] | None = None, device: str = "cpu"
+) -> dict:
     """Top-1/top-5 accuracy on labelled images; classes default to the labels present (sorted).
 
     `checkpoint` is a path or an already loaded (model, tokenizer, ckpt) triple. The result holds
@@ -109,8 +127,9 @@ def zero_shot(checkpoint, data: str, templates=TEMPLATES, classes: list[str] | N
     """
     model, tok, _ = load_checkpoint(checkpoint, device) if isinstance(checkpoint, (str, Path)) else checkpoint
     ids, labels, feats = [], [], []  # embeddings, not pixels, are kept: ImageNet's 50k images fit in 100 MB
-    for batch_ids, batch_labels, images in tqdm(_labelled_images(data, model.config.image_size), desc="zero-shot",
-                                                unit="batch", leave=False):
+    for batch_ids, batch_labels, images in tqdm(
+        _labelled_images(data, model.config.image_size), desc="zero-shot", unit="batch", leave=False
+    ):
         feats.append(embed_images(model, images, device))
         ids += batch_ids
         labels += batch_labels
@@ -128,33 +147,53 @@ def zero_shot(checkpoint, data: str, templates=TEMPLATES, classes: list[str] | N
     target = torch.tensor([index[lab] for lab in labels])
     hit1 = best[:, 0] == target
     hitk = (best == target[:, None]).any(-1)
-    preds = [{"eval_id": i, "label": lab, "predicted": classes[int(p)], "correct": bool(h)}
-             for i, lab, p, h in zip(ids, labels, best[:, 0], hit1)]
+    preds = [
+        {"eval_id": i, "label": lab, "predicted": classes[int(p)], "correct": bool(h)}
+        for i, lab, p, h in zip(ids, labels, best[:, 0], hit1, strict=False)
+    ]
     n = len(ids)
-    return {"n": n, "classes": len(classes), "top1": float(hit1.float().mean()), f"top{k}": float(hitk.float().mean()),
-            "chance_top1": 1 / len(classes), "templates": list(templates), "predictions": preds}
+    return {
+        "n": n,
+        "classes": len(classes),
+        "top1": float(hit1.float().mean()),
+        f"top{k}": float(hitk.float().mean()),
+        "chance_top1": 1 / len(classes),
+        "templates": list(templates),
+        "predictions": preds,
+    }
 
 
 def overlap_aware(result: dict, flags_path: str) -> dict:
     """Accuracy on All, Clean and Overlap subsets, joining predictions to `curate overlap`'s eval flags by eval_id."""
     if not Path(flags_path).is_file():
-        raise CurateError(f"overlap flags {flags_path} do not exist; run `curate overlap DATASET --benchmark ...` first")
+        raise CurateError(
+            f"overlap flags {flags_path} do not exist; run `curate overlap DATASET --benchmark ...` first"
+        )
     table = pq.read_table(flags_path, columns=["eval_id", "overlapping"])
-    flags = dict(zip(table.column("eval_id").to_pylist(), table.column("overlapping").to_pylist()))
+    flags = dict(zip(table.column("eval_id").to_pylist(), table.column("overlapping").to_pylist(), strict=False))
     preds = result["predictions"]
     matched = [p for p in preds if p["eval_id"] in flags]
     if not matched:
-        raise CurateError(f"no eval_id in {flags_path} matches the evaluated images (ids look like "
-                          f"{preds[0]['eval_id']!r} here and {next(iter(flags), None)!r} there): was overlap run "
-                          "on the same benchmark folder or Parquet?")
+        raise CurateError(
+            f"no eval_id in {flags_path} matches the evaluated images (ids look like "
+            f"{preds[0]['eval_id']!r} here and {next(iter(flags), None)!r} there): was overlap run "
+            "on the same benchmark folder or Parquet?"
+        )
 
     def acc(rows):
         return sum(r["correct"] for r in rows) / len(rows) if rows else None
 
     clean = [p for p in matched if not flags[p["eval_id"]]]
     over = [p for p in matched if flags[p["eval_id"]]]
-    out = {"all": acc(matched), "clean": acc(clean), "overlap": acc(over), "n_all": len(matched),
-           "n_clean": len(clean), "n_overlap": len(over), "unmatched": len(preds) - len(matched)}
+    out = {
+        "all": acc(matched),
+        "clean": acc(clean),
+        "overlap": acc(over),
+        "n_all": len(matched),
+        "n_clean": len(clean),
+        "n_overlap": len(over),
+        "unmatched": len(preds) - len(matched),
+    }
     out["all_minus_clean"] = out["all"] - out["clean"] if clean else None
     out["overlap_minus_clean"] = out["overlap"] - out["clean"] if clean and over else None
     return out

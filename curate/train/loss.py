@@ -49,16 +49,22 @@ def clip_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
 
 
-def siglip_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor,
-                logit_bias: torch.Tensor) -> torch.Tensor:
+def siglip_loss(
+    image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor, logit_bias: torch.Tensor
+) -> torch.Tensor:
     """Every (image, text) pair is a binary problem: +1 on the diagonal, -1 elsewhere; summed per image."""
     logits = logit_scale * image @ text.t() + logit_bias  # (N, N)
     signs = 2 * torch.eye(logits.shape[0], device=logits.device, dtype=logits.dtype) - 1
     return -F.logsigmoid(signs * logits).sum() / logits.shape[0]
 
 
-def contrastive_loss(kind: str, image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor,
-                     logit_bias: torch.Tensor | None = None) -> torch.Tensor:
+def contrastive_loss(
+    kind: str,
+    image: torch.Tensor,
+    text: torch.Tensor,
+    logit_scale: torch.Tensor,
+    logit_bias: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The loss of the whole (already gathered) batch, in at least float32 whatever the autocast dtype."""
     dtype = torch.promote_types(image.dtype, torch.float32)
     image, text, logit_scale = image.to(dtype), text.to(dtype), logit_scale.to(dtype)

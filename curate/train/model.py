@@ -34,7 +34,9 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).split(C, dim=-1)
-        q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
+        q, k, v = (
+            t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in (q, k, v)
+        )  # (B, H, T, D)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         return self.out_proj(y.transpose(1, 2).reshape(B, T, C))
 
@@ -56,8 +58,11 @@ class ResidualAttentionBlock(nn.Module):
         self.attn = Attention(width, heads)
         self.ln_2 = nn.LayerNorm(width)
         act = QuickGELU() if quick_gelu else nn.GELU()
-        self.mlp = nn.Sequential(OrderedDict(
-            [("c_fc", nn.Linear(width, hidden)), ("gelu", act), ("c_proj", nn.Linear(hidden, width))]))
+        self.mlp = nn.Sequential(
+            OrderedDict(
+                [("c_fc", nn.Linear(width, hidden)), ("gelu", act), ("c_proj", nn.Linear(hidden, width))]
+            )
+        )
 
     def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), causal)
@@ -65,17 +70,19 @@ class ResidualAttentionBlock(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, width: int, layers: int, heads: int, mlp_ratio: float, causal: bool,
-                 quick_gelu: bool = False):
+    def __init__(
+        self, width: int, layers: int, heads: int, mlp_ratio: float, causal: bool, quick_gelu: bool = False
+    ):
         super().__init__()
         self.causal = causal
         self.grad_checkpointing = False
-        self.resblocks = nn.ModuleList([ResidualAttentionBlock(width, heads, mlp_ratio, quick_gelu)
-                                        for _ in range(layers)])
+        self.resblocks = nn.ModuleList(
+            [ResidualAttentionBlock(width, heads, mlp_ratio, quick_gelu) for _ in range(layers)]
+        )
         # open_clip's init: attention and MLP scaled by width and depth.
-        proj_std = width ** -0.5 * (2 * layers) ** -0.5
+        proj_std = width**-0.5 * (2 * layers) ** -0.5
         for block in self.resblocks:
-            nn.init.normal_(block.attn.in_proj_weight, std=width ** -0.5)
+            nn.init.normal_(block.attn.in_proj_weight, std=width**-0.5)
             nn.init.normal_(block.attn.out_proj.weight, std=proj_std)
             nn.init.normal_(block.mlp.c_fc.weight, std=(2 * width) ** -0.5)
             nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
@@ -95,13 +102,14 @@ class VisionTransformer(nn.Module):
     def __init__(self, cfg: CLIPConfig):
         super().__init__()
         width, grid = cfg.vision_width, cfg.image_size // cfg.patch_size
-        scale = width ** -0.5
+        scale = width**-0.5
         self.conv1 = nn.Conv2d(3, width, kernel_size=cfg.patch_size, stride=cfg.patch_size, bias=False)
         self.class_embedding = nn.Parameter(scale * torch.randn(width))
         self.positional_embedding = nn.Parameter(scale * torch.randn(grid * grid + 1, width))
         self.ln_pre = nn.LayerNorm(width)
-        self.transformer = Transformer(width, cfg.vision_layers, cfg.vision_heads, cfg.mlp_ratio,
-                                       causal=False, quick_gelu=cfg.quick_gelu)
+        self.transformer = Transformer(
+            width, cfg.vision_layers, cfg.vision_heads, cfg.mlp_ratio, causal=False, quick_gelu=cfg.quick_gelu
+        )
         self.ln_post = nn.LayerNorm(width)
         self.proj = nn.Parameter(scale * torch.randn(width, cfg.embed_dim))
 
@@ -124,13 +132,19 @@ class CLIP(nn.Module):
         if cfg.siglip:
             self.logit_bias = nn.Parameter(torch.tensor(-10.0))
         self.visual = VisionTransformer(cfg)
-        self.transformer = Transformer(cfg.text_width, cfg.text_layers, cfg.text_heads, cfg.mlp_ratio,
-                                       causal=True, quick_gelu=cfg.quick_gelu)
+        self.transformer = Transformer(
+            cfg.text_width,
+            cfg.text_layers,
+            cfg.text_heads,
+            cfg.mlp_ratio,
+            causal=True,
+            quick_gelu=cfg.quick_gelu,
+        )
         self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.text_width)
         self.ln_final = nn.LayerNorm(cfg.text_width)
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.positional_embedding, std=0.01)
-        nn.init.normal_(self.text_projection, std=cfg.text_width ** -0.5)
+        nn.init.normal_(self.text_projection, std=cfg.text_width**-0.5)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.visual.transformer.grad_checkpointing = enable
@@ -142,14 +156,22 @@ class CLIP(nn.Module):
 
     def encode_text(self, text: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """(B, T) token ids -> (B, E), pooled at the end-of-text token (the highest id, as in CLIP)."""
-        x = self.token_embedding(text) + self.positional_embedding[: text.shape[1]].to(self.token_embedding.weight.dtype)
+        x = self.token_embedding(text) + self.positional_embedding[: text.shape[1]].to(
+            self.token_embedding.weight.dtype
+        )
         x = self.ln_final(self.transformer(x))  # (B, T, C)
         x = x[torch.arange(x.shape[0], device=x.device), text.argmax(dim=-1)] @ self.text_projection
         return F.normalize(x, dim=-1) if normalize else x
 
-    def forward(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, image: torch.Tensor, text: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """L2-normalised image and text features, and exp(logit_scale)."""
-        return self.encode_image(image, normalize=True), self.encode_text(text, normalize=True), self.logit_scale.exp()
+        return (
+            self.encode_image(image, normalize=True),
+            self.encode_text(text, normalize=True),
+            self.logit_scale.exp(),
+        )
 
     @torch.no_grad()
     def clamp_logit_scale(self) -> None:

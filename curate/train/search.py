@@ -46,7 +46,9 @@ def source_shards(dataset: str) -> tuple[list[str], str]:
 
 def _tag(ckpt: dict) -> str:
     st = Path(ckpt["path"]).stat()
-    digest = hashlib.sha1(f"{Path(ckpt['path']).resolve()}:{ckpt['step']}:{st.st_mtime_ns}:{st.st_size}".encode())
+    digest = hashlib.sha1(
+        f"{Path(ckpt['path']).resolve()}:{ckpt['step']}:{st.st_mtime_ns}:{st.st_size}".encode()
+    )
     return f"{ckpt['model_name']}-step{ckpt['step']}-{digest.hexdigest()[:10]}"
 
 
@@ -75,7 +77,7 @@ def embed_dataset(loaded, dataset: str, device: str = "cpu", batch_size: int = 2
             return table, path
         log.info("shards changed since %s was written; embedding again", path)
     uids, captions, shard_col, emb = [], [], [], []
-    for shard, name in zip(tqdm(shards, desc="embed", unit="shard"), names):
+    for shard, name in zip(tqdm(shards, desc="embed", unit="shard"), names, strict=False):
         for keys, caps, images in D.iter_eval([shard], model.config.image_size, batch_size):
             emb.append(embed_images(model, images, device).numpy())
             uids += keys
@@ -85,16 +87,28 @@ def embed_dataset(loaded, dataset: str, device: str = "cpu", batch_size: int = 2
         raise CurateError(f"{dataset} holds no decodable images to search")
     vectors = np.concatenate(emb).astype(np.float32)
     dim = vectors.shape[1]
-    table = pa.table({"uid": uids, "caption": captions, "shard": shard_col,
-                      "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim)})
+    table = pa.table(
+        {
+            "uid": uids,
+            "caption": captions,
+            "shard": shard_col,
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim),
+        }
+    )
     meta = {"checkpoint": ckpt["path"], "step": ckpt["step"], "shards": versions}
     table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
     storage.write_parquet_atomic(table, path)
     return table, path
 
 
-def search(checkpoint, dataset: str, query: str | None = None, image: str | None = None, k: int = 10,
-           device: str = "cpu") -> dict:
+def search(
+    checkpoint,
+    dataset: str,
+    query: str | None = None,
+    image: str | None = None,
+    k: int = 10,
+    device: str = "cpu",
+) -> dict:
     """Top-k images of `dataset` for a text query or an image file: {"hits": [...], "cache": path, "n": int}."""
     if (query is None) == (image is None):
         raise CurateError("give exactly one query: a text, or --image PATH")
@@ -114,9 +128,16 @@ def search(checkpoint, dataset: str, query: str | None = None, image: str | None
         q = embed_images(model, np.array(pixels[None]), device)[0].numpy()  # a writable copy for torch
     scores = vectors @ q
     top = np.argsort(-scores, kind="stable")[:k]
-    hits = [{"rank": r + 1, "score": float(scores[i]), "uid": table.column("uid")[int(i)].as_py(),
-             "caption": table.column("caption")[int(i)].as_py(), "shard": table.column("shard")[int(i)].as_py()}
-            for r, i in enumerate(top)]
+    hits = [
+        {
+            "rank": r + 1,
+            "score": float(scores[i]),
+            "uid": table.column("uid")[int(i)].as_py(),
+            "caption": table.column("caption")[int(i)].as_py(),
+            "shard": table.column("shard")[int(i)].as_py(),
+        }
+        for r, i in enumerate(top)
+    ]
     return {"hits": hits, "cache": cache, "n": table.num_rows}
 
 
@@ -157,14 +178,22 @@ def write_html(result: dict, dataset: str, out: str, title: str) -> None:
     thumbs = _thumbnails(dataset, result["hits"])
     cells = []
     for h in result["hits"]:
-        img = f'<img src="{thumbs[h["uid"]]}" alt="">' if h["uid"] in thumbs else "<div>(image unavailable)</div>"
-        cells.append(f'<figure>{img}<figcaption><b>#{h["rank"]}</b> {h["score"]:.3f}<br>'
-                     f'{html.escape(h["caption"] or "")}<br><code>{html.escape(h["uid"])}</code></figcaption></figure>')
-    page = (f"<!doctype html><meta charset='utf-8'>{publish.file_signature('search page')}"
-            "<title>curate search</title><style>body{font-family:sans-serif}"
-            "main{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:12px}"
-            "figure{margin:0}img{width:100%}figcaption{font-size:13px}</style>"
-            f"<h1>{html.escape(title)}</h1><p>{result['n']} images searched</p><main>{''.join(cells)}</main>")
+        img = (
+            f'<img src="{thumbs[h["uid"]]}" alt="">'
+            if h["uid"] in thumbs
+            else "<div>(image unavailable)</div>"
+        )
+        cells.append(
+            f"<figure>{img}<figcaption><b>#{h['rank']}</b> {h['score']:.3f}<br>"
+            f"{html.escape(h['caption'] or '')}<br><code>{html.escape(h['uid'])}</code></figcaption></figure>"
+        )
+    page = (
+        f"<!doctype html><meta charset='utf-8'>{publish.file_signature('search page')}"
+        "<title>curate search</title><style>body{font-family:sans-serif}"
+        "main{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:12px}"
+        "figure{margin:0}img{width:100%}figcaption{font-size:13px}</style>"
+        f"<h1>{html.escape(title)}</h1><p>{result['n']} images searched</p><main>{''.join(cells)}</main>"
+    )
     storage.write_bytes_atomic(page.encode(), out)
     if owner:
         purge.register(owner, "search page", out)  # a takedown deletes it if it shows the sample
@@ -177,4 +206,3 @@ def _owning_dataset(folder: str) -> str | None:
         return folder
     marker = storage.join(folder, publish.MARKER)
     return storage.read_json(marker).get("dataset") if storage.exists(marker) else None
-

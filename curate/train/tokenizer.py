@@ -84,7 +84,9 @@ class BytePairTokenizer(Tokenizer):
             raise ValueError("tokenizer JSON lacks curate's start/end tokens (end must be the last id)")
 
     @classmethod
-    def train(cls, captions, vocab_size: int = 4096, context_length: int = CONTEXT_LENGTH) -> BytePairTokenizer:
+    def train(
+        cls, captions, vocab_size: int = 4096, context_length: int = CONTEXT_LENGTH
+    ) -> BytePairTokenizer:
         """Learn a byte-level BPE of `vocab_size` ids (the 2 special tokens included) from an iterable of captions."""
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers import decoders, models, pre_tokenizers, trainers
@@ -92,8 +94,11 @@ class BytePairTokenizer(Tokenizer):
         hf = HFTokenizer(models.BPE())
         hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         hf.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size - 2, show_progress=False,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size - 2,
+            show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        )
         hf.train_from_iterator((clean(c) for c in captions), trainer)
         hf.add_special_tokens([cls.SOT, cls.EOT])  # appended after the learned ids: end-of-text is the max id
         return cls(hf.to_str(), context_length)
@@ -131,16 +136,20 @@ class ClipBPETokenizer(Tokenizer):
 
     SOT, EOT = "<|startoftext|>", "<|endoftext|>"
     N_MERGES = 49152 - 256 - 2  # CLIP reads merges lines 1 .. 48894 of the file (line 0 is a version header)
-    PATTERN = regex.compile(r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""",
-                            regex.IGNORECASE)
+    PATTERN = regex.compile(
+        r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""",
+        regex.IGNORECASE,
+    )
 
     def __init__(self, merges_text: str, context_length: int = CONTEXT_LENGTH, source: str = ""):
         super().__init__(context_length)
         self.merges_text, self.source = merges_text, source
-        lines = merges_text.split("\n")[1: self.N_MERGES + 1]
+        lines = merges_text.split("\n")[1 : self.N_MERGES + 1]
         merges = [tuple(line.split()) for line in lines if line.strip()]
         if any(len(m) != 2 for m in merges):
-            raise ValueError(f"{source or 'merges file'}: every line after the header must be two symbols 'a b'")
+            raise ValueError(
+                f"{source or 'merges file'}: every line after the header must be two symbols 'a b'"
+            )
         self.byte_encoder = bytes_to_unicode()
         self.byte_decoder = {c: b for b, c in self.byte_encoder.items()}
         vocab = list(self.byte_encoder.values())
@@ -193,15 +202,21 @@ class ClipBPETokenizer(Tokenizer):
         return raw.decode("utf-8", errors="replace").replace("</w>", " ").strip()
 
     def to_spec(self) -> dict:
-        return {"kind": "clip", "merges": self.merges_text, "source": self.source,
-                "context_length": self.context_length}
+        return {
+            "kind": "clip",
+            "merges": self.merges_text,
+            "source": self.source,
+            "context_length": self.context_length,
+        }
 
 
 def from_spec(spec: dict) -> Tokenizer:
     if spec["kind"] == "bpe":
         return BytePairTokenizer(spec["json"], spec.get("context_length", CONTEXT_LENGTH))
     if spec["kind"] == "clip":
-        return ClipBPETokenizer(spec["merges"], spec.get("context_length", CONTEXT_LENGTH), spec.get("source", ""))
+        return ClipBPETokenizer(
+            spec["merges"], spec.get("context_length", CONTEXT_LENGTH), spec.get("source", "")
+        )
     raise ValueError(f"unknown tokenizer kind {spec['kind']!r}")
 
 

@@ -40,8 +40,18 @@ from curate.train.tokenizer import BytePairTokenizer, Tokenizer, from_spec, load
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "curate-clip-checkpoint/1"
 # Fields that must not change on --resume: they decide which samples each step sees, or the model's shape.
-RESUME_FIXED = ("model", "tokenizer", "vocab_size", "image_size", "batch_size", "accum_steps", "workers",
-                "shuffle_buffer", "seed", "loss")
+RESUME_FIXED = (
+    "model",
+    "tokenizer",
+    "vocab_size",
+    "image_size",
+    "batch_size",
+    "accum_steps",
+    "workers",
+    "shuffle_buffer",
+    "seed",
+    "loss",
+)
 
 
 def init_distributed(device: str) -> tuple[int, int, torch.device]:
@@ -79,8 +89,15 @@ def lr_at(step: int, cfg: TrainConfig, total: int) -> float:
     return 0.5 * cfg.lr * (1 + math.cos(math.pi * progress))
 
 
-def train_step(model, raw: CLIP, micro: list[tuple[torch.Tensor, torch.Tensor]], optimizer, loss_kind: str = "clip",
-               grad_clip: float | None = None, autocast=contextlib.nullcontext) -> float:
+def train_step(
+    model,
+    raw: CLIP,
+    micro: list[tuple[torch.Tensor, torch.Tensor]],
+    optimizer,
+    loss_kind: str = "clip",
+    grad_clip: float | None = None,
+    autocast=contextlib.nullcontext,
+) -> float:
     """One optimizer step over micro-batches with the negatives of the whole global batch.
 
     With several micro-batches, features of all of them are first computed without gradients; each
@@ -95,14 +112,19 @@ def train_step(model, raw: CLIP, micro: list[tuple[torch.Tensor, torch.Tensor]],
             cached = [model(images, texts)[:2] for images, texts in micro]
     for j, (images, texts) in enumerate(micro):
         sync = j == len(micro) - 1 or not hasattr(model, "no_sync")
-        with (contextlib.nullcontext() if sync else model.no_sync()):
+        with contextlib.nullcontext() if sync else model.no_sync():
             with autocast():
                 img, txt, scale = model(images, texts)
             if cached:
-                img = torch.cat([c[0] for c in cached[:j]] + [img] + [c[0] for c in cached[j + 1:]])
-                txt = torch.cat([c[1] for c in cached[:j]] + [txt] + [c[1] for c in cached[j + 1:]])
-            loss = contrastive_loss(loss_kind, gather_features(img), gather_features(txt), replicated(scale, len(micro)),
-                                    None if bias is None else replicated(bias, len(micro)))
+                img = torch.cat([c[0] for c in cached[:j]] + [img] + [c[0] for c in cached[j + 1 :]])
+                txt = torch.cat([c[1] for c in cached[:j]] + [txt] + [c[1] for c in cached[j + 1 :]])
+            loss = contrastive_loss(
+                loss_kind,
+                gather_features(img),
+                gather_features(txt),
+                replicated(scale, len(micro)),
+                None if bias is None else replicated(bias, len(micro)),
+            )
             (loss * backward_scale()).backward()
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(raw.parameters(), grad_clip)
@@ -142,8 +164,10 @@ def _build_tokenizer(cfg: TrainConfig, shards: list[str], rank: int, out: Path, 
             raise CurateError(f"--tokenizer {cfg.tokenizer} does not exist")
         return load_file(cfg.tokenizer, context)
     if cfg.init:
-        raise CurateError("--init loads CLIP weights, which need CLIP's vocabulary: "
-                          "add --tokenizer path/to/bpe_simple_vocab_16e6.txt.gz")
+        raise CurateError(
+            "--init loads CLIP weights, which need CLIP's vocabulary: "
+            "add --tokenizer path/to/bpe_simple_vocab_16e6.txt.gz"
+        )
     path = out / "tokenizer.json"
     if rank == 0:
         tok = BytePairTokenizer.train(D.iter_captions(shards), cfg.vocab_size, context)
@@ -154,12 +178,18 @@ def _build_tokenizer(cfg: TrainConfig, shards: list[str], rank: int, out: Path, 
 
 
 def _check_resume(cfg: TrainConfig, saved: dict, world: int, saved_world: int) -> None:
-    diffs = [f"{k}: {saved.get(k)!r} -> {getattr(cfg, k)!r}" for k in RESUME_FIXED if saved.get(k) != getattr(cfg, k)]
+    diffs = [
+        f"{k}: {saved.get(k)!r} -> {getattr(cfg, k)!r}"
+        for k in RESUME_FIXED
+        if saved.get(k) != getattr(cfg, k)
+    ]
     if saved_world != world:
         diffs.append(f"world size: {saved_world} -> {world}")
     if diffs:
-        raise CurateError("cannot resume exactly with changed settings (" + "; ".join(diffs) + "); "
-                          "use the original settings, or start a new run directory")
+        raise CurateError(
+            "cannot resume exactly with changed settings (" + "; ".join(diffs) + "); "
+            "use the original settings, or start a new run directory"
+        )
 
 
 def _normalize_config(cfg: TrainConfig) -> TrainConfig:
@@ -182,8 +212,12 @@ def train(config: TrainConfig) -> dict:
     shards = D.list_shards(cfg.data)
     existing = checkpoint_paths(out)
     if existing and not cfg.resume:
-        raise CurateError(f"{out} already holds checkpoints; pass --resume to continue it, or choose a new -o")
-    ckpt = torch.load(existing[-1], map_location="cpu", weights_only=False) if cfg.resume and existing else None
+        raise CurateError(
+            f"{out} already holds checkpoints; pass --resume to continue it, or choose a new -o"
+        )
+    ckpt = (
+        torch.load(existing[-1], map_location="cpu", weights_only=False) if cfg.resume and existing else None
+    )
     if ckpt:
         _check_resume(cfg, ckpt["config"], world, ckpt["world_size"])
 
@@ -194,24 +228,41 @@ def train(config: TrainConfig) -> dict:
             raise CurateError("say how long to train: --steps N (or --epochs E with Parquet shards)")
         steps = max(1, math.ceil(cfg.epochs * n / cfg.batch_size))
     if cfg.batch_size % (world * cfg.accum_steps):
-        raise CurateError(f"--batch-size {cfg.batch_size} must divide evenly over {world} ranks x "
-                          f"{cfg.accum_steps} accumulation steps")
+        raise CurateError(
+            f"--batch-size {cfg.batch_size} must divide evenly over {world} ranks x "
+            f"{cfg.accum_steps} accumulation steps"
+        )
     micro_bs = cfg.batch_size // (world * cfg.accum_steps)
 
     base = get_config(cfg.model)
-    tok = from_spec(ckpt["tokenizer"]) if ckpt else _build_tokenizer(cfg, shards, rank, out, base.context_length)
+    tok = (
+        from_spec(ckpt["tokenizer"])
+        if ckpt
+        else _build_tokenizer(cfg, shards, rank, out, base.context_length)
+    )
     # OpenAI's weights were trained with QuickGELU: with exact GELU every activation would be quietly off.
     quick_gelu = base.quick_gelu or bool(cfg.init and cfg.init_kind == "openai")
-    mcfg = dataclasses.replace(base, vocab_size=tok.vocab_size, siglip=cfg.loss == "siglip",
-                               image_size=cfg.image_size or base.image_size, quick_gelu=quick_gelu)
+    mcfg = dataclasses.replace(
+        base,
+        vocab_size=tok.vocab_size,
+        siglip=cfg.loss == "siglip",
+        image_size=cfg.image_size or base.image_size,
+        quick_gelu=quick_gelu,
+    )
     torch.manual_seed(cfg.seed)
     raw = CLIP(mcfg)
     if cfg.init and not ckpt:
         load_pretrained(raw, cfg.init, cfg.init_kind)
     raw.set_grad_checkpointing(cfg.grad_checkpointing)
     raw.to(device)
-    optimizer = torch.optim.AdamW(param_groups(raw, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
-                                  fused=device.type == "cuda", foreach=device.type != "cuda")
+    optimizer = torch.optim.AdamW(
+        param_groups(raw, cfg.weight_decay),
+        lr=cfg.lr,
+        betas=tuple(cfg.betas),
+        eps=cfg.eps,
+        fused=device.type == "cuda",
+        foreach=device.type != "cuda",
+    )
     step = 0
     if ckpt:
         raw.load_state_dict(ckpt["state_dict"])
@@ -220,23 +271,48 @@ def train(config: TrainConfig) -> dict:
         log.info("resumed %s at step %d", existing[-1], step)
     model = torch.compile(raw) if cfg.compile else raw
     if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
 
     state = D.LoaderState(**ckpt["data"][rank]) if ckpt else None
-    stream = D.ShardStream(shards, tok, mcfg.image_size, micro_bs, rank=rank, world_size=world, workers=cfg.workers,
-                           seed=cfg.seed, shuffle_buffer=cfg.shuffle_buffer, state=state)
+    stream = D.ShardStream(
+        shards,
+        tok,
+        mcfg.image_size,
+        micro_bs,
+        rank=rank,
+        world_size=world,
+        workers=cfg.workers,
+        seed=cfg.seed,
+        shuffle_buffer=cfg.shuffle_buffer,
+        state=state,
+    )
     state = stream.state
     batches = iter(D.make_loader(stream, pin_memory=device.type == "cuda"))
 
     metrics_path = out / "metrics.jsonl"
     if rank == 0:
-        _write_json({"train_config": dataclasses.asdict(cfg), "model_config": dataclasses.asdict(mcfg),
-                     "num_params": num_params(raw), "world_size": world, "steps": steps, "micro_batch": micro_bs,
-                     "shards": len(shards), "tokenizer": tok.to_spec()["kind"], "torch": torch.__version__,
-                     "python": platform.python_version(), "device": str(device), "bf16": bf16,
-                     "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, out / "config.json")
+        _write_json(
+            {
+                "train_config": dataclasses.asdict(cfg),
+                "model_config": dataclasses.asdict(mcfg),
+                "num_params": num_params(raw),
+                "world_size": world,
+                "steps": steps,
+                "micro_batch": micro_bs,
+                "shards": len(shards),
+                "tokenizer": tok.to_spec()["kind"],
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "device": str(device),
+                "bf16": bf16,
+                "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            out / "config.json",
+        )
         _truncate_metrics(metrics_path, step)
     bar = tqdm(total=steps, initial=step, desc="train", unit="step", disable=rank != 0 or not cfg.progress)
     row, last_ckpt, t0, t_samples = {}, (existing[-1] if ckpt else None), time.perf_counter(), 0
@@ -257,10 +333,17 @@ def train(config: TrainConfig) -> dict:
         bar.set_postfix(loss=f"{loss:.4f}")
         if step % cfg.log_every == 0 or step == steps:
             elapsed = time.perf_counter() - t0
-            row = {"step": step, "samples": step * cfg.batch_size, "loss": loss, "lr": lr,
-                   "logit_scale": raw.logit_scale.exp().item(), "samples_per_s": t_samples / elapsed,
-                   "bad_samples": _all_ranks_bad(state.bad_total()),
-                   "batch_sha1": hashlib.sha1("\n".join(keys).encode()).hexdigest()[:16], "time": time.time()}
+            row = {
+                "step": step,
+                "samples": step * cfg.batch_size,
+                "loss": loss,
+                "lr": lr,
+                "logit_scale": raw.logit_scale.exp().item(),
+                "samples_per_s": t_samples / elapsed,
+                "bad_samples": _all_ranks_bad(state.bad_total()),
+                "batch_sha1": hashlib.sha1("\n".join(keys).encode()).hexdigest()[:16],
+                "time": time.time(),
+            }
             t0, t_samples = time.perf_counter(), 0
             if rank == 0:
                 with open(metrics_path, "a") as fh:
@@ -268,7 +351,9 @@ def train(config: TrainConfig) -> dict:
         if step % cfg.save_every == 0 or step == steps:
             last_ckpt = save_checkpoint(out, raw, optimizer, step, cfg, tok, state, world, row, rank)
     bar.close()
-    if last_ckpt is None or int(Path(last_ckpt).stem.split("_")[1]) != step:  # e.g. --steps 0: just wrap the weights
+    if (
+        last_ckpt is None or int(Path(last_ckpt).stem.split("_")[1]) != step
+    ):  # e.g. --steps 0: just wrap the weights
         last_ckpt = save_checkpoint(out, raw, optimizer, step, cfg, tok, state, world, row, rank)
     result = {"checkpoint": str(last_ckpt), "step": step, **{k: v for k, v in row.items() if k != "time"}}
     if rank == 0:
@@ -293,12 +378,24 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """Drop rows logged after the checkpoint we resume from, so the file reads as one uninterrupted run."""
     if not path.exists():
         return
-    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    rows = [
+        line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step
+    ]
     path.write_text("".join(r + "\n" for r in rows))
 
 
-def save_checkpoint(out: Path, raw: CLIP, optimizer, step: int, cfg: TrainConfig, tok: Tokenizer,
-                    state: D.LoaderState, world: int, metrics: dict, rank: int) -> Path:
+def save_checkpoint(
+    out: Path,
+    raw: CLIP,
+    optimizer,
+    step: int,
+    cfg: TrainConfig,
+    tok: Tokenizer,
+    state: D.LoaderState,
+    world: int,
+    metrics: dict,
+    rank: int,
+) -> Path:
     """Atomically write step_NNNNNNN.pt with everything needed to resume exactly or to evaluate; keep the newest few."""
     states = [dataclasses.asdict(state)]
     if dist.is_initialized():
@@ -306,10 +403,22 @@ def save_checkpoint(out: Path, raw: CLIP, optimizer, step: int, cfg: TrainConfig
         dist.all_gather_object(states, dataclasses.asdict(state))
     path = out / "checkpoints" / f"step_{step:07d}.pt"
     if rank == 0:
-        _atomic_save({"format": CHECKPOINT_FORMAT, "step": step, "config": dataclasses.asdict(cfg),
-                      "model_name": cfg.model, "model_config": dataclasses.asdict(raw.config),
-                      "state_dict": raw.state_dict(), "optimizer": optimizer.state_dict(), "tokenizer": tok.to_spec(),
-                      "data": states, "world_size": world, "metrics": metrics}, path)
+        _atomic_save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "step": step,
+                "config": dataclasses.asdict(cfg),
+                "model_name": cfg.model,
+                "model_config": dataclasses.asdict(raw.config),
+                "state_dict": raw.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "tokenizer": tok.to_spec(),
+                "data": states,
+                "world_size": world,
+                "metrics": metrics,
+            },
+            path,
+        )
         for old in checkpoint_paths(out)[: -cfg.keep_checkpoints]:
             old.unlink()
     if dist.is_initialized():
