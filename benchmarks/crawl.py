@@ -8,9 +8,9 @@ request + response + metadata records per page (as Common Crawl's do), the WAT a
 record per page, written by curate.crawl.wat_writer in Common Crawl's JSON layout.
 
 Baseline (what cc2dataset does for WAT): warcio's ArchiveIterator, json.loads of every metadata record,
-the IMG@/src links with a non-empty alt, urljoin against Head.Base or the page URL, http(s) URLs kept. For the WARC, the
-baseline is warcio's ArchiveIterator with the same selectolax extraction curate uses, so the difference is
-the reader. curate is timed as the real per-file job (`crawl_file`: read, extract, uid, dedupe, Parquet),
+the IMG@/src links with a non-empty alt, urljoin against Head.Base or the page URL, http(s) URLs kept. For
+the WARC, the baseline is warcio's ArchiveIterator with the same selectolax extraction curate uses, so the
+difference is the reader. curate is timed as the real per-file job (`crawl_file`: read, extract, uid, dedupe, Parquet),
 in one process, so the rates are per core.
 
     python benchmarks/crawl.py                 # 20,000 pages; data kept under benchmarks/_work/crawl/
@@ -151,7 +151,10 @@ def make_page(i: int, rng: random.Random) -> tuple[str, bytes, dict[str, str]]:
         style = rng.random()
         size = f'width="{rng.randrange(50, 1200)}" height="{rng.randrange(50, 900)}"'
         if style < 0.12:
-            tag = f'<img class="lazy" src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" data-src="/media/{name}" {alt}>'
+            tag = (
+                '<img class="lazy" src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" '
+                f'data-src="/media/{name}" {alt}>'
+            )
         elif style < 0.22:
             tag = f'<img src="/media/{name}" srcset="/media/480/{name} 480w, /media/960/{name} 960w" {alt}>'
         elif style < 0.30:
@@ -317,7 +320,8 @@ def main() -> None:
     }
     for name, r in results.items():
         print(
-            f"{name:14s} {r['pages']:>7,} pages {r['pairs']:>8,} pairs  cpu {r['cpu_s']:6.2f} s  wall {r['wall_s']:6.2f} s"
+            f"{name:14s} {r['pages']:>7,} pages {r['pairs']:>8,} pairs  cpu {r['cpu_s']:6.2f} s"
+            f"  wall {r['wall_s']:6.2f} s"
             f"  {r['pages_per_cpu_s']:>7,} pages/s  {r['pairs_per_cpu_s']:>8,} pairs/s per core"
         )
     for kind in ("wat", "warc"):

@@ -202,7 +202,8 @@ def run_img2dataset(urls: Path, out: Path, per_shard: int) -> dict:
         for u, b, st in zip(
             table.column("url").to_pylist(),
             table.column("jpg").to_pylist(),
-            table.column("status").to_pylist(), strict=False,
+            table.column("status").to_pylist(),
+            strict=False,
         )
         if st == "success"
     }
@@ -359,7 +360,7 @@ def main() -> int:
                     runs[name] = r
                 else:
                     runs[name]["rounds_images_per_s"] = r["rounds_images_per_s"]
-        for name, r in runs.items():
+        for _name, r in runs.items():
             q = quality(r.pop("images"), img_dir)
             r.update(
                 q,
@@ -380,15 +381,16 @@ def main() -> int:
     anchor = results["runs"].get("img2dataset", {}).get("images_per_s")
     print(f"\n{results['date']}  {results['machine']}  load before {results['load_before'][0]:.2f}")
     print(
-        "| engine | images/s (best) | each round | vs img2dataset | success | CPU ms/image | peak RSS MB | PSNR dB "
-        "| KB/image |"
+        "| engine | images/s (best) | each round | vs img2dataset | success | CPU ms/image | peak RSS MB "
+        "| PSNR dB | KB/image |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, r in results["runs"].items():
         ratio = f"{r['images_per_s'] / anchor:.2f}x" if anchor else "-"
         rounds = ", ".join(f"{v:.0f}" for v in r["rounds_images_per_s"])
         print(
-            f"| {name} | {r['images_per_s']:.0f} | {rounds} | {ratio} | {r['success']}/{r['rows']} | {r['cpu_ms_per_image']:.2f} | "
+            f"| {name} | {r['images_per_s']:.0f} | {rounds} | {ratio} | {r['success']}/{r['rows']} "
+            f"| {r['cpu_ms_per_image']:.2f} | "
             f"{r['peak_rss_mb']:.0f} | {r['psnr_db']:.1f} | {r['mean_kb']:.1f} |"
         )
     if anchor:
@@ -397,7 +399,8 @@ def main() -> int:
         )
         print(f"CPU per image, img2dataset / curate: {cpu_ratio:.2f}x")
     print(
-        f"`curate --help` startup: {results['cli_startup_s']:.2f} s; load after {results['load_after'][0]:.2f}"
+        f"`curate --help` startup: {results['cli_startup_s']:.2f} s; "
+        f"load after {results['load_after'][0]:.2f}"
     )
     for name, rps in results["fetch_only_rps"].items():
         print(f"fetch only ({name}): {rps:.0f} requests/s")

@@ -4,12 +4,13 @@ A dataset with the full layout is generated (manifest, shards without image byte
 clusters, one recipe's decisions) by DuckDB COPY ... PARTITION_BY, 10k rows per shard as `curate
 download` writes them. Each measurement runs in a fresh subprocess (peak RSS from wait4); the query
 time excludes interpreter start-up, the CLI time includes it; CPU seconds (user + system, all threads)
-are reported beside wall time because the shared development machine is rarely idle. Anchors in the same run: the same
-GROUP BY with DuckDB reading the shard files directly (no views, no read-only filesystem), and
+are reported beside wall time because the shared development machine is rarely idle. Anchors in the same
+run: the same GROUP BY with DuckDB reading the shard files directly (no views, no read-only filesystem), and
 with pyarrow (read two columns, Table.group_by). (Not named inspect.py: a script of that name would
 shadow the standard library's `inspect` module for everything it imports.)
 
-    python benchmarks/inspect_views.py                      # 1M and 10M rows; data kept under benchmarks/_work/
+    # 1M and 10M rows; data kept under benchmarks/_work/
+    python benchmarks/inspect_views.py
     python benchmarks/inspect_views.py --rows 1000000 --threads 2
 """
 
@@ -33,17 +34,21 @@ GROUP_BY = "SELECT status, error_class, count(*) AS n FROM samples GROUP BY ALL 
 _ROWS = """SELECT i, md5(i::VARCHAR) AS uid, lpad((i // {rps})::VARCHAR, 5, '0') AS shard,
                   'https://img' || (hash(i) % 5000) || '.example.com/images/' || i || '.jpg' AS url,
                   'a photo of the ' || ['red', 'blue', 'old', 'small'][i % 4 + 1] || ' ' ||
-                      ['dog', 'cat', 'house', 'tree', 'car', 'beach', 'street'][i % 7 + 1] || ' ' || i AS caption,
-                  CASE WHEN i % 100 < 78 THEN 'success' WHEN i % 100 < 98 THEN 'failed' ELSE 'skipped' END AS status,
+                      ['dog', 'cat', 'house', 'tree', 'car', 'beach', 'street'][i % 7 + 1] || ' ' ||
+                      i AS caption,
+                  CASE WHEN i % 100 < 78 THEN 'success' WHEN i % 100 < 98 THEN 'failed' ELSE 'skipped' END
+                      AS status,
                   (64 + hash(i) % 900)::INTEGER AS width, (64 + hash(i * 7) % 700)::INTEGER AS height
            FROM range({rows}) t(i)"""
 
 TABLES = {
     "manifest": "SELECT shard, uid, url, caption, 'ok' AS status FROM r",
     "shards": """SELECT shard, uid, url, caption, status,
-                   CASE status WHEN 'failed' THEN ['http_4xx', 'timeout', 'dns', 'connect', 'not_an_image'][i % 5 + 1]
+                   CASE status WHEN 'failed'
+                                   THEN ['http_4xx', 'timeout', 'dns', 'connect', 'not_an_image'][i % 5 + 1]
                                WHEN 'skipped' THEN 'opted_out' END AS error_class,
-                   NULL::VARCHAR AS error_message, CASE WHEN status = 'success' THEN 200 END::INTEGER AS http_status,
+                   NULL::VARCHAR AS error_message,
+                   CASE WHEN status = 'success' THEN 200 END::INTEGER AS http_status,
                    NULL::VARCHAR AS final_url, 'image/jpeg' AS content_type, NULL::BLOB AS image,
                    CASE WHEN status = 'success' THEN width END AS width,
                    CASE WHEN status = 'success' THEN height END AS height,
@@ -57,19 +62,22 @@ TABLES = {
                           (greatest(width, height) / least(width, height))::FLOAT AS aspect,
                           (width * height // 8)::BIGINT AS bytes, 'jpeg' AS format, i % 500 = 0 AS is_blank
                         FROM r WHERE status = 'success'""",
-    "signals/hashes": "SELECT shard, uid, md5(uid) || md5(url) AS sha256, (hash(i) >> 1)::BIGINT AS phash FROM r "
-    "WHERE status = 'success'",
-    "signals/language": """SELECT shard, uid, ['en', 'en', 'en', 'de', 'fr', 'es', 'ja', 'zh', 'ru', 'pt'][i % 10 + 1]
+    "signals/hashes": "SELECT shard, uid, md5(uid) || md5(url) AS sha256, (hash(i) >> 1)::BIGINT AS phash "
+    "FROM r WHERE status = 'success'",
+    "signals/language": """SELECT shard, uid,
+                             ['en', 'en', 'en', 'de', 'fr', 'es', 'ja', 'zh', 'ru', 'pt'][i % 10 + 1]
                              AS language, (0.3 + (hash(i) % 70) / 100)::FLOAT AS language_score,
                              'fasttext' AS language_backend FROM r""",
     "signals/nsfw": """SELECT shard, uid, ((hash(i) % 1000) / 1000)::FLOAT AS nsfw_image,
-                         ((hash(i * 3) % 100) / 1000)::FLOAT AS nsfw_text, []::VARCHAR[] AS nsfw_text_terms FROM r""",
+                         ((hash(i * 3) % 100) / 1000)::FLOAT AS nsfw_text,
+                         []::VARCHAR[] AS nsfw_text_terms FROM r""",
     "signals/caption": """SELECT shard, uid, length(caption)::INTEGER AS caption_chars, 6 AS caption_words,
                             false AS caption_is_filename, false AS caption_is_url, false AS caption_has_html,
                             i % 200 = 0 AS caption_is_boilerplate FROM r""",
     "decisions": """SELECT uid, status = 'success' AND i % 10 < 3 AS keep,
                       CASE WHEN status <> 'success' THEN ['download_failed']
-                           WHEN i % 10 >= 3 THEN ['language', 'image_too_small'][1:1 + i % 2] ELSE [] END AS reasons
+                           WHEN i % 10 >= 3 THEN ['language', 'image_too_small'][1:1 + i % 2] ELSE [] END
+                      AS reasons
                     FROM r""",
     "clusters": """SELECT uid, (CASE WHEN i % 33 = 1 THEN i - 1 ELSE i END)::BIGINT AS cluster_id,
                      CASE WHEN i % 33 = 1 THEN md5((i - 1)::VARCHAR) ELSE uid END AS representative_uid,
@@ -91,7 +99,9 @@ elif mode in ("curate-sql", "curate-sql-trusted"):
     from curate import sql
     t1 = time.perf_counter()
     trusted = mode == "curate-sql-trusted"  # as `curate sql` opens it: native reads, only the views named
-    con, _ = sql.open_views(ds, threads=threads, trusted=trusted, views=sql.referenced_views(query) if trusted else None)
+    con, _ = sql.open_views(
+        ds, threads=threads, trusted=trusted, views=sql.referenced_views(query) if trusted else None
+    )
     out = {"result_rows": len(con.sql(query).fetchall())}
     sql.close(con)
 elif mode == "duckdb-direct":

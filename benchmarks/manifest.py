@@ -198,7 +198,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     print(
-        f"# {platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"# {platform.machine()}, {os.cpu_count()} cores, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"load {os.getloadavg()[0]:.2f}",
         flush=True,
     )

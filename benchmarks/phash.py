@@ -77,7 +77,8 @@ def main() -> None:
         ham = np.mean([imagehash.hex_to_hash(to_hex(h)) - r for h, r in zip(hashes, ref, strict=False)])
         kb = np.mean([len(d) for d in data]) / 1024
         print(
-            f"{args.size}px JPEG q{quality} ({kb:.1f} KiB): decode floor {floor:,.0f}/s | curate {ours:,.0f}/s | "
+            f"{args.size}px JPEG q{quality} ({kb:.1f} KiB): decode floor {floor:,.0f}/s "
+            f"| curate {ours:,.0f}/s | "
             f"imagehash {anchor:,.0f}/s | speed-up {ours / anchor:.1f}x | mean Hamming to imagehash {ham:.2f}"
         )
     print(f"load after: {os.getloadavg()[0]:.2f}")

@@ -5,7 +5,8 @@
 Rendering: CPU milliseconds per 500x375 JPEG (make_photo + encode). Serving: the web's images, rendered
 ahead, fetched by N clients (http.client, one thread each, keep-alive where the server allows it); then
 the same bytes written to a folder and served by `python -m http.server` (ThreadingHTTPServer +
-SimpleHTTPRequestHandler, the anchor) and fetched by the same clients. Generated files go under benchmarks/_work/.
+SimpleHTTPRequestHandler, the anchor) and fetched by the same clients. Generated files go under
+benchmarks/_work/.
 """
 
 from __future__ import annotations

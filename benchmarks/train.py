@@ -49,7 +49,8 @@ def make_shards(out: Path, n: int, size: tuple[int, int], shards: int = 4) -> li
         ids = range(s, n, shards)
         labels = [CLASSES[i % len(CLASSES)] for i in ids]
         images = [
-            encode(make_photo(lab, seed=i, size=size), "jpeg", quality=90) for i, lab in zip(ids, labels, strict=False)
+            encode(make_photo(lab, seed=i, size=size), "jpeg", quality=90)
+            for i, lab in zip(ids, labels, strict=False)
         ]
         pq.write_table(
             pa.table(
@@ -142,9 +143,9 @@ def bench_floor(shards: list[str], n: int) -> dict:
 
 
 def bench_quality(shards: list[str], n: int) -> dict:
-    """PSNR (dB) of curate's crops against PIL's full decode + bilinear resize (the anchor's transform): on the
-    box curate cuts (whole pixels of its DCT-scaled decode), and on the box before that rounding. At 256 px
-    both decode in full and the boxes are equal, so this isolates the resampler."""
+    """PSNR (dB) of curate's crops against PIL's full decode + bilinear resize (the anchor's transform): on
+    the box curate cuts (whole pixels of its DCT-scaled decode), and on the box before that rounding. At 256
+    px both decode in full and the boxes are equal, so this isolates the resampler."""
     same, unrounded = [], []
 
     def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -263,7 +264,8 @@ def _matching_torchvision() -> str:
 
 
 def bench_gpu(steps: int, peak_tflops: float) -> dict:
-    """ViT-B-32 train steps on random inputs with bf16 autocast; MFU from counted FLOPs over the GPU's peak."""
+    """ViT-B-32 train steps on random inputs with bf16 autocast; MFU from counted FLOPs over the GPU's
+    peak."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from curate.train.loss import contrastive_loss
