@@ -10,8 +10,8 @@ record per page, written by curate.crawl.wat_writer in Common Crawl's JSON layou
 Baseline (what cc2dataset does for WAT): warcio's ArchiveIterator, json.loads of every metadata record,
 the IMG@/src links with a non-empty alt, urljoin against Head.Base or the page URL, http(s) URLs kept. For
 the WARC, the baseline is warcio's ArchiveIterator with the same selectolax extraction curate uses, so the
-difference is the reader. curate is timed as the real per-file job (`crawl_file`: read, extract, uid, dedupe, Parquet),
-in one process, so the rates are per core.
+difference is the reader. curate is timed as the real per-file job (`crawl_file`: read, extract, uid,
+dedupe, Parquet), in one process, so the rates are per core.
 
     python benchmarks/crawl.py                 # 20,000 pages; data kept under benchmarks/_work/crawl/
     python benchmarks/crawl.py --pages 2000 --repeat 1
