@@ -111,7 +111,9 @@ def _dataset(path: str, batch_size: int) -> Iterator[EvalBatch]:
         table = table.filter(pc.equal(table.column("status"), "success"))
         if use_hashes:
             hashes = storage.read_parquet(hash_path)
-            lookup = dict(zip(hashes.column("uid").to_pylist(), hashes.column("phash").to_pylist(), strict=False))
+            lookup = dict(
+                zip(hashes.column("uid").to_pylist(), hashes.column("phash").to_pylist(), strict=False)
+            )
             thumbs = (
                 dict(zip(hashes.column("uid").to_pylist(), hashes.column("thumb").to_pylist(), strict=False))
                 if "thumb" in hashes.column_names

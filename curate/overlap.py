@@ -196,7 +196,9 @@ def _caption_matches(ds: Dataset, ev: dict) -> list[tuple[str, str]]:
     MIN_CAPTION_WORDS words: one DuckDB join streamed over the shards' caption column."""
     con = duck.connect()
     keys = caption_keys(con, ev["captions"])
-    wanted = [(eid, key) for eid, key in zip(ev["ids"], keys, strict=False) if len(key.split()) >= MIN_CAPTION_WORDS]
+    wanted = [
+        (eid, key) for eid, key in zip(ev["ids"], keys, strict=False) if len(key.split()) >= MIN_CAPTION_WORDS
+    ]
     if not wanted:
         return []
     con.register("evals", pa.table({"eval_id": [e for e, _ in wanted], "key": [k for _, k in wanted]}))

@@ -2,7 +2,8 @@
 
 A recipe's tables configure the stages (docs/FORMAT.md, "Recipes"):
 
-    [input]     dataset = "PATH or s3://...", urls = [...] and/or crawl = [...], url_col, caption_col, keep_cols
+    [input]     dataset = "PATH or s3://...", urls = [...] and/or crawl = [...],
+                url_col, caption_col, keep_cols
     [download]  any DownloadConfig field (image_size, resize_mode, allow_networks, ...)
     [annotate]  any annotate() option by name: signals = [...], language_backend, language_model = "PATH",
                 clip_model, clip_checkpoint = "PATH", device, entries = "PATH" (the concepts signal's
@@ -227,7 +228,8 @@ def _stop_on_failed_shards(stage: str, result: dict, root: str) -> None:
     if failed:
         key, error = next(iter(failed.items()))
         raise CurateError(
-            f"stage {stage}: {len(failed)} shard(s) failed after retries (first: {key}: {error.splitlines()[0]}). "
+            f"stage {stage}: {len(failed)} shard(s) failed after retries "
+            f"(first: {key}: {error.splitlines()[0]}). "
             f"Finished shards in {root} are kept; fix the cause and rerun the same command to resume."
         )
 

@@ -175,7 +175,8 @@ def _arrow_schemas() -> dict[str, Any]:
         pa.field("sha256", pa.string()),  # of the downloaded body
         pa.field("bytes", pa.int64()),  # of the downloaded body (decompressed), not of the stored image
         pa.field("fetched_at", pa.timestamp("ms", tz="UTC")),
-        # The decoder's name for the downloaded image ("jpeg", "png", "webp", "gif", "mpo", ...): LAION's rule.
+        # The decoder's name for the downloaded image ("jpeg", "png", "webp", "gif", "mpo", ...):
+        # LAION's rule.
         pa.field("original_format", pa.string()),
     ]
     SHARD_SCHEMA = pa.schema(SHARD_FIELDS)

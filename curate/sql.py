@@ -240,7 +240,8 @@ class _ViewBuilder:
         return [
             (r[0], r[1])
             for r in self.con.execute(
-                "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index",
+                "SELECT column_name, data_type FROM duckdb_columns() "
+                "WHERE table_name = ? ORDER BY column_index",
                 [view],
             ).fetchall()
         ]

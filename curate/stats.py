@@ -192,7 +192,8 @@ def _dists(con: duckdb.DuckDBPyConnection, dists: tuple[Dist, ...], source: str,
 def _dist_out(row: dict, d: Dist) -> dict:
     n = int(row[f"{d.key}__n"])
     q = row[f"{d.key}__q"] or []
-    labels = [f"{_num(lo)}-{_num(hi)}" for lo, hi in zip(d.edges, d.edges[1:], strict=False)] + [f">={_num(d.edges[-1])}"]
+    ranges = [f"{_num(lo)}-{_num(hi)}" for lo, hi in zip(d.edges, d.edges[1:], strict=False)]
+    labels = ranges + [f">={_num(d.edges[-1])}"]
     return {
         "count": n,
         "min": _round(row[f"{d.key}__min"]),
@@ -371,7 +372,8 @@ def _duplicates(con: duckdb.DuckDBPyConnection) -> dict:
         con,
         """
         WITH dup AS (SELECT DISTINCT cluster_id FROM clusters WHERE NOT is_representative),
-             sizes AS (SELECT cluster_id, count(*) AS n FROM clusters SEMI JOIN dup USING (cluster_id) GROUP BY 1)
+             sizes AS (SELECT cluster_id, count(*) AS n
+                       FROM clusters SEMI JOIN dup USING (cluster_id) GROUP BY 1)
         SELECT (SELECT count(*) FROM clusters) AS samples,
                (SELECT count(*) FROM clusters WHERE NOT is_representative) AS duplicates,
                (SELECT count(*) FROM sizes) AS clusters,

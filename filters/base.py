@@ -4,7 +4,8 @@ A filter only states *when a sample is dropped*: a DuckDB boolean expression ove
 row. curate.decide runs all active filters in one query and records each one's `reason` string.
 
 Columns available to expressions (aliases of the join in curate.decide):
-  s.*         the download shard row without image bytes (uid, url, caption, status, error_class, width, height)
+  s.*         the download shard row without image bytes
+              (uid, url, caption, status, error_class, width, height)
   image.*, hashes.*, language.*, nsfw.*, caption.*   the `curate annotate` signals
   dedup.*     signals/dedup/clusters.parquet (curate dedup)
   clip.*      signals/clip: clip_score, image/text embeddings (curate annotate --signals clip)

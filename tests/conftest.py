@@ -1,4 +1,7 @@
-"""Shared fixtures: the real-data reference folder and reference wheels (skipped with a reason where absent)."""
+"""Shared fixtures: the real-data reference folder and reference wheels.
+
+Each is skipped with a reason where absent.
+"""
 
 from __future__ import annotations
 

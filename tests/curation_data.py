@@ -1,7 +1,8 @@
 """Real small datasets for the dedup / overlap / filter / export / takedown tests.
 
 Images are real encoded JPEG/PNG photos made with numpy (smooth colour fields, shapes and sensor noise),
-hashes and thumbnails come from the annotate stage's own functions, and every file is written in the documented schemas:
+hashes and thumbnails come from the annotate stage's own functions, and every file is written in the
+documented schemas:
 shards (curate.schema.SHARD_SCHEMA) and the signals of `curate annotate`.
 """
 

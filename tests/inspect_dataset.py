@@ -173,7 +173,10 @@ def _write_manifest_and_stats(root: str, samples: list[Sample]) -> None:
 
 
 def _write_benchmark(folder: str) -> str:
-    """A folder benchmark (class sub-folders): a re-encoded copy of the `bench` sample and three clean images."""
+    """A folder benchmark (class sub-folders).
+
+    Holds a re-encoded copy of the `bench` sample and three clean images.
+    """
     os.makedirs(f"{folder}/circle", exist_ok=True)
     os.makedirs(f"{folder}/square", exist_ok=True)
     leaked = make_photo(BENCH_SEED, (256, 256)).resize((224, 224))

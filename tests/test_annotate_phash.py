@@ -52,7 +52,8 @@ def test_hashes_from_bytes_agree_with_imagehash_full_decode(photos):
     ours, valid = phash_bytes(data)
     assert valid.all()
     reference = [imagehash.phash(Image.open(io.BytesIO(d))) for d in data]
-    distances = np.array([imagehash.hex_to_hash(to_hex(h)) - r for h, r in zip(ours, reference, strict=False)])
+    pairs = zip(ours, reference, strict=False)
+    distances = np.array([imagehash.hex_to_hash(to_hex(h)) - r for h, r in pairs])
     assert distances.mean() <= 1.5 and distances.max() <= 6  # reduced-size decode vs Lanczos on full pixels
 
 
@@ -110,7 +111,10 @@ def _letterboxed(img, side: int = 256, colour=(0, 0, 0)):
 
 
 def test_a_bordered_copy_matches_its_unbordered_original():
-    """Benchmark images are not letterboxed; their training copies (border mode) are: they must still match."""
+    """Benchmark images are not letterboxed; their training copies (border mode) are.
+
+    They must still match.
+    """
     import io
 
     from curate.annotate.phash import hash_images, near_duplicate

@@ -90,7 +90,8 @@ def dup_dataset(tmp_path_factory):
     samples.append(Sample("https://mirror.example/a.jpg", "mirror of zero", samples[0].image))
     # the same URL as photo 1 with another caption (and bytes re-encoded by the server)
     samples.append(Sample(samples[1].url, "another caption for one", encode(photos[1], quality=70)))
-    # transformed re-uploads of photos 10..29; photo 10's copy is twice as large: it must be the representative
+    # transformed re-uploads of photos 10..29; photo 10's copy is twice as large:
+    # it must be the representative
     for i in range(10, 30):
         data = transformed_copy(photos[i], rng) if i != 10 else encode(photos[i].resize((512, 512)))
         samples.append(Sample(f"https://reupload.example/{i}.jpg", f"reupload {i}", data))
@@ -243,7 +244,8 @@ def test_bucket_pairs_are_every_pair_with_equal_keys_within_the_radius():
     assert np.all(a < b) and len(a) == len(every) and set(zip(a.tolist(), b.tolist(), strict=False)) == every
     a, b = simhash.bucket_pairs_within(words, idx_bits, hashes, 10)
     within = {(x, y) for x, y in every if (int(hashes[x]) ^ int(hashes[y])).bit_count() <= 10}
-    assert len(within) > 1000 and set(zip(a.tolist(), b.tolist(), strict=False)) == within and len(a) == len(within)
+    found = set(zip(a.tolist(), b.tolist(), strict=False))
+    assert len(within) > 1000 and found == within and len(a) == len(within)
 
 
 def test_signals_without_thumbnails_fall_back_to_the_phash_radius(dup_dataset, tmp_path, caplog):

@@ -95,7 +95,8 @@ def test_notebooks_run_top_to_bottom_after_curate_demo(demo, monkeypatch):
     assert sum(t.startswith("mime:") and "image/png" in t for t in explore) == 2
 
     tune = "\n".join(_run("02_tune_a_recipe", demo, monkeypatch))
-    # The demo recipe was tuned and applied; the filter agreed with the SQL prediction (the notebook asserts it).
+    # The demo recipe was tuned and applied; the filter agreed with the SQL prediction
+    # (the notebook asserts it).
     assert (demo / "curate-demo/dataset/decisions/demo_tuned.parquet").exists()
     assert "demo_tuned: kept" in tune and "the SQL curve predicted" in tune
 

@@ -30,7 +30,10 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    """The stage and the pHash rule load numpy and pyarrow on first use, not when the CLI builds its parser."""
+    """Load the stage and the pHash rule on first use.
+
+    They import numpy and pyarrow, which the CLI does not need when it builds its parser.
+    """
     if name in _LAZY:
         import importlib
 

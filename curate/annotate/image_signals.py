@@ -112,7 +112,9 @@ def hashes_signal(shard: pa.Table, opts: Options) -> tuple[pa.Table, dict]:
             "uid": shard.column("uid"),
             "sha256": pa.array(sha, pa.string()),
             "phash": pa.array(hashes, mask=~valid),
-            "thumb": pa.array([t.tobytes() if ok else None for t, ok in zip(thumbs, valid, strict=False)], pa.binary(192)),
+            "thumb": pa.array(
+                [t.tobytes() if ok else None for t, ok in zip(thumbs, valid, strict=False)], pa.binary(192)
+            ),
         },
         schema=HASHES_SCHEMA,
     )

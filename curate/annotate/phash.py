@@ -36,7 +36,8 @@ _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as PIL's co
 # (the candidate radius) AND their 8x8 thumbnails correlate at DEFAULT_NEAR_DUP_SIMILARITY or more.
 #   pHash <= 14 alone:             recall 0.991, precision 0.350 (9,212 false pairs of 50M)
 #   pHash <= 14 and thumb >= 0.94: recall 0.984, precision 0.999 (4 false pairs)
-#   pHash <= 12 and thumb >= 0.94: recall 0.965, precision 0.999;  pHash <= 6 alone: recall 0.57, precision 0.99
+#   pHash <= 12 and thumb >= 0.94: recall 0.965, precision 0.999
+#   pHash <= 6 alone:              recall 0.57, precision 0.99
 # 64 bits alone cannot reach recall 0.95 and precision 0.99 together on this data: crops move the
 # low frequencies by up to 12 bits (p95), while distinct scenes of the same kind share layouts.
 DEFAULT_NEAR_DUP_DISTANCE = 14

@@ -211,7 +211,9 @@ def annotate(
     clip_batch_size: int = 64,
     entries: str | None = None,
 ) -> RunSummary:
-    """Compute the chosen signals (default: all; nsfw only if the [nsfw] extra is installed) per download shard.
+    """Compute the chosen signals per download shard.
+
+    Default: all; nsfw only if the [nsfw] extra is installed.
 
     Writes DATASET/signals/<name>/NNNNN.parquet (docs/FORMAT.md, section "signals") and a run summary
     at DATASET/signals/annotate.summary.json. Finished (signal, shard) pairs are skipped.

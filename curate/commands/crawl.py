@@ -1,4 +1,7 @@
-"""`curate crawl INPUT... -o MANIFEST_DIR`: image + alt-text pairs from WARC/WAT archives (docs/FORMAT.md#crawl)."""
+"""`curate crawl INPUT... -o MANIFEST_DIR`: image + alt-text pairs from WARC/WAT archives.
+
+See docs/FORMAT.md#crawl.
+"""
 
 from __future__ import annotations
 
@@ -71,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     )
     rate = f" ({s['pages_per_second']:,} pages/s)" if s["pages_per_second"] else ""
     print(
-        f"read {s['files_done']:,} of {s['inputs']:,} file(s): {s['records']:,} records, {s['pages']:,} pages, "
+        f"read {s['files_done']:,} of {s['inputs']:,} file(s): "
+        f"{s['records']:,} records, {s['pages']:,} pages, "
         f"{s['images_seen']:,} <img> in {s['seconds']:.1f} s{rate}"
     )
     print(

@@ -114,7 +114,8 @@ def run_command(args: argparse.Namespace) -> int:
     if summary.failed:
         key, error = next(iter(summary.failed.items()))
         print(
-            f"  {len(summary.failed)} shard(s) failed (first, {key}: {error.splitlines()[0]}); finished shards "
+            f"  {len(summary.failed)} shard(s) failed (first, {key}: {error.splitlines()[0]}); "
+            "finished shards "
             "are kept: fix the cause (disk space, permissions) and rerun the same command to finish"
         )
         return 1

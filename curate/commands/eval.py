@@ -67,10 +67,13 @@ def run(args: argparse.Namespace) -> int:
         if args.overlap:
             ov = E.overlap_aware(zs, args.overlap)
             results["overlap"] = ov
+
             def fmt(v):
                 return "n/a" if v is None else f"{v:.2%}"
+
             print(
-                f"overlap-aware: All {fmt(ov['all'])} ({ov['n_all']})  Clean {fmt(ov['clean'])} ({ov['n_clean']})  "
+                f"overlap-aware: All {fmt(ov['all'])} ({ov['n_all']})  "
+                f"Clean {fmt(ov['clean'])} ({ov['n_clean']})  "
                 f"Overlap {fmt(ov['overlap'])} ({ov['n_overlap']})  All-Clean {fmt(ov['all_minus_clean'])}"
             )
         zs.pop("predictions")  # per-image rows: too long for the summary

@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
             samples_per_shard=args.samples_per_shard,
         )
     print(
-        f"exported {s['samples']:,} samples of recipe {s['recipe']} in {len(s['shards'])} {s['format']} shard(s) "
+        f"exported {s['samples']:,} samples of recipe {s['recipe']} "
+        f"in {len(s['shards'])} {s['format']} shard(s) "
         f"to {s['out']} in {s['seconds']:.1f} s"
         + (" (label-only: all samples, reasons as labels)" if s["label_only"] else "")
     )

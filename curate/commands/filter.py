@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
         s = filter_dataset(args.dataset, args.recipe, label_only=args.label_only)
     pct = 100.0 * s["kept"] / s["samples"] if s["samples"] else 0.0
     print(
-        f"recipe {s['recipe']}: kept {s['kept']:,} of {s['samples']:,} samples ({pct:.1f}%) in {s['seconds']:.2f} s"
+        f"recipe {s['recipe']}: kept {s['kept']:,} of {s['samples']:,} samples ({pct:.1f}%) "
+        f"in {s['seconds']:.2f} s"
         + (" [label-only: export will include dropped samples with their reasons]" if s["label_only"] else "")
     )
     for reason, n in sorted(s["dropped_by_reason"].items(), key=lambda kv: -kv[1]):

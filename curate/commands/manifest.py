@@ -1,4 +1,7 @@
-"""`curate manifest INPUT... -o OUT_DIR`: normalise URL lists into manifest parts (docs/FORMAT.md#manifest)."""
+"""`curate manifest INPUT... -o OUT_DIR`: normalise URL lists into manifest parts.
+
+See docs/FORMAT.md#manifest.
+"""
 
 from __future__ import annotations
 

@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         results = overlap(args.dataset, benchmarks, max_distance=k, workers=args.workers)
     print(format_table(results))
     print(
-        f"wrote {Dataset(args.dataset).signals_dir('overlap')}/<benchmark>.parquet and <benchmark>.eval.parquet"
+        f"wrote {Dataset(args.dataset).signals_dir('overlap')}/<benchmark>.parquet "
+        "and <benchmark>.eval.parquet"
     )
     return 0

@@ -53,7 +53,10 @@ def _quant(d: dict) -> str:
 
 
 def render(s: dict) -> str:
-    """Human-readable summary of `compute_stats` output; sections not built yet say which command builds them."""
+    """Human-readable summary of `compute_stats` output.
+
+    Sections not built yet say which command builds them.
+    """
     out = [f"dataset {s['dataset']}"]
     m = s["manifest"]
     out.append(

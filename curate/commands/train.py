@@ -1,4 +1,7 @@
-"""`curate train DATA -o RUN_DIR --model tiny`: train CLIP on exported shards (torchrun for several processes)."""
+"""`curate train DATA -o RUN_DIR --model tiny`: train CLIP on exported shards.
+
+Use torchrun for several processes.
+"""
 
 from __future__ import annotations
 

@@ -28,7 +28,9 @@ _HINTS = {
     "dns": "failed DNS resolution: is this machine online?",
     "connect": "could not connect: is a firewall or proxy blocking outgoing connections?",
     "timeout": "timed out: the network is slow or the hosts are overloaded (see --total-timeout)",
-    "private_address": "point at addresses that are not public: name them with --allow-networks CIDR if intended",
+    "private_address": (
+        "point at addresses that are not public: name them with --allow-networks CIDR if intended"
+    ),
     "host_unreachable": "were on hosts cut off after repeated failures: is the network reachable?",
     "robots_disallowed": "are disallowed by robots.txt for this user agent",
     "x_robots_tag": "were refused by an X-Robots-Tag header (noai, noindex, ...)",

@@ -195,8 +195,11 @@ def _absolute(path: str) -> str:
 
 
 def _write_manifest_summary(ds: Dataset, folder: str, seconds: float) -> None:
-    """manifest/.curate/summary.json in `curate manifest`'s layout (counted from the parts and the shards' stats,
-    so a resumed import counts every shard), so the manifest reads as a finished one."""
+    """manifest/.curate/summary.json in `curate manifest`'s layout.
+
+    Counted from the parts and the shards' stats, so a resumed import counts every shard,
+    so the manifest reads as a finished one.
+    """
     parts = ds.manifest_parts()
     status = Counter()
     for part in parts:
