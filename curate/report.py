@@ -39,7 +39,8 @@ def build_report(
 ) -> dict:
     """Write the report for `dataset` (galleries for `recipe`, default: the first decided) to `output`.
 
-    `output` is replaced only when it is an earlier report (curate.publish) and never inside the dataset's data.
+    `output` is replaced only when it is an earlier report (curate.publish) and never inside the dataset's
+    data.
     """
     publish.check_file_replaceable(output, "report", dataset)
     stats = compute_stats(dataset, targets=targets)
@@ -184,7 +185,7 @@ class _Galleries:
         if self.recipe:
             rows = self._rows(
                 """SELECT s.uid, s.url, s.caption FROM decisions d JOIN samples s USING (uid)
-                                 WHERE d.recipe = ? AND d.keep AND s.status = 'success' ORDER BY s.uid LIMIT ?""",
+                   WHERE d.recipe = ? AND d.keep AND s.status = 'success' ORDER BY s.uid LIMIT ?""",
                 self.recipe,
                 n,
             )
@@ -197,7 +198,8 @@ class _Galleries:
         if not rows:
             return f'<h2>{title}</h2><p class="muted">none</p>'
         thumbs = self._thumbs([r["uid"] for r in rows])
-        return f'<h2>{title}</h2><div class="gallery">{"".join(card(thumbs.get(r["uid"]), r) for r in rows)}</div>'
+        cards = "".join(card(thumbs.get(r["uid"]), r) for r in rows)
+        return f'<h2>{title}</h2><div class="gallery">{cards}</div>'
 
     def by_reason(self, reasons: dict[str, int], n: int) -> str:
         if not self.recipe or not reasons:
@@ -249,7 +251,8 @@ class _Galleries:
                     out.append("</div>")
                 current = r["cluster_id"]
                 out.append(
-                    f'<div class="row"><div class="muted">cluster {esc(current)}<br>{esc(r["size"])} samples</div>'
+                    f'<div class="row"><div class="muted">cluster {esc(current)}<br>'
+                    f"{esc(r['size'])} samples</div>"
                 )
             role = (
                 "representative"
@@ -278,8 +281,8 @@ class _Galleries:
         )
         rows = self._rows(
             """SELECT o.uid, o.benchmark, o.eval_id, o.distance, o.match_kind, s.url, s.caption
-                             FROM overlap o LEFT JOIN samples s USING (uid) ORDER BY o.benchmark, o.eval_id, o.uid
-                             LIMIT ?""",
+               FROM overlap o LEFT JOIN samples s USING (uid) ORDER BY o.benchmark, o.eval_id, o.uid
+               LIMIT ?""",
             n,
         )
         thumbs = self._thumbs([r["uid"] for r in rows])

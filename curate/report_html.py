@@ -28,7 +28,8 @@ MAX_SOURCE_PIXELS = 50_000_000  # refuse to decode bigger images (decompression 
 CAPTION_CHARS = 240
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1200px;padding:16px 24px;
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;\
+max-width:1200px;padding:16px 24px;
 color:#1d232b;background:#fafbfc}
 h1{font-size:24px;margin:8px 0 2px} h2{font-size:19px;margin:28px 0 8px;border-bottom:1px solid #d9dee5;
 padding-bottom:4px} h3{font-size:15px;margin:18px 0 6px}
@@ -40,7 +41,8 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 .gallery{display:flex;flex-wrap:wrap;gap:10px} .card{width:170px;background:#fff;border:1px solid #e3e7ec;
 padding:5px;font-size:12px;overflow-wrap:anywhere} .card img{display:block;max-width:160px;max-height:160px;
 margin:0 auto 4px} .card .cap{white-space:pre-wrap} .card .why{color:#a33b2c}
-.row{display:flex;gap:10px;align-items:flex-start;margin:8px 0;padding:6px;background:#fff;border:1px solid #e3e7ec}
+.row{display:flex;gap:10px;align-items:flex-start;margin:8px 0;padding:6px;background:#fff;\
+border:1px solid #e3e7ec}
 .noimg{width:160px;height:60px;display:flex;align-items:center;justify-content:center;background:#eef1f5;
 color:#5b6673;margin:0 auto 4px}
 """
@@ -62,7 +64,8 @@ def link(url: str | None, text: str | None = None) -> str:
     if scheme not in ("http", "https") or any(c in url for c in "\r\n\t"):
         shown = url if len(url) <= CAPTION_CHARS else url[: CAPTION_CHARS - 1] + "…"
         return f'<span class="badurl">{esc(shown)}</span>'
-    return f'<a href="{esc(url)}" rel="noopener noreferrer nofollow">{esc(text if text is not None else url)}</a>'
+    shown = text if text is not None else url
+    return f'<a href="{esc(url)}" rel="noopener noreferrer nofollow">{esc(shown)}</a>'
 
 
 def thumbnail(data: bytes | None) -> str | None:
@@ -104,7 +107,8 @@ def card(uri: str | None, sample: dict, extra: str = "") -> str:
     """One gallery tile: thumbnail, caption, uid, link to the source, and `extra` (already escaped HTML)."""
     return (
         f'<div class="card">{img(uri, sample.get("caption") or "")}{caption(sample.get("caption"))}'
-        f'<div class="muted">{esc(sample["uid"][:12])} · {link(sample.get("url"), "source")}</div>{extra}</div>'
+        f'<div class="muted">{esc(sample["uid"][:12])} · {link(sample.get("url"), "source")}</div>'
+        f"{extra}</div>"
     )
 
 

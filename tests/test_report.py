@@ -140,10 +140,12 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     #    report's images from a same-origin frame once it has loaded.
     probe = tmp_path / "probe.html"
     shutil.copy(report["path"], tmp_path / "report.html")
-    probe.write_text("""<!DOCTYPE html><html><body><iframe id="f" src="report.html"></iframe><pre id="out">pending</pre>
+    probe.write_text("""<!DOCTYPE html><html><body><iframe id="f" src="report.html"></iframe>\
+<pre id="out">pending</pre>
 <script>document.getElementById('f').addEventListener('load', function () {
   var d = this.contentDocument, imgs = Array.from(d.images);
-  document.getElementById('out').textContent = 'RESULT ' + JSON.stringify({title: d.title, images: imgs.length,
+  document.getElementById('out').textContent = 'RESULT ' + \
+JSON.stringify({title: d.title, images: imgs.length,
     loaded: imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length,
     scripts: d.querySelectorAll('script').length});
 });</script></body></html>""")

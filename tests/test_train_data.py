@@ -1,4 +1,7 @@
-"""The training data stream: shard splitting over ranks and workers, bad samples, tars, crops, resume state."""
+"""The training data stream.
+
+Shard splitting over ranks and workers, bad samples, tars, crops, resume state.
+"""
 
 from __future__ import annotations
 
@@ -140,7 +143,10 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _pil_crop(data: bytes, seed: int, size: int, draft: tuple[int, int] | None = None) -> np.ndarray:
-    """The reference: PIL decode (optionally DCT-scaled), then PIL's bilinear resize of the same random box."""
+    """The reference.
+
+    PIL decode (optionally DCT-scaled), then PIL's bilinear resize of the same random box.
+    """
     img = Image.open(io.BytesIO(data))
     w, h = img.size
     box = D.random_box(w, h, random.Random(seed))
@@ -148,7 +154,8 @@ def _pil_crop(data: bytes, seed: int, size: int, draft: tuple[int, int] | None =
         img.draft("RGB", draft)
     img = img.convert("RGB")
     sx, sy = img.size[0] / w, img.size[1] / h
-    box = tuple(round(v * s) for v, s in zip(box, (sx, sy, sx, sy), strict=False))  # curate cuts whole decoded pixels
+    # curate cuts whole decoded pixels
+    box = tuple(round(v * s) for v, s in zip(box, (sx, sy, sx, sy), strict=False))
     return np.asarray(img.resize((size, size), Image.BILINEAR, box=box))
 
 
@@ -165,7 +172,10 @@ def test_crops_and_reduced_decoding():
 
 
 def test_train_crops_match_pil_bilinear_reference():
-    """simplejpeg decode + torch's uint8 antialiased resize against PIL decode + PIL bilinear on the same box."""
+    """simplejpeg decode + torch's uint8 antialiased resize.
+
+    Compared against PIL decode + PIL bilinear on the same box.
+    """
     for seed, photo in enumerate(samples(6, size=256)):
         got = D.train_image(photo["image"], 224, random.Random(seed)).numpy()
         assert _psnr(got, _pil_crop(photo["image"], seed, 224)) > 55

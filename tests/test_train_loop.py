@@ -1,4 +1,7 @@
-"""The training loop: learning, exact resume, DDP (2 gloo processes) and accumulation equal to one big batch."""
+"""The training loop.
+
+Learning, exact resume, DDP (2 gloo processes) and accumulation equal to one big batch.
+"""
 
 from __future__ import annotations
 
@@ -97,7 +100,10 @@ def test_resume_gives_the_same_next_batches_and_losses(tmp_path, shards):
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_train_end_to_end(tmp_path, shards):
-    """`torchrun -m curate train` with 2 gloo processes: one report, both ranks' data positions checkpointed."""
+    """`torchrun -m curate train` with 2 gloo processes.
+
+    One report, both ranks' data positions checkpointed.
+    """
     run = tmp_path / "ddp-run"
     cmd = [
         sys.executable,
@@ -201,7 +207,10 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_ddp_two_gloo_processes_equal_one_process(tmp_path):
-    """Per-rank halves of a fixed batch under DDP give the single-process losses and SGD updates (both losses)."""
+    """Per-rank halves of a fixed batch under DDP.
+
+    They give the single-process losses and SGD updates (both losses).
+    """
     out = str(tmp_path / "ddp.pt")
     mp.spawn(_ddp_worker, args=(2, _free_port(), out), nprocs=2, join=True)
     ddp = torch.load(out)

@@ -58,7 +58,8 @@ def test_load_pretrained_open_clip_and_openai_layouts(tmp_path):
     torch.save({"state_dict": {f"module.{k}": v for k, v in src.state_dict().items()}}, tmp_path / "oc.pt")
     dst = CLIP(get_config("tiny", vocab_size=300))
     load_pretrained(dst, str(tmp_path / "oc.pt"), "open_clip")
-    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), dst.state_dict().values(), strict=False))
+    pairs = zip(src.state_dict().values(), dst.state_dict().values(), strict=False)
+    assert all(torch.equal(a, b) for a, b in pairs)
     openai = dict(src.state_dict(), input_resolution=torch.tensor(64), context_length=torch.tensor(77))
     torch.save(openai, tmp_path / "openai.pt")
     load_pretrained(CLIP(get_config("tiny", vocab_size=300)), str(tmp_path / "openai.pt"), "openai")
@@ -150,7 +151,10 @@ def test_one_step_matches_hand_computation():
     grad_s = (G * logits).sum()
     dL_df = math.exp(s) * G @ t
     dL_dz = np.stack(
-        [(np.eye(len(fi)) - np.outer(fi, fi)) @ g / np.linalg.norm(zi) for fi, g, zi in zip(f, dL_df, z, strict=False)]
+        [
+            (np.eye(len(fi)) - np.outer(fi, fi)) @ g / np.linalg.norm(zi)
+            for fi, g, zi in zip(f, dL_df, z, strict=False)
+        ]
     )
     grad_Pv = h_img.T @ dL_dz
     np.testing.assert_allclose(model.visual.proj.detach().numpy(), P_v - lr * grad_Pv, rtol=1e-9, atol=1e-12)
@@ -171,7 +175,10 @@ def test_siglip_loss_by_hand():
 
 
 def test_gradient_checkpointing_and_bf16_autocast_keep_the_step():
-    """Checkpointed activations give the same gradients; a bf16-autocast step (the GPU path) runs and stays close."""
+    """Checkpointed activations give the same gradients.
+
+    A bf16-autocast step (the GPU path) runs and stays close.
+    """
     torch.manual_seed(4)
     images, texts = torch.randn(4, 3, 32, 32), torch.randint(0, 48, (4, 77))
     texts[:, 6] = 49

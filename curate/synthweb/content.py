@@ -163,7 +163,10 @@ def _copy_transform(
 
 
 def _bursts(n_images: int, share: float) -> dict[int, int]:
-    """Copy slot -> its original's slot: evenly spread runs of BURST_SIZE slots, an original then its copies."""
+    """Copy slot -> its original's slot.
+
+    Evenly spread runs of BURST_SIZE slots, an original then its copies.
+    """
     n_bursts = round(n_images * share) // (BURST_SIZE - 1)
     if n_bursts == 0:
         return {}

@@ -22,7 +22,8 @@ FAULT_PATHS: dict[str, str] = {
     "http_503": "/fault/unavailable.jpg",  # always 503 with Retry-After
     "slow": "/fault/slow.jpg",  # headers only after `slow_seconds`, then the image
     "stall": "/fault/stall.jpg",  # headers and a quarter of the body, then silence
-    "truncated": "/fault/truncated.jpg",  # Content-Length larger than the body sent, then the connection closes
+    # Content-Length larger than the body sent, then the connection closes
+    "truncated": "/fault/truncated.jpg",
     "redirect_chain": "/fault/hop/3.jpg",  # 3 redirects (relative and absolute Location) ending at an image
     "redirect_too_many": "/fault/hop/9.jpg",  # 9 redirects: more than a client should follow
     "redirect_loop": "/fault/loop-a.jpg",  # a -> b -> a -> ...

@@ -176,6 +176,7 @@ def render_index(page_paths: list[str], base_url: str) -> bytes:
     """The site's home page: a plain list of links to every page."""
     items = "\n".join(f'<li><a href="{base_url}{path}">{path}</a></li>' for path in page_paths)
     return (
-        f'<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8"><title>Synthetic Web</title></head>\n'
+        f'<!DOCTYPE html>\n<html lang="en">\n'
+        f'<head><meta charset="utf-8"><title>Synthetic Web</title></head>\n'
         f"<body><h1>Synthetic Web</h1>\n<ul>\n{items}\n</ul>\n</body>\n</html>\n"
     ).encode()

@@ -138,7 +138,10 @@ class SyntheticWeb:
         self._rendered: dict[str, RenderedPage] = {}
 
     def _plan_fault_images(self) -> dict[str, ImageSpec]:
-        """The valid image behind each fault URL (served when faults are off, or after a recoverable fault)."""
+        """The valid image behind each fault URL.
+
+        Served when faults are off, or after a recoverable fault.
+        """
         out = {}
         for k, name in enumerate(FAULT_PATHS):
             rng = np.random.default_rng(derive_seed(self.seed, 2, k))
@@ -241,7 +244,10 @@ class SyntheticWeb:
         }
 
     def fault_image(self, name: str) -> SynthImage:
-        """The valid image a fault URL serves when faults are off (its caption and label are in manifest_rows)."""
+        """The valid image a fault URL serves when faults are off.
+
+        Its caption and label are in manifest_rows.
+        """
         spec = self._fault_specs[name]
         return self._public(spec, page_url="")
 
@@ -353,7 +359,10 @@ class SyntheticWeb:
             return n < self.rate_limit_count
 
     def set_faults(self, enabled: bool) -> None:
-        """Switch every fault on or off; off, each fault URL serves a valid image and robots.txt allows all."""
+        """Switch every fault on or off.
+
+        Off, each fault URL serves a valid image and robots.txt allows all.
+        """
         with self._lock:
             self.faults_enabled = enabled
             self._rate_limited.clear()

@@ -50,7 +50,10 @@ Record = tuple[str, str | None, bytes | None]  # (key, caption, image bytes)
 
 
 def list_shards(data: str | list[str]) -> list[str]:
-    """Shard files from a file, a folder of .tar (else .parquet) files, or a list of either (local or fsspec)."""
+    """Shard files from a file, a folder of .tar (else .parquet) files, or a list of either.
+
+    Local paths or fsspec URLs.
+    """
     shards: list[str] = []
     for item in [data] if isinstance(data, str) else data:
         fs, inner = storage.url_to_fs(item)
@@ -70,7 +73,10 @@ def list_shards(data: str | list[str]) -> list[str]:
 
 
 def count_samples(shards: list[str]) -> int | None:
-    """Rows in Parquet shards from their footers (None when tars are present: counting those means reading them)."""
+    """Rows in Parquet shards from their footers.
+
+    None when tars are present: counting those means reading them.
+    """
     total = 0
     for path in shards:
         if not path.endswith(".parquet"):
@@ -201,7 +207,10 @@ def record_rng(seed: int, epoch: int, worker: int, index: int) -> random.Random:
 
 
 def random_box(w: int, h: int, rng: random.Random, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3)) -> tuple[int, ...]:
-    """A RandomResizedCrop box (x0, y0, x1, y1): area fraction in `scale`, aspect ratio in `ratio` (log-uniform)."""
+    """A RandomResizedCrop box (x0, y0, x1, y1).
+
+    Area fraction in `scale`, aspect ratio in `ratio` (log-uniform).
+    """
     for _ in range(10):
         area = w * h * rng.uniform(*scale)
         aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
@@ -236,8 +245,8 @@ def dct_factor(box: tuple[int, ...], size: int) -> int:
 def _decode_crop(data: bytes, size: int, rng: random.Random) -> np.ndarray:
     """The random crop's pixels, (h, w, 3) uint8, from a decode no larger than the crop needs.
 
-    JPEGs go through simplejpeg (libjpeg-turbo, a third less CPU time than PIL's decoder), DCT-scaled by 1/2, 1/4
-    or 1/8 while the crop still spans `size` pixels (the same decode as PIL's `draft`; libjpeg's other
+    JPEGs go through simplejpeg (libjpeg-turbo, a third less CPU time than PIL's decoder), DCT-scaled by 1/2,
+    1/4 or 1/8 while the crop still spans `size` pixels (the same decode as PIL's `draft`; libjpeg's other
     factors, such as 7/8, decode slower than a full decode); other formats, and JPEGs it refuses (CMYK,
     damaged), go through PIL, which decodes what it can or raises.
     """
@@ -267,8 +276,11 @@ def _cut(pixels: np.ndarray, box: tuple[float, ...], sx: float, sy: float) -> np
 
 
 def resize(pixels: np.ndarray, size: int) -> torch.Tensor:
-    """(h, w, 3) uint8 -> (size, size, 3) uint8, bilinear with antialiasing like PIL's resize, in torch's
-    vectorised uint8 kernel (half PIL's CPU time, copy to channels-last included; no float copy of the image)."""
+    """(h, w, 3) uint8 -> (size, size, 3) uint8, bilinear with antialiasing like PIL's resize.
+
+    In torch's vectorised uint8 kernel (half PIL's CPU time, copy to channels-last included; no float copy
+    of the image).
+    """
     x = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).contiguous(memory_format=torch.channels_last)
     y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return y[0].permute(1, 2, 0)  # channels-last storage: this view is already (size, size, 3) contiguous
@@ -299,7 +311,10 @@ def normalize(images: torch.Tensor, device: torch.device | str = "cpu", dtype=to
 
 @dataclass
 class LoaderState:
-    """Where one rank's stream stands: per logical worker [epoch, records consumed, bad counts], and who is next."""
+    """Where one rank's stream stands.
+
+    Per logical worker [epoch, records consumed, bad counts], and who is next.
+    """
 
     workers: int
     next_worker: int = 0
@@ -428,7 +443,10 @@ def make_loader(stream: ShardStream, pin_memory: bool = False) -> torch.utils.da
 def iter_eval(
     shards: list[str], image_size: int, batch_size: int = 256
 ) -> Iterator[tuple[list, list, np.ndarray]]:
-    """(keys, captions, (B, H, W, 3) uint8 images) in file order, center-cropped; undecodable images skipped."""
+    """(keys, captions, (B, H, W, 3) uint8 images) in file order, center-cropped.
+
+    Undecodable images are skipped.
+    """
     keys, captions, images = [], [], []
     for path in shards:
         for key, caption, data in iter_records(path):

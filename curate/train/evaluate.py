@@ -37,7 +37,10 @@ TEMPLATES = (
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[CLIP, Tokenizer, dict]:
-    """(model in eval mode, its tokenizer, the checkpoint dict) from a .pt file or a run directory (its latest)."""
+    """(model in eval mode, its tokenizer, the checkpoint dict).
+
+    From a .pt file or a run directory (its latest checkpoint).
+    """
     path = Path(path)
     if path.is_dir():
         found = checkpoint_paths(path)
@@ -96,7 +99,10 @@ def classifier(
 
 
 def _labelled_images(data: str, image_size: int):
-    """(eval_ids, labels, (B, H, W, 3) uint8) batches from a class-folder tree or a Parquet with a label column."""
+    """(eval_ids, labels, (B, H, W, 3) uint8) batches.
+
+    From a class-folder tree or a Parquet with a label column.
+    """
     for batch in evalsets.read(data, batch_size=128):
         if batch.images is None:
             raise CurateError(f"{data}: zero-shot evaluation needs images, not a curate dataset")
@@ -164,13 +170,17 @@ def zero_shot(
 
 
 def overlap_aware(result: dict, flags_path: str) -> dict:
-    """Accuracy on All, Clean and Overlap subsets, joining predictions to `curate overlap`'s eval flags by eval_id."""
+    """Accuracy on All, Clean and Overlap subsets.
+
+    Predictions are joined to `curate overlap`'s eval flags by eval_id.
+    """
     if not Path(flags_path).is_file():
         raise CurateError(
             f"overlap flags {flags_path} do not exist; run `curate overlap DATASET --benchmark ...` first"
         )
     table = pq.read_table(flags_path, columns=["eval_id", "overlapping"])
-    flags = dict(zip(table.column("eval_id").to_pylist(), table.column("overlapping").to_pylist(), strict=False))
+    eval_ids = table.column("eval_id").to_pylist()
+    flags = dict(zip(eval_ids, table.column("overlapping").to_pylist(), strict=False))
     preds = result["predictions"]
     matched = [p for p in preds if p["eval_id"] in flags]
     if not matched:
@@ -201,7 +211,10 @@ def overlap_aware(result: dict, flags_path: str) -> dict:
 
 @torch.no_grad()
 def retrieval(checkpoint, data: str, device: str = "cpu", ks=(1, 5, 10)) -> dict:
-    """Image->text and text->image recall@K on a captioned Parquet (or shard folder): row i's caption is its match."""
+    """Image->text and text->image recall@K on a captioned Parquet (or shard folder).
+
+    Row i's caption is its match.
+    """
     model, tok, _ = load_checkpoint(checkpoint, device) if isinstance(checkpoint, (str, Path)) else checkpoint
     img, txt = [], []
     for _, captions, images in D.iter_eval(D.list_shards(data), model.config.image_size, batch_size=128):

@@ -32,8 +32,9 @@ def backward_scale() -> int:
 
 
 def replicated(param: torch.Tensor, micro_batches: int = 1) -> torch.Tensor:
-    """A parameter used whole in every rank's and micro-batch's loss (logit_scale, logit_bias): same value, gradient
-    divided by the number of copies.
+    """A parameter used whole in every rank's and micro-batch's loss (logit_scale, logit_bias).
+
+    Same value, gradient divided by the number of copies.
 
     Its gradient is already complete in each of those losses; summed over micro-batches and, after
     `backward_scale`, averaged by DDP, it would otherwise be world x micro-batches times too large.

@@ -64,7 +64,10 @@ def _versions(shards: list[str]) -> list[list]:
 
 
 def embed_dataset(loaded, dataset: str, device: str = "cpu", batch_size: int = 256) -> tuple[pa.Table, str]:
-    """(table of uid, caption, shard, embedding; its cache path), computing embeddings only when not cached."""
+    """(table of uid, caption, shard, embedding; its cache path).
+
+    Embeddings are computed only when not cached.
+    """
     model, _, ckpt = loaded
     shards, folder = source_shards(dataset)
     path = storage.join(folder, CACHE_FOLDER, f"{_tag(ckpt)}.parquet")
@@ -109,7 +112,10 @@ def search(
     k: int = 10,
     device: str = "cpu",
 ) -> dict:
-    """Top-k images of `dataset` for a text query or an image file: {"hits": [...], "cache": path, "n": int}."""
+    """Top-k images of `dataset` for a text query or an image file.
+
+    Returns {"hits": [...], "cache": path, "n": int}.
+    """
     if (query is None) == (image is None):
         raise CurateError("give exactly one query: a text, or --image PATH")
     loaded = load_checkpoint(checkpoint, device) if isinstance(checkpoint, (str, Path)) else checkpoint

@@ -4,9 +4,10 @@ Two vocabularies behind one interface:
 - `BytePairTokenizer` (default): a byte-level BPE trained on the run's own captions with HF `tokenizers`,
   saved with the run. The start/end tokens are added after training so that end-of-text has the highest
   id, which is what CLIP's pooling (argmax over token ids) relies on.
-- `ClipBPETokenizer`: CLIP's own `bpe_simple_vocab_16e6.txt.gz` given by path, for fine-tuning OpenAI/open_clip
-  weights. The BPE algorithm is reimplemented here; its cleaning is CLIP's exactly (ftfy's mojibake repair
-  included), and tests/test_train_clip_tokenizer.py checks the ids against open_clip's own tokenizer.
+- `ClipBPETokenizer`: CLIP's own `bpe_simple_vocab_16e6.txt.gz` given by path, for fine-tuning
+  OpenAI/open_clip weights. The BPE algorithm is reimplemented here; its cleaning is CLIP's exactly (ftfy's
+  mojibake repair included), and tests/test_train_clip_tokenizer.py checks the ids against open_clip's own
+  tokenizer.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ CONTEXT_LENGTH = 77
 
 
 def clean(text: str) -> str:
-    """CLIP's cleaning minus ftfy: HTML entities decoded (twice, as CLIP does), whitespace collapsed, lower case."""
+    """CLIP's cleaning minus ftfy.
+
+    HTML entities decoded (twice, as CLIP does), whitespace collapsed, lower case.
+    """
     text = html.unescape(html.unescape(text or ""))
     return regex.sub(r"\s+", " ", text).strip().lower()
 
@@ -58,7 +62,10 @@ class Tokenizer:
         raise NotImplementedError
 
     def __call__(self, texts: str | list[str], context_length: int | None = None) -> torch.Tensor:
-        """(N, context_length) int64 ids; too-long texts are cut and still end with the end token, as in CLIP."""
+        """(N, context_length) int64 ids.
+
+        Too-long texts are cut and still end with the end token, as in CLIP.
+        """
         texts = [texts] if isinstance(texts, str) else texts
         n_ctx = context_length or self.context_length
         out = torch.zeros(len(texts), n_ctx, dtype=torch.long)
@@ -87,7 +94,10 @@ class BytePairTokenizer(Tokenizer):
     def train(
         cls, captions, vocab_size: int = 4096, context_length: int = CONTEXT_LENGTH
     ) -> BytePairTokenizer:
-        """Learn a byte-level BPE of `vocab_size` ids (the 2 special tokens included) from an iterable of captions."""
+        """Learn a byte-level BPE of `vocab_size` ids from an iterable of captions.
+
+        The 2 special tokens are included in `vocab_size`.
+        """
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers import decoders, models, pre_tokenizers, trainers
 

@@ -6,7 +6,8 @@ Multi-GPU / CPU:  torchrun --nproc_per_node N -m curate train DATA -o RUN_DIR ..
 RUN_DIR/config.json        the full TrainConfig, model config, world size, versions (written at start)
 RUN_DIR/tokenizer.json     the BPE trained on the captions (absent when --tokenizer names a vocabulary)
 RUN_DIR/metrics.jsonl      one JSON row per logged step
-RUN_DIR/checkpoints/step_NNNNNNN.pt   weights (open_clip key names), optimizer, data position, config, tokenizer
+RUN_DIR/checkpoints/step_NNNNNNN.pt   weights (open_clip key names), optimizer, data position, config,
+                                      tokenizer
 RUN_DIR/summary.json       final metrics and checkpoint path (written at the end)
 """
 
@@ -70,7 +71,10 @@ def init_distributed(device: str) -> tuple[int, int, torch.device]:
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on matrices only: not on gains, biases, embeddings, logit_scale/bias (as CLIP/open_clip)."""
+    """Weight decay on matrices only.
+
+    Not on gains, biases, embeddings, logit_scale/bias (as CLIP/open_clip).
+    """
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -396,7 +400,10 @@ def save_checkpoint(
     metrics: dict,
     rank: int,
 ) -> Path:
-    """Atomically write step_NNNNNNN.pt with everything needed to resume exactly or to evaluate; keep the newest few."""
+    """Atomically write step_NNNNNNN.pt with everything needed to resume exactly or to evaluate.
+
+    Keep the newest few.
+    """
     states = [dataclasses.asdict(state)]
     if dist.is_initialized():
         states = [None] * world
