@@ -148,10 +148,12 @@ def test_ray_gives_the_same_outputs_as_local(tmp_path, local_ray):
     local_dir.mkdir()
     ray_dir.mkdir()
     faults = {"shard-004": {"fail_times": 1}, "shard-006": {"kill_first": True}}
+
     def with_failure(out):
         return [  # one job raises once, one kills its worker once
             type(j)(j.key, j.stats_path, {**j.payload, **faults.get(j.key, {})}) for j in jobs(out, 8, rows=7)
         ]
+
     local = execute(write_shard, with_failure(local_dir), executor="local", workers=2, retries=2)
     remote = execute(write_shard, with_failure(ray_dir), executor="ray", workers=2, retries=2)
     assert local_ray.is_initialized()  # the executor reused the running Ray and left it running

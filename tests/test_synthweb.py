@@ -93,8 +93,10 @@ def test_make_photo_is_deterministic_and_class_dependent():
     # The class colour dominates the object: mean red of red images beats that of blue ones.
     reds = [np.asarray(make_photo("red circle", s, 96), np.float32) for s in range(6)]
     blues = [np.asarray(make_photo("blue square", s, 96), np.float32) for s in range(6)]
+
     def excess(ims):
         return np.mean([(im[..., 0] - im[..., 2]).mean() for im in ims])
+
     assert excess(reds) > excess(blues) + 15
     with pytest.raises(ValueError, match="unknown class 'mauve blob'.*red circle"):
         make_photo("mauve blob", 0)
