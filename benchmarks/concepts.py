@@ -206,7 +206,7 @@ def make_pool(root: str, n: int, n_entries: int, per_shard: int = 500_000) -> No
 
 
 def bench_decide(n: int, n_entries: int, threads: int | None) -> None:
-    from curate.decide import filter_dataset
+    from curate.filter import filter_dataset
 
     root = os.path.join(WORK, f"pool_{n}")
     t = time.perf_counter()
@@ -304,8 +304,8 @@ def bench_value(steps: int, batch: int, seeds: int, t: int, head: int) -> None:
     import json
     import shutil
 
-    from curate.decide import filter_dataset
-    from curate.export import export
+    from curate.export.stage import export
+    from curate.filter import filter_dataset
     from curate.synthweb import CLASSES
     from curate.synthweb.benchmark import label_dir
     from curate.train.evaluate import zero_shot

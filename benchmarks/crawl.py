@@ -36,7 +36,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from curate.crawl.html_images import parse_html
-from curate.crawl.run import FileTask, crawl_file
+from curate.crawl.stage import FileTask, crawl_file
 from curate.crawl.wat_writer import write_wat
 from curate.executor import Job
 

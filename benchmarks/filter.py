@@ -201,7 +201,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=1_000_000)
     args = ap.parse_args()
-    from curate.decide import filter_dataset
+    from curate.filter import filter_dataset
     from curate.recipe import load_recipe
 
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_work", f"filter_{args.samples}")

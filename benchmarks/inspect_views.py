@@ -91,12 +91,12 @@ import json, sys, time
 mode, ds, threads, query = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 t0 = time.perf_counter()
 if mode == "curate-stats":
-    from curate.stats import compute_stats
+    from curate.inspect.stats import compute_stats
     t1 = time.perf_counter()
     s = compute_stats(ds, threads=threads)
     out = {"rows": s["download"]["rows"]}
 elif mode in ("curate-sql", "curate-sql-trusted"):
-    from curate import sql
+    from curate.inspect import sql
     t1 = time.perf_counter()
     trusted = mode == "curate-sql-trusted"  # as `curate sql` opens it: native reads, only the views named
     con, _ = sql.open_views(

@@ -25,7 +25,7 @@ from test_recipes_parity import datacomp_basic_reference, laion_alt_text  # noqa
 from curate.annotate import annotate  # noqa: E402
 from curate.annotate.language import _fasttext_model  # noqa: E402
 from curate.dataset import Dataset  # noqa: E402
-from curate.decide import filter_dataset  # noqa: E402
+from curate.filter import filter_dataset  # noqa: E402
 from curate.recipe import load_recipe  # noqa: E402
 
 COLUMNS = ["uid", "url", "caption", "status", "original_width", "original_height", "bytes", "original_format"]

@@ -101,7 +101,7 @@ def run_demo(
     compare: curate.demo_compare on a web with the real web's caption noise and near-duplicate bursts:
     caption_noise, bursts, seeds, trusted, top_fraction, eps (see `curate demo --compare`).
     """
-    from curate.pipeline import STAGES, run_pipeline
+    from curate.run import STAGES, run_pipeline
     from curate.synthweb import SyntheticWeb
 
     root = Path(out).resolve()
@@ -158,7 +158,7 @@ def run_demo(
         headline["eval_raw_pool"] = _train_raw_pool(recipe, dataset, bench.root)
         timings["raw pool train+eval"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
-    from curate.report import build_report
+    from curate.inspect.report import build_report
 
     report = build_report(dataset, str(root / "report.html"), recipe="demo")
     timings["report"] = round(time.perf_counter() - t0, 2)
@@ -199,9 +199,9 @@ def _headline(stages: dict[str, dict], bench) -> dict:
 
 def _train_raw_pool(recipe: dict, dataset: str, benchmark: Path) -> dict:
     """Same model, steps and batch as the curated run, on every downloaded sample (no filter but failures)."""
-    from curate.decide import filter_dataset
-    from curate.export import export
-    from curate.pipeline import train_from_table
+    from curate.export.stage import export
+    from curate.filter import filter_dataset
+    from curate.run import train_from_table
 
     raw = {"name": "raw", "description": "the raw pool: every downloaded sample", "filter": {}}
     decided = filter_dataset(dataset, raw)

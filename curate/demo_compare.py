@@ -44,7 +44,7 @@ def compare_pools(
     eps: float,
 ) -> dict:
     """Train and evaluate every pool; returns per-pool samples, per-seed accuracies, mean and sd."""
-    from curate.annotate.run import annotate
+    from curate.annotate.stage import annotate
     from curate.dedup import dedup
 
     start = time.perf_counter()
@@ -73,9 +73,9 @@ def compare_pools(
 
 def _train_filter_model(recipe: dict, dataset: str, images: list, trusted: int) -> str:
     """Train the data filtering network on `trusted` rule-kept samples whose alt text describes the image."""
-    from curate.decide import decisions_path
-    from curate.export import export
-    from curate.pipeline import train_from_table
+    from curate.export.stage import export
+    from curate.filter import decisions_path
+    from curate.run import train_from_table
 
     describes = {make_uid(img.url, img.caption) for img in images if img.caption_kind == "describes"}
     kept = storage.read_parquet(decisions_path(dataset, recipe["name"]), columns=["uid", "keep"])
@@ -105,10 +105,10 @@ def _train_filter_model(recipe: dict, dataset: str, images: list, trusted: int) 
 def _train_pool(
     recipe: dict, dataset: str, benchmark: Path, name: str, table: dict, seeds: tuple[int, ...]
 ) -> dict:
-    from curate.decide import filter_dataset
     from curate.demo import _evaluate
-    from curate.export import export
-    from curate.pipeline import train_from_table
+    from curate.export.stage import export
+    from curate.filter import filter_dataset
+    from curate.run import train_from_table
 
     rcp = {
         "name": f"compare-{name.replace('+', '-')}",

@@ -103,7 +103,7 @@ DROP_REASONS = (
 # Reasons a recipe's [balance] table adds (curate.concepts.balance), after every filter's.
 BALANCE_REASONS = ("no_concept", "balanced_out")
 
-# The stages `curate run` runs, in order (curate.pipeline).
+# The stages `curate run` runs, in order (curate.run).
 STAGES = ("ingest", "download", "annotate", "dedup", "overlap", "filter", "export", "train")
 
 # The per-shard signal sets `curate annotate` writes to signals/<name>/NNNNN.parquet, in the order it computes

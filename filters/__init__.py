@@ -1,7 +1,7 @@
 """Filters: one module per decision rule over stored signals (installed as curate.filters).
 
 Each filter has a stable public `reason` (curate.schema.DROP_REASONS, also its module's name) and turns
-its [filter] recipe settings into a DuckDB "drop when" expression; curate.decide runs them all in one query.
+its [filter] recipe settings into a DuckDB "drop when" expression; curate.filter runs them all in one query.
 """
 
 from __future__ import annotations

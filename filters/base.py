@@ -1,9 +1,9 @@
 """The small base class every filter derives from (datatrove's base_filter, as SQL).
 
 A filter only states *when a sample is dropped*: a DuckDB boolean expression over the joined sample
-row. curate.decide runs all active filters in one query and records each one's `reason` string.
+row. curate.filter runs all active filters in one query and records each one's `reason` string.
 
-Columns available to expressions (aliases of the join in curate.decide):
+Columns available to expressions (aliases of the join in curate.filter):
   s.*         the download shard row without image bytes
               (uid, url, caption, status, error_class, width, height)
   image.*, hashes.*, language.*, nsfw.*, caption.*   the `curate annotate` signals

@@ -129,10 +129,10 @@ def shared_dataset(tmp_path_factory) -> dict:
 
 def build(root: str) -> dict:
     """Write the dataset under `root` and run the real global stages on it; returns its roles and paths."""
-    from curate.decide import filter_dataset
     from curate.dedup import dedup
-    from curate.overlap import overlap
-    from curate.takedown import takedown
+    from curate.dedup.overlap import overlap
+    from curate.filter import filter_dataset
+    from curate.takedown.stage import takedown
 
     groups = build_samples()
     samples = [s for group in groups.values() for s in group]

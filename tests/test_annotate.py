@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from curate.annotate import SIGNALS, annotate
 from curate.annotate.image_signals import image_signal
 from curate.annotate.options import Options
-from curate.annotate.run import resolve_signals
+from curate.annotate.stage import resolve_signals
 from curate.cli import main
 from curate.dataset import stats_path
 from curate.errors import CurateError

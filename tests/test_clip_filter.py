@@ -12,8 +12,8 @@ import pytest
 from clip_signals import clip_table, write_clip_signals
 from curation_data import Sample, encode, make_photo, write_dataset
 
-from curate.decide import filter_dataset
 from curate.errors import CurateError
+from curate.filter import filter_dataset
 from curate.recipe import load_recipe
 
 # 12 downloaded samples with planted scores (two ties) and one failed download, in two shards.
@@ -111,9 +111,9 @@ def test_dfn_loop_train_on_trusted_score_the_pool_keep_the_top_and_train_again(t
     import pyarrow.parquet as pq
 
     from curate.cli import main
-    from curate.decide import decisions_path
-    from curate.export import export
-    from curate.pipeline import train_from_table
+    from curate.export.stage import export
+    from curate.filter import decisions_path
+    from curate.run import train_from_table
     from curate.schema import DECISIONS_SCHEMA
     from curate.synthweb.photos import CLASSES, make_photo
 

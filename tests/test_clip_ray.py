@@ -9,7 +9,7 @@ import pytest
 from annotate_data import make_dataset
 
 from curate.annotate.options import Options
-from curate.annotate.run import plan
+from curate.annotate.stage import plan
 from curate.dataset import Dataset
 from curate.executor import Job, execute
 from curate.executor.ray import task_options

@@ -205,8 +205,8 @@ def test_plain_state_dict_needs_a_model_name_that_fits(tmp_path, run):
 
 
 def test_curate_run_takes_the_clip_options_from_the_recipes_annotate_table(tmp_path, run):
-    from curate.pipeline import Context, _annotate
     from curate.recipe import load_recipe
+    from curate.run import Context, _annotate
 
     ds = str(tmp_path / "ds")
     make_dataset(ds, shards=1, rows=10)

@@ -15,10 +15,10 @@ from concept_pool import write_pool
 
 from curate.annotate import annotate
 from curate.concepts.balance import Balance
-from curate.decide import filter_dataset
 from curate.errors import CurateError
+from curate.filter import filter_dataset
+from curate.inspect.why import explain
 from curate.recipe import load_recipe
-from curate.why import explain
 
 
 def _annotated(tmp_path, rows, entries: str, per_shard: int = 5000) -> tuple[str, list[str]]:
@@ -200,7 +200,7 @@ def test_shipped_metaclip_recipe_loads():
 
 
 def test_curate_run_annotates_concepts_for_a_balanced_recipe(tmp_path):
-    from curate.pipeline import Context, _annotate
+    from curate.run import Context, _annotate
 
     root = str(tmp_path / "ds")
     write_pool(root, [("https://r.example/1.jpg", "a cat", True), ("https://r.example/2.jpg", "a dog", True)])

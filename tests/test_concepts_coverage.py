@@ -10,9 +10,9 @@ import pytest
 from concept_pool import write_pool
 
 from curate.annotate import annotate
-from curate.decide import filter_dataset
-from curate.report import build_report
-from curate.stats import compute_stats
+from curate.filter import filter_dataset
+from curate.inspect.report import build_report
+from curate.inspect.stats import compute_stats
 
 COUNTS = {"cat": 600, "dog": 300, "bird": 40, "fish": 10}
 LANGS = {"cat": "en", "dog": "en", "bird": "de", "fish": "fr"}

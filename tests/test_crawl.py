@@ -25,9 +25,9 @@ from warcio.warcwriter import WARCWriter
 
 from curate.cli import main
 from curate.crawl import CRAWL_SCHEMA, SUMMARY, crawl
+from curate.crawl.counters import CrawlStats
 from curate.crawl.html_images import parse_html
 from curate.crawl.pairs import PairCollector
-from curate.crawl.stats import CrawlStats
 from curate.crawl.wat import InvalidWat, parse_wat
 from curate.crawl.wat_writer import write_wat
 from curate.dataset import sidecar

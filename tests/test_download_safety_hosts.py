@@ -14,8 +14,8 @@ from test_download import read_shards, write_manifest
 
 from curate.download import DownloadConfig, download
 from curate.download.optout import OptOut
-from curate.manifest.takedown import Takedown
-from curate.takedown import matching_uids_sql, takedown
+from curate.takedown.requests import Takedown
+from curate.takedown.stage import matching_uids_sql, takedown
 from curate.urls import install_url_host, parse_target, url_host
 
 LOCAL = ("127.0.0.1/32", "::1/128")

@@ -13,9 +13,9 @@ import pytest
 from curation_data import Sample, encode, make_photo, write_dataset
 from PIL import Image
 
-from curate.decide import filter_dataset
 from curate.errors import CurateError
-from curate.export import export
+from curate.export.stage import export
+from curate.filter import filter_dataset
 from curate.storage import read_parquet
 
 

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 from curation_data import Sample, encode, make_photo, write_dataset
 
-from curate.decide import filter_dataset
-from curate.export import export
-from curate.takedown import takedown
+from curate.export.stage import export
+from curate.filter import filter_dataset
+from curate.takedown.stage import takedown
 
 
 @pytest.fixture()

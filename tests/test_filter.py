@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from curation_data import Sample, encode, make_photo, write_dataset
 
-from curate.decide import filter_dataset
 from curate.dedup import dedup
 from curate.errors import CurateError
+from curate.filter import filter_dataset
 from curate.recipe import available, load_recipe
 from curate.schema import TAKEDOWN_SCHEMA
 

@@ -22,8 +22,9 @@ from conftest import shared_path
 from curate.cli import main
 from curate.dataset import sidecar
 from curate.errors import CurateError
-from curate.manifest import SUMMARY, build_manifest, dedupe, jsonread, readers
-from curate.manifest.dedupe import SeenSet
+from curate.manifest import SUMMARY, build_manifest, jsonread, readers
+from curate.manifest import repeats as dedupe
+from curate.manifest.repeats import SeenSet
 from curate.schema import MANIFEST_SCHEMA, TAKEDOWN_SCHEMA, make_uid
 
 # url, caption: unicode, quotes, commas, a tab-free caption with a newline only where the format allows

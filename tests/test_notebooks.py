@@ -9,9 +9,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from curate import sql
 from curate.dataset import sidecar, stats_files
-from curate.stats import compute_stats
+from curate.inspect import sql
+from curate.inspect.stats import compute_stats
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")

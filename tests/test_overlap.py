@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from curation_data import Sample, encode, make_photo, transformed_copy, write_dataset
 
+from curate.dedup.overlap import caption_keys, format_table, overlap
 from curate.errors import CurateError
-from curate.overlap import caption_keys, format_table, overlap
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_overlap_errors_name_the_problem(contaminated, tmp_path):
 
 
 def test_filter_drops_the_flagged_training_samples(contaminated):
-    from curate.decide import filter_dataset
+    from curate.filter import filter_dataset
 
     root, eval_dir, _, _copies, train = contaminated
     overlap(root, {"bench": eval_dir})

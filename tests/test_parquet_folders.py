@@ -21,10 +21,10 @@ import pytest
 from download_server import FaultServer
 from test_download import FAST
 
-from curate.annotate.run import annotate
+from curate.annotate.stage import annotate
 from curate.dataset import SIDECAR_DIR, Dataset, sidecar, stats_files, stats_path
-from curate.decide import filter_dataset
 from curate.download import DownloadConfig, download
+from curate.filter import filter_dataset
 from curate.manifest import build_manifest
 
 polars = pytest.importorskip("polars")

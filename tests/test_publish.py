@@ -12,9 +12,9 @@ from curation_data import Sample, encode, make_photo, write_dataset
 
 from curate import publish
 from curate.cli import main
-from curate.decide import filter_dataset
 from curate.errors import CurateError
-from curate.export import export
+from curate.export.stage import export
+from curate.filter import filter_dataset
 from curate.storage import read_parquet
 
 
@@ -178,7 +178,7 @@ def test_train_marks_its_run_folder_and_resumes_it(filtered, tmp_path):
 
 
 def test_report_overwrites_only_an_earlier_report_outside_the_data(filtered, tmp_path):
-    from curate.report import build_report
+    from curate.inspect.report import build_report
 
     page = tmp_path / "card.html"
     build_report(filtered, str(page))

@@ -31,8 +31,8 @@ from PIL import Image
 
 from curate.annotate import annotate
 from curate.annotate.language import lid176_path
-from curate.decide import filter_dataset
 from curate.download import DownloadConfig, download
+from curate.filter import filter_dataset
 from curate.schema import MANIFEST_SCHEMA, make_uid
 
 FAST = {

@@ -15,7 +15,7 @@ import pytest
 from inspect_dataset import HOSTILE_CAPTION, HOSTILE_LINK, HOSTILE_URL, shared_dataset
 
 from curate.cli import main
-from curate.report import build_report
+from curate.inspect.report import build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(

@@ -18,7 +18,7 @@ import pytest
 
 from curate.dataset import Dataset, stats_files, stats_path
 from curate.demo import to_toml
-from curate.pipeline import run_pipeline
+from curate.run import run_pipeline
 from curate.synthweb import SyntheticWeb
 
 pytestmark = pytest.mark.slow

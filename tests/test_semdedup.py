@@ -11,11 +11,11 @@ from clip_signals import clip_table, write_clip_signals
 from curation_data import Sample, encode, make_photo, write_dataset
 
 from curate.cli import main
-from curate.decide import filter_dataset
 from curate.dedup import dedup
 from curate.dedup.semantic import semantic_edges
 from curate.errors import CurateError
-from curate.why import explain
+from curate.filter import filter_dataset
+from curate.inspect.why import explain
 
 DIM = 32
 

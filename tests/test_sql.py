@@ -1,4 +1,4 @@
-"""`curate sql` and curate.sql: views over a real dataset, errors, formats, read-only, fsspec URLs."""
+"""`curate sql` and curate.inspect.sql: views over a real dataset, errors, formats, read-only, fsspec URLs."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from inspect_dataset import RECIPES, shared_dataset
 
-from curate import sql
 from curate.cli import main
 from curate.dataset import stats_files
+from curate.inspect import sql
 from curate.schema import SHARD_SCHEMA
 
 
@@ -425,7 +425,7 @@ def test_read_only_filesystem_serves_only_its_root(ds, tmp_path):
     """The filesystem itself refuses other paths, whatever DuckDB's own settings allow."""
     import fsspec
 
-    from curate.readonly_fs import OutsideDatasetError, ReadOnlyFileSystem
+    from curate.inspect.readonly_fs import OutsideDatasetError, ReadOnlyFileSystem
 
     files = _outside_files(tmp_path)
     rofs = ReadOnlyFileSystem(fsspec.filesystem("file"), ds["root"])
@@ -457,7 +457,7 @@ def test_duckdb_spills_into_a_private_folder_removed_on_close(ds, tmp_path, monk
 
 
 def test_internal_connections_spill_into_a_private_folder_too(tmp_path, monkeypatch):
-    from curate import duck
+    from curate.inspect import duck
 
     monkeypatch.chdir(tmp_path)
     con = duck.connect()

@@ -14,7 +14,7 @@ from inspect_dataset import RECIPES, shared_dataset
 
 from curate.cli import main
 from curate.dataset import sidecar, stats_files
-from curate.stats import compute_stats
+from curate.inspect.stats import compute_stats
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_image_and_caption_distributions_match_numpy(ds, stats):
     assert sum(images["shorter_side"]["histogram"]["counts"]) == 25
     assert images["shorter_side"]["histogram"]["counts"][:2] == [1, 0]  # only the 64x48 image is under 128
     assert images["formats"] == {"jpeg": 24, "png": 1}
-    # the taken-down sample's caption statistics were nulled by the takedown (curate.purge)
+    # the taken-down sample's caption statistics were nulled by the takedown (curate.takedown.purge)
     chars = np.array([len(r["caption"]) for r in shards.to_pylist() if r["error_class"] != "takedown"], float)
     assert stats["captions"]["chars"]["mean"] == pytest.approx(chars.mean(), abs=1e-4)
     assert stats["captions"]["flags"] == {"filename": 1, "url": 0, "html": 1, "boilerplate": 0}
@@ -82,7 +82,8 @@ def test_image_and_caption_distributions_match_numpy(ds, stats):
 
 def test_language_nsfw_duplicates_overlap_recipes(ds, stats):
     top = {t["language"]: t["count"] for t in stats["language"]["top"]}
-    # 22 English captions, one of them taken down: its language was nulled by the takedown (curate.purge)
+    # 22 English captions, one of them taken down: its language was nulled by the takedown
+    # (curate.takedown.purge)
     assert top == {"en": 21, "unknown": 7, "de": 1, "fr": 1, "es": 1, "ja": 1}
     assert (
         stats["nsfw"]["image"]["at_least_0.5"] == 1 and stats["nsfw"]["image"]["histogram"]["counts"][-1] == 1
@@ -162,7 +163,7 @@ def test_partial_dataset_gets_a_card_with_missing_sections_named(ds, tmp_path, c
 def test_histogram_bins_are_half_open_at_exact_edges():
     import duckdb
 
-    from curate.stats import Dist, _dists
+    from curate.inspect.stats import Dist, _dists
 
     out = _dists(
         duckdb.connect(),
@@ -181,7 +182,7 @@ def test_failing_hosts_group_like_url_host_of_each_url():
     """The per-host grouping cuts URLs before parsing them: it must give what parsing every URL gives."""
     import duckdb
 
-    from curate.stats import _failing_hosts
+    from curate.inspect.stats import _failing_hosts
     from curate.urls import install_url_host
 
     urls = [

@@ -11,11 +11,11 @@ import duckdb
 import pytest
 from curation_data import Sample, encode, make_photo, write_dataset
 
-from curate.decide import filter_dataset
 from curate.errors import CurateError
-from curate.export import export
+from curate.export.stage import export
+from curate.filter import filter_dataset
 from curate.storage import read_parquet
-from curate.takedown import takedown
+from curate.takedown.stage import takedown
 
 
 @pytest.fixture()

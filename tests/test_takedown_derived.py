@@ -10,12 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 from curation_data import Sample, encode, make_photo, write_dataset
 
-from curate.decide import filter_dataset
 from curate.errors import CurateError
-from curate.export import export
-from curate.report import build_report
+from curate.export.stage import export
+from curate.filter import filter_dataset
+from curate.inspect.report import build_report
 from curate.schema import SHARD_SCHEMA
-from curate.takedown import takedown
+from curate.takedown.stage import takedown
 
 SECRET = "a photo its owner asked us to remove"
 

@@ -10,7 +10,7 @@ from inspect_dataset import RECIPES, shared_dataset
 
 from curate.cli import main
 from curate.errors import CurateError
-from curate.why import explain
+from curate.inspect.why import explain
 
 
 @pytest.fixture(scope="module")

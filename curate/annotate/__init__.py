@@ -21,8 +21,8 @@ __all__ = [
     "similarity",
 ]
 _LAZY = {
-    "SIGNALS": "run",
-    "annotate": "run",
+    "SIGNALS": "stage",
+    "annotate": "stage",
     "DEFAULT_NEAR_DUP_DISTANCE": "phash",
     "DEFAULT_NEAR_DUP_SIMILARITY": "phash",
     "similarity": "phash",

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from curate.dataset import Dataset
-    from curate.export import export
+    from curate.export.stage import export
 
     with Dataset(args.dataset).lock(NAME):
         s = export(

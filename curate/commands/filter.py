@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from curate.dataset import Dataset
-    from curate.decide import decisions_path, filter_dataset
+    from curate.filter import decisions_path, filter_dataset
 
     with Dataset(args.dataset).lock(NAME):
         s = filter_dataset(args.dataset, args.recipe, label_only=args.label_only)

@@ -36,8 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from curate.dataset import Dataset
+    from curate.dedup.overlap import format_table, overlap
     from curate.errors import CurateError
-    from curate.overlap import format_table, overlap
     from curate.recipe import load_recipe
 
     benchmarks: dict[str, str] = {}

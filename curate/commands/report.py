@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from curate.report import build_report
+    from curate.inspect.report import build_report
 
     r = build_report(
         args.dataset,

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from curate.pipeline import run_pipeline
+    from curate.run import run_pipeline
 
     stages = [s.strip() for s in args.stages.split(",")] if args.stages else None
     result = run_pipeline(

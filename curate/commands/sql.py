@@ -32,9 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import duckdb
 
-    from curate import publish, sql
+    from curate import publish
     from curate.errors import CurateError
-    from curate.sql_output import write_result
+    from curate.inspect import sql
+    from curate.inspect.output import write_result
 
     if not args.schema and not args.query:
         raise CurateError('give a QUERY, e.g. curate sql DATASET "SELECT count(*) FROM samples", or --schema')

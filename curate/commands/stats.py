@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from curate.stats import compute_stats
+    from curate.inspect.stats import compute_stats
 
     stats = compute_stats(args.dataset, args.recipe, threads=args.threads, targets=args.targets)
     print(json.dumps(stats, indent=2) if args.json else render(stats))
@@ -134,7 +134,7 @@ def render(s: dict) -> str:
         out.append(
             f"takedowns: {_counts(s['takedowns']['requests'])}; {s['takedowns']['uids_purged']:,} purged"
         )
-    from curate.coverage_report import render_text
+    from curate.inspect.coverage_report import render_text
 
     out += render_text(s.get("coverage"))
     out.append(f"({s['seconds']:.2f} s)")

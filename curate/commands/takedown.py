@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from curate.dataset import Dataset
-    from curate.takedown import takedown
+    from curate.takedown.stage import takedown
 
     with Dataset(args.dataset).lock(NAME):
         s = takedown(

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from curate.why import explain
+    from curate.inspect.why import explain
 
     info = explain(args.dataset, args.uid)
     print(json.dumps(info, indent=2, default=str) if args.json else render(info))

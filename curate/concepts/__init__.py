@@ -2,5 +2,5 @@
 
 entries.py reads the entry list (the default ships in curate/data), matching.py finds the entries each
 caption contains with one Aho-Corasick automaton, balance.py turns a recipe's [balance] table into SQL
-that curate.decide runs in its decision query.
+that curate.filter runs in its decision query.
 """

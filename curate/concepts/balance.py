@@ -1,4 +1,4 @@
-"""The recipe's [balance] table: MetaCLIP's concept balancing as SQL inside curate.decide's query.
+"""The recipe's [balance] table: MetaCLIP's concept balancing as SQL inside curate.filter's query.
 
     [balance]
     max_per_entry = 20000        # t: OpenAI kept at most 20,000 pairs per query (MetaCLIP: 170,000 at 2.5B)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from curate.crawl.stats import CrawlStats
+from curate.crawl.counters import CrawlStats
 
 try:  # ISA-L's inflate decodes the members about twice as fast as zlib's (benchmarks/crawl.py)
     from isal import isal_zlib as _inflate_lib

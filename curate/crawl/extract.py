@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from curate.crawl.archive import Record, WarcHeaders
+from curate.crawl.counters import CrawlStats
 from curate.crawl.html_images import parse_html
 from curate.crawl.http import HTML_TYPES, BadEncoding, BadHttp, decode_html, decoded_body, parse_response
 from curate.crawl.pairs import PairCollector
-from curate.crawl.stats import CrawlStats
 from curate.crawl.wat import InvalidWat, parse_wat
 
 

@@ -16,8 +16,8 @@ from urllib.parse import urljoin, urlsplit
 
 import pyarrow as pa
 
+from curate.crawl.counters import CrawlStats
 from curate.crawl.html_images import ImgRef
-from curate.crawl.stats import CrawlStats
 from curate.crawl.writer import pairs_table
 from curate.schema import UID_BYTES
 

@@ -15,10 +15,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from curate import duck, storage
+from curate import storage
 from curate.dataset import Dataset
 from curate.dedup import mih, simhash
 from curate.errors import CurateError
+from curate.inspect import duck
 
 log = logging.getLogger(__name__)
 

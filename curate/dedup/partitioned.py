@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curate import duck, storage
+from curate import storage
 from curate.dataset import Dataset, sidecar
 from curate.dedup import clusters, components, hashing, mih, nodes, shuffle, simhash
 from curate.dedup.hashing import default_max_distance, default_similarity
@@ -49,6 +49,7 @@ from curate.dedup.stage import CLUSTERS_SCHEMA, DUPLICATE_KINDS, _same_value_edg
 from curate.errors import CurateError
 from curate.executor import Job, execute
 from curate.extras import require
+from curate.inspect import duck
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,10 @@ import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from tqdm import tqdm
 
-from curate import duck, storage
+from curate import storage
 from curate.dataset import Dataset
 from curate.errors import CurateError
+from curate.inspect import duck
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from curate import storage
 from curate.dataset import Dataset, stats_path
 from curate.download.config import DownloadConfig
 from curate.download.optout import load_optout
-from curate.download.run import finish_run, part_key, resolve_manifest
 from curate.download.shard import MANIFEST_CORE, base_row, precheck, shard_schema
+from curate.download.stage import finish_run, part_key, resolve_manifest
 from curate.download.writer import ShardWriter
 from curate.executor import RunSummary
 from curate.extras import require

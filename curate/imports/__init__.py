@@ -1,5 +1,5 @@
 """Existing datasets of other tools, taken in as curate datasets (`curate import`)."""
 
-from curate.imports.run import import_img2dataset
+from curate.imports.stage import import_img2dataset
 
 __all__ = ["import_img2dataset"]

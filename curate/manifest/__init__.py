@@ -2,10 +2,10 @@
 parts.
 
 inputs.py finds the files, readers.py/jsonread.py stream them, columns.py picks url/caption columns,
-normalize.py adds uid and status and drops repeats (dedupe.py), build.py writes parts
+normalize.py adds uid and status and drops repeats (repeats.py), stage.py writes parts
 and .curate/summary.json.
 """
 
-from curate.manifest.build import SUMMARY, build_manifest
+from curate.manifest.stage import SUMMARY, build_manifest
 
 __all__ = ["SUMMARY", "build_manifest"]

@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.manifest.dedupe import SeenSet
-from curate.manifest.takedown import Takedown
+from curate.manifest.repeats import SeenSet
 from curate.schema import UID_BYTES
+from curate.takedown.requests import Takedown
 
 # http(s), then a non-empty host. A URL without a scheme ("www.x.com/a.jpg") is invalid_url, not
 # guessed at: http vs https is unknown, and rewriting it would change the row's uid.

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import torch
 from tqdm import tqdm
 
-from curate import evalsets
+from curate.dedup import evalsets
 from curate.errors import CurateError
 from curate.train import data as D
 from curate.train.model import CLIP

@@ -20,9 +20,10 @@ import pyarrow as pa
 from PIL import Image
 from tqdm import tqdm
 
-from curate import publish, purge, storage
+from curate import publish, storage
 from curate.dataset import Dataset
 from curate.errors import CurateError
+from curate.takedown import purge
 from curate.train import data as D
 from curate.train.evaluate import embed_images, embed_texts, load_checkpoint
 

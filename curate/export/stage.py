@@ -20,12 +20,15 @@ from datetime import UTC, datetime
 import pyarrow as pa
 from tqdm import tqdm
 
-from curate import duck, export_index, hf_features, publish, storage, webdataset
+from curate import publish, storage
 from curate.dataset import Dataset
-from curate.decide import LABEL_ONLY_KEY, decisions_path
 from curate.errors import CurateError
+from curate.export import hf_features, webdataset
+from curate.export import index as export_index
+from curate.filter import LABEL_ONLY_KEY, decisions_path
+from curate.inspect import duck
 from curate.recipe import Recipe, load_recipe
-from curate.takedown import matching_uids_sql
+from curate.takedown.stage import matching_uids_sql
 
 log = logging.getLogger(__name__)
 

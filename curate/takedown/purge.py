@@ -1,6 +1,6 @@
 """Copies of a sample that curate derived from it, and removing them when the sample is taken down.
 
-`curate takedown` purges the image from the download shards and the exports (curate.takedown). What else
+`curate takedown` purges the image from the download shards and the exports (curate.takedown.stage). What else
 was derived from the sample is reached here (docs/CONSENT.md lists it):
 
 - per-shard signals (signals/<name>/<shard>.parquet): every column of the sample's row but `uid` and the
@@ -21,9 +21,10 @@ import os
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate import duck, storage
+from curate import storage
 from curate.dataset import Dataset
 from curate.errors import CurateError
+from curate.inspect import duck
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def registered(dataset: str) -> list[dict]:
 
 def purge_pages(dataset: str, uids: set[str]) -> dict[str, int]:
     """Write registered reports again and delete registered search pages that show one of `uids`."""
-    from curate.report import build_report
+    from curate.inspect.report import build_report
 
     counts = {"reports_rewritten": 0, "pages_deleted": 0}
     for entry in registered(dataset):

@@ -19,9 +19,10 @@ from functools import partial
 
 import duckdb
 
-from curate import coverage, sql, storage
+from curate import storage
 from curate.dataset import Dataset, stats_files
 from curate.errors import CurateError
+from curate.inspect import coverage, sql
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def compute_stats(
 ) -> dict:
     """Dataset-card numbers for `dataset`; the recipes section holds `recipe` only, or every recipe.
 
-    `coverage` holds the concept coverage card of each balanced recipe (curate.coverage), with sample
+    `coverage` holds the concept coverage card of each balanced recipe (curate.inspect.coverage), with sample
     counts for the concepts listed in the file `targets` (one per line) when given.
     """
     start = time.perf_counter()
@@ -117,7 +118,7 @@ def compute_stats(
             "takedowns": _takedowns if files["takedowns"] else None,
         }
         # Remote datasets are read through one fsspec filesystem whose file handles must not be shared
-        # between concurrent readers (see curate.duck.source): their sections run one at a time.
+        # between concurrent readers (see curate.inspect.duck.source): their sections run one at a time.
         workers = SECTION_WORKERS if storage.is_local(storage.url_to_fs(ds.root)[0]) else 1
         stats = {"dataset": str(dataset), "files": files, **_run_sections(con, sections, workers)}
         stats["coverage"] = coverage.cards(con, str(dataset), [recipe] if recipe else recipes, targets)

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from curate import storage
 from curate.dataset import Dataset
-from curate.webdataset import filter_tar
+from curate.export.webdataset import filter_tar
 
 log = logging.getLogger(__name__)
 

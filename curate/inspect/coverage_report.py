@@ -1,9 +1,10 @@
-"""The coverage card (curate.coverage) as text for `curate stats` and as an HTML section with a plot."""
+"""The coverage card (curate.inspect.coverage) as text for `curate stats` and as an HTML section with
+a plot."""
 
 from __future__ import annotations
 
 from curate.extras import MissingExtraError
-from curate.report_html import esc, img, png_uri, table
+from curate.inspect.report_html import esc, img, png_uri, table
 
 SHOWN = 10
 
@@ -98,7 +99,7 @@ def html(cards: dict | None) -> str:
 
 def curve_plot(curve: dict, recipe: str) -> bytes:
     """Entry count against entry rank on log axes, before and after balancing."""
-    from curate.report_plots import COLOUR, FIGSIZE, _png, _pyplot
+    from curate.inspect.report_plots import COLOUR, FIGSIZE, _png, _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)

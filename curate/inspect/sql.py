@@ -5,8 +5,8 @@ section "inspect"). A part that has not been built yet (no overlap run, no recip
 view with its documented columns, so that queries and notebooks written for a finished dataset run on
 a partial one; `describe()` says which views have no files and which command makes them.
 
-Read-only: dataset files are served to DuckDB through `curate.readonly_fs` (every write raises, every path
-outside the dataset's root is refused), DuckDB spills into a private temporary folder instead of
+Read-only: dataset files are served to DuckDB through `curate.inspect.readonly_fs` (every write raises,
+every path outside the dataset's root is refused), DuckDB spills into a private temporary folder instead of
 `<cwd>/.tmp`, and external access is then switched off and the configuration locked, so a query can read
 the dataset and nothing else, and can write nowhere (no COPY TO, ATTACH, INSTALL or LOAD).
 """
@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
-from curate import duck, storage
+from curate import storage
 from curate.dataset import Dataset
 from curate.errors import CurateError
-from curate.readonly_fs import PROTOCOL, ReadOnlyFileSystem
+from curate.inspect import duck
+from curate.inspect.readonly_fs import PROTOCOL, ReadOnlyFileSystem
 from curate.schema import (
     CLUSTERS_SCHEMA,
     DECISIONS_SCHEMA,

@@ -14,7 +14,8 @@ from collections import defaultdict
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate import duck, storage
+from curate import storage
+from curate.inspect import duck
 
 log = logging.getLogger(__name__)
 

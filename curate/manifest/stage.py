@@ -18,9 +18,9 @@ from curate.manifest.jsonread import JsonArrayReader, JsonlReader
 from curate.manifest.normalize import Normalizer
 from curate.manifest.problems import Problems
 from curate.manifest.readers import BATCH_ROWS, READ_ERRORS, CsvReader, ParquetReader, Reader, TxtReader
-from curate.manifest.takedown import Takedown
 from curate.manifest.values import cast_lenient
 from curate.schema import MANIFEST_SCHEMA, MANIFEST_STATUSES, with_extra_columns
+from curate.takedown.requests import Takedown
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import duckdb
 
-from curate import sql
 from curate.concepts import balance
 from curate.errors import CurateError
+from curate.inspect import sql
 
 MIN_PREFIX = 6
 CLUSTER_MEMBERS_SHOWN = 20

@@ -156,7 +156,7 @@ def _dedup(ctx: Context) -> dict:
 
 
 def _overlap(ctx: Context) -> dict:
-    from curate.overlap import overlap
+    from curate.dedup.overlap import overlap
 
     benchmarks = dict(ctx.recipe.overlap.get("benchmarks", {}))
     if not benchmarks:
@@ -165,13 +165,13 @@ def _overlap(ctx: Context) -> dict:
 
 
 def _filter(ctx: Context) -> dict:
-    from curate.decide import filter_dataset
+    from curate.filter import filter_dataset
 
     return filter_dataset(ctx.dataset, ctx.recipe)
 
 
 def _export(ctx: Context) -> dict:
-    from curate.export import export
+    from curate.export.stage import export
 
     spec = ctx.table("export")
     return export(

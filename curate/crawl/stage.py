@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 from curate import storage
 from curate.crawl.archive import iter_records
-from curate.crawl.dedupe import drop_cross_file_repeats
+from curate.crawl.counters import ERROR_KINDS, SKIP_REASONS, CrawlStats
 from curate.crawl.extract import RecordHandler, wanted
 from curate.crawl.inputs import expand_inputs
 from curate.crawl.pairs import PairCollector
-from curate.crawl.stats import ERROR_KINDS, SKIP_REASONS, CrawlStats
+from curate.crawl.repeats import drop_cross_file_repeats
 from curate.crawl.writer import FileParts
 from curate.dataset import migrate_sidecars, sidecar
 from curate.errors import CurateError

@@ -12,8 +12,10 @@ import logging
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate import evalsets, sql, storage
+from curate import storage
 from curate.dataset import Dataset, sidecar
+from curate.dedup import evalsets
+from curate.inspect import sql
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 The page holds the stats as plots, a gallery of kept samples, a gallery per drop reason, duplicate
 clusters side by side and benchmark matches beside their eval image. Everything is inline (CSS, PNG
 plots, JPEG thumbnails as data: URIs), so it opens offline; no text from the data can run script
-(see curate.report_html).
+(see curate.inspect.report_html).
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from typing import Any
 
 import duckdb
 
-from curate import __version__, coverage_report, publish, purge, sql, storage
+from curate import __version__, publish, storage
 from curate.errors import CurateError
-from curate.report_evals import benchmark_paths, eval_images
-from curate.report_html import card, esc, img, page, png_uri, table, thumbnail
-from curate.report_plots import make_plots
-from curate.stats import compute_stats
+from curate.inspect import coverage_report, sql
+from curate.inspect.report_evals import benchmark_paths, eval_images
+from curate.inspect.report_html import card, esc, img, page, png_uri, table, thumbnail
+from curate.inspect.report_plots import make_plots
+from curate.inspect.stats import compute_stats
+from curate.takedown import purge
 
 log = logging.getLogger(__name__)
 

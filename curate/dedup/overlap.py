@@ -25,13 +25,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from curate import duck, evalsets, storage
+from curate import storage
 from curate.dataset import Dataset, sidecar
-from curate.dedup import simhash
+from curate.dedup import evalsets, simhash
 from curate.dedup.hashing import default_max_distance, default_similarity, hash_eval_images
 from curate.dedup.near import cross_near
 from curate.dedup.nodes import load_nodes
 from curate.errors import CurateError
+from curate.inspect import duck
 from curate.schema import EVAL_SCHEMA, MATCHES_SCHEMA
 
 log = logging.getLogger(__name__)

@@ -14,14 +14,15 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate import duck, filters, storage
+from curate import filters, storage
 from curate.concepts import balance
 from curate.dataset import Dataset, sidecar
 from curate.errors import CurateError
 from curate.filters.base import PRODUCERS
+from curate.inspect import duck
 from curate.recipe import Recipe, load_recipe
 from curate.schema import BALANCE_REASONS, DECISIONS_SCHEMA, DROP_REASONS
-from curate.takedown import matching_uids_sql
+from curate.takedown.stage import matching_uids_sql
 
 log = logging.getLogger(__name__)
 

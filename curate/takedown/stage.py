@@ -4,8 +4,9 @@ A request names samples by uid, URL or domain (a domain covers its subdomains). 
 every matching row are purged from the download shards (atomic rewrite: image -> null, status
 "skipped", error_class "takedown") and the samples are removed from every export of the dataset
 (Parquet shards and WebDataset tars rewritten); every other copy derived from them (signals, decisions,
-search caches, reports) is reached by curate.purge. The request is appended to DATASET/takedown.parquet
-(curate.schema.TAKEDOWN_SCHEMA), which later downloads, filters and exports honour. See docs/CONSENT.md.
+search caches, reports) is reached by curate.takedown.purge. The request is appended to
+DATASET/takedown.parquet (curate.schema.TAKEDOWN_SCHEMA), which later downloads, filters and exports
+honour. See docs/CONSENT.md.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from curate import duck, purge, storage
+from curate import storage
 from curate.dataset import Dataset
 from curate.errors import CurateError
-from curate.export_index import export_dirs, rewrite_export
+from curate.export.index import export_dirs, rewrite_export
+from curate.inspect import duck
 from curate.schema import TAKEDOWN_SCHEMA
+from curate.takedown import purge
 from curate.urls import canonical_host
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ from curate import storage
 from curate.dataset import Dataset, sidecar, stats_files, stats_path
 from curate.download.img2dataset_engine import classify_error
 from curate.download.optout import OptOut, load_optout
-from curate.download.run import SOURCE_FILE, SUMMARY_FILE, finish_run
 from curate.download.shard import base_row, precheck, shard_schema
+from curate.download.stage import SOURCE_FILE, SUMMARY_FILE, finish_run
 from curate.download.writer import ShardWriter
 from curate.errors import CurateError
 from curate.executor import RunSummary
