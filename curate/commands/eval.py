@@ -45,27 +45,27 @@ def run(args: argparse.Namespace) -> int:
     from curate.extras import require
 
     require("torch", "train")
-    from curate.train import evaluate as E
+    from curate.train.evaluate import TEMPLATES, load_checkpoint, overlap_aware, retrieval, zero_shot
 
     if not (args.zero_shot or args.retrieval):
         raise CurateError("say what to evaluate: --zero-shot DIR_OR_PARQUET and/or --retrieval PARQUET")
     if args.overlap and not args.zero_shot:
         raise CurateError("--overlap splits zero-shot accuracy: add --zero-shot with the same benchmark")
-    loaded = E.load_checkpoint(args.checkpoint, args.device)
+    loaded = load_checkpoint(args.checkpoint, args.device)
     results: dict = {"checkpoint": loaded[2]["path"], "step": loaded[2]["step"]}
     if args.zero_shot:
-        templates = E.TEMPLATES
+        templates = TEMPLATES
         if args.templates:
             templates = tuple(t for t in Path(args.templates).read_text().splitlines() if "{}" in t)
             if not templates:
                 raise CurateError(f"{args.templates} has no line with {{}} where the class name goes")
-        zs = E.zero_shot(loaded, args.zero_shot, templates, device=args.device)
+        zs = zero_shot(loaded, args.zero_shot, templates, device=args.device)
         print(
             f"zero-shot  {args.zero_shot}: top-1 {zs['top1']:.2%}  top-5 {zs.get('top5', zs['top1']):.2%}  "
             f"({zs['n']} images, {zs['classes']} classes, chance {zs['chance_top1']:.2%})"
         )
         if args.overlap:
-            ov = E.overlap_aware(zs, args.overlap)
+            ov = overlap_aware(zs, args.overlap)
             results["overlap"] = ov
 
             def fmt(v):
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         zs.pop("predictions")  # per-image rows: too long for the summary
         results["zero_shot"] = zs
     if args.retrieval:
-        rt = E.retrieval(loaded, args.retrieval, device=args.device)
+        rt = retrieval(loaded, args.retrieval, device=args.device)
         results["retrieval"] = rt
         print(
             f"retrieval  {args.retrieval} ({rt['n']} pairs): "

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from curate.dedup import evalsets
 from curate.errors import CurateError
-from curate.train import data as D
+from curate.train.data import DECODE_ERRORS, eval_image, iter_eval, list_shards, normalize
 from curate.train.model import CLIP
 from curate.train.tokenizer import Tokenizer, from_spec
 from curate.train.train import CHECKPOINT_FORMAT, checkpoint_paths, model_from_checkpoint
@@ -74,7 +74,7 @@ def _autocast(device: str):
 def embed_images(model: CLIP, images: np.ndarray, device: str = "cpu") -> torch.Tensor:
     """(B, H, W, 3) uint8 -> (B, E) unit vectors (float32, on CPU)."""
     with _autocast(device):
-        return model.encode_image(D.normalize(torch.from_numpy(images), device), normalize=True).float().cpu()
+        return model.encode_image(normalize(torch.from_numpy(images), device), normalize=True).float().cpu()
 
 
 @torch.no_grad()
@@ -113,8 +113,8 @@ def _labelled_images(data: str, image_size: int):
                     f"{data}: item {eid} has no label (use class sub-folders or a 'label' column)"
                 )
             try:
-                images.append(D.eval_image(img, image_size))
-            except (*D.DECODE_ERRORS, TypeError):
+                images.append(eval_image(img, image_size))
+            except (*DECODE_ERRORS, TypeError):
                 log.warning("skipping undecodable image %s", eid)
                 continue
             ids.append(eid)
@@ -217,7 +217,7 @@ def retrieval(checkpoint, data: str, device: str = "cpu", ks=(1, 5, 10)) -> dict
     """
     model, tok, _ = load_checkpoint(checkpoint, device) if isinstance(checkpoint, (str, Path)) else checkpoint
     img, txt = [], []
-    for _, captions, images in D.iter_eval(D.list_shards(data), model.config.image_size, batch_size=128):
+    for _, captions, images in iter_eval(list_shards(data), model.config.image_size, batch_size=128):
         img.append(embed_images(model, images, device))
         txt.append(embed_texts(model, tok, [c or "" for c in captions], device))
     if not img:

@@ -24,7 +24,7 @@ from curate import publish, storage
 from curate.dataset import Dataset
 from curate.errors import CurateError
 from curate.takedown import purge
-from curate.train import data as D
+from curate.train.data import DECODE_ERRORS, eval_image, iter_eval, iter_records, list_shards
 from curate.train.evaluate import embed_images, embed_texts, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def source_shards(dataset: str) -> tuple[list[str], str]:
         if not shards:
             raise CurateError(f"dataset {dataset} has no downloaded shards yet; run `curate download` first")
         return shards, dataset
-    shards = D.list_shards(dataset)
+    shards = list_shards(dataset)
     return shards, dataset if fs.isdir(inner) else str(Path(dataset).parent)
 
 
@@ -82,7 +82,7 @@ def embed_dataset(loaded, dataset: str, device: str = "cpu", batch_size: int = 2
         log.info("shards changed since %s was written; embedding again", path)
     uids, captions, shard_col, emb = [], [], [], []
     for shard, name in zip(tqdm(shards, desc="embed", unit="shard"), names, strict=False):
-        for keys, caps, images in D.iter_eval([shard], model.config.image_size, batch_size):
+        for keys, caps, images in iter_eval([shard], model.config.image_size, batch_size):
             emb.append(embed_images(model, images, device).numpy())
             uids += keys
             captions += caps
@@ -129,8 +129,8 @@ def search(
         if not Path(image).is_file():
             raise CurateError(f"query image {image} does not exist")
         try:
-            pixels = D.eval_image(Path(image).read_bytes(), model.config.image_size)
-        except D.DECODE_ERRORS as exc:
+            pixels = eval_image(Path(image).read_bytes(), model.config.image_size)
+        except DECODE_ERRORS as exc:
             raise CurateError(f"query image {image} cannot be decoded ({exc})") from None
         q = embed_images(model, np.array(pixels[None]), device)[0].numpy()  # a writable copy for torch
     scores = vectors @ q
@@ -165,7 +165,7 @@ def _thumbnails(dataset: str, hits: list[dict], side: int = 224) -> dict[str, st
         wanted.setdefault(h["shard"], set()).add(h["uid"])
     out = {}
     for name, uids in wanted.items():
-        for key, _, data in D.iter_records(by_name[name]):
+        for key, _, data in iter_records(by_name[name]):
             if key in uids:
                 img = Image.open(io.BytesIO(data)).convert("RGB")
                 img.thumbnail((side, side))

@@ -31,8 +31,16 @@ from tqdm import tqdm
 
 from curate import publish
 from curate.errors import CurateError
-from curate.train import data as D
 from curate.train.configs import TrainConfig
+from curate.train.data import (
+    LoaderState,
+    ShardStream,
+    count_samples,
+    iter_captions,
+    list_shards,
+    make_loader,
+    normalize,
+)
 from curate.train.loss import backward_scale, contrastive_loss, gather_features, replicated
 from curate.train.model import CLIP, CLIPConfig, get_config, num_params
 from curate.train.pretrained import load_into, read_weights
@@ -174,7 +182,7 @@ def _build_tokenizer(cfg: TrainConfig, shards: list[str], rank: int, out: Path, 
         )
     path = out / "tokenizer.json"
     if rank == 0:
-        tok = BytePairTokenizer.train(D.iter_captions(shards), cfg.vocab_size, context)
+        tok = BytePairTokenizer.train(iter_captions(shards), cfg.vocab_size, context)
         tok.save(str(path))
     if dist.is_initialized():
         dist.barrier()
@@ -213,7 +221,7 @@ def train(config: TrainConfig) -> dict:
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     if rank == 0:
         publish.mark(str(out), "train")
-    shards = D.list_shards(cfg.data)
+    shards = list_shards(cfg.data)
     existing = checkpoint_paths(out)
     if existing and not cfg.resume:
         raise CurateError(
@@ -227,7 +235,7 @@ def train(config: TrainConfig) -> dict:
 
     steps = cfg.steps
     if steps is None:
-        n = D.count_samples(shards) if cfg.epochs else None
+        n = count_samples(shards) if cfg.epochs else None
         if n is None:
             raise CurateError("say how long to train: --steps N (or --epochs E with Parquet shards)")
         steps = max(1, math.ceil(cfg.epochs * n / cfg.batch_size))
@@ -281,8 +289,8 @@ def train(config: TrainConfig) -> dict:
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
 
-    state = D.LoaderState(**ckpt["data"][rank]) if ckpt else None
-    stream = D.ShardStream(
+    state = LoaderState(**ckpt["data"][rank]) if ckpt else None
+    stream = ShardStream(
         shards,
         tok,
         mcfg.image_size,
@@ -295,7 +303,7 @@ def train(config: TrainConfig) -> dict:
         state=state,
     )
     state = stream.state
-    batches = iter(D.make_loader(stream, pin_memory=device.type == "cuda"))
+    batches = iter(make_loader(stream, pin_memory=device.type == "cuda"))
 
     metrics_path = out / "metrics.jsonl"
     if rank == 0:
@@ -328,7 +336,7 @@ def train(config: TrainConfig) -> dict:
         for _ in range(cfg.accum_steps):
             batch = next(batches)
             state.update(batch)
-            micro.append((D.normalize(batch["images"], device), batch["texts"].to(device, non_blocking=True)))
+            micro.append((normalize(batch["images"], device), batch["texts"].to(device, non_blocking=True)))
             keys += batch["keys"]
         loss = train_step(model, raw, micro, optimizer, cfg.loss, cfg.grad_clip, autocast)
         step += 1
@@ -395,7 +403,7 @@ def save_checkpoint(
     step: int,
     cfg: TrainConfig,
     tok: Tokenizer,
-    state: D.LoaderState,
+    state: LoaderState,
     world: int,
     metrics: dict,
     rank: int,
