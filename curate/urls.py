@@ -114,7 +114,7 @@ def install_url_host(con: duckdb.DuckDBPyConnection) -> None:
 
 def hosts_of(urls: pa.Array | pa.ChunkedArray) -> pa.Array:
     """url_host of every URL in an Arrow column (null where none), by the SQL form (vectorized)."""
-    from curate import duck  # duck's connections define url_host (it imports this module)
+    from curate.inspect import duck  # duck's connections define url_host (it imports this module)
 
     con = duck.connect()
     try:

@@ -22,8 +22,7 @@ from conftest import shared_path
 from curate.cli import main
 from curate.dataset import sidecar
 from curate.errors import CurateError
-from curate.manifest import SUMMARY, build_manifest, jsonread, readers
-from curate.manifest import repeats as dedupe
+from curate.manifest import SUMMARY, build_manifest, jsonread, readers, repeats
 from curate.manifest.repeats import SeenSet
 from curate.schema import MANIFEST_SCHEMA, TAKEDOWN_SCHEMA, make_uid
 
@@ -203,7 +202,7 @@ def test_seen_set_compares_all_16_bytes():
 
 def test_dedupe_across_many_batches(tmp_path, monkeypatch):
     monkeypatch.setattr(readers, "BATCH_ROWS", 10)
-    monkeypatch.setattr(dedupe, "MAX_RUN", 40)  # many capped runs, as on a 100M-row input
+    monkeypatch.setattr(repeats, "MAX_RUN", 40)  # many capped runs, as on a 100M-row input
     lines = [f"http://h/{i % 137}.jpg\n" for i in range(1000)]
     src = _write(tmp_path / "u.txt", "".join(lines).encode())
     summary = build_manifest([str(src)], str(tmp_path / "out"), rows_per_part=50)

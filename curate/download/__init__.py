@@ -17,7 +17,7 @@ def __getattr__(name: str) -> Any:
     """`download` and `TRANSIENT_CLASSES` load stage.py (pyarrow) on first use: building the CLI's parser
     imports the options above, and every other command would otherwise pay for pyarrow at start-up."""
     if name in ("download", "TRANSIENT_CLASSES"):
-        from curate.download import stage as run
+        from curate.download import stage
 
-        return getattr(run, name)
+        return getattr(stage, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
