@@ -24,14 +24,11 @@ from curate.inspect import duck
 log = logging.getLogger(__name__)
 
 
-def load_nodes(ds: Dataset, against: list[str]) -> dict:
-    """One row per hashed sample: this dataset's first (sorted by uid), then those of the `against`
-    datasets (by name, then uid; `source` is 0 for this dataset, i for against_names[i]).
+def hashed_shards(ds: Dataset) -> dict[str, tuple[str, str]]:
+    """{shard key: (shard path, hash signal path)} of the shards that have hash signals, in key order.
 
-    Keys: uid (Arrow strings), source, phash (uint64), phash_valid, pixels, sha / url ((N, 2) uint64
-    digests) with sha_valid / url_valid, thumbs ((N, 192) uint8, or None when any file lacks them).
+    Shards without signals yet are left out with a warning that names the command that finishes them.
     """
-    con = duck.connect()
     hash_files = _keyed(
         storage.list_files(ds.signals_dir("hashes"), ".parquet"),
         f"hash signals in {ds.signals_dir('hashes')}",
@@ -41,12 +38,12 @@ def load_nodes(ds: Dataset, against: list[str]) -> dict:
         ds.shard_paths(), f"download shards in {ds.shards_dir}", f"curate download ... {ds.root}"
     )
     hashed = sorted(set(shard_files) & set(hash_files))
-    unhashed = sorted(set(shard_files) - set(hash_files))
     if not hashed:
         raise CurateError(
             f"no shard of {ds.root} has hash signals (the signal files are named for other "
             f"shards). Run `curate annotate {ds.root}` first."
         )
+    unhashed = sorted(set(shard_files) - set(hash_files))
     if unhashed:
         log.warning(
             "%d shard(s) have no hash signals yet (first: %s): their samples are left out; run "
@@ -55,9 +52,21 @@ def load_nodes(ds: Dataset, against: list[str]) -> dict:
             unhashed[0],
             ds.root,
         )
+    return {key: (shard_files[key], hash_files[key]) for key in hashed}
+
+
+def load_nodes(ds: Dataset, against: list[str]) -> dict:
+    """One row per hashed sample: this dataset's first (sorted by uid), then those of the `against`
+    datasets (by name, then uid; `source` is 0 for this dataset, i for against_names[i]).
+
+    Keys: uid (Arrow strings), source, phash (uint64), phash_valid, pixels, sha / url ((N, 2) uint64
+    digests) with sha_valid / url_valid, thumbs ((N, 192) uint8, or None when any file lacks them).
+    """
+    con = duck.connect()
+    shards = hashed_shards(ds)
     queries = [
-        (0, _own_query(con, shard_files[key], hash_files[key]), f"hash signals of shard {key}")
-        for key in hashed
+        (0, _own_query(con, shard, hashes), f"hash signals of shard {key}")
+        for key, (shard, hashes) in shards.items()
     ]
     names = sorted(set(against))
     for code, other in enumerate(names, start=1):

@@ -483,37 +483,16 @@ def _thumbs(thumbs: np.ndarray) -> pa.Array:
 
 
 def _shards(ds: Dataset) -> dict[str, tuple[str, str]]:
-    """{shard key: (shard path, hash signal path)} of the hashed shards, as `load_nodes` picks them."""
-    hash_files = nodes._keyed(
-        storage.list_files(ds.signals_dir("hashes"), ".parquet"),
-        f"hash signals in {ds.signals_dir('hashes')}",
-        f"curate annotate {ds.root}",
-    )
-    shard_files = nodes._keyed(
-        ds.shard_paths(), f"download shards in {ds.shards_dir}", f"curate download ... {ds.root}"
-    )
-    hashed = sorted(set(shard_files) & set(hash_files))
-    if not hashed:
-        raise CurateError(
-            f"no shard of {ds.root} has hash signals (the signal files are named for other "
-            f"shards). Run `curate annotate {ds.root}` first."
-        )
-    unhashed = sorted(set(shard_files) - set(hash_files))
-    if unhashed:
-        log.warning(
-            "%d shard(s) have no hash signals yet (first: %s): their samples are left out; run "
-            "`curate annotate %s` to finish them",
-            len(unhashed),
-            unhashed[0],
-            ds.root,
-        )
-    for key in hashed:
-        if "thumb" not in pq.read_schema(*_open(hash_files[key])).names:
+    """{shard key: (shard path, hash signal path)} of the hashed shards, as `load_nodes` picks them,
+    each with thumbnails (the partitioned search needs them)."""
+    shards = nodes.hashed_shards(ds)
+    for _, hashes in shards.values():
+        if "thumb" not in pq.read_schema(*_open(hashes)).names:
             raise CurateError(
-                f"{hash_files[key]} holds no thumbnails, which the partitioned dedup needs: rerun "
+                f"{hashes} holds no thumbnails, which the partitioned dedup needs: rerun "
                 f"`curate annotate {ds.root}` to add them, or dedup with --executor local"
             )
-    return {key: (shard_files[key], hash_files[key]) for key in hashed}
+    return shards
 
 
 def _open(path: str) -> tuple[str, object]:
