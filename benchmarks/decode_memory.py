@@ -96,7 +96,8 @@ def run(manifest: Path, out: Path, args: list[str]) -> dict:
         str(manifest),
         "-o",
         str(out),
-        "--allow-private-network",
+        "--allow-networks",
+        "127.0.0.1/32",
         *args,
     ]
     res = measure(cmd)

@@ -218,7 +218,7 @@ if __name__ == "__main__":  # the executor's worker processes import this file
     url_list, out, per_part, size, mode, quality, procs, cap = sys.argv[1:9]
     build_manifest([url_list], out + "/manifest", rows_per_part=int(per_part))
     cfg = DownloadConfig(image_size=int(size), resize_mode=mode, encode_quality=int(quality),
-                         allow_private_network=True, max_connections_per_host=int(cap))
+                         allow_networks=("127.0.0.1/32",), max_connections_per_host=int(cap))
     summary = download(out, out, cfg, workers=int(procs))
     assert not summary.failed, summary.failed
 """
@@ -266,7 +266,7 @@ def fetch_only(urls: list[str], cap: int, threads: int) -> float:
     from curate.download.fetch import Fetcher
 
     fetcher = Fetcher(
-        DownloadConfig(allow_private_network=True, max_connections_per_host=cap, threads=threads)
+        DownloadConfig(allow_networks=("127.0.0.1/32",), max_connections_per_host=cap, threads=threads)
     )
     start = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:

@@ -680,7 +680,7 @@ def test_curate_download_fetches_every_crawled_pair(tmp_path):
         summary = crawl([str(warc), str(wat)], str(tmp_path / "manifest"), workers=1, rows_per_part=10)
         expected = {(img.url, img.caption) for img in web.images}
         assert pairs(tmp_path / "manifest") == expected and summary["duplicates_across_files"] > 0
-        config = DownloadConfig(allow_private_network=True)
+        config = DownloadConfig(allow_networks=("127.0.0.1/32",))
         download(str(tmp_path / "manifest"), str(tmp_path / "ds"), config, workers=1)
     shards = sorted((tmp_path / "ds" / "shards").glob("*.parquet"))
     got = [r for s in shards for r in pq.read_table(s, columns=["url", "caption", "status"]).to_pylist()]

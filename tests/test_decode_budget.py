@@ -127,7 +127,7 @@ def test_jpeg_reserves_its_dct_scaled_size_not_its_declared_size():
 def test_download_threads_decode_within_the_budget(tmp_path):
     side = 1000  # 1,000,000 pixels each; the budget lets two decode at once, never three
     files = {f"/big/{i}.png": (rgba_png(side, i), "image/png") for i in range(12)}
-    cfg = DownloadConfig(allow_private_network=True, threads=8, decode_pixel_budget=2_500_000)
+    cfg = DownloadConfig(allow_networks=("127.0.0.1/32",), threads=8, decode_pixel_budget=2_500_000)
     with FileServer(files) as server:
         manifest = write_manifest(tmp_path / "m", [server.url(p) for p in files])
         download(manifest, str(tmp_path / "ds"), cfg, workers=1)

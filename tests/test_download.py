@@ -18,6 +18,7 @@ from curate.dataset import stats_files, stats_path
 from curate.download import DownloadConfig, download
 from curate.schema import ERROR_CLASSES, MANIFEST_SCHEMA, SHARD_SCHEMA, make_uid
 
+LOOPBACK = ("127.0.0.1/32",)  # the test server's own address, nothing else
 FAST = {
     "connect_timeout": 2.0,
     "read_timeout": 2.0,
@@ -86,7 +87,7 @@ def test_every_fault_class_is_recorded_and_no_row_is_lost(tmp_path, server):
     urls = [server.url(p) for p in cases] + ["ftp://example.org/x.jpg"]
     manifest = write_manifest(tmp_path / "m", urls, parts=2)
     cfg = DownloadConfig(
-        allow_private_network=True,
+        allow_networks=LOOPBACK,
         max_bytes=2 * 1024 * 1024,
         host_failure_limit=0,
         max_connections_per_host=8,
@@ -116,7 +117,7 @@ def test_every_fault_class_is_recorded_and_no_row_is_lost(tmp_path, server):
 def test_honest_user_agent_is_sent(tmp_path, server):
     manifest = write_manifest(tmp_path / "m", [server.url("/img/1.jpg")])
     cfg = DownloadConfig(
-        allow_private_network=True, user_agent_token="mybot", contact_url="https://example.org/bot", **FAST
+        allow_networks=LOOPBACK, user_agent_token="mybot", contact_url="https://example.org/bot", **FAST
     )
     download(str(manifest), str(tmp_path / "ds"), cfg, workers=1)
     agents = {h.get("User-Agent") for h in server.headers_seen}
@@ -149,7 +150,7 @@ def test_private_addresses_are_refused_including_redirects_and_hostnames(tmp_pat
 
 def test_size_cap_drops_the_connection_mid_body(tmp_path, server):
     manifest = write_manifest(tmp_path / "m", [server.url("/huge-chunked"), server.url("/img/5.jpg")])
-    cfg = DownloadConfig(allow_private_network=True, max_bytes=256 * 1024, **FAST)
+    cfg = DownloadConfig(allow_networks=LOOPBACK, max_bytes=256 * 1024, **FAST)
     start = time.monotonic()
     download(str(manifest), str(tmp_path / "ds"), cfg, workers=1)
     got = by_url(read_shards(tmp_path / "ds"))
@@ -162,21 +163,21 @@ def test_size_cap_drops_the_connection_mid_body(tmp_path, server):
 def test_per_host_connection_cap_measured_on_the_server(tmp_path, server):
     urls = [server.url(f"/img/{i}.jpg?delay=0.03") for i in range(40)]
     manifest = write_manifest(tmp_path / "m", urls)
-    cfg = DownloadConfig(allow_private_network=True, max_connections_per_host=2, **{**FAST, "threads": 16})
+    cfg = DownloadConfig(allow_networks=LOOPBACK, max_connections_per_host=2, **{**FAST, "threads": 16})
     download(str(manifest), str(tmp_path / "ds"), cfg, workers=1)
     assert server.max_concurrent <= 2
     assert all(r["status"] == "success" for r in read_shards(tmp_path / "ds"))
     # the measurement can see more than 2: a higher cap really opens more connections
     server.max_concurrent = 0
     urls2 = [server.url(f"/img/{i}.jpg?delay=0.03") for i in range(40, 80)]
-    cfg6 = DownloadConfig(allow_private_network=True, max_connections_per_host=6, **{**FAST, "threads": 16})
+    cfg6 = DownloadConfig(allow_networks=LOOPBACK, max_connections_per_host=6, **{**FAST, "threads": 16})
     download(str(write_manifest(tmp_path / "m2", urls2)), str(tmp_path / "ds2"), cfg6, workers=1)
     assert 2 < server.max_concurrent <= 6
 
 
 def test_retry_after_is_honoured(tmp_path, server):
     manifest = write_manifest(tmp_path / "m", [server.url("/retry-after/1")])
-    cfg = DownloadConfig(allow_private_network=True, **FAST)
+    cfg = DownloadConfig(allow_networks=LOOPBACK, **FAST)
     download(str(manifest), str(tmp_path / "ds"), cfg, workers=1)
     times = server.log["/retry-after/1"]
     assert len(times) == 2
@@ -186,7 +187,7 @@ def test_retry_after_is_honoured(tmp_path, server):
 
 def test_retry_after_longer_than_max_backoff_is_not_waited_for(tmp_path, server):
     manifest = write_manifest(tmp_path / "m", [server.url("/retry-after/5")])
-    cfg = DownloadConfig(allow_private_network=True, **{**FAST, "max_backoff": 0.5})
+    cfg = DownloadConfig(allow_networks=LOOPBACK, **{**FAST, "max_backoff": 0.5})
     download(str(manifest), str(tmp_path / "ds"), cfg, workers=1)
     row = read_shards(tmp_path / "ds")[0]
     assert row["error_class"] == "http_429" and "max-backoff" in row["error_message"]
@@ -202,7 +203,7 @@ def test_failing_host_is_cut_off(tmp_path):
     urls = [f"http://127.0.0.1:{port}/{i}.jpg" for i in range(12)]
     manifest = write_manifest(tmp_path / "m", urls)
     cfg = DownloadConfig(
-        allow_private_network=True, host_failure_limit=3, respect_robots_txt=False, **{**FAST, "threads": 1}
+        allow_networks=LOOPBACK, host_failure_limit=3, respect_robots_txt=False, **{**FAST, "threads": 1}
     )
     download(str(manifest), str(tmp_path / "ds"), cfg, workers=1)
     classes = [r["error_class"] for r in read_shards(tmp_path / "ds")]
@@ -219,7 +220,7 @@ def test_takedown_and_opt_out_skip_rows_before_any_request(tmp_path, server):
     pq.write_table(take, ds / "takedown.parquet")
     optout = tmp_path / "optout.txt"
     optout.write_text(f"# opted out\n{server.base_url}/img/2.jpg\nexample.org\n")
-    cfg = DownloadConfig(allow_private_network=True, **FAST)
+    cfg = DownloadConfig(allow_networks=LOOPBACK, **FAST)
     download(str(manifest), str(ds), cfg, workers=1, optout_files=(str(optout),))
     got = by_url(read_shards(ds))
     for url in urls[:3]:
@@ -232,9 +233,7 @@ def test_takedown_and_opt_out_skip_rows_before_any_request(tmp_path, server):
 def test_preserved_manifest_columns_and_part_to_shard_keys(tmp_path, server):
     urls = [server.url(f"/img/{i}.jpg") for i in range(9)]
     manifest = write_manifest(tmp_path / "m", urls, parts=3, extra={"similarity": list(range(9))})
-    download(
-        str(manifest), str(tmp_path / "ds"), DownloadConfig(allow_private_network=True, **FAST), workers=2
-    )
+    download(str(manifest), str(tmp_path / "ds"), DownloadConfig(allow_networks=LOOPBACK, **FAST), workers=2)
     shards = sorted(p.name for p in (tmp_path / "ds" / "shards").glob("*.parquet"))
     assert shards == ["00000.parquet", "00001.parquet", "00002.parquet"]
     part1 = pq.read_table(manifest / "part-00001.parquet")
@@ -250,7 +249,7 @@ def test_retry_failed_fixes_rows_after_faults_are_switched_off(tmp_path, server)
     urls.append(server.url("/status/404"))
     manifest = write_manifest(tmp_path / "m", urls, parts=2)
     ds = tmp_path / "ds"
-    cfg = DownloadConfig(allow_private_network=True, **{**FAST, "request_retries": 0})
+    cfg = DownloadConfig(allow_networks=LOOPBACK, **{**FAST, "request_retries": 0})
     download(str(manifest), str(ds), cfg, workers=1)
     before = by_url(read_shards(ds))
     assert sum(r["error_class"] == "http_5xx" for r in before.values()) == 4
@@ -277,7 +276,7 @@ def test_unknown_error_class_for_retry_is_a_clear_error(tmp_path, server):
         download(
             str(manifest),
             str(tmp_path / "ds"),
-            DownloadConfig(allow_private_network=True),
+            DownloadConfig(allow_networks=LOOPBACK),
             workers=1,
             retry_failed=True,
             error_classes=["nope"],
@@ -298,7 +297,8 @@ def test_kill_mid_run_and_resume_gives_each_uid_once(tmp_path, server):
         str(manifest),
         "-o",
         str(ds),
-        "--allow-private-network",
+        "--allow-networks",
+        "127.0.0.1/32",
         "--workers",
         "1",
         "--threads",
@@ -380,14 +380,14 @@ def test_https_verifies_certificates_and_trusts_a_given_ca(tmp_path):
         download(
             str(manifest),
             str(tmp_path / "ds1"),
-            DownloadConfig(allow_private_network=True, **FAST),
+            DownloadConfig(allow_networks=LOOPBACK, **FAST),
             workers=1,
         )
         untrusted = read_shards(tmp_path / "ds1")[0]
         assert untrusted["error_class"] == "protocol_error"
         assert "certificate" in untrusted["error_message"].lower()
         assert not srv.log["/img/1.jpg"]
-        cfg = DownloadConfig(allow_private_network=True, ca_file=str(cert), **FAST)
+        cfg = DownloadConfig(allow_networks=LOOPBACK, ca_file=str(cert), **FAST)
         download(str(manifest), str(tmp_path / "ds2"), cfg, workers=1)
         trusted = read_shards(tmp_path / "ds2")[0]
         assert trusted["status"] == "success", trusted["error_message"]
@@ -400,7 +400,7 @@ def test_raw_url_list_is_normalized_reused_on_rerun_and_a_different_manifest_is_
     urls = tmp_path / "urls.txt"
     urls.write_text("\n".join(server.url(f"/img/{i}.jpg") for i in range(5)) + "\nnot a url\n")
     ds = tmp_path / "ds"
-    cfg = DownloadConfig(allow_private_network=True, **FAST)
+    cfg = DownloadConfig(allow_networks=LOOPBACK, **FAST)
     first = download(str(urls), str(ds), cfg, workers=1)
     assert (ds / "manifest" / "part-00000.parquet").exists()
     assert first.done == 1 and first.stats["dataset"]["rows"] == 6

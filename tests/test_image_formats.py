@@ -40,7 +40,10 @@ def test_download_records_non_web_formats_as_unsupported(tmp_path):
     with FileServer(files) as server:
         manifest = write_manifest(tmp_path / "m", [server.url(p) for p in files])
         download(
-            manifest, str(tmp_path / "ds"), DownloadConfig(allow_private_network=True, threads=4), workers=1
+            manifest,
+            str(tmp_path / "ds"),
+            DownloadConfig(allow_networks=("127.0.0.1/32",), threads=4),
+            workers=1,
         )
     table = pq.read_table(
         tmp_path / "ds" / "shards" / "00000.parquet",

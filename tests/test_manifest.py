@@ -693,7 +693,7 @@ def test_laion_WIDTH_and_HEIGHT_stay_apart_from_the_shards_width_in_duckdb(tmp_p
         download(
             str(tmp_path / "m"),
             str(tmp_path / "ds"),
-            DownloadConfig(allow_private_network=True, threads=4),
+            DownloadConfig(allow_networks=("127.0.0.1/32",), threads=4),
             workers=1,
         )
     shards = str(tmp_path / "ds" / "shards" / "[0-9]*.parquet")

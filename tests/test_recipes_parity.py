@@ -41,7 +41,7 @@ FAST = {
     "total_timeout": 5.0,
     "threads": 8,
     "max_connections_per_host": 8,
-    "allow_private_network": True,
+    "allow_networks": ["127.0.0.1/32"],
 }
 
 

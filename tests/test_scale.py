@@ -36,7 +36,7 @@ def _recipe(urls: Path, **download) -> dict:
     return {
         "name": "scaletest",
         "input": {"urls": [str(urls)], "rows_per_part": 12},
-        "download": {"allow_private_network": True, "image_size": 96, **download},
+        "download": {"allow_networks": ["127.0.0.1/32"], "image_size": 96, **download},
         "annotate": {"signals": ["image", "hashes", "language", "caption"]},
         "filter": {
             "languages": ["en", "de", "fr", "es"],
@@ -161,7 +161,9 @@ def test_second_run_on_the_same_dataset_is_refused(local_run, tmp_path):
     base, _ = local_run
     ds = Dataset(str(tmp_path / "ds"))
     with ds.lock("download"):  # this process is the first run, holding the dataset
-        proc = _curate("download", str(base / "urls.parquet"), "-o", ds.root, "--allow-private-network")
+        proc = _curate(
+            "download", str(base / "urls.parquet"), "-o", ds.root, "--allow-networks", "127.0.0.1/32"
+        )
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2
     assert "in use by another run" in err and "Traceback" not in err
@@ -183,7 +185,8 @@ def test_output_that_runs_out_of_space_keeps_finished_shards_and_resumes(web, tm
         str(tmp_path / "manifest"),
         "-o",
         str(tmp_path / "ds"),
-        "--allow-private-network",
+        "--allow-networks",
+        "127.0.0.1/32",
         "--image-size",
         "96",
         "--workers",
