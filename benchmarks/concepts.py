@@ -299,7 +299,7 @@ def make_test_set(folder: str, per_class: int, classes: list[str]) -> None:
                 )
 
 
-def bench_value(steps: int, batch: int, seeds: int, t: int, head: int) -> None:
+def bench_value(steps: int, batch: int, seeds: int, t: int, head: int, test_per_class: int) -> None:
     """The same tiny CLIP, the same steps, on the unbalanced and the balanced pool: zero-shot accuracy."""
     import json
     import shutil
@@ -316,8 +316,8 @@ def bench_value(steps: int, batch: int, seeds: int, t: int, head: int) -> None:
     root = os.path.join(work, "pool")
     t0 = time.perf_counter()
     make_long_tail(root, counts)
-    test = os.path.join(work, "test")
-    make_test_set(test, 30, list(CLASSES))
+    test = os.path.join(work, f"test{test_per_class}")
+    make_test_set(test, test_per_class, list(CLASSES))
     pools = {}
     for name, recipe in (
         ("unbalanced", {"name": "unbalanced"}),
@@ -402,6 +402,12 @@ def main() -> None:
     v.add_argument("--seeds", type=int, default=3)
     v.add_argument("--t", type=int, default=100, help="max_per_entry of the balanced recipe")
     v.add_argument("--head", type=int, default=1000, help="samples of the most frequent class")
+    v.add_argument(
+        "--test-per-class",
+        type=int,
+        default=100,
+        help="held-out photos per class (the tail's accuracy is over 4 x this many)",
+    )
     args = parser.parse_args()
     print(
         f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}, "
@@ -412,7 +418,7 @@ def main() -> None:
     elif args.what == "decide":
         bench_decide(args.samples, args.entries, args.threads)
     else:
-        bench_value(args.steps, args.batch, args.seeds, args.t, args.head)
+        bench_value(args.steps, args.batch, args.seeds, args.t, args.head, args.test_per_class)
 
 
 if __name__ == "__main__":
