@@ -19,6 +19,7 @@ from curate.errors import CurateError
 from curate.filter import filter_dataset
 from curate.inspect.why import explain
 from curate.recipe import load_recipe
+from curate.schema import SHARD_SCHEMA
 
 
 def _annotated(tmp_path, rows, entries: str, per_shard: int = 5000) -> tuple[str, list[str]]:
@@ -219,3 +220,19 @@ def test_curate_run_annotates_concepts_for_a_balanced_recipe(tmp_path):
     )
     filter_dataset(root, recipe)
     assert sorted(r for _, r in _decisions(root, "r").values()) == [[], ["no_concept"]]
+
+
+def test_an_empty_shard_beside_a_full_one_filters_with_balance(tmp_path):
+    root, uids = _annotated(tmp_path, [("https://e.example/1.jpg", "a cat", True)], "cat\ndog\n")
+    pq.write_table(SHARD_SCHEMA.empty_table(), f"{root}/shards/00001.parquet")
+    annotate(root, signals="concepts", entries=str(tmp_path / "entries.txt"), workers=1)
+    empty = pq.read_table(f"{root}/signals/concepts/00001.parquet")
+    assert (
+        empty.num_rows == 0
+        and empty.schema.metadata == pq.read_schema(f"{root}/signals/concepts/00000.parquet").metadata
+    )
+    summary = filter_dataset(root, _recipe("e", max_per_entry=1))
+    assert summary["samples"] == summary["kept"] == 1
+    assert _decisions(root, "e") == {uids[0]: (True, [])}
+    pq.write_table(empty.replace_schema_metadata(None), f"{root}/signals/concepts/00001.parquet")
+    assert filter_dataset(root, _recipe("e", max_per_entry=1))["kept"] == 1  # as earlier versions wrote it

@@ -40,11 +40,16 @@ def write_entries_table(ds: Dataset, entries: EntryList) -> None:
     storage.write_parquet_atomic(table, path)
 
 
+def concepts_schema(opts: Options) -> pa.Schema:
+    """CONCEPTS_SCHEMA with the entry list's sha256: every file carries it, an empty shard's too, since
+    `curate filter` refuses files matched against another list."""
+    return CONCEPTS_SCHEMA.with_metadata({SHA_KEY: opts.concept_entries_sha256.encode()})
+
+
 def concepts_signal(shard: pa.Table, opts: Options) -> tuple[pa.Table, dict]:
     matcher = matcher_for(opts.concept_entries, opts.concept_entries_sha256)
     ids = matcher.match(shard.column("caption"))
-    table = pa.table({"uid": shard.column("uid"), "concept_ids": ids}, schema=CONCEPTS_SCHEMA)
-    table = table.replace_schema_metadata({SHA_KEY: opts.concept_entries_sha256.encode()})
+    table = pa.table({"uid": shard.column("uid"), "concept_ids": ids}, schema=concepts_schema(opts))
     lengths = pc.list_value_length(ids)
     stats = {
         "rows": table.num_rows,

@@ -29,7 +29,12 @@ from curate.annotate.clip import (  # torch loads lazily
     job_resources,
     output_schema,
 )
-from curate.annotate.concepts import CONCEPTS_COLUMNS, concepts_signal, write_entries_table
+from curate.annotate.concepts import (
+    CONCEPTS_COLUMNS,
+    concepts_schema,
+    concepts_signal,
+    write_entries_table,
+)
 from curate.annotate.image_signals import (
     HASHES_COLUMNS,
     IMAGE_COLUMNS,
@@ -83,7 +88,7 @@ _IMPLEMENTED = (
     Signal("alt_text", ALT_TEXT_COLUMNS, alt_text_signal),
     Signal("nsfw", NSFW_COLUMNS, nsfw_signal),
     # 65,536 captions per batch: each batch builds the entry hash tables once (~50 ms at 500,000 entries)
-    Signal("concepts", CONCEPTS_COLUMNS, concepts_signal, batch_rows=65_536),
+    Signal("concepts", CONCEPTS_COLUMNS, concepts_signal, make_schema=concepts_schema, batch_rows=65_536),
     Signal("clip", CLIP_COLUMNS, clip_signal, make_schema=output_schema, resources=job_resources),
 )
 # In curate.schema.SIGNAL_NAMES order, the order the CLI lists them in (a name outside it fails at import).

@@ -159,7 +159,8 @@ def report_path(dataset: str, recipe_name: str) -> str:
 
 
 def register_entries(con, ds: Dataset, signal_files: list[str]) -> str:
-    """View `concept_entries` (id, entry, lang); every concepts file must come from the same list."""
+    """View `concept_entries` (id, entry, lang); every concepts file must come from the same list (an
+    empty one matched nothing, so files of empty shards written without the list's sha256 pass)."""
     from curate.annotate.concepts import SHA_KEY, entries_table_path
 
     path = entries_table_path(ds)
@@ -170,8 +171,9 @@ def register_entries(con, ds: Dataset, signal_files: list[str]) -> str:
     for file in signal_files:
         fs, inner = storage.url_to_fs(file)
         with fs.open(inner, "rb") as fh:
-            got = (pq.read_schema(fh).metadata or {}).get(SHA_KEY, b"").decode()
-        if got != sha:
+            meta = pq.read_metadata(fh)
+        got = (meta.schema.to_arrow_schema().metadata or {}).get(SHA_KEY, b"").decode()
+        if got != sha and meta.num_rows > 0:
             raise CurateError(
                 f"{file} matched another entry list (sha256 {got[:12] or '?'}, the dataset's is "
                 f"{sha[:12]}): rerun `curate annotate {ds.root} --signals concepts` with one list"
