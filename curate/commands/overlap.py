@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from curate.commands.dedup import _bytes
+
 NAME = "overlap"
 HELP = "flag training samples near-duplicating benchmark images (or repeating their captions)"
 ORDER = 36
@@ -30,7 +32,34 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="K",
         help="Hamming radius on the perceptual hash (default: the dedup default)",
     )
-    parser.add_argument("--workers", type=int, default=2, help="threads for the hash search (default 2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="threads for the hash search (default 2); partitioned: the CPUs of a local Ray "
+        "(when RAY_ADDRESS is not set) or the local pool's processes",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="local: one process (default); ray: partitioned tasks on a Ray cluster "
+        "(RAY_ADDRESS, else a local Ray), each holding one shard or uid range of the pool (docs/SCALE.md)",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="partitioned search in N uid ranges (default: from --memory-budget)",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=_bytes,
+        default=None,
+        metavar="BYTES",
+        help="partitioned search with ranges sized for this much memory per task (e.g. 2G; default 1G)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -54,8 +83,19 @@ def run(args: argparse.Namespace) -> int:
             )
         benchmarks[name] = path
     with Dataset(args.dataset).lock(NAME):
-        results = overlap(args.dataset, benchmarks, max_distance=k, workers=args.workers)
+        results = overlap(
+            args.dataset,
+            benchmarks,
+            max_distance=k,
+            workers=args.workers,
+            executor=args.executor,
+            partitions=args.partitions,
+            memory_budget=args.memory_budget,
+        )
     print(format_table(results))
+    part = next(iter(results.values())).get("partitions")
+    if part:
+        print(f"partitioned: {part['count']} partitions, largest task {part['peak_task_rss_mb']:,.0f} MB")
     print(
         f"wrote {Dataset(args.dataset).signals_dir('overlap')}/<benchmark>.parquet "
         "and <benchmark>.eval.parquet"

@@ -116,10 +116,11 @@ def dedup_partitioned(
 
 
 class _Run:
-    """The steps in order; each is one `execute` over P jobs (or one per shard)."""
+    """The steps in order; each is one `execute` over P jobs (or one per shard). `step` also runs the
+    partitioned overlap's steps (curate.dedup.overlap_partitioned), logged under `label`."""
 
-    def __init__(self, work: str, parts: int, k: int, sim: float, run: dict):
-        self.work, self.parts, self.k, self.sim, self.run = work, parts, k, sim, run
+    def __init__(self, work: str, parts: int, k: int, sim: float, run: dict, label: str = "dedup"):
+        self.work, self.parts, self.k, self.sim, self.run, self.label = work, parts, k, sim, run, label
         self.peaks: dict[str, float] = {}  # step: the largest peak RSS of its tasks (MB)
         self.seconds: dict[str, float] = {}  # step: wall seconds
         self.resumed = 0  # tasks an earlier run had finished
@@ -135,10 +136,14 @@ class _Run:
         ]
         began = time.perf_counter()
         self.resumed += execute(
-            functools.partial(shuffle.measured, fn), jobs, desc=f"dedup {name}", strict=True, **self.run
+            functools.partial(shuffle.measured, fn),
+            jobs,
+            desc=f"{self.label} {name}",
+            strict=True,
+            **self.run,
         ).skipped
         stats = [storage.read_json(job.stats_path) for job in jobs]
-        log.info("dedup %s: %d tasks, %.1f s", name, len(jobs), time.perf_counter() - began)
+        log.info("%s %s: %d tasks, %.1f s", self.label, name, len(jobs), time.perf_counter() - began)
         self.peaks[name] = max(s.get("peak_rss_mb", 0.0) for s in stats)
         self.seconds[name] = round(time.perf_counter() - began, 1)
         return stats

@@ -397,11 +397,15 @@ def cross_candidates(
     q_hashes: np.ndarray | None = None,
     hashes: np.ndarray | None = None,
     radius: int | None = None,
+    idx_bits: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (query, index) pairs that share a bucket in at least one table (`radius` as above)."""
+    """Distinct (query, index) pairs that share a bucket in at least one table (`radius` as above).
+
+    `idx_bits`: the bucket keys' low bits to drop, when `codes` is one part of a larger index (the
+    whole index's, so that a pair shares a bucket exactly when it does in the whole)."""
     n = len(codes)
     q_hashes, hashes = _checked_hashes(search, q_hashes, len(queries)), _checked_hashes(search, hashes, n)
-    idx_bits = max(1, int(n - 1).bit_length())
+    idx_bits = max(1, int(n - 1).bit_length()) if idx_bits is None else idx_bits
 
     def one(table: tuple[int, np.uint64, np.uint64]) -> np.ndarray:
         word, mask, hash_mask = table
