@@ -103,9 +103,12 @@ class Matcher:
                 unspaced.add(entry, index, set(entry))
             else:
                 mixed.add(pattern(entry), index, {entry[0]})
+        # each token is looked up with the one space that follows it: k-grams are then plain slices
         self._grams = {
-            k: (pa.array(v, pa.string()), np.array(i, np.int64)) for k, (v, i) in sorted(grams.items())
+            k: (pa.array([e + " " for e in v], pa.string()), np.array(i, np.int64))
+            for k, (v, i) in sorted(grams.items())
         }
+        self._shift = max(self.size - 1, 1).bit_length()
         # unspaced entries: captions holding a character of their alphabet, each run of other characters
         # made one separator; the rest: captions holding one of their first characters, as they are
         self._unspaced = unspaced.finish(shrink=True)
@@ -120,30 +123,52 @@ class Matcher:
         found = [self._match_grams(padded)]
         found += [scan.match(padded) for scan in (self._unspaced, self._mixed) if scan is not None]
         # one key per (caption, entry), sorted caption-major with ids ascending
-        keys = np.concatenate([row * self.size + ids for row, ids in found])
+        keys = np.concatenate([(row << self._shift) | ids for row, ids in found])
         keys.sort()  # in place; np.unique's extra passes cost 5x more at 600k matches
         keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
-        row, ids = np.divmod(keys, self.size)
-        offsets = np.searchsorted(row, np.arange(rows + 1), side="left").astype(np.int32)
-        return pa.ListArray.from_arrays(offsets, pa.array(ids.astype(np.int32)))
+        ids = (keys & ((1 << self._shift) - 1)).astype(np.int32)
+        offsets = np.searchsorted(keys >> self._shift, np.arange(rows + 1), side="left").astype(np.int32)
+        return pa.ListArray.from_arrays(offsets, pa.array(ids))
 
-    def _match_grams(self, padded: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        """(caption row, entry id) of every run of k tokens that is a k-token entry."""
-        tokens = pc.split_pattern(padded, " ")
-        flat = pc.list_flatten(tokens)
-        parent = pc.list_parent_indices(tokens).to_numpy().astype(np.int64)
-        rows, ids = [], []
+    def _match_grams(self, padded: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
+        """(caption row, entry id) of every run of k tokens that is a k-token entry.
+
+        No token or k-gram is copied: the batch's bytes are one buffer, a token runs from just past a
+        space to the next space inclusive, so k-grams starting at tokens j, j+k, j+2k, ... are
+        consecutive slices of it and one offsets array (every k-th token start) makes them a string
+        array. Padding puts an empty token between captions, and no entry starts or ends with one.
+        """
+        _, offsets_buffer, data = padded.buffers()
+        offsets = np.frombuffer(offsets_buffer, np.int32, len(padded) + 1, padded.offset)
+        text = np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]]
+        starts = np.flatnonzero(text == 32).astype(np.int32) + (offsets[0] + 1)
+        tokens = len(starts) - 1
+        at, ids = [], []
         for k, (values, entry_ids) in self._grams.items():
-            n = len(flat) - k + 1
-            if n <= 0:
-                continue
-            gram = flat if k == 1 else pc.binary_join_element_wise(*(flat.slice(j, n) for j in range(k)), " ")
-            index = pc.index_in(gram, value_set=values)
-            hit = pc.is_valid(index)
-            rows.append(parent[:n][hit.to_numpy(zero_copy_only=False)])
-            ids.append(entry_ids[index.filter(hit).to_numpy()])
-        empty = np.zeros(0, np.int64)
-        return (np.concatenate(rows), np.concatenate(ids)) if rows else (empty, empty)
+            for first in range(k):
+                count = (tokens - first) // k
+                if count <= 0:
+                    continue
+                bounds = np.ascontiguousarray(starts[first::k][: count + 1])
+                grams = pa.StringArray.from_buffers(count, pa.py_buffer(bounds), data)
+                index = pc.index_in(grams, value_set=values)
+                hit = _valid(index)
+                at.append(bounds[hit])
+                ids.append(entry_ids[np.frombuffer(index.buffers()[1], np.int32, count)[hit]])
+        if not at:
+            empty = np.zeros(0, np.int64)
+            return empty, empty
+        rows = np.searchsorted(offsets, np.concatenate(at), side="right") - 1
+        return rows.astype(np.int64), np.concatenate(ids)
+
+
+def _valid(index: pa.Array) -> np.ndarray:
+    """Positions of the non-null values of a fresh (unsliced) array."""
+    validity = index.buffers()[0]
+    if validity is None:
+        return np.arange(len(index)) if index.null_count == 0 else np.zeros(0, np.int64)
+    bits = np.unpackbits(np.frombuffer(validity, np.uint8), count=len(index), bitorder="little")
+    return np.flatnonzero(bits)
 
 
 class _Scan:
