@@ -215,10 +215,12 @@ def bench_decide(n: int, n_entries: int, threads: int | None) -> None:
     rules = {"name": "rules_only", "filter": {}}
     balanced = {"name": "balanced", "filter": {}, "balance": {"max_per_entry": 20_000, "seed": 0}}
     for recipe in (rules, balanced):
-        t = time.perf_counter()
+        load = os.getloadavg()[0]
+        t, cpu = time.perf_counter(), time.process_time()
         summary = filter_dataset(root, recipe, threads=threads)
         print(
-            f"{recipe['name']}: {time.perf_counter() - t:.2f} s wall (threads {threads or 'all'}), "
+            f"{recipe['name']}: {time.perf_counter() - t:.2f} s wall, {time.process_time() - cpu:.2f} s CPU "
+            f"(threads {threads or 'all'}; load {load:.1f} before, {os.getloadavg()[0]:.1f} after), "
             f"kept {summary['kept']:,} of {summary['samples']:,}; {summary['dropped_by_reason']}; "
             f"peak RSS {peak_mb():.0f} MB"
         )

@@ -65,11 +65,14 @@ def filter_dataset(
                    list_filter([{missing or "NULL"}], lambda r: r IS NOT NULL)::VARCHAR[] AS missing
                    {", concepts.concept_ids" if bal else ""}
             FROM s {joins}"""
-    rules = bal.decide(rules) if bal else rules  # balancing: the last step, in the same query
-    carried = ", concept_ids" if bal else ""  # the balance report reads them from the decisions
-    query = f"SELECT uid, reasons = [] AS keep, reasons, missing{carried} FROM ({rules}) ORDER BY uid"
     try:
-        table = con.sql(query).to_arrow_table()
+        if bal:  # balancing: the last step, over the rules' rows in memory (curate.concepts.balance)
+            decided, report = bal.decide(con, con.sql(bal.pool(rules)).to_arrow_table())
+            con.register("decided", decided)
+            rules = balance.with_reasons("decided")
+        table = con.sql(
+            f"SELECT uid, reasons = [] AS keep, reasons, missing FROM ({rules}) ORDER BY uid"
+        ).to_arrow_table()
     except duckdb.BinderException as exc:  # e.g. s.original_format in shards written before it existed
         raise CurateError(
             f"recipe {rcp.name} reads a column these shards or signals lack ({exc}). Re-run "
@@ -77,10 +80,6 @@ def filter_dataset(
             "or remove the rule from the recipe."
         ) from None
     _check_coverage(table.column("missing"), ds)
-    if bal:
-        con.register("balanced", table)
-        report = con.sql(bal.report("balanced")).to_arrow_table()
-        con.unregister("balanced")
     table = table.select(["uid", "keep", "reasons"]).cast(DECISIONS_SCHEMA)
     table = table.replace_schema_metadata({LABEL_ONLY_KEY: b"true" if label_only else b"false"})
     storage.write_parquet_atomic(table, decisions_path(dataset, rcp.name))

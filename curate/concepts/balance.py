@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -40,6 +41,7 @@ KEYS = {
     "seed": "integer seed of the deterministic draw (default 0)",
 }
 DRAW_BITS = 52  # 13 hex digits of md5: a double holds them exactly
+NO_CONCEPT, BALANCED_OUT = 1, 2  # Balance.decide's verdicts
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,11 @@ class Balance:
             raise bad("seed")
         return cls(t, None if p is None else float(p), dict(per_lang), seed)
 
-    # SQL ------------------------------------------------------------------------------------------
+    # Decision -----------------------------------------------------------------------------------
 
-    def entry_probabilities(self, ids: str) -> str:
-        """A query of (id, lang, matched, t, p) for every entry in `ids` (a relation with an `id` column,
-        one row per (sample, entry) of the pool); needs the view `concept_entries` (id, lang)."""
+    def entry_probabilities(self, counts: str) -> str:
+        """A query of (id, lang, matched, t, p) for the entries in `counts` (a relation of (id, matched),
+        matched > 0); needs the view `concept_entries` (id, lang)."""
         if self.tail_fraction is not None:  # MetaCLIP's p_to_t, per language
             thresholds = f"""SELECT lang, arg_min(matched, abs(portion - {self.tail_fraction!r})) AS t FROM (
                 SELECT lang, matched, sum(matched) OVER (PARTITION BY lang ORDER BY matched, id
@@ -100,52 +102,83 @@ class Balance:
             if overrides
             else "SELECT NULL::VARCHAR AS lang, NULL::BIGINT AS t WHERE false"
         )
-        return f"""(WITH counted AS (
-                SELECT n.id, coalesce(e.lang, '') AS lang, n.matched FROM (
-                    SELECT id, count(*) AS matched FROM {ids} GROUP BY id
-                ) n JOIN concept_entries e USING (id)),
+        return f"""WITH counted AS (
+                SELECT n.id, coalesce(e.lang, '') AS lang, n.matched
+                FROM {counts} n JOIN concept_entries e USING (id)),
             thresholds AS ({thresholds}),
             overrides(lang, t) AS ({overrides})
             SELECT c.id, c.lang, c.matched, coalesce(o.t, th.t) AS t,
                    least(1.0, coalesce(o.t, th.t)::DOUBLE / c.matched) AS p
-            FROM counted c JOIN thresholds th USING (lang) LEFT JOIN overrides o USING (lang))"""
+            FROM counted c JOIN thresholds th USING (lang) LEFT JOIN overrides o USING (lang)"""
 
     def draw(self, uid: str) -> str:
         """SQL for the sample's uniform draw in [0, 1)."""
         return f"('0x' || md5({uid} || ':{self.seed}')[1:{DRAW_BITS // 4}])::BIGINT / {2.0**DRAW_BITS!r}"
 
-    def decide(self, rules: str) -> str:
-        """Wrap the rules query (uid, reasons, missing, concept_ids) in one that adds the balance reasons.
+    @staticmethod
+    def pool(rules: str) -> str:
+        """The rules query (uid, reasons, missing, concept_ids) with what balancing reads: `entries`, the
+        caption's entry count, and `concept_ids` only for the pool (the samples no rule drops)."""
+        return f"""SELECT uid, reasons, missing, coalesce(len(concept_ids), 0) AS entries,
+                          CASE WHEN len(reasons) = 0 THEN concept_ids END AS concept_ids
+                   FROM ({rules})"""
 
-        The pool's (sample, entry) pairs are unnested once and keyed by row number, not uid: grouping
-        and joining millions of rows on an integer is several times faster than on a 32-character string.
+    def decide(self, con, rows: pa.Table) -> tuple[pa.Table, pa.Table]:
+        """Balance the pool query's rows: (uid, reasons, missing) with the balance reasons appended, and
+        the per-entry report (id, entry, lang, matched, t, p, kept) ordered by id.
+
+        One pass over the pool's entry ids, as flat arrays: c_e is a bincount, each sample's
+        prod(1 - p_e) a product over its slice (no (sample, entry) pairs are grouped or joined), and
+        kept per entry another bincount. Only samples with q < 1 (every entry over-full) need the md5
+        draw; the others are kept whatever it says.
         """
-        return f"""
-            WITH base AS MATERIALIZED (SELECT *, row_number() OVER () AS rn FROM ({rules})),
-            pairs AS MATERIALIZED (SELECT rn, unnest(concept_ids) AS id FROM base WHERE len(reasons) = 0),
-            probs AS {self.entry_probabilities("pairs")},
-            chance AS (SELECT rn, 1 - product(1 - p) AS q FROM pairs JOIN probs USING (id) GROUP BY rn)
-            SELECT b.uid, CASE
-                WHEN coalesce(len(b.concept_ids), 0) = 0 THEN list_append(b.reasons, 'no_concept')
-                WHEN len(b.reasons) = 0 AND {self.draw("b.uid")} >= c.q
-                    THEN list_append(b.reasons, 'balanced_out')
-                ELSE b.reasons END AS reasons, b.missing, b.concept_ids
-            FROM base b LEFT JOIN chance c USING (rn)"""
+        ids = rows.column("concept_ids").combine_chunks()
+        lengths = pc.fill_null(pc.list_value_length(ids), 0).to_numpy(zero_copy_only=False)
+        values = ids.flatten().to_numpy()
+        counts = np.bincount(values)
+        present = np.flatnonzero(counts).astype(np.int32)
+        con.register("entry_counts", pa.table({"id": present, "matched": counts[present]}))
+        probs = con.sql(self.entry_probabilities("entry_counts")).to_arrow_table()
+        con.unregister("entry_counts")
+        p = np.ones(len(counts))
+        p[probs.column("id").to_numpy()] = probs.column("p").to_numpy()
 
-    def report(self, decisions: str) -> str:
-        """Per entry: matched before balancing (c_e), t, p_e and kept after, from decisions that still
-        carry each sample's `concept_ids` (so the signal is not joined again)."""
+        nonempty = np.flatnonzero(lengths)
+        q = np.ones(len(lengths))  # keep probability; 1 outside the pool, where nothing is drawn
+        if len(nonempty):
+            starts = (np.cumsum(lengths) - lengths)[nonempty]
+            q[nonempty] = 1.0 - np.multiply.reduceat((1.0 - p)[values], starts)
+        drawn = np.flatnonzero(q < 1.0)
+        out = np.zeros(len(lengths), bool)
+        if len(drawn):
+            con.register("drawn", pa.table({"uid": rows.column("uid").take(drawn)}))
+            u = con.sql(f"SELECT {self.draw('uid')} AS u FROM drawn").to_arrow_table().column("u").to_numpy()
+            con.unregister("drawn")
+            out[drawn] = u >= q[drawn]
+        kept = np.bincount(values[~np.repeat(out, lengths)], minlength=len(counts))
 
-        def ids(where: str) -> str:
-            return f"(SELECT unnest(concept_ids) AS id FROM {decisions} WHERE {where})"
-
-        return f"""
+        verdict = np.where(rows.column("entries").to_numpy() == 0, NO_CONCEPT, np.where(out, BALANCED_OUT, 0))
+        decided = rows.select(["uid", "reasons", "missing"]).append_column(
+            "verdict", pa.array(verdict, pa.int8())
+        )
+        con.register("probs", probs)
+        con.register("kept_counts", pa.table({"id": np.arange(len(kept), dtype=np.int32), "kept": kept}))
+        report = con.sql("""
             SELECT e.id, e.entry, e.lang, coalesce(p.matched, 0) AS matched, p.t, coalesce(p.p, 1.0) AS p,
                    coalesce(k.kept, 0) AS kept
-            FROM concept_entries e
-            LEFT JOIN {self.entry_probabilities(ids("keep OR reasons = ['balanced_out']"))} p USING (id)
-            LEFT JOIN (SELECT id, count(*) AS kept FROM {ids("keep")} GROUP BY id) k USING (id)
-            ORDER BY e.id"""
+            FROM concept_entries e LEFT JOIN probs p USING (id) LEFT JOIN kept_counts k USING (id)
+            ORDER BY e.id""").to_arrow_table()
+        con.unregister("probs")
+        con.unregister("kept_counts")
+        return decided, report
+
+
+def with_reasons(relation: str) -> str:
+    """SQL: `relation`'s (uid, reasons, missing, verdict) rows, the verdict appended to the reasons."""
+    return f"""SELECT uid, CASE verdict WHEN {NO_CONCEPT} THEN list_append(reasons, 'no_concept')
+                               WHEN {BALANCED_OUT} THEN list_append(reasons, 'balanced_out')
+                               ELSE reasons END AS reasons, missing
+               FROM {relation}"""
 
 
 def from_recipe(raw: dict[str, Any], source: str) -> Balance | None:
