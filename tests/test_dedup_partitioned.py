@@ -156,7 +156,7 @@ def test_cli_partitioned_by_memory_budget(pool, local_ray, capsys):
 @pytest.mark.parametrize(
     "argv, problem",
     [
-        (["--executor", "ray", "--semantic"], "does not take --against or --semantic"),
+        (["--executor", "ray", "--against", "other"], "does not take --against"),
         (["--partitions", "0"], "--partitions must be at least 1"),
         (["--memory-budget", "100M"], "leaves no room for data"),
     ],

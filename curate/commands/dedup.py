@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from curate.dedup import clusters_path, dedup
     from curate.dedup.partitioned import dedup_partitioned
     from curate.dedup.semantic import DEFAULT_EPS
+    from curate.dedup.semantic_partitioned import dedup_semantic_partitioned
     from curate.errors import CurateError
     from curate.recipe import load_recipe
 
@@ -98,15 +99,26 @@ def run(args: argparse.Namespace) -> int:
         raise CurateError("--eps and --clusters set the semantic search: add --semantic")
     eps = (DEFAULT_EPS if args.eps is None else args.eps) if args.semantic else None
     partitioned = args.executor == "ray" or args.partitions is not None or args.memory_budget is not None
-    if partitioned and (args.against or args.semantic):
+    if partitioned and args.against:
         raise CurateError(
             "the partitioned dedup (--executor ray, --partitions, --memory-budget) does not "
-            "take --against or --semantic yet: run those with the default local executor"
+            "take --against yet: run it with the default local executor"
         )
     if args.partitions is not None and args.partitions < 1:
         raise CurateError(f"--partitions must be at least 1, got {args.partitions}")
     with Dataset(args.dataset).lock(NAME):
-        if partitioned:
+        if partitioned and args.semantic:
+            s = dedup_semantic_partitioned(
+                args.dataset,
+                eps=eps,
+                clusters_k=args.clusters,
+                max_distance=k,
+                partitions=args.partitions,
+                memory_budget=args.memory_budget,
+                executor=args.executor,
+                workers=args.workers,
+            )
+        elif partitioned:
             s = dedup_partitioned(
                 args.dataset,
                 max_distance=k,

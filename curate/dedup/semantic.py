@@ -56,31 +56,18 @@ def load_embeddings(ds: Dataset, uids: pa.Array) -> Embeddings:
     DuckDB decodes Parquet lists of float16 about five times faster than pyarrow (it hands them over as
     float32 lists); the rows are kept as float16, as stored.
     """
-    fix = f"curate annotate {ds.root} --signals clip --clip-model NAME --clip-checkpoint FILE"
-    files = storage.list_files(ds.signals_dir("clip"), ".parquet")
-    if not files:
-        raise CurateError(
-            f"semantic dedup clusters CLIP image embeddings, and {ds.signals_dir('clip')} has none. "
-            f"Run `{fix}` first."
-        )
+    fix = clip_fix(ds)
+    files = clip_files(ds)
     con = duck.connect()
     try:
         parts = [
-            _read_file(con, path, fix)
+            read_file(con, path, fix)
             for path in tqdm(files, desc="load clip signals", unit="file", disable=len(files) < 20)
         ]
     finally:
         con.close()
     parts = [p for p in parts if p is not None]
-    dims = {p[2].shape[1] for p in parts}
-    if not dims:
-        raise CurateError(f"{ds.signals_dir('clip')} holds no image embeddings. Rerun `{fix}`.")
-    if len(dims) > 1:
-        raise CurateError(
-            f"image embeddings in {ds.signals_dir('clip')} differ in length {sorted(dims)} (several "
-            f"models?). Delete the folder and rerun `{fix}` with one model."
-        )
-    vectors = np.zeros((len(uids), dims.pop()), np.float16)
+    vectors = np.zeros((len(uids), one_dim(ds, {p[2].shape[1] for p in parts})), np.float16)
     scores = np.full(len(uids), np.nan, np.float32)
     pos = pc.index_in(pa.chunked_array([p[0] for p in parts]), value_set=uids).to_numpy(zero_copy_only=False)
     end = 0
@@ -105,7 +92,34 @@ def load_embeddings(ds: Dataset, uids: pa.Array) -> Embeddings:
     return Embeddings(vectors, scores, valid)
 
 
-def _read_file(
+def clip_fix(ds: Dataset) -> str:
+    return f"curate annotate {ds.root} --signals clip --clip-model NAME --clip-checkpoint FILE"
+
+
+def clip_files(ds: Dataset) -> list[str]:
+    """The clip signal files, or an error naming the command that writes them."""
+    files = storage.list_files(ds.signals_dir("clip"), ".parquet")
+    if not files:
+        raise CurateError(
+            f"semantic dedup clusters CLIP image embeddings, and {ds.signals_dir('clip')} has none. "
+            f"Run `{clip_fix(ds)}` first."
+        )
+    return files
+
+
+def one_dim(ds: Dataset, dims: set[int]) -> int:
+    """The embedding length all signal files share (an error when none has embeddings or they differ)."""
+    if not dims:
+        raise CurateError(f"{ds.signals_dir('clip')} holds no image embeddings. Rerun `{clip_fix(ds)}`.")
+    if len(dims) > 1:
+        raise CurateError(
+            f"image embeddings in {ds.signals_dir('clip')} differ in length {sorted(dims)} (several "
+            f"models?). Delete the folder and rerun `{clip_fix(ds)}` with one model."
+        )
+    return next(iter(dims))
+
+
+def read_file(
     con: duckdb.DuckDBPyConnection, path: str, fix: str
 ) -> tuple[pa.Array, pa.Array, np.ndarray] | None:
     """(uids, scores, float16 (rows, dim)) of one signal file, None when it has no embedding; one file at a
@@ -143,15 +157,7 @@ def semantic_edges(
     vectors: np.ndarray, valid: np.ndarray, eps: float = DEFAULT_EPS, clusters: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Node pairs (a, b), a < b, with cosine > 1 - eps inside one k-means cluster, and what the search did."""
-    if not 0 < eps < 1:
-        raise CurateError(
-            f"--eps {eps} is outside (0, 1): give the cosine distance under which two images are "
-            f"duplicates, e.g. {DEFAULT_EPS}"
-        )
-    if clusters is not None and clusters < 1:
-        raise CurateError(
-            f"--clusters {clusters} must be at least 1 (default: one per {MEMBERS_PER_CLUSTER} samples)"
-        )
+    check_settings(eps, clusters)
     idx = np.flatnonzero(valid)
     k = min(len(idx), clusters or default_clusters(len(idx)))
     info = {"eps": eps, "clusters": k, "embedded": len(idx), "pairs": 0, "largest_cluster": 0, "guests": 0}
@@ -159,15 +165,15 @@ def semantic_edges(
         return np.empty(0, np.int64), np.empty(0, np.int64), info
     x = vectors[idx]
     radius = math.sqrt(2 * eps)  # |p - q| for unit rows at cosine 1 - eps
-    proj = _project(x, np.random.default_rng(_SEED), k)
+    mean, basis = fit_projection(x[projection_sample(len(x), k)])
+    proj = project(x, mean, basis)
     labels, second = assign_clusters(proj, k, margin=2 * radius)
-    members, guests = _by_cluster(labels, k), _by_cluster(second, k)
+    members, guests = by_cluster(labels, k), by_cluster(second, k)
     a, b = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
     for c in tqdm(range(k), desc="semantic pairs", unit="cluster", disable=k < 50):
-        i, j = _candidates(proj, members[c], guests[c], radius)
-        sure = _cosines(x, i, j) > 1.0 - eps
-        a.append(i[sure])
-        b.append(j[sure])
+        i, j = cluster_pairs(x, proj, members[c], guests[c], eps)
+        a.append(i)
+        b.append(j)
     a, b = np.concatenate(a), np.concatenate(b)
     pairs = np.unique(
         np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0
@@ -178,25 +184,54 @@ def semantic_edges(
     return idx[pairs[:, 0]], idx[pairs[:, 1]], info
 
 
-def _project(x16: np.ndarray, rng: np.random.Generator, k: int) -> np.ndarray:
-    """Rows minus the sample mean, on the sample's top principal directions: (n, PROJECTION_DIMS) float32."""
-    n = len(x16)
-    fit = x16[np.sort(rng.choice(n, size=min(n, max(k * KMEANS_SAMPLE_PER_CLUSTER, 4096)), replace=False))]
-    fit = fit.astype(np.float32)
+def check_settings(eps: float, clusters: int | None) -> None:
+    if not 0 < eps < 1:
+        raise CurateError(
+            f"--eps {eps} is outside (0, 1): give the cosine distance under which two images are "
+            f"duplicates, e.g. {DEFAULT_EPS}"
+        )
+    if clusters is not None and clusters < 1:
+        raise CurateError(
+            f"--clusters {clusters} must be at least 1 (default: one per {MEMBERS_PER_CLUSTER} samples)"
+        )
+
+
+def projection_sample(n: int, k: int) -> np.ndarray:
+    """Sorted positions (among the n embedded rows) of the sample the principal directions are fitted on."""
+    rng = np.random.default_rng(_SEED)
+    return np.sort(rng.choice(n, size=min(n, max(k * KMEANS_SAMPLE_PER_CLUSTER, 4096)), replace=False))
+
+
+def fit_projection(fit16: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sample's mean and top principal directions ((d,), (d, PROJECTION_DIMS) float32)."""
+    fit = fit16.astype(np.float32)
     mean = fit.mean(axis=0)
     _, vecs = np.linalg.eigh(np.cov(fit - mean, rowvar=False).astype(np.float64))  # ascending eigenvalues
-    basis = vecs[:, ::-1][:, : min(PROJECTION_DIMS, x16.shape[1])].astype(np.float32)
-    out = np.empty((n, basis.shape[1]), np.float32)
-    for r0 in range(0, n, _CHUNK):
+    return mean, vecs[:, ::-1][:, : min(PROJECTION_DIMS, fit16.shape[1])].astype(np.float32)
+
+
+def project(x16: np.ndarray, mean: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """Rows minus the sample mean, on the principal directions: (n, PROJECTION_DIMS) float32."""
+    out = np.empty((len(x16), basis.shape[1]), np.float32)
+    for r0 in range(0, len(x16), _CHUNK):
         out[r0 : r0 + _CHUNK] = (x16[r0 : r0 + _CHUNK].astype(np.float32) - mean) @ basis
     return out
 
 
-def _by_cluster(labels: np.ndarray, k: int) -> list[np.ndarray]:
+def by_cluster(labels: np.ndarray, k: int) -> list[np.ndarray]:
     """Row indices per cluster label 0..k-1 (label -1: none)."""
     order = np.argsort(labels, kind="stable")
     starts = np.searchsorted(labels[order], np.arange(k + 1))
     return [order[starts[c] : starts[c + 1]] for c in range(k)]
+
+
+def cluster_pairs(
+    x16: np.ndarray, proj: np.ndarray, members: np.ndarray, guests: np.ndarray, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs of one cluster (members among themselves, guests x members) with cosine > 1 - eps."""
+    i, j = _candidates(proj, members, guests, math.sqrt(2 * eps))
+    sure = _cosines(x16, i, j) > 1.0 - eps
+    return i[sure], j[sure]
 
 
 def _candidates(
@@ -252,10 +287,25 @@ def assign_clusters(proj: np.ndarray, k: int, margin: float) -> tuple[np.ndarray
     n = len(proj)
     if k == 1:
         return np.zeros(n, np.int64), np.full(n, -1, np.int64)
-    proj = proj[:, :KMEANS_DIMS]
+    at, rng = kmeans_sample(n, k)
+    return nearest_two(proj, fit_centroids(proj[at], k, rng), margin)
+
+
+def kmeans_sample(n: int, k: int) -> tuple[np.ndarray, np.random.Generator]:
+    """Sorted positions of the k-means sample, and the generator that then picks the first centroids."""
     rng = np.random.default_rng(_SEED + 1)
-    sample = proj[np.sort(rng.choice(n, size=min(n, k * KMEANS_SAMPLE_PER_CLUSTER), replace=False))]
-    centroids = _lloyd(np.ascontiguousarray(sample), k, rng)
+    return np.sort(rng.choice(n, size=min(n, k * KMEANS_SAMPLE_PER_CLUSTER), replace=False)), rng
+
+
+def fit_centroids(sample: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means centroids of projected sample rows, on their first KMEANS_DIMS components."""
+    return _lloyd(np.ascontiguousarray(sample[:, :KMEANS_DIMS]), k, rng)
+
+
+def nearest_two(proj: np.ndarray, centroids: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's nearest centroid, and its second-nearest where that lies within `margin` more, else -1."""
+    n = len(proj)
+    proj = proj[:, : centroids.shape[1]]
     c_aug = np.hstack(
         [-2.0 * centroids, (centroids * centroids).sum(axis=1, keepdims=True)]
     ).T  # (dims + 1, k)
