@@ -11,6 +11,7 @@ the largest task it ran).
 
     python benchmarks/dedup_partitioned.py --rows 1000000
     python benchmarks/dedup_partitioned.py --rows 2000000 --budget 1G
+    python benchmarks/dedup_partitioned.py --rows 2000000 --partitioned-only   # reuse the single run
 """
 
 from __future__ import annotations
@@ -148,6 +149,11 @@ def main() -> None:
         "--budget", type=_bytes, default=None, help="per-task budget (default: half the single peak)"
     )
     ap.add_argument("--partitions", type=int, default=None, help="fix the partition count instead")
+    ap.add_argument(
+        "--partitioned-only",
+        action="store_true",
+        help="compare with the last run's single-process result and files instead of running it again",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--make", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -179,7 +185,14 @@ def main() -> None:
         print(json.dumps(out), flush=True)
         return out
 
-    single = run({"path": "single"})
+    if args.partitioned_only and os.path.exists(f"{root}/single.json"):
+        with open(f"{root}/single.json") as fh:
+            single = json.load(fh)
+        print(f"# single path from the last run: {json.dumps(single)}", flush=True)
+    else:
+        single = run({"path": "single"})
+        with open(f"{root}/single.json", "w") as fh:
+            json.dump(single, fh)
     budget = args.budget or single["driver_peak_mb"] * (1 << 20) // 2
     part = run(
         {"path": "partitioned", "budget": None if args.partitions else budget, "partitions": args.partitions}

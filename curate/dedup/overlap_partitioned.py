@@ -90,6 +90,7 @@ def find_matches(
         "peak_task_rss_mb": max(run.peaks.values()),
         "peak_task_rss_mb_by_step": run.peaks,
         "seconds_by_step": run.seconds,
+        "cpu_seconds_by_step": run.cpu,
         "resumed_tasks": run.resumed,
     }
 

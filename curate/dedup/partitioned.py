@@ -13,6 +13,7 @@ files partitioned by that key (curate.dedup.shuffle):
   codes     uid range -> SimHash codes of the searched samples, scattered by code-fold bucket
   fold      fold partition -> identical codes linked to their first holder; the search set by range
   search    uid range -> the search set in index order (the plan is measured on the same sampled rows)
+  keys      (code word, uid range) -> the range's key in each of the word's tables, by bucket partition
   lsh       (code word, bucket partition) -> each table's buckets of this partition; pairs in radius
   attach    range of a -> pairs with a's pHash and thumbnail, by range of b
   verify    range of b -> the rule on each pair: near edges
@@ -123,6 +124,7 @@ class _Run:
         self.work, self.parts, self.k, self.sim, self.run, self.label = work, parts, k, sim, run, label
         self.peaks: dict[str, float] = {}  # step: the largest peak RSS of its tasks (MB)
         self.seconds: dict[str, float] = {}  # step: wall seconds
+        self.cpu: dict[str, float] = {}  # step: CPU seconds of its tasks
         self.resumed = 0  # tasks an earlier run had finished
 
     def step(self, name: str, fn, payloads: dict) -> list[dict]:
@@ -144,8 +146,10 @@ class _Run:
         ).skipped
         stats = [storage.read_json(job.stats_path) for job in jobs]
         log.info("%s %s: %d tasks, %.1f s", self.label, name, len(jobs), time.perf_counter() - began)
-        self.peaks[name] = max(s.get("peak_rss_mb", 0.0) for s in stats)
-        self.seconds[name] = round(time.perf_counter() - began, 1)
+        # a step may run in several calls (lsh: one per code word): its figures add up
+        self.peaks[name] = max(self.peaks.get(name, 0.0), *(s.get("peak_rss_mb", 0.0) for s in stats))
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - began, 1)
+        self.cpu[name] = round(self.cpu.get(name, 0.0) + sum(s.get("cpu_s", 0.0) for s in stats), 1)
         return stats
 
     def go(self, shards: dict[str, tuple[str, str]]) -> dict:
@@ -175,20 +179,30 @@ class _Run:
         for word, mask, hash_mask in lsh_plan.masks():
             by_word.setdefault(word, []).append((mask, hash_mask))
         lsh_keys = [f"{w}-{p}" for w in sorted(by_word) for p in R]
-        self.step(
-            "lsh",
-            lsh,
-            {
-                key: {
-                    **base,
-                    "word": int(key.split("-")[0]),
-                    "part": int(key.split("-")[1]),
-                    "tables": by_word[int(key.split("-")[0])],
-                    "searched": n_search,
-                }
-                for key in lsh_keys
-            },
-        )
+        # a word at a time: its keys stay on disk only until its buckets are searched
+        for w in sorted(by_word):
+            self.step(
+                "keys",
+                table_keys,
+                {f"{w}-{j}": {"word": w, "range": j, "tables": by_word[w], "searched": n_search} for j in R},
+            )
+            self.step(
+                "lsh",
+                lsh,
+                {
+                    f"{w}-{p}": {
+                        **base,
+                        "word": w,
+                        "part": p,
+                        "tables": len(by_word[w]),
+                        "searched": n_search,
+                    }
+                    for p in R
+                },
+            )
+            fs, inner = storage.url_to_fs(storage.join(self.work, f"keys-{w}"))
+            if fs.exists(inner):  # a resumed run may have removed it already
+                fs.rm(inner, recursive=True)
         self.step("attach", attach, {j: {**base, "range": j, "sources": lsh_keys} for j in R})
         self.step("verify", verify, {j: {**base, "range": j} for j in R})
         edge_sources = [f"{step}-{p}" for step in ("exact", "fold", "verify") for p in R]
@@ -207,6 +221,7 @@ class _Run:
             "clusters": sum(s["clusters"] for s in reps),
             "peaks": self.peaks,
             "step_seconds": self.seconds,
+            "step_cpu_seconds": self.cpu,
             "resumed": self.resumed,
             "rounds": last + 1,
         }
@@ -348,24 +363,52 @@ def search(job: Job) -> dict:
     return {"searched": t.num_rows}
 
 
-def lsh(job: Job) -> dict:
-    """The tables of one code word, restricted to the buckets of one partition: pairs within the radius."""
+def table_keys(job: Job) -> dict:
+    """A range's search set keyed in every table of one code word, each (key, node, pHash) sent to the
+    key's bucket partition: every table's keys are computed and written once, so the work is linear in
+    rows x tables however many partitions there are."""
     p = job.payload
-    parts, word = p["parts"], f"w{p['word']}"
+    word = f"w{p['word']}"
+    t = storage.read_parquet(shuffle.path(p["work"], "search", 0, p["range"]), ["gidx", "phash", word])
+    g, h, column = (t.column(c).to_numpy() for c in ("gidx", "phash", word))
+    n, tables = len(g), len(p["tables"])
+    key_mask = _key_mask(p["searched"])
+    bucket = np.empty(n * tables, np.uint64)
+    for tab, (mask, hash_mask) in enumerate(p["tables"]):
+        out = bucket[tab * n : (tab + 1) * n]
+        simhash._keys(column, h, mask, hash_mask, out=out)
+        with np.errstate(over="ignore"):
+            np.multiply(out, shuffle.MIX, out=out)
+        np.bitwise_and(out, key_mask, out=out)
+    table = pa.table(
+        {
+            "table": np.repeat(np.arange(tables, dtype=np.int16), n),
+            "bucket": bucket,
+            "gidx": np.tile(g, tables),
+            "phash": np.tile(h, tables),
+        }
+    )
+    shuffle.scatter(
+        table, shuffle.of_mixed(bucket, p["parts"]), p["parts"], p["work"], f"keys-{p['word']}", p["range"]
+    )
+    return {"keys": len(bucket)}
+
+
+def lsh(job: Job) -> dict:
+    """The tables of one code word, restricted to the buckets of one partition (the keys every range sent
+    it): pairs within the radius."""
+    p = job.payload
+    parts = p["parts"]
     idx_bits = max(1, int(p["searched"] - 1).bit_length())
-    key_mask = np.uint64(~((1 << idx_bits) - 1) & (2**64 - 1))
-    kept: list[list[tuple[np.ndarray, ...]]] = [[] for _ in p["tables"]]
-    for j in range(parts):  # every range, one word column at a time: memory stays one partition's buckets
-        t = storage.read_parquet(shuffle.path(p["work"], "search", 0, j), ["gidx", "phash", word])
-        g, h, column = (t.column(c).to_numpy() for c in ("gidx", "phash", word))
-        for tab, (mask, hash_mask) in enumerate(p["tables"]):
-            with np.errstate(over="ignore"):
-                bucket = simhash._keys(column, h, mask, hash_mask) * shuffle.MIX & key_mask
-            sel = shuffle.of_mixed(bucket, parts) == p["part"]
-            kept[tab].append((bucket[sel], g[sel], h[sel]))
+    t = shuffle.gather(p["work"], f"keys-{p['word']}", range(parts), p["part"])
+    tab = t.column("table").to_numpy()
+    order = np.argsort(tab, kind="stable")  # by table; within one, by range, then node: index order
+    bounds = np.searchsorted(tab[order], np.arange(p["tables"] + 1))
+    bucket_all, g_all, h_all = (t.column(c).to_numpy() for c in ("bucket", "gidx", "phash"))
     found_a, found_b = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
-    for chunks in kept:
-        bucket, g, h = (np.concatenate([c[i] for c in chunks]) for i in range(3))
+    for i in range(p["tables"]):
+        rows = order[bounds[i] : bounds[i + 1]]
+        bucket, g, h = bucket_all[rows], g_all[rows], h_all[rows]
         words = bucket | np.arange(len(bucket), dtype=np.uint64)  # local rows ascend with the index
         words.sort()
         a, b = simhash.bucket_pairs_within(words, idx_bits, h, p["k"])
@@ -381,6 +424,12 @@ def lsh(job: Job) -> dict:
         job.key.removeprefix("lsh-"),
     )
     return {"candidates": len(a)}
+
+
+def _key_mask(searched: int) -> np.uint64:
+    """The bucket bits of a mixed key: the single path drops the low bits that hold a row index."""
+    idx_bits = max(1, int(searched - 1).bit_length())
+    return np.uint64(~((1 << idx_bits) - 1) & (2**64 - 1))
 
 
 def attach(job: Job) -> dict:
@@ -605,6 +654,7 @@ def _write(dataset: str, work: str, parts: int, result: dict, k: int, sim: float
             "peak_task_rss_mb": max(result["peaks"].values()),
             "peak_task_rss_mb_by_step": result["peaks"],
             "seconds_by_step": result["step_seconds"],
+            "cpu_seconds_by_step": result["step_cpu_seconds"],
             "resumed_tasks": result["resumed"],
         },
     }

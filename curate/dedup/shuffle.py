@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import resource
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -72,7 +73,8 @@ def distinct_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def measured(fn, job) -> dict:
-    """fn(job)'s stats plus the task's own peak resident memory, `peak_rss_mb`.
+    """fn(job)'s stats plus the task's own peak resident memory, `peak_rss_mb`, and the CPU seconds its
+    process spent on it, `cpu_s` (a per-core cost that other load on the machine does not inflate).
 
     Workers run many tasks, so the process's lifetime peak (getrusage) would report the largest task
     so far; on Linux the peak is reset when the task starts (/proc/self/clear_refs) and read back from
@@ -86,12 +88,14 @@ def measured(fn, job) -> dict:
         own = True
     except OSError:
         own = False
+    cpu = time.process_time()
     stats = fn(job)
+    cpu = time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if own:
         with open("/proc/self/status") as fh:
             peak = next(int(line.split()[1]) / 1024 for line in fh if line.startswith("VmHWM:"))
-    return {**stats, "peak_rss_mb": round(peak, 1)}
+    return {**stats, "peak_rss_mb": round(peak, 1), "cpu_s": round(cpu, 2)}
 
 
 def _release() -> None:
