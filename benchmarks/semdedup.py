@@ -10,8 +10,14 @@ under benchmarks/_work/semdedup/ (generated once, reused).
              process: wall time, peak RSS, recall of the planted pairs, precision of the pairs found
   all-pairs  the exact blocked product over an S-row subset (the anchor), beside curate on that subset
 
+  ray        with --executor ray: the partitioned search (curate.dedup.semantic_partitioned.find_pairs)
+             on a local Ray of --workers CPUs in --partitions partitions, in a fresh driver process: wall,
+             CPU of the driver and of the tasks, the driver's peak RSS and each step's largest task
+             peak RSS; its pairs are compared with curate's
+
     python benchmarks/semdedup.py                      # the figures in docs/PERFORMANCE.md (N=1M, S=30k)
     python benchmarks/semdedup.py --n 200000 --subset 20000
+    python benchmarks/semdedup.py --executor ray --partitions 8 --subset 0
 """
 
 from __future__ import annotations
@@ -102,8 +108,8 @@ def run_curate(root: str, n: int) -> dict:
     a, b, info = semantic_edges(emb.vectors, emb.valid, EPS)
     t2 = time.perf_counter()
     planted = np.load(os.path.join(root, "planted.npy"))
-    found = set(zip(a.tolist(), b.tolist(), strict=True))
-    hits = sum((int(min(p)), int(max(p))) in found for p in planted)
+    np.save(os.path.join(root, "pairs-single.npy"), np.stack([a, b], axis=1))
+    hits = _hits(root, a, b)
     cos = (emb.vectors[a].astype(np.float32) * emb.vectors[b].astype(np.float32)).sum(1)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
@@ -119,6 +125,76 @@ def run_curate(root: str, n: int) -> dict:
         "pairs_above_threshold": int((cos > 1 - EPS).sum()),
         **{f"info_{k}": v for k, v in info.items()},
     }
+
+
+def _hits(root: str, a: np.ndarray, b: np.ndarray) -> int:
+    planted = np.load(os.path.join(root, "planted.npy"))
+    found = set(zip(a.tolist(), b.tolist(), strict=True))
+    return sum((int(min(p)), int(max(p))) in found for p in planted)
+
+
+def run_ray(root: str, n: int, parts: int, workers: int) -> dict:
+    """In this (fresh) driver process: the partitioned search on a local Ray; figures as JSON."""
+    import shutil
+
+    from curate.dataset import Dataset
+    from curate.dedup.partitioned import _ray_session, _Run
+    from curate.dedup.semantic_partitioned import find_pairs, uid_ranges
+
+    work = os.path.join(root, "_ray_work")
+    shutil.rmtree(work, ignore_errors=True)
+    files = sorted(
+        os.path.join(root, "signals", "clip", f) for f in os.listdir(os.path.join(root, "signals", "clip"))
+    )
+    runner = _Run(work, parts, 0, 0.0, {"executor": "ray", "workers": workers, "retries": 0})
+    t0 = time.perf_counter()
+    with _ray_session("ray", workers):
+        t1 = time.perf_counter()
+        splitters, starts = uid_ranges(work, pa.array([f"{i:032x}" for i in range(n)]), parts)
+        info, sources = find_pairs(runner, Dataset(root), files, splitters, starts, EPS, None)
+        t2 = time.perf_counter()
+        tasks_cpu = _children_cpu()
+    edges = [
+        pq.read_table(os.path.join(work, "edges", s, f"{j}.parquet")) for s in sources for j in range(parts)
+    ]
+    a = np.concatenate([e.column("a").to_numpy() for e in edges])
+    b = np.concatenate([e.column("b").to_numpy() for e in edges])
+    a, b = a[a < b], b[a < b]
+    order = np.lexsort((b, a))
+    single = np.load(os.path.join(root, "pairs-single.npy"))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    shutil.rmtree(work, ignore_errors=True)
+    return {
+        "n": n,
+        "partitions": parts,
+        "workers": workers,
+        "ray_start_s": round(t1 - t0, 2),
+        "search_s": round(t2 - t1, 2),
+        "driver_cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "tasks_cpu_s": tasks_cpu,
+        "driver_peak_rss_mb": usage.ru_maxrss // 1024,
+        "task_peak_rss_mb_by_step": runner.peaks,
+        "seconds_by_step": runner.seconds,
+        "pairs": len(a),
+        "same_pairs_as_single": bool(np.array_equal(np.stack([a[order], b[order]], axis=1), single)),
+        "planted_found": _hits(root, a, b),
+        **{f"info_{k}": v for k, v in info.items()},
+    }
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the Ray worker processes under this driver (before Ray stops them)."""
+    import psutil
+
+    total = 0.0
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "ray::" in " ".join(proc.cmdline()) or "default_worker" in " ".join(proc.cmdline()):
+                t = proc.cpu_times()
+                total += t.user + t.system
+        except psutil.Error:
+            continue
+    return round(total, 1)
 
 
 def anchor(n: int, subset: int) -> dict:
@@ -158,10 +234,17 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--subset", type=int, default=30_000, help="rows for the all-pairs anchor (0: skip)")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local")
+    parser.add_argument("--partitions", type=int, default=8, help="with --executor ray (default 8)")
+    parser.add_argument("--workers", type=int, default=2, help="with --executor ray: Ray CPUs (default 2)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--ray-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_curate(args.child, args.n)))
+        return
+    if args.ray_child:
+        print(json.dumps(run_ray(args.ray_child, args.n, args.partitions, args.workers)))
         return
     print(f"load before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     t0 = time.perf_counter()
@@ -178,6 +261,28 @@ def main() -> None:
     ).stdout
     curate = json.loads(out.strip().splitlines()[-1])
     print(json.dumps({"curate": curate}, indent=1))
+    print(f"load after curate: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.executor == "ray":
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--n",
+                str(args.n),
+                "--ray-child",
+                root,
+                "--partitions",
+                str(args.partitions),
+                "--workers",
+                str(args.workers),
+            ],
+            check=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        ).stdout
+        print(json.dumps({"ray": json.loads(out.strip().splitlines()[-1])}, indent=1))
+        print(f"load after ray: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.subset:
         print(json.dumps({"anchor": anchor(args.n, args.subset)}, indent=1))
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
