@@ -1,4 +1,4 @@
-"""Which entries a caption contains: MetaCLIP's substring rule, run by one Aho-Corasick automaton.
+"""Which entries a caption contains: MetaCLIP's substring rule, by token lookups and Aho-Corasick automatons.
 
 Normalization (MetaCLIP `spacing`, plus lower-casing): the text is lower-cased, each of , . ; : ? ! `
 gets a space on both sides, tabs and line breaks become spaces, and the whole is padded with one space.
@@ -8,9 +8,9 @@ in punctuation, as MetaCLIP 2 does, so Chinese and Japanese entries match inside
 MetaCLIP matches case-sensitively; curate folds case because word lists (and the default list) are
 lower-case while captions start with capitals.
 
-Speed: a batch of captions is normalized by Arrow kernels, joined into one string with NUL
-separators (no entry contains NUL, so no match spans two captions), and scanned by the automaton in
-one call; match end offsets map back to captions with one binary search.
+Speed: a batch of captions is normalized as one byte array (curate.concepts.spacing); entries bounded
+by spaces are found by hash lookups of token k-grams sliced from those bytes, the rest by automatons
+that scan only the captions (and the character runs) they can occur in (see Matcher).
 """
 
 from __future__ import annotations
@@ -26,13 +26,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.concepts.entries import EntryList, load_entries
+from curate.concepts.spacing import PUNCTUATION, Spaced, space
 from curate.errors import CurateError
 
-PUNCTUATION = (",", ".", ";", ":", "?", "!", "`")
-SPACED_OUT = ("\t", "\n", "\r")
-_PUNCTUATION_RE = "([" + "".join(PUNCTUATION) + "])"  # none of them is special inside [...]
-_SPACED_OUT_RE = "[" + "".join(SPACED_OUT) + "]"
 _SEPARATOR = "\x00"
+_INT32_MAX = 2**31 - 1
 # Scripts written without spaces between words (code point ranges): entries in them match as substrings.
 _UNSPACED_RANGES = (
     (0x0E00, 0x0EFF),  # Thai, Lao
@@ -50,10 +48,7 @@ _UNSPACED_RANGES = (
 
 def normalize_array(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Normalized, space-padded texts (nulls become a single space): the strings the automaton scans."""
-    texts = pc.fill_null(pa.chunked_array([texts]).combine_chunks().cast(pa.string()), "")
-    out = pc.replace_substring_regex(pc.utf8_lower(texts), _PUNCTUATION_RE, r" \1 ")
-    out = pc.replace_substring_regex(out, _SPACED_OUT_RE, " ")
-    return pc.binary_join_element_wise(" ", out, " ", "")
+    return space(texts).array()
 
 
 def normalize(text: str) -> str:
@@ -104,6 +99,7 @@ class Matcher:
             else:
                 mixed.add(pattern(entry), index, {entry[0]})
         # each token is looked up with the one space that follows it: k-grams are then plain slices
+        # each token is looked up with the one space that follows it: k-grams are then plain slices
         self._grams = {
             k: (pa.array([e + " " for e in v], pa.string()), np.array(i, np.int64))
             for k, (v, i) in sorted(grams.items())
@@ -116,11 +112,12 @@ class Matcher:
 
     def match(self, captions: pa.Array | pa.ChunkedArray) -> pa.ListArray:
         """list<int32> per caption: the entries it contains, each once, ascending ([] when none)."""
-        padded = normalize_array(captions)
-        rows = len(padded)
+        spaced = space(captions)
+        rows = len(spaced.offsets) - 1
         if rows == 0:
             return pa.array([], pa.list_(pa.int32()))
-        found = [self._match_grams(padded)]
+        padded = spaced.array()
+        found = [self._match_grams(spaced)]
         found += [scan.match(padded) for scan in (self._unspaced, self._mixed) if scan is not None]
         # one key per (caption, entry), sorted caption-major with ids ascending
         keys = np.concatenate([(row << self._shift) | ids for row, ids in found])
@@ -130,18 +127,18 @@ class Matcher:
         offsets = np.searchsorted(keys >> self._shift, np.arange(rows + 1), side="left").astype(np.int32)
         return pa.ListArray.from_arrays(offsets, pa.array(ids))
 
-    def _match_grams(self, padded: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
+    def _match_grams(self, spaced: Spaced) -> tuple[np.ndarray, np.ndarray]:
         """(caption row, entry id) of every run of k tokens that is a k-token entry.
 
-        No token or k-gram is copied: the batch's bytes are one buffer, a token runs from just past a
-        space to the next space inclusive, so k-grams starting at tokens j, j+k, j+2k, ... are
-        consecutive slices of it and one offsets array (every k-th token start) makes them a string
-        array. Padding puts an empty token between captions, and no entry starts or ends with one.
+        No token or k-gram is copied out: a token runs from just past a space to the next space
+        inclusive, so the k-grams starting at tokens j, j+k, j+2k, ... are consecutive slices of the
+        batch's bytes, and every k-th token start is the offsets array of a string array of them.
+        Padding puts an empty token between captions, and no entry starts or ends with one.
         """
-        _, offsets_buffer, data = padded.buffers()
-        offsets = np.frombuffer(offsets_buffer, np.int32, len(padded) + 1, padded.offset)
-        text = np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]]
-        starts = np.flatnonzero(text == 32).astype(np.int32) + (offsets[0] + 1)
+        data = pa.py_buffer(spaced.data)
+        large = len(spaced.data) > _INT32_MAX
+        starts = np.flatnonzero(spaced.data == 32) + 1
+        starts = starts if large else starts.astype(np.int32)
         tokens = len(starts) - 1
         at, ids = [], []
         for k, (values, entry_ids) in self._grams.items():
@@ -150,16 +147,16 @@ class Matcher:
                 if count <= 0:
                     continue
                 bounds = np.ascontiguousarray(starts[first::k][: count + 1])
-                grams = pa.StringArray.from_buffers(count, pa.py_buffer(bounds), data)
-                index = pc.index_in(grams, value_set=values)
+                kind = pa.large_string() if large else pa.string()
+                grams = pa.Array.from_buffers(kind, count, [None, pa.py_buffer(bounds), data])
+                index = pc.index_in(grams, value_set=values.cast(kind) if large else values)
                 hit = _valid(index)
                 at.append(bounds[hit])
                 ids.append(entry_ids[np.frombuffer(index.buffers()[1], np.int32, count)[hit]])
         if not at:
             empty = np.zeros(0, np.int64)
             return empty, empty
-        rows = np.searchsorted(offsets, np.concatenate(at), side="right") - 1
-        return rows.astype(np.int64), np.concatenate(ids)
+        return np.searchsorted(spaced.offsets, np.concatenate(at), side="right") - 1, np.concatenate(ids)
 
 
 def _valid(index: pa.Array) -> np.ndarray:
