@@ -117,60 +117,95 @@ class Balance:
 
     @staticmethod
     def pool(rules: str) -> str:
-        """The rules query (uid, reasons, missing, concept_ids) with what balancing reads: `entries`, the
-        caption's entry count, and `concept_ids` only for the pool (the samples no rule drops)."""
-        return f"""SELECT uid, reasons, missing, coalesce(len(concept_ids), 0) AS entries,
+        """The rules query (uid, reasons, missing, concept_ids) with what balancing reads: `no_concept`
+        (the caption names no entry), and `concept_ids` only for the pool (the samples no rule drops)."""
+        return f"""SELECT uid, reasons, missing, coalesce(len(concept_ids), 0) = 0 AS no_concept,
                           CASE WHEN len(reasons) = 0 THEN concept_ids END AS concept_ids
                    FROM ({rules})"""
 
     def decide(self, con, rows: pa.Table) -> tuple[pa.Table, pa.Table]:
-        """Balance the pool query's rows: (uid, reasons, missing) with the balance reasons appended, and
-        the per-entry report (id, entry, lang, matched, t, p, kept) ordered by id.
+        """Balance the pool query's rows: (uid, reasons, missing, verdict) for `with_reasons`, and the
+        per-entry report (id, entry, lang, matched, t, p, kept) ordered by id.
 
-        One pass over the pool's entry ids, as flat arrays: c_e is a bincount, each sample's
-        prod(1 - p_e) a product over its slice (no (sample, entry) pairs are grouped or joined), and
-        kept per entry another bincount. Only samples with q < 1 (every entry over-full) need the md5
-        draw; the others are kept whatever it says.
+        The pool's entry ids are read as flat arrays, never as (sample, entry) rows to group or join:
+        c_e is a bincount, each sample's 1 - prod(1 - p_e) a product over its slice. Only samples whose
+        keep probability is below 1 (every entry over-full) are drawn, and kept per entry is c_e less
+        the entries of the samples drawn out.
         """
-        ids = rows.column("concept_ids").combine_chunks()
-        lengths = pc.fill_null(pc.list_value_length(ids), 0).to_numpy(zero_copy_only=False)
-        values = ids.flatten().to_numpy()
-        counts = np.bincount(values)
+        lists = rows.column("concept_ids").chunks  # DuckDB's batches: temporaries stay in cache
+        counts = entry_counts([ids.flatten().to_numpy() for ids in lists])
+        probs = self._probabilities(con, counts)
+        p = np.ones(len(counts))
+        p[probs.column("id").to_numpy()] = probs.column("p").to_numpy()
+        over = p < 1.0
+        q = np.concatenate([np.ones(0)] + [keep_probabilities(ids, p, over) for ids in lists])
+        drawn = np.flatnonzero(q < 1.0)
+        con.register("drawn", pa.table({"uid": rows.column("uid").take(drawn)}))
+        u = con.sql(f"SELECT {self.draw('uid')} AS u FROM drawn").to_arrow_table().column("u").to_numpy()
+        con.unregister("drawn")
+        out = drawn[u >= q[drawn]]
+
+        verdict = np.where(rows.column("no_concept").to_numpy(), NO_CONCEPT, 0).astype(np.int8)
+        verdict[out] = BALANCED_OUT
+        decided = rows.select(["uid", "reasons", "missing"]).append_column("verdict", pa.array(verdict))
+        lost = entry_counts([ids.flatten().to_numpy() for ids in rows.column("concept_ids").take(out).chunks])
+        kept = counts.copy()
+        kept[: len(lost)] -= lost
+        return decided, _report(con, probs, kept)
+
+    def _probabilities(self, con, counts: np.ndarray) -> pa.Table:
+        """(id, lang, matched, t, p) of the entries with counts[id] > 0."""
         present = np.flatnonzero(counts).astype(np.int32)
         con.register("entry_counts", pa.table({"id": present, "matched": counts[present]}))
         probs = con.sql(self.entry_probabilities("entry_counts")).to_arrow_table()
         con.unregister("entry_counts")
-        p = np.ones(len(counts))
-        p[probs.column("id").to_numpy()] = probs.column("p").to_numpy()
+        return probs
 
-        nonempty = np.flatnonzero(lengths)
-        q = np.ones(len(lengths))  # keep probability; 1 outside the pool, where nothing is drawn
-        if len(nonempty):
-            starts = (np.cumsum(lengths) - lengths)[nonempty]
-            q[nonempty] = 1.0 - np.multiply.reduceat((1.0 - p)[values], starts)
-        drawn = np.flatnonzero(q < 1.0)
-        out = np.zeros(len(lengths), bool)
-        if len(drawn):
-            con.register("drawn", pa.table({"uid": rows.column("uid").take(drawn)}))
-            u = con.sql(f"SELECT {self.draw('uid')} AS u FROM drawn").to_arrow_table().column("u").to_numpy()
-            con.unregister("drawn")
-            out[drawn] = u >= q[drawn]
-        kept = np.bincount(values[~np.repeat(out, lengths)], minlength=len(counts))
 
-        verdict = np.where(rows.column("entries").to_numpy() == 0, NO_CONCEPT, np.where(out, BALANCED_OUT, 0))
-        decided = rows.select(["uid", "reasons", "missing"]).append_column(
-            "verdict", pa.array(verdict, pa.int8())
-        )
-        con.register("probs", probs)
-        con.register("kept_counts", pa.table({"id": np.arange(len(kept), dtype=np.int32), "kept": kept}))
-        report = con.sql("""
-            SELECT e.id, e.entry, e.lang, coalesce(p.matched, 0) AS matched, p.t, coalesce(p.p, 1.0) AS p,
-                   coalesce(k.kept, 0) AS kept
-            FROM concept_entries e LEFT JOIN probs p USING (id) LEFT JOIN kept_counts k USING (id)
-            ORDER BY e.id""").to_arrow_table()
-        con.unregister("probs")
-        con.unregister("kept_counts")
-        return decided, report
+def _report(con, probs: pa.Table, kept: np.ndarray) -> pa.Table:
+    """Every entry of `concept_entries` with its c_e, t, p_e (1 where nothing matched) and kept count."""
+    con.register("probs", probs)
+    con.register("kept_counts", pa.table({"id": np.arange(len(kept), dtype=np.int32), "kept": kept}))
+    report = con.sql("""
+        SELECT e.id, e.entry, e.lang, coalesce(p.matched, 0) AS matched, p.t, coalesce(p.p, 1.0) AS p,
+               coalesce(k.kept, 0) AS kept
+        FROM concept_entries e LEFT JOIN probs p USING (id) LEFT JOIN kept_counts k USING (id)
+        ORDER BY e.id""").to_arrow_table()
+    con.unregister("probs")
+    con.unregister("kept_counts")
+    return report
+
+
+def entry_counts(arrays: list[np.ndarray]) -> np.ndarray:
+    """counts[id]: how often each id occurs in the arrays."""
+    counts = np.zeros(0, np.int64)
+    for values in arrays:
+        found = np.bincount(values)
+        if len(found) > len(counts):
+            found[: len(counts)] += counts
+            counts = found
+        else:
+            counts[: len(found)] += found
+    return counts
+
+
+def keep_probabilities(ids: pa.ListArray, p: np.ndarray, over: np.ndarray) -> np.ndarray:
+    """Per list of entry ids, 1 - prod(1 - p_e) over its entries; 1 for none (or a null list).
+
+    over = p < 1 (the over-full entries). One entry with p_e = 1 makes the probability 1, so a pass over
+    booleans finds the lists of over-full entries only, and the product is taken over those few."""
+    lengths = pc.fill_null(pc.list_value_length(ids), 0).to_numpy()
+    q = np.ones(len(lengths))
+    nonempty = np.flatnonzero(lengths)
+    if len(nonempty):
+        starts = (np.cumsum(lengths) - lengths)[nonempty]
+        full = nonempty[np.logical_and.reduceat(over[ids.flatten().to_numpy()], starts)]
+        if len(full):
+            chosen = ids.take(full)
+            sizes = pc.list_value_length(chosen).to_numpy()
+            factors = (1.0 - p)[chosen.flatten().to_numpy()]
+            q[full] = 1.0 - np.multiply.reduceat(factors, np.cumsum(sizes) - sizes)
+    return q
 
 
 def with_reasons(relation: str) -> str:
