@@ -13,6 +13,7 @@ import time
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from curate import filters, storage
 from curate.concepts import balance
@@ -55,21 +56,12 @@ def filter_dataset(
     views = _register_views(con, ds, needs)
     if bal:
         balance.register_entries(con, ds, storage.list_files(ds.signals_dir("concepts"), ".parquet"))
-    cases = ", ".join(f"CASE WHEN {f.drop_when()} THEN '{f.reason}' END" for f in active)
-    joins = " ".join(f"LEFT JOIN {v} ON {v}.uid = s.uid" for v in views)
-    # A downloaded sample without a row in a per-sample signal would silently pass its filters.
-    covered = [v for v in views if v not in ("overlap", "takedown")]
-    missing = ", ".join(f"CASE WHEN s.status = 'success' AND {v}.uid IS NULL THEN '{v}' END" for v in covered)
-    rules = f"""
-            SELECT s.uid, list_filter([{cases}], lambda r: r IS NOT NULL)::VARCHAR[] AS reasons,
-                   list_filter([{missing or "NULL"}], lambda r: r IS NOT NULL)::VARCHAR[] AS missing
-                   {", concepts.concept_ids" if bal else ""}
-            FROM s {joins}"""
+    report = None
     try:
-        if bal:  # balancing: the last step, over the rules' rows in memory (curate.concepts.balance)
-            decided, report = bal.decide(con, con.sql(bal.pool(rules)).to_arrow_table())
-            con.register("decided", decided)
-            rules = balance.with_reasons("decided")
+        if bal:
+            rules, report = _balanced(con, ds, active, views, bal)
+        else:
+            rules = _rules(active, views, None, positional=False)
         table = con.sql(
             f"SELECT uid, reasons = [] AS keep, reasons, missing FROM ({rules}) ORDER BY uid"
         ).to_arrow_table()
@@ -85,7 +77,7 @@ def filter_dataset(
     storage.write_parquet_atomic(table, decisions_path(dataset, rcp.name))
 
     con.register("d", table)
-    if bal:
+    if report is not None:
         storage.write_parquet_atomic(report, balance.report_path(dataset, rcp.name))
     kept, total = con.execute("SELECT count(*) FILTER (WHERE keep), count(*) FROM d").fetchall()[0]
     counts = dict(
@@ -146,6 +138,58 @@ def _register_views(con, ds: Dataset, needs: set[str]) -> list[str]:
     _register_takedown(con, ds)
     views.append("takedown")
     return views
+
+
+def _balanced(con, ds: Dataset, active: list, views: list[str], bal: balance.Balance) -> tuple[str, pa.Table]:
+    """Balancing, the last step: the rules' rows decided in memory (curate.concepts.balance); returns the
+    query of the decided rows and the per-entry report."""
+    positional = _aligned(ds, "concepts")
+    rows = con.sql(bal.pool(_rules(active, views, bal, positional))).to_arrow_table()
+    if positional and pc.any(pc.equal(pc.list_flatten(rows.column("missing")), "concepts")).as_py():
+        # concepts rows in another order than the shards': join them on uid instead
+        rows = con.sql(bal.pool(_rules(active, views, bal, positional=False))).to_arrow_table()
+    decided, report = bal.decide(con, rows)
+    con.register("decided", decided)
+    return balance.with_reasons("decided"), report
+
+
+def _rules(active: list, views: list[str], bal: balance.Balance | None, positional: bool) -> str:
+    """The rules query: (uid, reasons, missing[, concept_ids when balancing]) per shard row.
+
+    positional: join the concepts signal by position (no hash join of millions of uids; see _aligned);
+    a row whose uid differs then counts as missing, as an unmatched one does in a join on uid.
+    """
+    cases = ", ".join(f"CASE WHEN {f.drop_when()} THEN '{f.reason}' END" for f in active)
+    joins = " ".join(
+        ["POSITIONAL JOIN concepts" if positional else ""]
+        + [f"LEFT JOIN {v} ON {v}.uid = s.uid" for v in views if not (positional and v == "concepts")]
+    )
+    # A downloaded sample without a row in a per-sample signal would silently pass its filters.
+    covered = [v for v in views if v not in ("overlap", "takedown")]
+    missing = ", ".join(
+        f"CASE WHEN s.status = 'success' AND {v}.uid IS DISTINCT FROM s.uid THEN '{v}' END" for v in covered
+    )
+    carried = ", CASE WHEN concepts.uid = s.uid THEN concepts.concept_ids END AS concept_ids" if bal else ""
+    return f"""
+            SELECT s.uid, list_filter([{cases}], lambda r: r IS NOT NULL)::VARCHAR[] AS reasons,
+                   list_filter([{missing or "NULL"}], lambda r: r IS NOT NULL)::VARCHAR[] AS missing
+                   {carried}
+            FROM s {joins}"""
+
+
+def _aligned(ds: Dataset, name: str) -> bool:
+    """True when signals/<name> holds one file per shard, of the same key and row count (as `curate
+    annotate` writes them: each shard's rows in order)."""
+    shards, signal = ds.shard_paths(), storage.list_files(ds.signals_dir(name), ".parquet")
+    if [Dataset.shard_key(p) for p in shards] != [Dataset.shard_key(p) for p in signal]:
+        return False
+    return all(_rows(a) == _rows(b) for a, b in zip(shards, signal, strict=True))
+
+
+def _rows(path: str) -> int:
+    fs, inner = storage.url_to_fs(path)
+    with fs.open(inner, "rb") as fh:
+        return pq.ParquetFile(fh).metadata.num_rows
 
 
 def _check_coverage(missing: pa.ChunkedArray, ds: Dataset) -> None:

@@ -236,3 +236,18 @@ def test_an_empty_shard_beside_a_full_one_filters_with_balance(tmp_path):
     assert _decisions(root, "e") == {uids[0]: (True, [])}
     pq.write_table(empty.replace_schema_metadata(None), f"{root}/signals/concepts/00001.parquet")
     assert filter_dataset(root, _recipe("e", max_per_entry=1))["kept"] == 1  # as earlier versions wrote it
+
+
+def test_concepts_rows_out_of_shard_order_decide_the_same(tmp_path):
+    rows = [
+        (f"https://o.example/{i}.jpg", ["a cat", "a dog", "a cat and a dog"][i % 3], True) for i in range(90)
+    ]
+    root, _ = _annotated(tmp_path, rows, "cat\ndog\n", per_shard=40)
+    recipe = _recipe("o", max_per_entry=20, seed=2)
+    filter_dataset(root, recipe)  # signal files in the shards' row order: joined by position
+    first, report = _decisions(root, "o"), _report(root, "o")
+    path = f"{root}/signals/concepts/00001.parquet"
+    signal = pq.read_table(path)
+    pq.write_table(signal.take(list(reversed(range(signal.num_rows)))), path)  # same key and row count
+    filter_dataset(root, recipe)
+    assert _decisions(root, "o") == first and _report(root, "o") == report
