@@ -1,4 +1,4 @@
-"""The recipe's [balance] table: MetaCLIP's concept balancing as SQL inside curate.filter's query.
+"""The recipe's [balance] table: MetaCLIP's concept balancing, the last step of curate.filter.
 
     [balance]
     max_per_entry = 20000        # t: OpenAI kept at most 20,000 pairs per query (MetaCLIP: 170,000 at 2.5B)
@@ -13,6 +13,10 @@ entries E is kept with probability 1 - prod_{e in E} (1 - p_e). The draw is u = 
 md5(uid ":" seed) / 2^52, so a rerun (on any machine, any DuckDB) decides the same, and a
 different seed draws anew. Samples without a matched entry get `no_concept`, drawn-out ones
 `balanced_out`.
+
+curate.filter runs the rules query once and hands its rows to Balance.decide: the pool's entry ids,
+flat arrays of 10^7-10^8 integers, are counted and multiplied with NumPy per batch instead of unnested
+into (sample, entry) rows to group and join; only samples with a keep probability below 1 are drawn.
 """
 
 from __future__ import annotations
