@@ -4,7 +4,7 @@
     python benchmarks/concepts.py decide [--samples 10000000] [--entries 500000]
     python benchmarks/concepts.py value  [--steps 120] [--seeds 3] [--t 100]
 
-match: curate's Matcher (Arrow normalization, one automaton pass per batch of captions joined by NUL)
+match: curate's Matcher (byte-level normalization, token k-gram lookups, automatons on CJK runs)
 beside its anchor, MetaCLIP's reference loop (per caption: spacing with str.replace, then the same
 pyahocorasick automaton's iter), on one core; both must find the same entries. Entries are synthetic
 words and bigrams from a Zipf vocabulary, captions ~10 Zipf words with punctuation, as web alt text.
