@@ -57,7 +57,7 @@ from curate.inspect import duck
 
 log = logging.getLogger(__name__)
 
-BYTES_PER_DIM = 8  # a task's working set per embedding value of its partition (docs/SCALE.md)
+BYTES_PER_DIM = 13  # a task's working set per embedding value of its range (measured 10-12.4; docs/SCALE.md)
 _NODE_COLUMNS = ["uid", "phash", "phash_valid", "sha0", "sha1", "sha_valid", "url0", "url1", "url_valid"]
 
 
