@@ -21,9 +21,6 @@ from curate.recipe import load_recipe
 log = logging.getLogger(__name__)
 
 BENCHMARK = "synthbench"
-# --compare tells pools apart by a few points of top-1: on 120 images one image is 0.8 points, and the
-# evaluation's own sampling noise (sd ~0.045 at 50% accuracy) hides the differences between pools.
-COMPARE_BENCHMARK_IMAGES = 1000
 
 
 def _toml_value(value: Any) -> str:
@@ -102,7 +99,7 @@ def run_demo(
     compare_raw: the DataComp experiment in miniature. Train the same model for the same steps on the raw
     pool (every downloaded sample) and report its zero-shot accuracy beside the curated pool's.
     compare: curate.demo_compare on a web with the real web's caption noise and near-duplicate bursts:
-    caption_noise, bursts, seeds, trusted, top_fraction, eps (see `curate demo --compare`).
+    caption_noise, bursts, seeds, trusted, top_fraction, eps, benchmark_images (see `curate demo --compare`).
     """
     from curate.run import STAGES, run_pipeline
     from curate.synthweb import SyntheticWeb
@@ -128,7 +125,7 @@ def run_demo(
         planted_from = [img for img in web.images if img.copy_of is None][:12]
         bench = web.write_benchmark(
             root / "benchmark",
-            n=COMPARE_BENCHMARK_IMAGES if compare else 120,
+            n=compare["benchmark_images"] if compare else 120,
             seed=1,
             include_copies_from=planted_from,
         )

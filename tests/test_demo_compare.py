@@ -1,0 +1,74 @@
+"""`curate demo --compare` end to end at a tiny budget: the noisy synthetic web is crawled, downloaded and
+curated, the filter model is trained on trusted samples only, and every pool is cut, trained with every
+seed and evaluated. Whether DFN beats the rules is an experiment (docs/PERFORMANCE.md), not a test: two
+training steps teach nothing."""
+
+from __future__ import annotations
+
+import statistics
+from urllib.parse import urlsplit
+
+import pytest
+
+from curate import storage
+from curate.synthweb import SyntheticWeb
+from curate.synthweb.noise import DESCRIBES
+from curate.synthweb.routes import normalize
+
+pytestmark = pytest.mark.slow
+
+
+def test_compare_trains_and_evaluates_every_pool_with_every_seed(tmp_path):
+    from curate.demo import run_demo
+    from curate.demo_compare import TRUSTED_NAME
+    from curate.filter import decisions_path
+
+    summary = run_demo(
+        str(tmp_path / "cmp"),
+        n_images=80,
+        steps=2,
+        batch_size=8,
+        workers=1,
+        compare={
+            "caption_noise": 0.3,
+            "bursts": 0.1,
+            "seeds": [0, 1],
+            "trusted": 16,
+            "top_fraction": 0.5,
+            "eps": 0.002,
+            "benchmark_images": 30,
+        },
+    )
+    compared = summary["headline"]["compare"]
+    pools = compared["pools"]
+    assert set(pools) == {"raw", "rules", "rules+dfn", "rules+sem"}
+    for name, pool in pools.items():
+        accuracies = pool["zero_shot_top1"]
+        assert len(accuracies) == 2, name
+        assert all(0.0 <= a <= 1.0 for a in accuracies), name
+        assert pool["mean"] == pytest.approx(statistics.fmean(accuracies), abs=1e-4)
+        assert pool["sd"] == pytest.approx(statistics.stdev(accuracies), abs=1e-4)
+    # each curated pool is cut from the one before it: rules from raw, then CLIP score or semantic dedup
+    assert pools["raw"]["samples"] > pools["rules"]["samples"] > pools["rules+dfn"]["samples"] > 0
+    assert pools["rules"]["samples"] >= pools["rules+sem"]["samples"] > 0
+
+    # the filter model saw only trusted samples: rule-kept pairs whose alt text describes the image
+    dataset = summary["outputs"]["dataset"]
+    trusted = storage.read_parquet(decisions_path(dataset, TRUSTED_NAME), columns=["uid", "keep"]).to_pylist()
+    chosen = {row["uid"] for row in trusted if row["keep"]}
+    assert len(chosen) == compared["filter_model"]["trusted_samples"] == 16
+    rules = storage.read_parquet(decisions_path(dataset, "demo"), columns=["uid", "keep"]).to_pylist()
+    assert chosen <= {row["uid"] for row in rules if row["keep"]}
+    # the same web, not served: its specs hold each image's path and whether its alt text describes it
+    web = SyntheticWeb(n_images=80, seed=0, faults=True, caption_noise=0.3, bursts=0.1)
+    kind_by_path = {normalize(spec.path): spec.caption_kind for spec in web.specs}
+    assert {k for k in kind_by_path.values() if k != DESCRIBES}, "the compare web must be noisy"
+    shards = storage.read_parquet(storage.join(dataset, "shards"), columns=["uid", "url"]).to_pylist()
+    url_by_uid = {row["uid"]: row["url"] for row in shards}
+    assert {kind_by_path[_request_path(url_by_uid[u])] for u in chosen} == {DESCRIBES}
+
+
+def _request_path(url: str) -> str:
+    """The path the synthetic web looks an image up by: path and query, percent-decoded."""
+    parts = urlsplit(url)
+    return normalize(parts.path + (f"?{parts.query}" if parts.query else ""))
