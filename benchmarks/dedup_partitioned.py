@@ -7,7 +7,9 @@ image sizes vary, so representatives are chosen by size. Each path runs in a fre
 single-process stage, then the partitioned one with a per-task memory budget (default: half the single
 process's peak). The two clusters.parquet files are compared row by row (DuckDB), and the report gives
 wall time, the driver's peak RSS and the largest peak RSS of any Ray worker (a worker's peak is that of
-the largest task it ran).
+the largest task it ran), and CPU seconds: the driver's own (the whole single-process run) and, for the
+partitioned run, its tasks' per step (summary `cpu_seconds_by_step`), which load on a shared machine
+does not inflate as it does wall time.
 
     python benchmarks/dedup_partitioned.py --rows 1000000
     python benchmarks/dedup_partitioned.py --rows 2000000 --budget 1G
@@ -20,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -102,13 +105,14 @@ def child(spec: dict) -> dict:
             root,
             partitions=spec.get("partitions"),
             memory_budget=spec.get("budget"),
-            executor="ray",
+            executor=spec.get("executor", "ray"),
             workers=2,
         )
     return {
         "path": spec["path"],
         "seconds": round(time.perf_counter() - t, 1),
         "driver_peak_mb": round(_own_peak_mb()),
+        "driver_cpu_s": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1),
         "summary": {k: v for k, v in summary.items() if k not in ("seconds", "search")},
     }
 
@@ -154,6 +158,12 @@ def main() -> None:
         action="store_true",
         help="compare with the last run's single-process result and files instead of running it again",
     )
+    ap.add_argument(
+        "--executor",
+        choices=["ray", "local"],
+        default="ray",
+        help="run the partitioned tasks on a local 2-CPU Ray (default) or the local process pool",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--make", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -195,7 +205,12 @@ def main() -> None:
             json.dump(single, fh)
     budget = args.budget or single["driver_peak_mb"] * (1 << 20) // 2
     part = run(
-        {"path": "partitioned", "budget": None if args.partitions else budget, "partitions": args.partitions}
+        {
+            "path": "partitioned",
+            "budget": None if args.partitions else budget,
+            "partitions": args.partitions,
+            "executor": args.executor,
+        }
     )
     task = part["summary"]["partitions"]["peak_task_rss_mb"]
     print(

@@ -67,7 +67,11 @@ def write_bytes_atomic(data: bytes, path: str) -> None:
             fh.write(data)
 
 
-def write_parquet_atomic(table: pa.Table, path: str, compression: str = "zstd") -> None:
+def write_parquet_atomic(
+    table: pa.Table, path: str, compression: str = "zstd", use_dictionary: bool = True
+) -> None:
+    """`use_dictionary=False` for columns of distinct values (hashes, keys): trying a dictionary on them
+    costs several times the write itself."""
     fs, inner = url_to_fs(path)
     if is_local(fs):
         parent = os.path.dirname(inner)
@@ -75,14 +79,14 @@ def write_parquet_atomic(table: pa.Table, path: str, compression: str = "zstd") 
             os.makedirs(parent, exist_ok=True)
         tmp = _tmp_name(inner)
         try:
-            pq.write_table(table, tmp, compression=compression)
+            pq.write_table(table, tmp, compression=compression, use_dictionary=use_dictionary)
             os.replace(tmp, inner)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression=compression)
+    pq.write_table(table, buf, compression=compression, use_dictionary=use_dictionary)
     write_bytes_atomic(buf.getvalue(), path)
 
 

@@ -29,13 +29,19 @@ def path(work: str, step: str, source: object, dest: int) -> str:
 def scatter(
     table: pa.Table, dest: np.ndarray, parts: int, work: str, step: str, source: object
 ) -> np.ndarray:
-    """Write table rows to their destination files (row order kept within each); returns rows per file."""
+    """Write table rows to their destination files (row order kept within each); returns rows per file.
+
+    Destinations are sorted as 16-bit integers where they fit (numpy's radix sort), and files are written
+    without dictionaries: their columns are mostly distinct keys and indices."""
+    dest = dest.astype(np.int16) if parts < 2**15 else dest
     order = np.argsort(dest, kind="stable")
     table = table.take(pa.array(order))
     bounds = np.searchsorted(dest[order], np.arange(parts + 1))
     for d in range(parts):
         part = table.slice(int(bounds[d]), int(bounds[d + 1] - bounds[d]))
-        storage.write_parquet_atomic(part, path(work, step, source, d), compression="lz4")
+        storage.write_parquet_atomic(
+            part, path(work, step, source, d), compression="lz4", use_dictionary=False
+        )
     return np.diff(bounds)
 
 
