@@ -143,10 +143,16 @@ def _register_views(con, ds: Dataset, needs: set[str]) -> list[str]:
 def _balanced(con, ds: Dataset, active: list, views: list[str], bal: balance.Balance) -> tuple[str, pa.Table]:
     """Balancing, the last step: the rules' rows decided in memory (curate.concepts.balance); returns the
     query of the decided rows and the per-entry report."""
-    positional = _aligned(ds, "concepts")
-    rows = con.sql(bal.pool(_rules(active, views, bal, positional))).to_arrow_table()
-    if positional and pc.any(pc.equal(pc.list_flatten(rows.column("missing")), "concepts")).as_py():
-        # concepts rows in another order than the shards': join them on uid instead
+    rows = None
+    if _aligned(ds, "concepts"):
+        rows = con.sql(_rules(active, views, None, positional=True)).to_arrow_table()
+        if pc.any(pc.equal(pc.list_flatten(rows.column("missing")), "concepts")).as_py():
+            rows = None  # concepts rows in another order than the shards': join them on uid instead
+        else:
+            rows = balance.with_pool_concepts(
+                rows, storage.list_files(ds.signals_dir("concepts"), ".parquet")
+            )
+    if rows is None:
         rows = con.sql(bal.pool(_rules(active, views, bal, positional=False))).to_arrow_table()
     decided, report = bal.decide(con, rows)
     con.register("decided", decided)

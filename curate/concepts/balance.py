@@ -46,6 +46,7 @@ KEYS = {
 }
 DRAW_BITS = 52  # 13 hex digits of md5: a double holds them exactly
 NO_CONCEPT, BALANCED_OUT = 1, 2  # Balance.decide's verdicts
+ID_LISTS = pa.list_(pa.int32())  # the concepts signal's concept_ids
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,28 @@ class Balance:
         probs = con.sql(self.entry_probabilities("entry_counts")).to_arrow_table()
         con.unregister("entry_counts")
         return probs
+
+
+def with_pool_concepts(rows: pa.Table, signal_files: list[str]) -> pa.Table:
+    """`rows` (uid, reasons, missing) in shard order, with the columns `Balance.pool` would add, read from
+    concepts files aligned with the shards row for row: Arrow reads the lists directly, where DuckDB
+    would convert 10^7-10^8 entry ids into its own lists and back."""
+    ids = pa.concat_arrays(
+        [
+            storage.read_parquet(f, columns=["concept_ids"]).column(0).combine_chunks().cast(ID_LISTS)
+            for f in signal_files
+        ]
+    )
+    in_pool = pc.equal(pc.list_value_length(rows.column("reasons")), 0).combine_chunks()
+    pool_ids = pa.ListArray.from_arrays(
+        ids.offsets, ids.values, mask=pc.or_kleene(pc.invert(in_pool), ids.is_null())
+    )
+    batch = max(1, max((len(c) for c in rows.column("uid").chunks), default=1))  # cache-sized, as DuckDB's
+    return rows.append_column(
+        "no_concept", pc.equal(pc.fill_null(pc.list_value_length(ids), 0), 0)
+    ).append_column(
+        "concept_ids", pa.chunked_array([pool_ids.slice(o, batch) for o in range(0, len(pool_ids), batch)])
+    )
 
 
 def _report(con, probs: pa.Table, kept: np.ndarray) -> pa.Table:
