@@ -145,7 +145,7 @@ class Balance:
         over = p < 1.0
         q = np.concatenate([np.ones(0)] + [keep_probabilities(ids, p, over) for ids in lists])
         drawn = np.flatnonzero(q < 1.0)
-        con.register("drawn", pa.table({"uid": rows.column("uid").take(drawn)}))
+        con.register("drawn", pa.table({"uid": take_sorted(rows.column("uid"), drawn)}))
         u = con.sql(f"SELECT {self.draw('uid')} AS u FROM drawn").to_arrow_table().column("u").to_numpy()
         con.unregister("drawn")
         out = drawn[u >= q[drawn]]
@@ -153,7 +153,9 @@ class Balance:
         verdict = np.where(rows.column("no_concept").to_numpy(), NO_CONCEPT, 0).astype(np.int8)
         verdict[out] = BALANCED_OUT
         decided = rows.select(["uid", "reasons", "missing"]).append_column("verdict", pa.array(verdict))
-        lost = entry_counts([ids.flatten().to_numpy() for ids in rows.column("concept_ids").take(out).chunks])
+        lost = entry_counts(
+            [ids.flatten().to_numpy() for ids in take_sorted(rows.column("concept_ids"), out).chunks]
+        )
         kept = counts.copy()
         kept[: len(lost)] -= lost
         return decided, _report(con, probs, kept)
@@ -169,24 +171,26 @@ class Balance:
 
 def with_pool_concepts(rows: pa.Table, signal_files: list[str]) -> pa.Table:
     """`rows` (uid, reasons, missing) in shard order, with the columns `Balance.pool` would add, read from
-    concepts files aligned with the shards row for row: Arrow reads the lists directly, where DuckDB
-    would convert 10^7-10^8 entry ids into its own lists and back."""
-    ids = pa.concat_arrays(
-        [
-            storage.read_parquet(f, columns=["concept_ids"]).column(0).combine_chunks().cast(ID_LISTS)
-            for f in signal_files
-        ]
-    )
-    in_pool = pc.equal(pc.list_value_length(rows.column("reasons")), 0).combine_chunks()
-    pool_ids = pa.ListArray.from_arrays(
-        ids.offsets, ids.values, mask=pc.or_kleene(pc.invert(in_pool), ids.is_null())
-    )
-    batch = max(1, max((len(c) for c in rows.column("uid").chunks), default=1))  # cache-sized, as DuckDB's
+    concepts files aligned with the shards row for row: Arrow reads the lists directly (the files in
+    parallel, chunks kept), where DuckDB would convert 10^7-10^8 entry ids into its own lists and back."""
+    if signal_files:
+        fs, _ = storage.url_to_fs(signal_files[0])
+        inner = [storage.url_to_fs(f)[1] for f in signal_files]
+        ids = pq.read_table(inner, columns=["concept_ids"], filesystem=fs).column(0)
+    else:
+        ids = pa.chunked_array([], ID_LISTS)
+    in_pool = pc.list_value_length(rows.column("reasons")).to_numpy() == 0
+    pool_ids, start = [], 0
+    for chunk in ids.chunks:  # lists of samples some rule drops become nulls, as in Balance.pool
+        outside = pa.array(~in_pool[start : start + len(chunk)])
+        offsets = pa.array(chunk.offsets.to_numpy())  # unsliced: from_arrays takes no mask with a slice
+        pool_ids.append(
+            pa.ListArray.from_arrays(offsets, chunk.values, mask=pc.or_(outside, chunk.is_null()))
+        )
+        start += len(chunk)
     return rows.append_column(
         "no_concept", pc.equal(pc.fill_null(pc.list_value_length(ids), 0), 0)
-    ).append_column(
-        "concept_ids", pa.chunked_array([pool_ids.slice(o, batch) for o in range(0, len(pool_ids), batch)])
-    )
+    ).append_column("concept_ids", pa.chunked_array(pool_ids, type=ID_LISTS))
 
 
 def _report(con, probs: pa.Table, kept: np.ndarray) -> pa.Table:
@@ -201,6 +205,20 @@ def _report(con, probs: pa.Table, kept: np.ndarray) -> pa.Table:
     con.unregister("probs")
     con.unregister("kept_counts")
     return report
+
+
+def take_sorted(column: pa.ChunkedArray, rows: np.ndarray) -> pa.ChunkedArray:
+    """column[rows] for ascending row numbers, chunk by chunk: ChunkedArray.take would first copy every
+    chunk into one array (10^7 uids, 10^8 entry ids) to take a few of them."""
+    lengths = np.array([len(chunk) for chunk in column.chunks], dtype=np.int64)
+    ends = np.cumsum(lengths)
+    cuts = np.searchsorted(rows, ends)
+    pieces, lo = [], 0
+    for chunk, start, hi in zip(column.chunks, ends - lengths, cuts, strict=True):
+        if hi > lo:
+            pieces.append(chunk.take(pa.array(rows[lo:hi] - start)))
+        lo = hi
+    return pa.chunked_array(pieces, type=column.type)
 
 
 def entry_counts(arrays: list[np.ndarray]) -> np.ndarray:
