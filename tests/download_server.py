@@ -67,7 +67,11 @@ class FaultServer:
         self.faults = True
         self.log: dict[str, list[float]] = defaultdict(list)
         self.headers_seen: list[dict] = []
-        self.active = 0
+        self.active = 0  # open connections
+        # Requests in flight, counted from the request line to the response's first byte: a client that
+        # caps its connections can start a request only after an earlier response began, so unlike open
+        # connections (whose server side closes a moment after the client's) this count has no race.
+        self.in_flight = 0
         self.max_concurrent = 0
         self._lock = threading.Lock()
         self._images: dict[int, bytes] = {}
@@ -75,12 +79,12 @@ class FaultServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            _in_flight = False  # this connection's current request is counted in server.in_flight
 
             def setup(self) -> None:
                 super().setup()
                 with server._lock:
                     server.active += 1
-                    server.max_concurrent = max(server.max_concurrent, server.active)
 
             def finish(self) -> None:
                 try:
@@ -98,14 +102,29 @@ class FaultServer:
             def log_message(self, *args) -> None:
                 pass
 
+            def send_response(self, *args, **kwargs) -> None:
+                self._answered()
+                super().send_response(*args, **kwargs)
+
+            def _answered(self) -> None:
+                with server._lock:
+                    if self._in_flight:
+                        self._in_flight = False
+                        server.in_flight -= 1
+
             def do_GET(self) -> None:
                 with server._lock:
                     server.log[self.path.split("?")[0]].append(time.monotonic())
                     server.headers_seen.append(dict(self.headers))
+                    self._in_flight = True
+                    server.in_flight += 1
+                    server.max_concurrent = max(server.max_concurrent, server.in_flight)
                 try:
                     server.route(self)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+                finally:
+                    self._answered()
 
         self._httpd = ThreadingHTTPServer((host, 0), Handler)
         self._httpd.daemon_threads = True
