@@ -24,14 +24,6 @@ from curate.dedup.partitioned import dedup_partitioned, partitions_for
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def pool(tmp_path_factory):
     """Planted duplicates of every kind, spread over five shards: byte copies (one of a near copy), a
     shared URL, transformed re-uploads (one larger than its source), chains of re-uploads of re-uploads."""

@@ -19,14 +19,6 @@ from curate.dedup.overlap import overlap
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def pool(tmp_path_factory):
     """A training pool over six shards (one without hash signals) holding transformed copies of eval
     images (two copies of some), a flat image that is also in the eval set, captions that repeat eval

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from curate.commands._common import add_partition_args
+
 NAME = "dedup"
 HELP = "cluster exact (sha256, URL) and near (perceptual-hash) duplicates; --against built datasets"
 ORDER = 35
@@ -31,35 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--recipe", metavar="NAME_OR_PATH", help="take --max-distance from the recipe's [dedup]"
     )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=2,
-        help="threads for the hash search (default 2); partitioned: the CPUs of a local Ray "
-        "(when RAY_ADDRESS is not set) or the local pool's processes",
-    )
-    parser.add_argument(
-        "--executor",
-        choices=["local", "ray"],
-        default="local",
-        help="local: one process (default); ray: partitioned tasks on a Ray cluster "
-        "(RAY_ADDRESS, else a local Ray), each holding one partition (docs/SCALE.md)",
-    )
-    parser.add_argument(
-        "--partitions",
-        type=int,
-        default=None,
-        metavar="N",
-        help="partitioned dedup in N partitions (default: from --memory-budget)",
-    )
-    parser.add_argument(
-        "--memory-budget",
-        type=_bytes,
-        default=None,
-        metavar="BYTES",
-        help="partitioned dedup with partitions sized for this much memory per task "
-        "(e.g. 2G, 512M; default 1G)",
-    )
+    add_partition_args(parser, "one partition")
     parser.add_argument(
         "--semantic",
         action="store_true",
@@ -158,18 +132,3 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"wrote {clusters_path(args.dataset)}")
     return 0
-
-
-def _bytes(text: str) -> int:
-    """'2G', '512M', '1500000' -> bytes."""
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    t = text.strip().upper().removesuffix("B")
-    try:
-        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a size: bytes, or a number with K, M, G, T"
-        ) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the memory budget must be positive")
-    return int(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from curate.commands.dedup import _bytes
+from curate.commands._common import add_partition_args
 
 NAME = "overlap"
 HELP = "flag training samples near-duplicating benchmark images (or repeating their captions)"
@@ -32,34 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="K",
         help="Hamming radius on the perceptual hash (default: the dedup default)",
     )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=2,
-        help="threads for the hash search (default 2); partitioned: the CPUs of a local Ray "
-        "(when RAY_ADDRESS is not set) or the local pool's processes",
-    )
-    parser.add_argument(
-        "--executor",
-        choices=["local", "ray"],
-        default="local",
-        help="local: one process (default); ray: partitioned tasks on a Ray cluster "
-        "(RAY_ADDRESS, else a local Ray), each holding one shard or uid range of the pool (docs/SCALE.md)",
-    )
-    parser.add_argument(
-        "--partitions",
-        type=int,
-        default=None,
-        metavar="N",
-        help="partitioned search in N uid ranges (default: from --memory-budget)",
-    )
-    parser.add_argument(
-        "--memory-budget",
-        type=_bytes,
-        default=None,
-        metavar="BYTES",
-        help="partitioned search with ranges sized for this much memory per task (e.g. 2G; default 1G)",
-    )
+    add_partition_args(parser, "one shard or uid range of the pool")
     parser.set_defaults(func=run)
 
 

@@ -485,10 +485,15 @@ def representatives(job: Job) -> dict:
     image, then smallest index), kind and distance per member; rows sent to the members' ranges."""
     p = job.payload
     t = shuffle.gather(p["work"], "clustered", range(p["parts"]), p["range"])
-    g = t.column("gidx").to_numpy()
     label = np.unique(t.column("label").to_numpy(), return_inverse=True)[1]
-    rep = clusters.representatives(label, -t.column("pixels").to_numpy(), g)
+    rep = clusters.representatives(label, -t.column("pixels").to_numpy(), t.column("gidx").to_numpy())
     col = {c: t.column(c).to_numpy(zero_copy_only=False) for c in _NODE_COLUMNS if c != "uid"}
+    return scatter_members(p, t, label, rep, member_kinds(col, rep))
+
+
+def member_kinds(col: dict[str, np.ndarray], rep: np.ndarray) -> np.ndarray:
+    """Per member, its tie to the representative: -1 it is the representative, 0 the same bytes, 1 the
+    same URL, 2 a near duplicate (the single path's DUPLICATE_KINDS)."""
 
     def same(name: str) -> np.ndarray:
         valid = col[f"{name}_valid"]
@@ -499,16 +504,23 @@ def representatives(job: Job) -> dict:
             & (col[f"{name}1"] == col[f"{name}1"][rep])
         )
 
-    is_rep = rep == np.arange(len(g))
-    kind = np.where(is_rep, -1, np.where(same("sha"), 0, np.where(same("url"), 1, 2))).astype(np.int8)
+    is_rep = rep == np.arange(len(rep))
+    return np.where(is_rep, -1, np.where(same("sha"), 0, np.where(same("url"), 1, 2))).astype(np.int8)
+
+
+def scatter_members(p: dict, t: pa.Table, label: np.ndarray, rep: np.ndarray, kind: np.ndarray) -> dict:
+    """Each member's cluster row (cluster, representative, kind, pHash distance) sent to its range."""
+    g = t.column("gidx").to_numpy()
+    phash = t.column("phash").to_numpy()
+    valid = t.column("phash_valid").to_numpy(zero_copy_only=False)
     out = pa.table(
         {
             "gidx": g,
             "cluster_id": g[rep],
             "representative_uid": t.column("uid").take(pa.array(rep)),
             "kind": kind,
-            "distance": mih.popcount(col["phash"] ^ col["phash"][rep]).astype(np.int16),
-            "distance_valid": col["phash_valid"] & col["phash_valid"][rep],
+            "distance": mih.popcount(phash ^ phash[rep]).astype(np.int16),
+            "distance_valid": valid & valid[rep],
         }
     )
     shuffle.scatter(out, shuffle.of_node(g, p["starts"]), p["parts"], p["work"], "rows", p["range"])
@@ -516,15 +528,14 @@ def representatives(job: Job) -> dict:
 
 
 def _edges(p: dict, step: str, a: np.ndarray, b: np.ndarray) -> None:
+    scatter_edges(p, f"{step}-{p.get('part', p.get('range'))}", a, b)
+
+
+def scatter_edges(p: dict, source: str, a: np.ndarray, b: np.ndarray) -> None:
     """Edges in both directions, each under the range of its first end."""
     ea, eb = np.concatenate([a, b]).astype(np.int64), np.concatenate([b, a]).astype(np.int64)
     shuffle.scatter(
-        pa.table({"a": ea, "b": eb}),
-        shuffle.of_node(ea, p["starts"]),
-        p["parts"],
-        p["work"],
-        "edges",
-        f"{step}-{p.get('part', p.get('range'))}",
+        pa.table({"a": ea, "b": eb}), shuffle.of_node(ea, p["starts"]), p["parts"], p["work"], "edges", source
     )
 
 

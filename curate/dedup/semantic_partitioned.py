@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 
 from curate import storage
 from curate.dataset import Dataset, sidecar
-from curate.dedup import clusters, components, mih, nodes, semantic, shuffle
+from curate.dedup import clusters, components, nodes, semantic, shuffle
 from curate.dedup.partitioned import (
     DEFAULT_MEMORY_BUDGET,
     TASK_FLOOR,
@@ -48,7 +48,10 @@ from curate.dedup.partitioned import (
     _ray_session,
     _Run,
     dedup_partitioned,
+    member_kinds,
     partitions_for,
+    scatter_edges,
+    scatter_members,
 )
 from curate.dedup.stage import CLUSTERS_SCHEMA, DUPLICATE_KINDS, _score_rank, clusters_path
 from curate.errors import CurateError
@@ -258,7 +261,7 @@ def rank(job: Job) -> dict:
     t = t.append_column("gidx", pa.array(gidx)).append_column("hash", pa.array(hash_label))
     storage.write_parquet_atomic(t, shuffle.path(p["work"], "nodes", 0, j), compression="lz4")
     linked = hash_label != gidx
-    _edges(p, f"hash-{j}", gidx[linked], hash_label[linked])
+    scatter_edges(p, f"hash-{j}", gidx[linked], hash_label[linked])
     return {"rows": t.num_rows}
 
 
@@ -375,7 +378,7 @@ def distinct_edges(job: Job) -> dict:
     p = job.payload
     t = shuffle.gather(p["work"], "pairs", range(p["parts"]), p["range"])
     a, b = shuffle.distinct_pairs(t.column("a").to_numpy(), t.column("b").to_numpy())
-    _edges(p, f"semantic-{p['range']}", a, b)
+    scatter_edges(p, f"semantic-{p['range']}", a, b)
     return {"pairs": len(a)}
 
 
@@ -416,44 +419,13 @@ def representatives(job: Job) -> dict:
     smallest index; kind (semantic where only a semantic edge joins the member to it) and distance."""
     p = job.payload
     t = shuffle.gather(p["work"], "clustered", range(p["parts"]), p["range"])
-    g = t.column("gidx").to_numpy()
     label = np.unique(t.column("label").to_numpy(), return_inverse=True)[1]
     score = t.column("score").to_numpy(zero_copy_only=False)
-    rep = clusters.representatives(label, _score_rank(score, len(score)), g)
+    rep = clusters.representatives(label, _score_rank(score, len(score)), t.column("gidx").to_numpy())
     col = {c: t.column(c).to_numpy(zero_copy_only=False) for c in (*_NODE_COLUMNS[1:], "hash")}
-
-    def same(name: str) -> np.ndarray:
-        valid = col[f"{name}_valid"]
-        return (
-            valid
-            & valid[rep]
-            & (col[f"{name}0"] == col[f"{name}0"][rep])
-            & (col[f"{name}1"] == col[f"{name}1"][rep])
-        )
-
-    is_rep = rep == np.arange(len(g))
-    kind = np.where(is_rep, -1, np.where(same("sha"), 0, np.where(same("url"), 1, 2)))
-    kind = np.where(~is_rep & (col["hash"] != col["hash"][rep]), 3, kind).astype(np.int8)
-    out = pa.table(
-        {
-            "gidx": g,
-            "cluster_id": g[rep],
-            "representative_uid": t.column("uid").take(pa.array(rep)),
-            "kind": kind,
-            "distance": mih.popcount(col["phash"] ^ col["phash"][rep]).astype(np.int16),
-            "distance_valid": col["phash_valid"] & col["phash_valid"][rep],
-        }
-    )
-    shuffle.scatter(out, shuffle.of_node(g, p["starts"]), p["parts"], p["work"], "rows", p["range"])
-    return {"clusters": int(label.max() + 1) if len(label) else 0}
-
-
-def _edges(p: dict, source: str, a: np.ndarray, b: np.ndarray) -> None:
-    """Edges in both directions, each under the range of its first end."""
-    ea, eb = np.concatenate([a, b]).astype(np.int64), np.concatenate([b, a]).astype(np.int64)
-    shuffle.scatter(
-        pa.table({"a": ea, "b": eb}), shuffle.of_node(ea, p["starts"]), p["parts"], p["work"], "edges", source
-    )
+    kind = member_kinds(col, rep)
+    kind = np.where((kind != -1) & (col["hash"] != col["hash"][rep]), 3, kind).astype(np.int8)
+    return scatter_members(p, t, label, rep, kind)
 
 
 def _dest(uids: pa.ChunkedArray | pa.Array, splitters: list[str]) -> np.ndarray:
