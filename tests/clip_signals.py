@@ -40,3 +40,15 @@ def write_clip_signals(root: str, key: str, table: pa.Table) -> str:
     path = f"{root}/signals/clip/{key}.parquet"
     pq.write_table(table.replace_schema_metadata({b"curate.clip_model": b"planted"}), path)
     return path
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length."""
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def near(v: np.ndarray, cosine: float, rng: np.random.Generator) -> np.ndarray:
+    """A unit vector at exactly `cosine` from unit vector v."""
+    other = rng.normal(size=v.shape)
+    other = unit(other - (other @ v) * v)
+    return cosine * v + np.sqrt(1 - cosine**2) * other

@@ -7,7 +7,7 @@ import json
 import duckdb
 import numpy as np
 import pytest
-from clip_signals import clip_table, write_clip_signals
+from clip_signals import clip_table, near, unit, write_clip_signals
 from curation_data import Sample, encode, make_photo, write_dataset
 
 from curate.cli import main
@@ -18,17 +18,6 @@ from curate.filter import filter_dataset
 from curate.inspect.why import explain
 
 DIM = 32
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-
-def _near(v: np.ndarray, cosine: float, rng: np.random.Generator) -> np.ndarray:
-    """A unit vector at exactly `cosine` from unit vector v."""
-    other = rng.normal(size=v.shape)
-    other = _unit(other - (other @ v) * v)
-    return cosine * v + np.sqrt(1 - cosine**2) * other
 
 
 @pytest.fixture()
@@ -42,17 +31,17 @@ def planted(tmp_path):
     samples.append(Sample(samples[0].url.replace("site", "mirror"), "same bytes elsewhere", samples[0].image))
     root = str(tmp_path / "ds")
     uids = write_dataset(root, samples, per_shard=25)
-    emb = _unit(rng.normal(size=(len(samples), DIM)))
+    emb = unit(rng.normal(size=(len(samples), DIM)))
     scores = rng.uniform(0.1, 0.3, len(samples)).astype(np.float32)
     emb[40] = emb[0]  # the byte copy embeds like its original
     groups = {"triple": [3, 7, 11], "pair": [20, 21], "tied": [30, 31]}
     for members in groups.values():
         for m in members[1:]:
-            emb[m] = _near(emb[members[0]], 0.995, rng)
+            emb[m] = near(emb[members[0]], 0.995, rng)
     scores[[3, 7, 11]] = [0.20, 0.33, 0.25]  # 7 is the best-described: it is kept
     scores[[20, 21]] = [0.31, 0.22]
     scores[[30, 31]] = [0.26, 0.26]  # equal scores: the smaller uid is kept
-    emb[35] = _near(emb[36], 0.98, rng)  # cosine 0.98: a duplicate only when eps > 0.02
+    emb[35] = near(emb[36], 0.98, rng)  # cosine 0.98: a duplicate only when eps > 0.02
     for start in (0, 25):
         part = slice(start, start + 25)
         write_clip_signals(root, f"{start // 25:05d}", clip_table(uids[part], list(scores[part]), emb[part]))
@@ -139,9 +128,9 @@ def test_cluster_search_finds_the_planted_pairs_and_nothing_else():
     (second-nearest clusters cover the boundaries) no pair is invented and at most 2% are lost, on random
     embeddings without the topical clusters real ones have."""
     rng = np.random.default_rng(11)
-    base = _unit(rng.normal(size=(3000, 64)))
+    base = unit(rng.normal(size=(3000, 64)))
     picks = rng.choice(3000, 150, replace=False)
-    copies = np.stack([_near(base[p], 0.995, rng) for p in picks])
+    copies = np.stack([near(base[p], 0.995, rng) for p in picks])
     x = np.concatenate([base, copies]).astype(np.float16)
     x32 = x.astype(np.float32)
     expected = {(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(x32 @ x32.T > 0.99, k=1)), strict=True)}

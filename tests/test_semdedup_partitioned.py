@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from clip_signals import clip_table, write_clip_signals
+from clip_signals import clip_table, near, unit, write_clip_signals
 from curation_data import Sample, encode, make_photo, write_dataset
 
 from curate.cli import main
@@ -22,16 +22,6 @@ from curate.filter import filter_dataset
 from curate.inspect.why import explain
 
 DIM = 32
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-
-def _near(v: np.ndarray, cosine: float, rng: np.random.Generator) -> np.ndarray:
-    other = rng.normal(size=v.shape)
-    other = _unit(other - (other @ v) * v)
-    return cosine * v + np.sqrt(1 - cosine**2) * other
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +37,15 @@ def pool(tmp_path_factory):
     samples.append(Sample("https://gone.example/x.jpg", "a failed download", None))
     root = str(tmp_path_factory.mktemp("sempart") / "ds")
     uids = write_dataset(root, samples, per_shard=22)
-    topics = _unit(rng.normal(size=(4, DIM)))
-    emb = _unit(topics[np.arange(len(samples)) % 4] + rng.normal(0, 0.5, (len(samples), DIM)))
+    topics = unit(rng.normal(size=(4, DIM)))
+    emb = unit(topics[np.arange(len(samples)) % 4] + rng.normal(0, 0.5, (len(samples), DIM)))
     scores = rng.uniform(0.1, 0.3, len(samples)).astype(np.float32)
     for group in ([3, 7, 11], [20, 24], [30, 34], [41, 45, 49, 53]):
         for m in group[1:]:
-            emb[m] = _near(emb[group[0]], 0.996, rng)
+            emb[m] = near(emb[group[0]], 0.996, rng)
     scores[[30, 34]] = 0.27  # tied: the smaller uid is kept
-    emb[60], emb[61] = emb[0], _near(emb[5], 0.999, rng)  # byte copies embed like (or near) their originals
-    emb[9] = _near(emb[0], 0.995, rng)  # joins the hash cluster of 0 and its copy
+    emb[60], emb[61] = emb[0], near(emb[5], 0.999, rng)  # byte copies embed like (or near) their originals
+    emb[9] = near(emb[0], 0.995, rng)  # joins the hash cluster of 0 and its copy
     scores[9] = 0.35  # and is the best-described of them: it represents the byte copies
     embedded = [i for i in range(len(samples) - 1) if i != 17]  # 17 has no embedding
     for part in np.array_split(np.array(embedded), 3):
@@ -115,8 +105,8 @@ def test_find_pairs_equals_semantic_edges_with_sampled_kmeans(tmp_path, local_ra
     """3,000 rows in 12 clusters: the fitting samples are a part of the rows, projections are computed in
     other blocks than the single path's, and rows visit second-nearest clusters; the pairs are the same."""
     rng = np.random.default_rng(3)
-    base = _unit(rng.normal(size=(2850, 48)))
-    copies = np.stack([_near(base[p], 0.995, rng) for p in rng.choice(2850, 150, replace=False)])
+    base = unit(rng.normal(size=(2850, 48)))
+    copies = np.stack([near(base[p], 0.995, rng) for p in rng.choice(2850, 150, replace=False)])
     x = np.concatenate([base, copies]).astype(np.float16)
     n = len(x)
     uids = [f"{i:08x}" for i in rng.permutation(n)]  # files in another order than the uids
