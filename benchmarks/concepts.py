@@ -108,7 +108,7 @@ def metaclip_loop(automaton, texts: list[str]) -> list[list[int]]:
     return out
 
 
-def bench_match(n_captions: int, n_entries: int, anchor_captions: int) -> None:
+def bench_match(n_captions: int, n_entries: int, anchor_captions: int, batch: int) -> None:
     from curate.concepts.entries import EntryList
     from curate.concepts.matching import Matcher
 
@@ -122,7 +122,6 @@ def bench_match(n_captions: int, n_entries: int, anchor_captions: int) -> None:
     matcher = Matcher(listed)
     build = time.perf_counter() - t
     print(f"automaton: {len(entries):,} entries built in {build:.2f} s, +{rss_mb() - base:.0f} MB RSS")
-    batch = 65_536
     chunk = captions(min(n_captions, 1_000_000), vocab, cjk, rng)  # generated once, reused to reach n
     matched = 0
     t = time.perf_counter()
@@ -394,6 +393,9 @@ def main() -> None:
     m.add_argument("--captions", type=int, default=1_000_000)
     m.add_argument("--entries", type=int, default=500_000)
     m.add_argument("--anchor-captions", type=int, default=100_000)
+    m.add_argument(
+        "--batch", type=int, default=65_536, help="captions per Matcher.match call (a shard is 10,000 rows)"
+    )
     d = sub.add_parser("decide")
     d.add_argument("--samples", type=int, default=10_000_000)
     d.add_argument("--entries", type=int, default=500_000)
@@ -416,7 +418,7 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d %H:%M')}"
     )
     if args.what == "match":
-        bench_match(args.captions, args.entries, args.anchor_captions)
+        bench_match(args.captions, args.entries, args.anchor_captions, args.batch)
     elif args.what == "decide":
         bench_decide(args.samples, args.entries, args.threads)
     else:
