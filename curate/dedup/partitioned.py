@@ -152,20 +152,27 @@ class _Run:
         self.cpu[name] = round(self.cpu.get(name, 0.0) + sum(s.get("cpu_s", 0.0) for s in stats), 1)
         return stats
 
-    def go(self, shards: dict[str, tuple[str, str]]) -> dict:
-        P, R = self.parts, range(self.parts)
-        keys = sorted(shards)
-        splitters = _splitters([h for _, h in shards.values()], P)
+    def load(
+        self, task, shards: dict[str, tuple[str, str]], splitters: list[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Run `task` on every shard, sending its rows to their uid ranges; each range's first row and
+        row count."""
         loaded = self.step(
             "load",
-            load,
+            task,
             {
                 key: {"key": key, "shard": s, "hashes": h, "splitters": splitters}
                 for key, (s, h) in shards.items()
             },
         )
         counts = np.sum([s["per_range"] for s in loaded], axis=0).astype(np.int64)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64), counts
+
+    def go(self, shards: dict[str, tuple[str, str]]) -> dict:
+        P, R = self.parts, range(self.parts)
+        keys = sorted(shards)
+        splitters = _splitters([h for _, h in shards.values()], P)
+        starts, counts = self.load(load, shards, splitters)
         self.step("rank", rank, {j: {"range": j, "start": int(starts[j]), "shards": keys} for j in R})
         base = {"starts": starts}
         self.step("exact", exact, {q: {**base, "part": q} for q in R})

@@ -106,16 +106,7 @@ def dedup_semantic_partitioned(
         log.info("semantic dedup: %d samples in %d partitions (work files in %s)", n, parts, work)
         runner = _Run(work, parts, hashed["max_distance"], hashed["min_thumbnail_similarity"], run)
         splitters = _splitters(clusters_path(dataset), n, parts)
-        loaded = runner.step(
-            "load",
-            load,
-            {
-                key: {"key": key, "shard": s, "hashes": h, "splitters": splitters}
-                for key, (s, h) in shards.items()
-            },
-        )
-        counts = np.sum([s["per_range"] for s in loaded], axis=0).astype(np.int64)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        starts, _ = runner.load(load, shards, splitters)
         runner.step(
             "rank",
             rank,
