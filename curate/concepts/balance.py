@@ -35,6 +35,7 @@ from curate import storage
 from curate.dataset import Dataset
 from curate.errors import CurateError
 from curate.filters.base import literal
+from curate.schema import CONCEPTS_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ KEYS = {
 }
 DRAW_BITS = 52  # 13 hex digits of md5: a double holds them exactly
 NO_CONCEPT, BALANCED_OUT = 1, 2  # Balance.decide's verdicts
-ID_LISTS = pa.list_(pa.int32())  # the concepts signal's concept_ids
+ID_LISTS = CONCEPTS_SCHEMA.field("concept_ids").type
 
 
 @dataclass(frozen=True)
