@@ -26,11 +26,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.concepts.entries import EntryList, load_entries
+from curate.concepts.slice_table import HashClash, SliceTable
 from curate.concepts.spacing import PUNCTUATION, Spaced, space
 from curate.errors import CurateError
 
 _SEPARATOR = "\x00"
-_INT32_MAX = 2**31 - 1
 # Scripts written without spaces between words (code point ranges): entries in them match as substrings.
 _UNSPACED_RANGES = (
     (0x0E00, 0x0EFF),  # Thai, Lao
@@ -77,33 +77,40 @@ class Matcher:
     Most entries are bounded by spaces in the normalized text: on a side written with spaces, and on a
     side that is one of PUNCTUATION (normalization puts a space beside each). Such an entry of k
     space-separated tokens occurs exactly when k consecutive tokens of the text join to it, so those
-    are found by vectorized hash lookups of token k-grams (Arrow's index_in, one per k; the padding's
-    empty tokens keep k-grams from spanning two captions). Entries written only in scripts without
-    spaces (CJK, Thai, ...) can only occur inside a run of such characters, so their automaton scans
-    just those runs; the few left (mixed scripts, other punctuation at an edge) go to a second automaton
-    that scans only captions holding a character one of them starts with. The scans, not the lookups,
-    cost per character (a root node with thousands of CJK children makes each character slow).
+    are found by vectorized hash lookups of token k-grams in a table built once per entry list
+    (curate.concepts.slice_table; the padding's empty tokens keep k-grams from spanning two captions).
+    Entries written only in scripts without spaces (CJK, Thai, ...) can only occur inside a run of such
+    characters, so their automaton scans just those runs; the few left (mixed scripts, other punctuation
+    at an edge) go to a second automaton that scans only captions holding a character one of them
+    starts with. The scans, not the lookups, cost per character (a root node with thousands of CJK
+    children makes each character slow).
     """
 
     def __init__(self, entries: EntryList) -> None:
         self.size = len(entries.entries)
-        grams: dict[int, tuple[list[str], list[int]]] = {}
+        bounded: list[bytes] = []
+        bounded_ids: list[int] = []
         unspaced, mixed = _Scan(), _Scan()
         for index, entry in enumerate(entries.entries):
             if _bounded(entry[0]) and _bounded(entry[-1]):
-                values, ids = grams.setdefault(entry.count(" ") + 1, ([], []))
-                values.append(entry)
-                ids.append(index)
+                bounded.append((entry + " ").encode())  # with the space after its last token
+                bounded_ids.append(index)
             elif " " not in entry and all(map(_unspaced, entry)):
                 unspaced.add(entry, index, set(entry))
             else:
                 mixed.add(pattern(entry), index, {entry[0]})
-        # each token is looked up with the one space that follows it: k-grams are then plain slices
-        # each token is looked up with the one space that follows it: k-grams are then plain slices
-        self._grams = {
-            k: (pa.array([e + " " for e in v], pa.string()), np.array(i, np.int64))
-            for k, (v, i) in sorted(grams.items())
-        }
+        # tokens per bounded entry, and the entries with the one space that follows each: a k-gram of
+        # the text is then one byte slice
+        self._counts = sorted({entry.count(b" ") for entry in bounded})
+        try:
+            self._table = SliceTable(bounded)
+        except HashClash as clash:
+            first, second = (entries.entries[bounded_ids[i]] for i in (clash.first, clash.second))
+            raise CurateError(
+                f"entries {first[:40]!r}... and {second[:40]!r}... hash alike (crafted strings): "
+                "remove one from the entry list"
+            ) from clash
+        self._gram_ids = np.array(bounded_ids, np.int64)
         self._shift = max(self.size - 1, 1).bit_length()
         # unspaced entries: captions holding a character of their alphabet, each run of other characters
         # made one separator; the rest: captions holding one of their first characters, as they are
@@ -130,42 +137,20 @@ class Matcher:
     def _match_grams(self, spaced: Spaced) -> tuple[np.ndarray, np.ndarray]:
         """(caption row, entry id) of every run of k tokens that is a k-token entry.
 
-        No token or k-gram is copied out: a token runs from just past a space to the next space
-        inclusive, so the k-grams starting at tokens j, j+k, j+2k, ... are consecutive slices of the
-        batch's bytes, and every k-th token start is the offsets array of a string array of them.
-        Padding puts an empty token between captions, and no entry starts or ends with one.
+        A token runs from just past a space to the next space inclusive, so the k-gram at token j is the
+        byte slice from token j's start to token j + k's: every k-gram of the batch is looked up at once,
+        none copied out. Padding puts an empty token between captions, and no entry holds one.
         """
-        data = pa.py_buffer(spaced.data)
-        large = len(spaced.data) > _INT32_MAX
         starts = np.flatnonzero(spaced.data == 32) + 1
-        starts = starts if large else starts.astype(np.int32)
-        tokens = len(starts) - 1
-        at, ids = [], []
-        for k, (values, entry_ids) in self._grams.items():
-            for first in range(k):
-                count = (tokens - first) // k
-                if count <= 0:
-                    continue
-                bounds = np.ascontiguousarray(starts[first::k][: count + 1])
-                kind = pa.large_string() if large else pa.string()
-                grams = pa.Array.from_buffers(kind, count, [None, pa.py_buffer(bounds), data])
-                index = pc.index_in(grams, value_set=values.cast(kind) if large else values)
-                hit = _valid(index)
-                at.append(bounds[hit])
-                ids.append(entry_ids[np.frombuffer(index.buffers()[1], np.int32, count)[hit]])
-        if not at:
+        counts = [k for k in self._counts if k < len(starts)]
+        if not counts:
             empty = np.zeros(0, np.int64)
             return empty, empty
-        return np.searchsorted(spaced.offsets, np.concatenate(at), side="right") - 1, np.concatenate(ids)
-
-
-def _valid(index: pa.Array) -> np.ndarray:
-    """Positions of the non-null values of a fresh (unsliced) array."""
-    validity = index.buffers()[0]
-    if validity is None:
-        return np.arange(len(index)) if index.null_count == 0 else np.zeros(0, np.int64)
-    bits = np.unpackbits(np.frombuffer(validity, np.uint8), count=len(index), bitorder="little")
-    return np.flatnonzero(bits)
+        first = np.concatenate([starts[:-k] for k in counts])
+        index = self._table.find(spaced.data, first, np.concatenate([starts[k:] for k in counts]))
+        hit = np.flatnonzero(index >= 0)
+        rows = np.searchsorted(spaced.offsets, first[hit], side="right") - 1
+        return rows, self._gram_ids[index[hit]]
 
 
 class _Scan:
