@@ -12,6 +12,7 @@ import pytest
 from concept_pool import write_pool
 
 from curate.annotate import annotate
+from curate.concepts import matching
 from curate.concepts.entries import load_entries
 from curate.concepts.matching import Matcher, normalize, pattern
 from curate.errors import CurateError
@@ -47,8 +48,12 @@ def test_entries_match_whole_words_and_cjk_inside_text(tmp_path):
     assert Matcher(entries).match(pa.array([], pa.string())).to_pylist() == []
 
 
-def test_matcher_agrees_with_a_direct_loop_over_entries(tmp_path):
-    """Token k-gram lookups, the automaton and its prefilter together equal the substring rule itself."""
+@pytest.mark.parametrize("block_rows", [None, 97], ids=["one-block", "blocks-of-97"])
+def test_matcher_agrees_with_a_direct_loop_over_entries(tmp_path, monkeypatch, block_rows):
+    """Token k-gram lookups, the automaton and its prefilter together equal the substring rule itself,
+    whether a call is matched in one pass or in blocks (a long call is split to stay in cache)."""
+    if block_rows:
+        monkeypatch.setattr(matching, "_BLOCK_ROWS", block_rows)
     rng = random.Random(7)
     words = [
         "cat",
@@ -76,7 +81,7 @@ def test_matcher_agrees_with_a_direct_loop_over_entries(tmp_path):
         " ".join(rng.choice(words) + rng.choice(marks) for _ in range(rng.randint(0, 8))) for _ in range(800)
     ]
     captions += ["St. Louis, a.", "猫犬", "big(big", "u.s.a"]
-    got = Matcher(listed).match(pa.array(captions)).to_pylist()
+    got = Matcher(listed).match(pa.chunked_array([captions[:500], captions[500:]])).to_pylist()
     texts = [normalize(c) for c in captions]
     direct = [[i for i, e in enumerate(listed.entries) if pattern(e) in text] for text in texts]
     assert got == direct

@@ -27,7 +27,7 @@ def test_every_slice_is_found_exactly_as_a_dictionary_would():
     ends = np.minimum(starts + rng.integers(0, 12, len(starts)), len(data))
     where = {s: i for i, s in enumerate(stored)}
     expected = [where.get(bytes(data[a:b]), -1) for a, b in zip(starts, ends, strict=True)]
-    found = table.find(data, starts, ends)
+    found = table.over(data).find(starts, ends)
     assert found.tolist() == expected
     assert (found >= 0).sum() > 5_000  # the data holds many stored strings, not only misses
 
@@ -38,8 +38,9 @@ def test_a_slice_that_only_hashes_like_a_stored_string_is_not_found():
     table = SliceTable([word, b"x"])
     data = np.frombuffer(twin + b" " + word, np.uint8)
     starts, ends = np.array([0, len(twin) + 1]), np.array([len(twin), len(data)])
-    assert table.hashes(data, starts[:1], ends[:1]) == table.hashes(data, starts[1:], ends[1:])
-    assert table.find(data, starts, ends).tolist() == [-1, 0]
+    slices = table.over(data)
+    assert slices.hashes(starts[:1], ends[:1]) == slices.hashes(starts[1:], ends[1:])
+    assert slices.find(starts, ends).tolist() == [-1, 0]
 
 
 def test_stored_strings_that_clash_under_every_base_are_named():
@@ -59,4 +60,4 @@ def test_batches_longer_than_any_before_grow_the_power_tables():
         data = np.frombuffer(text, np.uint8)
         starts = np.array([len(text) - 10, len(text) - 4, 0])
         ends = np.array([len(text), len(text), 2])
-        assert table.find(data, starts, ends).tolist() == [1, 0, -1]
+        assert table.over(data).find(starts, ends).tolist() == [1, 0, -1]

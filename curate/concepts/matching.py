@@ -26,11 +26,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.concepts.entries import EntryList, load_entries
-from curate.concepts.slice_table import HashClash, SliceTable
 from curate.concepts.spacing import PUNCTUATION, Spaced, space
+from curate.concepts.token_grams import TokenGrams
 from curate.errors import CurateError
 
 _SEPARATOR = "\x00"
+# Captions matched in one pass. Larger blocks are slower per caption, not faster: their temporaries
+# (eight bytes per text byte for the hashes) leave the cache, and fresh pages cost more than the work.
+_BLOCK_ROWS = 16_384
 # Scripts written without spaces between words (code point ranges): entries in them match as substrings.
 _UNSPACED_RANGES = (
     (0x0E00, 0x0EFF),  # Thai, Lao
@@ -78,7 +81,7 @@ class Matcher:
     side that is one of PUNCTUATION (normalization puts a space beside each). Such an entry of k
     space-separated tokens occurs exactly when k consecutive tokens of the text join to it, so those
     are found by vectorized hash lookups of token k-grams in a table built once per entry list
-    (curate.concepts.slice_table; the padding's empty tokens keep k-grams from spanning two captions).
+    (curate.concepts.token_grams; the padding's empty tokens keep k-grams from spanning two captions).
     Entries written only in scripts without spaces (CJK, Thai, ...) can only occur inside a run of such
     characters, so their automaton scans just those runs; the few left (mixed scripts, other punctuation
     at an edge) go to a second automaton that scans only captions holding a character one of them
@@ -99,18 +102,7 @@ class Matcher:
                 unspaced.add(entry, index, set(entry))
             else:
                 mixed.add(pattern(entry), index, {entry[0]})
-        # tokens per bounded entry, and the entries with the one space that follows each: a k-gram of
-        # the text is then one byte slice
-        self._counts = sorted({entry.count(b" ") for entry in bounded})
-        try:
-            self._table = SliceTable(bounded)
-        except HashClash as clash:
-            first, second = (entries.entries[bounded_ids[i]] for i in (clash.first, clash.second))
-            raise CurateError(
-                f"entries {first[:40]!r}... and {second[:40]!r}... hash alike (crafted strings): "
-                "remove one from the entry list"
-            ) from clash
-        self._gram_ids = np.array(bounded_ids, np.int64)
+        self._grams = TokenGrams(bounded, bounded_ids)
         self._shift = max(self.size - 1, 1).bit_length()
         # unspaced entries: captions holding a character of their alphabet, each run of other characters
         # made one separator; the rest: captions holding one of their first characters, as they are
@@ -119,13 +111,19 @@ class Matcher:
 
     def match(self, captions: pa.Array | pa.ChunkedArray) -> pa.ListArray:
         """list<int32> per caption: the entries it contains, each once, ascending ([] when none)."""
+        if len(captions) <= _BLOCK_ROWS:
+            return self._match_block(captions)
+        blocks = range(0, len(captions), _BLOCK_ROWS)
+        return pa.concat_arrays([self._match_block(captions.slice(at, _BLOCK_ROWS)) for at in blocks])
+
+    def _match_block(self, captions: pa.Array | pa.ChunkedArray) -> pa.ListArray:
         spaced = space(captions)
         rows = len(spaced.offsets) - 1
         if rows == 0:
             return pa.array([], pa.list_(pa.int32()))
         padded = spaced.array()
         found = [self._match_grams(spaced)]
-        found += [scan.match(padded) for scan in (self._unspaced, self._mixed) if scan is not None]
+        found += [scan.match(padded, spaced) for scan in (self._unspaced, self._mixed) if scan is not None]
         # one key per (caption, entry), sorted caption-major with ids ascending
         keys = np.concatenate([(row << self._shift) | ids for row, ids in found])
         keys.sort()  # in place; np.unique's extra passes cost 5x more at 600k matches
@@ -135,22 +133,9 @@ class Matcher:
         return pa.ListArray.from_arrays(offsets, pa.array(ids))
 
     def _match_grams(self, spaced: Spaced) -> tuple[np.ndarray, np.ndarray]:
-        """(caption row, entry id) of every run of k tokens that is a k-token entry.
-
-        A token runs from just past a space to the next space inclusive, so the k-gram at token j is the
-        byte slice from token j's start to token j + k's: every k-gram of the batch is looked up at once,
-        none copied out. Padding puts an empty token between captions, and no entry holds one.
-        """
-        starts = np.flatnonzero(spaced.data == 32) + 1
-        counts = [k for k in self._counts if k < len(starts)]
-        if not counts:
-            empty = np.zeros(0, np.int64)
-            return empty, empty
-        first = np.concatenate([starts[:-k] for k in counts])
-        index = self._table.find(spaced.data, first, np.concatenate([starts[k:] for k in counts]))
-        hit = np.flatnonzero(index >= 0)
-        rows = np.searchsorted(spaced.offsets, first[hit], side="right") - 1
-        return rows, self._gram_ids[index[hit]]
+        """(caption row, entry id) of every run of tokens that is an entry bounded by spaces."""
+        at, ids = self._grams.find(spaced.data)
+        return np.searchsorted(spaced.offsets, at, side="right") - 1, ids
 
 
 class _Scan:
@@ -171,11 +156,19 @@ class _Scan:
         self.automaton.make_automaton()
         body = "".join(re.escape(c) for c in sorted(self.chars))
         self.select, self.outside = f"[{body}]", (f"[^{body}]+" if shrink else None)
+        # a caption holding one of `chars` holds a byte >= the smallest of their UTF-8 lead bytes: when
+        # that byte is not ASCII's, a numpy pass over the bytes rules out most captions before the regex
+        self.lead = min(c.encode()[0] for c in self.chars)
         return self
 
-    def match(self, padded: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    def match(self, padded: pa.Array, spaced: Spaced) -> tuple[np.ndarray, np.ndarray]:
         """(caption row, entry id) of every automaton match: the texts joined by NUL, one scan."""
-        rows = np.flatnonzero(pc.match_substring_regex(padded, self.select).to_numpy(zero_copy_only=False))
+        rows = np.arange(len(padded))
+        if self.lead >= 0xC0:
+            wide = np.flatnonzero(spaced.data >= self.lead)
+            rows = np.unique(np.searchsorted(spaced.offsets, wide, side="right") - 1)
+        texts = padded.take(pa.array(rows, pa.int64()))
+        rows = rows[pc.match_substring_regex(texts, self.select).to_numpy(zero_copy_only=False)]
         texts = padded.take(pa.array(rows, pa.int64()))
         if self.outside is not None:
             texts = pc.replace_substring_regex(texts, self.outside, _SEPARATOR)

@@ -39,11 +39,10 @@ class SliceTable:
         self.bytes = np.frombuffer(b"".join(strings), np.uint8)
         lengths = np.fromiter(map(len, strings), np.int64, len(strings))
         self.offsets = np.concatenate(([0], np.cumsum(lengths)))
-        self._words = _words(self.bytes)
         for base in _BASES:
             self._base, self._inverse = np.uint64(base), np.uint64(pow(base, -1, 1 << 64))
             self._powers = (np.ones(1, np.uint64), np.ones(1, np.uint64))
-            keys = self.hashes(self.bytes, self.offsets[:-1], self.offsets[1:])
+            keys = self.over(self.bytes).hashes(self.offsets[:-1], self.offsets[1:])
             order = np.argsort(keys, kind="stable")
             clash = np.flatnonzero(keys[order][1:] == keys[order][:-1])
             if not len(clash):
@@ -51,57 +50,17 @@ class SliceTable:
         else:  # only crafted strings (e.g. a Thue-Morse word and its complement) collide under every base
             first, second = sorted(order[clash[0] : clash[0] + 2].tolist())
             raise HashClash(first, second)
-        self._bits = max(4, (4 * max(len(strings), 1) - 1).bit_length())  # load factor <= 1/4
-        self._keys, self._values = _build(keys, self._bits)
+        self.words = _words(self.bytes)
+        self.lengths = lengths
+        self.first_words = self.words[self.offsets[:-1]] & _TAIL_MASKS[np.minimum(lengths, 8)]
+        self.bits = max(4, (4 * max(len(strings), 1) - 1).bit_length())  # load factor <= 1/4
+        self.keys, self.values = _build(keys, self.bits)
 
-    def hashes(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """uint64 hash of each slice data[starts[i]:ends[i]] (mixed, so any bits can index a table)."""
-        if len(data) == 0:
-            return np.zeros(len(starts), np.uint64)
-        forward, backward = self._powers_for(len(data))
-        with np.errstate(over="ignore"):
-            prefix = np.empty(len(data) + 1, np.uint64)
-            prefix[0] = 0
-            np.cumsum((data.astype(np.uint64) + np.uint64(1)) * forward[: len(data)], out=prefix[1:])
-            return _mix((prefix[ends] - prefix[starts]) * backward[starts])
+    def over(self, data: np.ndarray) -> Slices:
+        """Lookups of slices of `data` (uint8), sharing one pass over its bytes."""
+        return Slices(self, data)
 
-    def find(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """int64 per slice: index of the stored string equal to data[starts[i]:ends[i]], else -1."""
-        keys = self.hashes(data, starts, ends)
-        found = np.full(len(keys), _EMPTY, np.int64)
-        slots = _home(keys, self._bits)
-        values = self._values[slots]
-        pending = np.flatnonzero(values != _EMPTY)  # at load <= 1/4, most slices end here
-        slots, values = slots[pending], values[pending]
-        mask = (1 << self._bits) - 1
-        while len(pending):  # linear probing, every query a step at a time, until its key or a free slot
-            hit = self._keys[slots] == keys[pending]
-            found[pending[hit]] = values[hit]
-            slots = (slots[~hit] + 1) & mask
-            values = self._values[slots]
-            going = values != _EMPTY
-            pending, slots, values = pending[~hit][going], slots[going], values[going]
-        candidates = np.flatnonzero(found != _EMPTY)
-        wrong = ~self._equal(data, starts[candidates], ends[candidates], found[candidates])
-        found[candidates[wrong]] = _EMPTY
-        return found
-
-    def _equal(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray, index: np.ndarray) -> np.ndarray:
-        """Whether each slice equals its candidate string, compared eight bytes at a time."""
-        lengths = ends - starts
-        equal = lengths == self.offsets[index + 1] - self.offsets[index]
-        text, stored = _words(data), self._words
-        at = np.flatnonzero(equal)
-        left, right, todo = starts[at], self.offsets[index[at]], lengths[at]
-        while len(at):
-            tail = _TAIL_MASKS[np.minimum(todo, 8)]
-            same = ((text[left] ^ stored[right]) & tail) == 0
-            equal[at[~same]] = False
-            more = same & (todo > 8)
-            at, left, right, todo = at[more], left[more] + 8, right[more] + 8, todo[more] - 8
-        return equal
-
-    def _powers_for(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def powers(self, size: int) -> tuple[np.ndarray, np.ndarray]:
         """P**t and P**-t for t < size, grown to the next power of two when a batch is longer."""
         powers = self._powers
         if len(powers[0]) < size:
@@ -113,6 +72,68 @@ class SliceTable:
                 powers = (np.cumprod(forward), np.cumprod(backward))
             self._powers = powers
         return powers
+
+
+class Slices:
+    """One batch's bytes, ready for lookups: prefix sums and 8-byte words computed once."""
+
+    def __init__(self, table: SliceTable, data: np.ndarray) -> None:
+        self.table, self.data = table, data
+        forward, self._backward = table.powers(max(len(data), 1))
+        with np.errstate(over="ignore"):
+            weighted = data.astype(np.uint64)
+            weighted += np.uint64(1)  # so that a zero byte still counts
+            weighted *= forward[: len(data)]
+            self._prefix = np.zeros(len(data) + 1, np.uint64)
+            np.cumsum(weighted, out=self._prefix[1:])
+        self._words: np.ndarray | None = None
+
+    def hashes(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """uint64 hash of each slice data[starts[i]:ends[i]] (mixed, so any bits can index a table)."""
+        with np.errstate(over="ignore"):
+            return _mix((self._prefix[ends] - self._prefix[starts]) * self._backward[starts])
+
+    def find(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """int64 per slice: index of the stored string equal to data[starts[i]:ends[i]], else -1."""
+        table = self.table
+        keys = self.hashes(starts, ends)
+        found = np.full(len(keys), _EMPTY, np.int64)
+        slots = _home(keys, table.bits)
+        values = table.values[slots]
+        pending = np.flatnonzero(values != _EMPTY)  # at load <= 1/4, most slices end here
+        slots, values = slots[pending], values[pending]
+        mask = (1 << table.bits) - 1
+        while len(pending):  # linear probing, every query a step at a time, until its key or a free slot
+            hit = table.keys[slots] == keys[pending]
+            found[pending[hit]] = values[hit]
+            slots = (slots[~hit] + 1) & mask
+            values = table.values[slots]
+            going = values != _EMPTY
+            pending, slots, values = pending[~hit][going], slots[going], values[going]
+        candidates = np.flatnonzero(found != _EMPTY)
+        wrong = ~self._equal(starts[candidates], ends[candidates], found[candidates])
+        found[candidates[wrong]] = _EMPTY
+        return found
+
+    def _equal(self, starts: np.ndarray, ends: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Whether each slice equals its candidate string, compared eight bytes at a time (most entries
+        are one word: their length and first word are kept beside the table, so one gather each)."""
+        table = self.table
+        if self._words is None:
+            self._words = _words(self.data)
+        text = self._words
+        lengths = ends - starts
+        head = text[starts] & _TAIL_MASKS[np.minimum(lengths, 8)]
+        equal = (lengths == table.lengths[index]) & (head == table.first_words[index])
+        at = np.flatnonzero(equal & (lengths > 8))
+        left, right, todo = starts[at] + 8, table.offsets[index[at]] + 8, lengths[at] - 8
+        while len(at):
+            tail = _TAIL_MASKS[np.minimum(todo, 8)]
+            same = ((text[left] ^ table.words[right]) & tail) == 0
+            equal[at[~same]] = False
+            more = same & (todo > 8)
+            at, left, right, todo = at[more], left[more] + 8, right[more] + 8, todo[more] - 8
+        return equal
 
 
 def _mix(keys: np.ndarray) -> np.ndarray:

@@ -1,0 +1,76 @@
+"""Entries of whole tokens found in a normalized batch: every token k-gram that is an entry.
+
+In the normalized text a token runs from just past a space to the next space inclusive, so the k-gram
+at token j is the byte slice from token j's start to token j + k's, and an entry stored with one space
+after it is found by looking that slice up (curate.concepts.slice_table): nothing is copied out.
+
+Most slices cannot match, so they are not looked up: an empty token (the padding between captions, the
+spaces around punctuation) starts no entry, and a k-gram (k >= 2) is looked up only where its first
+token starts some entry of k or more tokens, which the one-token lookup tells at the same time (the
+first tokens of longer entries are stored beside the entries). That halves the lookups of a caption.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from curate.concepts.slice_table import HashClash, SliceTable
+from curate.errors import CurateError
+
+_SPACE = ord(" ")
+
+
+class TokenGrams:
+    """Finds the entries made of whole tokens, with one lookup table built for the entry list."""
+
+    def __init__(self, entries: list[bytes], ids: list[int]) -> None:
+        """entries: each with one space after its last token; ids: the entry id of each."""
+        stored: dict[bytes, int] = {}  # string -> row of the table
+        entry_of: list[int] = []
+        longest: list[int] = []  # tokens of the longest entry that starts with this string's token
+        for entry, entry_id in zip(entries, ids, strict=True):
+            row = stored.setdefault(entry, len(stored))
+            if row == len(entry_of):
+                entry_of.append(entry_id)
+                longest.append(0)
+            elif entry_of[row] < 0:
+                entry_of[row] = entry_id
+            tokens = entry.count(b" ")
+            if tokens > 1:
+                head = entry[: entry.index(b" ") + 1]
+                row = stored.setdefault(head, len(stored))
+                if row == len(entry_of):
+                    entry_of.append(-1)
+                    longest.append(0)
+                longest[row] = max(longest[row], tokens)
+        strings = list(stored)
+        try:
+            self.table = SliceTable(strings)
+        except HashClash as clash:
+            first, second = (strings[i].decode()[:40] for i in (clash.first, clash.second))
+            raise CurateError(
+                f"entries {first!r}... and {second!r}... hash alike (crafted strings): "
+                "remove one from the entry list"
+            ) from clash
+        self._entry_of = np.array(entry_of, np.int64)
+        self._longest = np.array(longest, np.int64)
+        self._counts = sorted({entry.count(b" ") for entry in entries if entry.count(b" ") > 1})
+
+    def find(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(byte offset where it starts, entry id) of every k-gram of `data` that is an entry."""
+        starts = np.flatnonzero(data == _SPACE) + 1  # token starts; the last is the end of the data
+        tokens = np.flatnonzero(data[starts[:-1]] != _SPACE)  # non-empty tokens, by index into starts
+        slices = self.table.over(data)
+        row = slices.find(starts[tokens], starts[tokens + 1])
+        known = row >= 0
+        tokens, row = tokens[known], row[known]
+        found = self._entry_of[row] >= 0
+        at, ids = [starts[tokens[found]]], [self._entry_of[row[found]]]
+        longest = self._longest[row]
+        for k in self._counts:
+            first = tokens[(longest >= k) & (tokens + k < len(starts))]
+            gram = slices.find(starts[first], starts[first + k])
+            hit = gram >= 0
+            at.append(starts[first[hit]])
+            ids.append(self._entry_of[gram[hit]])
+        return np.concatenate(at), np.concatenate(ids)  # k-grams (k >= 2) equal only stored entries
