@@ -18,6 +18,8 @@ from curate.concepts.slice_table import HashClash, SliceTable
 from curate.errors import CurateError
 
 _SPACE = ord(" ")
+_TOKEN_BITS = 16
+_TOKEN_MASK = (1 << _TOKEN_BITS) - 1  # a longest entry of more tokens is kept as this many
 
 
 class TokenGrams:
@@ -52,8 +54,8 @@ class TokenGrams:
                 f"entries {first!r}... and {second!r}... hash alike (crafted strings): "
                 "remove one from the entry list"
             ) from clash
-        self._entry_of = np.array(entry_of, np.int64)
-        self._longest = np.array(longest, np.int64)
+        # per stored string, one gather: entry id (-1 for a first token only) and its longest entry's tokens
+        self._info = (np.array(entry_of, np.int64) << _TOKEN_BITS) | np.minimum(longest, _TOKEN_MASK)
         self._counts = sorted({entry.count(b" ") for entry in entries if entry.count(b" ") > 1})
 
     def find(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,13 +66,14 @@ class TokenGrams:
         row = slices.find(starts[tokens], starts[tokens + 1])
         known = row >= 0
         tokens, row = tokens[known], row[known]
-        found = self._entry_of[row] >= 0
-        at, ids = [starts[tokens[found]]], [self._entry_of[row[found]]]
-        longest = self._longest[row]
+        info = self._info[row]
+        entry, longest = info >> _TOKEN_BITS, info & _TOKEN_MASK
+        found = entry >= 0
+        at, ids = [starts[tokens[found]]], [entry[found]]
         for k in self._counts:
-            first = tokens[(longest >= k) & (tokens + k < len(starts))]
+            first = tokens[(longest >= min(k, _TOKEN_MASK)) & (tokens + k < len(starts))]
             gram = slices.find(starts[first], starts[first + k])
             hit = gram >= 0
             at.append(starts[first[hit]])
-            ids.append(self._entry_of[gram[hit]])
+            ids.append(self._info[gram[hit]] >> _TOKEN_BITS)
         return np.concatenate(at), np.concatenate(ids)  # k-grams (k >= 2) equal only stored entries
