@@ -163,11 +163,11 @@ class _Scan:
 
     def match(self, padded: pa.Array, spaced: Spaced) -> tuple[np.ndarray, np.ndarray]:
         """(caption row, entry id) of every automaton match: the texts joined by NUL, one scan."""
-        rows = np.arange(len(padded))
+        rows, texts = np.arange(len(padded)), padded
         if self.lead >= 0xC0:
             wide = np.flatnonzero(spaced.data >= self.lead)
             rows = np.unique(np.searchsorted(spaced.offsets, wide, side="right") - 1)
-        texts = padded.take(pa.array(rows, pa.int64()))
+            texts = padded.take(pa.array(rows, pa.int64()))
         rows = rows[pc.match_substring_regex(texts, self.select).to_numpy(zero_copy_only=False)]
         texts = padded.take(pa.array(rows, pa.int64()))
         if self.outside is not None:

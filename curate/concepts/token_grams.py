@@ -27,25 +27,15 @@ class TokenGrams:
 
     def __init__(self, entries: list[bytes], ids: list[int]) -> None:
         """entries: each with one space after its last token; ids: the entry id of each."""
-        stored: dict[bytes, int] = {}  # string -> row of the table
-        entry_of: list[int] = []
-        longest: list[int] = []  # tokens of the longest entry that starts with this string's token
+        entry_of: dict[bytes, int] = {}  # the first id of each entry string
+        longest: dict[bytes, int] = {}  # first token -> tokens of the longest entry it starts
         for entry, entry_id in zip(entries, ids, strict=True):
-            row = stored.setdefault(entry, len(stored))
-            if row == len(entry_of):
-                entry_of.append(entry_id)
-                longest.append(0)
-            elif entry_of[row] < 0:
-                entry_of[row] = entry_id
+            entry_of.setdefault(entry, entry_id)
             tokens = entry.count(b" ")
             if tokens > 1:
                 head = entry[: entry.index(b" ") + 1]
-                row = stored.setdefault(head, len(stored))
-                if row == len(entry_of):
-                    entry_of.append(-1)
-                    longest.append(0)
-                longest[row] = max(longest[row], tokens)
-        strings = list(stored)
+                longest[head] = max(longest.get(head, 0), tokens)
+        strings = list(entry_of | dict.fromkeys(longest, 0))
         try:
             self.table = SliceTable(strings)
         except HashClash as clash:
@@ -55,7 +45,10 @@ class TokenGrams:
                 "remove one from the entry list"
             ) from clash
         # per stored string, one gather: entry id (-1 for a first token only) and its longest entry's tokens
-        self._info = (np.array(entry_of, np.int64) << _TOKEN_BITS) | np.minimum(longest, _TOKEN_MASK)
+        self._info = np.array(
+            [(entry_of.get(s, -1) << _TOKEN_BITS) | min(longest.get(s, 0), _TOKEN_MASK) for s in strings],
+            np.int64,
+        )
         self._counts = sorted({entry.count(b" ") for entry in entries if entry.count(b" ") > 1})
 
     def find(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
