@@ -17,6 +17,7 @@ is reported as mean and standard deviation over the seeds.
 from __future__ import annotations
 
 import logging
+import os
 import statistics
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ from typing import Any
 import pyarrow as pa
 
 from curate import storage
+from curate.errors import CurateError
+from curate.executor.base import Job
 from curate.schema import DECISIONS_SCHEMA, make_uid
 
 log = logging.getLogger(__name__)
@@ -58,8 +61,16 @@ def compare_pools(
         "rules+dfn": {**rules, "clip_score_top_fraction": top_fraction},
         "rules+sem": {**rules, "drop_semantic_duplicates": True},
     }
+    cut = {name: _cut_pool(dataset, name, table) for name, table in pools.items()}
+    scores = _train_pools(recipe, dataset, benchmark, cut, seeds)
     results = {
-        name: _train_pool(recipe, dataset, benchmark, name, table, seeds) for name, table in pools.items()
+        name: {
+            "samples": kept,
+            "zero_shot_top1": scores[name],
+            "mean": round(statistics.fmean(scores[name]), 4),
+            "sd": round(statistics.stdev(scores[name]), 4) if len(seeds) > 1 else 0.0,
+        }
+        for name, (kept, _) in cut.items()
     }
     return {
         "pools": results,
@@ -102,33 +113,65 @@ def _train_filter_model(recipe: dict, dataset: str, images: list, trusted: int) 
     return out
 
 
-def _train_pool(
-    recipe: dict, dataset: str, benchmark: Path, name: str, table: dict, seeds: tuple[int, ...]
-) -> dict:
-    from curate.demo import _evaluate
+def _cut_pool(dataset: str, name: str, table: dict) -> tuple[int, str]:
+    """Decide and export one pool; returns its sample count and its exported shards' folder."""
     from curate.export.stage import export
     from curate.filter import filter_dataset
+
+    rcp = {"name": _pool_name(name), "description": f"demo --compare pool: {name}", "filter": table}
+    decided = filter_dataset(dataset, rcp)
+    return decided["kept"], export(dataset, rcp, fmt="webdataset", samples_per_shard=256)["out"]
+
+
+def _train_pools(
+    recipe: dict, dataset: str, benchmark: Path, cut: dict[str, tuple[int, str]], seeds: tuple[int, ...]
+) -> dict[str, list[float]]:
+    """Every (pool, seed) training, side by side: each runs on one intra-op thread, so the machine's cores
+    take one each (the results are those of a one-at-a-time run: every run is seeded and single-threaded).
+    """
+    from curate.executor.local import run_local
+
+    runs = Path(recipe["train"]["out_dir"]).parent
+    jobs = [
+        Job(
+            key=f"{name}/{seed}",
+            stats_path=str(runs / f"run-{_pool_name(name)}-seed{seed}" / "compare.json"),
+            payload={
+                "spec": {**_spec(recipe, seed), "progress": False},
+                "data": data,
+                "benchmark": str(benchmark),
+                "dataset": dataset,
+            },
+        )
+        for name, (_, data) in cut.items()
+        for seed in seeds
+    ]
+    threads = max(1, int(recipe["train"].get("threads") or 1))
+    workers = min(len(jobs), max(1, (os.cpu_count() or 1) // threads))
+    results = run_local(_train_and_score, jobs, workers=workers, retries=0, desc="compare: train")
+    failed = {key: value for key, (state, value) in results.items() if state != "ok"}
+    if failed:
+        raise CurateError("compare training failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
+    scores: dict[str, list[float]] = {name: [] for name in cut}
+    for job in jobs:
+        name, seed = job.key.rsplit("/", 1)
+        scores[name].append(results[job.key][1]["zero_shot_top1"])
+        log.info("compare %s seed %s: zero-shot top-1 %.3f", name, seed, scores[name][-1])
+    return scores
+
+
+def _train_and_score(job: Job) -> dict:
+    """Worker: train one pool with one seed, then measure zero-shot top-1 on the benchmark."""
+    from curate.demo import _evaluate
     from curate.run import train_from_table
 
-    rcp = {
-        "name": f"compare-{name.replace('+', '-')}",
-        "description": f"demo --compare pool: {name}",
-        "filter": table,
-    }
-    decided = filter_dataset(dataset, rcp)
-    exported = export(dataset, rcp, fmt="webdataset", samples_per_shard=256)
-    runs = []
-    for seed in seeds:
-        out = str(Path(recipe["train"]["out_dir"]).with_name(f"run-{rcp['name']}-seed{seed}"))
-        trained = train_from_table(_spec(recipe, seed), exported["out"], out)
-        runs.append(_evaluate(trained, benchmark, dataset)["zero_shot_top1"])
-        log.info("compare %s seed %d: zero-shot top-1 %.3f", name, seed, runs[-1])
-    return {
-        "samples": decided["kept"],
-        "zero_shot_top1": runs,
-        "mean": round(statistics.fmean(runs), 4),
-        "sd": round(statistics.stdev(runs), 4) if len(runs) > 1 else 0.0,
-    }
+    task = job.payload
+    trained = train_from_table(task["spec"], task["data"], str(Path(job.stats_path).parent))
+    return _evaluate(trained, Path(task["benchmark"]), task["dataset"])
+
+
+def _pool_name(name: str) -> str:
+    return f"compare-{name.replace('+', '-')}"
 
 
 def _spec(recipe: dict, seed: int) -> dict[str, Any]:

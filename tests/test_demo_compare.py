@@ -51,6 +51,7 @@ def test_compare_trains_and_evaluates_every_pool_with_every_seed(tmp_path):
     # each curated pool is cut from the one before it: rules from raw, then CLIP score or semantic dedup
     assert pools["raw"]["samples"] > pools["rules"]["samples"] > pools["rules+dfn"]["samples"] > 0
     assert pools["rules"]["samples"] >= pools["rules+sem"]["samples"] > 0
+    _assert_side_by_side_equals_alone(tmp_path / "cmp", summary["outputs"]["dataset"])
 
     # the filter model saw only trusted samples: rule-kept pairs whose alt text describes the image
     dataset = summary["outputs"]["dataset"]
@@ -66,6 +67,25 @@ def test_compare_trains_and_evaluates_every_pool_with_every_seed(tmp_path):
     shards = storage.read_parquet(storage.join(dataset, "shards"), columns=["uid", "url"]).to_pylist()
     url_by_uid = {row["uid"]: row["url"] for row in shards}
     assert {kind_by_path[_request_path(url_by_uid[u])] for u in chosen} == {DESCRIBES}
+
+
+def _assert_side_by_side_equals_alone(root, dataset: str) -> None:
+    """The pools train side by side in worker processes; each run must equal the same run trained alone."""
+    import json
+
+    import torch
+
+    from curate.run import train_from_table
+
+    side = root / "run-compare-rules-seed1"
+    spec = json.loads((side / "config.json").read_text())["train_config"]
+    keep = ("model", "steps", "batch_size", "warmup_steps", "lr", "workers", "threads", "seed")
+    alone = train_from_table({k: spec[k] for k in keep}, spec["data"], str(root / "alone"))
+    ours = torch.load(next((side / "checkpoints").glob("*.pt")), weights_only=False)["state_dict"]
+    theirs = torch.load(alone["checkpoint"], weights_only=False)["state_dict"]
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert json.loads((side / "compare.json").read_text())["final_loss"] == alone["loss"]
 
 
 def _request_path(url: str) -> str:
