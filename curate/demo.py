@@ -49,7 +49,15 @@ def to_toml(recipe: dict[str, Any]) -> str:
 
 
 def demo_recipe(
-    out: Path, warc: Path, faults: Path, benchmark: Path, *, steps: int, batch_size: int, web_address: str
+    out: Path,
+    warc: Path,
+    faults: Path,
+    benchmark: Path,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    web_address: str,
 ) -> dict:
     """The packaged demo recipe, completed with this run's inputs, benchmark, export and training."""
     recipe = {k: v for k, v in load_recipe("demo").raw.items()}
@@ -71,7 +79,7 @@ def demo_recipe(
         "steps": steps,
         "batch_size": batch_size,
         "warmup_steps": max(1, steps // 10),
-        "lr": 1e-3,
+        "lr": lr,
         "save_every": steps,
         "log_every": max(1, steps // 10),
         "workers": 1,
@@ -88,6 +96,7 @@ def run_demo(
     n_images: int = 600,
     steps: int = 160,
     batch_size: int = 64,
+    lr: float = 1e-3,
     executor: str = "local",
     workers: int | None = None,
     train: bool = True,
@@ -131,7 +140,14 @@ def run_demo(
         )
         timings["synthetic web"] = round(time.perf_counter() - start, 2)
         recipe = demo_recipe(
-            root, warc, faults, bench.root, steps=steps, batch_size=batch_size, web_address=web.host
+            root,
+            warc,
+            faults,
+            bench.root,
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            web_address=web.host,
         )
         recipe_path = root / "recipe.toml"
         recipe_path.write_text(to_toml(recipe), encoding="utf-8")

@@ -62,13 +62,16 @@ def compare_pools(
         "rules+sem": {**rules, "drop_semantic_duplicates": True},
     }
     cut = {name: _cut_pool(dataset, name, table) for name, table in pools.items()}
-    scores = _train_pools(recipe, dataset, benchmark, cut, seeds)
+    same_as = first_equal_pool({name: kept for name, (kept, _) in cut.items()})
+    trained = {name: cut[name][1] for name in cut if same_as[name] == name}
+    scores = _train_pools(recipe, dataset, benchmark, trained, seeds)
     results = {
         name: {
-            "samples": kept,
-            "zero_shot_top1": scores[name],
-            "mean": round(statistics.fmean(scores[name]), 4),
-            "sd": round(statistics.stdev(scores[name]), 4) if len(seeds) > 1 else 0.0,
+            "samples": len(kept),
+            "zero_shot_top1": scores[same_as[name]],
+            "mean": round(statistics.fmean(scores[same_as[name]]), 4),
+            "sd": round(statistics.stdev(scores[same_as[name]]), 4) if len(seeds) > 1 else 0.0,
+            **({"same_pool_as": same_as[name]} if same_as[name] != name else {}),
         }
         for name, (kept, _) in cut.items()
     }
@@ -113,18 +116,30 @@ def _train_filter_model(recipe: dict, dataset: str, images: list, trusted: int) 
     return out
 
 
-def _cut_pool(dataset: str, name: str, table: dict) -> tuple[int, str]:
-    """Decide and export one pool; returns its sample count and its exported shards' folder."""
+def first_equal_pool(kept: dict[str, frozenset]) -> dict[str, str]:
+    """Each pool's first pool (in order) with the same samples; itself when none came before.
+
+    A pool equal to an earlier one (semantic dedup whose pairs the rules had already dropped) is not
+    trained again: every run is seeded and deterministic, so its scores would be the earlier pool's.
+    """
+    first: dict[frozenset, str] = {}
+    return {name: first.setdefault(uids, name) for name, uids in kept.items()}
+
+
+def _cut_pool(dataset: str, name: str, table: dict) -> tuple[frozenset, str]:
+    """Decide and export one pool; returns its kept uids and its exported shards' folder."""
     from curate.export.stage import export
-    from curate.filter import filter_dataset
+    from curate.filter import decisions_path, filter_dataset
 
     rcp = {"name": _pool_name(name), "description": f"demo --compare pool: {name}", "filter": table}
-    decided = filter_dataset(dataset, rcp)
-    return decided["kept"], export(dataset, rcp, fmt="webdataset", samples_per_shard=256)["out"]
+    filter_dataset(dataset, rcp)
+    decided = storage.read_parquet(decisions_path(dataset, rcp["name"]), columns=["uid", "keep"])
+    kept = frozenset(decided.filter(decided.column("keep")).column("uid").to_pylist())
+    return kept, export(dataset, rcp, fmt="webdataset", samples_per_shard=256)["out"]
 
 
 def _train_pools(
-    recipe: dict, dataset: str, benchmark: Path, cut: dict[str, tuple[int, str]], seeds: tuple[int, ...]
+    recipe: dict, dataset: str, benchmark: Path, pools: dict[str, str], seeds: tuple[int, ...]
 ) -> dict[str, list[float]]:
     """Every (pool, seed) training, side by side: each runs on one intra-op thread, so the machine's cores
     take one each (the results are those of a one-at-a-time run: every run is seeded and single-threaded).
@@ -143,16 +158,16 @@ def _train_pools(
                 "dataset": dataset,
             },
         )
-        for name, (_, data) in cut.items()
+        for name, data in pools.items()
         for seed in seeds
     ]
     threads = max(1, int(recipe["train"].get("threads") or 1))
     workers = min(len(jobs), max(1, (os.cpu_count() or 1) // threads))
-    results = run_local(_train_and_score, jobs, workers=workers, retries=0, desc="compare: train")
+    results = run_local(_train_and_score, jobs, workers=workers, retries=0, desc="compare: train", unit="run")
     failed = {key: value for key, (state, value) in results.items() if state != "ok"}
     if failed:
         raise CurateError("compare training failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
-    scores: dict[str, list[float]] = {name: [] for name in cut}
+    scores: dict[str, list[float]] = {name: [] for name in pools}
     for job in jobs:
         name, seed = job.key.rsplit("/", 1)
         scores[name].append(results[job.key][1]["zero_shot_top1"])

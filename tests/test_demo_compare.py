@@ -15,9 +15,8 @@ from curate.synthweb import SyntheticWeb
 from curate.synthweb.noise import DESCRIBES
 from curate.synthweb.routes import normalize
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_compare_trains_and_evaluates_every_pool_with_every_seed(tmp_path):
     from curate.demo import run_demo
     from curate.demo_compare import TRUSTED_NAME
@@ -67,6 +66,14 @@ def test_compare_trains_and_evaluates_every_pool_with_every_seed(tmp_path):
     shards = storage.read_parquet(storage.join(dataset, "shards"), columns=["uid", "url"]).to_pylist()
     url_by_uid = {row["uid"]: row["url"] for row in shards}
     assert {kind_by_path[_request_path(url_by_uid[u])] for u in chosen} == {DESCRIBES}
+
+
+def test_a_pool_equal_to_an_earlier_one_is_not_trained_again():
+    from curate.demo_compare import first_equal_pool
+
+    kept = {"raw": {1, 2, 3}, "rules": {1, 2}, "rules+dfn": {1}, "rules+sem": {2, 1}}
+    same = first_equal_pool({name: frozenset(uids) for name, uids in kept.items()})
+    assert same == {"raw": "raw", "rules": "rules", "rules+dfn": "rules+dfn", "rules+sem": "rules"}
 
 
 def _assert_side_by_side_equals_alone(root, dataset: str) -> None:

@@ -39,7 +39,7 @@ def default_workers() -> int:
 
 
 def run_local(
-    fn: JobFn, jobs: list[Job], *, workers: int | None, retries: int, desc: str
+    fn: JobFn, jobs: list[Job], *, workers: int | None, retries: int, desc: str, unit: str = "shard"
 ) -> dict[str, tuple[str, object]]:
     """Run jobs; return {key: ("ok", stats) | ("error", message)}.
 
@@ -50,7 +50,7 @@ def run_local(
     workers = workers or default_workers()
     results: dict[str, tuple[str, object]] = {}
     attempts = {job.key: 0 for job in jobs}
-    bar = tqdm(total=len(jobs), desc=desc, unit="shard", dynamic_ncols=True, leave=False)
+    bar = tqdm(total=len(jobs), desc=desc, unit=unit, dynamic_ncols=True, leave=False)
     try:
         if workers <= 1:
             for job in jobs:
