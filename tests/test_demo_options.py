@@ -1,8 +1,9 @@
 """`curate demo` option defaults: --compare runs on a larger web and trains longer at a lower rate unless
 --images, --steps or --lr say otherwise.
 
-The demo itself is replaced by a recorder here: a real --compare run trains 13 models (about 30 minutes
-on 2 cores; docs/PERFORMANCE.md), and what is tested is only which web size the command asks for.
+The demo itself is replaced by a recorder here: a real --compare run trains 10 models (about 30 minutes
+on 2 cores; docs/PERFORMANCE.md), and what is tested is only which web size and schedule the command asks
+for.
 """
 
 from __future__ import annotations
