@@ -65,16 +65,10 @@ def compare_pools(
     same_as = first_equal_pool({name: kept for name, (kept, _) in cut.items()})
     trained = {name: cut[name][1] for name in cut if same_as[name] == name}
     scores = _train_pools(recipe, dataset, benchmark, trained, seeds)
-    results = {
-        name: {
-            "samples": len(kept),
-            "zero_shot_top1": scores[same_as[name]],
-            "mean": round(statistics.fmean(scores[same_as[name]]), 4),
-            "sd": round(statistics.stdev(scores[same_as[name]]), 4) if len(seeds) > 1 else 0.0,
-            **({"same_pool_as": same_as[name]} if same_as[name] != name else {}),
-        }
-        for name, (kept, _) in cut.items()
-    }
+    results = {name: _pool_result(len(kept), scores[same_as[name]]) for name, (kept, _) in cut.items()}
+    for name, first in same_as.items():
+        if first != name:
+            results[name]["same_pool_as"] = first
     return {
         "pools": results,
         "seeds": list(seeds),
@@ -166,7 +160,10 @@ def _train_pools(
     results = run_local(_train_and_score, jobs, workers=workers, retries=0, desc="compare: train", unit="run")
     failed = {key: value for key, (state, value) in results.items() if state != "ok"}
     if failed:
-        raise CurateError("compare training failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
+        for key, why in failed.items():
+            log.debug("compare %s failed: %s", key, why)
+        first_lines = "; ".join(f"{key}: {str(why).splitlines()[0]}" for key, why in failed.items())
+        raise CurateError(f"compare training failed: {first_lines}")
     scores: dict[str, list[float]] = {name: [] for name in pools}
     for job in jobs:
         name, seed = job.key.rsplit("/", 1)
@@ -183,6 +180,15 @@ def _train_and_score(job: Job) -> dict:
     task = job.payload
     trained = train_from_table(task["spec"], task["data"], str(Path(job.stats_path).parent))
     return _evaluate(trained, Path(task["benchmark"]), task["dataset"])
+
+
+def _pool_result(samples: int, runs: list[float]) -> dict:
+    return {
+        "samples": samples,
+        "zero_shot_top1": runs,
+        "mean": round(statistics.fmean(runs), 4),
+        "sd": round(statistics.stdev(runs), 4) if len(runs) > 1 else 0.0,
+    }
 
 
 def _pool_name(name: str) -> str:

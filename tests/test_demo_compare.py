@@ -76,6 +76,30 @@ def test_a_pool_equal_to_an_earlier_one_is_not_trained_again():
     assert same == {"raw": "raw", "rules": "rules", "rules+dfn": "rules+dfn", "rules+sem": "rules"}
 
 
+def test_a_failed_pool_training_names_the_pool_and_seed(tmp_path):
+    from curate.demo_compare import _train_pools
+    from curate.errors import CurateError
+
+    recipe = {
+        "train": {
+            "model": "tiny",
+            "steps": 1,
+            "batch_size": 2,
+            "threads": 1,
+            "out_dir": str(tmp_path / "run"),
+        }
+    }
+    with pytest.raises(CurateError, match=r"compare training failed: raw/0: .*no-such-export") as failed:
+        _train_pools(
+            recipe,
+            str(tmp_path / "dataset"),
+            tmp_path / "bench",
+            {"raw": str(tmp_path / "no-such-export")},
+            (0,),
+        )
+    assert "Traceback" not in str(failed.value)  # the reason, not the worker's stack
+
+
 def _assert_side_by_side_equals_alone(root, dataset: str) -> None:
     """The pools train side by side in worker processes; each run must equal the same run trained alone."""
     import json
