@@ -29,6 +29,7 @@ from curate import storage
 from curate.errors import CurateError
 from curate.executor.base import Job
 from curate.schema import DECISIONS_SCHEMA, make_uid
+from curate.synthweb.noise import DESCRIBES
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ def compare_pools(
 
     start = time.perf_counter()
     rules = recipe["filter"]
-    filter_run = _train_filter_model(recipe, dataset, images, trusted)
+    describes = frozenset(make_uid(img.url, img.caption) for img in images if img.caption_kind == DESCRIBES)
+    filter_run, trusted_samples = _train_filter_model(recipe, dataset, describes, trusted)
     annotate(dataset, signals=["clip"], clip_checkpoint=filter_run, device="cpu", workers=1)
     semantic = dedup(dataset, semantic_eps=eps)["semantic"]  # every pool sees the same clusters
     pools = {
@@ -65,7 +67,10 @@ def compare_pools(
     same_as = first_equal_pool({name: kept for name, (kept, _) in cut.items()})
     trained = {name: cut[name][1] for name in cut if same_as[name] == name}
     scores = _train_pools(recipe, dataset, benchmark, trained, seeds)
-    results = {name: _pool_result(len(kept), scores[same_as[name]]) for name, (kept, _) in cut.items()}
+    results = {
+        name: _pool_result(len(kept), len(kept & describes), scores[same_as[name]])
+        for name, (kept, _) in cut.items()
+    }
     for name, first in same_as.items():
         if first != name:
             results[name]["same_pool_as"] = first
@@ -73,19 +78,19 @@ def compare_pools(
         "pools": results,
         "seeds": list(seeds),
         "steps": recipe["train"]["steps"],
-        "filter_model": {"run": filter_run, "trusted_samples": trusted, "top_fraction": top_fraction},
+        "filter_model": {"run": filter_run, "trusted_samples": trusted_samples, "top_fraction": top_fraction},
         "semantic_dedup": semantic,
         "seconds": round(time.perf_counter() - start, 1),
     }
 
 
-def _train_filter_model(recipe: dict, dataset: str, images: list, trusted: int) -> str:
-    """Train the data filtering network on `trusted` rule-kept samples whose alt text describes the image."""
+def _train_filter_model(recipe: dict, dataset: str, describes: frozenset, trusted: int) -> tuple[str, int]:
+    """Train the data filtering network on `trusted` rule-kept samples whose alt text describes the image
+    (fewer where the pool holds fewer); returns its run folder and how many samples it saw."""
     from curate.export.stage import export
     from curate.filter import decisions_path
     from curate.run import train_from_table
 
-    describes = {make_uid(img.url, img.caption) for img in images if img.caption_kind == "describes"}
     kept = storage.read_parquet(decisions_path(dataset, recipe["name"]), columns=["uid", "keep"])
     pool = sorted(
         u
@@ -107,7 +112,7 @@ def _train_filter_model(recipe: dict, dataset: str, images: list, trusted: int) 
     out = str(Path(recipe["train"]["out_dir"]).with_name("run-dfn-filter"))
     train_from_table(_spec(recipe, seed=0), exported["out"], out)
     log.info("filter model trained on %d trusted samples: %s", len(chosen), out)
-    return out
+    return out, len(chosen)
 
 
 def first_equal_pool(kept: dict[str, frozenset]) -> dict[str, str]:
@@ -182,9 +187,12 @@ def _train_and_score(job: Job) -> dict:
     return _evaluate(trained, Path(task["benchmark"]), task["dataset"])
 
 
-def _pool_result(samples: int, runs: list[float]) -> dict:
+def _pool_result(samples: int, describes: int, runs: list[float]) -> dict:
+    """One pool's line: its size, how many of its alt texts describe their image (the web's ground truth)
+    and its zero-shot top-1 per seed with their mean and sd."""
     return {
         "samples": samples,
+        "describes": describes,
         "zero_shot_top1": runs,
         "mean": round(statistics.fmean(runs), 4),
         "sd": round(statistics.stdev(runs), 4) if len(runs) > 1 else 0.0,

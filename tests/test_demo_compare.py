@@ -19,7 +19,7 @@ from curate.synthweb.routes import normalize
 @pytest.mark.slow
 def test_compare_trains_and_evaluates_every_pool_with_every_seed(tmp_path):
     from curate.demo import run_demo
-    from curate.demo_compare import TRUSTED_NAME
+    from curate.demo_compare import TRUSTED_NAME, _pool_name
     from curate.filter import decisions_path
 
     summary = run_demo(
@@ -66,6 +66,14 @@ def test_compare_trains_and_evaluates_every_pool_with_every_seed(tmp_path):
     shards = storage.read_parquet(storage.join(dataset, "shards"), columns=["uid", "url"]).to_pylist()
     url_by_uid = {row["uid"]: row["url"] for row in shards}
     assert {kind_by_path[_request_path(url_by_uid[u])] for u in chosen} == {DESCRIBES}
+    # each pool reports how many of its alt texts describe their image, counted against the same truth
+    for name, pool in pools.items():
+        decided = storage.read_parquet(decisions_path(dataset, _pool_name(name)), columns=["uid", "keep"])
+        kept = [row["uid"] for row in decided.to_pylist() if row["keep"]]
+        assert pool["describes"] == sum(
+            kind_by_path.get(_request_path(url_by_uid[u])) == DESCRIBES for u in kept
+        )
+    assert pools["raw"]["describes"] < pools["raw"]["samples"]
 
 
 def test_a_pool_equal_to_an_earlier_one_is_not_trained_again():
