@@ -54,7 +54,7 @@ def compare_pools(
     start = time.perf_counter()
     rules = recipe["filter"]
     describes = frozenset(make_uid(img.url, img.caption) for img in images if img.caption_kind == DESCRIBES)
-    filter_run, trusted_samples = _train_filter_model(recipe, dataset, describes, trusted)
+    filter_run, trusted_samples = train_filter_model(recipe, dataset, describes, trusted)
     annotate(dataset, signals=["clip"], clip_checkpoint=filter_run, device="cpu", workers=1)
     semantic = dedup(dataset, semantic_eps=eps)["semantic"]  # every pool sees the same clusters
     pools = {
@@ -84,9 +84,18 @@ def compare_pools(
     }
 
 
-def _train_filter_model(recipe: dict, dataset: str, describes: frozenset, trusted: int) -> tuple[str, int]:
+def train_filter_model(
+    recipe: dict,
+    dataset: str,
+    describes: frozenset,
+    trusted: int,
+    *,
+    name: str = TRUSTED_NAME,
+    out: str | None = None,
+) -> tuple[str, int]:
     """Train the data filtering network on `trusted` rule-kept samples whose alt text describes the image
-    (fewer where the pool holds fewer); returns its run folder and how many samples it saw."""
+    (fewer where the pool holds fewer), recorded as the decisions `name`; returns its run folder (`out`,
+    default run-dfn-filter beside the demo's run) and how many samples it saw."""
     from curate.export.stage import export
     from curate.filter import decisions_path
     from curate.run import train_from_table
@@ -107,9 +116,9 @@ def _train_filter_model(recipe: dict, dataset: str, describes: frozenset, truste
         },
         schema=DECISIONS_SCHEMA,
     )
-    storage.write_parquet_atomic(table, decisions_path(dataset, TRUSTED_NAME))
-    exported = export(dataset, {"name": TRUSTED_NAME, "filter": {}}, fmt="webdataset", samples_per_shard=256)
-    out = str(Path(recipe["train"]["out_dir"]).with_name("run-dfn-filter"))
+    storage.write_parquet_atomic(table, decisions_path(dataset, name))
+    exported = export(dataset, {"name": name, "filter": {}}, fmt="webdataset", samples_per_shard=256)
+    out = out or str(Path(recipe["train"]["out_dir"]).with_name("run-dfn-filter"))
     train_from_table(_spec(recipe, seed=0), exported["out"], out)
     log.info("filter model trained on %d trusted samples: %s", len(chosen), out)
     return out, len(chosen)
