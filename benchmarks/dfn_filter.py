@@ -2,12 +2,12 @@
 
 For each trusted-set size, a filter model is trained the way the compare trains its own (rule-kept pairs
 whose alt text describes the image, an even spread over the uid order, the compare's schedule), then it
-scores every downloaded sample. Printed per model, on the rules pool: the AUC of the score between alt
-texts that describe their image and those that do not, over the samples the model did not train on, and
-for each kept fraction (of the scored pool, as `clip_score_top_fraction` keeps it) the pool the compare
-would train on: samples and how many of them are well described. `--oracle` also counts the rules pool
-cut to its well-described samples. `--export` writes each pool as a WebDataset under CMP/dataset/export/
-(`dfn<trusted>-<fraction>`, `oracle`) for `benchmarks/compare_schedule.py` to train.
+scores every downloaded sample. Printed per model, on the compare's rules pool: the AUC of the score
+between alt texts that describe their image and those that do not, over the samples the model did not
+train on, and for each kept fraction (of the scored pool, as `clip_score_top_fraction` keeps it) the pool
+the compare would train on: samples and how many of them are well described. `--oracle` also counts the
+rules pool cut to its well-described samples. `--export` writes each pool as a WebDataset under
+CMP/dataset/export/ (`dfn<trusted>-<fraction>`, `oracle`) for `benchmarks/compare_schedule.py` to train.
 
     python benchmarks/dfn_filter.py CMP --trusted 150,200,300 --fractions 0.5,0.55,0.6 --oracle --export
 
@@ -85,7 +85,7 @@ def _export(dataset: str, name: str, uids: list[str], keep: np.ndarray) -> None:
 
 def main() -> None:
     from curate import storage
-    from curate.demo_compare import train_filter_model
+    from curate.demo_compare import _pool_name, train_filter_model
     from curate.filter import decisions_path
     from curate.synthweb.noise import DESCRIBES
 
@@ -109,9 +109,8 @@ def main() -> None:
     uids = shards.column("uid").to_pylist()
     truth = _ground_truth(args.images, args.caption_noise, args.bursts)
     clean = np.array([truth.get(_request_path(u)) == DESCRIBES for u in shards.column("url").to_pylist()])
-    decided = storage.read_parquet(
-        decisions_path(dataset, recipe["name"]), columns=["uid", "keep"]
-    ).to_pydict()
+    rules_path = decisions_path(dataset, _pool_name("rules"))  # the compare's rules pool, cut after its dedup
+    decided = storage.read_parquet(rules_path, columns=["uid", "keep"]).to_pydict()
     kept_by_rules = dict(zip(decided["uid"], decided["keep"], strict=True))
     rules = np.array([bool(kept_by_rules.get(u)) for u in uids])
     describes = frozenset(u for u, c in zip(uids, clean, strict=True) if c)
