@@ -21,26 +21,9 @@ import argparse
 import json
 import os
 import tomllib
-from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow as pa
-
-
-def _ground_truth(images: int, caption_noise: float, bursts: float) -> dict[str, str]:
-    """Request path (with its query) -> caption kind, from the web's specs."""
-    from curate.synthweb import SyntheticWeb
-    from curate.synthweb.routes import normalize
-
-    web = SyntheticWeb(n_images=images, seed=0, caption_noise=caption_noise, bursts=bursts)
-    return {normalize(spec.path): spec.caption_kind for spec in web.specs}
-
-
-def _request_path(url: str) -> str:
-    from curate.synthweb.routes import normalize
-
-    parts = urlsplit(url)
-    return normalize(parts.path + (f"?{parts.query}" if parts.query else ""))
 
 
 def _scores(run: str, shards: pa.Table) -> np.ndarray:
@@ -87,6 +70,7 @@ def main() -> None:
     from curate import storage
     from curate.demo_compare import _pool_name, train_filter_model
     from curate.filter import decisions_path
+    from curate.synthweb import SyntheticWeb
     from curate.synthweb.noise import DESCRIBES
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,8 +91,8 @@ def main() -> None:
         storage.join(dataset, "shards"), columns=["uid", "url", "caption", "status", "image"]
     )
     uids = shards.column("uid").to_pylist()
-    truth = _ground_truth(args.images, args.caption_noise, args.bursts)
-    clean = np.array([truth.get(_request_path(u)) == DESCRIBES for u in shards.column("url").to_pylist()])
+    web = SyntheticWeb(n_images=args.images, seed=0, caption_noise=args.caption_noise, bursts=args.bursts)
+    clean = np.array([web.caption_kind_of(u) == DESCRIBES for u in shards.column("url").to_pylist()])
     rules_path = decisions_path(dataset, _pool_name("rules"))  # the compare's rules pool, cut after its dedup
     decided = storage.read_parquet(rules_path, columns=["uid", "keep"]).to_pydict()
     kept_by_rules = dict(zip(decided["uid"], decided["keep"], strict=True))

@@ -51,3 +51,15 @@ def test_default_web_has_no_noise_and_options_are_checked():
     )
     with pytest.raises(ValueError, match="fractions"):
         build_specs(10, 0, 0.2, 6, 0.06, caption_noise=1.5)
+
+
+def test_a_rebuilt_web_tells_the_ground_truth_of_every_url_the_served_one_gave():
+    from curate.synthweb import SyntheticWeb
+
+    with SyntheticWeb(n_images=60, seed=0, faults=True, caption_noise=0.3) as served:
+        images, faults = served.images, list(served.fault_urls.values())
+    rebuilt = SyntheticWeb(n_images=60, seed=0, faults=True, caption_noise=0.3)  # never started: another port
+    assert [rebuilt.caption_kind_of(img.url) for img in images] == [img.caption_kind for img in images]
+    assert {img.caption_kind for img in images} - {DESCRIBES, "junk"}, "a noisy web has other kinds"
+    assert any("%" in img.url for img in images), "percent-encoded paths are looked up decoded"
+    assert [rebuilt.caption_kind_of(url) for url in faults] == [None] * len(faults)

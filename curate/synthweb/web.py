@@ -18,6 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import numpy as np
 from tqdm import tqdm
@@ -300,6 +301,14 @@ class SyntheticWeb:
 
     def spec_for_path(self, key: str) -> ImageSpec | None:
         return self._by_path.get(key)
+
+    def caption_kind_of(self, url: str) -> str | None:
+        """The ground truth of the alt text served with the image at `url` (any host and port: a rebuilt,
+        unserved web answers for a crawl of the served one), e.g. `noise.DESCRIBES`; None where `url`
+        names none of its images (a fault or a page)."""
+        parts = urlsplit(url)
+        spec = self._by_path.get(normalize(parts.path + (f"?{parts.query}" if parts.query else "")))
+        return spec.caption_kind if spec else None
 
     def page_html(self, key: str) -> tuple[bytes, str] | None:
         """(bytes, charset) of the page at a normalized path."""
