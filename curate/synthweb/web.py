@@ -18,7 +18,6 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import numpy as np
 from tqdm import tqdm
@@ -306,8 +305,10 @@ class SyntheticWeb:
         """The ground truth of the alt text served with the image at `url` (any host and port: a rebuilt,
         unserved web answers for a crawl of the served one), e.g. `noise.DESCRIBES`; None where `url`
         names none of its images (a fault or a page)."""
-        parts = urlsplit(url)
-        spec = self._by_path.get(normalize(parts.path + (f"?{parts.query}" if parts.query else "")))
+        from curate.urls import parse_target  # (duckdb with it: only the ground-truth readers pay for that)
+
+        target = parse_target(url)  # the request path the downloader sent for it
+        spec = self.spec_for_path(normalize(target.path)) if target else None
         return spec.caption_kind if spec else None
 
     def page_html(self, key: str) -> tuple[bytes, str] | None:
