@@ -68,6 +68,7 @@ def _export(dataset: str, name: str, uids: list[str], keep: np.ndarray) -> None:
 
 def main() -> None:
     from curate import storage
+    from curate.commands.demo import COMPARE_IMAGES
     from curate.demo_compare import _pool_name, train_filter_model
     from curate.filter import decisions_path
     from curate.synthweb import SyntheticWeb
@@ -77,7 +78,9 @@ def main() -> None:
     ap.add_argument("compare_dir", help="a `curate demo --compare` output folder")
     ap.add_argument("--trusted", default="150", help="trusted-set sizes, comma-separated")
     ap.add_argument("--fractions", default="0.5,0.6", help="kept fractions of the scored pool")
-    ap.add_argument("--images", type=int, default=1200)
+    ap.add_argument(
+        "--images", type=int, default=COMPARE_IMAGES, help="the web's images: as the compare was run with"
+    )
     ap.add_argument("--caption-noise", type=float, default=0.3)
     ap.add_argument("--bursts", type=float, default=0.1)
     ap.add_argument("--oracle", action="store_true", help="also the rules pool cut to its well-described")
